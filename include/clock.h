@@ -1,0 +1,20 @@
+/* clock.h - time for deadlines (monotonic) and for timestamps (wall clock).
+ * A deadline everywhere in ebsd is an int64_t of CLOCK_MONOTONIC milliseconds. */
+#ifndef EBSD_CLOCK_H
+#define EBSD_CLOCK_H
+#include <stdint.h>
+#include <stddef.h>
+
+/* Monotonic milliseconds (for deadlines and durations). */
+int64_t clock_now_ms(void);
+/* Monotonic microseconds (for precise durations). */
+int64_t clock_now_us(void);
+/* Wall-clock milliseconds since the epoch (for timestamps shown to people). */
+int64_t clock_wall_ms(void);
+/* Milliseconds left until deadline (0 if passed; INT64_MAX if deadline is 0 = none). */
+int64_t clock_remaining_ms(int64_t deadline);
+/* Formats wall-clock ms as RFC 3339 UTC with milliseconds ("2026-01-02T03:04:05.678Z")
+ * into out (at least 32 bytes). Returns out. */
+char *clock_format_rfc3339(int64_t wall_ms, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,130 @@
+/* ec2.h - a client for the two EC2 Query API calls ebsd needs, DescribeInstances and
+ * DescribeVolumes: SigV4-signed POST form bodies, XML parsed by a real parser, pagination,
+ * the SDKs' standard retry mode with a retry quota, a client-side token bucket, and a
+ * deadline on every call. One client per process: a forked child builds its own. */
+#ifndef EBSD_EC2_H
+#define EBSD_EC2_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "creds.h"
+#include "status.h"
+
+struct ec2_client; /* opaque */
+
+struct ec2_options {
+    const char *region;            /* required */
+    const char *endpoint;          /* NULL: https://ec2.REGION.amazonaws.com(.cn) */
+    const char *ca_bundle;         /* NULL: system trust store */
+    const struct creds *creds;     /* borrowed; must outlive the client */
+    int max_attempts;              /* 0: 3 (SDK standard mode) */
+    int instance_page_size;        /* MaxResults for DescribeInstances; 0: 1000 */
+    int volume_page_size;          /* MaxResults for DescribeVolumes; 0: 500 */
+    double rate_per_s;             /* client token bucket refill; 0: off */
+    double rate_burst;             /* bucket size */
+    size_t max_response_bytes;     /* 0: 16 MiB */
+    bool deterministic_backoff;    /* tests only: no jitter (sleep the cap) */
+};
+
+/* An error answered by EC2 (or the reason there was no answer). */
+struct ec2_error {
+    long http_status;              /* 0 when no HTTP response */
+    char code[64];                 /* EC2's code ("RequestLimitExceeded") or "" */
+    char message[256];
+    char request_id[64];
+};
+
+struct ec2_stats {
+    unsigned calls;                /* HTTP requests sent (attempts) */
+    unsigned describe_instances;   /* of which DescribeInstances */
+    unsigned describe_volumes;     /* of which DescribeVolumes */
+    unsigned retries;
+    unsigned throttled;            /* throttling answers seen */
+    unsigned errors;               /* calls that failed after retries */
+    int retry_quota;               /* tokens left in the retry quota */
+};
+
+struct ec2_instance {
+    char id[24];                   /* "i-0123456789abcdef0" */
+    char state[16];                /* pending|running|shutting-down|terminated|stopping|stopped */
+    char type[32];
+    char az[32];
+};
+
+struct ec2_attachment {
+    char instance_id[24];
+    char device[32];
+    char state[16];                /* attaching|attached|detaching|detached */
+    bool delete_on_termination;
+};
+
+struct ec2_volume {
+    char id[32];
+    int64_t size_gib;
+    char type[16];
+    int iops;                      /* 0 when absent */
+    int throughput;                /* 0 when absent */
+    char state[16];                /* creating|available|in-use|deleting|deleted|error */
+    bool encrypted;
+    bool multi_attach;
+    size_t nattach;
+    struct ec2_attachment *attach; /* owned by the page */
+};
+
+struct ec2_instance_page {
+    struct ec2_instance *items;
+    size_t n;
+    char *next_token;              /* NULL when this was the last page */
+};
+
+struct ec2_volume_page {
+    struct ec2_volume *items;
+    size_t n;
+    char *next_token;
+};
+
+/* Creates a client. Caller frees with ec2_client_free. */
+EBSD_MUST_CHECK ebsd_status ec2_client_new(const struct ec2_options *opt,
+                                           struct ec2_client **out);
+void ec2_client_free(struct ec2_client *c);
+const struct ec2_stats *ec2_client_stats(const struct ec2_client *c);
+/* The endpoint URL in use (valid while the client lives). */
+const char *ec2_client_endpoint(const struct ec2_client *c);
+
+/* One page of DescribeInstances. With ids (nids > 0) no MaxResults is sent, as EC2
+ * forbids the combination. next_token NULL for the first page. On EBSD_EUPSTREAM,
+ * EBSD_ETHROTTLED, EBSD_ETIMEDOUT or EBSD_ENETWORK, *err says what EC2 (or the network)
+ * said. Caller frees *out with ec2_instance_page_free. */
+EBSD_MUST_CHECK ebsd_status ec2_describe_instances(struct ec2_client *c, const char *const *ids,
+                                                   size_t nids, const char *next_token,
+                                                   int64_t deadline,
+                                                   struct ec2_instance_page *out,
+                                                   struct ec2_error *err);
+
+/* One page of DescribeVolumes, filtered by attachment.instance-id when nids > 0. */
+EBSD_MUST_CHECK ebsd_status ec2_describe_volumes(struct ec2_client *c,
+                                                 const char *const *instance_ids, size_t nids,
+                                                 const char *next_token, int64_t deadline,
+                                                 struct ec2_volume_page *out,
+                                                 struct ec2_error *err);
+
+void ec2_instance_page_free(struct ec2_instance_page *p);
+void ec2_volume_page_free(struct ec2_volume_page *p);
+
+/* Parses a DescribeInstances / DescribeVolumes response body (no network), or an EC2 error
+ * envelope (returns EBSD_EUPSTREAM with *err filled). Used by the client and the fuzzers. */
+EBSD_MUST_CHECK ebsd_status ec2_parse_instances(const char *xml, size_t len,
+                                                struct ec2_instance_page *out,
+                                                struct ec2_error *err);
+EBSD_MUST_CHECK ebsd_status ec2_parse_volumes(const char *xml, size_t len,
+                                              struct ec2_volume_page *out,
+                                              struct ec2_error *err);
+EBSD_MUST_CHECK ebsd_status ec2_parse_error(const char *xml, size_t len, struct ec2_error *err);
+
+/* True for instance ids EC2 would accept: "i-" then 8 or 17 lowercase hex digits. */
+bool ec2_instance_id_valid(const char *id);
+
+/* The default endpoint for a region, into out. */
+void ec2_default_endpoint(const char *region, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,48 @@
+/* httpc.h - blocking HTTP(S) requests through libcurl, each bounded by a deadline and a cap
+ * on the response size. One struct httpc per process: a forked child builds its own and
+ * never touches its parent's (connections are not shared across fork). */
+#ifndef EBSD_HTTPC_H
+#define EBSD_HTTPC_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "buf.h"
+#include "status.h"
+
+struct httpc; /* opaque: a curl easy handle kept for connection reuse */
+
+struct httpc_request {
+    const char *method;              /* "GET", "POST", "PUT" */
+    const char *url;
+    const char *const *headers;      /* "Name: value" strings, NULL-terminated; may be NULL */
+    const void *body;
+    size_t body_len;
+    int64_t deadline;                /* monotonic ms; 0 = 30 s from now */
+    size_t max_response;             /* cap on the body (0 = 16 MiB) */
+    const char *ca_bundle;           /* NULL = system trust store */
+};
+
+struct httpc_response {
+    long status;                     /* HTTP status, 0 if none was received */
+    struct buf body;                 /* owned; free with httpc_response_free */
+    char content_type[128];
+    char retry_after[32];            /* Retry-After / x-amz-retry-after if sent */
+    char error[256];                 /* curl's message when the transfer failed */
+    bool timed_out;                  /* the deadline cut the transfer */
+    bool connect_failed;
+};
+
+/* Creates a client (global curl init is done once by httpc_global_init). Never NULL. */
+struct httpc *httpc_new(void);
+void httpc_free(struct httpc *h);
+/* curl_global_init; call once at start in the parent, before any fork. */
+void httpc_global_init(void);
+
+/* Performs req. EBSD_OK whenever an HTTP response arrived (any status: check
+ * resp->status); EBSD_ETIMEDOUT at the deadline; EBSD_ENETWORK on connection or TLS
+ * failure; EBSD_ETOOBIG past max_response. resp is always initialised: free it. */
+EBSD_MUST_CHECK ebsd_status httpc_perform(struct httpc *h, const struct httpc_request *req,
+                                          struct httpc_response *resp);
+void httpc_response_free(struct httpc_response *resp);
+
+#endif

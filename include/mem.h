@@ -1,0 +1,24 @@
+/* mem.h - the out-of-memory policy of ebsd, chosen once: allocation failure is fatal.
+ * ebsd's working set is small and bounded by configured caps; an allocator that fails
+ * means the process (or a child under its RLIMIT_AS) cannot do useful work, so these
+ * wrappers log one line to stderr and abort (in a child: _exit(EBSD_EXIT_OOM)), like
+ * redis' zmalloc. Callers never check for NULL. */
+#ifndef EBSD_MEM_H
+#define EBSD_MEM_H
+#include <stddef.h>
+
+/* Exit status a forked child uses when an allocation fails (its memory limit was hit). */
+#define EBSD_EXIT_OOM 113
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* printf into a newly allocated string; caller frees. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Called once in a forked child: from then on allocation failure exits with EBSD_EXIT_OOM. */
+void mem_set_child_mode(void);
+
+#endif

@@ -1,0 +1,86 @@
+/* buf.c - capped growable buffers (see buf.h). */
+#include "buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mem.h"
+
+void buf_init(struct buf *b, size_t max)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->max = max;
+}
+
+static ebsd_status reserve(struct buf *b, size_t extra)
+{
+    if (extra > b->max || b->len > b->max - extra)
+        return EBSD_ETOOBIG;
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return EBSD_OK;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    b->data = xrealloc(b->data, cap);
+    b->cap = cap;
+    return EBSD_OK;
+}
+
+ebsd_status buf_append(struct buf *b, const void *p, size_t n)
+{
+    ebsd_status st = reserve(b, n);
+    if (st != EBSD_OK)
+        return st;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return EBSD_OK;
+}
+
+ebsd_status buf_puts(struct buf *b, const char *s) { return buf_append(b, s, strlen(s)); }
+
+ebsd_status buf_printf(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return EBSD_EINVAL;
+    ebsd_status st = reserve(b, (size_t)n);
+    if (st != EBSD_OK)
+        return st;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return EBSD_OK;
+}
+
+void buf_reset(struct buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+char *buf_steal(struct buf *b)
+{
+    char *p = b->data ? b->data : xstrdup("");
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return p;
+}
+
+void buf_free(struct buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}

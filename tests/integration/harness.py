@@ -1,0 +1,255 @@
+"""Shared helpers for integration tests: boot the real ec2sim and ebsd on 127.0.0.1 with
+port 0, talk HTTP to them, and fail loudly. Every process started here is stopped at exit.
+
+A test file is a plain script: it defines functions named test_*, and calls run(globals())
+at the bottom, which prints one line per test and 'N passed, N failed'.
+"""
+import atexit
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+EBSD_BIN = os.environ.get("EBSD_BIN", "build/ebsd")
+EC2SIM_BIN = os.environ.get("EC2SIM_BIN", "build/tools/ec2sim/ec2sim")
+SOURCE_DIR = os.environ.get("EBSD_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+SHARED_DIR = os.environ.get("EBSD_SHARED_DIR", os.path.join(SOURCE_DIR, "..", "shared"))
+SANITIZE = os.environ.get("EBSD_BUILD_TYPE", "") == "Sanitize"
+# Sanitizer builds run slower: timing assertions widen by this factor.
+SLOW = 3.0 if SANITIZE else 1.0
+
+TEST_ACCESS_KEY = "AKIDEXAMPLE"
+TEST_SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+
+_procs = []
+
+
+def _cleanup():
+    for p in _procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+atexit.register(_cleanup)
+
+
+class Proc:
+    """A started binary with its stdout collected line by line in the background."""
+
+    def __init__(self, argv, env=None, first_line_timeout=20):
+        self.argv = argv
+        self.lines = []
+        self._cond = threading.Condition()
+        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, env=env, text=True, bufsize=1)
+        _procs.append(self.p)
+        self._t = threading.Thread(target=self._reader, daemon=True)
+        self._t.start()
+
+    def _reader(self):
+        for line in self.p.stdout:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_line(self, pred, timeout=20, start=0):
+        """Waits for an output line (from index start) for which pred(line) is true."""
+        end = time.time() + timeout * SLOW
+        i = start
+        with self._cond:
+            while True:
+                while i < len(self.lines):
+                    if pred(self.lines[i]):
+                        return self.lines[i]
+                    i += 1
+                if self.p.poll() is not None and i >= len(self.lines):
+                    raise AssertionError("%s exited (%s) before the awaited line; output:\n%s" % (
+                        self.argv[0], self.p.returncode, "\n".join(self.lines[-40:])))
+                left = end - time.time()
+                if left <= 0:
+                    raise AssertionError("timed out waiting for a line from %s; output:\n%s" % (
+                        self.argv[0], "\n".join(self.lines[-40:])))
+                self._cond.wait(min(left, 0.2))
+
+    def json_lines(self):
+        out = []
+        for l in list(self.lines):
+            if l.startswith("{"):
+                try:
+                    out.append(json.loads(l))
+                except ValueError:
+                    pass
+        return out
+
+    def signal(self, sig):
+        self.p.send_signal(sig)
+
+    def stop(self, timeout=30):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self._t.join(5)
+        return self.p.returncode
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+
+class Sim(Proc):
+    """ec2sim on 127.0.0.1:0; .url is the URL from its first stdout line."""
+
+    def __init__(self, *args):
+        super().__init__([EC2SIM_BIN, "--listen", "127.0.0.1:0"] + list(args))
+        self.url = self.wait_line(lambda l: l.startswith("http")).strip()
+        self.host, self.port = self.url.split("//")[1].rstrip("/").split(":")
+        self.port = int(self.port)
+
+    def get_json(self, path):
+        return json.loads(http_request(self.port, "GET", path)[2])
+
+    def post_json(self, path, obj=None):
+        body = json.dumps(obj or {}).encode()
+        st, _, data = http_request(self.port, "POST", path, body=body,
+                                   headers={"Content-Type": "application/json"})
+        assert st == 200, (st, data)
+        return json.loads(data) if data else None
+
+    def truth(self):
+        return self.get_json("/_sim/truth")
+
+    def stats(self):
+        return self.get_json("/_sim/stats")
+
+    def reset(self):
+        return self.post_json("/_sim/reset")
+
+    def faults(self, **kw):
+        return self.post_json("/_sim/faults", kw)
+
+
+def write_config(text, suffix=".yaml"):
+    fd, path = tempfile.mkstemp(suffix=suffix, prefix="ebsd-test-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
+
+
+def sim_env(sim=None, extra=None):
+    """An environment for ebsd with the test credentials and, if given, the sim endpoint."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["AWS_ACCESS_KEY_ID"] = TEST_ACCESS_KEY
+    env["AWS_SECRET_ACCESS_KEY"] = TEST_SECRET_KEY
+    env["AWS_REGION"] = "us-east-1"
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    if sim is not None:
+        env["AWS_ENDPOINT_URL_EC2"] = sim.url
+    if extra:
+        env.update(extra)
+    return env
+
+
+class Ebsd(Proc):
+    """ebsd on 127.0.0.1:0 with the given YAML config text (or none)."""
+
+    def __init__(self, config=None, args=(), env=None, sim=None):
+        argv = [EBSD_BIN, "--listen", "127.0.0.1:0"]
+        self.config_path = None
+        if config is not None:
+            self.config_path = write_config(config)
+            argv += ["--config", self.config_path]
+        argv += list(args)
+        super().__init__(argv, env=env if env is not None else sim_env(sim))
+        line = self.wait_line(lambda l: '"listening"' in l or " listening " in l)
+        if line.startswith("{"):
+            self.url = json.loads(line)["url"]
+        else:
+            self.url = [w for w in line.split() if w.startswith("url=")][0][4:]
+        self.port = int(self.url.rsplit(":", 1)[1].rstrip("/"))
+
+    def request(self, method, path, body=None, headers=None, timeout=60):
+        return http_request(self.port, method, path, body=body, headers=headers, timeout=timeout)
+
+    def get(self, path, headers=None, timeout=60):
+        return self.request("GET", path, headers=headers, timeout=timeout)
+
+    def get_json(self, path, headers=None, timeout=60):
+        st, hdrs, data = self.get(path, headers=headers, timeout=timeout)
+        return st, hdrs, (json.loads(data) if data else None)
+
+
+def http_request(port, method, path, body=None, headers=None, timeout=60, host="127.0.0.1"):
+    """One request on a fresh connection: (status, {lowercased header: value}, body bytes)."""
+    c = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+    finally:
+        c.close()
+
+
+def proc_threads(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    return -1
+
+
+def proc_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def proc_children(pid):
+    """Pids whose parent is pid (zombies included)."""
+    kids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                parts = f.read().rsplit(")", 1)[1].split()
+            if int(parts[1]) == pid:
+                kids.append((int(d), parts[0]))
+        except (OSError, IndexError, ValueError):
+            pass
+    return kids
+
+
+def run(namespace):
+    """Runs every test_* function of a module; prints 'N passed, N failed'; exits 1 on failure."""
+    only = sys.argv[1:]
+    tests = [(n, f) for n, f in namespace.items() if n.startswith("test_") and callable(f)]
+    tests.sort(key=lambda nf: nf[1].__code__.co_firstlineno)
+    passed = failed = 0
+    for name, fn in tests:
+        if only and name not in only:
+            continue
+        t0 = time.time()
+        try:
+            fn()
+            passed += 1
+            print("ok   %s (%.2fs)" % (name, time.time() - t0), flush=True)
+        except Exception:
+            failed += 1
+            print("FAIL %s (%.2fs)" % (name, time.time() - t0), flush=True)
+            traceback.print_exc()
+            sys.stdout.flush()
+    _cleanup()
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed or not passed else 0)

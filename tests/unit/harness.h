@@ -1,0 +1,59 @@
+/* harness.h - a tiny assert harness for unit tests: CHECK() records a failure and goes on;
+ * TEST_MAIN runs the listed tests and prints "N passed, N failed". */
+#ifndef EBSD_TEST_HARNESS_H
+#define EBSD_TEST_HARNESS_H
+#include <stdio.h>
+#include <string.h>
+
+extern int harness_failures;
+extern const char *harness_current;
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            harness_failures++;                                                      \
+            fprintf(stderr, "%s:%d: %s: CHECK failed: %s\n", __FILE__, __LINE__,     \
+                    harness_current, #cond);                                         \
+        }                                                                            \
+    } while (0)
+#define CHECK_STR(a, b)                                                              \
+    do {                                                                             \
+        const char *a_ = (a), *b_ = (b);                                             \
+        if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                     \
+            harness_failures++;                                                      \
+            fprintf(stderr, "%s:%d: %s: CHECK_STR failed:\n  got:  %s\n  want: %s\n", \
+                    __FILE__, __LINE__, harness_current, a_ ? a_ : "(null)",         \
+                    b_ ? b_ : "(null)");                                             \
+        }                                                                            \
+    } while (0)
+#define CHECK_INT(a, b)                                                              \
+    do {                                                                             \
+        long long a_ = (long long)(a), b_ = (long long)(b);                          \
+        if (a_ != b_) {                                                              \
+            harness_failures++;                                                      \
+            fprintf(stderr, "%s:%d: %s: CHECK_INT failed: %s = %lld, want %lld\n",    \
+                    __FILE__, __LINE__, harness_current, #a, a_, b_);                \
+        }                                                                            \
+    } while (0)
+
+struct harness_test {
+    const char *name;
+    void (*fn)(void);
+};
+
+/* Runs tests, prints one line per test and a summary; returns the process exit status. */
+int harness_run(const struct harness_test *tests, size_t n);
+/* Reads a whole file (caller frees; NULL if unreadable); *len receives its size. */
+char *harness_read_file(const char *path, size_t *len);
+/* Path of ../shared (from EBSD_SHARED_DIR) joined with rel; static storage. */
+const char *harness_shared_path(const char *rel);
+
+#define TEST_MAIN(...)                                                               \
+    int main(void)                                                                   \
+    {                                                                                \
+        static const struct harness_test tests_[] = {__VA_ARGS__};                   \
+        return harness_run(tests_, sizeof tests_ / sizeof tests_[0]);                \
+    }
+#define T(fn) {#fn, fn}
+
+#endif
