@@ -1,0 +1,93 @@
+/* config.h - ebsd's configuration: one YAML file parsed with libcyaml against a schema
+ * (every key documented in config/ebsd.yaml), then environment overrides as AWS tooling
+ * sets them, then command-line overrides (applied by main). */
+#ifndef EBSD_CONFIG_H
+#define EBSD_CONFIG_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "status.h"
+
+#define CONFIG_MAX_REGIONS 32
+
+struct config_route {
+    uint32_t timeout_ms;       /* default deadline (Lambda "timeout"), default 10000 */
+    uint32_t memory_mb;        /* RLIMIT_AS of each child (Lambda "memory size"), default 128 */
+    uint32_t cache_ttl_s;      /* default 60 */
+};
+
+struct config {
+    char *listen;              /* "HOST:PORT", default "127.0.0.1:8080" */
+    char *regions[CONFIG_MAX_REGIONS]; /* allowed regions; regions[0] is the default */
+    size_t nregions;           /* default: 1, from AWS_REGION / AWS_DEFAULT_REGION or us-east-1 */
+
+    /* ec2 */
+    char *ec2_endpoint;        /* "" = derived from the region */
+    char *ca_bundle;           /* "" = system trust store */
+    uint32_t max_attempts;     /* 3 */
+    uint32_t instance_page_size; /* 1000 (5..1000) */
+    uint32_t volume_page_size;   /* 500 (5..500) */
+    double rate_limit;         /* client token bucket refill per second, 20; 0 = off */
+    double rate_burst;         /* 40 */
+
+    /* server */
+    uint32_t max_connections;  /* 1024 */
+    uint32_t max_connections_per_ip; /* 128 */
+    uint32_t idle_timeout_s;   /* 75 (above the ALB's 60 s idle timeout) */
+    uint32_t max_header_bytes; /* 16384 */
+    uint32_t drain_timeout_s;  /* 25 (inside the 30 s ECS and Kubernetes give) */
+
+    /* routes */
+    struct config_route volumes_total;
+    struct config_route instance_volumes;
+    uint32_t max_timeout_ms;   /* ceiling for ?timeout_ms=, 29000 (API Gateway's limit) */
+
+    /* fan-out */
+    uint32_t max_children;     /* 32: children alive at once across all requests */
+    uint32_t group_size;       /* 100: instance ids per DescribeVolumes child */
+    uint32_t queue_timeout_ms; /* 2000: wait for child capacity before 503 */
+
+    /* cache */
+    uint32_t cache_max_entries;   /* 10000 */
+    uint64_t cache_max_bytes;     /* 67108864 */
+    uint32_t stale_if_error_s;    /* 300 */
+    uint32_t stale_while_revalidate_s; /* 30 */
+    uint32_t negative_ttl_s;      /* 10 */
+
+    /* log */
+    char *log_format;          /* "json" | "text" */
+    char *log_level;           /* "debug" | "info" | "warn" | "error" */
+
+    /* security */
+    char *auth_tokens_file;    /* "" = no bearer-token auth */
+    char *run_as_user;         /* "" = stay as started */
+    bool allow_root;           /* false */
+};
+
+struct config_error {
+    char file[512];
+    unsigned line;             /* 0 when unknown (unreadable file) */
+    char key[128];             /* dotted path of the key ("server.idle_timeout_s"), or "" */
+    char message[512];         /* full message: "FILE:LINE: key 'K': what is wrong" */
+};
+
+/* Fills cfg with every default (regions from AWS_REGION/AWS_DEFAULT_REGION, else us-east-1).
+ * Caller frees with config_free. */
+void config_defaults(struct config *cfg);
+
+/* Loads path over the defaults and applies environment overrides (AWS_REGION,
+ * AWS_DEFAULT_REGION, AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL). On failure cfg is left
+ * freed/empty and err names file, line and key. EBSD_EIO (unreadable), EBSD_EPARSE
+ * (invalid YAML, unknown key, wrong type), EBSD_EINVAL (out-of-range value). */
+EBSD_MUST_CHECK ebsd_status config_load(const char *path, struct config *cfg,
+                                        struct config_error *err);
+
+/* Applies environment overrides to cfg (config_load calls this; main calls it when no file). */
+void config_apply_env(struct config *cfg);
+
+/* True if region is one of cfg->regions. */
+bool config_region_allowed(const struct config *cfg, const char *region);
+
+void config_free(struct config *cfg);
+
+#endif
