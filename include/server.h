@@ -1,0 +1,95 @@
+/* server.h - the HTTP front of ebsd: libmicrohttpd driven from the loop in external epoll
+ * mode with suspend/resume, signals through signalfd, drain on SIGTERM, reload on SIGHUP.
+ * One struct request per HTTP request, owned by the server and freed in exactly one place:
+ * libmicrohttpd's request-completed callback. */
+#ifndef EBSD_SERVER_H
+#define EBSD_SERVER_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "config.h"
+#include "loop.h"
+#include "status.h"
+
+struct server;
+struct request;
+
+/* Lambda-style accounting reported in the REPORT line after a data request. */
+struct request_report {
+    bool enabled;            /* only data routes write a REPORT line */
+    unsigned memory_mb;      /* the route's memory size */
+    unsigned children;       /* children forked for this request */
+    unsigned ec2_calls;      /* EC2 HTTP calls made for it */
+    long max_rss_kb;         /* largest child ru_maxrss */
+    const char *cache;       /* "hit", "miss", "coalesced", "refreshed", "stale", "bypass" */
+};
+
+/* Called when a suspended request ends before its work did (client gone, deadline handled
+ * elsewhere, shutdown): the owner of r->work must detach from r. */
+typedef void (*request_cancel_fn)(struct request *r);
+
+struct request {
+    struct server *srv;
+    void *conn;                 /* struct MHD_Connection * */
+    char id[80];                /* request id (validated or generated) */
+    char method[16];
+    char *path;                 /* owned */
+    char client[64];            /* client address (left-most X-Forwarded-For if present) */
+    int64_t start_us;           /* monotonic */
+    int64_t deadline;           /* monotonic ms; set by the route */
+    size_t body_bytes;          /* request body bytes seen */
+    unsigned status;            /* response status once ready */
+    char *resp_body;            /* owned */
+    size_t resp_len;
+    char *resp_type;            /* static string */
+    char *resp_headers[16];     /* "Name: value" owned strings */
+    size_t nresp_headers;
+    bool ready;                 /* a response is set */
+    bool dispatched;
+    bool suspended;
+    bool queued;
+    struct request_report report;
+    void *work;                 /* owned by the module that started async work */
+    request_cancel_fn cancel;
+    int watch_fd;               /* client socket watched while suspended, or -1 */
+};
+
+/* Creates the server: binds the listen socket (cfg->listen), starts libmicrohttpd in
+ * external epoll mode, registers with loop l, sets up signalfd. cfg is owned by the server
+ * from here on (freed on reload or exit); config_path may be NULL (no reload source). */
+EBSD_MUST_CHECK ebsd_status server_new(struct loop *l, struct config *cfg,
+                                       const char *config_path, struct server **out);
+/* Runs the loop until drained after SIGTERM/SIGINT. */
+EBSD_MUST_CHECK ebsd_status server_run(struct server *s);
+void server_free(struct server *s);
+
+const struct config *server_config(const struct server *s);
+struct loop *server_loop(const struct server *s);
+bool server_draining(const struct server *s);
+/* The bound port (useful with port 0). */
+unsigned server_port(const struct server *s);
+
+/* Sets the response of r (body ownership passes to r; type is a static string). */
+void request_respond(struct request *r, unsigned status, char *body, size_t len,
+                     const char *type);
+/* Adds a response header; the strings are copied. At most 16 headers. */
+void request_add_header(struct request *r, const char *name, const char *value);
+/* A JSON error body in the one error shape: {"error":{"code","message","request_id"}}. */
+void request_error(struct request *r, unsigned status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A JSON response from a cJSON object (takes ownership; adds "request_id"). */
+struct cJSON;
+void request_json(struct request *r, unsigned status, struct cJSON *obj);
+/* Value of a request header (case-insensitive) or query argument; NULL if absent. */
+const char *request_header(struct request *r, const char *name);
+const char *request_query(struct request *r, const char *name);
+/* Calls fn for every query argument; stops at the first non-zero return and returns it. */
+int request_query_each(struct request *r, int (*fn)(void *ctx, const char *k, const char *v),
+                       void *ctx);
+
+/* Suspends r until request_resume: async work owns it meanwhile (r->work, r->cancel). */
+void request_suspend(struct request *r);
+/* Resumes a suspended request whose response has been set. */
+void request_resume(struct request *r);
+
+#endif

@@ -1,0 +1,1192 @@
+/* fanout.c - forked children per request, bounded and deadline-enforced (see fanout.h).
+ *
+ * A job is a set of tasks; each task runs in one forked child that makes its EC2 calls with
+ * its own client and reports frames over its pipe:
+ *   LIST       DescribeInstances pages -> INSTANCES frames, one per page, then DONE
+ *   VOLUMES    DescribeVolumes filtered by attachment.instance-id for a group of ids
+ *   INSTANCE   DescribeInstances InstanceId.1 (the per-instance route's lookup)
+ *   SEQUENTIAL the seed's strategy: list instances, then one DescribeVolumes per instance
+ *   CREDS      resolves credentials (refresh ahead of expiry)
+ * The parent schedules at most max_children children at once across all jobs, starts the
+ * volume work of a page while the lister fetches the next, and aggregates at the end. */
+#include "fanout.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "ec2.h"
+#include "frame.h"
+#include "log.h"
+#include "mem.h"
+#include "proc.h"
+
+enum task_kind { T_LIST, T_VOLUMES, T_INSTANCE, T_SEQUENTIAL, T_CREDS };
+enum frame_type { F_INSTANCES = 1, F_VOLUMES = 2, F_DONE = 3, F_ERROR = 4, F_CREDS = 5 };
+
+#define ID_LEN 24
+#define FRAME_MAX (64u << 20)
+
+struct inst {
+    char id[ID_LEN];
+    char state[16];
+    unsigned nvol;
+    int64_t gib;
+};
+
+struct vattach {
+    char instance_id[ID_LEN];
+    char device[32];
+    char state[16];
+    bool dot;
+};
+
+struct vol {
+    char id[32];
+    int64_t size_gib;
+    char type[16];
+    int iops, throughput;
+    char state[16];
+    bool encrypted, multi;
+    unsigned nattach;
+    struct vattach attach[4]; /* EC2 multi-attach allows up to 16; we keep the first 4 */
+};
+
+struct task;
+
+struct fanout_job {
+    struct fanout_query q;
+    int64_t deadline;
+    fanout_done_fn done;
+    void *arg;
+    bool finished;             /* done called or cancelled */
+    unsigned tasks;            /* queued + running tasks still referring to the job */
+    unsigned children, ec2_calls;
+    long max_rss_kb;
+    bool listing;              /* the lister (or sequential worker) has not sent DONE yet */
+    struct loop_timer *deadline_timer, *queue_timer;
+    struct inst *inst;
+    size_t ninst, capinst;
+    struct vol *vols;
+    size_t nvols, capvols;
+    bool instance_seen;        /* FANOUT_INSTANCE: DescribeInstances found it */
+};
+
+struct task {
+    enum task_kind kind;
+    struct fanout_job *job;    /* NULL for CREDS */
+    char (*ids)[ID_LEN];
+    size_t nids;
+    int64_t deadline;
+    pid_t pid;
+    int fd;
+    struct frame_reader rd;
+    bool eof, reaped, got_done, failed;
+    struct proc_exit exit;
+    struct task *next;         /* in the queue or the running list */
+};
+
+static struct {
+    struct loop *loop;
+    bool ready;
+    /* limits and EC2 settings, copied from the config */
+    unsigned max_children, group_size, queue_timeout_ms;
+    unsigned max_attempts, instance_page, volume_page;
+    double rate, burst;
+    char endpoint[512];
+    char ca_bundle[512];
+    struct creds creds;
+    bool have_creds;
+    bool creds_refreshing;
+    struct loop_timer *creds_timer;
+    struct task *queue_head, *queue_tail;
+    struct task *running;
+    unsigned nrunning, nqueued;
+    struct fanout_stats stats;
+} g;
+
+static void schedule(void);
+static void job_maybe_finish(struct fanout_job *job);
+static void creds_schedule_refresh(void);
+
+const struct fanout_stats *fanout_stats(void)
+{
+    g.stats.running = g.nrunning;
+    g.stats.queued = g.nqueued;
+    g.stats.max_children = g.max_children;
+    return &g.stats;
+}
+
+bool fanout_creds_ready(const char **source, int64_t *expires_in_s)
+{
+    if (source)
+        *source = g.have_creds ? g.creds.source : "none";
+    if (expires_in_s)
+        *expires_in_s = g.have_creds && g.creds.expiration
+                            ? (int64_t)g.creds.expiration - (int64_t)time(NULL)
+                            : -1;
+    return g.have_creds;
+}
+
+/* ================================================================ the child side */
+
+static void put_error(int fd, ebsd_status st, const struct ec2_error *e, const struct ec2_stats *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "status", st);
+    cJSON_AddNumberToObject(o, "http_status", (double)e->http_status);
+    cJSON_AddStringToObject(o, "code", e->code);
+    cJSON_AddStringToObject(o, "message", e->message[0] ? e->message : status_str(st));
+    if (s) {
+        cJSON_AddNumberToObject(o, "calls", s->calls);
+        cJSON_AddNumberToObject(o, "retries", s->retries);
+        cJSON_AddNumberToObject(o, "throttled", s->throttled);
+    }
+    char *txt = cJSON_PrintUnformatted(o);
+    (void)frame_write(fd, F_ERROR, txt, strlen(txt));
+    free(txt);
+    cJSON_Delete(o);
+}
+
+static ebsd_status put_json(int fd, int type, cJSON *o)
+{
+    char *txt = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    ebsd_status st = frame_write(fd, (uint8_t)type, txt, strlen(txt));
+    free(txt);
+    return st;
+}
+
+static ebsd_status put_instances(int fd, const struct ec2_instance_page *p)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < p->n; i++) {
+        cJSON *it = cJSON_CreateArray();
+        cJSON_AddItemToArray(it, cJSON_CreateString(p->items[i].id));
+        cJSON_AddItemToArray(it, cJSON_CreateString(p->items[i].state));
+        cJSON_AddItemToArray(a, it);
+    }
+    return put_json(fd, F_INSTANCES, a);
+}
+
+static ebsd_status put_volumes(int fd, const struct ec2_volume_page *p)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < p->n; i++) {
+        const struct ec2_volume *v = &p->items[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "i", v->id);
+        cJSON_AddNumberToObject(o, "s", (double)v->size_gib);
+        cJSON_AddStringToObject(o, "t", v->type);
+        cJSON_AddNumberToObject(o, "io", v->iops);
+        cJSON_AddNumberToObject(o, "tp", v->throughput);
+        cJSON_AddStringToObject(o, "st", v->state);
+        cJSON_AddBoolToObject(o, "e", v->encrypted);
+        cJSON_AddBoolToObject(o, "m", v->multi_attach);
+        cJSON *at = cJSON_AddArrayToObject(o, "a");
+        for (size_t k = 0; k < v->nattach; k++) {
+            cJSON *x = cJSON_CreateArray();
+            cJSON_AddItemToArray(x, cJSON_CreateString(v->attach[k].instance_id));
+            cJSON_AddItemToArray(x, cJSON_CreateString(v->attach[k].device));
+            cJSON_AddItemToArray(x, cJSON_CreateString(v->attach[k].state));
+            cJSON_AddItemToArray(x, cJSON_CreateBool(v->attach[k].delete_on_termination));
+            cJSON_AddItemToArray(at, x);
+        }
+        cJSON_AddItemToArray(a, o);
+    }
+    return put_json(fd, F_VOLUMES, a);
+}
+
+static ebsd_status child_volumes(int fd, struct ec2_client *c, const char *const *ids, size_t n,
+                                 int64_t deadline, struct ec2_error *err)
+{
+    char *token = NULL, *prev = NULL;
+    ebsd_status st = EBSD_OK;
+    for (;;) {
+        struct ec2_volume_page p = {0};
+        st = ec2_describe_volumes(c, ids, n, token, deadline, &p, err);
+        if (st != EBSD_OK)
+            break;
+        st = put_volumes(fd, &p);
+        free(prev);
+        prev = token;
+        token = p.next_token ? xstrdup(p.next_token) : NULL;
+        ec2_volume_page_free(&p);
+        if (st != EBSD_OK || !token)
+            break;
+        if (prev && strcmp(prev, token) == 0) {
+            snprintf(err->message, sizeof err->message, "EC2 repeated a pagination token");
+            st = EBSD_EUPSTREAM;
+            break;
+        }
+    }
+    free(token);
+    free(prev);
+    return st;
+}
+
+static ebsd_status child_list(int fd, struct ec2_client *c, bool sequential, int64_t deadline,
+                              struct ec2_error *err)
+{
+    char *token = NULL, *prev = NULL;
+    ebsd_status st = EBSD_OK;
+    for (;;) {
+        struct ec2_instance_page p = {0};
+        st = ec2_describe_instances(c, NULL, 0, token, deadline, &p, err);
+        if (st != EBSD_OK)
+            break;
+        st = put_instances(fd, &p);
+        if (st == EBSD_OK && sequential) {
+            /* the seed: one DescribeVolumes call (and its pages) per instance */
+            for (size_t i = 0; i < p.n && st == EBSD_OK; i++) {
+                const char *one = p.items[i].id;
+                st = child_volumes(fd, c, &one, 1, deadline, err);
+            }
+        }
+        free(prev);
+        prev = token;
+        token = p.next_token ? xstrdup(p.next_token) : NULL;
+        ec2_instance_page_free(&p);
+        if (st != EBSD_OK || !token)
+            break;
+        if (prev && strcmp(prev, token) == 0) {
+            snprintf(err->message, sizeof err->message, "EC2 repeated a pagination token");
+            st = EBSD_EUPSTREAM;
+            break;
+        }
+    }
+    free(token);
+    free(prev);
+    return st;
+}
+
+static int child_main(int fd, void *arg)
+{
+    struct task *t = arg;
+    struct ec2_error err = {0};
+    ebsd_status st;
+    if (t->kind == T_CREDS) {
+        struct creds c;
+        struct creds_error ce = {0};
+        memset(&c, 0, sizeof c);
+        st = creds_resolve(t->deadline, &c, &ce);
+        if (st != EBSD_OK) {
+            snprintf(err.code, sizeof err.code, "CredentialsUnavailable");
+            snprintf(err.message, sizeof err.message, "%s: %s", ce.source, ce.message);
+            put_error(fd, st, &err, NULL);
+            return 0;
+        }
+        st = frame_write(fd, F_CREDS, &c, sizeof c);
+        creds_wipe(&c);
+        return st == EBSD_OK ? 0 : 1;
+    }
+    struct ec2_options opt = {
+        .region = t->job->q.region,
+        .endpoint = g.endpoint[0] ? g.endpoint : NULL,
+        .ca_bundle = g.ca_bundle[0] ? g.ca_bundle : NULL,
+        .creds = &g.creds,
+        .max_attempts = (int)g.max_attempts,
+        .instance_page_size = (int)g.instance_page,
+        .volume_page_size = (int)g.volume_page,
+        .rate_per_s = g.rate,
+        .rate_burst = g.burst,
+    };
+    struct ec2_client *c = NULL;
+    st = ec2_client_new(&opt, &c);
+    if (st != EBSD_OK) {
+        snprintf(err.message, sizeof err.message, "cannot create the EC2 client: %s",
+                 status_str(st));
+        put_error(fd, st, &err, NULL);
+        return 0;
+    }
+    const char *ids[1024];
+    size_t n = t->nids < 1024 ? t->nids : 1024;
+    for (size_t i = 0; i < n; i++)
+        ids[i] = t->ids[i];
+    switch (t->kind) {
+    case T_LIST:
+        st = child_list(fd, c, false, t->deadline, &err);
+        break;
+    case T_SEQUENTIAL:
+        st = child_list(fd, c, true, t->deadline, &err);
+        break;
+    case T_VOLUMES:
+        st = child_volumes(fd, c, ids, n, t->deadline, &err);
+        break;
+    case T_INSTANCE: {
+        struct ec2_instance_page p = {0};
+        st = ec2_describe_instances(c, ids, n, NULL, t->deadline, &p, &err);
+        if (st == EBSD_OK) {
+            st = put_instances(fd, &p);
+            ec2_instance_page_free(&p);
+        }
+        break;
+    }
+    default:
+        st = EBSD_EINVAL;
+        break;
+    }
+    const struct ec2_stats *s = ec2_client_stats(c);
+    if (st == EBSD_OK) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "calls", s->calls);
+        cJSON_AddNumberToObject(o, "retries", s->retries);
+        cJSON_AddNumberToObject(o, "throttled", s->throttled);
+        (void)put_json(fd, F_DONE, o);
+    } else {
+        put_error(fd, st, &err, s);
+    }
+    ec2_client_free(c);
+    return 0;
+}
+
+/* ================================================================ the parent side */
+
+static void job_fail(struct fanout_job *job, unsigned http, const char *code, const char *fmt,
+                     ...) __attribute__((format(printf, 4, 5)));
+
+static void kill_job_children(struct fanout_job *job)
+{
+    for (struct task *t = g.running; t; t = t->next)
+        if (t->job == job && !t->reaped && t->pid > 0)
+            proc_kill(t->pid);
+}
+
+static void drop_queued(struct fanout_job *job)
+{
+    struct task **pp = &g.queue_head;
+    g.queue_tail = NULL;
+    while (*pp) {
+        struct task *t = *pp;
+        if (t->job == job) {
+            *pp = t->next;
+            job->tasks--;
+            g.nqueued--;
+            free(t->ids);
+            free(t);
+            continue;
+        }
+        g.queue_tail = t;
+        pp = &t->next;
+    }
+}
+
+static void job_free(struct fanout_job *job)
+{
+    if (job->deadline_timer)
+        loop_timer_stop(g.loop, job->deadline_timer);
+    if (job->queue_timer)
+        loop_timer_stop(g.loop, job->queue_timer);
+    free(job->inst);
+    free(job->vols);
+    free(job);
+}
+
+static void job_release(struct fanout_job *job)
+{
+    if (job->finished && job->tasks == 0)
+        job_free(job);
+}
+
+static void job_deliver(struct fanout_job *job, struct fanout_result *res)
+{
+    job->finished = true;
+    if (job->deadline_timer) {
+        loop_timer_stop(g.loop, job->deadline_timer);
+        job->deadline_timer = NULL;
+    }
+    if (job->queue_timer) {
+        loop_timer_stop(g.loop, job->queue_timer);
+        job->queue_timer = NULL;
+    }
+    res->children = job->children;
+    res->ec2_calls = job->ec2_calls;
+    res->max_rss_kb = job->max_rss_kb;
+    res->fetched_at = clock_wall_ms();
+    if (res->http_status != 200)
+        g.stats.jobs_failed++;
+    fanout_done_fn done = job->done;
+    void *arg = job->arg;
+    job->done = NULL;
+    if (done)
+        done(arg, res);
+    else
+        cJSON_Delete(res->data);
+}
+
+static void job_fail(struct fanout_job *job, unsigned http, const char *code, const char *fmt, ...)
+{
+    if (job->finished)
+        return;
+    struct fanout_result res = {.http_status = http};
+    snprintf(res.code, sizeof res.code, "%s", code);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(res.message, sizeof res.message, fmt, ap);
+    va_end(ap);
+    if (http == 503)
+        res.retry_after_s = 1;
+    kill_job_children(job);
+    drop_queued(job);
+    job_deliver(job, &res);
+    job_release(job);
+}
+
+static void on_deadline(struct loop *l, void *arg)
+{
+    struct fanout_job *job = arg;
+    job->deadline_timer = NULL;
+    for (struct task *t = g.running; t; t = t->next)
+        if (t->job == job && !t->reaped)
+            g.stats.killed_deadline++;
+    job_fail(job, 504, "TaskTimedOut", "EC2 calls did not finish by the deadline");
+}
+
+static void on_queue_timeout(struct loop *l, void *arg)
+{
+    struct fanout_job *job = arg;
+    job->queue_timer = NULL;
+    if (job->children == 0)
+        job_fail(job, 503, "Busy", "no capacity to start EC2 calls within %u ms (%u children "
+                 "running)", g.queue_timeout_ms, g.nrunning);
+}
+
+static void enqueue(struct fanout_job *job, enum task_kind kind, char (*ids)[ID_LEN], size_t nids)
+{
+    struct task *t = xcalloc(1, sizeof *t);
+    t->kind = kind;
+    t->job = job;
+    t->ids = ids;
+    t->nids = nids;
+    t->fd = -1;
+    t->deadline = job ? job->deadline : clock_now_ms() + 10000;
+    if (job)
+        job->tasks++;
+    if (g.queue_tail)
+        g.queue_tail->next = t;
+    else
+        g.queue_head = t;
+    g.queue_tail = t;
+    g.nqueued++;
+}
+
+static void task_done(struct task *t);
+
+static void task_on_frame(struct task *t, int type, const char *data, size_t len)
+{
+    struct fanout_job *job = t->job;
+    if (t->kind == T_CREDS) {
+        if (type == F_CREDS && len == sizeof(struct creds)) {
+            memcpy(&g.creds, data, sizeof g.creds);
+            g.have_creds = true;
+            t->got_done = true;
+            log_info("credentials", "credentials loaded from %s", g.creds.source);
+        } else if (type == F_ERROR) {
+            cJSON *o = cJSON_ParseWithLength(data, len);
+            const cJSON *m = o ? cJSON_GetObjectItemCaseSensitive(o, "message") : NULL;
+            log_warn("credentials", "credential refresh failed: %s",
+                     cJSON_IsString(m) ? m->valuestring : "(unreadable answer)");
+            cJSON_Delete(o);
+            t->got_done = true;
+        }
+        return;
+    }
+    if (!job || job->finished)
+        return;
+    cJSON *o = cJSON_ParseWithLength(data, len);
+    if (!o) {
+        t->failed = true;
+        job_fail(job, 502, "ChildFailed", "a worker process sent an unreadable result");
+        return;
+    }
+    switch (type) {
+    case F_INSTANCES: {
+        size_t n = (size_t)cJSON_GetArraySize(o);
+        if (job->ninst + n > job->capinst) {
+            job->capinst = (job->ninst + n) * 2;
+            job->inst = xrealloc(job->inst, job->capinst * sizeof *job->inst);
+        }
+        size_t first = job->ninst;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, o)
+        {
+            const cJSON *id = cJSON_GetArrayItem(it, 0), *st = cJSON_GetArrayItem(it, 1);
+            if (!cJSON_IsString(id) || !cJSON_IsString(st))
+                continue;
+            struct inst *in = &job->inst[job->ninst++];
+            memset(in, 0, sizeof *in);
+            snprintf(in->id, sizeof in->id, "%s", id->valuestring);
+            snprintf(in->state, sizeof in->state, "%s", st->valuestring);
+        }
+        if (t->kind == T_INSTANCE) {
+            job->instance_seen = job->ninst > 0;
+            break;
+        }
+        if (t->kind == T_LIST) {
+            /* volume work for this page starts while the lister fetches the next */
+            for (size_t i = first; i < job->ninst; i += g.group_size) {
+                size_t n2 = job->ninst - i < g.group_size ? job->ninst - i : g.group_size;
+                char(*ids)[ID_LEN] = xmalloc(n2 * ID_LEN);
+                for (size_t k = 0; k < n2; k++)
+                    memcpy(ids[k], job->inst[i + k].id, ID_LEN);
+                enqueue(job, T_VOLUMES, ids, n2);
+            }
+            schedule();
+        }
+        break;
+    }
+    case F_VOLUMES: {
+        size_t n = (size_t)cJSON_GetArraySize(o);
+        if (job->nvols + n > job->capvols) {
+            job->capvols = (job->nvols + n) * 2;
+            job->vols = xrealloc(job->vols, job->capvols * sizeof *job->vols);
+        }
+        const cJSON *it;
+        cJSON_ArrayForEach(it, o)
+        {
+            struct vol *v = &job->vols[job->nvols];
+            memset(v, 0, sizeof *v);
+            const cJSON *x;
+            if (!cJSON_IsString(x = cJSON_GetObjectItemCaseSensitive(it, "i")))
+                continue;
+            snprintf(v->id, sizeof v->id, "%s", x->valuestring);
+            v->size_gib = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "s"));
+            if (cJSON_IsString(x = cJSON_GetObjectItemCaseSensitive(it, "t")))
+                snprintf(v->type, sizeof v->type, "%s", x->valuestring);
+            v->iops = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "io"));
+            v->throughput = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "tp"));
+            if (cJSON_IsString(x = cJSON_GetObjectItemCaseSensitive(it, "st")))
+                snprintf(v->state, sizeof v->state, "%s", x->valuestring);
+            v->encrypted = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "e"));
+            v->multi = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "m"));
+            const cJSON *a;
+            cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(it, "a"))
+            {
+                if (v->nattach >= 4)
+                    break;
+                struct vattach *va = &v->attach[v->nattach];
+                const cJSON *e0 = cJSON_GetArrayItem(a, 0), *e1 = cJSON_GetArrayItem(a, 1),
+                            *e2 = cJSON_GetArrayItem(a, 2);
+                if (!cJSON_IsString(e0))
+                    continue;
+                snprintf(va->instance_id, sizeof va->instance_id, "%s", e0->valuestring);
+                if (cJSON_IsString(e1))
+                    snprintf(va->device, sizeof va->device, "%s", e1->valuestring);
+                if (cJSON_IsString(e2))
+                    snprintf(va->state, sizeof va->state, "%s", e2->valuestring);
+                va->dot = cJSON_IsTrue(cJSON_GetArrayItem(a, 3));
+                v->nattach++;
+            }
+            job->nvols++;
+        }
+        break;
+    }
+    case F_DONE:
+        t->got_done = true;
+        job->ec2_calls += (unsigned)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "calls"));
+        g.stats.ec2_calls += (unsigned)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "calls"));
+        g.stats.ec2_retries += (unsigned)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "retries"));
+        g.stats.ec2_throttled += (unsigned)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "throttled"));
+        if (t->kind == T_LIST || t->kind == T_SEQUENTIAL)
+            job->listing = false;
+        break;
+    case F_ERROR: {
+        t->got_done = true;
+        t->failed = true;
+        unsigned calls = (unsigned)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "calls"));
+        job->ec2_calls += calls;
+        g.stats.ec2_calls += calls;
+        g.stats.ec2_throttled += (unsigned)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "throttled"));
+        ebsd_status st = (ebsd_status)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "status"));
+        long http = (long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "http_status"));
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(o, "code");
+        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(o, "message");
+        const char *c = cJSON_IsString(code) && code->valuestring[0] ? code->valuestring : NULL;
+        const char *m = cJSON_IsString(msg) ? msg->valuestring : "";
+        if (c && strcmp(c, "InvalidInstanceID.NotFound") == 0)
+            job_fail(job, 404, "NotFound", "instance %s does not exist in %s",
+                     job->q.instance_id, job->q.region);
+        else if (st == EBSD_ETIMEDOUT)
+            job_fail(job, 504, "TaskTimedOut", "EC2 calls did not finish by the deadline");
+        else if (st == EBSD_ETHROTTLED || (c && http == 503))
+            job_fail(job, 503, c ? c : "RequestLimitExceeded", "EC2 throttled the calls: %s", m);
+        else if (st == EBSD_ENETWORK)
+            job_fail(job, 502, "UpstreamUnreachable", "EC2 could not be reached: %s", m);
+        else if (st == EBSD_EAUTH || st == EBSD_EUPSTREAM)
+            job_fail(job, 502, c ? c : "UpstreamError", "EC2 answered HTTP %ld: %s", http, m);
+        else
+            job_fail(job, 502, c ? c : "UpstreamError", "EC2 call failed: %s", m);
+        break;
+    }
+    default:
+        t->failed = true;
+        job_fail(job, 502, "ChildFailed", "a worker process sent an unknown frame type %d", type);
+        break;
+    }
+    cJSON_Delete(o);
+}
+
+static void on_task_readable(struct loop *l, int fd, uint32_t events, void *arg)
+{
+    struct task *t = arg;
+    bool eof = false;
+    ebsd_status st = frame_reader_feed(&t->rd, fd, &eof);
+    uint8_t type;
+    const char *data;
+    size_t len;
+    while (st == EBSD_OK) {
+        ebsd_status nx = frame_reader_next(&t->rd, &type, &data, &len);
+        if (nx == EBSD_ENOTFOUND)
+            break;
+        if (nx != EBSD_OK) {
+            st = nx;
+            break;
+        }
+        task_on_frame(t, type, data, len);
+    }
+    if (st != EBSD_OK) {
+        t->failed = true;
+        if (t->job)
+            job_fail(t->job, 502, "ChildFailed", "a worker process sent garbage on its pipe");
+        proc_kill(t->pid);
+        eof = true;
+    }
+    if (eof || (events & (EPOLLHUP | EPOLLERR))) {
+        if (!eof) {
+            /* drain what is left, then treat as EOF */
+            (void)frame_reader_feed(&t->rd, fd, &eof);
+        }
+        t->eof = true;
+        loop_del_fd(g.loop, t->fd);
+        close(t->fd);
+        t->fd = -1;
+        if (t->reaped)
+            task_done(t);
+    }
+}
+
+static void spawn(struct task *t)
+{
+    struct proc_spec spec = {
+        .fn = child_main,
+        .arg = t,
+        .mem_limit_bytes = t->job ? (size_t)t->job->q.memory_mb << 20 : 0,
+    };
+    struct proc_child pc;
+    fflush(stdout);
+    fflush(stderr);
+    ebsd_status st = proc_spawn(&spec, &pc);
+    if (st != EBSD_OK) {
+        if (t->job) {
+            t->job->tasks--;
+            job_fail(t->job, 503, "Busy", "cannot start a worker process: %s", status_str(st));
+            job_release(t->job);
+        }
+        free(t->ids);
+        free(t);
+        return;
+    }
+    t->pid = pc.pid;
+    t->fd = pc.fd;
+    frame_reader_init(&t->rd, FRAME_MAX);
+    t->next = g.running;
+    g.running = t;
+    g.nrunning++;
+    g.stats.forked++;
+    if (t->job) {
+        t->job->children++;
+        if (t->job->queue_timer) {
+            loop_timer_stop(g.loop, t->job->queue_timer);
+            t->job->queue_timer = NULL;
+        }
+    }
+    if (loop_add_fd(g.loop, t->fd, EPOLLIN, on_task_readable, t) != EBSD_OK) {
+        proc_kill(t->pid);
+        t->eof = true;
+        close(t->fd);
+        t->fd = -1;
+    }
+}
+
+static void schedule(void)
+{
+    while (g.queue_head && g.nrunning < g.max_children) {
+        struct task *t = g.queue_head;
+        g.queue_head = t->next;
+        if (!g.queue_head)
+            g.queue_tail = NULL;
+        t->next = NULL;
+        g.nqueued--;
+        if (t->job && (t->job->finished || clock_remaining_ms(t->job->deadline) == 0)) {
+            struct fanout_job *job = t->job;
+            job->tasks--;
+            free(t->ids);
+            free(t);
+            job_release(job);
+            continue;
+        }
+        spawn(t);
+    }
+}
+
+static void task_done(struct task *t)
+{
+    struct task **pp = &g.running;
+    while (*pp && *pp != t)
+        pp = &(*pp)->next;
+    if (*pp) {
+        *pp = t->next;
+        g.nrunning--;
+    }
+    struct fanout_job *job = t->job;
+    long rss = t->exit.maxrss_kb;
+    g.stats.last_child_rss_kb = rss;
+    if (t->exit.kind == PROC_EXIT_OOM)
+        g.stats.killed_memory++;
+    else if (t->exit.kind == PROC_EXIT_CRASHED)
+        g.stats.crashed++;
+    if (t->kind == T_CREDS) {
+        g.creds_refreshing = false;
+        creds_schedule_refresh();
+    }
+    if (job) {
+        if (rss > job->max_rss_kb)
+            job->max_rss_kb = rss;
+        if (!job->finished && !t->got_done) {
+            if (t->exit.kind == PROC_EXIT_OOM)
+                job_fail(job, 502, "MemoryLimitExceeded",
+                         "a worker process exceeded the memory limit of %u MB", job->q.memory_mb);
+            else if (t->exit.kind == PROC_EXIT_CRASHED || t->exit.kind == PROC_EXIT_SIGNALED)
+                job_fail(job, 502, "ChildFailed", "a worker process died (signal %d)",
+                         t->exit.signal);
+            else
+                job_fail(job, 502, "ChildFailed", "a worker process exited (status %d) "
+                         "without a result", t->exit.code);
+        }
+        job->tasks--;
+        if (!job->finished)
+            job_maybe_finish(job);
+        job_release(job);
+    }
+    frame_reader_free(&t->rd);
+    free(t->ids);
+    free(t);
+    schedule();
+}
+
+void fanout_on_sigchld(void)
+{
+    struct proc_exit ex;
+    while (proc_reap_any(&ex) == EBSD_OK) {
+        struct task *t = g.running;
+        while (t && t->pid != ex.pid)
+            t = t->next;
+        if (!t)
+            continue; /* not ours (should not happen) */
+        t->exit = ex;
+        t->reaped = true;
+        if (t->eof)
+            task_done(t);
+    }
+}
+
+/* ---------------------------------------------------------------- aggregation */
+
+static int cmp_inst(const void *a, const void *b)
+{
+    return strcmp(((const struct inst *)a)->id, ((const struct inst *)b)->id);
+}
+
+static int cmp_vol(const void *a, const void *b)
+{
+    return strcmp(((const struct vol *)a)->id, ((const struct vol *)b)->id);
+}
+
+static bool attach_counts(const char *state)
+{
+    return strcmp(state, "attached") == 0 || strcmp(state, "attaching") == 0 ||
+           strcmp(state, "detaching") == 0 || state[0] == '\0';
+}
+
+static cJSON *aggregate_total(struct fanout_job *job)
+{
+    qsort(job->inst, job->ninst, sizeof *job->inst, cmp_inst);
+    qsort(job->vols, job->nvols, sizeof *job->vols, cmp_vol);
+    int64_t total = 0;
+    size_t nvol = 0;
+    for (size_t i = 0; i < job->nvols; i++) {
+        const struct vol *v = &job->vols[i];
+        if (i > 0 && strcmp(v->id, job->vols[i - 1].id) == 0)
+            continue; /* a multi-attach volume reported by two groups */
+        bool counted = false;
+        for (unsigned k = 0; k < v->nattach; k++) {
+            if (!attach_counts(v->attach[k].state))
+                continue;
+            struct inst key;
+            snprintf(key.id, sizeof key.id, "%s", v->attach[k].instance_id);
+            struct inst *in = bsearch(&key, job->inst, job->ninst, sizeof *job->inst, cmp_inst);
+            if (!in)
+                continue;
+            in->nvol++;
+            in->gib += v->size_gib;
+            counted = true;
+        }
+        if (counted) {
+            total += v->size_gib;
+            nvol++;
+        }
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "region", job->q.region);
+    cJSON_AddNumberToObject(o, "total_gib", (double)total);
+    cJSON_AddNumberToObject(o, "instance_count", (double)job->ninst);
+    cJSON_AddNumberToObject(o, "volume_count", (double)nvol);
+    cJSON *arr = cJSON_AddArrayToObject(o, "instances");
+    for (size_t i = 0; i < job->ninst; i++) {
+        const struct inst *in = &job->inst[i];
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "instance_id", in->id);
+        cJSON_AddStringToObject(x, "state", in->state);
+        cJSON_AddNumberToObject(x, "volume_count", in->nvol);
+        cJSON_AddNumberToObject(x, "total_gib", (double)in->gib);
+        cJSON_AddItemToArray(arr, x);
+    }
+    return o;
+}
+
+static cJSON *aggregate_instance(struct fanout_job *job)
+{
+    qsort(job->vols, job->nvols, sizeof *job->vols, cmp_vol);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "instance_id", job->q.instance_id);
+    cJSON_AddStringToObject(o, "region", job->q.region);
+    cJSON_AddStringToObject(o, "state", job->ninst ? job->inst[0].state : "unknown");
+    int64_t total = 0;
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < job->nvols; i++) {
+        const struct vol *v = &job->vols[i];
+        if (i > 0 && strcmp(v->id, job->vols[i - 1].id) == 0)
+            continue;
+        const struct vattach *a = NULL;
+        for (unsigned k = 0; k < v->nattach; k++)
+            if (strcmp(v->attach[k].instance_id, job->q.instance_id) == 0)
+                a = &v->attach[k];
+        if (!a || !attach_counts(a->state))
+            continue;
+        total += v->size_gib;
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "volume_id", v->id);
+        cJSON_AddNumberToObject(x, "size_gib", (double)v->size_gib);
+        cJSON_AddStringToObject(x, "type", v->type);
+        if (v->iops)
+            cJSON_AddNumberToObject(x, "iops", v->iops);
+        else
+            cJSON_AddNullToObject(x, "iops");
+        if (v->throughput)
+            cJSON_AddNumberToObject(x, "throughput", v->throughput);
+        else
+            cJSON_AddNullToObject(x, "throughput");
+        cJSON_AddStringToObject(x, "state", v->state);
+        cJSON_AddStringToObject(x, "device", a->device);
+        cJSON_AddStringToObject(x, "attach_state", a->state[0] ? a->state : "attached");
+        cJSON_AddBoolToObject(x, "delete_on_termination", a->dot);
+        cJSON_AddBoolToObject(x, "encrypted", v->encrypted);
+        cJSON_AddBoolToObject(x, "multi_attach", v->multi);
+        cJSON_AddItemToArray(arr, x);
+    }
+    cJSON_AddNumberToObject(o, "total_gib", (double)total);
+    cJSON_AddNumberToObject(o, "volume_count", cJSON_GetArraySize(arr));
+    cJSON_AddItemToObject(o, "volumes", arr);
+    return o;
+}
+
+static void job_maybe_finish(struct fanout_job *job)
+{
+    if (job->finished || job->listing || job->tasks > 0)
+        return;
+    struct fanout_result res = {.http_status = 200};
+    if (job->q.kind == FANOUT_INSTANCE) {
+        if (!job->instance_seen) {
+            job_fail(job, 404, "NotFound", "instance %s does not exist in %s",
+                     job->q.instance_id, job->q.region);
+            return;
+        }
+        res.data = aggregate_instance(job);
+    } else {
+        res.data = aggregate_total(job);
+    }
+    job_deliver(job, &res);
+}
+
+/* ---------------------------------------------------------------- public API */
+
+struct fanout_job *fanout_start(const struct fanout_query *q, int64_t deadline,
+                                fanout_done_fn done, void *arg)
+{
+    struct fanout_job *job = xcalloc(1, sizeof *job);
+    job->q = *q;
+    job->deadline = deadline;
+    job->done = done;
+    job->arg = arg;
+    g.stats.jobs++;
+    job->deadline_timer = loop_timer_start(g.loop, deadline, on_deadline, job);
+    if (g.nrunning >= g.max_children)
+        job->queue_timer =
+            loop_timer_start(g.loop, clock_now_ms() + g.queue_timeout_ms, on_queue_timeout, job);
+    if (!g.have_creds) {
+        /* answered from the loop, never from inside fanout_start */
+        job->queue_timer = job->queue_timer ? job->queue_timer
+                                            : loop_timer_start(g.loop, clock_now_ms(),
+                                                               on_queue_timeout, job);
+        job->listing = true;
+        job->children = 0;
+        return job;
+    }
+    if (q->kind == FANOUT_INSTANCE) {
+        char(*a)[ID_LEN] = xmalloc(ID_LEN), (*b)[ID_LEN] = xmalloc(ID_LEN);
+        snprintf(a[0], ID_LEN, "%s", q->instance_id);
+        snprintf(b[0], ID_LEN, "%s", q->instance_id);
+        enqueue(job, T_INSTANCE, a, 1);
+        enqueue(job, T_VOLUMES, b, 1);
+    } else {
+        job->listing = true;
+        enqueue(job, q->sequential ? T_SEQUENTIAL : T_LIST, NULL, 0);
+    }
+    schedule();
+    return job;
+}
+
+void fanout_cancel(struct fanout_job *job)
+{
+    if (!job || job->finished)
+        return;
+    job->done = NULL;
+    job->finished = true;
+    kill_job_children(job);
+    drop_queued(job);
+    job_release(job);
+}
+
+static void on_creds_timer(struct loop *l, void *arg)
+{
+    g.creds_timer = NULL;
+    if (g.creds_refreshing)
+        return;
+    g.creds_refreshing = true;
+    enqueue(NULL, T_CREDS, NULL, 0);
+    schedule();
+}
+
+static void creds_schedule_refresh(void)
+{
+    if (g.creds_timer || g.creds_refreshing || !g.loop)
+        return;
+    int64_t in_ms;
+    if (!g.have_creds) {
+        in_ms = 30000; /* try again */
+    } else if (!g.creds.expiration) {
+        return; /* static credentials never expire */
+    } else {
+        /* refresh 5 minutes (or half the remaining life) ahead of expiry */
+        int64_t left = ((int64_t)g.creds.expiration - (int64_t)time(NULL)) * 1000;
+        int64_t ahead = 300000 < left / 2 ? 300000 : left / 2;
+        in_ms = left - ahead;
+        if (in_ms < 1000)
+            in_ms = 1000;
+    }
+    g.creds_timer = loop_timer_start(g.loop, clock_now_ms() + in_ms, on_creds_timer, NULL);
+}
+
+void fanout_init(struct loop *l, const struct config *cfg)
+{
+    g.loop = l;
+    g.max_children = cfg->max_children;
+    g.group_size = cfg->group_size ? cfg->group_size : 100;
+    g.queue_timeout_ms = cfg->queue_timeout_ms;
+    g.max_attempts = cfg->max_attempts;
+    g.instance_page = cfg->instance_page_size;
+    g.volume_page = cfg->volume_page_size;
+    g.rate = cfg->rate_limit;
+    g.burst = cfg->rate_burst;
+    snprintf(g.endpoint, sizeof g.endpoint, "%s", cfg->ec2_endpoint ? cfg->ec2_endpoint : "");
+    snprintf(g.ca_bundle, sizeof g.ca_bundle, "%s", cfg->ca_bundle ? cfg->ca_bundle : "");
+    if (!g.ready) {
+        g.ready = true;
+        struct creds_error ce = {0};
+        if (creds_resolve(clock_now_ms() + 5000, &g.creds, &ce) == EBSD_OK) {
+            g.have_creds = true;
+            log_info("credentials", "credentials loaded from %s", g.creds.source);
+        } else {
+            log_warn("credentials", "no usable credentials yet (%s: %s); retrying in the "
+                     "background", ce.source, ce.message);
+        }
+        creds_schedule_refresh();
+    }
+    schedule();
+}
+
+void fanout_shutdown(void)
+{
+    for (struct task *t = g.running; t; t = t->next)
+        if (!t->reaped)
+            proc_kill(t->pid);
+    /* reap what we killed so nothing outlives us as a zombie of init's */
+    int64_t until = clock_now_ms() + 1000;
+    while (g.running && clock_now_ms() < until) {
+        struct proc_exit ex;
+        while (proc_reap_any(&ex) == EBSD_OK) {
+            for (struct task *t = g.running; t; t = t->next)
+                if (t->pid == ex.pid)
+                    t->reaped = true;
+        }
+        struct task **pp = &g.running;
+        while (*pp) {
+            struct task *t = *pp;
+            if (t->reaped) {
+                *pp = t->next;
+                if (t->fd >= 0) {
+                    loop_del_fd(g.loop, t->fd);
+                    close(t->fd);
+                }
+                frame_reader_free(&t->rd);
+                free(t->ids);
+                free(t);
+                continue;
+            }
+            pp = &t->next;
+        }
+        if (g.running)
+            usleep(5000);
+    }
+    while (g.queue_head) {
+        struct task *t = g.queue_head;
+        g.queue_head = t->next;
+        free(t->ids);
+        free(t);
+    }
+    g.queue_tail = NULL;
+    if (g.creds_timer)
+        loop_timer_stop(g.loop, g.creds_timer);
+    g.creds_timer = NULL;
+    creds_wipe(&g.creds);
+    g.have_creds = false;
+    g.ready = false;
+}
+
+/* ---------------------------------------------------------------- --once */
+
+struct once_state {
+    struct loop *loop;
+    struct fanout_result res;
+    bool done;
+};
+
+static void once_done(void *arg, struct fanout_result *res)
+{
+    struct once_state *os = arg;
+    os->res = *res;
+    os->done = true;
+    loop_stop(os->loop);
+}
+
+static void once_sigchld(struct loop *l, int fd, uint32_t events, void *arg)
+{
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si)
+        ;
+    fanout_on_sigchld();
+}
+
+int fanout_once(const struct config *cfg, const char *query, const char *instance_id,
+                const char *region)
+{
+    int rc = 1;
+    struct once_state os = {0};
+    int sfd = -1;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    if (loop_new(&os.loop) != EBSD_OK)
+        return 1;
+    sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0 || loop_add_fd(os.loop, sfd, EPOLLIN, once_sigchld, NULL) != EBSD_OK) {
+        fprintf(stderr, "ebsd: signalfd: %s\n", strerror(errno));
+        goto out;
+    }
+    const char *reg = region ? region : cfg->regions[0];
+    if (!config_region_allowed(cfg, reg)) {
+        fprintf(stderr, "ebsd: region '%s' is not configured\n", reg);
+        rc = 2;
+        goto out;
+    }
+    struct fanout_query q = {0};
+    snprintf(q.region, sizeof q.region, "%s", reg);
+    const struct config_route *route = &cfg->volumes_total;
+    if (instance_id) {
+        if (!ec2_instance_id_valid(instance_id)) {
+            fprintf(stderr, "ebsd: '%s' is not an instance id\n", instance_id);
+            rc = 2;
+            goto out;
+        }
+        q.kind = FANOUT_INSTANCE;
+        snprintf(q.instance_id, sizeof q.instance_id, "%s", instance_id);
+        route = &cfg->instance_volumes;
+    } else {
+        q.kind = FANOUT_TOTAL;
+    }
+    q.memory_mb = route->memory_mb;
+    fanout_init(os.loop, cfg);
+    if (!g.have_creds) {
+        fprintf(stderr, "ebsd: no usable AWS credentials (see the log above)\n");
+        goto out;
+    }
+    int64_t t0 = clock_now_ms();
+    fanout_start(&q, t0 + route->timeout_ms, once_done, &os);
+    if (loop_run(os.loop) != EBSD_OK || !os.done)
+        goto out;
+    if (os.res.http_status == 200) {
+        cJSON *o = os.res.data;
+        cJSON *src = cJSON_AddObjectToObject(o, "source");
+        char ts[40];
+        cJSON_AddStringToObject(src, "fetched_at",
+                                clock_format_rfc3339(os.res.fetched_at, ts, sizeof ts));
+        cJSON_AddNumberToObject(src, "age_s", 0);
+        cJSON_AddStringToObject(src, "cache", "miss");
+        cJSON_AddNumberToObject(src, "ec2_calls", os.res.ec2_calls);
+        cJSON_AddNumberToObject(src, "children", os.res.children);
+        cJSON_AddNumberToObject(src, "duration_ms", (double)(clock_now_ms() - t0));
+        char *txt = cJSON_Print(o);
+        printf("%s\n", txt);
+        free(txt);
+        cJSON_Delete(o);
+        rc = 0;
+    } else {
+        cJSON *o = cJSON_CreateObject();
+        cJSON *e = cJSON_AddObjectToObject(o, "error");
+        cJSON_AddStringToObject(e, "code", os.res.code);
+        cJSON_AddStringToObject(e, "message", os.res.http_status == 504
+                                                  ? "Task timed out" : os.res.message);
+        cJSON_AddNumberToObject(e, "http_status", os.res.http_status);
+        char *txt = cJSON_Print(o);
+        printf("%s\n", txt);
+        free(txt);
+        cJSON_Delete(o);
+    }
+out:
+    fanout_shutdown();
+    if (sfd >= 0) {
+        loop_del_fd(os.loop, sfd);
+        close(sfd);
+    }
+    loop_free(os.loop);
+    return rc;
+}

@@ -1,0 +1,721 @@
+/* server.c - libmicrohttpd in external epoll mode on ebsd's single-threaded loop, plus the
+ * process's signals (signalfd), drain on SIGTERM and reload on SIGHUP. */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "api.h"
+#include "clock.h"
+#include "log.h"
+#include "mem.h"
+#include "fanout.h"
+#include "reqid.h"
+#include "sdnotify.h"
+
+/* A live request, linked so drain and shutdown can reach every suspended one. */
+struct live {
+    struct request *r;
+    struct live *prev, *next;
+};
+
+struct server {
+    struct loop *loop;
+    struct config *cfg;
+    char *config_path;
+    struct MHD_Daemon *mhd;
+    int listen_fd;
+    int mhd_epfd;
+    int sig_fd;
+    unsigned port;
+    bool draining;
+    int64_t drain_deadline;
+    struct loop_timer *drain_timer;
+    struct live *live;        /* requests not yet completed */
+    unsigned inflight;        /* requests dispatched and not completed */
+};
+
+const struct config *server_config(const struct server *s) { return s->cfg; }
+struct loop *server_loop(const struct server *s) { return s->loop; }
+bool server_draining(const struct server *s) { return s->draining; }
+unsigned server_port(const struct server *s) { return s->port; }
+
+/* ---------------------------------------------------------------- responses */
+
+void request_respond(struct request *r, unsigned status, char *body, size_t len, const char *type)
+{
+    free(r->resp_body);
+    r->status = status;
+    r->resp_body = body;
+    r->resp_len = len;
+    r->resp_type = (char *)type;
+    r->ready = true;
+}
+
+void request_add_header(struct request *r, const char *name, const char *value)
+{
+    if (r->nresp_headers >= sizeof r->resp_headers / sizeof r->resp_headers[0])
+        return;
+    r->resp_headers[r->nresp_headers++] = xasprintf("%s: %s", name, value);
+}
+
+void request_json(struct request *r, unsigned status, cJSON *obj)
+{
+    if (!cJSON_GetObjectItemCaseSensitive(obj, "request_id"))
+        cJSON_AddStringToObject(obj, "request_id", r->id);
+    char *s = cJSON_PrintUnformatted(obj);
+    cJSON_Delete(obj);
+    if (!s)
+        s = xstrdup("{}");
+    size_t n = strlen(s);
+    s = xrealloc(s, n + 2);
+    s[n] = '\n';
+    s[n + 1] = '\0';
+    request_respond(r, status, s, n + 1, "application/json");
+}
+
+void request_error(struct request *r, unsigned status, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON *o = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddStringToObject(e, "code", code);
+    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddStringToObject(e, "request_id", r->id);
+    request_json(r, status, o);
+}
+
+const char *request_header(struct request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *request_query(struct request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+struct query_iter {
+    int (*fn)(void *ctx, const char *k, const char *v);
+    void *ctx;
+    int rc;
+};
+
+static enum MHD_Result query_iter_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    struct query_iter *qi = cls;
+    qi->rc = qi->fn(qi->ctx, key, value ? value : "");
+    return qi->rc ? MHD_NO : MHD_YES;
+}
+
+int request_query_each(struct request *r, int (*fn)(void *ctx, const char *k, const char *v),
+                       void *ctx)
+{
+    struct query_iter qi = {fn, ctx, 0};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_iter_cb, &qi);
+    return qi.rc;
+}
+
+/* ---------------------------------------------------------------- suspend / resume */
+
+static void on_client_gone(struct loop *l, int fd, uint32_t events, void *arg)
+{
+    struct request *r = arg;
+    loop_del_fd(l, fd);
+    r->watch_fd = -1;
+    if (!r->suspended)
+        return;
+    /* The client closed its side while its work was pending: cancel the work no one else
+     * waits for and let libmicrohttpd notice the closed socket. */
+    if (r->cancel)
+        r->cancel(r);
+    r->cancel = NULL;
+    r->work = NULL;
+    request_error(r, 499, "ClientClosedRequest", "the client closed the connection");
+    request_resume(r);
+}
+
+void request_suspend(struct request *r)
+{
+    MHD_suspend_connection(r->conn);
+    r->suspended = true;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci && loop_add_fd(r->srv->loop, ci->connect_fd, EPOLLRDHUP, on_client_gone, r) == EBSD_OK)
+        r->watch_fd = ci->connect_fd;
+}
+
+void request_resume(struct request *r)
+{
+    if (!r->suspended)
+        return;
+    if (r->watch_fd >= 0) {
+        loop_del_fd(r->srv->loop, r->watch_fd);
+        r->watch_fd = -1;
+    }
+    r->suspended = false;
+    MHD_resume_connection(r->conn);
+}
+
+/* ---------------------------------------------------------------- the MHD callbacks */
+
+static void client_address(struct request *r)
+{
+    const char *xff = request_header(r, "X-Forwarded-For");
+    if (xff && *xff) {
+        size_t n = strcspn(xff, ",");
+        while (n && xff[n - 1] == ' ')
+            n--;
+        while (n && *xff == ' ') {
+            xff++;
+            n--;
+        }
+        if (n >= sizeof r->client)
+            n = sizeof r->client - 1;
+        memcpy(r->client, xff, n);
+        r->client[n] = '\0';
+        /* keep only printable characters of an address */
+        for (char *p = r->client; *p; p++)
+            if (!strchr("0123456789abcdefABCDEF.:[]", *p))
+                *p = '?';
+        return;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return;
+    char host[64] = "";
+    socklen_t len = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                           : sizeof(struct sockaddr_in);
+    if (getnameinfo(ci->client_addr, len, host, sizeof host, NULL, 0, NI_NUMERICHOST) == 0)
+        snprintf(r->client, sizeof r->client, "%s", host);
+}
+
+struct header_size {
+    size_t total;
+};
+
+static enum MHD_Result header_size_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    struct header_size *hs = cls;
+    hs->total += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
+static enum MHD_Result queue(struct request *r)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(r->resp_len, r->resp_body, MHD_RESPMEM_MUST_FREE);
+    r->resp_body = NULL; /* MHD frees it */
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", r->resp_type ? r->resp_type : "application/json");
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    for (size_t i = 0; i < r->nresp_headers; i++) {
+        char *h = r->resp_headers[i];
+        char *colon = strchr(h, ':');
+        if (!colon)
+            continue;
+        *colon = '\0';
+        MHD_add_response_header(resp, h, colon + 2);
+        *colon = ':';
+    }
+    if (r->srv->draining)
+        MHD_add_response_header(resp, "Connection", "close");
+    enum MHD_Result ret = MHD_queue_response(r->conn, r->status, resp);
+    MHD_destroy_response(resp);
+    r->queued = true;
+    return ret;
+}
+
+static void live_unlink(struct server *s, struct live *lv)
+{
+    if (lv->prev)
+        lv->prev->next = lv->next;
+    else
+        s->live = lv->next;
+    if (lv->next)
+        lv->next->prev = lv->prev;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    struct server *s = cls;
+    struct live *lv = *con_cls;
+    if (!lv) {
+        struct request *r = xcalloc(1, sizeof *r);
+        r->srv = s;
+        r->conn = conn;
+        r->watch_fd = -1;
+        r->start_us = clock_now_us();
+        r->path = xstrdup(url);
+        snprintf(r->method, sizeof r->method, "%s", method);
+        reqid_pick(request_header(r, "X-Request-Id"), request_header(r, "X-Amzn-Trace-Id"),
+                   r->id, sizeof r->id);
+        client_address(r);
+        lv = xcalloc(1, sizeof *lv);
+        lv->r = r;
+        lv->next = s->live;
+        if (s->live)
+            s->live->prev = lv;
+        s->live = lv;
+        *con_cls = lv;
+        s->inflight++;
+
+        struct header_size hs = {0};
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, header_size_cb, &hs);
+        if (hs.total + strlen(url) > s->cfg->max_header_bytes) {
+            request_error(r, 431, "RequestHeaderFieldsTooLarge",
+                          "request headers exceed %u bytes", s->cfg->max_header_bytes);
+            return queue(r);
+        }
+        /* Reject other methods before any body is read. */
+        if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+            r->dispatched = true;
+            api_dispatch(r); /* the router answers 404 or 405 with Allow */
+            return queue(r);
+        }
+        return MHD_YES;
+    }
+    struct request *r = lv->r;
+    if (*upload_data_size) {
+        /* GET and HEAD carry no meaningful body: accept a little, refuse more. */
+        r->body_bytes += *upload_data_size;
+        *upload_data_size = 0;
+        if (r->body_bytes > 1024 && !r->ready) {
+            request_error(r, 413, "PayloadTooLarge", "request body larger than 1024 bytes");
+            return queue(r);
+        }
+        return MHD_YES;
+    }
+    if (r->queued)
+        return MHD_YES;
+    if (!r->dispatched) {
+        r->dispatched = true;
+        if (!r->ready)
+            api_dispatch(r);
+    }
+    if (r->ready)
+        return queue(r);
+    if (!r->suspended)
+        request_suspend(r); /* api_dispatch started work without suspending */
+    return MHD_YES;
+}
+
+static void write_report(struct request *r, double duration_ms)
+{
+    char line[512];
+    long billed = (long)duration_ms + ((double)(long)duration_ms < duration_ms ? 1 : 0);
+    if (billed < 1)
+        billed = 1;
+    snprintf(line, sizeof line,
+             "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %ld ms\tMemory Size: "
+             "%u MB\tMax Memory Used: %ld MB\tChildren: %u\tEC2 Calls: %u\tCache: %s",
+             r->id, duration_ms, billed, r->report.memory_mb,
+             (r->report.max_rss_kb + 1023) / 1024, r->report.children, r->report.ec2_calls,
+             r->report.cache ? r->report.cache : "none");
+    log_line(line);
+}
+
+static void drain_check(struct server *s);
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct server *s = cls;
+    struct live *lv = *con_cls;
+    if (!lv)
+        return;
+    *con_cls = NULL;
+    struct request *r = lv->r;
+    live_unlink(s, lv);
+    free(lv);
+    if (r->watch_fd >= 0)
+        loop_del_fd(s->loop, r->watch_fd);
+    if (r->cancel)
+        r->cancel(r);
+
+    double duration_ms = (double)(clock_now_us() - r->start_us) / 1000.0;
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "request_id", r->id);
+    cJSON_AddStringToObject(f, "method", r->method);
+    cJSON_AddStringToObject(f, "path", r->path);
+    cJSON_AddNumberToObject(f, "status", r->queued ? r->status : 0);
+    cJSON_AddNumberToObject(f, "bytes", r->queued ? (double)r->resp_len : 0);
+    cJSON_AddNumberToObject(f, "duration_ms", (double)(long)(duration_ms * 100) / 100.0);
+    cJSON_AddStringToObject(f, "client", r->client);
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        cJSON_AddStringToObject(f, "termination",
+                                toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? "client_abort"
+                                : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
+                                : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? "shutdown"
+                                                                                 : "error");
+    log_fields(LOGL_INFO, "access", f);
+    if (r->report.enabled)
+        write_report(r, duration_ms);
+
+    for (size_t i = 0; i < r->nresp_headers; i++)
+        free(r->resp_headers[i]);
+    free(r->resp_body);
+    free(r->path);
+    free(r);
+    s->inflight--;
+    drain_check(s);
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    log_msg(LOGL_DEBUG, "http", "%s", msg);
+}
+
+/* ---------------------------------------------------------------- listen socket */
+
+static ebsd_status parse_listen(const char *addr, char *host, size_t hostlen, char *port,
+                                size_t portlen)
+{
+    const char *colon;
+    if (addr[0] == '[') {
+        const char *end = strchr(addr, ']');
+        if (!end || end[1] != ':')
+            return EBSD_EINVAL;
+        snprintf(host, hostlen, "%.*s", (int)(end - addr - 1), addr + 1);
+        colon = end + 1;
+    } else {
+        colon = strrchr(addr, ':');
+        if (!colon)
+            return EBSD_EINVAL;
+        snprintf(host, hostlen, "%.*s", (int)(colon - addr), addr);
+    }
+    snprintf(port, portlen, "%s", colon + 1);
+    return EBSD_OK;
+}
+
+static ebsd_status open_listener(const char *addr, int *out_fd, unsigned *out_port)
+{
+    ebsd_status st = EBSD_EIO;
+    char host[256], port[16];
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    int fd = -1;
+    if (parse_listen(addr, host, sizeof host, port, sizeof port) != EBSD_OK) {
+        log_error("listen", "invalid listen address '%s' (want HOST:PORT)", addr);
+        return EBSD_EINVAL;
+    }
+    int gai = getaddrinfo(*host ? host : NULL, port, &hints, &res);
+    if (gai != 0) {
+        log_error("listen", "getaddrinfo(%s): %s", addr, gai_strerror(gai));
+        st = EBSD_EINVAL;
+        goto out;
+    }
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        log_error("listen", "socket: %s", strerror(errno));
+        goto out;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0) {
+        log_error("listen", "bind(%s): %s", addr, strerror(errno));
+        goto out;
+    }
+    if (listen(fd, 511) != 0) {
+        log_error("listen", "listen(%s): %s", addr, strerror(errno));
+        goto out;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+        log_error("listen", "getsockname: %s", strerror(errno));
+        goto out;
+    }
+    *out_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                               : ((struct sockaddr_in *)&ss)->sin_port);
+    *out_fd = fd;
+    fd = -1;
+    st = EBSD_OK;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (res)
+        freeaddrinfo(res);
+    return st;
+}
+
+/* ---------------------------------------------------------------- signals, drain, reload */
+
+static void stop_now(struct server *s)
+{
+    /* Every suspended request must be resumed before libmicrohttpd stops. */
+    for (struct live *lv = s->live; lv; lv = lv->next) {
+        struct request *r = lv->r;
+        if (!r->suspended)
+            continue;
+        if (r->cancel)
+            r->cancel(r);
+        r->cancel = NULL;
+        r->work = NULL;
+        request_error(r, 503, "ShuttingDown", "ebsd is shutting down");
+        request_resume(r);
+    }
+    loop_stop(s->loop);
+}
+
+static void drain_check(struct server *s)
+{
+    if (s->draining && s->inflight == 0)
+        loop_stop(s->loop);
+}
+
+static void on_drain_deadline(struct loop *l, void *arg)
+{
+    struct server *s = arg;
+    s->drain_timer = NULL;
+    log_warn("drain", "drain time of %u s is over with %u requests in flight; stopping",
+             s->cfg->drain_timeout_s, s->inflight);
+    stop_now(s);
+}
+
+static void start_drain(struct server *s, const char *why)
+{
+    if (s->draining)
+        return;
+    s->draining = true;
+    (void)sdnotify_stopping();
+    log_info("drain", "%s: no longer accepting connections; draining %u in-flight requests "
+             "for up to %u s", why, s->inflight, s->cfg->drain_timeout_s);
+    int fd = MHD_quiesce_daemon(s->mhd);
+    if (fd >= 0)
+        close(fd);
+    s->listen_fd = -1;
+    s->drain_deadline = clock_now_ms() + (int64_t)s->cfg->drain_timeout_s * 1000;
+    s->drain_timer = loop_timer_start(s->loop, s->drain_deadline, on_drain_deadline, s);
+    drain_check(s);
+}
+
+static void reload(struct server *s)
+{
+    if (!s->config_path) {
+        log_warn("reload", "SIGHUP ignored: ebsd was started without --config");
+        return;
+    }
+    (void)sdnotify_reloading();
+    struct config *next = xcalloc(1, sizeof *next);
+    struct config_error err;
+    if (config_load(s->config_path, next, &err) != EBSD_OK) {
+        log_error("reload", "keeping the running configuration: %s", err.message);
+        free(next);
+        (void)sdnotify_ready();
+        return;
+    }
+    if (strcmp(next->listen, s->cfg->listen) != 0)
+        log_warn("reload", "listen address change to %s needs a restart; still on %s",
+                 next->listen, s->cfg->listen);
+    /* The listen address stays as bound; everything else takes effect for new work. */
+    free(next->listen);
+    next->listen = xstrdup(s->cfg->listen);
+    config_free(s->cfg);
+    free(s->cfg);
+    s->cfg = next;
+    log_setup(log_format_parse(s->cfg->log_format), log_level_parse(s->cfg->log_level));
+    api_configure(s, s->cfg);
+    log_info("reload", "configuration reloaded from %s", s->config_path);
+    (void)sdnotify_ready();
+}
+
+static void on_signal(struct loop *l, int fd, uint32_t events, void *arg)
+{
+    struct server *s = arg;
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        switch (si.ssi_signo) {
+        case SIGTERM:
+            start_drain(s, "SIGTERM");
+            break;
+        case SIGINT:
+            start_drain(s, "SIGINT");
+            break;
+        case SIGHUP:
+            reload(s);
+            break;
+        case SIGCHLD:
+            fanout_on_sigchld();
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static ebsd_status setup_signals(struct server *s)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGCHLD);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0) {
+        log_error("signals", "sigprocmask: %s", strerror(errno));
+        return EBSD_EIO;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    s->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (s->sig_fd < 0) {
+        log_error("signals", "signalfd: %s", strerror(errno));
+        return EBSD_EIO;
+    }
+    return loop_add_fd(s->loop, s->sig_fd, EPOLLIN, on_signal, s);
+}
+
+/* ---------------------------------------------------------------- driving MHD */
+
+static void on_mhd_ready(struct loop *l, int fd, uint32_t events, void *arg)
+{
+    struct server *s = arg;
+    MHD_run(s->mhd);
+}
+
+static int64_t before_wait(struct loop *l, void *arg)
+{
+    struct server *s = arg;
+    /* Resumed connections and timeouts are processed here, once per iteration. */
+    MHD_run(s->mhd);
+    MHD_UNSIGNED_LONG_LONG t;
+    if (MHD_get_timeout(s->mhd, &t) == MHD_YES)
+        return t > 60000 ? 60000 : (int64_t)t;
+    return -1;
+}
+
+ebsd_status server_new(struct loop *l, struct config *cfg, const char *config_path,
+                       struct server **out)
+{
+    ebsd_status st;
+    struct server *s = xcalloc(1, sizeof *s);
+    s->loop = l;
+    s->cfg = cfg;
+    s->config_path = config_path ? xstrdup(config_path) : NULL;
+    s->listen_fd = -1;
+    s->sig_fd = -1;
+
+    st = open_listener(cfg->listen, &s->listen_fd, &s->port);
+    if (st != EBSD_OK)
+        goto fail;
+    unsigned pool = cfg->max_header_bytes * 2 + 16384;
+    s->mhd = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request,
+        s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)pool, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger,
+        s, MHD_OPTION_END);
+    if (!s->mhd) {
+        log_error("http", "MHD_start_daemon failed");
+        st = EBSD_EIO;
+        goto fail;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    if (!di) {
+        log_error("http", "MHD_get_daemon_info(EPOLL_FD) failed");
+        st = EBSD_EIO;
+        goto fail;
+    }
+    s->mhd_epfd = di->epoll_fd;
+    st = loop_add_fd(l, s->mhd_epfd, EPOLLIN, on_mhd_ready, s);
+    if (st != EBSD_OK)
+        goto fail;
+    loop_set_prepare(l, before_wait, s);
+    st = setup_signals(s);
+    if (st != EBSD_OK)
+        goto fail;
+    api_configure(s, cfg);
+    *out = s;
+    return EBSD_OK;
+fail:
+    s->cfg = NULL; /* the caller still owns cfg on failure */
+    server_free(s);
+    return st;
+}
+
+ebsd_status server_run(struct server *s)
+{
+    char url[300];
+    const char *h = s->cfg->listen;
+    const char *colon = h[0] == '[' ? strchr(h, ']') + 1 : strrchr(h, ':');
+    snprintf(url, sizeof url, "http://%.*s:%u", (int)(colon - h), h, s->port);
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "url", url);
+    cJSON_AddNumberToObject(f, "pid", (double)getpid());
+    log_fields(LOGL_INFO, "listening", f);
+    (void)sdnotify_ready();
+    ebsd_status st = loop_run(s->loop);
+    if (!s->draining)
+        return st;
+    /* Let resumed connections get their answers out before the daemon stops. */
+    int64_t until = clock_now_ms() + 500;
+    while (s->inflight && clock_now_ms() < until) {
+        MHD_run(s->mhd);
+        usleep(10000);
+    }
+    log_info("exit", "drained; exiting");
+    return st;
+}
+
+void server_free(struct server *s)
+{
+    if (!s)
+        return;
+    if (s->drain_timer)
+        loop_timer_stop(s->loop, s->drain_timer);
+    if (s->mhd) {
+        for (struct live *lv = s->live; lv; lv = lv->next)
+            if (lv->r->suspended)
+                request_resume(lv->r);
+        loop_del_fd(s->loop, s->mhd_epfd);
+        MHD_stop_daemon(s->mhd);
+    }
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    if (s->sig_fd >= 0) {
+        loop_del_fd(s->loop, s->sig_fd);
+        close(s->sig_fd);
+    }
+    api_shutdown();
+    if (s->cfg) {
+        config_free(s->cfg);
+        free(s->cfg);
+    }
+    free(s->config_path);
+    free(s);
+}
