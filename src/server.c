@@ -474,6 +474,13 @@ out:
 
 /* ---------------------------------------------------------------- signals, drain, reload */
 
+/* Readiness notices to systemd are best effort: a failure is worth a debug line only. */
+static void notify(ebsd_status st)
+{
+    if (st != EBSD_OK)
+        log_debug("sdnotify", "notification to systemd failed: %s", status_str(st));
+}
+
 static void stop_now(struct server *s)
 {
     /* Every suspended request must be resumed before libmicrohttpd stops. */
@@ -511,7 +518,7 @@ static void start_drain(struct server *s, const char *why)
     if (s->draining)
         return;
     s->draining = true;
-    (void)sdnotify_stopping();
+    notify(sdnotify_stopping());
     log_info("drain", "%s: no longer accepting connections; draining %u in-flight requests "
              "for up to %u s", why, s->inflight, s->cfg->drain_timeout_s);
     int fd = MHD_quiesce_daemon(s->mhd);
@@ -529,13 +536,13 @@ static void reload(struct server *s)
         log_warn("reload", "SIGHUP ignored: ebsd was started without --config");
         return;
     }
-    (void)sdnotify_reloading();
+    notify(sdnotify_reloading());
     struct config *next = xcalloc(1, sizeof *next);
     struct config_error err;
     if (config_load(s->config_path, next, &err) != EBSD_OK) {
         log_error("reload", "keeping the running configuration: %s", err.message);
         free(next);
-        (void)sdnotify_ready();
+        notify(sdnotify_ready());
         return;
     }
     if (strcmp(next->listen, s->cfg->listen) != 0)
@@ -550,7 +557,7 @@ static void reload(struct server *s)
     log_setup(log_format_parse(s->cfg->log_format), log_level_parse(s->cfg->log_level));
     api_configure(s, s->cfg);
     log_info("reload", "configuration reloaded from %s", s->config_path);
-    (void)sdnotify_ready();
+    notify(sdnotify_ready());
 }
 
 static void on_signal(struct loop *l, int fd, uint32_t events, void *arg)
@@ -678,7 +685,7 @@ ebsd_status server_run(struct server *s)
     cJSON_AddStringToObject(f, "url", url);
     cJSON_AddNumberToObject(f, "pid", (double)getpid());
     log_fields(LOGL_INFO, "listening", f);
-    (void)sdnotify_ready();
+    notify(sdnotify_ready());
     ebsd_status st = loop_run(s->loop);
     if (!s->draining)
         return st;
