@@ -1,0 +1,27 @@
+/* volumes.h - the two data endpoints: request validation, the cache (with refresh ahead,
+ * stale-while-revalidate and stale-if-error), single flight over the fan-out, per-waiter
+ * deadlines, and HTTP caching (ETag / If-None-Match / Cache-Control / Age). */
+#ifndef EBSD_VOLUMES_H
+#define EBSD_VOLUMES_H
+#include <stdint.h>
+#include "config.h"
+#include "server.h"
+
+/* (Re)applies the config: cache bounds and windows, TTLs. The cache survives reloads when
+ * its bounds do not change. */
+void volumes_configure(struct server *s, const struct config *cfg);
+void volumes_shutdown(void);
+
+/* GET /volumes/total (instance_id NULL) and GET /instances/{id}/volumes (id validated). */
+void volumes_handle(struct request *r, const char *instance_id);
+
+/* Counters for /metrics. */
+struct volumes_stats {
+    unsigned long long hits, misses, coalesced, refreshed, stale_served, refresh_ahead,
+        not_modified, waiter_timeouts;
+    unsigned long long entries, bytes, evictions;
+    unsigned flights;
+};
+void volumes_get_stats(struct volumes_stats *out);
+
+#endif

@@ -1,0 +1,500 @@
+/* volumes.c - the data endpoints on top of cache, single flight and fan-out (see volumes.h).
+ *
+ * A request is keyed by everything that changes its answer (region, route, instance id,
+ * detail, mode). A fresh cache entry answers at once. Otherwise the request becomes a
+ * waiter of the key's flight, starting one (and its fan-out job) if none is in progress;
+ * each waiter keeps its own deadline, and a flight nobody waits for any more is cancelled
+ * (its children killed) unless it is a background refresh. The fetched data is cached
+ * without `source` and `request_id`, which are spliced in per response. */
+#include "volumes.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+
+#include "cache.h"
+#include "clock.h"
+#include "fanout.h"
+#include "flight.h"
+#include "log.h"
+#include "mem.h"
+
+/* A fetch in progress: the data of one flight. */
+struct fetch {
+    struct flight *flight;
+    struct fanout_job *job;
+    bool background;          /* refresh ahead: nobody waits, never cancelled for that */
+    unsigned ttl_s;
+    bool is_instance;
+};
+
+/* A request waiting on a flight. */
+struct waiter {
+    struct request *r;
+    struct flight *flight;
+    struct loop_timer *timer;
+    const char *label;        /* "miss", "coalesced", "refreshed" */
+    double timeout_s;
+};
+
+static struct {
+    struct server *srv;
+    struct cache *cache;
+    struct flight_table *flights;
+    struct loop_timer *sweep;
+    size_t max_entries, max_bytes;
+    unsigned swr_s, sie_s, negative_ttl_s;
+    struct volumes_stats st;
+} g;
+
+static void on_sweep(struct loop *l, void *arg)
+{
+    g.sweep = NULL;
+    if (g.cache)
+        (void)cache_expire(g.cache, clock_now_ms());
+    g.sweep = loop_timer_start(l, clock_now_ms() + 30000, on_sweep, NULL);
+}
+
+void volumes_configure(struct server *s, const struct config *cfg)
+{
+    g.srv = s;
+    if (!g.cache || g.max_entries != cfg->cache_max_entries || g.max_bytes != cfg->cache_max_bytes ||
+        g.swr_s != cfg->stale_while_revalidate_s || g.sie_s != cfg->stale_if_error_s) {
+        cache_free(g.cache);
+        g.max_entries = cfg->cache_max_entries;
+        g.max_bytes = (size_t)cfg->cache_max_bytes;
+        g.swr_s = cfg->stale_while_revalidate_s;
+        g.sie_s = cfg->stale_if_error_s;
+        g.cache = cache_new(g.max_entries, g.max_bytes, (int64_t)g.swr_s * 1000,
+                            (int64_t)g.sie_s * 1000);
+    }
+    g.negative_ttl_s = cfg->negative_ttl_s;
+    if (!g.flights)
+        g.flights = flight_table_new();
+    if (!g.sweep)
+        g.sweep = loop_timer_start(server_loop(s), clock_now_ms() + 30000, on_sweep, NULL);
+}
+
+void volumes_shutdown(void)
+{
+    if (g.sweep && g.srv)
+        loop_timer_stop(server_loop(g.srv), g.sweep);
+    g.sweep = NULL;
+    cache_free(g.cache);
+    g.cache = NULL;
+    flight_table_free(g.flights);
+    g.flights = NULL;
+}
+
+void volumes_get_stats(struct volumes_stats *out)
+{
+    *out = g.st;
+    if (g.cache) {
+        struct cache_stats cs;
+        cache_get_stats(g.cache, &cs);
+        out->entries = cs.entries;
+        out->bytes = cs.bytes;
+        out->evictions = cs.evictions;
+    }
+    out->flights = g.flights ? (unsigned)flight_count(g.flights) : 0;
+}
+
+/* ---------------------------------------------------------------- responses */
+
+/* If-None-Match: a list of entity tags or "*"; compared weakly, as RFC 9110 asks. */
+static bool etag_matches(const char *inm, const char *etag)
+{
+    if (!inm)
+        return false;
+    const char *p = inm;
+    size_t elen = strlen(etag);
+    while (*p) {
+        while (*p == ' ' || *p == ',' || *p == '\t')
+            p++;
+        if (*p == '*')
+            return true;
+        if (strncmp(p, "W/", 2) == 0)
+            p += 2;
+        size_t n = strcspn(p, ",");
+        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (n == elen && strncmp(p, etag, n) == 0)
+            return true;
+        p += strcspn(p, ",");
+    }
+    return false;
+}
+
+/* Answers r from a cache view: splices source and request_id into the cached JSON. */
+static void respond_from_view(struct request *r, const struct cache_view *v, const char *label,
+                              unsigned ec2_calls, unsigned children, const char *stale_reason)
+{
+    int64_t age_s = v->age_ms / 1000;
+    int64_t left_s = (v->ttl_ms - v->age_ms) / 1000;
+    if (left_s < 0)
+        left_s = 0;
+    char hdr[160];
+    snprintf(hdr, sizeof hdr, "max-age=%lld, stale-while-revalidate=%u, stale-if-error=%u",
+             (long long)left_s, g.swr_s, g.sie_s);
+    request_add_header(r, "Cache-Control", hdr);
+    request_add_header(r, "ETag", v->etag);
+    snprintf(hdr, sizeof hdr, "%lld", (long long)age_s);
+    request_add_header(r, "Age", hdr);
+    request_add_header(r, "X-Cache", label);
+    r->report.cache = label;
+
+    if (v->status != 200) {
+        /* a negative-cached 404 */
+        request_error(r, (unsigned)v->status, "NotFound", "%.*s", (int)(v->len > 400 ? 400 : v->len),
+                      v->body);
+        return;
+    }
+    if (etag_matches(request_header(r, "If-None-Match"), v->etag)) {
+        g.st.not_modified++;
+        request_respond(r, 304, xstrdup(""), 0, "application/json");
+        return;
+    }
+    char ts[40];
+    clock_format_rfc3339(v->fetched_at_wall_ms, ts, sizeof ts);
+    long long duration_ms = (clock_now_us() - r->start_us) / 1000;
+    char tail[512];
+    int n = snprintf(tail, sizeof tail,
+                     ",\"source\":{\"fetched_at\":\"%s\",\"age_s\":%lld,\"cache\":\"%s\","
+                     "\"ec2_calls\":%u,\"children\":%u,\"duration_ms\":%lld%s%s%s},"
+                     "\"request_id\":\"%s\"}\n",
+                     ts, (long long)((clock_wall_ms() - v->fetched_at_wall_ms) / 1000), label,
+                     ec2_calls, children, duration_ms, stale_reason ? ",\"stale_reason\":\"" : "",
+                     stale_reason ? stale_reason : "", stale_reason ? "\"" : "", r->id);
+    size_t base = v->len;
+    while (base && v->body[base - 1] != '}')
+        base--;
+    if (base == 0 || n < 0 || (size_t)n >= sizeof tail) {
+        request_error(r, 500, "InternalError", "cached data is unreadable");
+        return;
+    }
+    base--; /* drop the closing brace; the tail closes the object */
+    char *body = xmalloc(base + (size_t)n + 1);
+    memcpy(body, v->body, base);
+    memcpy(body + base, tail, (size_t)n + 1);
+    request_respond(r, 200, body, base + (size_t)n, "application/json");
+}
+
+static void respond_error(struct request *r, const struct fanout_result *res, double timeout_s)
+{
+    request_add_header(r, "Cache-Control", "no-store");
+    if (res->http_status == 504) {
+        request_error(r, 504, "TaskTimedOut", "Task timed out after %.2f seconds", timeout_s);
+        return;
+    }
+    if (res->retry_after_s) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%u", res->retry_after_s);
+        request_add_header(r, "Retry-After", ra);
+    }
+    request_error(r, res->http_status, res->code, "%s", res->message);
+}
+
+/* ---------------------------------------------------------------- waiters */
+
+static void fetch_abandon_if_unwanted(struct fetch *f);
+
+static void waiter_free(struct waiter *w)
+{
+    if (w->timer)
+        loop_timer_stop(server_loop(g.srv), w->timer);
+    free(w);
+}
+
+/* The request ended before its flight did (client gone, shutdown). */
+static void waiter_cancel(struct request *r)
+{
+    struct waiter *w = r->work;
+    if (!w)
+        return;
+    r->work = NULL;
+    r->cancel = NULL;
+    struct flight *fl = w->flight;
+    flight_remove_waiter(fl, w);
+    waiter_free(w);
+    fetch_abandon_if_unwanted(flight_data(fl));
+}
+
+static void on_waiter_deadline(struct loop *l, void *arg)
+{
+    struct waiter *w = arg;
+    w->timer = NULL;
+    struct request *r = w->r;
+    g.st.waiter_timeouts++;
+    r->report.cache = w->label;
+    struct fanout_result res = {.http_status = 504};
+    double timeout_s = w->timeout_s;
+    waiter_cancel(r); /* frees w; kills the job if nobody else waits */
+    respond_error(r, &res, timeout_s);
+    request_resume(r);
+}
+
+static void add_waiter(struct request *r, struct flight *fl, const char *label, int64_t timeout_ms)
+{
+    struct waiter *w = xcalloc(1, sizeof *w);
+    w->r = r;
+    w->flight = fl;
+    w->label = label;
+    w->timeout_s = (double)timeout_ms / 1000.0;
+    w->timer = loop_timer_start(server_loop(g.srv), r->deadline, on_waiter_deadline, w);
+    flight_add_waiter(fl, w);
+    r->work = w;
+    r->cancel = waiter_cancel;
+    request_suspend(r);
+}
+
+/* ---------------------------------------------------------------- flights */
+
+static void fetch_done(void *arg, struct fanout_result *res)
+{
+    struct fetch *f = arg;
+    struct flight *fl = f->flight;
+    const char *key = flight_key(fl);
+    int64_t now = clock_now_ms();
+    struct cache_view v;
+    bool have_view = false;
+
+    if (res->http_status == 200 || (res->http_status == 404 && f->is_instance)) {
+        char *txt;
+        unsigned ttl_s = f->ttl_s;
+        if (res->http_status == 200) {
+            txt = cJSON_PrintUnformatted(res->data);
+        } else {
+            txt = xstrdup(res->message);
+            ttl_s = g.negative_ttl_s;
+        }
+        if (txt && ttl_s > 0 &&
+            cache_put(g.cache, key, (int)res->http_status, txt, strlen(txt), res->fetched_at, now,
+                      (int64_t)ttl_s * 1000) == EBSD_OK)
+            have_view = cache_lookup(g.cache, key, now, &v) != CACHE_MISS;
+        static char own_etag[CACHE_ETAG_SIZE];
+        if (!have_view && txt) {
+            /* not cacheable (TTL 0 or too big): answer from a view of our own */
+            memset(&v, 0, sizeof v);
+            v.key = key;
+            v.body = txt;
+            v.len = strlen(txt);
+            v.status = (int)res->http_status;
+            cache_etag(txt, v.len, own_etag);
+            v.etag = own_etag;
+            v.fetched_at_wall_ms = res->fetched_at;
+            v.stored_at_ms = now;
+            have_view = true;
+        }
+        struct waiter *w;
+        while (have_view && (w = flight_pop_waiter(fl)) != NULL) {
+            struct request *r = w->r;
+            r->work = NULL;
+            r->cancel = NULL;
+            r->report.children = res->children;
+            r->report.ec2_calls = res->ec2_calls;
+            r->report.max_rss_kb = res->max_rss_kb;
+            respond_from_view(r, &v, w->label, res->ec2_calls, res->children, NULL);
+            waiter_free(w);
+            request_resume(r);
+        }
+        free(txt); /* the views above were used before this point */
+    } else {
+        /* stale-if-error: serve what we had, marked stale */
+        enum cache_state cs = cache_lookup(g.cache, key, now, &v);
+        bool stale_ok = cs != CACHE_MISS && v.status == 200;
+        struct waiter *w;
+        while ((w = flight_pop_waiter(fl)) != NULL) {
+            struct request *r = w->r;
+            r->work = NULL;
+            r->cancel = NULL;
+            r->report.children = res->children;
+            r->report.ec2_calls = res->ec2_calls;
+            r->report.max_rss_kb = res->max_rss_kb;
+            if (stale_ok) {
+                g.st.stale_served++;
+                respond_from_view(r, &v, "stale", res->ec2_calls, res->children, res->code);
+            } else {
+                r->report.cache = w->label;
+                respond_error(r, res, w->timeout_s);
+            }
+            waiter_free(w);
+            request_resume(r);
+        }
+        if (f->background)
+            log_warn("refresh", "background refresh of %s failed: %s %s", key, res->code,
+                     res->message);
+    }
+    cJSON_Delete(res->data);
+    flight_finish(g.flights, fl);
+    free(f);
+}
+
+/* A flight that nobody waits for any more is not worth its EC2 calls. */
+static void fetch_abandon_if_unwanted(struct fetch *f)
+{
+    if (!f || f->background || flight_waiter_count(f->flight) > 0)
+        return;
+    fanout_cancel(f->job);
+    flight_finish(g.flights, f->flight);
+    free(f);
+}
+
+static struct fetch *fetch_start(const char *key, const struct fanout_query *q, unsigned ttl_s,
+                                 int64_t deadline, bool background)
+{
+    struct flight *fl = flight_start(g.flights, key);
+    struct fetch *f = xcalloc(1, sizeof *f);
+    f->flight = fl;
+    f->background = background;
+    f->ttl_s = ttl_s;
+    f->is_instance = q->kind == FANOUT_INSTANCE;
+    flight_set_data(fl, f);
+    f->job = fanout_start(q, deadline, fetch_done, f);
+    return f;
+}
+
+/* ---------------------------------------------------------------- the endpoint */
+
+struct params {
+    const char *region, *detail, *mode, *timeout_ms;
+    char bad[128];
+};
+
+static int collect_param(void *ctx, const char *k, const char *v)
+{
+    struct params *p = ctx;
+    const char **slot = NULL;
+    if (strcmp(k, "region") == 0)
+        slot = &p->region;
+    else if (strcmp(k, "detail") == 0)
+        slot = &p->detail;
+    else if (strcmp(k, "mode") == 0)
+        slot = &p->mode;
+    else if (strcmp(k, "timeout_ms") == 0)
+        slot = &p->timeout_ms;
+    if (!slot) {
+        snprintf(p->bad, sizeof p->bad, "unknown query parameter '%.48s'", k);
+        for (char *c = p->bad; *c; c++)
+            if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+                *c = '?';
+        return 1;
+    }
+    if (*slot) {
+        snprintf(p->bad, sizeof p->bad, "query parameter '%s' given more than once", k);
+        return 1;
+    }
+    *slot = v;
+    return 0;
+}
+
+static bool no_cache_requested(struct request *r)
+{
+    const char *cc = request_header(r, "Cache-Control");
+    return cc && strcasestr(cc, "no-cache") != NULL;
+}
+
+void volumes_handle(struct request *r, const char *instance_id)
+{
+    const struct config *cfg = server_config(r->srv);
+    struct params prm = {0};
+    if (request_query_each(r, collect_param, &prm)) {
+        request_error(r, 400, "InvalidParameter", "%s", prm.bad);
+        return;
+    }
+    struct fanout_query q = {0};
+    const char *region = prm.region ? prm.region : cfg->regions[0];
+    if (!config_region_allowed(cfg, region)) {
+        request_error(r, 400, "InvalidRegion", "region '%.32s' is not one this service is "
+                      "configured for", strlen(region) < 32 ? region : "(too long)");
+        return;
+    }
+    snprintf(q.region, sizeof q.region, "%s", region);
+    bool detail = false;
+    if (instance_id) {
+        if (prm.detail || prm.mode) {
+            request_error(r, 400, "InvalidParameter", "'%s' applies to /volumes/total only",
+                          prm.detail ? "detail" : "mode");
+            return;
+        }
+        q.kind = FANOUT_INSTANCE;
+        snprintf(q.instance_id, sizeof q.instance_id, "%s", instance_id);
+    } else {
+        q.kind = FANOUT_TOTAL;
+        if (prm.detail) {
+            if (strcmp(prm.detail, "instances") != 0) {
+                request_error(r, 400, "InvalidParameter", "detail takes the value 'instances'");
+                return;
+            }
+            detail = true;
+        }
+        if (prm.mode) {
+            if (strcmp(prm.mode, "sequential") == 0)
+                q.sequential = true;
+            else if (strcmp(prm.mode, "parallel") != 0) {
+                request_error(r, 400, "InvalidParameter",
+                              "mode takes the value 'parallel' or 'sequential'");
+                return;
+            }
+        }
+    }
+    const struct config_route *route = instance_id ? &cfg->instance_volumes : &cfg->volumes_total;
+    int64_t timeout_ms = route->timeout_ms;
+    if (prm.timeout_ms) {
+        char *end;
+        long v = strtol(prm.timeout_ms, &end, 10);
+        if (!*prm.timeout_ms || *end || v < 1 || v > (long)cfg->max_timeout_ms) {
+            request_error(r, 400, "InvalidParameter",
+                          "timeout_ms must be a whole number from 1 to %u", cfg->max_timeout_ms);
+            return;
+        }
+        timeout_ms = v;
+    }
+    q.memory_mb = route->memory_mb;
+    r->report.enabled = true;
+    r->report.memory_mb = q.memory_mb;
+    r->deadline = clock_now_ms() + timeout_ms;
+
+    char key[128];
+    if (instance_id)
+        snprintf(key, sizeof key, "%s|instance|%s", q.region, instance_id);
+    else
+        snprintf(key, sizeof key, "%s|total|%s|%s", q.region, detail ? "detail" : "-",
+                 q.sequential ? "sequential" : "parallel");
+
+    int64_t now = clock_now_ms();
+    bool refresh = no_cache_requested(r);
+    struct flight *fl = flight_find(g.flights, key);
+    if (!refresh) {
+        struct cache_view v;
+        enum cache_state cs = cache_lookup(g.cache, key, now, &v);
+        if (cs == CACHE_FRESH || cs == CACHE_STALE_SWR) {
+            g.st.hits++;
+            /* refresh ahead: a polled key is refetched in the background shortly before
+             * it expires, so pollers never wait on EC2 after their first request */
+            int64_t left = v.ttl_ms - v.age_ms;
+            if (!fl && (cs == CACHE_STALE_SWR || left < v.ttl_ms / 5 || left < 5000)) {
+                g.st.refresh_ahead++;
+                fetch_start(key, &q, route->cache_ttl_s, now + route->timeout_ms, true);
+            }
+            respond_from_view(r, &v, "hit", 0, 0, NULL);
+            return;
+        }
+    }
+    if (fl) {
+        g.st.coalesced++;
+        add_waiter(r, fl, "coalesced", timeout_ms);
+        return;
+    }
+    if (refresh)
+        g.st.refreshed++;
+    else
+        g.st.misses++;
+    /* The job may run up to the longest deadline any waiter can have; each waiter enforces
+     * its own, and a flight left with no waiters is cancelled. */
+    struct fetch *f =
+        fetch_start(key, &q, route->cache_ttl_s, now + (int64_t)cfg->max_timeout_ms, false);
+    add_waiter(r, f->flight, refresh ? "refreshed" : "miss", timeout_ms);
+}
