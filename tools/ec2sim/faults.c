@@ -1,0 +1,258 @@
+/* faults.c - latency, rate limit and fault injection settings and the seeded draw. */
+#include "faults.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+
+#define MAX_ACTION_LATENCIES 16
+
+struct latency {
+    char action[64]; /* "" = every action */
+    int ms;
+    int jitter_ms;
+};
+
+struct settings {
+    uint64_t seed;
+    struct latency all;
+    struct latency per_action[MAX_ACTION_LATENCIES];
+    size_t nper_action;
+    double rate_bucket; /* 0 = no limit */
+    double rate_refill; /* tokens per second */
+    double p[FAULT_NKINDS];
+    int hang_max_ms;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct settings cur;
+static uint64_t seq;
+static double tokens;
+static int64_t last_refill_us;
+
+static const char *const kind_names[FAULT_NKINDS] = {"none", "throttle", "500", "503",
+                                                     "hang", "truncate", "malformed", "reset"};
+/* JSON keys of the probabilities, by kind (throttle is the bucket, not a probability). */
+static const char *const p_keys[FAULT_NKINDS] = {NULL,     NULL,         "p_500",       "p_503",
+                                                 "p_hang", "p_truncate", "p_malformed", "p_reset"};
+
+const char *fault_kind_name(enum fault_kind k) { return kind_names[k]; }
+
+void faults_init(uint64_t seed)
+{
+    pthread_mutex_lock(&lock);
+    memset(&cur, 0, sizeof cur);
+    cur.seed = seed;
+    cur.hang_max_ms = 120000;
+    seq = 0;
+    tokens = 0;
+    last_refill_us = clock_now_us();
+    pthread_mutex_unlock(&lock);
+}
+
+static bool num(const cJSON *o, const char *key, double lo, double hi, double *out, char *errbuf,
+                size_t errlen, bool *bad)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!it)
+        return false;
+    if (!cJSON_IsNumber(it) || !(it->valuedouble >= lo && it->valuedouble <= hi)) {
+        snprintf(errbuf, errlen, "%s must be a number in [%g, %g]", key, lo, hi);
+        *bad = true;
+        return false;
+    }
+    *out = it->valuedouble;
+    return true;
+}
+
+static bool parse_latency(const cJSON *o, struct latency *l, char *errbuf, size_t errlen)
+{
+    bool bad = false;
+    double v;
+    if (cJSON_IsNumber(o)) {
+        if (o->valuedouble < 0 || o->valuedouble > 600000) {
+            snprintf(errbuf, errlen, "latency must be 0..600000 ms");
+            return false;
+        }
+        l->ms = (int)o->valuedouble;
+        return true;
+    }
+    if (!cJSON_IsObject(o)) {
+        snprintf(errbuf, errlen, "latency entries are numbers or {\"ms\", \"jitter_ms\"}");
+        return false;
+    }
+    if (num(o, "ms", 0, 600000, &v, errbuf, errlen, &bad))
+        l->ms = (int)v;
+    if (num(o, "jitter_ms", 0, 600000, &v, errbuf, errlen, &bad))
+        l->jitter_ms = (int)v;
+    return !bad;
+}
+
+ebsd_status faults_apply_json(const cJSON *patch, char *errbuf, size_t errlen)
+{
+    if (!cJSON_IsObject(patch)) {
+        snprintf(errbuf, errlen, "the body must be a JSON object");
+        return EBSD_EINVAL;
+    }
+    pthread_mutex_lock(&lock);
+    struct settings s = cur;
+    bool bad = false, reseed = false;
+    double v;
+    const cJSON *it;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(patch, "clear"))) {
+        uint64_t seed = s.seed;
+        memset(&s, 0, sizeof s);
+        s.seed = seed;
+        s.hang_max_ms = 120000;
+    }
+    if (num(patch, "seed", 0, 9007199254740991.0, &v, errbuf, errlen, &bad)) {
+        s.seed = (uint64_t)v;
+        reseed = true;
+    }
+    if (num(patch, "latency_ms", 0, 600000, &v, errbuf, errlen, &bad))
+        s.all.ms = (int)v;
+    if (num(patch, "jitter_ms", 0, 600000, &v, errbuf, errlen, &bad))
+        s.all.jitter_ms = (int)v;
+    if (num(patch, "rate_bucket", 0, 1e9, &v, errbuf, errlen, &bad))
+        s.rate_bucket = v;
+    if (num(patch, "rate_refill", 0, 1e9, &v, errbuf, errlen, &bad))
+        s.rate_refill = v;
+    if (num(patch, "hang_max_ms", 0, 600000, &v, errbuf, errlen, &bad))
+        s.hang_max_ms = (int)v;
+    for (int k = 0; k < FAULT_NKINDS; k++)
+        if (p_keys[k] && num(patch, p_keys[k], 0, 1, &v, errbuf, errlen, &bad))
+            s.p[k] = v;
+    const cJSON *lat = cJSON_GetObjectItemCaseSensitive(patch, "latency");
+    if (lat && !bad) {
+        if (!cJSON_IsObject(lat)) {
+            snprintf(errbuf, errlen, "latency must be an object {Action: ms or {ms, jitter_ms}}");
+            bad = true;
+        }
+        cJSON_ArrayForEach(it, lat)
+        {
+            if (bad)
+                break;
+            size_t i = 0;
+            while (i < s.nper_action && strcmp(s.per_action[i].action, it->string) != 0)
+                i++;
+            if (i == s.nper_action) {
+                if (s.nper_action == MAX_ACTION_LATENCIES || strlen(it->string) >= 64) {
+                    snprintf(errbuf, errlen, "too many or too long latency actions");
+                    bad = true;
+                    break;
+                }
+                memset(&s.per_action[i], 0, sizeof s.per_action[i]);
+                snprintf(s.per_action[i].action, sizeof s.per_action[i].action, "%s",
+                         it->string);
+                s.nper_action++;
+            }
+            if (!parse_latency(it, &s.per_action[i], errbuf, errlen))
+                bad = true;
+        }
+    }
+    double total = 0;
+    for (int k = 0; k < FAULT_NKINDS; k++)
+        total += s.p[k];
+    if (!bad && total > 1.0 + 1e-9) {
+        snprintf(errbuf, errlen, "the fault probabilities add up to more than 1");
+        bad = true;
+    }
+    if (!bad) {
+        bool bucket_changed = s.rate_bucket != cur.rate_bucket;
+        cur = s;
+        if (reseed)
+            seq = 0;
+        if (bucket_changed) {
+            tokens = s.rate_bucket;
+            last_refill_us = clock_now_us();
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return bad ? EBSD_EINVAL : EBSD_OK;
+}
+
+cJSON *faults_to_json(void)
+{
+    pthread_mutex_lock(&lock);
+    struct settings s = cur;
+    pthread_mutex_unlock(&lock);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "seed", (double)s.seed);
+    cJSON_AddNumberToObject(o, "latency_ms", s.all.ms);
+    cJSON_AddNumberToObject(o, "jitter_ms", s.all.jitter_ms);
+    cJSON *lat = cJSON_AddObjectToObject(o, "latency");
+    for (size_t i = 0; i < s.nper_action; i++) {
+        cJSON *l = cJSON_AddObjectToObject(lat, s.per_action[i].action);
+        cJSON_AddNumberToObject(l, "ms", s.per_action[i].ms);
+        cJSON_AddNumberToObject(l, "jitter_ms", s.per_action[i].jitter_ms);
+    }
+    cJSON_AddNumberToObject(o, "rate_bucket", s.rate_bucket);
+    cJSON_AddNumberToObject(o, "rate_refill", s.rate_refill);
+    for (int k = 0; k < FAULT_NKINDS; k++)
+        if (p_keys[k])
+            cJSON_AddNumberToObject(o, p_keys[k], s.p[k]);
+    cJSON_AddNumberToObject(o, "hang_max_ms", s.hang_max_ms);
+    return o;
+}
+
+static uint64_t mix(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [0, 1). */
+static double unit(uint64_t x) { return (double)(x >> 11) / 9007199254740992.0; }
+
+void faults_plan(const char *action, struct fault_plan *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&lock);
+    uint64_t n = seq++;
+    struct latency l = cur.all;
+    for (size_t i = 0; action && i < cur.nper_action; i++)
+        if (strcmp(cur.per_action[i].action, action) == 0)
+            l = cur.per_action[i];
+    bool throttled = false;
+    if (cur.rate_bucket > 0) {
+        int64_t now = clock_now_us();
+        tokens += (double)(now - last_refill_us) / 1e6 * cur.rate_refill;
+        if (tokens > cur.rate_bucket)
+            tokens = cur.rate_bucket;
+        last_refill_us = now;
+        if (tokens >= 1.0)
+            tokens -= 1.0;
+        else
+            throttled = true;
+    }
+    double p[FAULT_NKINDS];
+    memcpy(p, cur.p, sizeof p);
+    uint64_t seed = cur.seed;
+    out->hang_max_ms = cur.hang_max_ms;
+    pthread_mutex_unlock(&lock);
+
+    /* One independent stream per request number: the n-th request's fate depends only on
+     * the seed and n, not on thread timing. */
+    uint64_t r1 = mix(seed ^ mix(n)), r2 = mix(r1), r3 = mix(r2);
+    out->delay_ms = l.ms + (l.jitter_ms ? (int)(unit(r1) * (l.jitter_ms + 1)) : 0);
+    out->cut = 0.2 + 0.6 * unit(r3);
+    if (throttled) {
+        out->kind = FAULT_THROTTLE;
+        out->delay_ms = 0;
+        return;
+    }
+    double u = unit(r2), acc = 0;
+    for (int k = FAULT_500; k < FAULT_NKINDS; k++) {
+        acc += p[k];
+        if (u < acc) {
+            out->kind = (enum fault_kind)k;
+            return;
+        }
+    }
+}

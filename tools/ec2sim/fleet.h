@@ -1,0 +1,144 @@
+/* fleet.h - the simulated region: instances, reservations and EBS volumes, generated from a
+ * seed or loaded from a JSON/YAML file, plus the "truth" (what ebsd must report) computed
+ * directly from this model. A fleet is immutable once built, so request threads share it
+ * without locks. */
+#ifndef EC2SIM_FLEET_H
+#define EC2SIM_FLEET_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "status.h"
+
+#define FLEET_MAX_INSTANCES 100000
+#define FLEET_ID_LEN 24 /* "vol-" + 17 hex + NUL fits with room */
+
+enum inst_state {
+    INST_PENDING = 0,
+    INST_RUNNING,
+    INST_SHUTTING_DOWN,
+    INST_TERMINATED,
+    INST_STOPPING,
+    INST_STOPPED,
+    INST_NSTATES
+};
+
+/* EC2 names and codes of instance states ("running", 16). */
+const char *fleet_state_name(enum inst_state s);
+int fleet_state_code(enum inst_state s);
+/* Parses a state name; -1 if unknown. */
+int fleet_state_parse(const char *name);
+
+struct fleet_tag {
+    char *key;
+    char *value;
+};
+
+/* One attachment of a volume to an instance. state: attaching|attached|detaching|detached. */
+struct fleet_attachment {
+    size_t instance;    /* index into fleet.instances */
+    char device[32];
+    char state[12];
+    int64_t attach_time; /* wall ms */
+    bool delete_on_termination;
+};
+
+struct fleet_volume {
+    char id[FLEET_ID_LEN];
+    int size_gib;
+    char type[12];       /* gp2 gp3 io1 io2 st1 sc1 standard */
+    int iops;            /* 0 = not reported */
+    int throughput;      /* MiB/s, 0 = not reported (gp3 only) */
+    bool encrypted;
+    bool multi_attach;
+    char snapshot_id[FLEET_ID_LEN]; /* "" for none */
+    char az[24];
+    char status[12];     /* creating available in-use deleting deleted error */
+    int64_t create_time;
+    size_t natt;
+    struct fleet_attachment att[2];
+};
+
+/* A volume as seen from one instance (its block device mapping). */
+struct fleet_bdm {
+    size_t volume; /* index into fleet.volumes */
+    size_t att;    /* index into that volume's att[] */
+};
+
+struct fleet_instance {
+    char id[FLEET_ID_LEN];
+    size_t reservation; /* index into fleet.reservations */
+    enum inst_state state;
+    char type[24];
+    char az[24];
+    char image_id[FLEET_ID_LEN];
+    char private_ip[16];
+    int64_t launch_time;
+    struct fleet_tag *tags;
+    size_t ntags;
+    struct fleet_bdm *bdm;
+    size_t nbdm;
+};
+
+struct fleet_reservation {
+    char id[FLEET_ID_LEN];
+    char owner_id[16];
+};
+
+struct fleet {
+    char region[24];
+    struct fleet_instance *instances; /* grouped: a reservation's instances are adjacent */
+    size_t ninstances;
+    struct fleet_reservation *reservations;
+    size_t nreservations;
+    struct fleet_volume *volumes;
+    size_t nvolumes;
+    /* Sorted indexes for id lookup. */
+    size_t *inst_by_id;
+    size_t *vol_by_id;
+};
+
+/* Generates a deterministic fleet of n instances (0..FLEET_MAX_INSTANCES) from seed.
+ * Caller frees with fleet_free. */
+EBSD_MUST_CHECK ebsd_status fleet_generate(size_t n, uint64_t seed, struct fleet **out);
+
+/* Loads a fleet file (JSON, or YAML when the name ends in .yaml/.yml); see docs/ec2sim.md.
+ * On failure *err gets a static-or-owned message in errbuf. Caller frees with fleet_free. */
+EBSD_MUST_CHECK ebsd_status fleet_load_file(const char *path, struct fleet **out, char *errbuf,
+                                            size_t errlen);
+/* Builds a fleet from an already parsed JSON document (the file format). */
+EBSD_MUST_CHECK ebsd_status fleet_from_json(const cJSON *doc, struct fleet **out, char *errbuf,
+                                            size_t errlen);
+
+void fleet_free(struct fleet *f);
+
+/* Builds the id indexes and every instance's block device mapping from the volumes'
+ * attachments; called once by the generator and the loader when the model is final. */
+void fleet_index(struct fleet *f);
+
+/* Index lookups; SIZE_MAX when absent. */
+size_t fleet_find_instance(const struct fleet *f, const char *id);
+size_t fleet_find_volume(const struct fleet *f, const char *id);
+
+/* True when an attachment in this state is counted by ebsd (attaching, attached, detaching). */
+bool fleet_attachment_counts(const char *state);
+
+/* The true answers as a JSON object:
+ * {"total_gib","instance_count","volume_count","instances":{id:gib},"instance_volumes":{id:n},
+ *  "unattached_volumes","unattached_gib","volumes_total"}. Caller deletes. */
+cJSON *fleet_truth(const struct fleet *f);
+
+/* The fleet in the fleet-file JSON format (round-trips through fleet_from_json). Caller deletes. */
+cJSON *fleet_to_json(const struct fleet *f);
+
+/* Checks the model's invariants (ids well formed and unique, attachments point at existing
+ * instances, none at terminated ones, at most 2 attachments and only when multi_attach).
+ * Returns NULL when fine, else a static message. */
+const char *fleet_check(const struct fleet *f);
+
+/* Id syntax: prefix + 8 or 17 lowercase hex digits. */
+bool fleet_id_valid(const char *id, const char *prefix);
+
+#endif

@@ -1,0 +1,23 @@
+/* stats.h - counters of what the simulator served: calls by Action (as received), errors
+ * by code, faults injected by kind, requests in flight and their peak. Thread-safe. */
+#ifndef EC2SIM_STATS_H
+#define EC2SIM_STATS_H
+#include <cjson/cJSON.h>
+
+#include "faults.h"
+
+/* A request arrived / finished (every EC2 request, whatever its fate). */
+void stats_begin(void);
+void stats_end(void);
+/* Counts one call of action (NULL or "" counts as "(none)"); names past 64 bytes are cut and
+ * past 256 distinct names go to "(other)". */
+void stats_call(const char *action);
+void stats_error(const char *code);
+void stats_fault(enum fault_kind k);
+/* Zeroes every counter; the peak restarts from the requests in flight now. */
+void stats_reset(void);
+/* {"calls":{..},"requests":n,"errors":{..},"faults":{kind:n},"in_flight":n,
+ *  "peak_in_flight":n}. Caller deletes. */
+cJSON *stats_to_json(void);
+
+#endif
