@@ -38,6 +38,8 @@ struct sigv4_params {
     bool normalize_path;      /* remove dot segments and merge '//' (all services but S3) */
     bool sign_body;           /* add and sign x-amz-content-sha256 */
     bool omit_session_token;  /* add the token after signing (not signed) */
+    bool no_double_encode;    /* S3: path is already encoded and is signed as is (default:
+                                 every other service encodes the path once more) */
 };
 
 /* What signing produced. Strings are owned by the struct: free with sigv4_signed_free. */
@@ -63,6 +65,28 @@ EBSD_MUST_CHECK ebsd_status sigv4_sign(const struct sigv4_request *req,
                                        struct sigv4_signed *out);
 void sigv4_signed_free(struct sigv4_signed *s);
 
+/* What presigning produced (query-string authentication). Owned by the struct: free with
+ * sigv4_presigned_free. */
+struct sigv4_presigned {
+    char *canonical_request;
+    char *string_to_sign;
+    char signature[65];
+    /* The query string to send instead of req->query: the original query as given, then
+     * X-Amz-Algorithm, -Credential, -Date, -SignedHeaders, -Expires, -Security-Token (when a
+     * token is set) and X-Amz-Signature, all URI-encoded. */
+    char *query;
+};
+
+/* Presigns req for expires_s seconds: the signature goes in the query, not in a header.
+ * Every header of req is signed (the caller sends exactly these); the payload hash is that
+ * of the body (sign_body adds no header here). omit_session_token leaves the token out of
+ * the signature but still appends it. On success fills *out (caller calls
+ * sigv4_presigned_free). */
+EBSD_MUST_CHECK ebsd_status sigv4_presign(const struct sigv4_request *req,
+                                          const struct sigv4_params *params, long expires_s,
+                                          struct sigv4_presigned *out);
+void sigv4_presigned_free(struct sigv4_presigned *p);
+
 /* Lowercase hex SHA-256 of data into out[65]. */
 void sigv4_sha256_hex(const void *data, size_t len, char out[65]);
 
@@ -76,13 +100,19 @@ typedef const char *(*sigv4_secret_fn)(const char *access_key_id, void *ctx);
 /* Why a request was refused, in EC2's terms. */
 struct sigv4_verdict {
     char code[48];      /* "MissingAuthenticationToken", "AuthFailure",
-                           "SignatureDoesNotMatch", "RequestExpired", "IncompleteSignature" */
+                           "SignatureDoesNotMatch", "RequestExpired", "IncompleteSignature";
+                           "" when valid */
     char message[256];
+    char access_key_id[128]; /* from the Credential scope, once parsed ("" before) */
 };
 
 /* Verifies a received request (all of its headers, as received) signed with SigV4 in the
  * Authorization header. EBSD_OK when valid; EBSD_EAUTH with *verdict filled otherwise.
- * A timestamp more than max_skew seconds from now is RequestExpired. */
+ * A timestamp more than max_skew seconds from now is RequestExpired. Checks run in this
+ * order: MissingAuthenticationToken, IncompleteSignature, AuthFailure, RequestExpired,
+ * SignatureDoesNotMatch. The path is normalized and double-encoded (EC2's rules); only the
+ * headers named in SignedHeaders are used; the payload hash is that of the body (an
+ * x-amz-content-sha256 header must agree with it). Comparison is constant-time. */
 EBSD_MUST_CHECK ebsd_status sigv4_verify(const struct sigv4_request *req, sigv4_secret_fn lookup,
                                          void *ctx, time_t now, int max_skew,
                                          struct sigv4_verdict *verdict);
