@@ -62,6 +62,13 @@ bool fanout_creds_ready(const char **source, int64_t *expires_in_s);
 struct fanout_stats {
     unsigned long long forked, killed_deadline, killed_memory, crashed, jobs, jobs_failed;
     unsigned long long ec2_calls, ec2_throttled, ec2_retries;
+    unsigned long long describe_instances, describe_volumes;
+    struct {
+        char code[64];
+        unsigned long long count;
+    } error_codes[16];          /* EC2 error codes seen (the first 16 distinct ones) */
+    size_t nerror_codes;
+    int retry_quota;            /* left in the last worker's client */
     unsigned running, queued, max_children;
     long last_child_rss_kb;
 };

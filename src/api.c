@@ -13,6 +13,7 @@
 #include "fanout.h"
 #include "log.h"
 #include "mem.h"
+#include "telemetry.h"
 #include "volumes.h"
 
 extern const unsigned char openapi_yaml[];
@@ -23,6 +24,7 @@ static struct server *g_srv;
 void api_configure(struct server *s, const struct config *cfg)
 {
     g_srv = s;
+    telemetry_init();
     fanout_init(server_loop(s), cfg);
     volumes_configure(s, cfg);
 }
@@ -31,6 +33,7 @@ void api_shutdown(void)
 {
     volumes_shutdown();
     fanout_shutdown();
+    telemetry_shutdown();
 }
 
 /* ---------------------------------------------------------------- small endpoints */
@@ -66,12 +69,15 @@ static void route_openapi(struct request *r)
 
 static void route_metrics(struct request *r)
 {
-    const struct fanout_stats *fs = fanout_stats();
-    char *body = xasprintf("# HELP ebsd_children_forked_total Worker processes forked.\n"
-                           "# TYPE ebsd_children_forked_total counter\n"
-                           "ebsd_children_forked_total %llu\n",
-                           fs->forked);
-    request_respond(r, 200, body, strlen(body), "text/plain; version=0.0.4; charset=utf-8");
+    struct buf b;
+    buf_init(&b, 4u << 20);
+    if (telemetry_render(&b) != EBSD_OK) {
+        buf_free(&b);
+        request_error(r, 500, "InternalError", "metrics larger than 4 MiB");
+        return;
+    }
+    size_t len = b.len;
+    request_respond(r, 200, buf_steal(&b), len, "text/plain; version=0.0.4; charset=utf-8");
 }
 
 /* ---------------------------------------------------------------- routing */

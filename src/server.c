@@ -28,6 +28,7 @@
 #include "fanout.h"
 #include "reqid.h"
 #include "sdnotify.h"
+#include "telemetry.h"
 
 /* A live request, linked so drain and shutdown can reach every suspended one. */
 struct live {
@@ -378,6 +379,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     log_fields(LOGL_INFO, "access", f);
     if (r->report.enabled)
         write_report(r, duration_ms);
+    telemetry_request(r->path, r->queued ? r->status : 499, duration_ms / 1000.0);
 
     for (size_t i = 0; i < r->nresp_headers; i++)
         free(r->resp_headers[i]);

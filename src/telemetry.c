@@ -1,0 +1,141 @@
+/* telemetry.c - the process's metric registry (see telemetry.h). */
+#include "telemetry.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "fanout.h"
+#include "metrics.h"
+#include "version.h"
+#include "volumes.h"
+
+static struct {
+    struct metrics *reg;
+    struct metric_family *requests, *latency;
+    struct metric_family *cache_lookups, *cache_entries, *cache_bytes, *cache_evictions;
+    struct metric_family *flights;
+    struct metric_family *forked, *killed, *crashed, *running, *queued, *max_children, *child_rss;
+    struct metric_family *ec2_calls, *ec2_retries, *ec2_throttled, *ec2_errors, *retry_quota;
+    struct metric_family *creds_info, *creds_expiry, *build;
+} t;
+
+void telemetry_init(void)
+{
+    if (t.reg)
+        return;
+    struct metrics *r = t.reg = metrics_new();
+    t.requests = metrics_counter(r, "ebsd_http_requests_total", "HTTP requests by route and status.",
+                                 2, "route", "status");
+    t.latency = metrics_histogram(r, "ebsd_http_request_duration_seconds",
+                                  "HTTP request latency by route.", metrics_latency_buckets,
+                                  metrics_latency_buckets_n, 1, "route");
+    t.cache_lookups = metrics_counter(r, "ebsd_cache_requests_total",
+                                      "Data requests by cache outcome (hit, miss, coalesced, "
+                                      "refreshed, stale, refresh_ahead, not_modified).",
+                                      1, "outcome");
+    t.cache_entries = metrics_gauge(r, "ebsd_cache_entries", "Entries in the response cache.", 0);
+    t.cache_bytes = metrics_gauge(r, "ebsd_cache_bytes", "Bytes held by the response cache.", 0);
+    t.cache_evictions = metrics_counter(r, "ebsd_cache_evictions_total",
+                                        "Cache entries evicted to stay within bounds.", 0);
+    t.flights = metrics_gauge(r, "ebsd_fetches_in_flight", "EC2 fetches in progress (single flights).", 0);
+    t.forked = metrics_counter(r, "ebsd_children_forked_total", "Worker processes forked.", 0);
+    t.killed = metrics_counter(r, "ebsd_children_killed_total",
+                               "Worker processes killed, by reason (deadline, memory).", 1, "reason");
+    t.crashed = metrics_counter(r, "ebsd_children_crashed_total",
+                                "Worker processes that died of a signal they did not ask for.", 0);
+    t.running = metrics_gauge(r, "ebsd_children_running", "Worker processes alive now.", 0);
+    t.queued = metrics_gauge(r, "ebsd_children_queued", "Worker tasks waiting for capacity.", 0);
+    t.max_children = metrics_gauge(r, "ebsd_children_max", "Configured bound on live workers.", 0);
+    t.child_rss = metrics_gauge(r, "ebsd_child_max_rss_bytes",
+                                "Peak resident memory of the last worker reaped.", 0);
+    t.ec2_calls = metrics_counter(r, "ebsd_ec2_calls_total", "EC2 HTTP requests by action.", 1,
+                                  "action");
+    t.ec2_retries = metrics_counter(r, "ebsd_ec2_retries_total", "EC2 requests retried.", 0);
+    t.ec2_throttled = metrics_counter(r, "ebsd_ec2_throttled_total",
+                                      "EC2 answers that were throttling errors.", 0);
+    t.ec2_errors = metrics_counter(r, "ebsd_ec2_errors_total",
+                                   "EC2 calls that failed after retries, by error code.", 1, "code");
+    t.retry_quota = metrics_gauge(r, "ebsd_ec2_retry_quota_remaining",
+                                  "Retry quota left in the last worker's EC2 client.", 0);
+    t.creds_info = metrics_gauge(r, "ebsd_credentials_info",
+                                 "1 for the credential source in use.", 1, "source");
+    t.creds_expiry = metrics_gauge(r, "ebsd_credentials_expiry_seconds",
+                                   "Seconds until the credentials expire (-1: they do not).", 0);
+    t.build = metrics_gauge(r, "ebsd_build_info", "Build information.", 1, "version");
+    metrics_set(t.build, 1, EBSD_VERSION);
+}
+
+void telemetry_shutdown(void)
+{
+    metrics_free(t.reg);
+    memset(&t, 0, sizeof t);
+}
+
+static const char *route_of(const char *path)
+{
+    static const char *const fixed[] = {"/volumes/total", "/healthz", "/readyz", "/metrics",
+                                        "/openapi.yaml"};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (strcmp(path, fixed[i]) == 0)
+            return fixed[i];
+    if (strncmp(path, "/instances/", 11) == 0) {
+        const char *slash = strchr(path + 11, '/');
+        if (slash && strcmp(slash, "/volumes") == 0)
+            return "/instances/{id}/volumes";
+    }
+    return "other";
+}
+
+void telemetry_request(const char *path, unsigned status, double seconds)
+{
+    if (!t.reg)
+        return;
+    char st[8];
+    snprintf(st, sizeof st, "%u", status);
+    const char *route = route_of(path);
+    metrics_inc(t.requests, 1, route, st);
+    metrics_observe(t.latency, seconds, route);
+}
+
+ebsd_status telemetry_render(struct buf *out)
+{
+    telemetry_init();
+    struct volumes_stats vs;
+    volumes_get_stats(&vs);
+    metrics_set(t.cache_lookups, (double)vs.hits, "hit");
+    metrics_set(t.cache_lookups, (double)vs.misses, "miss");
+    metrics_set(t.cache_lookups, (double)vs.coalesced, "coalesced");
+    metrics_set(t.cache_lookups, (double)vs.refreshed, "refreshed");
+    metrics_set(t.cache_lookups, (double)vs.stale_served, "stale");
+    metrics_set(t.cache_lookups, (double)vs.refresh_ahead, "refresh_ahead");
+    metrics_set(t.cache_lookups, (double)vs.not_modified, "not_modified");
+    metrics_set(t.cache_entries, (double)vs.entries);
+    metrics_set(t.cache_bytes, (double)vs.bytes);
+    metrics_set(t.cache_evictions, (double)vs.evictions);
+    metrics_set(t.flights, (double)vs.flights);
+
+    const struct fanout_stats *fs = fanout_stats();
+    metrics_set(t.forked, (double)fs->forked);
+    metrics_set(t.killed, (double)fs->killed_deadline, "deadline");
+    metrics_set(t.killed, (double)fs->killed_memory, "memory");
+    metrics_set(t.crashed, (double)fs->crashed);
+    metrics_set(t.running, fs->running);
+    metrics_set(t.queued, fs->queued);
+    metrics_set(t.max_children, fs->max_children);
+    metrics_set(t.child_rss, (double)fs->last_child_rss_kb * 1024.0);
+    metrics_set(t.ec2_calls, (double)fs->describe_instances, "DescribeInstances");
+    metrics_set(t.ec2_calls, (double)fs->describe_volumes, "DescribeVolumes");
+    metrics_set(t.ec2_retries, (double)fs->ec2_retries);
+    metrics_set(t.ec2_throttled, (double)fs->ec2_throttled);
+    for (size_t i = 0; i < fs->nerror_codes; i++)
+        metrics_set(t.ec2_errors, (double)fs->error_codes[i].count, fs->error_codes[i].code);
+    metrics_set(t.retry_quota, fs->retry_quota);
+
+    const char *source;
+    int64_t expires_in;
+    bool ok = fanout_creds_ready(&source, &expires_in);
+    metrics_set(t.creds_info, ok ? 1 : 0, source);
+    metrics_set(t.creds_expiry, (double)expires_in);
+    return metrics_render(t.reg, out);
+}
