@@ -1,0 +1,76 @@
+/* retry.h - the AWS SDKs' "standard" retry mode, as botocore implements it
+ * (botocore/retries/standard.py and quota.py): which answers are retried, the full-jitter
+ * exponential backoff rand(0,1) * min(2^(attempt-1), 20) s, and the retry quota (a token
+ * bucket of 500 that retries spend and successes refill). Plus a small per-process RNG that
+ * reseeds itself after fork, so sibling children never draw the same jitter.
+ * No I/O and no sleeping here: the EC2 client owns the loop. */
+#ifndef EBSD_RETRY_H
+#define EBSD_RETRY_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "status.h"
+
+#define RETRY_DEFAULT_MAX_ATTEMPTS 3
+#define RETRY_MAX_BACKOFF_S 20
+#define RETRY_QUOTA_INITIAL 500
+#define RETRY_QUOTA_COST 5          /* per retry */
+#define RETRY_QUOTA_TIMEOUT_COST 10 /* per retry after a connect/read timeout */
+#define RETRY_QUOTA_SUCCESS 1       /* given back by a first-try success */
+
+/* Why an attempt failed, as far as retrying is concerned. */
+enum retry_class {
+    RETRY_NONE = 0,   /* success, or an error not worth retrying (AuthFailure, 400s, ...) */
+    RETRY_TRANSIENT,  /* 500/502/503/504, RequestTimeout..., connection errors */
+    RETRY_THROTTLE,   /* a throttling code (RequestLimitExceeded, Throttling, ...) or 429 */
+    RETRY_TIMEOUT,    /* a connect or read timeout before the caller's deadline */
+};
+
+/* True for the standard mode's throttling codes (EC2's RequestLimitExceeded included). */
+bool retry_is_throttling_code(const char *code);
+/* True for RequestTimeout, RequestTimeoutException, PriorRequestNotComplete. */
+bool retry_is_transient_code(const char *code);
+
+/* Classifies one attempt. transport is what the HTTP layer returned: EBSD_OK when an answer
+ * arrived (then http_status and the EC2 error code, "" if none, decide); EBSD_ENETWORK is
+ * RETRY_TRANSIENT, or RETRY_TIMEOUT when timed_out; anything else (EBSD_ETIMEDOUT: the
+ * caller's deadline passed; EBSD_ETOOBIG) is RETRY_NONE. Throttling wins over transient
+ * (a 503 RequestLimitExceeded is a throttle). */
+enum retry_class retry_classify(ebsd_status transport, bool timed_out, long http_status,
+                                const char *code);
+
+/* The retry quota of one client. Plain data: embed it. */
+struct retry_quota {
+    int available;      /* tokens left, 0..RETRY_QUOTA_INITIAL */
+    int last_acquired;  /* cost of the last retry of the current operation, 0 if none */
+};
+
+void retry_quota_init(struct retry_quota *q);
+/* Takes the cost of one retry of class cls (10 for RETRY_TIMEOUT, else 5). False, quota
+ * unchanged, when not enough is left: then the caller must not retry. */
+bool retry_quota_acquire(struct retry_quota *q, enum retry_class cls);
+/* Call when an operation succeeds: gives back 1 on a first-try success, else the amount the
+ * last retry acquired; never above the initial capacity. Resets last_acquired. */
+void retry_quota_success(struct retry_quota *q);
+/* Call when an operation ends in failure: forgets last_acquired (nothing given back). */
+void retry_quota_failure(struct retry_quota *q);
+
+/* A small RNG (splitmix64) that notices fork: the first draw in a new process reseeds from
+ * getrandom() (falling back to time and pid). Plain data: embed it. */
+struct retry_rng {
+    uint64_t state;
+    pid_t pid;          /* process the state was seeded in; 0 = never seeded */
+};
+
+/* Uniform double in [0, 1). */
+double retry_rng_uniform(struct retry_rng *r);
+/* Seeds explicitly (tests); the state is then kept until the process changes. */
+void retry_rng_seed(struct retry_rng *r, uint64_t seed);
+
+/* The backoff cap before retry number `attempt` (1 after the first failed attempt):
+ * min(2^(attempt-1), 20) seconds, in milliseconds. */
+int64_t retry_backoff_cap_ms(int attempt);
+/* The full-jitter delay: u * cap, with u in [0, 1) (u = 1 gives the cap: deterministic). */
+int64_t retry_backoff_ms(int attempt, double u);
+
+#endif
