@@ -83,7 +83,11 @@ struct ec2_volume_page {
     char *next_token;
 };
 
-/* Creates a client. Caller frees with ec2_client_free. */
+/* Creates a client. Caller frees with ec2_client_free. EBSD_EINVAL for a missing or
+ * malformed region, missing creds, or an endpoint that is not http(s)://host[:port][/path]
+ * (plain http only ever comes from an explicit endpoint).
+ * Every call below: deadline 0 means 30 s from the call. The client's token bucket
+ * (rate_per_s) limits this process only: see ratelimit.h. */
 EBSD_MUST_CHECK ebsd_status ec2_client_new(const struct ec2_options *opt,
                                            struct ec2_client **out);
 void ec2_client_free(struct ec2_client *c);
@@ -112,7 +116,9 @@ void ec2_instance_page_free(struct ec2_instance_page *p);
 void ec2_volume_page_free(struct ec2_volume_page *p);
 
 /* Parses a DescribeInstances / DescribeVolumes response body (no network), or an EC2 error
- * envelope (returns EBSD_EUPSTREAM with *err filled). Used by the client and the fuzzers. */
+ * envelope (returns EBSD_EUPSTREAM with *err filled). Used by the client and the fuzzers.
+ * Any other document (another action's answer) is EBSD_EPARSE; limits in ec2xml.h.
+ * ec2_parse_error returns EBSD_OK when the document is an error envelope with a Code. */
 EBSD_MUST_CHECK ebsd_status ec2_parse_instances(const char *xml, size_t len,
                                                 struct ec2_instance_page *out,
                                                 struct ec2_error *err);
@@ -120,6 +126,37 @@ EBSD_MUST_CHECK ebsd_status ec2_parse_volumes(const char *xml, size_t len,
                                               struct ec2_volume_page *out,
                                               struct ec2_error *err);
 EBSD_MUST_CHECK ebsd_status ec2_parse_error(const char *xml, size_t len, struct ec2_error *err);
+
+/* Follows nextToken to the end: every instance (or every volume, filtered by
+ * attachment.instance-id when nids > 0) into one page (next_token NULL), within deadline.
+ * Guards: a token repeated by the service is EBSD_EUPSTREAM (message says so), more than
+ * max_items items (0: 1,000,000) is EBSD_ETOOBIG. Caller frees *out with the page free. */
+EBSD_MUST_CHECK ebsd_status ec2_list_instances_all(struct ec2_client *c, const char *const *ids,
+                                                   size_t nids, int64_t deadline,
+                                                   size_t max_items,
+                                                   struct ec2_instance_page *out,
+                                                   struct ec2_error *err);
+EBSD_MUST_CHECK ebsd_status ec2_list_volumes_all(struct ec2_client *c,
+                                                 const char *const *instance_ids, size_t nids,
+                                                 int64_t deadline, size_t max_items,
+                                                 struct ec2_volume_page *out,
+                                                 struct ec2_error *err);
+
+/* Request bodies as sent (exposed for tests): Action, Version=2016-11-15, then
+ * InstanceId.N (and no MaxResults) or MaxResults, or for volumes Filter.1.Name=
+ * attachment.instance-id with Filter.1.Value.N, MaxResults; NextToken when given; values
+ * percent-encoded (RFC 3986 unreserved kept). EBSD_EINVAL for more than EC2_MAX_IDS ids or
+ * an id that is not ec2_instance_id_valid. Caller frees *out. */
+#define EC2_API_VERSION "2016-11-15"
+#define EC2_MAX_IDS 1000
+EBSD_MUST_CHECK ebsd_status ec2_instances_body(const char *const *ids, size_t nids,
+                                               const char *next_token, int max_results,
+                                               char **out);
+EBSD_MUST_CHECK ebsd_status ec2_volumes_body(const char *const *instance_ids, size_t nids,
+                                             const char *next_token, int max_results,
+                                             char **out);
+/* Percent-encodes s for a form value. Caller frees. */
+char *ec2_form_encode(const char *s);
 
 /* True for instance ids EC2 would accept: "i-" then 8 or 17 lowercase hex digits. */
 bool ec2_instance_id_valid(const char *id);

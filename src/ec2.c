@@ -1,0 +1,602 @@
+/* ec2.c - the EC2 Query API client: form bodies, SigV4 signing, one HTTP attempt at a time
+ * through httpc, the SDK standard retry loop (retry.h) bounded by the caller's deadline, a
+ * client-side token bucket (ratelimit.h), and pagination helpers.
+ *
+ * Outcomes: an EC2 error answer is EBSD_EUPSTREAM with its code kept (AuthFailure and
+ * SignatureDoesNotMatch included: callers map codes), except throttling codes, which end as
+ * EBSD_ETHROTTLED. A 2xx body that does not parse is retried like a transient error (a
+ * truncated answer), then reported as EBSD_EPARSE. Retries never sleep past the deadline:
+ * when the backoff would end after it, the last error is returned as it was (ETIMEDOUT
+ * only when the deadline itself passed during a transfer). */
+#include "ec2.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "ec2xml.h"
+#include "httpc.h"
+#include "mem.h"
+#include "ratelimit.h"
+#include "retry.h"
+#include "sigv4.h"
+
+#define DEFAULT_DEADLINE_MS 30000
+#define DEFAULT_MAX_RESPONSE (16u << 20)
+#define MAX_BODY (1u << 20)
+#define MAX_PAGES 100000
+#define DEFAULT_MAX_ITEMS 1000000
+#define CONTENT_TYPE "application/x-www-form-urlencoded; charset=utf-8"
+
+struct ec2_client {
+    char *region;
+    char *endpoint;   /* URL requests go to */
+    char *host;       /* authority, sent and signed as Host */
+    char *path;       /* request path ("/" unless the endpoint has one) */
+    char *ca_bundle;
+    const struct creds *creds;
+    int max_attempts;
+    int instance_page;
+    int volume_page;
+    size_t max_response;
+    bool deterministic;
+    struct httpc *http;
+    struct ec2_stats stats;
+    struct retry_quota quota;
+    struct retry_rng rng;
+    struct ratelimit rl;
+};
+
+/* ---- ids, endpoints, bodies ------------------------------------------------------------- */
+
+static bool is_lower_hex(char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
+}
+
+bool ec2_instance_id_valid(const char *id)
+{
+    if (!id || id[0] != 'i' || id[1] != '-')
+        return false;
+    size_t n = 0;
+    for (const char *p = id + 2; *p; p++, n++)
+        if (!is_lower_hex(*p) || n > 17)
+            return false;
+    return n == 8 || n == 17;
+}
+
+static bool region_valid(const char *r)
+{
+    size_t n = r ? strlen(r) : 0;
+    if (n == 0 || n > 32 || r[0] == '-' || r[n - 1] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((r[i] >= 'a' && r[i] <= 'z') || (r[i] >= '0' && r[i] <= '9') || r[i] == '-'))
+            return false;
+    return true;
+}
+
+void ec2_default_endpoint(const char *region, char *out, size_t outlen)
+{
+    bool china = strncmp(region, "cn-", 3) == 0;
+    snprintf(out, outlen, "https://ec2.%s.amazonaws.com%s", region, china ? ".cn" : "");
+}
+
+/* Splits http(s)://authority[/path] into *host and *path (caller frees both). */
+static ebsd_status parse_endpoint(const char *url, char **host, char **path)
+{
+    const char *rest;
+    if (strncasecmp(url, "https://", 8) == 0)
+        rest = url + 8;
+    else if (strncasecmp(url, "http://", 7) == 0)
+        rest = url + 7;
+    else
+        return EBSD_EINVAL;
+    for (const char *p = url; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '?' || *p == '#')
+            return EBSD_EINVAL;
+    size_t alen = strcspn(rest, "/");
+    if (alen == 0 || memchr(rest, '@', alen))
+        return EBSD_EINVAL;
+    *host = xstrndup(rest, alen);
+    *path = xstrdup(rest[alen] ? rest + alen : "/");
+    return EBSD_OK;
+}
+
+char *ec2_form_encode(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(s);
+    char *out = xmalloc(n * 3 + 1), *o = out;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '_' || *p == '.' || *p == '~') {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static ebsd_status add_param(struct buf *b, const char *key, const char *value)
+{
+    char *enc = ec2_form_encode(value);
+    ebsd_status st = buf_printf(b, "&%s=%s", key, enc);
+    free(enc);
+    return st;
+}
+
+static ebsd_status check_ids(const char *const *ids, size_t nids)
+{
+    if (nids > EC2_MAX_IDS)
+        return EBSD_EINVAL;
+    for (size_t i = 0; i < nids; i++)
+        if (!ec2_instance_id_valid(ids[i]))
+            return EBSD_EINVAL;
+    return EBSD_OK;
+}
+
+static int clamp_page(int n, int dflt)
+{
+    if (n <= 0)
+        return dflt;
+    return n < 5 ? 5 : n > 1000 ? 1000 : n; /* the range EC2 accepts */
+}
+
+ebsd_status ec2_instances_body(const char *const *ids, size_t nids, const char *next_token,
+                               int max_results, char **out)
+{
+    ebsd_status st = check_ids(ids, nids);
+    struct buf b;
+    buf_init(&b, MAX_BODY);
+    if (st != EBSD_OK)
+        goto out;
+    st = buf_puts(&b, "Action=DescribeInstances&Version=" EC2_API_VERSION);
+    for (size_t i = 0; st == EBSD_OK && i < nids; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "InstanceId.%zu", i + 1);
+        st = add_param(&b, key, ids[i]);
+    }
+    if (st == EBSD_OK && nids == 0) /* EC2 refuses MaxResults together with ids */
+        st = buf_printf(&b, "&MaxResults=%d", clamp_page(max_results, 1000));
+    if (st == EBSD_OK && next_token && *next_token)
+        st = add_param(&b, "NextToken", next_token);
+    if (st == EBSD_OK)
+        *out = buf_steal(&b);
+out:
+    buf_free(&b);
+    return st;
+}
+
+ebsd_status ec2_volumes_body(const char *const *instance_ids, size_t nids, const char *next_token,
+                             int max_results, char **out)
+{
+    ebsd_status st = check_ids(instance_ids, nids);
+    struct buf b;
+    buf_init(&b, MAX_BODY);
+    if (st != EBSD_OK)
+        goto out;
+    st = buf_puts(&b, "Action=DescribeVolumes&Version=" EC2_API_VERSION);
+    if (st == EBSD_OK && nids > 0)
+        st = buf_puts(&b, "&Filter.1.Name=attachment.instance-id");
+    for (size_t i = 0; st == EBSD_OK && i < nids; i++) {
+        char key[40];
+        snprintf(key, sizeof key, "Filter.1.Value.%zu", i + 1);
+        st = add_param(&b, key, instance_ids[i]);
+    }
+    if (st == EBSD_OK)
+        st = buf_printf(&b, "&MaxResults=%d", clamp_page(max_results, 500));
+    if (st == EBSD_OK && next_token && *next_token)
+        st = add_param(&b, "NextToken", next_token);
+    if (st == EBSD_OK)
+        *out = buf_steal(&b);
+out:
+    buf_free(&b);
+    return st;
+}
+
+/* ---- client ----------------------------------------------------------------------------- */
+
+ebsd_status ec2_client_new(const struct ec2_options *opt, struct ec2_client **out)
+{
+    ebsd_status st = EBSD_EINVAL;
+    char *host = NULL, *path = NULL, *url = NULL;
+    char dflt[128];
+    if (!opt || !region_valid(opt->region) || !opt->creds)
+        goto out;
+    if (opt->endpoint && *opt->endpoint) {
+        url = xstrdup(opt->endpoint);
+    } else {
+        ec2_default_endpoint(opt->region, dflt, sizeof dflt);
+        url = xstrdup(dflt);
+    }
+    st = parse_endpoint(url, &host, &path);
+    if (st != EBSD_OK)
+        goto out;
+
+    struct ec2_client *c = xcalloc(1, sizeof *c);
+    c->region = xstrdup(opt->region);
+    c->endpoint = url;
+    c->host = host;
+    c->path = path;
+    url = host = path = NULL;
+    c->ca_bundle = opt->ca_bundle && *opt->ca_bundle ? xstrdup(opt->ca_bundle) : NULL;
+    c->creds = opt->creds;
+    c->max_attempts = opt->max_attempts > 0 ? opt->max_attempts : RETRY_DEFAULT_MAX_ATTEMPTS;
+    c->instance_page = clamp_page(opt->instance_page_size, 1000);
+    c->volume_page = clamp_page(opt->volume_page_size, 500);
+    c->max_response = opt->max_response_bytes ? opt->max_response_bytes : DEFAULT_MAX_RESPONSE;
+    c->deterministic = opt->deterministic_backoff;
+    c->http = httpc_new(); /* this process's own handle: never one inherited over fork */
+    retry_quota_init(&c->quota);
+    c->stats.retry_quota = c->quota.available;
+    ratelimit_init(&c->rl, opt->rate_per_s, opt->rate_burst, clock_now_us());
+    *out = c;
+    st = EBSD_OK;
+out:
+    free(url);
+    free(host);
+    free(path);
+    return st;
+}
+
+void ec2_client_free(struct ec2_client *c)
+{
+    if (!c)
+        return;
+    httpc_free(c->http);
+    free(c->region);
+    free(c->endpoint);
+    free(c->host);
+    free(c->path);
+    free(c->ca_bundle);
+    free(c);
+}
+
+const struct ec2_stats *ec2_client_stats(const struct ec2_client *c)
+{
+    return &c->stats;
+}
+
+const char *ec2_client_endpoint(const struct ec2_client *c)
+{
+    return c->endpoint;
+}
+
+/* ---- one attempt ------------------------------------------------------------------------ */
+
+typedef ebsd_status (*parse_fn)(const char *xml, size_t len, void *out, struct ec2_error *err);
+
+static ebsd_status parse_instances_cb(const char *xml, size_t len, void *out,
+                                      struct ec2_error *err)
+{
+    return ec2_parse_instances(xml, len, out, err);
+}
+
+static ebsd_status parse_volumes_cb(const char *xml, size_t len, void *out, struct ec2_error *err)
+{
+    return ec2_parse_volumes(xml, len, out, err);
+}
+
+/* Signs and sends body once. Returns the outcome of this attempt; *cls says whether it is
+ * worth retrying. On EBSD_OK the parsed page is in out. */
+static ebsd_status attempt_once(struct ec2_client *c, const char *body, int64_t deadline,
+                                parse_fn parse, void *out, struct ec2_error *err,
+                                enum retry_class *cls)
+{
+    ebsd_status st;
+    struct sigv4_signed sig;
+    bool signed_ok = false;
+    char *hdr[8] = {0};
+    struct httpc_response resp;
+    bool have_resp = false;
+    size_t blen = strlen(body);
+    *cls = RETRY_NONE;
+    memset(err, 0, sizeof *err);
+
+    struct sigv4_header h[2] = {{"Host", c->host}, {"Content-Type", CONTENT_TYPE}};
+    struct sigv4_request req = {"POST", c->path, NULL, h, 2, body, blen};
+    struct sigv4_credentials cr = {c->creds->access_key_id, c->creds->secret_access_key,
+                                   c->creds->session_token[0] ? c->creds->session_token : NULL};
+    struct sigv4_params sp = {.creds = &cr,
+                              .region = c->region,
+                              .service = "ec2",
+                              .when = time(NULL),
+                              .normalize_path = true};
+    st = sigv4_sign(&req, &sp, &sig);
+    if (st != EBSD_OK) {
+        snprintf(err->message, sizeof err->message, "sigv4_sign: %s", status_str(st));
+        goto out;
+    }
+    signed_ok = true;
+    size_t nh = 0;
+    hdr[nh++] = xasprintf("Host: %s", c->host);
+    hdr[nh++] = xasprintf("Content-Type: %s", CONTENT_TYPE);
+    for (size_t i = 0; i < sig.nadd && nh < 7; i++)
+        hdr[nh++] = xasprintf("%s: %s", sig.add[i].name, sig.add[i].value);
+
+    struct httpc_request hr = {.method = "POST",
+                               .url = c->endpoint,
+                               .headers = (const char *const *)hdr,
+                               .body = body,
+                               .body_len = blen,
+                               .deadline = deadline,
+                               .max_response = c->max_response,
+                               .ca_bundle = c->ca_bundle};
+    c->stats.calls++;
+    ebsd_status tr = httpc_perform(c->http, &hr, &resp);
+    have_resp = true;
+    if (tr != EBSD_OK) {
+        st = tr;
+        snprintf(err->message, sizeof err->message, "%s", resp.error);
+        *cls = retry_classify(tr, resp.timed_out, 0, NULL);
+        goto out;
+    }
+    err->http_status = resp.status;
+    if (resp.status >= 200 && resp.status < 300) {
+        st = parse(resp.body.data ? resp.body.data : "", resp.body.len, out, err);
+        err->http_status = resp.status;
+        if (st == EBSD_EPARSE) {
+            *cls = RETRY_TRANSIENT; /* a cut or garbled answer: try again */
+        } else if (st == EBSD_EUPSTREAM) { /* an envelope under 2xx: its code decides */
+            *cls = retry_is_throttling_code(err->code)  ? RETRY_THROTTLE
+                   : retry_is_transient_code(err->code) ? RETRY_TRANSIENT
+                                                        : RETRY_NONE;
+        }
+        goto out;
+    }
+    if (ec2_parse_error(resp.body.data ? resp.body.data : "", resp.body.len, err) != EBSD_OK) {
+        memset(err, 0, sizeof *err);
+        snprintf(err->message, sizeof err->message, "HTTP %ld from EC2 without an error code",
+                 resp.status);
+    }
+    err->http_status = resp.status;
+    *cls = retry_classify(EBSD_OK, false, resp.status, err->code);
+    st = *cls == RETRY_THROTTLE ? EBSD_ETHROTTLED : EBSD_EUPSTREAM;
+out:
+    if (st == EBSD_EUPSTREAM && retry_is_throttling_code(err->code))
+        st = EBSD_ETHROTTLED;
+    if (*cls == RETRY_THROTTLE)
+        c->stats.throttled++;
+    for (size_t i = 0; i < sizeof hdr / sizeof hdr[0]; i++)
+        free(hdr[i]);
+    if (signed_ok)
+        sigv4_signed_free(&sig);
+    if (have_resp)
+        httpc_response_free(&resp);
+    return st;
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* One operation: attempts with SDK standard-mode retries, never past deadline. */
+static ebsd_status perform(struct ec2_client *c, const char *body, unsigned *action_counter,
+                           int64_t deadline, parse_fn parse, void *out, struct ec2_error *err)
+{
+    ebsd_status st = EBSD_OK;
+    struct ec2_error e;
+    memset(&e, 0, sizeof e);
+    for (int attempt = 1;; attempt++) {
+        if (ratelimit_acquire(&c->rl, deadline) != EBSD_OK) {
+            st = attempt == 1 ? EBSD_ETHROTTLED : st;
+            if (attempt == 1) {
+                memset(&e, 0, sizeof e);
+                snprintf(e.message, sizeof e.message,
+                         "client rate limit: no request token before the deadline");
+            }
+            break;
+        }
+        enum retry_class cls;
+        (*action_counter)++;
+        st = attempt_once(c, body, deadline, parse, out, &e, &cls);
+        if (st == EBSD_OK || cls == RETRY_NONE || attempt >= c->max_attempts)
+            break;
+        int64_t delay = retry_backoff_ms(attempt, c->deterministic
+                                                      ? 1.0
+                                                      : retry_rng_uniform(&c->rng));
+        if (clock_now_ms() + delay >= deadline)
+            break; /* the backoff would end past the deadline: keep the last error */
+        if (!retry_quota_acquire(&c->quota, cls))
+            break;
+        sleep_ms(delay);
+        c->stats.retries++;
+    }
+    if (st == EBSD_OK) {
+        retry_quota_success(&c->quota);
+    } else {
+        retry_quota_failure(&c->quota);
+        c->stats.errors++;
+        if (err)
+            *err = e;
+    }
+    c->stats.retry_quota = c->quota.available;
+    return st;
+}
+
+static int64_t effective_deadline(int64_t deadline)
+{
+    return deadline ? deadline : clock_now_ms() + DEFAULT_DEADLINE_MS;
+}
+
+ebsd_status ec2_describe_instances(struct ec2_client *c, const char *const *ids, size_t nids,
+                                   const char *next_token, int64_t deadline,
+                                   struct ec2_instance_page *out, struct ec2_error *err)
+{
+    char *body = NULL;
+    struct ec2_instance_page page = {0};
+    if (err)
+        memset(err, 0, sizeof *err);
+    ebsd_status st = ec2_instances_body(ids, nids, next_token, c->instance_page, &body);
+    if (st != EBSD_OK) {
+        if (err)
+            snprintf(err->message, sizeof err->message, "invalid instance ids");
+        goto out;
+    }
+    st = perform(c, body, &c->stats.describe_instances, effective_deadline(deadline),
+                 parse_instances_cb, &page, err);
+    if (st == EBSD_OK)
+        *out = page;
+out:
+    free(body);
+    return st;
+}
+
+ebsd_status ec2_describe_volumes(struct ec2_client *c, const char *const *instance_ids,
+                                 size_t nids, const char *next_token, int64_t deadline,
+                                 struct ec2_volume_page *out, struct ec2_error *err)
+{
+    char *body = NULL;
+    struct ec2_volume_page page = {0};
+    if (err)
+        memset(err, 0, sizeof *err);
+    ebsd_status st = ec2_volumes_body(instance_ids, nids, next_token, c->volume_page, &body);
+    if (st != EBSD_OK) {
+        if (err)
+            snprintf(err->message, sizeof err->message, "invalid instance ids");
+        goto out;
+    }
+    st = perform(c, body, &c->stats.describe_volumes, effective_deadline(deadline),
+                 parse_volumes_cb, &page, err);
+    if (st == EBSD_OK)
+        *out = page;
+out:
+    free(body);
+    return st;
+}
+
+/* ---- pagination ------------------------------------------------------------------------- */
+
+/* The pagination guard shared by both listings: a token equal to the one just sent means
+ * the service would loop forever. */
+static ebsd_status token_guard(const char *sent, const char *got, size_t pages,
+                               struct ec2_error *err)
+{
+    if (got && sent && strcmp(sent, got) == 0) {
+        if (err)
+            snprintf(err->message, sizeof err->message,
+                     "EC2 returned the nextToken it was sent: pagination stopped");
+        return EBSD_EUPSTREAM;
+    }
+    if (got && pages >= MAX_PAGES) {
+        if (err)
+            snprintf(err->message, sizeof err->message, "more than %d pages", MAX_PAGES);
+        return EBSD_ETOOBIG;
+    }
+    return EBSD_OK;
+}
+
+ebsd_status ec2_list_instances_all(struct ec2_client *c, const char *const *ids, size_t nids,
+                                   int64_t deadline, size_t max_items,
+                                   struct ec2_instance_page *out, struct ec2_error *err)
+{
+    ebsd_status st;
+    struct ec2_instance_page all = {0}, page = {0};
+    char *token = NULL;
+    size_t cap = 0, pages = 0;
+    if (!max_items)
+        max_items = DEFAULT_MAX_ITEMS;
+    deadline = effective_deadline(deadline);
+    for (;;) {
+        st = ec2_describe_instances(c, ids, nids, token, deadline, &page, err);
+        if (st != EBSD_OK)
+            goto out;
+        pages++;
+        if (all.n + page.n > max_items) {
+            st = EBSD_ETOOBIG;
+            if (err)
+                snprintf(err->message, sizeof err->message, "more than %zu instances",
+                         max_items);
+            goto out;
+        }
+        if (all.n + page.n > cap) {
+            while (all.n + page.n > cap)
+                cap = cap ? cap * 2 : 1024;
+            all.items = xrealloc(all.items, cap * sizeof *all.items);
+        }
+        if (page.n)
+            memcpy(all.items + all.n, page.items, page.n * sizeof *page.items);
+        all.n += page.n;
+        st = token_guard(token, page.next_token, pages, err);
+        if (st != EBSD_OK)
+            goto out;
+        free(token);
+        token = page.next_token;
+        page.next_token = NULL;
+        ec2_instance_page_free(&page);
+        if (!token)
+            break;
+    }
+    *out = all;
+    all.items = NULL;
+    st = EBSD_OK;
+out:
+    ec2_instance_page_free(&page);
+    free(all.items);
+    free(token);
+    return st;
+}
+
+ebsd_status ec2_list_volumes_all(struct ec2_client *c, const char *const *instance_ids,
+                                 size_t nids, int64_t deadline, size_t max_items,
+                                 struct ec2_volume_page *out, struct ec2_error *err)
+{
+    ebsd_status st;
+    struct ec2_volume_page all = {0}, page = {0};
+    char *token = NULL;
+    size_t cap = 0, pages = 0;
+    if (!max_items)
+        max_items = DEFAULT_MAX_ITEMS;
+    deadline = effective_deadline(deadline);
+    for (;;) {
+        st = ec2_describe_volumes(c, instance_ids, nids, token, deadline, &page, err);
+        if (st != EBSD_OK)
+            goto out;
+        pages++;
+        if (all.n + page.n > max_items) {
+            st = EBSD_ETOOBIG;
+            if (err)
+                snprintf(err->message, sizeof err->message, "more than %zu volumes", max_items);
+            goto out;
+        }
+        if (all.n + page.n > cap) {
+            while (all.n + page.n > cap)
+                cap = cap ? cap * 2 : 1024;
+            all.items = xrealloc(all.items, cap * sizeof *all.items);
+        }
+        if (page.n)
+            memcpy(all.items + all.n, page.items, page.n * sizeof *page.items);
+        all.n += page.n;
+        page.n = 0; /* the attachment arrays now belong to all */
+        st = token_guard(token, page.next_token, pages, err);
+        if (st != EBSD_OK)
+            goto out;
+        free(token);
+        token = page.next_token;
+        page.next_token = NULL;
+        ec2_volume_page_free(&page);
+        if (!token)
+            break;
+    }
+    *out = all;
+    memset(&all, 0, sizeof all);
+    st = EBSD_OK;
+out:
+    ec2_volume_page_free(&page);
+    ec2_volume_page_free(&all);
+    free(token);
+    return st;
+}

@@ -1,0 +1,703 @@
+/* ec2xml.c - streaming (expat) parser for EC2 DescribeInstances / DescribeVolumes answers and
+ * the EC2 error envelope. Each element's meaning comes from its parent's meaning (a small
+ * state machine over the element path), so the many nested <item>s of a response (groupSet,
+ * blockDeviceMapping, tagSet, ...) never pass for instances. Limits: see ec2xml.h. */
+#include "ec2xml.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <expat.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "ec2.h"
+#include "mem.h"
+
+enum doc_kind { DOC_INSTANCES, DOC_VOLUMES, DOC_ERROR };
+
+/* What an element means, decided from its parent's meaning and its own name. */
+enum kind {
+    K_OTHER = 0, /* not ours: the whole subtree is skipped */
+    K_DOC,       /* above the root */
+    K_DI_ROOT,
+    K_DV_ROOT,
+    K_ERR_ROOT,
+    K_NEXT,
+    K_RESSET,
+    K_RES,
+    K_INSTSET,
+    K_INST,
+    K_I_ID,
+    K_I_TYPE,
+    K_I_STATE,
+    K_I_STATE_NAME,
+    K_I_PLACEMENT,
+    K_I_AZ,
+    K_VOLSET,
+    K_VOL,
+    K_V_ID,
+    K_V_SIZE,
+    K_V_TYPE,
+    K_V_IOPS,
+    K_V_TPUT,
+    K_V_STATUS,
+    K_V_ENC,
+    K_V_MULTI,
+    K_V_ATTSET,
+    K_ATT,
+    K_A_INST,
+    K_A_DEV,
+    K_A_STATUS,
+    K_A_DOT,
+    K_ERRORS,
+    K_ERROR,
+    K_E_CODE,
+    K_E_MSG,
+    K_E_REQID,
+};
+
+struct transition {
+    enum kind parent;
+    const char *name;
+    enum kind child;
+};
+
+static const struct transition transitions[] = {
+    {K_DI_ROOT, "reservationSet", K_RESSET},
+    {K_DI_ROOT, "nextToken", K_NEXT},
+    {K_RESSET, "item", K_RES},
+    {K_RES, "instancesSet", K_INSTSET},
+    {K_INSTSET, "item", K_INST},
+    {K_INST, "instanceId", K_I_ID},
+    {K_INST, "instanceType", K_I_TYPE},
+    {K_INST, "instanceState", K_I_STATE},
+    {K_INST, "placement", K_I_PLACEMENT},
+    {K_I_STATE, "name", K_I_STATE_NAME},
+    {K_I_PLACEMENT, "availabilityZone", K_I_AZ},
+    {K_DV_ROOT, "volumeSet", K_VOLSET},
+    {K_DV_ROOT, "nextToken", K_NEXT},
+    {K_VOLSET, "item", K_VOL},
+    {K_VOL, "volumeId", K_V_ID},
+    {K_VOL, "size", K_V_SIZE},
+    {K_VOL, "volumeType", K_V_TYPE},
+    {K_VOL, "iops", K_V_IOPS},
+    {K_VOL, "throughput", K_V_TPUT},
+    {K_VOL, "status", K_V_STATUS},
+    {K_VOL, "encrypted", K_V_ENC},
+    {K_VOL, "multiAttachEnabled", K_V_MULTI},
+    {K_VOL, "attachmentSet", K_V_ATTSET},
+    {K_V_ATTSET, "item", K_ATT},
+    {K_ATT, "instanceId", K_A_INST},
+    {K_ATT, "device", K_A_DEV},
+    {K_ATT, "status", K_A_STATUS},
+    {K_ATT, "deleteOnTermination", K_A_DOT},
+    {K_ERR_ROOT, "Errors", K_ERRORS},
+    {K_ERR_ROOT, "RequestID", K_E_REQID},
+    {K_ERR_ROOT, "RequestId", K_E_REQID},
+    {K_ERR_ROOT, "requestId", K_E_REQID},
+    {K_ERRORS, "Error", K_ERROR},
+    {K_ERROR, "Code", K_E_CODE},
+    {K_ERROR, "Message", K_E_MSG},
+};
+
+static bool is_leaf(enum kind k)
+{
+    switch (k) {
+    case K_NEXT:
+    case K_I_ID:
+    case K_I_TYPE:
+    case K_I_STATE_NAME:
+    case K_I_AZ:
+    case K_V_ID:
+    case K_V_SIZE:
+    case K_V_TYPE:
+    case K_V_IOPS:
+    case K_V_TPUT:
+    case K_V_STATUS:
+    case K_V_ENC:
+    case K_V_MULTI:
+    case K_A_INST:
+    case K_A_DEV:
+    case K_A_STATUS:
+    case K_A_DOT:
+    case K_E_CODE:
+    case K_E_MSG:
+    case K_E_REQID:
+        return true;
+    default:
+        return false;
+    }
+}
+
+struct px {
+    XML_Parser p;
+    enum doc_kind want;
+    ebsd_status st;          /* first failure; EBSD_OK while fine */
+    char why[160];           /* what failed, for err->message */
+    enum kind stack[EC2XML_MAX_DEPTH + 1];
+    int depth;               /* elements open; stack[0] is K_DOC */
+    enum kind root;
+    struct buf text;         /* text of the open leaf (capped) */
+    char *next_token;
+
+    struct ec2_instance *inst;
+    size_t ninst, capinst;
+    struct ec2_instance cur_inst;
+
+    struct ec2_volume *vol;
+    size_t nvol, capvol;
+    struct ec2_volume cur_vol;
+    bool cur_vol_size_seen;
+    size_t capatt;
+    struct ec2_attachment cur_att;
+
+    struct ec2_error e;
+    int nerrors;             /* <Error> elements closed (only the first is kept) */
+};
+
+static void fail(struct px *x, ebsd_status st, const char *why)
+{
+    if (x->st != EBSD_OK)
+        return;
+    x->st = st;
+    snprintf(x->why, sizeof x->why, "%s (line %lu)", why,
+             (unsigned long)XML_GetCurrentLineNumber(x->p));
+    XML_StopParser(x->p, XML_FALSE);
+}
+
+static const char *local_name(const char *name)
+{
+    const char *colon = strrchr(name, ':');
+    return colon ? colon + 1 : name;
+}
+
+static enum kind child_kind(struct px *x, enum kind parent, const char *name)
+{
+    if (parent == K_OTHER)
+        return K_OTHER;
+    if (parent == K_DOC) {
+        if (strcmp(name, "Response") == 0)
+            return K_ERR_ROOT;
+        if (x->want == DOC_INSTANCES && strcmp(name, "DescribeInstancesResponse") == 0)
+            return K_DI_ROOT;
+        if (x->want == DOC_VOLUMES && strcmp(name, "DescribeVolumesResponse") == 0)
+            return K_DV_ROOT;
+        fail(x, EBSD_EPARSE, "unexpected root element");
+        return K_OTHER;
+    }
+    for (size_t i = 0; i < sizeof transitions / sizeof transitions[0]; i++)
+        if (transitions[i].parent == parent && strcmp(transitions[i].name, name) == 0)
+            return transitions[i].child;
+    return K_OTHER;
+}
+
+/* Trims XML whitespace from both ends of the captured text; returns its start, sets *n. */
+static const char *trimmed(struct px *x, size_t *n)
+{
+    const char *s = x->text.data ? x->text.data : "";
+    size_t len = x->text.len;
+    while (len && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')) {
+        s++;
+        len--;
+    }
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\n' ||
+                   s[len - 1] == '\r'))
+        len--;
+    *n = len;
+    return s;
+}
+
+/* Exact copy of a value that must fit (ids, types, zones, devices): too long is an error,
+ * since a cut id would silently count the wrong thing. */
+static void set_exact(struct px *x, char *dst, size_t dstlen, const char *what)
+{
+    size_t n;
+    const char *s = trimmed(x, &n);
+    if (n >= dstlen) {
+        char why[96];
+        snprintf(why, sizeof why, "%s longer than %zu bytes", what, dstlen - 1);
+        fail(x, EBSD_EPARSE, why);
+        return;
+    }
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
+/* A state name we do not know and cannot hold becomes "unknown" rather than a cut string. */
+static void set_state(struct px *x, char *dst, size_t dstlen)
+{
+    size_t n;
+    const char *s = trimmed(x, &n);
+    if (n >= dstlen) {
+        snprintf(dst, dstlen, "unknown");
+        return;
+    }
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
+/* Diagnostic text (error code, message): cut at the field size on a UTF-8 boundary. */
+static void set_cut(struct px *x, char *dst, size_t dstlen)
+{
+    size_t n;
+    const char *s = trimmed(x, &n);
+    if (n >= dstlen) {
+        n = dstlen - 1;
+        while (n && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
+static void set_int64(struct px *x, int64_t *dst, int64_t max, bool empty_ok, const char *what)
+{
+    size_t n;
+    const char *s = trimmed(x, &n);
+    char why[96];
+    int64_t v = 0;
+    if (n == 0 && empty_ok) {
+        *dst = 0;
+        return;
+    }
+    if (n == 0 || n > 18)
+        goto bad;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            goto bad;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v > max)
+        goto bad;
+    *dst = v;
+    return;
+bad:
+    snprintf(why, sizeof why, "%s is not a number in range", what);
+    fail(x, EBSD_EPARSE, why);
+}
+
+static void set_bool(struct px *x, bool *dst, const char *what)
+{
+    size_t n;
+    const char *s = trimmed(x, &n);
+    if (n == 0 || (n == 5 && memcmp(s, "false", 5) == 0)) {
+        *dst = false;
+    } else if (n == 4 && memcmp(s, "true", 4) == 0) {
+        *dst = true;
+    } else {
+        char why[96];
+        snprintf(why, sizeof why, "%s is not true or false", what);
+        fail(x, EBSD_EPARSE, why);
+    }
+}
+
+static void set_int(struct px *x, int *dst, const char *what)
+{
+    int64_t v = 0;
+    set_int64(x, &v, INT_MAX, true, what);
+    if (x->st == EBSD_OK)
+        *dst = (int)v;
+}
+
+static void commit_leaf(struct px *x, enum kind k)
+{
+    int64_t size = 0;
+    switch (k) {
+    case K_NEXT: {
+        size_t n;
+        const char *s = trimmed(x, &n);
+        free(x->next_token);
+        x->next_token = n ? xstrndup(s, n) : NULL;
+        break;
+    }
+    case K_I_ID:
+        set_exact(x, x->cur_inst.id, sizeof x->cur_inst.id, "instanceId");
+        break;
+    case K_I_TYPE:
+        set_exact(x, x->cur_inst.type, sizeof x->cur_inst.type, "instanceType");
+        break;
+    case K_I_STATE_NAME:
+        set_state(x, x->cur_inst.state, sizeof x->cur_inst.state);
+        break;
+    case K_I_AZ:
+        set_exact(x, x->cur_inst.az, sizeof x->cur_inst.az, "availabilityZone");
+        break;
+    case K_V_ID:
+        set_exact(x, x->cur_vol.id, sizeof x->cur_vol.id, "volumeId");
+        break;
+    case K_V_SIZE:
+        set_int64(x, &size, INT64_C(1) << 40, false, "size");
+        if (x->st == EBSD_OK) {
+            x->cur_vol.size_gib = size;
+            x->cur_vol_size_seen = true;
+        }
+        break;
+    case K_V_TYPE:
+        set_exact(x, x->cur_vol.type, sizeof x->cur_vol.type, "volumeType");
+        break;
+    case K_V_IOPS:
+        set_int(x, &x->cur_vol.iops, "iops");
+        break;
+    case K_V_TPUT:
+        set_int(x, &x->cur_vol.throughput, "throughput");
+        break;
+    case K_V_STATUS:
+        set_state(x, x->cur_vol.state, sizeof x->cur_vol.state);
+        break;
+    case K_V_ENC:
+        set_bool(x, &x->cur_vol.encrypted, "encrypted");
+        break;
+    case K_V_MULTI:
+        set_bool(x, &x->cur_vol.multi_attach, "multiAttachEnabled");
+        break;
+    case K_A_INST:
+        set_exact(x, x->cur_att.instance_id, sizeof x->cur_att.instance_id, "instanceId");
+        break;
+    case K_A_DEV:
+        set_exact(x, x->cur_att.device, sizeof x->cur_att.device, "device");
+        break;
+    case K_A_STATUS:
+        set_state(x, x->cur_att.state, sizeof x->cur_att.state);
+        break;
+    case K_A_DOT:
+        set_bool(x, &x->cur_att.delete_on_termination, "deleteOnTermination");
+        break;
+    case K_E_CODE:
+        if (x->nerrors == 0)
+            set_cut(x, x->e.code, sizeof x->e.code);
+        break;
+    case K_E_MSG:
+        if (x->nerrors == 0)
+            set_cut(x, x->e.message, sizeof x->e.message);
+        break;
+    case K_E_REQID:
+        set_cut(x, x->e.request_id, sizeof x->e.request_id);
+        break;
+    default:
+        break;
+    }
+}
+
+static void begin_item(struct px *x, enum kind k)
+{
+    switch (k) {
+    case K_INST:
+        if (x->ninst >= EC2XML_MAX_ITEMS) {
+            fail(x, EBSD_ETOOBIG, "too many instances");
+            return;
+        }
+        memset(&x->cur_inst, 0, sizeof x->cur_inst);
+        break;
+    case K_VOL:
+        if (x->nvol >= EC2XML_MAX_ITEMS) {
+            fail(x, EBSD_ETOOBIG, "too many volumes");
+            return;
+        }
+        free(x->cur_vol.attach);
+        memset(&x->cur_vol, 0, sizeof x->cur_vol);
+        x->cur_vol_size_seen = false;
+        x->capatt = 0;
+        break;
+    case K_ATT:
+        if (x->cur_vol.nattach >= EC2XML_MAX_ATTACH) {
+            fail(x, EBSD_ETOOBIG, "too many attachments on one volume");
+            return;
+        }
+        memset(&x->cur_att, 0, sizeof x->cur_att);
+        break;
+    default:
+        break;
+    }
+}
+
+static void end_item(struct px *x, enum kind k)
+{
+    switch (k) {
+    case K_INST:
+        if (!x->cur_inst.id[0]) {
+            fail(x, EBSD_EPARSE, "instance without instanceId");
+            return;
+        }
+        if (x->ninst == x->capinst) {
+            x->capinst = x->capinst ? x->capinst * 2 : 64;
+            x->inst = xrealloc(x->inst, x->capinst * sizeof *x->inst);
+        }
+        x->inst[x->ninst++] = x->cur_inst;
+        break;
+    case K_VOL:
+        if (!x->cur_vol.id[0] || !x->cur_vol_size_seen) {
+            fail(x, EBSD_EPARSE, "volume without volumeId or size");
+            return;
+        }
+        if (x->nvol == x->capvol) {
+            x->capvol = x->capvol ? x->capvol * 2 : 64;
+            x->vol = xrealloc(x->vol, x->capvol * sizeof *x->vol);
+        }
+        x->vol[x->nvol++] = x->cur_vol; /* the attach array moves with it */
+        memset(&x->cur_vol, 0, sizeof x->cur_vol);
+        break;
+    case K_ATT:
+        if (!x->cur_att.instance_id[0]) {
+            fail(x, EBSD_EPARSE, "attachment without instanceId");
+            return;
+        }
+        if (x->cur_vol.nattach == x->capatt) {
+            x->capatt = x->capatt ? x->capatt * 2 : 2;
+            x->cur_vol.attach = xrealloc(x->cur_vol.attach, x->capatt * sizeof *x->cur_vol.attach);
+        }
+        x->cur_vol.attach[x->cur_vol.nattach++] = x->cur_att;
+        break;
+    case K_ERROR:
+        x->nerrors++;
+        break;
+    default:
+        break;
+    }
+}
+
+static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **attrs)
+{
+    struct px *x = ud;
+    (void)attrs;
+    if (x->st != EBSD_OK)
+        return;
+    if (x->depth >= EC2XML_MAX_DEPTH) {
+        fail(x, EBSD_ETOOBIG, "elements nested too deep");
+        return;
+    }
+    enum kind k = child_kind(x, x->stack[x->depth], local_name(name));
+    if (x->st != EBSD_OK)
+        return;
+    if (x->depth == 0)
+        x->root = k;
+    x->stack[++x->depth] = k;
+    if (is_leaf(k))
+        buf_reset(&x->text);
+    else
+        begin_item(x, k);
+}
+
+static void XMLCALL on_end(void *ud, const XML_Char *name)
+{
+    struct px *x = ud;
+    (void)name;
+    if (x->st != EBSD_OK || x->depth == 0)
+        return;
+    enum kind k = x->stack[x->depth--];
+    if (is_leaf(k)) {
+        commit_leaf(x, k);
+        buf_reset(&x->text);
+    } else {
+        end_item(x, k);
+    }
+}
+
+static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
+{
+    struct px *x = ud;
+    if (x->st != EBSD_OK || !is_leaf(x->stack[x->depth]))
+        return;
+    if (buf_append(&x->text, s, (size_t)len) != EBSD_OK)
+        fail(x, EBSD_ETOOBIG, "element text too long");
+}
+
+static void XMLCALL on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
+                               const XML_Char *pubid, int has_internal_subset)
+{
+    (void)name;
+    (void)sysid;
+    (void)pubid;
+    (void)has_internal_subset;
+    fail(ud, EBSD_EPARSE, "DOCTYPE refused");
+}
+
+static void XMLCALL on_entity_decl(void *ud, const XML_Char *name, int is_param,
+                                   const XML_Char *value, int value_len, const XML_Char *base,
+                                   const XML_Char *sysid, const XML_Char *pubid,
+                                   const XML_Char *notation)
+{
+    (void)name;
+    (void)is_param;
+    (void)value;
+    (void)value_len;
+    (void)base;
+    (void)sysid;
+    (void)pubid;
+    (void)notation;
+    fail(ud, EBSD_EPARSE, "entity declaration refused");
+}
+
+static void px_free(struct px *x)
+{
+    for (size_t i = 0; i < x->nvol; i++)
+        free(x->vol[i].attach);
+    free(x->vol);
+    free(x->cur_vol.attach);
+    free(x->inst);
+    free(x->next_token);
+    buf_free(&x->text);
+    if (x->p)
+        XML_ParserFree(x->p);
+}
+
+/* Runs the parser over the document; x->st tells the outcome (root checks are the caller's). */
+static void px_run(struct px *x, enum doc_kind want, const char *xml, size_t len)
+{
+    memset(x, 0, sizeof *x);
+    x->want = want;
+    x->stack[0] = K_DOC;
+    buf_init(&x->text, EC2XML_MAX_TEXT);
+    x->p = XML_ParserCreate(NULL);
+    if (!x->p) {
+        fprintf(stderr, "ebsd: XML_ParserCreate failed\n");
+        abort(); /* expat allocates with malloc: failure here is OOM, fatal by policy */
+    }
+    if (len > EC2XML_MAX_BYTES) {
+        x->st = EBSD_ETOOBIG;
+        snprintf(x->why, sizeof x->why, "document larger than %u bytes", EC2XML_MAX_BYTES);
+        return;
+    }
+    XML_SetUserData(x->p, x);
+    XML_SetElementHandler(x->p, on_start, on_end);
+    XML_SetCharacterDataHandler(x->p, on_text);
+    XML_SetStartDoctypeDeclHandler(x->p, on_doctype);
+    XML_SetEntityDeclHandler(x->p, on_entity_decl);
+    XML_SetParamEntityParsing(x->p, XML_PARAM_ENTITY_PARSING_NEVER);
+
+    /* Fed in slices, as a network stream would be; memory stays bounded by the caps. */
+    const size_t slice = 64 * 1024;
+    size_t off = 0;
+    do {
+        size_t n = len - off < slice ? len - off : slice;
+        int final = off + n == len;
+        if (XML_Parse(x->p, xml + off, (int)n, final) != XML_STATUS_OK) {
+            if (x->st == EBSD_OK) {
+                x->st = EBSD_EPARSE;
+                snprintf(x->why, sizeof x->why, "XML error at line %lu: %s",
+                         (unsigned long)XML_GetCurrentLineNumber(x->p),
+                         XML_ErrorString(XML_GetErrorCode(x->p)));
+            }
+            return;
+        }
+        off += n;
+    } while (off < len);
+}
+
+static void parse_failed(const struct px *x, struct ec2_error *err)
+{
+    if (!err)
+        return;
+    memset(err, 0, sizeof *err);
+    snprintf(err->message, sizeof err->message, "EC2 response: %s", x->why);
+}
+
+/* After a clean parse with an error-envelope root: EBSD_EUPSTREAM with *err, or EPARSE when
+ * the envelope carries no code. */
+static ebsd_status envelope_result(struct px *x, struct ec2_error *err)
+{
+    if (!x->e.code[0]) {
+        x->st = EBSD_EPARSE;
+        snprintf(x->why, sizeof x->why, "error envelope without a Code");
+        parse_failed(x, err);
+        return EBSD_EPARSE;
+    }
+    if (err)
+        *err = x->e;
+    return EBSD_EUPSTREAM;
+}
+
+ebsd_status ec2_parse_instances(const char *xml, size_t len, struct ec2_instance_page *out,
+                                struct ec2_error *err)
+{
+    ebsd_status st;
+    struct px x;
+    if (err)
+        memset(err, 0, sizeof *err);
+    px_run(&x, DOC_INSTANCES, xml, len);
+    st = x.st;
+    if (st != EBSD_OK) {
+        parse_failed(&x, err);
+        goto out;
+    }
+    if (x.root == K_ERR_ROOT) {
+        st = envelope_result(&x, err);
+        goto out;
+    }
+    out->items = x.inst;
+    out->n = x.ninst;
+    out->next_token = x.next_token;
+    x.inst = NULL;
+    x.next_token = NULL;
+out:
+    px_free(&x);
+    return st;
+}
+
+ebsd_status ec2_parse_volumes(const char *xml, size_t len, struct ec2_volume_page *out,
+                              struct ec2_error *err)
+{
+    ebsd_status st;
+    struct px x;
+    if (err)
+        memset(err, 0, sizeof *err);
+    px_run(&x, DOC_VOLUMES, xml, len);
+    st = x.st;
+    if (st != EBSD_OK) {
+        parse_failed(&x, err);
+        goto out;
+    }
+    if (x.root == K_ERR_ROOT) {
+        st = envelope_result(&x, err);
+        goto out;
+    }
+    out->items = x.vol;
+    out->n = x.nvol;
+    out->next_token = x.next_token;
+    x.vol = NULL;
+    x.nvol = 0;
+    x.next_token = NULL;
+out:
+    px_free(&x);
+    return st;
+}
+
+ebsd_status ec2_parse_error(const char *xml, size_t len, struct ec2_error *err)
+{
+    ebsd_status st;
+    struct px x;
+    memset(err, 0, sizeof *err);
+    px_run(&x, DOC_ERROR, xml, len);
+    st = x.st;
+    if (st != EBSD_OK) {
+        parse_failed(&x, err);
+        goto out;
+    }
+    st = envelope_result(&x, err) == EBSD_EUPSTREAM ? EBSD_OK : EBSD_EPARSE;
+out:
+    px_free(&x);
+    return st;
+}
+
+void ec2_instance_page_free(struct ec2_instance_page *p)
+{
+    if (!p)
+        return;
+    free(p->items);
+    free(p->next_token);
+    memset(p, 0, sizeof *p);
+}
+
+void ec2_volume_page_free(struct ec2_volume_page *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n; i++)
+        free(p->items[i].attach);
+    free(p->items);
+    free(p->next_token);
+    memset(p, 0, sizeof *p);
+}
