@@ -26,7 +26,7 @@ def client(sim, secret=TEST_SECRET_KEY, key=TEST_ACCESS_KEY, token=None, retries
     return boto3.client("ec2", region_name="us-east-1", endpoint_url=sim.url,
                         aws_access_key_id=key, aws_secret_access_key=secret,
                         aws_session_token=token,
-                        config=Config(retries={"max_attempts": retries, "mode": "standard"}))
+                        config=Config(retries={"total_max_attempts": retries, "mode": "standard"}))
 
 
 def read_all(c, page_size=None):
