@@ -1,0 +1,161 @@
+/* test_retry.c - standard-mode retry: classification, backoff bounds, quota accounting, and
+ * the jitter RNG's reseeding after fork. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "retry.h"
+
+static void test_codes(void)
+{
+    static const char *const throttles[] = {
+        "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+        "TooManyRequestsException", "ProvisionedThroughputExceededException",
+        "TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded",
+        "LimitExceededException", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
+        "EC2ThrottledException"};
+    for (size_t i = 0; i < sizeof throttles / sizeof throttles[0]; i++)
+        CHECK(retry_is_throttling_code(throttles[i]));
+    CHECK(retry_is_transient_code("RequestTimeout"));
+    CHECK(retry_is_transient_code("RequestTimeoutException"));
+    CHECK(retry_is_transient_code("PriorRequestNotComplete"));
+    CHECK(!retry_is_throttling_code("AuthFailure"));
+    CHECK(!retry_is_throttling_code("requestlimitexceeded")); /* codes are case-sensitive */
+    CHECK(!retry_is_throttling_code(""));
+    CHECK(!retry_is_throttling_code(NULL));
+    CHECK(!retry_is_transient_code("InvalidInstanceID.NotFound"));
+}
+
+static void test_classify(void)
+{
+    CHECK_INT(retry_classify(EBSD_OK, false, 200, ""), RETRY_NONE);
+    CHECK_INT(retry_classify(EBSD_OK, false, 503, "RequestLimitExceeded"), RETRY_THROTTLE);
+    CHECK_INT(retry_classify(EBSD_OK, false, 400, "Throttling"), RETRY_THROTTLE);
+    CHECK_INT(retry_classify(EBSD_OK, false, 503, "EC2ThrottledException"), RETRY_THROTTLE);
+    CHECK_INT(retry_classify(EBSD_OK, false, 429, ""), RETRY_THROTTLE);
+    CHECK_INT(retry_classify(EBSD_OK, false, 500, "InternalError"), RETRY_TRANSIENT);
+    CHECK_INT(retry_classify(EBSD_OK, false, 502, ""), RETRY_TRANSIENT);
+    CHECK_INT(retry_classify(EBSD_OK, false, 503, "Unavailable"), RETRY_TRANSIENT);
+    CHECK_INT(retry_classify(EBSD_OK, false, 504, ""), RETRY_TRANSIENT);
+    CHECK_INT(retry_classify(EBSD_OK, false, 501, ""), RETRY_NONE);
+    CHECK_INT(retry_classify(EBSD_OK, false, 400, "RequestTimeout"), RETRY_TRANSIENT);
+    CHECK_INT(retry_classify(EBSD_OK, false, 401, "AuthFailure"), RETRY_NONE);
+    CHECK_INT(retry_classify(EBSD_OK, false, 403, "SignatureDoesNotMatch"), RETRY_NONE);
+    CHECK_INT(retry_classify(EBSD_OK, false, 400, "InvalidInstanceID.Malformed"), RETRY_NONE);
+    CHECK_INT(retry_classify(EBSD_ENETWORK, false, 0, NULL), RETRY_TRANSIENT);
+    CHECK_INT(retry_classify(EBSD_ENETWORK, true, 0, NULL), RETRY_TIMEOUT);
+    CHECK_INT(retry_classify(EBSD_ETIMEDOUT, true, 0, NULL), RETRY_NONE);
+    CHECK_INT(retry_classify(EBSD_ETOOBIG, false, 0, NULL), RETRY_NONE);
+}
+
+static void test_backoff_bounds(void)
+{
+    CHECK_INT(retry_backoff_cap_ms(1), 1000);
+    CHECK_INT(retry_backoff_cap_ms(2), 2000);
+    CHECK_INT(retry_backoff_cap_ms(3), 4000);
+    CHECK_INT(retry_backoff_cap_ms(4), 8000);
+    CHECK_INT(retry_backoff_cap_ms(5), 16000);
+    CHECK_INT(retry_backoff_cap_ms(6), 20000);
+    CHECK_INT(retry_backoff_cap_ms(7), 20000);
+    CHECK_INT(retry_backoff_cap_ms(1000), 20000);
+    CHECK_INT(retry_backoff_cap_ms(0), 1000);
+    CHECK_INT(retry_backoff_ms(3, 0.0), 0);
+    CHECK_INT(retry_backoff_ms(3, 1.0), 4000); /* deterministic mode sleeps the cap */
+    CHECK_INT(retry_backoff_ms(3, 0.5), 2000);
+
+    /* Full jitter: every draw within [0, cap), and the draws spread over the range. */
+    struct retry_rng r = {0};
+    retry_rng_seed(&r, 42);
+    for (int attempt = 1; attempt <= 8; attempt++) {
+        int64_t cap = retry_backoff_cap_ms(attempt), lo = cap, hi = 0;
+        double sum = 0;
+        for (int i = 0; i < 20000; i++) {
+            double u = retry_rng_uniform(&r);
+            CHECK(u >= 0.0 && u < 1.0);
+            int64_t d = retry_backoff_ms(attempt, u);
+            CHECK(d >= 0 && d < cap);
+            lo = d < lo ? d : lo;
+            hi = d > hi ? d : hi;
+            sum += (double)d;
+        }
+        CHECK(lo < cap / 50);
+        CHECK(hi > cap - cap / 50);
+        double mean = sum / 20000;
+        CHECK(mean > cap * 0.45 && mean < cap * 0.55);
+    }
+}
+
+static void test_quota(void)
+{
+    struct retry_quota q;
+    retry_quota_init(&q);
+    CHECK_INT(q.available, 500);
+    /* A first-try success gives back 1, capped at the initial capacity. */
+    retry_quota_success(&q);
+    CHECK_INT(q.available, 500);
+    /* Two retries (5 each), then success: the last acquired amount comes back. */
+    CHECK(retry_quota_acquire(&q, RETRY_THROTTLE));
+    CHECK(retry_quota_acquire(&q, RETRY_TRANSIENT));
+    CHECK_INT(q.available, 490);
+    retry_quota_success(&q);
+    CHECK_INT(q.available, 495);
+    CHECK_INT(q.last_acquired, 0);
+    retry_quota_success(&q);
+    CHECK_INT(q.available, 496);
+    /* A timeout retry costs 10; failure gives nothing back. */
+    CHECK(retry_quota_acquire(&q, RETRY_TIMEOUT));
+    CHECK_INT(q.available, 486);
+    retry_quota_failure(&q);
+    CHECK_INT(q.available, 486);
+    retry_quota_success(&q);
+    CHECK_INT(q.available, 487); /* first-try success after the failure: +1 */
+    /* Drain: when less than the cost is left, no retry and the quota is untouched. */
+    int n = 0;
+    while (retry_quota_acquire(&q, RETRY_THROTTLE))
+        n++;
+    CHECK_INT(n, 487 / 5);
+    CHECK_INT(q.available, 487 % 5);
+    CHECK(!retry_quota_acquire(&q, RETRY_TIMEOUT));
+    CHECK_INT(q.available, 2);
+    retry_quota_failure(&q);
+    for (int i = 0; i < 3; i++)
+        retry_quota_success(&q);
+    CHECK_INT(q.available, 5);
+    CHECK(!retry_quota_acquire(&q, RETRY_TIMEOUT));
+    CHECK(retry_quota_acquire(&q, RETRY_THROTTLE));
+    CHECK_INT(q.available, 0);
+}
+
+static void test_rng_fork(void)
+{
+    /* Seeded identically in the parent, the child must reseed on its first draw. */
+    struct retry_rng r;
+    retry_rng_seed(&r, 7);
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        double u = retry_rng_uniform(&r);
+        ssize_t w = write(fds[1], &u, sizeof u);
+        _exit(w == (ssize_t)sizeof u ? 0 : 1);
+    }
+    double mine = retry_rng_uniform(&r), theirs = -1;
+    CHECK(read(fds[0], &theirs, sizeof theirs) == (ssize_t)sizeof theirs);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(theirs >= 0.0 && theirs < 1.0);
+    CHECK(mine != theirs);
+    close(fds[0]);
+    close(fds[1]);
+    /* Unseeded state seeds itself. */
+    struct retry_rng z = {0};
+    double a = retry_rng_uniform(&z), b = retry_rng_uniform(&z);
+    CHECK(a != b);
+}
+
+TEST_MAIN(T(test_codes), T(test_classify), T(test_backoff_bounds), T(test_quota),
+          T(test_rng_fork))
