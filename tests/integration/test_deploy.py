@@ -119,21 +119,24 @@ def listen_port(cfg):
     return int(port)
 
 
-def ebsd_configs():
-    """{layer: parsed ebsd config} for every config file deploy/ hands to ebsd."""
-    yaml = yaml_mod()
-    cfgs = {}
+def ebsd_config_texts():
+    """{layer: YAML text} of every ebsd config deploy/ hands to ebsd, exactly as ebsd reads it."""
+    texts = {}
     for layer in ("docker", "systemd"):
-        docs = load_yaml_docs(os.path.join(DEPLOY, layer, "ebsd.yaml"))
-        assert len(docs) == 1
-        cfgs[layer] = docs[0]
-    cm = k8s_objects()[("ConfigMap", "ebsd-config")]
-    cfgs["kubernetes"] = yaml.safe_load(cm["data"]["ebsd.yaml"])
+        with open(os.path.join(DEPLOY, layer, "ebsd.yaml")) as f:
+            texts[layer] = f.read()
+    texts["kubernetes"] = k8s_objects()[("ConfigMap", "ebsd-config")]["data"]["ebsd.yaml"]
     with open(TASK_DEF) as f:
         td = json.load(f)
     env = {e["name"]: e["value"] for e in td["containerDefinitions"][0]["environment"]}
-    cfgs["ecs"] = yaml.safe_load(env["EBSD_CONFIG_YAML"])
-    return cfgs
+    texts["ecs"] = env["EBSD_CONFIG_YAML"]
+    return texts
+
+
+def ebsd_configs():
+    """{layer: parsed ebsd config} for every config file deploy/ hands to ebsd."""
+    yaml = yaml_mod()
+    return {layer: yaml.safe_load(text) for layer, text in ebsd_config_texts().items()}
 
 
 def timeouts(cfg):
@@ -340,12 +343,12 @@ def test_ecs_definitions_match_the_ecs_api():
 
 def test_deployed_configs_pass_check_config():
     binpath = need_ebsd_bin()
-    for layer, cfg in ebsd_configs().items():
+    for layer, text in ebsd_config_texts().items():
         path = None
         try:
             fd, path = tempfile.mkstemp(prefix="ebsd-%s-" % layer, suffix=".yaml")
             with os.fdopen(fd, "w") as f:
-                f.write(yaml_mod().safe_dump(cfg))
+                f.write(text)
             p = subprocess.run([binpath, "--check-config", path], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
             assert p.returncode == 0, "%s config rejected by ebsd --check-config (%d):\n%s" % (
