@@ -77,10 +77,16 @@ void config_defaults(struct config *cfg);
 
 /* Loads path over the defaults and applies environment overrides (AWS_REGION,
  * AWS_DEFAULT_REGION, AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL). On failure cfg is left
- * freed/empty and err names file, line and key. EBSD_EIO (unreadable), EBSD_EPARSE
- * (invalid YAML, unknown key, wrong type), EBSD_EINVAL (out-of-range value). */
+ * freed/empty (all zero) and err names file, line and key. EBSD_EIO (unreadable),
+ * EBSD_ETOOBIG (file over 1 MiB), EBSD_EPARSE (invalid YAML, unknown or duplicate key,
+ * wrong type), EBSD_EINVAL (out-of-range value). On success caller frees with config_free. */
 EBSD_MUST_CHECK ebsd_status config_load(const char *path, struct config *cfg,
                                         struct config_error *err);
+
+/* config_load on a document already in memory (the fuzzing entry point): name is what
+ * errors call the file; data need not be NUL-terminated. Same results and ownership. */
+EBSD_MUST_CHECK ebsd_status config_load_buffer(const char *name, const char *data, size_t len,
+                                               struct config *cfg, struct config_error *err);
 
 /* Applies environment overrides to cfg (config_load calls this; main calls it when no file). */
 void config_apply_env(struct config *cfg);

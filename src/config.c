@@ -1,0 +1,1128 @@
+/* config.c - loads ebsd's YAML configuration. libcyaml turns the document into C values,
+ * but it is lenient ("1.5" loads as 1, "010" as 8, "maybe" as true) and gives only a
+ * mapping's line for an unknown or repeated key. So first a libyaml walk checks the whole
+ * document against the same libcyaml schema, strictly and in document order, and records
+ * the line of every key. Range checks run last. Every error names file, line and key. */
+#include "config.h"
+
+#include <cyaml/cyaml.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <regex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <yaml.h>
+
+#include "buf.h"
+#include "log.h"
+#include "mem.h"
+
+#define CONFIG_MAX_FILE (1024 * 1024) /* a config file is a few KiB; refuse anything huge */
+#define CONFIG_MAX_STRING 4096        /* paths, URLs and names; PATH_MAX on Linux */
+#define CONFIG_MAX_DEPTH 8            /* the schema is 3 mappings deep */
+
+/* ------------------------------------------------------------------ the schema */
+
+/* The document as libcyaml loads it: every value is a pointer, NULL when the key is absent,
+ * so the defaults already in struct config stay where the file says nothing. */
+struct doc_route {
+    uint32_t *timeout_ms, *memory_mb, *cache_ttl_s;
+};
+struct doc_routes {
+    uint32_t *max_timeout_ms;
+    struct doc_route *volumes_total, *instance_volumes;
+};
+struct doc_ec2 {
+    char *endpoint, *ca_bundle;
+    uint32_t *max_attempts, *instance_page_size, *volume_page_size;
+    double *rate_limit, *rate_burst;
+};
+struct doc_server {
+    uint32_t *max_connections, *max_connections_per_ip, *idle_timeout_s, *max_header_bytes,
+        *drain_timeout_s;
+};
+struct doc_fanout {
+    uint32_t *max_children, *group_size, *queue_timeout_ms;
+};
+struct doc_cache {
+    uint32_t *max_entries;
+    uint64_t *max_bytes;
+    uint32_t *stale_if_error_s, *stale_while_revalidate_s, *negative_ttl_s;
+};
+struct doc_log {
+    char *format, *level;
+};
+struct doc_security {
+    char *auth_tokens_file, *run_as_user;
+    bool *allow_root;
+};
+struct doc {
+    char *listen;
+    char **regions;
+    unsigned regions_count;
+    struct doc_ec2 *ec2;
+    struct doc_server *server;
+    struct doc_routes *routes;
+    struct doc_fanout *fanout;
+    struct doc_cache *cache;
+    struct doc_log *log;
+    struct doc_security *security;
+};
+
+#define OPT CYAML_FLAG_OPTIONAL
+/* A section may be present but empty (every line under it commented out). */
+#define SECTION (CYAML_FLAG_OPTIONAL | CYAML_FLAG_POINTER_NULL_STR)
+#define STR(key, st, m) CYAML_FIELD_STRING_PTR(key, OPT, st, m, 0, CONFIG_MAX_STRING)
+
+static const cyaml_schema_field_t route_fields[] = {
+    CYAML_FIELD_UINT_PTR("timeout_ms", OPT, struct doc_route, timeout_ms),
+    CYAML_FIELD_UINT_PTR("memory_mb", OPT, struct doc_route, memory_mb),
+    CYAML_FIELD_UINT_PTR("cache_ttl_s", OPT, struct doc_route, cache_ttl_s),
+    CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t routes_fields[] = {
+    CYAML_FIELD_UINT_PTR("max_timeout_ms", OPT, struct doc_routes, max_timeout_ms),
+    CYAML_FIELD_MAPPING_PTR("volumes_total", SECTION, struct doc_routes, volumes_total,
+                            route_fields),
+    CYAML_FIELD_MAPPING_PTR("instance_volumes", SECTION, struct doc_routes, instance_volumes,
+                            route_fields),
+    CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t ec2_fields[] = {
+    STR("endpoint", struct doc_ec2, endpoint),
+    STR("ca_bundle", struct doc_ec2, ca_bundle),
+    CYAML_FIELD_UINT_PTR("max_attempts", OPT, struct doc_ec2, max_attempts),
+    CYAML_FIELD_UINT_PTR("instance_page_size", OPT, struct doc_ec2, instance_page_size),
+    CYAML_FIELD_UINT_PTR("volume_page_size", OPT, struct doc_ec2, volume_page_size),
+    CYAML_FIELD_FLOAT_PTR("rate_limit", OPT, struct doc_ec2, rate_limit),
+    CYAML_FIELD_FLOAT_PTR("rate_burst", OPT, struct doc_ec2, rate_burst),
+    CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t server_fields[] = {
+    CYAML_FIELD_UINT_PTR("max_connections", OPT, struct doc_server, max_connections),
+    CYAML_FIELD_UINT_PTR("max_connections_per_ip", OPT, struct doc_server,
+                         max_connections_per_ip),
+    CYAML_FIELD_UINT_PTR("idle_timeout_s", OPT, struct doc_server, idle_timeout_s),
+    CYAML_FIELD_UINT_PTR("max_header_bytes", OPT, struct doc_server, max_header_bytes),
+    CYAML_FIELD_UINT_PTR("drain_timeout_s", OPT, struct doc_server, drain_timeout_s),
+    CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t fanout_fields[] = {
+    CYAML_FIELD_UINT_PTR("max_children", OPT, struct doc_fanout, max_children),
+    CYAML_FIELD_UINT_PTR("group_size", OPT, struct doc_fanout, group_size),
+    CYAML_FIELD_UINT_PTR("queue_timeout_ms", OPT, struct doc_fanout, queue_timeout_ms),
+    CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t cache_fields[] = {
+    CYAML_FIELD_UINT_PTR("max_entries", OPT, struct doc_cache, max_entries),
+    CYAML_FIELD_UINT_PTR("max_bytes", OPT, struct doc_cache, max_bytes),
+    CYAML_FIELD_UINT_PTR("stale_if_error_s", OPT, struct doc_cache, stale_if_error_s),
+    CYAML_FIELD_UINT_PTR("stale_while_revalidate_s", OPT, struct doc_cache,
+                         stale_while_revalidate_s),
+    CYAML_FIELD_UINT_PTR("negative_ttl_s", OPT, struct doc_cache, negative_ttl_s),
+    CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t logsec_fields[] = {
+    STR("format", struct doc_log, format),
+    STR("level", struct doc_log, level),
+    CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t security_fields[] = {
+    STR("auth_tokens_file", struct doc_security, auth_tokens_file),
+    STR("run_as_user", struct doc_security, run_as_user),
+    CYAML_FIELD_BOOL_PTR("allow_root", OPT, struct doc_security, allow_root),
+    CYAML_FIELD_END,
+};
+static const cyaml_schema_value_t region_entry = {
+    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, CONFIG_MAX_STRING),
+};
+static const cyaml_schema_field_t doc_fields[] = {
+    STR("listen", struct doc, listen),
+    CYAML_FIELD_SEQUENCE("regions", OPT | CYAML_FLAG_POINTER, struct doc, regions,
+                         &region_entry, 0, CONFIG_MAX_REGIONS),
+    CYAML_FIELD_MAPPING_PTR("ec2", SECTION, struct doc, ec2, ec2_fields),
+    CYAML_FIELD_MAPPING_PTR("server", SECTION, struct doc, server, server_fields),
+    CYAML_FIELD_MAPPING_PTR("routes", SECTION, struct doc, routes, routes_fields),
+    CYAML_FIELD_MAPPING_PTR("fanout", SECTION, struct doc, fanout, fanout_fields),
+    CYAML_FIELD_MAPPING_PTR("cache", SECTION, struct doc, cache, cache_fields),
+    CYAML_FIELD_MAPPING_PTR("log", SECTION, struct doc, log, logsec_fields),
+    CYAML_FIELD_MAPPING_PTR("security", SECTION, struct doc, security, security_fields),
+    CYAML_FIELD_END,
+};
+static const cyaml_schema_value_t doc_schema = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, struct doc, doc_fields),
+};
+
+/* ------------------------------------------------------------------ errors */
+
+struct keyline {
+    char path[sizeof(((struct config_error *)0)->key)];
+    unsigned line;
+};
+
+/* State of one load: where errors go and the line of every key seen. */
+struct load {
+    const char *name;
+    struct config_error *err;
+    struct keyline *lines; /* grows with the document; bounded by the schema */
+    size_t nlines, caplines;
+    /* libcyaml's first error and the backtrace that follows it (innermost first) */
+    char cy_msg[256];
+    char cy_keys[CONFIG_MAX_DEPTH][64];
+    unsigned cy_nkeys, cy_line;
+    bool cy_seen;
+};
+
+/* Copies s into dst (size n), truncating; always terminated. */
+static void copy_str(char *dst, size_t n, const char *s)
+{
+    size_t len = strnlen(s, n - 1);
+    memcpy(dst, s, len);
+    dst[len] = '\0';
+}
+
+/* Fills the error: message "FILE:LINE: key 'KEY': WHAT", leaving out what is unknown. */
+static ebsd_status fail_at(struct load *ld, ebsd_status st, unsigned line, const char *key,
+                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static ebsd_status fail_at(struct load *ld, ebsd_status st, unsigned line, const char *key,
+                           const char *fmt, ...)
+{
+    struct config_error *e = ld->err;
+    char what[384];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        copy_str(what, sizeof what, "(unprintable message)");
+    copy_str(e->file, sizeof e->file, ld->name);
+    copy_str(e->key, sizeof e->key, key ? key : "");
+    e->line = line;
+    char where[sizeof e->file + 16];
+    if (line > 0)
+        n = snprintf(where, sizeof where, "%s:%u", e->file, line);
+    else
+        n = snprintf(where, sizeof where, "%s", e->file);
+    if (n < 0)
+        where[0] = '\0';
+    if (e->key[0])
+        n = snprintf(e->message, sizeof e->message, "%s: key '%s': %s", where, e->key, what);
+    else
+        n = snprintf(e->message, sizeof e->message, "%s: %s", where, what);
+    if (n < 0)
+        copy_str(e->message, sizeof e->message, what);
+    return st;
+}
+
+static void lines_add(struct load *ld, const char *path, unsigned line)
+{
+    if (ld->nlines == ld->caplines) {
+        ld->caplines = ld->caplines ? ld->caplines * 2 : 64;
+        ld->lines = xrealloc(ld->lines, ld->caplines * sizeof *ld->lines);
+    }
+    copy_str(ld->lines[ld->nlines].path, sizeof ld->lines[0].path, path);
+    ld->lines[ld->nlines].line = line;
+    ld->nlines++;
+}
+
+static bool lines_has(const struct load *ld, const char *path)
+{
+    for (size_t i = 0; i < ld->nlines; i++)
+        if (strcmp(ld->lines[i].path, path) == 0)
+            return true;
+    return false;
+}
+
+/* Line of path in the document; else of its nearest recorded parent; else 0. */
+static unsigned lines_find(const struct load *ld, const char *path)
+{
+    char p[sizeof ld->lines[0].path];
+    copy_str(p, sizeof p, path);
+    for (;;) {
+        for (size_t i = 0; i < ld->nlines; i++)
+            if (strcmp(ld->lines[i].path, p) == 0)
+                return ld->lines[i].line;
+        char *cut = strrchr(p, '.');
+        char *br = strrchr(p, '[');
+        if (br && (!cut || br > cut))
+            cut = br;
+        if (!cut)
+            return 0;
+        *cut = '\0';
+    }
+}
+
+/* Fails on key, at the line where the document gives it. */
+#define fail_key(ld, st, key, ...) fail_at(ld, st, lines_find(ld, key), key, __VA_ARGS__)
+
+/* A scalar as an error message shows it: at most 40 bytes, non-printing bytes as '?'. */
+static const char *shown(const char *s, size_t len, char out[48])
+{
+    size_t n = len > 40 ? 40 : len, j = 0;
+    for (size_t i = 0; i < n; i++)
+        out[j++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+    if (len > n) {
+        memcpy(out + j, "...", 3);
+        j += 3;
+    }
+    out[j] = '\0';
+    return out;
+}
+
+/* ------------------------------------------------------------------ the libyaml walk */
+
+struct frame {
+    const cyaml_schema_value_t *schema; /* mapping or sequence schema; NULL in pass 1 */
+    bool mapping;
+    bool want_value;                    /* mapping: the next node is a value, not a key */
+    size_t pathlen;                     /* path length of this container */
+    const cyaml_schema_field_t *field;  /* mapping: field whose value is next */
+    uint64_t seen;                      /* mapping: bit per field given */
+    unsigned seen_line[64];             /* mapping: line of each field given */
+    unsigned count;                     /* sequence: entries so far */
+};
+
+/* The document is walked twice: pass 1 (check false) only parses, so that a syntax error
+ * anywhere wins over a schema error before it; pass 2 checks against the schema. Both
+ * track the dotted path of the node at hand for error messages. */
+struct walk {
+    struct load *ld;
+    bool check;
+    struct frame stack[CONFIG_MAX_DEPTH];
+    int depth;
+    unsigned overflow; /* pass 1: containers nested below the stack, not tracked */
+    char path[sizeof(((struct config_error *)0)->key)];
+    bool root_mapping; /* the document has a top-level mapping (else: nothing to load) */
+};
+
+static const char *event_noun(yaml_event_type_t t)
+{
+    switch (t) {
+    case YAML_MAPPING_START_EVENT: return "a mapping";
+    case YAML_SEQUENCE_START_EVENT: return "a sequence";
+    case YAML_ALIAS_EVENT: return "an alias";
+    default: return "a scalar";
+    }
+}
+
+static const char *type_noun(const cyaml_schema_value_t *v)
+{
+    switch (v->type) {
+    case CYAML_UINT: return "an unsigned integer";
+    case CYAML_BOOL: return "true or false";
+    case CYAML_FLOAT: return "a number";
+    case CYAML_STRING: return "a string";
+    case CYAML_MAPPING: return "a mapping";
+    case CYAML_SEQUENCE: return "a sequence";
+    default: return "a value";
+    }
+}
+
+static bool scalar_is_null(const yaml_event_t *ev)
+{
+    static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
+    if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return false;
+    for (size_t i = 0; i < sizeof nulls / sizeof nulls[0]; i++)
+        if (strcmp((const char *)ev->data.scalar.value, nulls[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Checks a scalar against a scalar schema as strictly as YAML 1.2's core schema, so that
+ * what libcyaml then converts means what it says. */
+static ebsd_status check_scalar(struct walk *w, const cyaml_schema_value_t *v,
+                                const yaml_event_t *ev)
+{
+    const char *s = (const char *)ev->data.scalar.value;
+    size_t len = ev->data.scalar.length;
+    unsigned line = (unsigned)ev->start_mark.line + 1;
+    char show[48];
+    if (memchr(s, '\0', len))
+        return fail_at(w->ld, EBSD_EPARSE, line, w->path, "value contains a NUL byte");
+    switch (v->type) {
+    case CYAML_STRING:
+        if (len > v->string.max)
+            return fail_at(w->ld, EBSD_EPARSE, line, w->path, "string longer than %u bytes",
+                           (unsigned)v->string.max);
+        return EBSD_OK;
+    case CYAML_UINT: {
+        bool digits = len > 0 && len <= 20;
+        for (size_t i = 0; digits && i < len; i++)
+            digits = s[i] >= '0' && s[i] <= '9';
+        if (!digits)
+            return fail_at(w->ld, EBSD_EPARSE, line, w->path,
+                           "expected an unsigned integer, got '%s'", shown(s, len, show));
+        if (len > 1 && s[0] == '0') /* libcyaml would read it as octal */
+            return fail_at(w->ld, EBSD_EPARSE, line, w->path,
+                           "'%s': leading zeros are not allowed", shown(s, len, show));
+        errno = 0;
+        unsigned long long n = strtoull(s, NULL, 10);
+        unsigned long long max = v->data_size >= 8 ? UINT64_MAX : (1ULL << (8 * v->data_size)) - 1;
+        if (errno == ERANGE || n > max)
+            return fail_at(w->ld, EBSD_EINVAL, line, w->path, "value %s is larger than %llu",
+                           shown(s, len, show), max);
+        return EBSD_OK;
+    }
+    case CYAML_BOOL: {
+        static const char *const bools[] = {"true", "True", "TRUE", "false", "False", "FALSE"};
+        for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++)
+            if (strcmp(s, bools[i]) == 0)
+                return EBSD_OK;
+        return fail_at(w->ld, EBSD_EPARSE, line, w->path, "expected true or false, got '%s'",
+                       shown(s, len, show));
+    }
+    case CYAML_FLOAT: {
+        char *end = NULL;
+        errno = 0;
+        double d = len > 0 && ((s[0] >= '0' && s[0] <= '9') || s[0] == '.' || s[0] == '-')
+                           && !strpbrk(s, "xX")
+                       ? strtod(s, &end)
+                       : 0;
+        if (!end || *end != '\0')
+            return fail_at(w->ld, EBSD_EPARSE, line, w->path, "expected a number, got '%s'",
+                           shown(s, len, show));
+        if (errno == ERANGE || !isfinite(d))
+            return fail_at(w->ld, EBSD_EINVAL, line, w->path, "number %s is out of range",
+                           shown(s, len, show));
+        return EBSD_OK;
+    }
+    default:
+        return fail_at(w->ld, EBSD_EPARSE, line, w->path, "unsupported value type");
+    }
+}
+
+/* Appends ".key" (or "key" at the top), or "[index]" when key is NULL, to the path,
+ * truncating if it must. */
+static void path_push(struct walk *w, const char *key, unsigned index)
+{
+    size_t at = strlen(w->path), room = sizeof w->path - at;
+    int n;
+    if (key)
+        n = snprintf(w->path + at, room, "%s%s", at ? "." : "", key);
+    else
+        n = snprintf(w->path + at, room, "[%u]", index);
+    if (n < 0)
+        w->path[at] = '\0';
+}
+
+/* The last node of the top frame's current entry is complete: forget its key. */
+static void entry_done(struct walk *w)
+{
+    if (w->depth == 0)
+        return;
+    struct frame *f = &w->stack[w->depth - 1];
+    f->field = NULL;
+    f->want_value = false;
+    w->path[f->pathlen] = '\0';
+}
+
+static ebsd_status push_frame(struct walk *w, const cyaml_schema_value_t *v,
+                              const yaml_event_t *ev)
+{
+    if (w->depth == CONFIG_MAX_DEPTH) {
+        if (!w->check) {
+            w->overflow++;
+            return EBSD_OK;
+        }
+        /* cannot happen with this schema; keeps the stack safe */
+        return fail_at(w->ld, EBSD_EPARSE, (unsigned)ev->start_mark.line + 1, w->path,
+                       "nested too deeply");
+    }
+    struct frame *f = &w->stack[w->depth++];
+    memset(f, 0, sizeof *f);
+    f->schema = v;
+    f->mapping = ev->type == YAML_MAPPING_START_EVENT;
+    f->pathlen = strlen(w->path);
+    return EBSD_OK;
+}
+
+/* A mapping key: must be a known field of the mapping, given once. */
+static ebsd_status on_key(struct walk *w, struct frame *f, const yaml_event_t *ev)
+{
+    unsigned line = (unsigned)ev->start_mark.line + 1;
+    if (ev->type != YAML_SCALAR_EVENT) {
+        if (!w->check) /* a complex key: its path is not worth tracking */
+            return ev->type == YAML_ALIAS_EVENT ? EBSD_OK : push_frame(w, NULL, ev);
+        return fail_at(w->ld, EBSD_EPARSE, line, w->path, "keys must be plain strings, got %s",
+                       event_noun(ev->type));
+    }
+    const char *key = (const char *)ev->data.scalar.value;
+    path_push(w, key, 0);
+    f->want_value = true;
+    if (!w->check)
+        return EBSD_OK;
+    const cyaml_schema_field_t *fields = f->schema->mapping.fields;
+    size_t i;
+    for (i = 0; fields[i].key; i++)
+        if (strcmp(fields[i].key, key) == 0)
+            break;
+    if (!fields[i].key) {
+        char known[256] = "";
+        size_t at = 0;
+        for (size_t j = 0; fields[j].key && at < sizeof known; j++) {
+            int n = snprintf(known + at, sizeof known - at, "%s%s", j ? ", " : "", fields[j].key);
+            if (n < 0)
+                break;
+            at += (size_t)n;
+        }
+        return fail_at(w->ld, EBSD_EPARSE, line, w->path, "unknown key (known here: %s)", known);
+    }
+    if (f->seen & (1ULL << i))
+        return fail_at(w->ld, EBSD_EPARSE, line, w->path,
+                       "duplicate key (first given on line %u)", f->seen_line[i]);
+    f->seen |= 1ULL << i;
+    f->seen_line[i] = line;
+    f->field = &fields[i];
+    lines_add(w->ld, w->path, line);
+    return EBSD_OK;
+}
+
+/* A node where a value of schema v is expected. */
+static ebsd_status on_value(struct walk *w, const cyaml_schema_value_t *v, bool nullable,
+                            const yaml_event_t *ev)
+{
+    unsigned line = (unsigned)ev->start_mark.line + 1;
+    if (!w->check) {
+        if (ev->type == YAML_MAPPING_START_EVENT || ev->type == YAML_SEQUENCE_START_EVENT)
+            return push_frame(w, NULL, ev);
+        entry_done(w);
+        return EBSD_OK;
+    }
+    if (ev->type == YAML_ALIAS_EVENT)
+        return fail_at(w->ld, EBSD_EPARSE, line, w->path,
+                       "aliases (*%s) are not supported; write the value out",
+                       (const char *)ev->data.alias.anchor);
+    bool container = v->type == CYAML_MAPPING || v->type == CYAML_SEQUENCE;
+    yaml_event_type_t want = v->type == CYAML_MAPPING    ? YAML_MAPPING_START_EVENT
+                             : v->type == CYAML_SEQUENCE ? YAML_SEQUENCE_START_EVENT
+                                                         : YAML_SCALAR_EVENT;
+    if (ev->type != want) {
+        if (container && nullable && ev->type == YAML_SCALAR_EVENT && scalar_is_null(ev)) {
+            entry_done(w); /* an empty section: every key keeps its default */
+            return EBSD_OK;
+        }
+        return fail_at(w->ld, EBSD_EPARSE, line, w->path, "expected %s, got %s", type_noun(v),
+                       event_noun(ev->type));
+    }
+    if (!container) {
+        ebsd_status st = check_scalar(w, v, ev);
+        if (st == EBSD_OK)
+            entry_done(w);
+        return st;
+    }
+    return push_frame(w, v, ev);
+}
+
+/* One event of the document. *done is set at the end of the stream. */
+static ebsd_status on_event(struct walk *w, const yaml_event_t *ev, unsigned *docs)
+{
+    unsigned line = (unsigned)ev->start_mark.line + 1;
+    switch (ev->type) {
+    case YAML_DOCUMENT_START_EVENT:
+        if (++*docs > 1 && w->check)
+            return fail_at(w->ld, EBSD_EPARSE, line, "", "only one YAML document is allowed");
+        return EBSD_OK;
+    case YAML_MAPPING_END_EVENT:
+    case YAML_SEQUENCE_END_EVENT:
+        if (w->overflow > 0) {
+            w->overflow--;
+            return EBSD_OK;
+        }
+        w->depth--;
+        w->path[w->stack[w->depth].pathlen] = '\0';
+        entry_done(w);
+        return EBSD_OK;
+    case YAML_SCALAR_EVENT:
+    case YAML_MAPPING_START_EVENT:
+    case YAML_SEQUENCE_START_EVENT:
+    case YAML_ALIAS_EVENT:
+        break;
+    default:
+        return EBSD_OK;
+    }
+    if (w->overflow > 0) {
+        if (ev->type == YAML_MAPPING_START_EVENT || ev->type == YAML_SEQUENCE_START_EVENT)
+            w->overflow++;
+        return EBSD_OK;
+    }
+    if (w->depth == 0) { /* the root node */
+        if (!w->check)
+            return on_value(w, NULL, false, ev);
+        if (ev->type == YAML_SCALAR_EVENT && scalar_is_null(ev))
+            return EBSD_OK; /* an empty document: all defaults */
+        if (ev->type != YAML_MAPPING_START_EVENT)
+            return fail_at(w->ld, EBSD_EPARSE, line, "",
+                           "the top level must be a mapping of keys, got %s",
+                           event_noun(ev->type));
+        w->root_mapping = true;
+        return on_value(w, &doc_schema, false, ev);
+    }
+    struct frame *f = &w->stack[w->depth - 1];
+    if (!f->mapping) {
+        if (w->check && f->count == f->schema->sequence.max)
+            return fail_at(w->ld, EBSD_EINVAL, line, w->path, "more than %u entries",
+                           (unsigned)f->schema->sequence.max);
+        path_push(w, NULL, f->count);
+        if (w->check)
+            lines_add(w->ld, w->path, line);
+        f->count++;
+        return on_value(w, w->check ? f->schema->sequence.entry : NULL, false, ev);
+    }
+    if (!f->want_value)
+        return on_key(w, f, ev);
+    return on_value(w, w->check ? &f->field->value : NULL,
+                    w->check && (f->field->value.flags & CYAML_FLAG_POINTER_NULL) != 0, ev);
+}
+
+/* Walks the whole document: pass 1 (check false) its syntax; pass 2 its structure, keys
+ * and scalar forms, recording the line of each key. */
+static ebsd_status walk_document(struct load *ld, const char *data, size_t len, bool check,
+                                 bool *root_mapping)
+{
+    ebsd_status st = EBSD_EPARSE;
+    struct walk w = {.ld = ld, .check = check};
+    unsigned docs = 0;
+    yaml_parser_t p;
+    if (!yaml_parser_initialize(&p))
+        abort(); /* libyaml allocates here: out of memory is fatal (mem.h) */
+    yaml_parser_set_input_string(&p, (const unsigned char *)data, len);
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&p, &ev)) {
+            if (p.error == YAML_MEMORY_ERROR)
+                abort();
+            unsigned line = (unsigned)p.problem_mark.line + 1;
+            if (p.context)
+                fail_at(ld, EBSD_EPARSE, line, w.path, "invalid YAML: %s (%s on line %u)",
+                        p.problem ? p.problem : "syntax error", p.context,
+                        (unsigned)p.context_mark.line + 1);
+            else
+                fail_at(ld, EBSD_EPARSE, line, w.path, "invalid YAML: %s",
+                        p.problem ? p.problem : "syntax error");
+            goto out;
+        }
+        bool end = ev.type == YAML_STREAM_END_EVENT;
+        ebsd_status est = on_event(&w, &ev, &docs);
+        yaml_event_delete(&ev);
+        if (est != EBSD_OK) {
+            st = est;
+            goto out;
+        }
+        if (end)
+            break;
+    }
+    *root_mapping = w.root_mapping;
+    st = EBSD_OK;
+out:
+    yaml_parser_delete(&p);
+    return st;
+}
+
+/* ------------------------------------------------------------------ libcyaml */
+
+/* Keeps libcyaml's first error message and its backtrace ("  in mapping field 'K' (line:
+ * N, column: M)", innermost first) so that an error the walk did not foresee still names
+ * its key and line. */
+static void cyaml_capture(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
+{
+    struct load *ld = ctx;
+    char line[256];
+    if (level < CYAML_LOG_ERROR || vsnprintf(line, sizeof line, fmt, args) < 0)
+        return;
+    line[strcspn(line, "\n")] = '\0';
+    const char *s = line;
+    if (strncmp(s, "Load: ", 6) == 0)
+        s += 6;
+    const char *field = strstr(s, "in mapping field '");
+    if (field && ld->cy_seen) {
+        field += strlen("in mapping field '");
+        const char *q = strchr(field, '\'');
+        if (q && ld->cy_nkeys < CONFIG_MAX_DEPTH) {
+            size_t n = (size_t)(q - field);
+            if (n >= sizeof ld->cy_keys[0])
+                n = sizeof ld->cy_keys[0] - 1;
+            memcpy(ld->cy_keys[ld->cy_nkeys], field, n);
+            ld->cy_keys[ld->cy_nkeys][n] = '\0';
+            const char *l = strstr(q, "(line: ");
+            if (ld->cy_nkeys == 0 && l)
+                ld->cy_line = (unsigned)strtoul(l + 7, NULL, 10);
+            ld->cy_nkeys++;
+        }
+        return;
+    }
+    if (!ld->cy_seen && strncmp(s, "Backtrace", 9) != 0 && strncmp(s, "  in ", 5) != 0) {
+        copy_str(ld->cy_msg, sizeof ld->cy_msg, s);
+        ld->cy_seen = true;
+    }
+}
+
+static ebsd_status cyaml_fail(struct load *ld, cyaml_err_t e)
+{
+    char key[sizeof ld->err->key] = "";
+    size_t at = 0;
+    for (unsigned i = ld->cy_nkeys; i-- > 0 && at < sizeof key;) {
+        int n = snprintf(key + at, sizeof key - at, "%s%s", at ? "." : "", ld->cy_keys[i]);
+        if (n < 0)
+            break;
+        at += (size_t)n;
+    }
+    unsigned line = ld->cy_line ? ld->cy_line : lines_find(ld, key);
+    return fail_at(ld, EBSD_EPARSE, line, key, "%s",
+                   ld->cy_seen ? ld->cy_msg : cyaml_strerror(e));
+}
+
+/* ------------------------------------------------------------------ validation */
+
+/* "HOST:PORT": HOST empty (every interface), a name or IPv4 address, or [IPv6]. */
+static bool listen_valid(const char *s, const char **why)
+{
+    const char *colon;
+    *why = "must be HOST:PORT (IPv6 as [::1]:8080)";
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        char host[64];
+        struct in6_addr a;
+        if (!end || end[1] != ':' || (size_t)(end - s - 1) >= sizeof host)
+            return false;
+        memcpy(host, s + 1, (size_t)(end - s - 1));
+        host[end - s - 1] = '\0';
+        if (inet_pton(AF_INET6, host, &a) != 1) {
+            *why = "the address in brackets is not an IPv6 address";
+            return false;
+        }
+        colon = end + 1;
+    } else {
+        colon = strchr(s, ':');
+        if (!colon || strchr(colon + 1, ':'))
+            return false; /* none, or an IPv6 address without brackets */
+        if (colon - s > 253)
+            return false;
+        for (const char *c = s; c < colon; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                  (*c >= '0' && *c <= '9') || *c == '.' || *c == '-'))
+                return false;
+    }
+    const char *port = colon + 1;
+    size_t n = strlen(port);
+    *why = "the port must be a number 0..65535";
+    if (n == 0 || n > 5 || strspn(port, "0123456789") != n)
+        return false;
+    return strtoul(port, NULL, 10) <= 65535;
+}
+
+static bool region_valid(const char *s)
+{
+    regex_t re;
+    if (strlen(s) > 64)
+        return false;
+    if (regcomp(&re, "^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$", REG_EXTENDED | REG_NOSUB) != 0)
+        abort(); /* a constant pattern: only out of memory can fail */
+    bool ok = regexec(&re, s, 0, NULL, 0) == 0;
+    regfree(&re);
+    return ok;
+}
+
+/* "" or an http(s) URL with a host. */
+static bool endpoint_valid(const char *s)
+{
+    const char *rest = NULL;
+    if (s[0] == '\0')
+        return true;
+    if (strncmp(s, "https://", 8) == 0)
+        rest = s + 8;
+    else if (strncmp(s, "http://", 7) == 0)
+        rest = s + 7;
+    if (!rest || rest[0] == '\0' || rest[0] == '/' || rest[0] == ':')
+        return false;
+    for (const char *c = s; *c; c++)
+        if ((unsigned char)*c <= 0x20 || *c == 0x7f)
+            return false;
+    return true;
+}
+
+struct range {
+    const char *key;
+    size_t offset; /* of a uint32_t in struct config */
+    uint32_t lo, hi;
+};
+
+#define R(key, member, lo, hi) {key, offsetof(struct config, member), lo, hi}
+/* Ranges in document order; config/ebsd.yaml gives the reason for each. */
+static const struct range ranges[] = {
+    R("ec2.max_attempts", max_attempts, 1, 10),
+    R("ec2.instance_page_size", instance_page_size, 5, 1000),
+    R("ec2.volume_page_size", volume_page_size, 5, 500),
+    R("server.max_connections", max_connections, 1, 100000),
+    R("server.max_connections_per_ip", max_connections_per_ip, 1, 100000),
+    R("server.idle_timeout_s", idle_timeout_s, 1, 3600),
+    R("server.max_header_bytes", max_header_bytes, 1024, 1048576),
+    R("server.drain_timeout_s", drain_timeout_s, 0, 300),
+    R("routes.max_timeout_ms", max_timeout_ms, 100, 900000),
+    R("routes.volumes_total.timeout_ms", volumes_total.timeout_ms, 100, 900000),
+    R("routes.volumes_total.memory_mb", volumes_total.memory_mb, 32, 10240),
+    R("routes.volumes_total.cache_ttl_s", volumes_total.cache_ttl_s, 0, 86400),
+    R("routes.instance_volumes.timeout_ms", instance_volumes.timeout_ms, 100, 900000),
+    R("routes.instance_volumes.memory_mb", instance_volumes.memory_mb, 32, 10240),
+    R("routes.instance_volumes.cache_ttl_s", instance_volumes.cache_ttl_s, 0, 86400),
+    R("fanout.max_children", max_children, 1, 1024),
+    R("fanout.group_size", group_size, 1, 1000),
+    R("fanout.queue_timeout_ms", queue_timeout_ms, 0, 900000),
+    R("cache.max_entries", cache_max_entries, 0, 10000000),
+    R("cache.stale_if_error_s", stale_if_error_s, 0, 86400),
+    R("cache.stale_while_revalidate_s", stale_while_revalidate_s, 0, 3600),
+    R("cache.negative_ttl_s", negative_ttl_s, 0, 3600),
+};
+#undef R
+
+#define CACHE_MAX_BYTES_LIMIT (64ULL << 30) /* 64 GiB: far above any sane cache */
+
+/* The key to blame for a rule between two keys: the first one the file gives. */
+static const char *blame(const struct load *ld, const char *a, const char *b)
+{
+    return lines_has(ld, a) || !lines_has(ld, b) ? a : b;
+}
+
+static ebsd_status validate(struct load *ld, const struct config *c)
+{
+    const char *why;
+    if (!listen_valid(c->listen, &why))
+        return fail_key(ld, EBSD_EINVAL, "listen", "'%s' %s", c->listen, why);
+    if (c->nregions < 1)
+        return fail_key(ld, EBSD_EINVAL, "regions", "needs 1..%d regions", CONFIG_MAX_REGIONS);
+    for (size_t i = 0; i < c->nregions; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "regions[%zu]", i);
+        if (!region_valid(c->regions[i]))
+            return fail_key(ld, EBSD_EINVAL, key, "'%.64s' is not a region name like us-east-1",
+                            c->regions[i]);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(c->regions[i], c->regions[j]) == 0)
+                return fail_key(ld, EBSD_EINVAL, key, "'%s' is listed twice", c->regions[i]);
+    }
+    if (!endpoint_valid(c->ec2_endpoint))
+        return fail_key(ld, EBSD_EINVAL, "ec2.endpoint",
+                        "'%.200s' is not an http:// or https:// URL (or \"\")", c->ec2_endpoint);
+    if (!(c->rate_limit >= 0 && c->rate_limit <= 100000))
+        return fail_key(ld, EBSD_EINVAL, "ec2.rate_limit", "value %g out of range 0..100000",
+                        c->rate_limit);
+    if (!(c->rate_burst >= 1 && c->rate_burst <= 100000))
+        return fail_key(ld, EBSD_EINVAL, "ec2.rate_burst", "value %g out of range 1..100000",
+                        c->rate_burst);
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+        const struct range *r = &ranges[i];
+        uint32_t v;
+        memcpy(&v, (const char *)c + r->offset, sizeof v);
+        if (v < r->lo || v > r->hi)
+            return fail_key(ld, EBSD_EINVAL, r->key, "value %u out of range %u..%u", v, r->lo,
+                            r->hi);
+    }
+    if (c->max_connections_per_ip > c->max_connections)
+        return fail_key(ld, EBSD_EINVAL,
+                        blame(ld, "server.max_connections_per_ip", "server.max_connections"),
+                        "max_connections_per_ip %u exceeds max_connections %u",
+                        c->max_connections_per_ip, c->max_connections);
+    static const char *const route_keys[] = {"routes.volumes_total.timeout_ms",
+                                             "routes.instance_volumes.timeout_ms"};
+    const struct config_route *routes[] = {&c->volumes_total, &c->instance_volumes};
+    for (size_t i = 0; i < 2; i++)
+        if (routes[i]->timeout_ms > c->max_timeout_ms)
+            return fail_key(ld, EBSD_EINVAL, blame(ld, route_keys[i], "routes.max_timeout_ms"),
+                            "timeout_ms %u exceeds routes.max_timeout_ms %u",
+                            routes[i]->timeout_ms, c->max_timeout_ms);
+    if (c->cache_max_bytes > CACHE_MAX_BYTES_LIMIT)
+        return fail_key(ld, EBSD_EINVAL, "cache.max_bytes", "value %llu out of range 0..%llu",
+                        (unsigned long long)c->cache_max_bytes, CACHE_MAX_BYTES_LIMIT);
+    if (log_format_parse(c->log_format) < 0)
+        return fail_key(ld, EBSD_EINVAL, "log.format", "'%.64s' is not json or text",
+                        c->log_format);
+    if (log_level_parse(c->log_level) < 0)
+        return fail_key(ld, EBSD_EINVAL, "log.level", "'%.64s' is not debug, info, warn or error",
+                        c->log_level);
+    return EBSD_OK;
+}
+
+/* ------------------------------------------------------------------ merging */
+
+static void set_str(char **dst, const char *src)
+{
+    if (!src)
+        return;
+    free(*dst);
+    *dst = xstrdup(src);
+}
+
+#define SET(dst, src)       \
+    do {                    \
+        if (src)            \
+            (dst) = *(src); \
+    } while (0)
+
+static void merge_route(struct config_route *r, const struct doc_route *d)
+{
+    if (!d)
+        return;
+    SET(r->timeout_ms, d->timeout_ms);
+    SET(r->memory_mb, d->memory_mb);
+    SET(r->cache_ttl_s, d->cache_ttl_s);
+}
+
+/* Copies every value the file gives over the defaults in c. */
+static void merge(struct config *c, const struct doc *d, bool regions_given)
+{
+    set_str(&c->listen, d->listen);
+    if (regions_given) {
+        for (size_t i = 0; i < c->nregions; i++)
+            free(c->regions[i]);
+        c->nregions = 0;
+        for (unsigned i = 0; i < d->regions_count && i < CONFIG_MAX_REGIONS; i++)
+            c->regions[c->nregions++] = xstrdup(d->regions[i]);
+    }
+    if (d->ec2) {
+        set_str(&c->ec2_endpoint, d->ec2->endpoint);
+        set_str(&c->ca_bundle, d->ec2->ca_bundle);
+        SET(c->max_attempts, d->ec2->max_attempts);
+        SET(c->instance_page_size, d->ec2->instance_page_size);
+        SET(c->volume_page_size, d->ec2->volume_page_size);
+        SET(c->rate_limit, d->ec2->rate_limit);
+        SET(c->rate_burst, d->ec2->rate_burst);
+    }
+    if (d->server) {
+        SET(c->max_connections, d->server->max_connections);
+        SET(c->max_connections_per_ip, d->server->max_connections_per_ip);
+        SET(c->idle_timeout_s, d->server->idle_timeout_s);
+        SET(c->max_header_bytes, d->server->max_header_bytes);
+        SET(c->drain_timeout_s, d->server->drain_timeout_s);
+    }
+    if (d->routes) {
+        SET(c->max_timeout_ms, d->routes->max_timeout_ms);
+        merge_route(&c->volumes_total, d->routes->volumes_total);
+        merge_route(&c->instance_volumes, d->routes->instance_volumes);
+    }
+    if (d->fanout) {
+        SET(c->max_children, d->fanout->max_children);
+        SET(c->group_size, d->fanout->group_size);
+        SET(c->queue_timeout_ms, d->fanout->queue_timeout_ms);
+    }
+    if (d->cache) {
+        SET(c->cache_max_entries, d->cache->max_entries);
+        SET(c->cache_max_bytes, d->cache->max_bytes);
+        SET(c->stale_if_error_s, d->cache->stale_if_error_s);
+        SET(c->stale_while_revalidate_s, d->cache->stale_while_revalidate_s);
+        SET(c->negative_ttl_s, d->cache->negative_ttl_s);
+    }
+    if (d->log) {
+        set_str(&c->log_format, d->log->format);
+        set_str(&c->log_level, d->log->level);
+    }
+    if (d->security) {
+        set_str(&c->auth_tokens_file, d->security->auth_tokens_file);
+        set_str(&c->run_as_user, d->security->run_as_user);
+        SET(c->allow_root, d->security->allow_root);
+    }
+}
+#undef SET
+
+/* ------------------------------------------------------------------ public */
+
+/* The region AWS tooling names in the environment, if any: AWS_REGION wins. */
+static const char *env_region(void)
+{
+    const char *r = getenv("AWS_REGION");
+    if (!r || !*r)
+        r = getenv("AWS_DEFAULT_REGION");
+    return r && *r ? r : NULL;
+}
+
+void config_defaults(struct config *c)
+{
+    const char *region = env_region();
+    memset(c, 0, sizeof *c);
+    c->listen = xstrdup("127.0.0.1:8080");
+    c->regions[0] = xstrdup(region && region_valid(region) ? region : "us-east-1");
+    c->nregions = 1;
+    c->ec2_endpoint = xstrdup("");
+    c->ca_bundle = xstrdup("");
+    c->max_attempts = 3;
+    c->instance_page_size = 1000;
+    c->volume_page_size = 500;
+    c->rate_limit = 20;
+    c->rate_burst = 40;
+    c->max_connections = 1024;
+    c->max_connections_per_ip = 128;
+    c->idle_timeout_s = 75;
+    c->max_header_bytes = 16384;
+    c->drain_timeout_s = 25;
+    c->volumes_total = (struct config_route){.timeout_ms = 10000, .memory_mb = 128,
+                                             .cache_ttl_s = 60};
+    c->instance_volumes = c->volumes_total;
+    c->max_timeout_ms = 29000;
+    c->max_children = 32;
+    c->group_size = 100;
+    c->queue_timeout_ms = 2000;
+    c->cache_max_entries = 10000;
+    c->cache_max_bytes = 67108864;
+    c->stale_if_error_s = 300;
+    c->stale_while_revalidate_s = 30;
+    c->negative_ttl_s = 10;
+    c->log_format = xstrdup("json");
+    c->log_level = xstrdup("info");
+    c->auth_tokens_file = xstrdup("");
+    c->run_as_user = xstrdup("");
+    c->allow_root = false;
+}
+
+/* Region: the environment's region becomes the default when it is one of the configured
+ * regions (with no `regions` in the file the list is already just that region); one the file
+ * does not allow is ignored, since the file is the operator's allow-list. Endpoint: as in the
+ * AWS SDKs, AWS_ENDPOINT_URL_EC2, else AWS_ENDPOINT_URL, wins over the file. Invalid values
+ * are ignored with a warning. */
+void config_apply_env(struct config *c)
+{
+    const char *region = env_region();
+    if (region) {
+        size_t i;
+        for (i = 0; i < c->nregions; i++)
+            if (strcmp(c->regions[i], region) == 0)
+                break;
+        if (i == c->nregions) {
+            log_warn("config", "region %.64s from the environment is not among the configured "
+                     "regions; the default stays %s", region, c->regions[0]);
+        } else if (i > 0) {
+            char *r = c->regions[i];
+            memmove(&c->regions[1], &c->regions[0], i * sizeof c->regions[0]);
+            c->regions[0] = r;
+        }
+    }
+    const char *var = "AWS_ENDPOINT_URL_EC2";
+    const char *ep = getenv(var);
+    if (!ep || !*ep) {
+        var = "AWS_ENDPOINT_URL";
+        ep = getenv(var);
+    }
+    const char *ignore = getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+    if (ignore && strcmp(ignore, "true") == 0)
+        ep = NULL;
+    if (ep && *ep) {
+        if (endpoint_valid(ep))
+            set_str(&c->ec2_endpoint, ep);
+        else
+            log_warn("config", "ignoring %s: not an http:// or https:// URL", var);
+    }
+}
+
+ebsd_status config_load_buffer(const char *name, const char *data, size_t len,
+                               struct config *cfg, struct config_error *err)
+{
+    ebsd_status st;
+    struct load ld = {.name = name, .err = err};
+    struct config c;
+    struct doc *d = NULL;
+    bool root_mapping = false;
+    const cyaml_config_t cy = {
+        .log_fn = cyaml_capture,
+        .log_ctx = &ld,
+        .mem_fn = cyaml_mem,
+        .log_level = CYAML_LOG_ERROR,
+        .flags = CYAML_CFG_DEFAULT,
+    };
+    memset(err, 0, sizeof *err);
+    config_defaults(&c);
+    st = walk_document(&ld, data, len, false, &root_mapping);
+    if (st == EBSD_OK)
+        st = walk_document(&ld, data, len, true, &root_mapping);
+    if (st != EBSD_OK)
+        goto out;
+    if (root_mapping) {
+        cyaml_err_t e = cyaml_load_data((const uint8_t *)data, len, &cy, &doc_schema,
+                                        (cyaml_data_t **)&d, NULL);
+        if (e != CYAML_OK) {
+            st = cyaml_fail(&ld, e);
+            goto out;
+        }
+        if (d)
+            merge(&c, d, lines_has(&ld, "regions"));
+    }
+    st = validate(&ld, &c);
+    if (st != EBSD_OK)
+        goto out;
+    config_apply_env(&c);
+    *cfg = c;
+out:
+    if (d)
+        cyaml_free(&cy, &doc_schema, d, 0);
+    free(ld.lines);
+    if (st != EBSD_OK) {
+        config_free(&c);
+        memset(cfg, 0, sizeof *cfg);
+    }
+    return st;
+}
+
+ebsd_status config_load(const char *path, struct config *cfg, struct config_error *err)
+{
+    ebsd_status st = EBSD_EIO;
+    struct load ld = {.name = path, .err = err};
+    struct buf b;
+    int fd = -1;
+    buf_init(&b, CONFIG_MAX_FILE);
+    memset(err, 0, sizeof *err);
+    memset(cfg, 0, sizeof *cfg);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        st = fail_at(&ld, EBSD_EIO, 0, "", "open: %s", strerror(errno));
+        goto out;
+    }
+    for (;;) {
+        char chunk[16384];
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            st = fail_at(&ld, EBSD_EIO, 0, "", "read: %s", strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        if (buf_append(&b, chunk, (size_t)n) != EBSD_OK) {
+            st = fail_at(&ld, EBSD_ETOOBIG, 0, "", "file is larger than %d bytes",
+                         CONFIG_MAX_FILE);
+            goto out;
+        }
+    }
+    st = config_load_buffer(path, b.data ? b.data : "", b.len, cfg, err);
+out:
+    if (fd >= 0)
+        close(fd);
+    buf_free(&b);
+    return st;
+}
+
+bool config_region_allowed(const struct config *cfg, const char *region)
+{
+    if (!region)
+        return false;
+    for (size_t i = 0; i < cfg->nregions; i++)
+        if (strcmp(cfg->regions[i], region) == 0)
+            return true;
+    return false;
+}
+
+void config_free(struct config *cfg)
+{
+    free(cfg->listen);
+    for (size_t i = 0; i < cfg->nregions && i < CONFIG_MAX_REGIONS; i++)
+        free(cfg->regions[i]);
+    free(cfg->ec2_endpoint);
+    free(cfg->ca_bundle);
+    free(cfg->log_format);
+    free(cfg->log_level);
+    free(cfg->auth_tokens_file);
+    free(cfg->run_as_user);
+    memset(cfg, 0, sizeof *cfg);
+}

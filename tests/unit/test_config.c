@@ -1,0 +1,585 @@
+/* test_config.c - config: defaults, a full file, the annotated example, every error kind
+ * naming file, line and key, and the environment overrides. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "harness.h"
+
+static void clear_env(void)
+{
+    unsetenv("AWS_REGION");
+    unsetenv("AWS_DEFAULT_REGION");
+    unsetenv("AWS_ENDPOINT_URL_EC2");
+    unsetenv("AWS_ENDPOINT_URL");
+    unsetenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+}
+
+/* Writes text to a new temp file; its path goes to path (size 64). */
+static void write_temp(char path[64], const char *text)
+{
+    snprintf(path, 64, "/tmp/test_config.XXXXXX");
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    size_t len = strlen(text);
+    CHECK(write(fd, text, len) == (ssize_t)len);
+    close(fd);
+}
+
+/* Loads text from a temp file; returns the status; cfg is the caller's to free. */
+static ebsd_status load_text(const char *text, struct config *cfg, struct config_error *err,
+                             char path[64])
+{
+    write_temp(path, text);
+    ebsd_status st = config_load(path, cfg, err);
+    unlink(path);
+    return st;
+}
+
+/* A load that must fail with st at line, naming key, with message suffix what. */
+static void expect_error(const char *text, ebsd_status st, unsigned line, const char *key,
+                         const char *what)
+{
+    struct config cfg;
+    struct config_error err;
+    char path[64], want[1024];
+    CHECK_INT(load_text(text, &cfg, &err, path), st);
+    CHECK_INT(err.line, line);
+    CHECK_STR(err.key, key);
+    CHECK_STR(err.file, path);
+    if (key[0])
+        snprintf(want, sizeof want, "%s:%u: key '%s': %s", path, line, key, what);
+    else
+        snprintf(want, sizeof want, "%s:%u: %s", path, line, what);
+    CHECK_STR(err.message, want);
+    /* a failed load leaves nothing to free */
+    CHECK(cfg.listen == NULL && cfg.nregions == 0 && cfg.log_level == NULL);
+}
+
+static void check_defaults(const struct config *c)
+{
+    CHECK_STR(c->listen, "127.0.0.1:8080");
+    CHECK_INT(c->nregions, 1);
+    CHECK_STR(c->regions[0], "us-east-1");
+    CHECK_STR(c->ec2_endpoint, "");
+    CHECK_STR(c->ca_bundle, "");
+    CHECK_INT(c->max_attempts, 3);
+    CHECK_INT(c->instance_page_size, 1000);
+    CHECK_INT(c->volume_page_size, 500);
+    CHECK(c->rate_limit == 20);
+    CHECK(c->rate_burst == 40);
+    CHECK_INT(c->max_connections, 1024);
+    CHECK_INT(c->max_connections_per_ip, 128);
+    CHECK_INT(c->idle_timeout_s, 75);
+    CHECK_INT(c->max_header_bytes, 16384);
+    CHECK_INT(c->drain_timeout_s, 25);
+    CHECK_INT(c->max_timeout_ms, 29000);
+    CHECK_INT(c->volumes_total.timeout_ms, 10000);
+    CHECK_INT(c->volumes_total.memory_mb, 128);
+    CHECK_INT(c->volumes_total.cache_ttl_s, 60);
+    CHECK_INT(c->instance_volumes.timeout_ms, 10000);
+    CHECK_INT(c->instance_volumes.memory_mb, 128);
+    CHECK_INT(c->instance_volumes.cache_ttl_s, 60);
+    CHECK_INT(c->max_children, 32);
+    CHECK_INT(c->group_size, 100);
+    CHECK_INT(c->queue_timeout_ms, 2000);
+    CHECK_INT(c->cache_max_entries, 10000);
+    CHECK_INT(c->cache_max_bytes, 67108864);
+    CHECK_INT(c->stale_if_error_s, 300);
+    CHECK_INT(c->stale_while_revalidate_s, 30);
+    CHECK_INT(c->negative_ttl_s, 10);
+    CHECK_STR(c->log_format, "json");
+    CHECK_STR(c->log_level, "info");
+    CHECK_STR(c->auth_tokens_file, "");
+    CHECK_STR(c->run_as_user, "");
+    CHECK(!c->allow_root);
+}
+
+static void test_defaults(void)
+{
+    clear_env();
+    struct config c;
+    config_defaults(&c);
+    check_defaults(&c);
+    CHECK(config_region_allowed(&c, "us-east-1"));
+    CHECK(!config_region_allowed(&c, "eu-west-1"));
+    CHECK(!config_region_allowed(&c, NULL));
+    config_free(&c);
+    config_free(&c); /* freeing twice is harmless: config_free zeroes */
+
+    setenv("AWS_DEFAULT_REGION", "eu-west-1", 1);
+    config_defaults(&c);
+    CHECK_STR(c.regions[0], "eu-west-1");
+    config_free(&c);
+    setenv("AWS_REGION", "ap-south-1", 1); /* AWS_REGION wins */
+    config_defaults(&c);
+    CHECK_STR(c.regions[0], "ap-south-1");
+    config_free(&c);
+    setenv("AWS_REGION", "not a region", 1);
+    config_defaults(&c);
+    CHECK_STR(c.regions[0], "us-east-1");
+    config_free(&c);
+    clear_env();
+}
+
+static void test_empty_documents(void)
+{
+    clear_env();
+    static const char *const empties[] = {
+        "", "# nothing but a comment\n", "~\n", "---\n", "{}\n",
+        "server:\n  # max_connections: 10\nroutes:\n  volumes_total:\n",
+        "server: ~\nec2: null\n",
+    };
+    for (size_t i = 0; i < sizeof empties / sizeof empties[0]; i++) {
+        struct config c;
+        struct config_error err;
+        char path[64];
+        ebsd_status st = load_text(empties[i], &c, &err, path);
+        CHECK_INT(st, EBSD_OK);
+        if (st != EBSD_OK) {
+            fprintf(stderr, "  document %zu: %s\n", i, err.message);
+            continue;
+        }
+        check_defaults(&c);
+        config_free(&c);
+    }
+}
+
+static const char full_yaml[] =
+    "# every key, none at its default\n"
+    "listen: \"[::1]:9090\"\n"
+    "regions: [eu-west-1, us-gov-west-1, us-isob-east-1, cn-north-1]\n"
+    "ec2:\n"
+    "  endpoint: \"http://127.0.0.1:4566\"\n"
+    "  ca_bundle: /etc/ssl/ca.pem\n"
+    "  max_attempts: 5\n"
+    "  instance_page_size: 200\n"
+    "  volume_page_size: 100\n"
+    "  rate_limit: 2.5\n"
+    "  rate_burst: 10\n"
+    "server: {max_connections: 50, max_connections_per_ip: 5, idle_timeout_s: 10,\n"
+    "         max_header_bytes: 8192, drain_timeout_s: 0}\n"
+    "routes:\n"
+    "  max_timeout_ms: 60000\n"
+    "  volumes_total: {timeout_ms: 50000, memory_mb: 256, cache_ttl_s: 0}\n"
+    "  instance_volumes:\n"
+    "    timeout_ms: 5000\n"
+    "    memory_mb: 64\n"
+    "    cache_ttl_s: 120\n"
+    "fanout: {max_children: 8, group_size: 200, queue_timeout_ms: 0}\n"
+    "cache:\n"
+    "  max_entries: 0\n"
+    "  max_bytes: 8589934592\n"
+    "  stale_if_error_s: 0\n"
+    "  stale_while_revalidate_s: 5\n"
+    "  negative_ttl_s: 1\n"
+    "log: {format: text, level: debug}\n"
+    "security:\n"
+    "  auth_tokens_file: /etc/ebsd/tokens\n"
+    "  run_as_user: ebsd\n"
+    "  allow_root: True\n";
+
+static void test_full_file(void)
+{
+    clear_env();
+    struct config c;
+    struct config_error err;
+    char path[64];
+    ebsd_status st = load_text(full_yaml, &c, &err, path);
+    CHECK_INT(st, EBSD_OK);
+    if (st != EBSD_OK) {
+        fprintf(stderr, "  %s\n", err.message);
+        return;
+    }
+    CHECK_STR(c.listen, "[::1]:9090");
+    CHECK_INT(c.nregions, 4);
+    CHECK_STR(c.regions[0], "eu-west-1");
+    CHECK_STR(c.regions[1], "us-gov-west-1");
+    CHECK_STR(c.regions[2], "us-isob-east-1");
+    CHECK_STR(c.regions[3], "cn-north-1");
+    CHECK_STR(c.ec2_endpoint, "http://127.0.0.1:4566");
+    CHECK_STR(c.ca_bundle, "/etc/ssl/ca.pem");
+    CHECK_INT(c.max_attempts, 5);
+    CHECK_INT(c.instance_page_size, 200);
+    CHECK_INT(c.volume_page_size, 100);
+    CHECK(c.rate_limit == 2.5);
+    CHECK(c.rate_burst == 10);
+    CHECK_INT(c.max_connections, 50);
+    CHECK_INT(c.max_connections_per_ip, 5);
+    CHECK_INT(c.idle_timeout_s, 10);
+    CHECK_INT(c.max_header_bytes, 8192);
+    CHECK_INT(c.drain_timeout_s, 0);
+    CHECK_INT(c.max_timeout_ms, 60000);
+    CHECK_INT(c.volumes_total.timeout_ms, 50000);
+    CHECK_INT(c.volumes_total.memory_mb, 256);
+    CHECK_INT(c.volumes_total.cache_ttl_s, 0);
+    CHECK_INT(c.instance_volumes.timeout_ms, 5000);
+    CHECK_INT(c.instance_volumes.memory_mb, 64);
+    CHECK_INT(c.instance_volumes.cache_ttl_s, 120);
+    CHECK_INT(c.max_children, 8);
+    CHECK_INT(c.group_size, 200);
+    CHECK_INT(c.queue_timeout_ms, 0);
+    CHECK_INT(c.cache_max_entries, 0);
+    CHECK_INT(c.cache_max_bytes, 8589934592LL);
+    CHECK_INT(c.stale_if_error_s, 0);
+    CHECK_INT(c.stale_while_revalidate_s, 5);
+    CHECK_INT(c.negative_ttl_s, 1);
+    CHECK_STR(c.log_format, "text");
+    CHECK_STR(c.log_level, "debug");
+    CHECK_STR(c.auth_tokens_file, "/etc/ebsd/tokens");
+    CHECK_STR(c.run_as_user, "ebsd");
+    CHECK(c.allow_root);
+    CHECK(config_region_allowed(&c, "us-gov-west-1"));
+    CHECK(!config_region_allowed(&c, "us-east-1"));
+    config_free(&c);
+}
+
+static void test_partial_file_keeps_defaults(void)
+{
+    clear_env();
+    struct config c;
+    struct config_error err;
+    char path[64];
+    CHECK_INT(load_text("server:\n  idle_timeout_s: 90\nsecurity: {allow_root: FALSE}\n", &c,
+                        &err, path),
+              EBSD_OK);
+    CHECK_INT(c.idle_timeout_s, 90);
+    CHECK_INT(c.max_connections, 1024);
+    CHECK(!c.allow_root);
+    CHECK_STR(c.listen, "127.0.0.1:8080");
+    config_free(&c);
+}
+
+/* The annotated example documents every default: it must load and equal them. */
+static void test_example_file(void)
+{
+    clear_env();
+    const char *src = getenv("EBSD_SOURCE_DIR");
+    CHECK(src != NULL);
+    if (!src)
+        return;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/config/ebsd.yaml", src);
+    struct config c;
+    struct config_error err;
+    ebsd_status st = config_load(path, &c, &err);
+    CHECK_INT(st, EBSD_OK);
+    if (st != EBSD_OK) {
+        fprintf(stderr, "  %s\n", err.message);
+        return;
+    }
+    check_defaults(&c);
+    config_free(&c);
+}
+
+static void test_unknown_keys(void)
+{
+    clear_env();
+    expect_error("listen: \"127.0.0.1:1\"\nbogus: 1\n", EBSD_EPARSE, 2, "bogus",
+                 "unknown key (known here: listen, regions, ec2, server, routes, fanout, "
+                 "cache, log, security)");
+    expect_error("server:\n  max_connections: 10\n\n  idle_timeout: 5\n", EBSD_EPARSE, 4,
+                 "server.idle_timeout",
+                 "unknown key (known here: max_connections, max_connections_per_ip, "
+                 "idle_timeout_s, max_header_bytes, drain_timeout_s)");
+    expect_error("routes:\n  volumes_total:\n    timeout_ms: 100\n    memory: 64\n", EBSD_EPARSE,
+                 4, "routes.volumes_total.memory",
+                 "unknown key (known here: timeout_ms, memory_mb, cache_ttl_s)");
+    /* keys are case-sensitive */
+    expect_error("Listen: x\n", EBSD_EPARSE, 1, "Listen",
+                 "unknown key (known here: listen, regions, ec2, server, routes, fanout, "
+                 "cache, log, security)");
+}
+
+static void test_wrong_types(void)
+{
+    clear_env();
+    expect_error("server:\n  idle_timeout_s: seventy\n", EBSD_EPARSE, 2,
+                 "server.idle_timeout_s", "expected an unsigned integer, got 'seventy'");
+    expect_error("server:\n  idle_timeout_s: 1.5\n", EBSD_EPARSE, 2, "server.idle_timeout_s",
+                 "expected an unsigned integer, got '1.5'");
+    expect_error("server:\n  idle_timeout_s: -1\n", EBSD_EPARSE, 2, "server.idle_timeout_s",
+                 "expected an unsigned integer, got '-1'");
+    expect_error("server:\n  idle_timeout_s: 010\n", EBSD_EPARSE, 2, "server.idle_timeout_s",
+                 "'010': leading zeros are not allowed");
+    expect_error("server:\n  idle_timeout_s: 4294967296\n", EBSD_EINVAL, 2,
+                 "server.idle_timeout_s", "value 4294967296 is larger than 4294967295");
+    expect_error("server:\n  idle_timeout_s:\n", EBSD_EPARSE, 2, "server.idle_timeout_s",
+                 "expected an unsigned integer, got ''");
+    expect_error("server:\n  idle_timeout_s: [1]\n", EBSD_EPARSE, 2, "server.idle_timeout_s",
+                 "expected an unsigned integer, got a sequence");
+    expect_error("security:\n  allow_root: maybe\n", EBSD_EPARSE, 2, "security.allow_root",
+                 "expected true or false, got 'maybe'");
+    expect_error("security:\n  allow_root: yes\n", EBSD_EPARSE, 2, "security.allow_root",
+                 "expected true or false, got 'yes'");
+    expect_error("ec2:\n  rate_limit: fast\n", EBSD_EPARSE, 2, "ec2.rate_limit",
+                 "expected a number, got 'fast'");
+    expect_error("ec2:\n  rate_limit: .inf\n", EBSD_EPARSE, 2, "ec2.rate_limit",
+                 "expected a number, got '.inf'");
+    expect_error("ec2:\n  rate_limit: 1e999\n", EBSD_EINVAL, 2, "ec2.rate_limit",
+                 "number 1e999 is out of range");
+    expect_error("server: 5\n", EBSD_EPARSE, 1, "server", "expected a mapping, got a scalar");
+    expect_error("listen: {host: x}\n", EBSD_EPARSE, 1, "listen",
+                 "expected a string, got a mapping");
+    expect_error("regions: us-east-1\n", EBSD_EPARSE, 1, "regions",
+                 "expected a sequence, got a scalar");
+    expect_error("regions:\n  - us-east-1\n  - [eu-west-1]\n", EBSD_EPARSE, 3, "regions[1]",
+                 "expected a string, got a sequence");
+    expect_error("- listen\n", EBSD_EPARSE, 1, "",
+                 "the top level must be a mapping of keys, got a sequence");
+    expect_error("base: &b {timeout_ms: 100}\n", EBSD_EPARSE, 1, "base",
+                 "unknown key (known here: listen, regions, ec2, server, routes, fanout, "
+                 "cache, log, security)");
+    expect_error("routes:\n  volumes_total: &r {timeout_ms: 100}\n  instance_volumes: *r\n",
+                 EBSD_EPARSE, 3, "routes.instance_volumes",
+                 "aliases (*r) are not supported; write the value out");
+    expect_error("listen: \"a\\0b:1\"\n", EBSD_EPARSE, 1, "listen", "value contains a NUL byte");
+}
+
+static void test_out_of_range(void)
+{
+    clear_env();
+    expect_error("# comment\n\nserver:\n  max_connections: 10\n  idle_timeout_s: 0\n",
+                 EBSD_EINVAL, 5, "server.idle_timeout_s", "value 0 out of range 1..3600");
+    expect_error("ec2: {max_attempts: 11}\n", EBSD_EINVAL, 1, "ec2.max_attempts",
+                 "value 11 out of range 1..10");
+    expect_error("ec2:\n  volume_page_size: 501\n", EBSD_EINVAL, 2, "ec2.volume_page_size",
+                 "value 501 out of range 5..500");
+    expect_error("ec2:\n  rate_limit: -1\n", EBSD_EINVAL, 2, "ec2.rate_limit",
+                 "value -1 out of range 0..100000");
+    expect_error("routes:\n  instance_volumes:\n    memory_mb: 16\n", EBSD_EINVAL, 3,
+                 "routes.instance_volumes.memory_mb", "value 16 out of range 32..10240");
+    expect_error("fanout: {group_size: 1001}\n", EBSD_EINVAL, 1, "fanout.group_size",
+                 "value 1001 out of range 1..1000");
+    expect_error("server:\n  drain_timeout_s: 301\n", EBSD_EINVAL, 2, "server.drain_timeout_s",
+                 "value 301 out of range 0..300");
+    expect_error("listen: localhost\n", EBSD_EINVAL, 1, "listen",
+                 "'localhost' must be HOST:PORT (IPv6 as [::1]:8080)");
+    expect_error("listen: \"127.0.0.1:65536\"\n", EBSD_EINVAL, 1, "listen",
+                 "'127.0.0.1:65536' the port must be a number 0..65535");
+    expect_error("listen: \"::1:80\"\n", EBSD_EINVAL, 1, "listen",
+                 "'::1:80' must be HOST:PORT (IPv6 as [::1]:8080)");
+    expect_error("listen: \"[::g]:80\"\n", EBSD_EINVAL, 1, "listen",
+                 "'[::g]:80' the address in brackets is not an IPv6 address");
+    expect_error("regions: []\n", EBSD_EINVAL, 1, "regions", "needs 1..32 regions");
+    expect_error("regions:\n  - us-east-1\n  - Europe\n", EBSD_EINVAL, 3, "regions[1]",
+                 "'Europe' is not a region name like us-east-1");
+    expect_error("regions: [us-east-1, eu-west-1, us-east-1]\n", EBSD_EINVAL, 1, "regions[2]",
+                 "'us-east-1' is listed twice");
+    expect_error("ec2:\n  endpoint: localhost:4566\n", EBSD_EINVAL, 2, "ec2.endpoint",
+                 "'localhost:4566' is not an http:// or https:// URL (or \"\")");
+    expect_error("log:\n  format: xml\n", EBSD_EINVAL, 2, "log.format", "'xml' is not json or text");
+    expect_error("log:\n  level: verbose\n", EBSD_EINVAL, 2, "log.level",
+                 "'verbose' is not debug, info, warn or error");
+    expect_error("cache: {max_bytes: 18446744073709551615}\n", EBSD_EINVAL, 1, "cache.max_bytes",
+                 "value 18446744073709551615 out of range 0..68719476736");
+
+    /* 33 regions: one more than CONFIG_MAX_REGIONS */
+    char many[2048] = "regions:\n";
+    for (int i = 1; i <= 33; i++) {
+        char line[32];
+        snprintf(line, sizeof line, "  - us-east-%d\n", i);
+        strncat(many, line, sizeof many - strlen(many) - 1);
+    }
+    expect_error(many, EBSD_EINVAL, 34, "regions", "more than 32 entries");
+}
+
+static void test_cross_field_rules(void)
+{
+    clear_env();
+    expect_error("routes:\n  volumes_total:\n    timeout_ms: 30000\n", EBSD_EINVAL, 3,
+                 "routes.volumes_total.timeout_ms",
+                 "timeout_ms 30000 exceeds routes.max_timeout_ms 29000");
+    /* the file lowers only the ceiling: the ceiling is to blame */
+    expect_error("routes:\n  max_timeout_ms: 5000\n", EBSD_EINVAL, 2, "routes.max_timeout_ms",
+                 "timeout_ms 10000 exceeds routes.max_timeout_ms 5000");
+    expect_error("routes:\n  max_timeout_ms: 5000\n  instance_volumes: {timeout_ms: 6000}\n"
+                 "  volumes_total: {timeout_ms: 5000}\n",
+                 EBSD_EINVAL, 3, "routes.instance_volumes.timeout_ms",
+                 "timeout_ms 6000 exceeds routes.max_timeout_ms 5000");
+    expect_error("server:\n  max_connections: 100\n", EBSD_EINVAL, 2, "server.max_connections",
+                 "max_connections_per_ip 128 exceeds max_connections 100");
+}
+
+static void test_duplicate_keys(void)
+{
+    clear_env();
+    expect_error("server:\n  idle_timeout_s: 10\n  max_connections: 5\n  idle_timeout_s: 20\n",
+                 EBSD_EPARSE, 4, "server.idle_timeout_s", "duplicate key (first given on line 2)");
+    expect_error("log: {level: info}\nlisten: \"a:1\"\nlog: {format: json}\n", EBSD_EPARSE, 3,
+                 "log", "duplicate key (first given on line 1)");
+}
+
+static void test_invalid_yaml(void)
+{
+    clear_env();
+    expect_error("server:\n  idle_timeout_s: [1, 2\nlog: {}\n", EBSD_EPARSE, 3,
+                 "server.idle_timeout_s",
+                 "invalid YAML: did not find expected ',' or ']' (while parsing a flow sequence "
+                 "on line 2)");
+    expect_error("listen: \"unterminated\n", EBSD_EPARSE, 2, "listen",
+                 "invalid YAML: found unexpected end of stream (while scanning a quoted scalar "
+                 "on line 1)");
+    /* the stray indent belongs to no key: the top-level mapping is what broke */
+    expect_error("server:\n  a: 1\n b: 2\n", EBSD_EPARSE, 3, "",
+                 "invalid YAML: did not find expected key (while parsing a block mapping on "
+                 "line 1)");
+    /* a syntax error wins over a schema error before it */
+    expect_error("bogus: 1\nlisten: [\n", EBSD_EPARSE, 3, "listen",
+                 "invalid YAML: did not find expected node content (while parsing a flow node "
+                 "on line 3)");
+    expect_error("\tlisten: x\n", EBSD_EPARSE, 1, "",
+                 "invalid YAML: found character that cannot start any token (while scanning "
+                 "for the next token on line 1)");
+    expect_error("listen: \"a:1\"\n---\nlisten: \"b:2\"\n", EBSD_EPARSE, 2, "",
+                 "only one YAML document is allowed");
+}
+
+static void test_unreadable(void)
+{
+    clear_env();
+    struct config c;
+    struct config_error err;
+    CHECK_INT(config_load("/nonexistent/ebsd.yaml", &c, &err), EBSD_EIO);
+    CHECK_INT(err.line, 0);
+    CHECK_STR(err.key, "");
+    CHECK_STR(err.file, "/nonexistent/ebsd.yaml");
+    CHECK_STR(err.message, "/nonexistent/ebsd.yaml: open: No such file or directory");
+    CHECK(c.listen == NULL);
+
+    CHECK_INT(config_load("/tmp", &c, &err), EBSD_EIO);
+    CHECK_STR(err.message, "/tmp: read: Is a directory");
+
+    /* over the 1 MiB cap: a clean error, not an unbounded read */
+    char path[64];
+    write_temp(path, "");
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f) {
+        for (int i = 0; i < 70000; i++)
+            fputs("# padding line\n", f);
+        fclose(f);
+    }
+    CHECK_INT(config_load(path, &c, &err), EBSD_ETOOBIG);
+    char want[128];
+    snprintf(want, sizeof want, "%s: file is larger than 1048576 bytes", path);
+    CHECK_STR(err.message, want);
+    unlink(path);
+}
+
+static void test_load_buffer(void)
+{
+    clear_env();
+    struct config c;
+    struct config_error err;
+    /* not NUL-terminated: the length is what counts */
+    const char data[] = {'l', 'o', 'g', ':', ' ', '{', 'l', 'e', 'v', 'e', 'l', ':', ' ',
+                         'w', 'a', 'r', 'n', '}', '\n', 'X'};
+    CHECK_INT(config_load_buffer("<memory>", data, sizeof data - 1, &c, &err), EBSD_OK);
+    CHECK_STR(c.log_level, "warn");
+    config_free(&c);
+    CHECK_INT(config_load_buffer("<memory>", "log: {level: loud}", 18, &c, &err), EBSD_EINVAL);
+    CHECK_STR(err.message, "<memory>:1: key 'log.level': 'loud' is not debug, info, warn or error");
+}
+
+static void test_env_region(void)
+{
+    clear_env();
+    struct config c;
+    struct config_error err;
+    char path[64];
+
+    /* no regions in the file: the environment's region is the one region */
+    setenv("AWS_REGION", "eu-central-1", 1);
+    CHECK_INT(load_text("listen: \"127.0.0.1:0\"\n", &c, &err, path), EBSD_OK);
+    CHECK_INT(c.nregions, 1);
+    CHECK_STR(c.regions[0], "eu-central-1");
+    config_free(&c);
+
+    /* the file's list, and the environment names one of them: it becomes the default */
+    const char *yaml = "regions: [us-east-1, us-west-2, eu-west-1]\n";
+    setenv("AWS_REGION", "eu-west-1", 1);
+    CHECK_INT(load_text(yaml, &c, &err, path), EBSD_OK);
+    CHECK_INT(c.nregions, 3);
+    CHECK_STR(c.regions[0], "eu-west-1");
+    CHECK_STR(c.regions[1], "us-east-1");
+    CHECK_STR(c.regions[2], "us-west-2");
+    config_free(&c);
+
+    /* not in the file's list: the file's default stays */
+    setenv("AWS_REGION", "ap-south-1", 1);
+    CHECK_INT(load_text(yaml, &c, &err, path), EBSD_OK);
+    CHECK_STR(c.regions[0], "us-east-1");
+    CHECK(!config_region_allowed(&c, "ap-south-1"));
+    config_free(&c);
+
+    /* AWS_DEFAULT_REGION when AWS_REGION is unset or empty */
+    setenv("AWS_REGION", "", 1);
+    setenv("AWS_DEFAULT_REGION", "us-west-2", 1);
+    CHECK_INT(load_text(yaml, &c, &err, path), EBSD_OK);
+    CHECK_STR(c.regions[0], "us-west-2");
+    CHECK_STR(c.regions[1], "us-east-1");
+    CHECK_STR(c.regions[2], "eu-west-1");
+    config_free(&c);
+    clear_env();
+}
+
+static void test_env_endpoint(void)
+{
+    clear_env();
+    struct config c;
+    struct config_error err;
+    char path[64];
+    const char *yaml = "ec2: {endpoint: \"https://file.example\"}\n";
+
+    CHECK_INT(load_text(yaml, &c, &err, path), EBSD_OK);
+    CHECK_STR(c.ec2_endpoint, "https://file.example");
+    config_free(&c);
+
+    /* as in the AWS SDKs, the environment wins over the file */
+    setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000", 1);
+    CHECK_INT(load_text(yaml, &c, &err, path), EBSD_OK);
+    CHECK_STR(c.ec2_endpoint, "http://127.0.0.1:5000");
+    config_free(&c);
+
+    /* the service-specific variable wins over the general one */
+    setenv("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:6000", 1);
+    CHECK_INT(load_text(yaml, &c, &err, path), EBSD_OK);
+    CHECK_STR(c.ec2_endpoint, "http://127.0.0.1:6000");
+    config_free(&c);
+
+    /* AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true switches the variables off */
+    setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true", 1);
+    CHECK_INT(load_text(yaml, &c, &err, path), EBSD_OK);
+    CHECK_STR(c.ec2_endpoint, "https://file.example");
+    config_free(&c);
+    unsetenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+
+    /* an invalid value is ignored (with a warning) */
+    setenv("AWS_ENDPOINT_URL_EC2", "not a url", 1);
+    unsetenv("AWS_ENDPOINT_URL");
+    CHECK_INT(load_text(yaml, &c, &err, path), EBSD_OK);
+    CHECK_STR(c.ec2_endpoint, "https://file.example");
+    config_free(&c);
+
+    /* without a file (main's path): defaults, then the environment */
+    setenv("AWS_ENDPOINT_URL_EC2", "http://localhost:4566", 1);
+    setenv("AWS_REGION", "sa-east-1", 1);
+    config_defaults(&c);
+    config_apply_env(&c);
+    CHECK_STR(c.ec2_endpoint, "http://localhost:4566");
+    CHECK_STR(c.regions[0], "sa-east-1");
+    CHECK_INT(c.nregions, 1);
+    config_free(&c);
+    clear_env();
+}
+
+TEST_MAIN(T(test_defaults), T(test_empty_documents), T(test_full_file),
+          T(test_partial_file_keeps_defaults), T(test_example_file), T(test_unknown_keys),
+          T(test_wrong_types), T(test_out_of_range), T(test_cross_field_rules),
+          T(test_duplicate_keys), T(test_invalid_yaml), T(test_unreadable), T(test_load_buffer),
+          T(test_env_region), T(test_env_endpoint))
