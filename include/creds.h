@@ -37,4 +37,15 @@ bool creds_expiring(const struct creds *c, time_t now, int margin_s);
 /* Overwrites the secret fields (OPENSSL_cleanse). */
 void creds_wipe(struct creds *c);
 
+/* Parses an RFC 3339 time ("2026-01-02T03:04:05Z", fractions and +hh:mm offsets allowed)
+ * into UTC seconds. False when malformed. */
+bool creds_parse_time(const char *s, time_t *out);
+
+/* The container credentials URL from AWS_CONTAINER_CREDENTIALS_RELATIVE_URI
+ * (http://169.254.170.2 + uri) or AWS_CONTAINER_CREDENTIALS_FULL_URI, which must be https
+ * or name a loopback host, 169.254.170.2, or EKS Pod Identity's 169.254.170.23 /
+ * [fd00:ec2::23]. EBSD_OK with *url (caller frees); EBSD_ENOTFOUND when neither is set;
+ * EBSD_EINVAL with *err filled for a refused URL. Exposed for tests. */
+EBSD_MUST_CHECK ebsd_status creds_container_url(char **url, struct creds_error *err);
+
 #endif

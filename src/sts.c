@@ -1,0 +1,344 @@
+/* sts.c - STS AssumeRole (SigV4-signed) and AssumeRoleWithWebIdentity (unsigned) over the
+ * Query API, with the XML answer parsed by expat. */
+#include "sts.h"
+
+#include <expat.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "mem.h"
+#include "sigv4.h"
+
+#define STS_VERSION "2011-06-15"
+#define MAX_RESPONSE (64u << 10)
+#define MAX_TEXT (8u << 10)
+
+/* ---- response parsing ------------------------------------------------------------------- */
+
+struct xml_ctx {
+    XML_Parser p;
+    int depth;
+    bool in_creds, in_error, too_big, doctype;
+    struct buf text;
+    char *ak, *sk, *token, *exp, *code, *message;
+};
+
+static const char *local_name(const char *name)
+{
+    const char *colon = strrchr(name, ':');
+    return colon ? colon + 1 : name;
+}
+
+static void on_start(void *ud, const char *name, const char **attrs)
+{
+    struct xml_ctx *x = ud;
+    const char *n = local_name(name);
+    x->depth++;
+    if (strcmp(n, "Credentials") == 0)
+        x->in_creds = true;
+    else if (strcmp(n, "Error") == 0)
+        x->in_error = true;
+    buf_reset(&x->text);
+}
+
+static void keep(char **slot, struct buf *text)
+{
+    free(*slot);
+    *slot = xstrndup(text->data ? text->data : "", text->len);
+}
+
+static void on_end(void *ud, const char *name)
+{
+    struct xml_ctx *x = ud;
+    const char *n = local_name(name);
+    x->depth--;
+    if (x->in_creds) {
+        if (strcmp(n, "AccessKeyId") == 0)
+            keep(&x->ak, &x->text);
+        else if (strcmp(n, "SecretAccessKey") == 0)
+            keep(&x->sk, &x->text);
+        else if (strcmp(n, "SessionToken") == 0)
+            keep(&x->token, &x->text);
+        else if (strcmp(n, "Expiration") == 0)
+            keep(&x->exp, &x->text);
+        else if (strcmp(n, "Credentials") == 0)
+            x->in_creds = false;
+    } else if (x->in_error) {
+        if (strcmp(n, "Code") == 0)
+            keep(&x->code, &x->text);
+        else if (strcmp(n, "Message") == 0)
+            keep(&x->message, &x->text);
+        else if (strcmp(n, "Error") == 0)
+            x->in_error = false;
+    }
+    buf_reset(&x->text);
+}
+
+static void on_text(void *ud, const char *s, int len)
+{
+    struct xml_ctx *x = ud;
+    if (buf_append(&x->text, s, (size_t)len) != EBSD_OK) {
+        x->too_big = true;
+        XML_StopParser(x->p, XML_FALSE);
+    }
+}
+
+/* No DTDs: STS never sends one, and entity tricks start there. */
+static void on_doctype(void *ud, const char *name, const char *sysid, const char *pubid,
+                       int has_internal)
+{
+    struct xml_ctx *x = ud;
+    x->doctype = true;
+    XML_StopParser(x->p, XML_FALSE);
+}
+
+static void wipe_free(char *s)
+{
+    if (s) {
+        OPENSSL_cleanse(s, strlen(s));
+        free(s);
+    }
+}
+
+static bool copy_field(char *dst, size_t dstlen, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= dstlen)
+        return false;
+    memcpy(dst, src, n + 1);
+    return true;
+}
+
+ebsd_status sts_parse_response(const char *xml, size_t len, struct creds *out, char *err,
+                               size_t errlen)
+{
+    ebsd_status st = EBSD_EPARSE;
+    struct xml_ctx x = {0};
+    struct creds c;
+    memset(&c, 0, sizeof c);
+    buf_init(&x.text, MAX_TEXT);
+    x.p = XML_ParserCreate("UTF-8");
+    if (!x.p) {
+        fprintf(stderr, "ebsd: XML_ParserCreate failed\n");
+        abort(); /* allocation failure: the OOM policy of mem.h */
+    }
+    XML_SetUserData(x.p, &x);
+    XML_SetElementHandler(x.p, on_start, on_end);
+    XML_SetCharacterDataHandler(x.p, on_text);
+    XML_SetStartDoctypeDeclHandler(x.p, on_doctype);
+    if (XML_Parse(x.p, xml, (int)len, XML_TRUE) != XML_STATUS_OK) {
+        if (x.too_big)
+            snprintf(err, errlen, "an element of the answer is longer than %u bytes",
+                     MAX_TEXT);
+        else if (x.doctype)
+            snprintf(err, errlen, "the answer has a DOCTYPE");
+        else
+            snprintf(err, errlen, "the answer is not XML: %s at line %lu",
+                     XML_ErrorString(XML_GetErrorCode(x.p)),
+                     (unsigned long)XML_GetCurrentLineNumber(x.p));
+        goto out;
+    }
+    if (x.code) {
+        snprintf(err, errlen, "%.64s: %.300s", x.code, x.message ? x.message : "");
+        st = EBSD_EUPSTREAM;
+        goto out;
+    }
+    if (!x.ak || !x.sk || !x.token || !x.exp) {
+        snprintf(err, errlen, "the answer lacks %s", !x.ak ? "Credentials/AccessKeyId"
+                                                     : !x.sk ? "Credentials/SecretAccessKey"
+                                                     : !x.token ? "Credentials/SessionToken"
+                                                                : "Credentials/Expiration");
+        goto out;
+    }
+    if (!creds_parse_time(x.exp, &c.expiration)) {
+        snprintf(err, errlen, "Credentials/Expiration is not an RFC 3339 time");
+        goto out;
+    }
+    if (!*x.ak || !*x.sk || !copy_field(c.access_key_id, sizeof c.access_key_id, x.ak) ||
+        !copy_field(c.secret_access_key, sizeof c.secret_access_key, x.sk) ||
+        !copy_field(c.session_token, sizeof c.session_token, x.token)) {
+        snprintf(err, errlen, "a credential in the answer is empty or too long");
+        goto out;
+    }
+    *out = c;
+    st = EBSD_OK;
+out:
+    XML_ParserFree(x.p);
+    buf_free(&x.text);
+    free(x.ak);
+    wipe_free(x.sk);
+    wipe_free(x.token);
+    free(x.exp);
+    free(x.code);
+    free(x.message);
+    OPENSSL_cleanse(&c, sizeof c);
+    return st;
+}
+
+/* ---- the call --------------------------------------------------------------------------- */
+
+char *sts_endpoint(const char *region)
+{
+    const char *e = getenv("AWS_ENDPOINT_URL_STS");
+    if (!e || !*e)
+        e = getenv("AWS_ENDPOINT_URL");
+    if (e && *e)
+        return xstrdup(e);
+    return xasprintf("https://sts.%s.amazonaws.com", region && *region ? region : "us-east-1");
+}
+
+/* Splits "scheme://authority/path?x" into authority and path ("/" when empty). */
+static bool split_url(const char *url, char **authority, char **path)
+{
+    const char *p = strstr(url, "://");
+    if (!p || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0))
+        return false;
+    p += 3;
+    size_t alen = strcspn(p, "/?#");
+    if (!alen)
+        return false;
+    *authority = xstrndup(p, alen);
+    const char *rest = p + alen;
+    size_t plen = strcspn(rest, "?#");
+    *path = plen ? xstrndup(rest, plen) : xstrdup("/");
+    return true;
+}
+
+static void form_add(struct buf *b, const char *key, const char *value, bool *ok)
+{
+    char *v = sigv4_uri_encode(value, strlen(value), true);
+    if (buf_printf(b, "%s%s=%s", b->len ? "&" : "", key, v) != EBSD_OK)
+        *ok = false;
+    OPENSSL_cleanse(v, strlen(v));
+    free(v);
+}
+
+ebsd_status sts_assume_role(struct httpc *h, const struct sts_assume *a, struct creds *out,
+                            char *err, size_t errlen)
+{
+    ebsd_status st = EBSD_EINVAL;
+    bool web = a->web_identity_token != NULL;
+    const char *action = web ? "AssumeRoleWithWebIdentity" : "AssumeRole";
+    char *authority = NULL, *path = NULL, *url = NULL;
+    char *hdr_lines[8] = {0};
+    const char *hdrs[8] = {0};
+    size_t nh = 0;
+    struct sigv4_signed sig;
+    bool signed_ok = false;
+    struct httpc_response resp;
+    bool have_resp = false;
+    struct creds got;
+    memset(&got, 0, sizeof got);
+    struct buf body;
+    buf_init(&body, 64u << 10);
+
+    if (!a->role_arn || !*a->role_arn || !a->endpoint ||
+        !split_url(a->endpoint, &authority, &path)) {
+        snprintf(err, errlen, "STS %s: bad role ARN or endpoint URL", action);
+        goto out;
+    }
+    if (!web && !a->source) {
+        snprintf(err, errlen, "STS %s: no source credentials", action);
+        goto out;
+    }
+    bool ok = true;
+    form_add(&body, "Action", action, &ok);
+    form_add(&body, "Version", STS_VERSION, &ok);
+    form_add(&body, "RoleArn", a->role_arn, &ok);
+    form_add(&body, "RoleSessionName", a->session_name ? a->session_name : "ebsd", &ok);
+    if (a->external_id && *a->external_id)
+        form_add(&body, "ExternalId", a->external_id, &ok);
+    if (a->duration_s > 0) {
+        char d[16];
+        snprintf(d, sizeof d, "%d", a->duration_s);
+        form_add(&body, "DurationSeconds", d, &ok);
+    }
+    if (web)
+        form_add(&body, "WebIdentityToken", a->web_identity_token, &ok);
+    if (!ok) {
+        snprintf(err, errlen, "STS %s: request body too large", action);
+        st = EBSD_ETOOBIG;
+        goto out;
+    }
+
+    static const char ctype[] = "application/x-www-form-urlencoded; charset=utf-8";
+    /* Host is sent explicitly so that what is signed is what curl sends. */
+    hdr_lines[nh++] = xasprintf("Host: %s", authority);
+    hdr_lines[nh++] = xasprintf("Content-Type: %s", ctype);
+    if (!web) {
+        struct sigv4_header sh[2] = {{"Host", authority}, {"Content-Type", ctype}};
+        struct sigv4_credentials sc = {a->source->access_key_id,
+                                       a->source->secret_access_key,
+                                       a->source->session_token};
+        struct sigv4_params sp = {.creds = &sc, .region = a->region ? a->region : "us-east-1",
+                                  .service = "sts", .when = time(NULL),
+                                  .normalize_path = true};
+        struct sigv4_request sr = {.method = "POST", .path = path, .headers = sh,
+                                   .nheaders = 2, .body = body.data, .body_len = body.len};
+        if ((st = sigv4_sign(&sr, &sp, &sig)) != EBSD_OK) {
+            snprintf(err, errlen, "STS %s: signing failed: %s", action, status_str(st));
+            goto out;
+        }
+        signed_ok = true;
+        for (size_t i = 0; i < sig.nadd; i++)
+            hdr_lines[nh++] = xasprintf("%s: %s", sig.add[i].name, sig.add[i].value);
+    }
+    for (size_t i = 0; i < nh; i++)
+        hdrs[i] = hdr_lines[i];
+    /* The endpoint as given, path included (the query part, if any, is dropped). */
+    url = xasprintf("%.*s%s", (int)(strstr(a->endpoint, "://") + 3 - a->endpoint), a->endpoint,
+                    authority);
+    char *full = xasprintf("%s%s", url, path);
+    free(url);
+    url = full;
+    struct httpc_request req = {.method = "POST", .url = url, .headers = hdrs,
+                                .body = body.data, .body_len = body.len,
+                                .deadline = a->deadline, .max_response = MAX_RESPONSE};
+    st = httpc_perform(h, &req, &resp);
+    have_resp = true;
+    if (st != EBSD_OK) {
+        snprintf(err, errlen, "STS %s at %s: %s%s%s", action, url,
+                 st == EBSD_ETIMEDOUT ? "no answer before the deadline" : status_str(st),
+                 resp.error[0] ? ": " : "", resp.error);
+        goto out;
+    }
+    char perr[400] = "";
+    st = sts_parse_response(resp.body.data ? resp.body.data : "", resp.body.len, &got, perr,
+                            sizeof perr);
+    if (resp.status != 200) {
+        snprintf(err, errlen, "STS %s at %s: HTTP %ld%s%s", action, url, resp.status,
+                 st == EBSD_EUPSTREAM ? ": " : "", st == EBSD_EUPSTREAM ? perr : "");
+        st = EBSD_EUPSTREAM;
+        goto out;
+    }
+    if (st != EBSD_OK) {
+        snprintf(err, errlen, "STS %s at %s: %s", action, url, perr);
+        goto out;
+    }
+    *out = got;
+out:
+    OPENSSL_cleanse(&got, sizeof got);
+    if (have_resp) {
+        if (resp.body.data)
+            OPENSSL_cleanse(resp.body.data, resp.body.len);
+        httpc_response_free(&resp);
+    }
+    if (signed_ok)
+        sigv4_signed_free(&sig);
+    for (size_t i = 0; i < nh; i++) {
+        OPENSSL_cleanse(hdr_lines[i], strlen(hdr_lines[i]));
+        free(hdr_lines[i]);
+    }
+    if (body.data)
+        OPENSSL_cleanse(body.data, body.len);
+    buf_free(&body);
+    free(authority);
+    free(path);
+    free(url);
+    return st;
+}
