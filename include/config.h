@@ -68,7 +68,8 @@ struct config_error {
     char file[512];
     unsigned line;             /* 0 when unknown (unreadable file) */
     char key[128];             /* dotted path of the key ("server.idle_timeout_s"), or "" */
-    char message[512];         /* full message: "FILE:LINE: key 'K': what is wrong" */
+    char message[512];         /* full message: "FILE:LINE: key 'K': what is wrong";
+                                * "FILE:LINE: what" with no key, "FILE: what" with no line */
 };
 
 /* Fills cfg with every default (regions from AWS_REGION/AWS_DEFAULT_REGION, else us-east-1).
