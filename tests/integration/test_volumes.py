@@ -1,0 +1,339 @@
+"""The volume endpoints against ec2sim (issue: fan-out): totals equal the simulator's truth,
+per-instance answers, sequential == parallel, Lambda-style deadline and memory limit,
+bounded children, crashed children, no zombies or descriptor leaks, upstream errors, and
+responses that conform to openapi.yaml."""
+import json
+import os
+import re
+import signal
+import threading
+import time
+
+from harness import (Ebsd, Sim, SLOW, SANITIZE, proc_children, proc_fds, run, sim_env,
+                     TEST_ACCESS_KEY)
+from schema import validate
+
+NO_CACHE = {"Cache-Control": "no-cache"}
+
+
+def fresh(e, path, **kw):
+    """GET with the cache bypassed, so every call is a real fan-out."""
+    return e.get_json(path, headers=NO_CACHE, **kw)
+
+
+def check_total_matches_truth(n, seed=11):
+    sim = Sim("--instances", str(n), "--seed", str(seed))
+    e = Ebsd(sim=sim)
+    truth = sim.truth()
+    st, hdrs, doc = e.get_json("/volumes/total?detail=instances")
+    assert st == 200, (st, doc)
+    validate(doc, "VolumesTotal")
+    assert doc["total_gib"] == truth["total_gib"], (doc["total_gib"], truth["total_gib"])
+    assert doc["instance_count"] == truth["instance_count"]
+    assert doc["volume_count"] == truth["volume_count"]
+    got = {i["instance_id"]: i["total_gib"] for i in doc["instances"]}
+    assert got == truth["instances"], "per-instance totals differ from the truth"
+    cnt = {i["instance_id"]: i["volume_count"] for i in doc["instances"]}
+    assert cnt == truth["instance_volumes"]
+    assert doc["source"]["cache"] == "miss"
+    assert doc["source"]["ec2_calls"] >= 1 if n else True
+    e.stop()
+    sim.stop()
+    return doc
+
+
+def test_total_zero_instances():
+    doc = check_total_matches_truth(0)
+    assert doc["total_gib"] == 0 and doc["instance_count"] == 0
+
+
+def test_total_one_instance():
+    check_total_matches_truth(1)
+
+
+def test_total_1000_instances():
+    doc = check_total_matches_truth(1000)
+    # grouped volume calls, not one per instance
+    assert doc["source"]["ec2_calls"] <= 1 + 1000 // 100 + 5, doc["source"]
+
+
+def test_total_10000_instances():
+    check_total_matches_truth(10000, seed=5)
+
+
+def test_without_detail_has_no_instances_and_conforms():
+    sim = Sim("--instances", "30")
+    e = Ebsd(sim=sim)
+    st, hdrs, doc = e.get_json("/volumes/total")
+    assert st == 200
+    validate(doc, "VolumesTotal")
+    assert "instances" not in doc
+    assert doc["request_id"] == hdrs["x-request-id"]
+    e.stop()
+    sim.stop()
+
+
+def test_sequential_and_parallel_agree():
+    sim = Sim("--instances", "300", "--seed", "3")
+    e = Ebsd(sim=sim)
+    st, _, par = fresh(e, "/volumes/total?detail=instances")
+    st2, _, seq = fresh(e, "/volumes/total?detail=instances&mode=sequential")
+    assert st == 200 and st2 == 200, (par, seq)
+    for k in ("total_gib", "instance_count", "volume_count", "instances"):
+        assert par[k] == seq[k], k
+    assert seq["source"]["children"] == 1
+    # the seed's strategy: one DescribeVolumes per instance
+    assert seq["source"]["ec2_calls"] >= 300
+    assert par["source"]["ec2_calls"] < seq["source"]["ec2_calls"]
+    e.stop()
+    sim.stop()
+
+
+def fleet_doc(sim):
+    return sim.get_json("/_sim/fleet")
+
+
+def test_per_instance_every_kind():
+    sim = Sim("--instances", "400", "--seed", "9")
+    e = Ebsd(sim=sim)
+    truth = sim.truth()
+    fleet = fleet_doc(sim)
+    instances = fleet["instances"]
+    volumes = fleet["volumes"]
+    by_state = {}
+    for inst in instances:
+        by_state.setdefault(inst["state"], inst["id"])
+    multi = [v for v in volumes if len(v.get("attachments", [])) > 1]
+    assert multi, "the fleet has no multi-attach volume"
+    with_none = [i for i, gib in truth["instances"].items() if truth["instance_volumes"][i] == 0]
+    picks = list(by_state.values()) + [multi[0]["attachments"][0]["instance"],
+                                       multi[0]["attachments"][1]["instance"]] + with_none[:1]
+    assert "terminated" in by_state and "stopped" in by_state, by_state.keys()
+    for iid in picks:
+        st, hdrs, doc = e.get_json("/instances/%s/volumes" % iid)
+        assert st == 200, (iid, st, doc)
+        validate(doc, "InstanceVolumes")
+        assert doc["instance_id"] == iid
+        assert doc["total_gib"] == truth["instances"][iid], (iid, doc["total_gib"])
+        assert doc["volume_count"] == truth["instance_volumes"][iid]
+        assert sum(v["size_gib"] for v in doc["volumes"]) == doc["total_gib"]
+        for v in doc["volumes"]:
+            assert re.match(r"^vol-[0-9a-f]{17}$", v["volume_id"]), v
+    # the multi-attach volume shows in both instances, flagged
+    for k in (0, 1):
+        iid = multi[0]["attachments"][k]["instance"]
+        st, _, doc = e.get_json("/instances/%s/volumes" % iid)
+        vol = [v for v in doc["volumes"] if v["volume_id"] == multi[0]["id"]]
+        assert vol and vol[0]["multi_attach"] is True, doc
+    e.stop()
+    sim.stop()
+
+
+def test_malformed_id_400_before_any_call_and_unknown_404():
+    sim = Sim("--instances", "10")
+    e = Ebsd(sim=sim)
+    sim.reset()
+    for bad in ("i-123", "i-0123456789ABCDEF0", "x-0123456789abcdef0", "i-0123456789abcdef0a",
+                "i-0123456789abcdef", "i-%30123456789abcdef0"):
+        st, _, doc = e.get_json("/instances/%s/volumes" % bad)
+        assert st == 400, (bad, st, doc)
+        validate(doc, "Error")
+        assert doc["error"]["code"] == "InvalidInstanceID.Malformed"
+    assert sum(sim.stats()["calls"].values()) == 0, sim.stats()
+    st, _, doc = e.get_json("/instances/i-0123456789abcdef0/volumes")
+    assert st == 404, (st, doc)
+    validate(doc, "Error")
+    assert doc["error"]["code"] == "NotFound"
+    st, _, doc = e.get_json("/instances/i-01234567/volumes")
+    assert st == 404, (st, doc)
+    e.stop()
+    sim.stop()
+
+
+def test_bad_parameters_400():
+    sim = Sim("--instances", "10")
+    e = Ebsd(sim=sim)
+    sim.reset()
+    for q in ("region=mars-north-1", "detail=yes", "mode=fast", "timeout_ms=0",
+              "timeout_ms=99999999", "timeout_ms=abc", "bogus=1", "region=us-east-1&region=us-east-1"):
+        st, _, doc = e.get_json("/volumes/total?" + q)
+        assert st == 400, (q, st, doc)
+        validate(doc, "Error")
+    assert sum(sim.stats()["calls"].values()) == 0
+    e.stop()
+    sim.stop()
+
+
+def children_of(pid):
+    return [c for c in proc_children(pid)]
+
+
+def test_deadline_kills_children_and_answers_504():
+    sim = Sim("--instances", "50", "--latency-ms", "5000")
+    e = Ebsd(sim=sim)
+    t0 = time.time()
+    st, _, doc = e.get_json("/volumes/total?timeout_ms=1000")
+    dt = time.time() - t0
+    assert st == 504, (st, doc)
+    validate(doc, "Error")
+    assert doc["error"]["code"] == "TaskTimedOut"
+    assert doc["error"]["message"] == "Task timed out after 1.00 seconds", doc
+    assert 1.0 <= dt <= 1.0 + 0.1 * SLOW, dt
+    time.sleep(0.2)
+    assert children_of(e.pid) == [], children_of(e.pid)
+    line = e.wait_line(lambda l: l.startswith("REPORT") and doc["error"]["request_id"] in l)
+    assert "Children: 1" in line, line
+    e.stop()
+    sim.stop()
+
+
+def test_memory_limit_trips():
+    sim = Sim("--instances", "200")
+    e = Ebsd(config="routes:\n  volumes_total:\n    memory_mb: 32\n", sim=sim)
+    st, _, doc = e.get_json("/volumes/total")
+    assert st == 502, (st, doc)
+    validate(doc, "Error")
+    assert doc["error"]["code"] == "MemoryLimitExceeded", doc
+    assert "memory limit" in doc["error"]["message"]
+    # the service goes on
+    st, _, _ = e.get_json("/healthz")
+    assert st == 200
+    e.stop()
+    sim.stop()
+
+
+def test_max_children_never_exceeded():
+    sim = Sim("--instances", "1000", "--latency-ms", "30")
+    e = Ebsd(config="fanout:\n  max_children: 4\n  group_size: 10\n", sim=sim)
+    sim.reset()
+    st, _, doc = e.get_json("/volumes/total")
+    assert st == 200, doc
+    assert doc["total_gib"] == sim.truth()["total_gib"]
+    assert doc["source"]["children"] >= 100
+    peak = sim.stats()["peak_in_flight"]
+    assert 2 <= peak <= 4, peak
+    e.stop()
+    sim.stop()
+
+
+def test_killed_child_fails_only_its_request():
+    sim = Sim("--instances", "20", "--latency-ms", "1500")
+    e = Ebsd(sim=sim)
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=e.get_json("/volumes/total")))
+    t.start()
+    deadline = time.time() + 5
+    kids = []
+    while time.time() < deadline and not kids:
+        kids = children_of(e.pid)
+        time.sleep(0.05)
+    assert kids, "no worker appeared"
+    os.kill(kids[0][0], signal.SIGKILL)
+    t.join(20)
+    st, _, doc = result["r"]
+    assert st == 502, (st, doc)
+    assert doc["error"]["code"] == "ChildFailed", doc
+    sim.faults(latency_ms=0)
+    st, _, doc = fresh(e, "/volumes/total")
+    assert st == 200, doc
+    e.stop()
+    sim.stop()
+
+
+def test_500_requests_no_zombies_no_fd_growth():
+    sim = Sim("--instances", "5")
+    e = Ebsd(sim=sim)
+    fresh(e, "/volumes/total")
+    time.sleep(0.2)
+    fds0 = proc_fds(e.pid)
+    n = 200 if SANITIZE else 500
+    for i in range(n):
+        path = "/volumes/total" if i % 2 else "/instances/i-0123456789abcdef0/volumes"
+        st, _, _ = e.get(path, headers=NO_CACHE)
+        assert st in (200, 404), st
+    time.sleep(0.3)
+    assert children_of(e.pid) == [], children_of(e.pid)
+    fds1 = proc_fds(e.pid)
+    assert fds1 <= fds0 + 2, (fds0, fds1)
+    e.stop()
+    sim.stop()
+
+
+def test_upstream_auth_failure_502_keeps_code():
+    sim = Sim("--instances", "5")
+    env = sim_env(sim, {"AWS_SECRET_ACCESS_KEY": "not-the-secret"})
+    e = Ebsd(sim=sim, env=env)
+    st, _, doc = e.get_json("/volumes/total")
+    assert st == 502, (st, doc)
+    validate(doc, "Error")
+    assert doc["error"]["code"] in ("SignatureDoesNotMatch", "AuthFailure"), doc
+    assert "not-the-secret" not in json.dumps(doc)
+    env = sim_env(sim, {"AWS_ACCESS_KEY_ID": "AKIDUNKNOWN"})
+    e2 = Ebsd(sim=sim, env=env)
+    st, _, doc = e2.get_json("/volumes/total")
+    assert st == 502 and doc["error"]["code"] == "AuthFailure", doc
+    e.stop()
+    e2.stop()
+    sim.stop()
+
+
+def test_throttled_after_retries_503_with_retry_after():
+    sim = Sim("--instances", "5", "--rate-limit", "1:0.01")
+    e = Ebsd(sim=sim)
+    fresh(e, "/volumes/total")  # drains the bucket
+    st, hdrs, doc = fresh(e, "/volumes/total")
+    assert st == 503, (st, doc)
+    validate(doc, "Error")
+    assert doc["error"]["code"] == "RequestLimitExceeded", doc
+    assert int(hdrs["retry-after"]) >= 1
+    e.stop()
+    sim.stop()
+
+
+def test_unreachable_ec2_502():
+    env = sim_env(None, {"AWS_ENDPOINT_URL_EC2": "http://127.0.0.1:9"})
+    e = Ebsd(env=env)
+    st, _, doc = e.get_json("/volumes/total")
+    assert st == 502, (st, doc)
+    assert doc["error"]["code"] == "UpstreamUnreachable", doc
+    e.stop()
+
+
+def test_report_line():
+    sim = Sim("--instances", "100")
+    e = Ebsd(sim=sim)
+    st, hdrs, doc = e.get_json("/volumes/total", headers={"X-Request-Id": "report-me"})
+    assert st == 200
+    line = e.wait_line(lambda l: l.startswith("REPORT RequestId: report-me"))
+    m = re.match(r"^REPORT RequestId: report-me\tDuration: (\d+\.\d\d) ms\tBilled Duration: (\d+) ms\t"
+                 r"Memory Size: 128 MB\tMax Memory Used: (\d+) MB\tChildren: (\d+)\tEC2 Calls: (\d+)\t"
+                 r"Cache: miss$", line)
+    assert m, line
+    dur, billed, mem, kids, calls = float(m[1]), int(m[2]), int(m[3]), int(m[4]), int(m[5])
+    assert billed >= dur and billed - dur < 1.0 + 1e-9
+    assert mem >= 1
+    assert kids == doc["source"]["children"] and calls == doc["source"]["ec2_calls"]
+    e.stop()
+    sim.stop()
+
+
+def test_once_mode():
+    import subprocess
+    from harness import EBSD_BIN
+    sim = Sim("--instances", "25", "--seed", "4")
+    r = subprocess.run([EBSD_BIN, "--once", "volumes-total"], env=sim_env(sim),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    doc = json.loads(r.stdout[r.stdout.index("{\n"):])
+    assert doc["total_gib"] == sim.truth()["total_gib"]
+    iid = next(iter(sim.truth()["instances"]))
+    r = subprocess.run([EBSD_BIN, "--once", "instance-volumes", iid], env=sim_env(sim),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout[r.stdout.index("{\n"):])
+    assert doc["total_gib"] == sim.truth()["instances"][iid]
+    sim.stop()
+
+
+if __name__ == "__main__":
+    run(globals())
