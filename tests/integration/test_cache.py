@@ -1,0 +1,258 @@
+"""Cache, single flight and HTTP caching (issue: cache), against ec2sim: 1,000 concurrent
+cold requests cost one fan-out; TTL expiry; refresh ahead keeps a polled key warm;
+stale-if-error; 304; eviction under the byte bound; per-waiter deadlines in a shared fetch;
+no-cache; negative caching; /metrics passes promtool and its counters move."""
+import asyncio
+import json
+import subprocess
+import threading
+import time
+
+from harness import Ebsd, Sim, SLOW, SANITIZE, run
+from schema import validate
+
+
+def ec2_calls(sim):
+    return sum(sim.stats()["calls"].values())
+
+
+async def _one(port, path, results):
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path).encode())
+    await w.drain()
+    data = await r.read()
+    w.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    results.append((int(head.split()[1]), head.decode(), body))
+
+
+def concurrent_gets(port, path, n):
+    results = []
+
+    async def main():
+        await asyncio.gather(*[_one(port, path, results) for _ in range(n)])
+    asyncio.run(main())
+    return results
+
+
+BIG_LIMITS = "server:\n  max_connections: 4000\n  max_connections_per_ip: 4000\n"
+
+
+def test_single_flight_1000_concurrent_cold_requests():
+    sim = Sim("--instances", "300", "--latency-ms", "400")
+    e = Ebsd(config=BIG_LIMITS, sim=sim)
+    # what one fan-out costs, measured on a second key of the same shape
+    st, _, one = e.get_json("/volumes/total?detail=instances")
+    assert st == 200
+    cost = one["source"]["ec2_calls"]
+    sim.reset()
+    n = 300 if SANITIZE else 1000
+    results = concurrent_gets(e.port, "/volumes/total", n)
+    assert len(results) == n
+    assert all(st == 200 for st, _, _ in results), {st for st, _, _ in results}
+    assert ec2_calls(sim) == cost, (ec2_calls(sim), cost)
+    bodies = [json.loads(b) for _, _, b in results]
+    assert len({b["total_gib"] for b in bodies}) == 1
+    labels = [b["source"]["cache"] for b in bodies]
+    assert labels.count("miss") == 1, labels.count("miss")
+    assert labels.count("coalesced") + labels.count("hit") == n - 1
+    e.stop()
+    sim.stop()
+
+
+def test_ttl_expiry():
+    sim = Sim("--instances", "20")
+    e = Ebsd(config="routes:\n  volumes_total:\n    cache_ttl_s: 1\ncache:\n"
+                    "  stale_while_revalidate_s: 0\n", sim=sim)
+    st, h1, d1 = e.get_json("/volumes/total")
+    assert d1["source"]["cache"] == "miss"
+    st, h2, d2 = e.get_json("/volumes/total")
+    assert d2["source"]["cache"] == "hit" and h2["x-cache"] == "hit"
+    assert d2["source"]["ec2_calls"] == 0
+    time.sleep(1.3)
+    calls = ec2_calls(sim)
+    st, h3, d3 = e.get_json("/volumes/total")
+    assert d3["source"]["cache"] == "miss", d3["source"]
+    assert ec2_calls(sim) > calls
+    e.stop()
+    sim.stop()
+
+
+def test_refresh_ahead_keeps_polled_key_warm():
+    sim = Sim("--instances", "50", "--latency-ms", "300")
+    e = Ebsd(config="routes:\n  volumes_total:\n    cache_ttl_s: 2\n", sim=sim)
+    st, _, first = e.get_json("/volumes/total")
+    assert first["source"]["cache"] == "miss"
+    sim.reset()
+    slow = []
+    labels = []
+    end = time.time() + 6
+    while time.time() < end:
+        t0 = time.time()
+        st, hdrs, doc = e.get_json("/volumes/total")
+        dt = time.time() - t0
+        assert st == 200
+        labels.append(doc["source"]["cache"])
+        if dt > 0.15 * SLOW:
+            slow.append(dt)
+        time.sleep(0.2)
+    assert not slow, "a poll waited on EC2: %s" % slow
+    assert set(labels) == {"hit"}, set(labels)
+    # the background refreshes did happen (the data was fetched again, more than once)
+    assert sim.stats()["calls"].get("DescribeInstances", 0) >= 2, sim.stats()
+    e.stop()
+    sim.stop()
+
+
+def test_stale_if_error():
+    sim = Sim("--instances", "20")
+    e = Ebsd(config="routes:\n  volumes_total:\n    cache_ttl_s: 1\ncache:\n"
+                    "  stale_while_revalidate_s: 0\n  stale_if_error_s: 60\n"
+                    "ec2:\n  max_attempts: 2\n", sim=sim)
+    st, _, good = e.get_json("/volumes/total")
+    assert st == 200
+    sim.faults(p_500=1.0)
+    time.sleep(1.2)
+    st, hdrs, doc = e.get_json("/volumes/total")
+    assert st == 200, (st, doc)
+    validate(doc, "VolumesTotal")
+    assert doc["source"]["cache"] == "stale" and hdrs["x-cache"] == "stale"
+    assert doc["source"]["stale_reason"] == "InternalError", doc["source"]
+    assert doc["total_gib"] == good["total_gib"]
+    st, body = metric(e, 'ebsd_cache_requests_total{outcome="stale"}')
+    assert body >= 1
+    # without a stale entry the error comes through
+    st, _, doc = e.get_json("/instances/i-0123456789abcdef0/volumes")
+    assert st == 502, (st, doc)
+    e.stop()
+    sim.stop()
+
+
+def test_etag_304_and_cache_headers():
+    sim = Sim("--instances", "20")
+    e = Ebsd(sim=sim)
+    st, hdrs, doc = e.get_json("/volumes/total")
+    etag = hdrs["etag"]
+    assert etag.startswith('"') and etag.endswith('"') and len(etag) == 34
+    assert "max-age=" in hdrs["cache-control"] and "stale-if-error=" in hdrs["cache-control"]
+    assert "age" in hdrs
+    st, h2, body = e.get("/volumes/total", headers={"If-None-Match": etag})
+    assert st == 304, st
+    assert body == b""
+    assert h2["etag"] == etag and "max-age=" in h2["cache-control"] and "age" in h2
+    st, _, _ = e.get("/volumes/total", headers={"If-None-Match": '"other", ' + etag})
+    assert st == 304
+    st, _, _ = e.get("/volumes/total", headers={"If-None-Match": '"other"'})
+    assert st == 200
+    # the same data gives the same ETag after a forced refresh
+    st, h3, _ = e.get("/volumes/total", headers={"Cache-Control": "no-cache"})
+    assert h3["etag"] == etag and h3["x-cache"] == "refreshed"
+    e.stop()
+    sim.stop()
+
+
+def test_no_cache_forces_fetch():
+    sim = Sim("--instances", "20")
+    e = Ebsd(sim=sim)
+    e.get_json("/volumes/total")
+    calls = ec2_calls(sim)
+    st, hdrs, doc = e.get_json("/volumes/total", headers={"Cache-Control": "no-cache"})
+    assert doc["source"]["cache"] == "refreshed"
+    assert ec2_calls(sim) > calls
+    e.stop()
+    sim.stop()
+
+
+def test_eviction_under_byte_bound():
+    sim = Sim("--instances", "40")
+    e = Ebsd(config="cache:\n  max_bytes: 3000\n", sim=sim)
+    ids = list(sim.truth()["instances"])[:12]
+    for iid in ids:
+        st, _, _ = e.get_json("/instances/%s/volumes" % iid)
+        assert st == 200
+    assert metric(e, "ebsd_cache_evictions_total")[1] >= 1
+    assert metric(e, "ebsd_cache_bytes")[1] <= 3000
+    # the first key was evicted: asking again is a miss
+    st, _, doc = e.get_json("/instances/%s/volumes" % ids[0])
+    assert doc["source"]["cache"] == "miss"
+    e.stop()
+    sim.stop()
+
+
+def test_per_waiter_deadline_in_shared_fetch():
+    sim = Sim("--instances", "20", "--latency-ms", "1500")
+    e = Ebsd(sim=sim)
+    out = {}
+
+    def long_wait():
+        out["long"] = e.get_json("/volumes/total?timeout_ms=8000")
+
+    t = threading.Thread(target=long_wait)
+    t.start()
+    time.sleep(0.2)
+    t0 = time.time()
+    st, _, doc = e.get_json("/volumes/total?timeout_ms=500")
+    dt = time.time() - t0
+    assert st == 504 and doc["error"]["message"] == "Task timed out after 0.50 seconds", doc
+    assert dt < 0.5 + 0.2 * SLOW, dt
+    t.join(20)
+    st, _, doc = out["long"]
+    assert st == 200, (st, doc)
+    assert doc["source"]["cache"] == "miss"
+    st, _, doc = e.get_json("/volumes/total")
+    assert doc["source"]["cache"] == "hit"  # the shared fetch filled the cache
+    e.stop()
+    sim.stop()
+
+
+def test_negative_cache_404():
+    sim = Sim("--instances", "5")
+    e = Ebsd(sim=sim)
+    st, _, _ = e.get_json("/instances/i-0123456789abcdef0/volumes")
+    assert st == 404
+    calls = ec2_calls(sim)
+    st, hdrs, doc = e.get_json("/instances/i-0123456789abcdef0/volumes")
+    assert st == 404 and hdrs["x-cache"] == "hit", hdrs
+    validate(doc, "Error")
+    assert ec2_calls(sim) == calls
+    e.stop()
+    sim.stop()
+
+
+def metric(e, name):
+    st, _, body = e.get("/metrics")
+    for line in body.decode().splitlines():
+        if line.split(" ")[0] == name:
+            return st, float(line.rsplit(" ", 1)[1])
+    return st, 0.0
+
+
+def test_metrics_promtool_and_counters_move():
+    sim = Sim("--instances", "20")
+    e = Ebsd(sim=sim)
+    e.get_json("/volumes/total")
+    e.get_json("/volumes/total")
+    st, hdrs, body = e.get("/metrics")
+    assert st == 200 and hdrs["content-type"].startswith("text/plain; version=0.0.4")
+    r = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    text = body.decode()
+    for name in ("ebsd_http_requests_total", "ebsd_http_request_duration_seconds_bucket",
+                 "ebsd_cache_requests_total", "ebsd_children_forked_total",
+                 "ebsd_ec2_calls_total", "ebsd_credentials_info", "ebsd_build_info",
+                 "ebsd_cache_entries", "ebsd_fetches_in_flight", "ebsd_ec2_retry_quota_remaining"):
+        assert name in text, name
+    hits0 = metric(e, 'ebsd_cache_requests_total{outcome="hit"}')[1]
+    forked0 = metric(e, "ebsd_children_forked_total")[1]
+    e.get_json("/volumes/total")
+    e.get_json("/volumes/total", headers={"Cache-Control": "no-cache"})
+    assert metric(e, 'ebsd_cache_requests_total{outcome="hit"}')[1] == hits0 + 1
+    assert metric(e, "ebsd_children_forked_total")[1] > forked0
+    assert metric(e, 'ebsd_http_requests_total{route="/volumes/total",status="200"}')[1] >= 4
+    assert metric(e, 'ebsd_credentials_info{source="environment"}')[1] == 1
+    e.stop()
+    sim.stop()
+
+
+if __name__ == "__main__":
+    run(globals())
