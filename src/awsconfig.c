@@ -168,20 +168,22 @@ static const char *resolve_ref(const struct parse_ctx *pc, const char *value)
     return pc->side[i];
 }
 
-/* Section name to profile name, or NULL when the section is not a profile. */
+/* Section name to profile name (trimmed), or NULL when the section is not a profile. */
 static char *profile_of(const char *section, bool credentials)
 {
-    if (credentials)
-        return xstrdup(section);
-    if (strcmp(section, "default") == 0)
-        return xstrdup("default");
-    if (strncmp(section, "profile", 7) == 0 && (section[7] == ' ' || section[7] == '\t')) {
-        const char *n = section + 7;
+    char *name = trim_dup(section, strlen(section));
+    if (credentials || strcmp(name, "default") == 0)
+        return name;
+    char *profile = NULL;
+    if (strncmp(name, "profile", 7) == 0 && (name[7] == ' ' || name[7] == '\t')) {
+        const char *n = name + 7;
         while (*n == ' ' || *n == '\t')
             n++;
-        return *n ? xstrdup(n) : NULL;
+        if (*n)
+            profile = xstrdup(n);
     }
-    return NULL;
+    free(name);
+    return profile;
 }
 
 static int on_value(void *user, const char *section, const char *name, const char *value)
