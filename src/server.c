@@ -78,7 +78,9 @@ void request_add_header(struct request *r, const char *name, const char *value)
 
 void request_json(struct request *r, unsigned status, cJSON *obj)
 {
-    if (!cJSON_GetObjectItemCaseSensitive(obj, "request_id"))
+    /* The error shape carries the id inside "error"; every other body at the top. */
+    if (!cJSON_GetObjectItemCaseSensitive(obj, "request_id") &&
+        !cJSON_GetObjectItemCaseSensitive(obj, "error"))
         cJSON_AddStringToObject(obj, "request_id", r->id);
     char *s = cJSON_PrintUnformatted(obj);
     cJSON_Delete(obj);
@@ -521,12 +523,12 @@ static void start_drain(struct server *s, const char *why)
         return;
     s->draining = true;
     notify(sdnotify_stopping());
-    log_info("drain", "%s: no longer accepting connections; draining %u in-flight requests "
-             "for up to %u s", why, s->inflight, s->cfg->drain_timeout_s);
     int fd = MHD_quiesce_daemon(s->mhd);
     if (fd >= 0)
         close(fd);
     s->listen_fd = -1;
+    log_info("drain", "%s: no longer accepting connections; draining %u in-flight requests "
+             "for up to %u s", why, s->inflight, s->cfg->drain_timeout_s);
     s->drain_deadline = clock_now_ms() + (int64_t)s->cfg->drain_timeout_s * 1000;
     s->drain_timer = loop_timer_start(s->loop, s->drain_deadline, on_drain_deadline, s);
     drain_check(s);

@@ -113,7 +113,7 @@ BAD_CONFIGS = [
     ("nested unknown key", "server:\n  idle_timeout_s: 30\n  nope: 2\n", 3, "server.nope"),
     ("wrong type", "server:\n  max_connections: lots\n", 2, "server.max_connections"),
     ("out of range", "fanout:\n  max_children: 0\n", 2, "fanout.max_children"),
-    ("invalid yaml", "server:\n  idle_timeout_s: [1,\n", 2, ""),
+    ("invalid yaml", "server:\n  idle_timeout_s: [1,\n", 3, "invalid YAML"),
 ]
 
 

@@ -151,7 +151,7 @@ static void add_stats(cJSON *o, const struct ec2_stats *s)
     cJSON_AddNumberToObject(o, "quota", s->retry_quota);
 }
 
-static void put_error(int fd, ebsd_status st, const struct ec2_error *e, const struct ec2_stats *s)
+static ebsd_status put_error(int fd, ebsd_status st, const struct ec2_error *e, const struct ec2_stats *s)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "status", st);
@@ -161,9 +161,10 @@ static void put_error(int fd, ebsd_status st, const struct ec2_error *e, const s
     if (s)
         add_stats(o, s);
     char *txt = cJSON_PrintUnformatted(o);
-    (void)frame_write(fd, F_ERROR, txt, strlen(txt));
+    ebsd_status wst = frame_write(fd, F_ERROR, txt, strlen(txt));
     free(txt);
     cJSON_Delete(o);
+    return wst;
 }
 
 static ebsd_status put_json(int fd, int type, cJSON *o)
@@ -290,9 +291,8 @@ static int child_main(int fd, void *arg)
         st = creds_resolve(t->deadline, &c, &ce);
         if (st != EBSD_OK) {
             snprintf(err.code, sizeof err.code, "CredentialsUnavailable");
-            snprintf(err.message, sizeof err.message, "%s: %s", ce.source, ce.message);
-            put_error(fd, st, &err, NULL);
-            return 0;
+            snprintf(err.message, sizeof err.message, "%.60s: %.180s", ce.source, ce.message);
+            return put_error(fd, st, &err, NULL) == EBSD_OK ? 0 : 1;
         }
         st = frame_write(fd, F_CREDS, &c, sizeof c);
         creds_wipe(&c);
@@ -314,8 +314,7 @@ static int child_main(int fd, void *arg)
     if (st != EBSD_OK) {
         snprintf(err.message, sizeof err.message, "cannot create the EC2 client: %s",
                  status_str(st));
-        put_error(fd, st, &err, NULL);
-        return 0;
+        return put_error(fd, st, &err, NULL) == EBSD_OK ? 0 : 1;
     }
     const char *ids[1024];
     size_t n = t->nids < 1024 ? t->nids : 1024;
@@ -350,11 +349,11 @@ static int child_main(int fd, void *arg)
         add_stats(o, s);
         if (put_json(fd, F_DONE, o) != EBSD_OK)
             st = EBSD_EIO;
-    } else {
-        put_error(fd, st, &err, s);
+    } else if (put_error(fd, st, &err, s) != EBSD_OK) {
+        st = EBSD_EIO;
     }
     ec2_client_free(c);
-    return 0;
+    return st == EBSD_EIO ? 1 : 0;
 }
 
 /* ================================================================ the parent side */
@@ -705,11 +704,9 @@ static void on_task_readable(struct loop *l, int fd, uint32_t events, void *arg)
         proc_kill(t->pid);
         eof = true;
     }
-    if (eof || (events & (EPOLLHUP | EPOLLERR))) {
-        if (!eof) {
-            /* drain what is left, then treat as EOF */
-            (void)frame_reader_feed(&t->rd, fd, &eof);
-        }
+    /* Level-triggered: with data left after a hang-up we are called again until read()
+     * returns 0, so only end of file closes the pipe. */
+    if (eof) {
         t->eof = true;
         loop_del_fd(g.loop, t->fd);
         close(t->fd);
