@@ -1,0 +1,123 @@
+/* proc.h - the process code of ebsd, kept in one place (nginx src/os/unix style): fork a
+ * worker child with a pipe back to the parent, limit it, kill it, reap it, classify how it
+ * ended. Nothing here blocks the parent except proc_wait (shutdown and tests only).
+ *
+ * Model. The parent is one single-threaded event loop with its signals blocked and taken
+ * through a signalfd; fork is safe at any moment because no other thread exists. A child:
+ *   - gets every signal disposition reset to SIG_DFL and an empty signal mask (it inherits
+ *     the parent's blocked mask otherwise, and SIGTERM/SIGKILL-at-deadline must work);
+ *   - keeps only its pipe's write end (moved to descriptor 3) and 0/1/2 (for logging);
+ *     everything else it inherited is closed (close_range, or /proc/self/fd as fallback);
+ *   - dies with its parent (PR_SET_PDEATHSIG SIGKILL, with the getppid() race checked);
+ *   - runs under RLIMIT_CORE 0, the memory limit below and an optional RLIMIT_CPU;
+ *   - calls mem_set_child_mode(), so an allocation failure exits with EBSD_EXIT_OOM (113);
+ *   - runs spec->fn and leaves with _exit(its return value): never returns into the parent's
+ *     code, never runs atexit handlers. It flushes stdout/stderr before _exit so its own
+ *     log lines are not lost - hence the caller's duty below.
+ *
+ * CALLER'S DUTY: fflush(stdout) and fflush(stderr) before proc_spawn. Whatever sits in a
+ * stdio buffer at fork time is copied into the child and would be written twice.
+ *
+ * Memory limit. spec->mem_limit_bytes is how much writable private memory (heap, mmap'd
+ * anonymous memory, thread stacks) the child may add on top of the image it inherited from
+ * the parent. It is enforced with RLIMIT_DATA set to (VmData at fork + limit). Why not an
+ * absolute RLIMIT_AS, as the classic recipe says:
+ *   - RLIMIT_AS counts every mapping: shared library text, PROT_NONE reservations (glibc
+ *     reserves 64 MiB of address space per malloc arena, e.g. for libcurl's resolver
+ *     thread) and the parent's whole heap, so a parent whose cache grows would make its
+ *     children fail at random. RLIMIT_DATA counts only writable private mappings (and brk),
+ *     which is what "memory a child uses" means for us;
+ *   - the fork image is shared copy-on-write with the parent, so only growth is the child's;
+ *   - under AddressSanitizer both absolute limits are unusable (the shadow memory alone is
+ *     terabytes of VmData/VmSize), while the relative limit works unchanged: ASan's
+ *     allocator maps from PROT_NONE reservations that become writable, which RLIMIT_DATA
+ *     counts. So one mechanism works in every build. Under ASan, ASan's quarantine keeps
+ *     freed memory for a while, so a churning child reaches its limit sooner.
+ * For ASan the process must run with allocator_may_return_null=1, or an exhausted child
+ * tries to print a report, cannot map memory for it and hangs in a CHECK failure instead of
+ * exiting; proc.c supplies that default through __asan_default_options (ASAN_OPTIONS in
+ * the environment still overrides it). "Max Memory Used" comes from ru_maxrss, which also
+ * counts the inherited pages the child has resident, so it is an upper bound of the
+ * child's own use. */
+#ifndef EBSD_PROC_H
+#define EBSD_PROC_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "status.h"
+
+/* Exit status of a child whose setup (rlimits, descriptors, signals) failed before fn ran. */
+#define PROC_EXIT_SETUP 114
+/* The descriptor number of the pipe's write end inside the child. */
+#define PROC_CHILD_FD 3
+
+/* Runs in the child. out_fd is the pipe's write end (blocking); returns the exit status
+ * (0..255; EBSD_EXIT_OOM is reserved for allocation failure). */
+typedef int (*proc_fn)(int out_fd, void *arg);
+
+struct proc_spec {
+    proc_fn fn;
+    void *arg;                /* passed to fn in the child (a copy of the parent's memory) */
+    size_t mem_limit_bytes;   /* memory the child may add (see above); 0 = no limit */
+    unsigned cpu_limit_s;     /* RLIMIT_CPU seconds (SIGKILL when passed); 0 = no limit */
+    const char *name;         /* process name shown by ps/top (15 chars kept); NULL = keep */
+};
+
+struct proc_child {
+    pid_t pid;
+    int fd;                   /* parent's read end: O_NONBLOCK|O_CLOEXEC; caller closes it */
+    int64_t start_ms;         /* monotonic ms at fork */
+};
+
+enum proc_exit_kind {
+    PROC_EXIT_CODE = 0,  /* exited normally with code (0 = success); not 113 */
+    PROC_EXIT_OOM,       /* exited with EBSD_EXIT_OOM: hit its memory limit */
+    PROC_EXIT_CRASHED,   /* killed by SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE, SIGSYS, SIGTRAP
+                          * (a libc or library that could not map memory may also end so) */
+    PROC_EXIT_SIGNALED   /* killed by another signal: SIGKILL (proc_kill, the deadline, the
+                          * kernel OOM killer, RLIMIT_CPU's hard limit), SIGTERM, ... */
+};
+
+struct proc_exit {
+    pid_t pid;
+    enum proc_exit_kind kind;
+    int code;                 /* exit code (PROC_EXIT_CODE, PROC_EXIT_OOM), else -1 */
+    int signal;               /* terminating signal (CRASHED, SIGNALED), else 0 */
+    bool core_dumped;
+    long maxrss_kb;           /* ru_maxrss: peak resident set, KiB */
+    int64_t user_ms, sys_ms;  /* CPU time used */
+    int raw_status;           /* wait status as returned by wait4 */
+};
+
+/* Forks a child that runs spec->fn (see the model above). On success fills *out; the caller
+ * owns out->fd (close it after EOF) and must reap out->pid. EBSD_EBUSY if fork hit a process
+ * limit (EAGAIN), EBSD_EIO for other failures (logged); nothing is left behind on failure.
+ * Caller flushes stdio first. */
+EBSD_MUST_CHECK ebsd_status proc_spawn(const struct proc_spec *spec, struct proc_child *out);
+
+/* Sends SIGKILL to pid. Safe on a child that already exited but is not reaped yet; refuses
+ * pid <= 0 (never signals a process group). Reap it afterwards. */
+void proc_kill(pid_t pid);
+
+/* Reaps pid if it has ended, without blocking. EBSD_OK: *out filled. EBSD_EBUSY: still
+ * running. EBSD_ENOTFOUND: no such child (already reaped, or never ours). EBSD_EIO: other. */
+EBSD_MUST_CHECK ebsd_status proc_reap(pid_t pid, struct proc_exit *out);
+
+/* Reaps any one ended child, without blocking; call in a loop on SIGCHLD until it stops
+ * returning EBSD_OK. EBSD_EBUSY: children exist but none has ended. EBSD_ENOTFOUND: no
+ * children at all. EBSD_EIO: other. */
+EBSD_MUST_CHECK ebsd_status proc_reap_any(struct proc_exit *out);
+
+/* Waits for pid to end, up to timeout_ms (polling every millisecond). BLOCKS: for shutdown
+ * and tests only, never on the loop. EBSD_ETIMEDOUT if still running at the end. */
+EBSD_MUST_CHECK ebsd_status proc_wait(pid_t pid, int64_t timeout_ms, struct proc_exit *out);
+
+/* Megabytes for a REPORT line's "Max Memory Used": KiB rounded up to whole MiB. */
+long proc_kb_to_mb(long kb);
+
+/* A short description of how a child ended ("exited 0", "out of memory (exit 113)",
+ * "crashed: SIGSEGV", "killed: SIGKILL") written into buf. Returns buf. */
+const char *proc_exit_describe(const struct proc_exit *e, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,370 @@
+/* proc.c - fork, limit, kill and reap worker children (see proc.h for the model). */
+#include "proc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "mem.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define PROC_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PROC_ASAN 1
+#endif
+#endif
+
+#ifdef PROC_ASAN
+/* A child that reaches its memory limit must see malloc return NULL (and leave through
+ * mem.c's _exit(EBSD_EXIT_OOM)); ASan's default is to print a report, which needs memory
+ * the limit forbids, and the child hangs. ASAN_OPTIONS still overrides this. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
+#endif
+
+/* ------------------------------------------------------------------ child side
+ * Everything below runs between fork and fn. The parent is single-threaded, so libc is in
+ * a consistent state, but we still keep to plain system calls: no stdio, no malloc. */
+
+static void child_die(void) { _exit(PROC_EXIT_SETUP); }
+
+/* VmData of this process in bytes, parsed from /proc/self/status; 0 if unavailable. */
+static size_t child_vmdata(void)
+{
+    char b[4096];
+    size_t got = 0;
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    for (;;) {
+        ssize_t n = read(fd, b + got, sizeof b - 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        if (got == sizeof b - 1)
+            break;
+    }
+    close(fd);
+    b[got] = '\0';
+    const char *p = strstr(b, "\nVmData:");
+    if (!p)
+        return 0;
+    p += 8;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t kb = 0;
+    while (*p >= '0' && *p <= '9')
+        kb = kb * 10 + (size_t)(*p++ - '0');
+    return kb * 1024;
+}
+
+static void child_limits(const struct proc_spec *spec)
+{
+    struct rlimit rl = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &rl) != 0)
+        child_die();
+    if (spec->mem_limit_bytes) {
+        /* Relative to the inherited image (see proc.h). Without /proc the limit falls back
+         * to an absolute one, which is stricter, never looser. */
+        rlim_t lim = (rlim_t)child_vmdata() + (rlim_t)spec->mem_limit_bytes;
+        struct rlimit old;
+        if (getrlimit(RLIMIT_DATA, &old) != 0)
+            child_die();
+        if (old.rlim_max != RLIM_INFINITY && lim > old.rlim_max)
+            lim = old.rlim_max;
+        rl.rlim_cur = rl.rlim_max = lim;
+        if (setrlimit(RLIMIT_DATA, &rl) != 0)
+            child_die();
+    }
+    if (spec->cpu_limit_s) {
+        rl.rlim_cur = rl.rlim_max = spec->cpu_limit_s;
+        if (setrlimit(RLIMIT_CPU, &rl) != 0)
+            child_die();
+    }
+}
+
+static void child_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    /* Dispositions first, then the mask: a signal that arrives as soon as it is unblocked
+     * must not run a handler of the parent's. SIGKILL, SIGSTOP and the signals glibc keeps
+     * for itself refuse with EINVAL, which is fine. */
+    for (int sig = 1; sig < NSIG; sig++)
+        (void)sigaction(sig, &sa, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) != 0)
+        child_die();
+}
+
+/* Closes every descriptor >= from, by walking /proc/self/fd (no close_range). */
+static void close_from_proc(int from)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) {
+        long max = sysconf(_SC_OPEN_MAX);
+        if (max < 0 || max > 65536)
+            max = 65536;
+        for (int fd = from; fd < max; fd++)
+            (void)close(fd);
+        return;
+    }
+    int self = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        long fd = strtol(e->d_name, NULL, 10);
+        if (fd >= from && fd != self)
+            (void)close((int)fd);
+    }
+    closedir(d);
+}
+
+static void child_fds(int wfd)
+{
+    if (wfd != PROC_CHILD_FD) {
+        if (dup2(wfd, PROC_CHILD_FD) < 0)
+            child_die();
+    } else if (fcntl(wfd, F_SETFD, 0) < 0) {
+        child_die();
+    }
+    int rc = -1;
+#if defined(SYS_close_range)
+    rc = (int)syscall(SYS_close_range, PROC_CHILD_FD + 1, ~0U, 0U);
+#endif
+    if (rc != 0)
+        close_from_proc(PROC_CHILD_FD + 1);
+}
+
+static void child_parent_death(pid_t parent)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+        child_die();
+    /* The parent may have died between fork and prctl: then nobody would send the signal. */
+    if (getppid() != parent)
+        _exit(PROC_EXIT_SETUP);
+}
+
+static void child_run(const struct proc_spec *spec, int wfd, pid_t parent)
+{
+    child_parent_death(parent);
+    child_signals();
+    child_fds(wfd);
+    child_limits(spec);
+    if (spec->name) {
+        char name[16];
+        snprintf(name, sizeof name, "%s", spec->name);
+        (void)prctl(PR_SET_NAME, name, 0, 0, 0);
+    }
+    mem_set_child_mode();
+    int status = spec->fn(PROC_CHILD_FD, spec->arg);
+    /* Only the child's own output can be buffered here (the caller flushed before fork). */
+    fflush(stdout);
+    fflush(stderr);
+    _exit(status & 0xff);
+}
+
+/* ------------------------------------------------------------------ parent side */
+
+/* Moves *fd above 0/1/2 if it landed there (a daemon may run with stdio closed): a pipe end
+ * sitting in the child's stdout slot would take its log lines as frames. */
+static int fd_above_stdio(int *fd)
+{
+    if (*fd > 2)
+        return 0;
+    int moved = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
+    if (moved < 0)
+        return -1;
+    close(*fd);
+    *fd = moved;
+    return 0;
+}
+
+ebsd_status proc_spawn(const struct proc_spec *spec, struct proc_child *out)
+{
+    ebsd_status st = EBSD_EIO;
+    int p[2] = {-1, -1};
+    if (!spec || !spec->fn || !out)
+        return EBSD_EINVAL;
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        st = (errno == EMFILE || errno == ENFILE) ? EBSD_EBUSY : EBSD_EIO;
+        log_error("proc", "pipe2: %s", strerror(errno));
+        goto out;
+    }
+    if (fd_above_stdio(&p[0]) != 0 || fd_above_stdio(&p[1]) != 0) {
+        log_error("proc", "fcntl(F_DUPFD_CLOEXEC): %s", strerror(errno));
+        goto out;
+    }
+    /* Only the parent's end is non-blocking; the child writes with plain blocking writes. */
+    int fl = fcntl(p[0], F_GETFL);
+    if (fl < 0 || fcntl(p[0], F_SETFL, fl | O_NONBLOCK) != 0) {
+        log_error("proc", "fcntl(O_NONBLOCK): %s", strerror(errno));
+        goto out;
+    }
+    pid_t parent = getpid();
+    int64_t start = clock_now_ms();
+    pid_t pid = fork();
+    if (pid < 0) {
+        st = errno == EAGAIN ? EBSD_EBUSY : EBSD_EIO;
+        log_error("proc", "fork: %s", strerror(errno));
+        goto out;
+    }
+    if (pid == 0)
+        child_run(spec, p[1], parent); /* never returns */
+    close(p[1]);
+    p[1] = -1;
+    out->pid = pid;
+    out->fd = p[0];
+    out->start_ms = start;
+    p[0] = -1;
+    st = EBSD_OK;
+out:
+    if (p[0] >= 0)
+        close(p[0]);
+    if (p[1] >= 0)
+        close(p[1]);
+    return st;
+}
+
+void proc_kill(pid_t pid)
+{
+    if (pid <= 0)
+        return; /* kill(0) or kill(-1) would hit the whole group or every process */
+    if (kill(pid, SIGKILL) != 0 && errno != ESRCH)
+        log_warn("proc", "kill(%d, SIGKILL): %s", (int)pid, strerror(errno));
+}
+
+static bool crash_signal(int sig)
+{
+    switch (sig) {
+    case SIGSEGV:
+    case SIGBUS:
+    case SIGABRT:
+    case SIGILL:
+    case SIGFPE:
+    case SIGSYS:
+    case SIGTRAP:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static int64_t tv_ms(struct timeval tv) { return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000; }
+
+static void classify(pid_t pid, int status, const struct rusage *ru, struct proc_exit *out)
+{
+    memset(out, 0, sizeof *out);
+    out->pid = pid;
+    out->raw_status = status;
+    out->code = -1;
+    out->maxrss_kb = ru->ru_maxrss;
+    out->user_ms = tv_ms(ru->ru_utime);
+    out->sys_ms = tv_ms(ru->ru_stime);
+    if (WIFEXITED(status)) {
+        out->code = WEXITSTATUS(status);
+        out->kind = out->code == EBSD_EXIT_OOM ? PROC_EXIT_OOM : PROC_EXIT_CODE;
+    } else if (WIFSIGNALED(status)) {
+        out->signal = WTERMSIG(status);
+        out->core_dumped = WCOREDUMP(status) != 0;
+        out->kind = crash_signal(out->signal) ? PROC_EXIT_CRASHED : PROC_EXIT_SIGNALED;
+    }
+}
+
+/* wait4 without blocking; pid -1 = any child. */
+static ebsd_status reap(pid_t pid, struct proc_exit *out)
+{
+    int status = 0;
+    struct rusage ru;
+    pid_t got;
+    memset(&ru, 0, sizeof ru);
+    do {
+        got = wait4(pid, &status, WNOHANG, &ru);
+    } while (got < 0 && errno == EINTR);
+    if (got == 0)
+        return EBSD_EBUSY;
+    if (got < 0) {
+        if (errno == ECHILD)
+            return EBSD_ENOTFOUND;
+        log_error("proc", "wait4(%d): %s", (int)pid, strerror(errno));
+        return EBSD_EIO;
+    }
+    classify(got, status, &ru, out);
+    return EBSD_OK;
+}
+
+ebsd_status proc_reap(pid_t pid, struct proc_exit *out)
+{
+    if (pid <= 0 || !out)
+        return EBSD_EINVAL;
+    return reap(pid, out);
+}
+
+ebsd_status proc_reap_any(struct proc_exit *out)
+{
+    if (!out)
+        return EBSD_EINVAL;
+    return reap(-1, out);
+}
+
+ebsd_status proc_wait(pid_t pid, int64_t timeout_ms, struct proc_exit *out)
+{
+    int64_t until = clock_now_ms() + timeout_ms;
+    for (;;) {
+        ebsd_status st = proc_reap(pid, out);
+        if (st != EBSD_EBUSY)
+            return st;
+        if (clock_now_ms() >= until)
+            return EBSD_ETIMEDOUT;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+long proc_kb_to_mb(long kb)
+{
+    if (kb <= 0)
+        return 0;
+    return (kb + 1023) / 1024;
+}
+
+const char *proc_exit_describe(const struct proc_exit *e, char *buf, size_t len)
+{
+    if (!buf || len == 0)
+        return "";
+    const char *sig = e->signal ? sigabbrev_np(e->signal) : NULL;
+    switch (e->kind) {
+    case PROC_EXIT_CODE:
+        snprintf(buf, len, "exited %d", e->code);
+        break;
+    case PROC_EXIT_OOM:
+        snprintf(buf, len, "out of memory (exit %d)", e->code);
+        break;
+    case PROC_EXIT_CRASHED:
+        snprintf(buf, len, "crashed: SIG%s%s", sig ? sig : "?", e->core_dumped ? " (core)" : "");
+        break;
+    case PROC_EXIT_SIGNALED:
+        snprintf(buf, len, "killed: SIG%s", sig ? sig : "?");
+        break;
+    }
+    return buf;
+}
