@@ -33,7 +33,7 @@ def pages(n, size):
 
 
 def assert_matches_truth(out, truth):
-    assert out["ok"], out
+    assert out["ok"] and out["_rc"] == 0, out   # rc also catches sanitizer reports (leaks)
     assert out["instance_count"] == truth["instance_count"], (out, truth["instance_count"])
     assert out["duplicate_instances"] == 0
     assert out["volume_count"] == truth["volume_count"], (out["volume_count"], truth["volume_count"])
