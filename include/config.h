@@ -12,7 +12,7 @@
 
 struct config_route {
     uint32_t timeout_ms;       /* default deadline (Lambda "timeout"), default 10000 */
-    uint32_t memory_mb;        /* RLIMIT_AS of each child (Lambda "memory size"), default 128 */
+    uint32_t memory_mb;        /* memory each child may add (Lambda "memory size"), 128 */
     uint32_t cache_ttl_s;      /* default 60 */
 };
 
@@ -27,8 +27,8 @@ struct config {
     uint32_t max_attempts;     /* 3 */
     uint32_t instance_page_size; /* 1000 (5..1000) */
     uint32_t volume_page_size;   /* 500 (5..500) */
-    double rate_limit;         /* client token bucket refill per second, 20; 0 = off */
-    double rate_burst;         /* 40 */
+    double rate_limit;         /* process-wide EC2 token bucket refill per second, 18; 0 = off */
+    double rate_burst;         /* 90 */
 
     /* server */
     uint32_t max_connections;  /* 1024 */
@@ -44,7 +44,7 @@ struct config {
 
     /* fan-out */
     uint32_t max_children;     /* 32: children alive at once across all requests */
-    uint32_t group_size;       /* 100: instance ids per DescribeVolumes child */
+    uint32_t group_size;       /* 200: instance ids per DescribeVolumes child */
     uint32_t queue_timeout_ms; /* 2000: wait for child capacity before 503 */
 
     /* cache */

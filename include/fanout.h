@@ -52,6 +52,10 @@ struct fanout_job *fanout_start(const struct fanout_query *q, int64_t deadline,
 /* Detaches the caller: done will not be called; the job's children are killed. */
 void fanout_cancel(struct fanout_job *job);
 
+/* What a job has cost so far: children forked, EC2 calls reported, largest child RSS. */
+void fanout_job_counts(const struct fanout_job *job, unsigned *children, unsigned *ec2_calls,
+                       long *max_rss_kb);
+
 /* Reaps exited children (call on SIGCHLD). */
 void fanout_on_sigchld(void);
 

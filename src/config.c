@@ -765,10 +765,10 @@ static const struct range ranges[] = {
     R("server.drain_timeout_s", drain_timeout_s, 0, 300),
     R("routes.max_timeout_ms", max_timeout_ms, 100, 900000),
     R("routes.volumes_total.timeout_ms", volumes_total.timeout_ms, 100, 900000),
-    R("routes.volumes_total.memory_mb", volumes_total.memory_mb, 32, 10240),
+    R("routes.volumes_total.memory_mb", volumes_total.memory_mb, 4, 10240),
     R("routes.volumes_total.cache_ttl_s", volumes_total.cache_ttl_s, 0, 86400),
     R("routes.instance_volumes.timeout_ms", instance_volumes.timeout_ms, 100, 900000),
-    R("routes.instance_volumes.memory_mb", instance_volumes.memory_mb, 32, 10240),
+    R("routes.instance_volumes.memory_mb", instance_volumes.memory_mb, 4, 10240),
     R("routes.instance_volumes.cache_ttl_s", instance_volumes.cache_ttl_s, 0, 86400),
     R("fanout.max_children", max_children, 1, 1024),
     R("fanout.group_size", group_size, 1, 1000),
@@ -951,8 +951,8 @@ void config_defaults(struct config *c)
     c->max_attempts = 3;
     c->instance_page_size = 1000;
     c->volume_page_size = 500;
-    c->rate_limit = 20;
-    c->rate_burst = 40;
+    c->rate_limit = 18;
+    c->rate_burst = 90;
     c->max_connections = 1024;
     c->max_connections_per_ip = 128;
     c->idle_timeout_s = 75;
@@ -963,7 +963,7 @@ void config_defaults(struct config *c)
     c->instance_volumes = c->volumes_total;
     c->max_timeout_ms = 29000;
     c->max_children = 32;
-    c->group_size = 100;
+    c->group_size = 200;
     c->queue_timeout_ms = 2000;
     c->cache_max_entries = 10000;
     c->cache_max_bytes = 67108864;

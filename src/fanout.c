@@ -28,6 +28,7 @@
 #include "log.h"
 #include "mem.h"
 #include "proc.h"
+#include "ratelimit.h"
 
 enum task_kind { T_LIST, T_VOLUMES, T_INSTANCE, T_SEQUENTIAL, T_CREDS };
 enum frame_type { F_INSTANCES = 1, F_VOLUMES = 2, F_DONE = 3, F_ERROR = 4, F_CREDS = 5 };
@@ -109,6 +110,10 @@ static struct {
     bool creds_refreshing;
     struct loop_timer *creds_timer;
     struct loop_timer *kick;   /* runs schedule() from the loop */
+    /* The process-wide EC2 budget: one token per worker started (a worker makes about one
+     * call; see docs/ARCHITECTURE.md), so many workers cannot multiply the rate. */
+    struct ratelimit bucket;
+    struct loop_timer *bucket_timer;
     struct task *queue_head, *queue_tail;
     struct task *running;
     unsigned nrunning, nqueued;
@@ -306,7 +311,9 @@ static int child_main(int fd, void *arg)
         .max_attempts = (int)g.max_attempts,
         .instance_page_size = (int)g.instance_page,
         .volume_page_size = (int)g.volume_page,
-        .rate_per_s = g.rate,
+        /* Parallel workers were admitted by the parent's bucket; the sequential worker
+         * makes all its calls alone, so it paces itself with the same budget. */
+        .rate_per_s = t->kind == T_SEQUENTIAL ? g.rate : 0,
         .rate_burst = g.burst,
     };
     struct ec2_client *c = NULL;
@@ -759,10 +766,25 @@ static void spawn(struct task *t)
     }
 }
 
+static void on_bucket(struct loop *l, void *arg)
+{
+    g.bucket_timer = NULL;
+    schedule();
+}
+
 static void schedule(void)
 {
     while (g.queue_head && g.nrunning < g.max_children) {
         struct task *t = g.queue_head;
+        if (t->kind != T_CREDS && !(t->job && t->job->finished)) {
+            int64_t wait_us = ratelimit_take_at(&g.bucket, clock_now_us());
+            if (wait_us > 0) {
+                if (!g.bucket_timer)
+                    g.bucket_timer = loop_timer_start(g.loop, clock_now_ms() + wait_us / 1000 + 1,
+                                                      on_bucket, NULL);
+                return;
+            }
+        }
         g.queue_head = t->next;
         if (!g.queue_head)
             g.queue_tail = NULL;
@@ -1019,6 +1041,14 @@ struct fanout_job *fanout_start(const struct fanout_query *q, int64_t deadline,
     return job;
 }
 
+void fanout_job_counts(const struct fanout_job *job, unsigned *children, unsigned *ec2_calls,
+                       long *max_rss_kb)
+{
+    *children = job ? job->children : 0;
+    *ec2_calls = job ? job->ec2_calls : 0;
+    *max_rss_kb = job ? job->max_rss_kb : 0;
+}
+
 void fanout_cancel(struct fanout_job *job)
 {
     if (!job || job->finished)
@@ -1069,6 +1099,8 @@ void fanout_init(struct loop *l, const struct config *cfg)
     g.max_attempts = cfg->max_attempts;
     g.instance_page = cfg->instance_page_size;
     g.volume_page = cfg->volume_page_size;
+    if (g.rate != cfg->rate_limit || g.burst != cfg->rate_burst || !g.ready)
+        ratelimit_init(&g.bucket, cfg->rate_limit, cfg->rate_burst, clock_now_us());
     g.rate = cfg->rate_limit;
     g.burst = cfg->rate_burst;
     snprintf(g.endpoint, sizeof g.endpoint, "%s", cfg->ec2_endpoint ? cfg->ec2_endpoint : "");
@@ -1131,6 +1163,12 @@ void fanout_shutdown(void)
     if (g.creds_timer)
         loop_timer_stop(g.loop, g.creds_timer);
     g.creds_timer = NULL;
+    if (g.bucket_timer)
+        loop_timer_stop(g.loop, g.bucket_timer);
+    g.bucket_timer = NULL;
+    if (g.kick)
+        loop_timer_stop(g.loop, g.kick);
+    g.kick = NULL;
     creds_wipe(&g.creds);
     g.have_creds = false;
     g.ready = false;

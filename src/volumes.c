@@ -29,6 +29,7 @@ struct fetch {
     bool background;          /* refresh ahead: nobody waits, never cancelled for that */
     unsigned ttl_s;
     bool is_instance;
+    bool strip_instances;     /* a total without ?detail=instances */
 };
 
 /* A request waiting on a flight. */
@@ -229,6 +230,9 @@ static void on_waiter_deadline(struct loop *l, void *arg)
     struct request *r = w->r;
     g.st.waiter_timeouts++;
     r->report.cache = w->label;
+    const struct fetch *f = flight_data(w->flight);
+    fanout_job_counts(f ? f->job : NULL, &r->report.children, &r->report.ec2_calls,
+                      &r->report.max_rss_kb);
     struct fanout_result res = {.http_status = 504};
     double timeout_s = w->timeout_s;
     waiter_cancel(r); /* frees w; kills the job if nobody else waits */
@@ -265,6 +269,8 @@ static void fetch_done(void *arg, struct fanout_result *res)
         char *txt;
         unsigned ttl_s = f->ttl_s;
         if (res->http_status == 200) {
+            if (f->strip_instances)
+                cJSON_DeleteItemFromObjectCaseSensitive(res->data, "instances");
             txt = cJSON_PrintUnformatted(res->data);
         } else {
             txt = xstrdup(res->message);
@@ -342,8 +348,8 @@ static void fetch_abandon_if_unwanted(struct fetch *f)
     free(f);
 }
 
-static struct fetch *fetch_start(const char *key, const struct fanout_query *q, unsigned ttl_s,
-                                 int64_t deadline, bool background)
+static struct fetch *fetch_start(const char *key, const struct fanout_query *q, bool detail,
+                                 unsigned ttl_s, int64_t deadline, bool background)
 {
     struct flight *fl = flight_start(g.flights, key);
     struct fetch *f = xcalloc(1, sizeof *f);
@@ -351,6 +357,7 @@ static struct fetch *fetch_start(const char *key, const struct fanout_query *q, 
     f->background = background;
     f->ttl_s = ttl_s;
     f->is_instance = q->kind == FANOUT_INSTANCE;
+    f->strip_instances = q->kind == FANOUT_TOTAL && !detail;
     flight_set_data(fl, f);
     f->job = fanout_start(q, deadline, fetch_done, f);
     return f;
@@ -477,7 +484,7 @@ void volumes_handle(struct request *r, const char *instance_id)
             int64_t left = v.ttl_ms - v.age_ms;
             if (!fl && (cs == CACHE_STALE_SWR || left < v.ttl_ms / 5 || left < 5000)) {
                 g.st.refresh_ahead++;
-                fetch_start(key, &q, route->cache_ttl_s, now + route->timeout_ms, true);
+                fetch_start(key, &q, detail, route->cache_ttl_s, now + route->timeout_ms, true);
             }
             respond_from_view(r, &v, "hit", 0, 0, NULL);
             return;
@@ -495,6 +502,6 @@ void volumes_handle(struct request *r, const char *instance_id)
     /* The job may run up to the longest deadline any waiter can have; each waiter enforces
      * its own, and a flight left with no waiters is cancelled. */
     struct fetch *f =
-        fetch_start(key, &q, route->cache_ttl_s, now + (int64_t)cfg->max_timeout_ms, false);
+        fetch_start(key, &q, detail, route->cache_ttl_s, now + (int64_t)cfg->max_timeout_ms, false);
     add_waiter(r, f->flight, refresh ? "refreshed" : "miss", timeout_ms);
 }
