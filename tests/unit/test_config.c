@@ -70,8 +70,8 @@ static void check_defaults(const struct config *c)
     CHECK_INT(c->max_attempts, 3);
     CHECK_INT(c->instance_page_size, 1000);
     CHECK_INT(c->volume_page_size, 500);
-    CHECK(c->rate_limit == 20);
-    CHECK(c->rate_burst == 40);
+    CHECK(c->rate_limit == 18);
+    CHECK(c->rate_burst == 90);
     CHECK_INT(c->max_connections, 1024);
     CHECK_INT(c->max_connections_per_ip, 128);
     CHECK_INT(c->idle_timeout_s, 75);
@@ -85,7 +85,7 @@ static void check_defaults(const struct config *c)
     CHECK_INT(c->instance_volumes.memory_mb, 128);
     CHECK_INT(c->instance_volumes.cache_ttl_s, 60);
     CHECK_INT(c->max_children, 32);
-    CHECK_INT(c->group_size, 100);
+    CHECK_INT(c->group_size, 200);
     CHECK_INT(c->queue_timeout_ms, 2000);
     CHECK_INT(c->cache_max_entries, 10000);
     CHECK_INT(c->cache_max_bytes, 67108864);
@@ -351,8 +351,8 @@ static void test_out_of_range(void)
                  "value 501 out of range 5..500");
     expect_error("ec2:\n  rate_limit: -1\n", EBSD_EINVAL, 2, "ec2.rate_limit",
                  "value -1 out of range 0..100000");
-    expect_error("routes:\n  instance_volumes:\n    memory_mb: 16\n", EBSD_EINVAL, 3,
-                 "routes.instance_volumes.memory_mb", "value 16 out of range 32..10240");
+    expect_error("routes:\n  instance_volumes:\n    memory_mb: 3\n", EBSD_EINVAL, 3,
+                 "routes.instance_volumes.memory_mb", "value 3 out of range 4..10240");
     expect_error("fanout: {group_size: 1001}\n", EBSD_EINVAL, 1, "fanout.group_size",
                  "value 1001 out of range 1..1000");
     expect_error("server:\n  drain_timeout_s: 301\n", EBSD_EINVAL, 2, "server.drain_timeout_s",
