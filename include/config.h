@@ -34,6 +34,7 @@ struct config {
     uint32_t max_connections;  /* 1024 */
     uint32_t max_connections_per_ip; /* 128 */
     uint32_t idle_timeout_s;   /* 75 (above the ALB's 60 s idle timeout) */
+    uint32_t header_timeout_s; /* 10: a request (head and body) must arrive within this */
     uint32_t max_header_bytes; /* 16384 */
     uint32_t drain_timeout_s;  /* 25 (inside the 30 s ECS and Kubernetes give) */
 

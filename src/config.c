@@ -43,8 +43,8 @@ struct doc_ec2 {
     double *rate_limit, *rate_burst;
 };
 struct doc_server {
-    uint32_t *max_connections, *max_connections_per_ip, *idle_timeout_s, *max_header_bytes,
-        *drain_timeout_s;
+    uint32_t *max_connections, *max_connections_per_ip, *idle_timeout_s, *header_timeout_s,
+        *max_header_bytes, *drain_timeout_s;
 };
 struct doc_fanout {
     uint32_t *max_children, *group_size, *queue_timeout_ms;
@@ -108,6 +108,7 @@ static const cyaml_schema_field_t server_fields[] = {
     CYAML_FIELD_UINT_PTR("max_connections_per_ip", OPT, struct doc_server,
                          max_connections_per_ip),
     CYAML_FIELD_UINT_PTR("idle_timeout_s", OPT, struct doc_server, idle_timeout_s),
+    CYAML_FIELD_UINT_PTR("header_timeout_s", OPT, struct doc_server, header_timeout_s),
     CYAML_FIELD_UINT_PTR("max_header_bytes", OPT, struct doc_server, max_header_bytes),
     CYAML_FIELD_UINT_PTR("drain_timeout_s", OPT, struct doc_server, drain_timeout_s),
     CYAML_FIELD_END,
@@ -761,6 +762,7 @@ static const struct range ranges[] = {
     R("server.max_connections", max_connections, 1, 100000),
     R("server.max_connections_per_ip", max_connections_per_ip, 1, 100000),
     R("server.idle_timeout_s", idle_timeout_s, 1, 3600),
+    R("server.header_timeout_s", header_timeout_s, 1, 300),
     R("server.max_header_bytes", max_header_bytes, 1024, 1048576),
     R("server.drain_timeout_s", drain_timeout_s, 0, 300),
     R("routes.max_timeout_ms", max_timeout_ms, 100, 900000),
@@ -896,6 +898,7 @@ static void merge(struct config *c, const struct doc *d, bool regions_given)
         SET(c->max_connections, d->server->max_connections);
         SET(c->max_connections_per_ip, d->server->max_connections_per_ip);
         SET(c->idle_timeout_s, d->server->idle_timeout_s);
+        SET(c->header_timeout_s, d->server->header_timeout_s);
         SET(c->max_header_bytes, d->server->max_header_bytes);
         SET(c->drain_timeout_s, d->server->drain_timeout_s);
     }
@@ -956,6 +959,7 @@ void config_defaults(struct config *c)
     c->max_connections = 1024;
     c->max_connections_per_ip = 128;
     c->idle_timeout_s = 75;
+    c->header_timeout_s = 10;
     c->max_header_bytes = 16384;
     c->drain_timeout_s = 25;
     c->volumes_total = (struct config_route){.timeout_ms = 10000, .memory_mb = 128,

@@ -75,6 +75,7 @@ static void check_defaults(const struct config *c)
     CHECK_INT(c->max_connections, 1024);
     CHECK_INT(c->max_connections_per_ip, 128);
     CHECK_INT(c->idle_timeout_s, 75);
+    CHECK_INT(c->header_timeout_s, 10);
     CHECK_INT(c->max_header_bytes, 16384);
     CHECK_INT(c->drain_timeout_s, 25);
     CHECK_INT(c->max_timeout_ms, 29000);
@@ -162,6 +163,7 @@ static const char full_yaml[] =
     "  rate_limit: 2.5\n"
     "  rate_burst: 10\n"
     "server: {max_connections: 50, max_connections_per_ip: 5, idle_timeout_s: 10,\n"
+    "         header_timeout_s: 7,\n"
     "         max_header_bytes: 8192, drain_timeout_s: 0}\n"
     "routes:\n"
     "  max_timeout_ms: 60000\n"
@@ -211,6 +213,7 @@ static void test_full_file(void)
     CHECK_INT(c.max_connections, 50);
     CHECK_INT(c.max_connections_per_ip, 5);
     CHECK_INT(c.idle_timeout_s, 10);
+    CHECK_INT(c.header_timeout_s, 7);
     CHECK_INT(c.max_header_bytes, 8192);
     CHECK_INT(c.drain_timeout_s, 0);
     CHECK_INT(c.max_timeout_ms, 60000);
@@ -285,7 +288,7 @@ static void test_unknown_keys(void)
     expect_error("server:\n  max_connections: 10\n\n  idle_timeout: 5\n", EBSD_EPARSE, 4,
                  "server.idle_timeout",
                  "unknown key (known here: max_connections, max_connections_per_ip, "
-                 "idle_timeout_s, max_header_bytes, drain_timeout_s)");
+                 "idle_timeout_s, header_timeout_s, max_header_bytes, drain_timeout_s)");
     expect_error("routes:\n  volumes_total:\n    timeout_ms: 100\n    memory: 64\n", EBSD_EPARSE,
                  4, "routes.volumes_total.memory",
                  "unknown key (known here: timeout_ms, memory_mb, cache_ttl_s)");
@@ -298,6 +301,10 @@ static void test_unknown_keys(void)
 static void test_wrong_types(void)
 {
     clear_env();
+    expect_error("server:\n  header_timeout_s: 0\n", EBSD_EINVAL, 2, "server.header_timeout_s",
+                 "value 0 out of range 1..300");
+    expect_error("server:\n  header_timeout_s: 301\n", EBSD_EINVAL, 2,
+                 "server.header_timeout_s", "value 301 out of range 1..300");
     expect_error("server:\n  idle_timeout_s: seventy\n", EBSD_EPARSE, 2,
                  "server.idle_timeout_s", "expected an unsigned integer, got 'seventy'");
     expect_error("server:\n  idle_timeout_s: 1.5\n", EBSD_EPARSE, 2, "server.idle_timeout_s",
