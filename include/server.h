@@ -13,6 +13,7 @@
 
 struct server;
 struct request;
+struct auth;
 
 /* Lambda-style accounting reported in the REPORT line after a data request. */
 struct request_report {
@@ -55,10 +56,12 @@ struct request {
 };
 
 /* Creates the server: binds the listen socket (cfg->listen), starts libmicrohttpd in
- * external epoll mode, registers with loop l, sets up signalfd. cfg is owned by the server
- * from here on (freed on reload or exit); config_path may be NULL (no reload source). */
+ * external epoll mode, registers with loop l, sets up signalfd. On success cfg and auth
+ * (bearer tokens, NULL = auth off) are owned by the server (replaced on reload, freed at
+ * exit); on failure the caller keeps them. config_path may be NULL (no reload source). */
 EBSD_MUST_CHECK ebsd_status server_new(struct loop *l, struct config *cfg,
-                                       const char *config_path, struct server **out);
+                                       const char *config_path, struct auth *auth,
+                                       struct server **out);
 /* Runs the loop until drained after SIGTERM/SIGINT. */
 EBSD_MUST_CHECK ebsd_status server_run(struct server *s);
 void server_free(struct server *s);
@@ -68,6 +71,8 @@ struct loop *server_loop(const struct server *s);
 bool server_draining(const struct server *s);
 /* The bound port (useful with port 0). */
 unsigned server_port(const struct server *s);
+/* The bearer tokens in force, or NULL when auth is off. Valid until the next reload. */
+const struct auth *server_auth(const struct server *s);
 
 /* Sets the response of r (body ownership passes to r; type is a static string). */
 void request_respond(struct request *r, unsigned status, char *body, size_t len,

@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "auth.h"
 #include "clock.h"
 #include "ec2.h"
 #include "fanout.h"
@@ -118,6 +119,17 @@ void api_dispatch(struct request *r)
         request_add_header(r, "Allow", "GET, HEAD");
         request_error(r, 405, "MethodNotAllowed", "method %s is not allowed here; use GET or HEAD",
                       r->method);
+        return;
+    }
+    /* Health, readiness and the spec stay open for probes; data and metrics need a token
+     * when auth is on. Checked before the instance id, so a caller without a token learns
+     * nothing from the answers. */
+    const struct auth *auth = server_auth(r->srv);
+    if (auth && (route == R_TOTAL || route == R_INSTANCE || route == R_METRICS) &&
+        !auth_check(auth, request_header(r, "Authorization"))) {
+        request_add_header(r, "WWW-Authenticate", "Bearer realm=\"ebsd\"");
+        request_error(r, 401, "Unauthorized",
+                      "this endpoint needs an Authorization: Bearer token");
         return;
     }
     switch (route) {

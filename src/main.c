@@ -1,10 +1,16 @@
-/* main.c - ebsd's command line: run the service, check a config, or run one query. */
+/* main.c - ebsd's command line: run the service, check a config, or run one query; and the
+ * start-up privilege policy (refuse root, or drop to security.run_as_user after binding). */
+#include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "config.h"
 #include "fanout.h"
 #include "httpc.h"
@@ -35,6 +41,8 @@ static void usage(FILE *f)
             "      --once QUERY [ID]    run one query with the full credential chain, print\n"
             "                           the JSON the endpoint would return, and exit\n"
             "      --region R           region for --once (default: the configured default)\n"
+            "      --allow-root         serve as root (uid 0) without security.run_as_user\n"
+            "                           (same as security.allow_root: true)\n"
             "  -V, --version            print the version and exit\n"
             "  -h, --help               print this help and exit\n"
             "\n"
@@ -43,17 +51,73 @@ static void usage(FILE *f)
             "Signals: SIGTERM/SIGINT drain and exit, SIGHUP reloads the config file.\n");
 }
 
+/* Loads the bearer tokens named by the config (none when the key is ""). */
+static ebsd_status load_tokens(const struct config *cfg, struct auth **out)
+{
+    char msg[600];
+    *out = NULL;
+    if (!cfg->auth_tokens_file[0])
+        return EBSD_OK;
+    ebsd_status st = auth_load(cfg->auth_tokens_file, out, msg, sizeof msg);
+    if (st != EBSD_OK)
+        fprintf(stderr, "ebsd: security.auth_tokens_file: %s\n", msg);
+    return st;
+}
+
+/* Becomes user for good (supplementary groups, gid, uid), then checks root cannot be
+ * regained. EBSD_ENOTFOUND for an unknown user, EBSD_EINVAL for uid 0, EBSD_EIO when a
+ * call fails. The listen socket is bound by now, so a port below 1024 still works. */
+static ebsd_status drop_privileges(const char *user)
+{
+    errno = 0;
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        fprintf(stderr, "ebsd: security.run_as_user: no user '%s'%s%s\n", user,
+                errno ? ": " : "", errno ? strerror(errno) : "");
+        return EBSD_ENOTFOUND;
+    }
+    uid_t uid = pw->pw_uid;
+    gid_t gid = pw->pw_gid;
+    if (uid == 0) {
+        fprintf(stderr, "ebsd: security.run_as_user: '%s' is root\n", user);
+        return EBSD_EINVAL;
+    }
+    if (initgroups(user, gid) != 0) {
+        fprintf(stderr, "ebsd: initgroups(%s): %s\n", user, strerror(errno));
+        return EBSD_EIO;
+    }
+    if (setgid(gid) != 0) {
+        fprintf(stderr, "ebsd: setgid(%u): %s\n", (unsigned)gid, strerror(errno));
+        return EBSD_EIO;
+    }
+    if (setuid(uid) != 0) {
+        fprintf(stderr, "ebsd: setuid(%u): %s\n", (unsigned)uid, strerror(errno));
+        return EBSD_EIO;
+    }
+    if (setuid(0) != -1 || geteuid() != uid || getegid() != gid) {
+        fprintf(stderr, "ebsd: still able to regain root after dropping to '%s'\n", user);
+        return EBSD_EIO;
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        log_warn("privileges", "prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
+    log_info("privileges", "running as user %s (uid %u, gid %u)", user, (unsigned)uid,
+             (unsigned)gid);
+    return EBSD_OK;
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = NULL, *listen_override = NULL, *check_path = NULL;
     const char *once = NULL, *region = NULL;
-    enum { OPT_CHECK = 1000, OPT_ONCE, OPT_REGION };
+    bool allow_root = false;
+    enum { OPT_CHECK = 1000, OPT_ONCE, OPT_REGION, OPT_ALLOW_ROOT };
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"listen", required_argument, NULL, 'l'},
         {"check-config", required_argument, NULL, OPT_CHECK},
         {"once", required_argument, NULL, OPT_ONCE},
         {"region", required_argument, NULL, OPT_REGION},
+        {"allow-root", no_argument, NULL, OPT_ALLOW_ROOT},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -66,6 +130,7 @@ int main(int argc, char **argv)
         case OPT_CHECK: check_path = optarg; break;
         case OPT_ONCE: once = optarg; break;
         case OPT_REGION: region = optarg; break;
+        case OPT_ALLOW_ROOT: allow_root = true; break;
         case 'V': printf("ebsd %s\n", EBSD_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return EXIT_CONFIG;
@@ -80,6 +145,13 @@ int main(int argc, char **argv)
             free(cfg);
             return EXIT_CONFIG;
         }
+        struct auth *auth = NULL;
+        if (load_tokens(cfg, &auth) != EBSD_OK) {
+            config_free(cfg);
+            free(cfg);
+            return EXIT_CONFIG;
+        }
+        auth_free(auth);
         printf("%s: configuration is valid\n", check_path);
         config_free(cfg);
         free(cfg);
@@ -127,18 +199,45 @@ int main(int argc, char **argv)
 
     struct loop *loop = NULL;
     struct server *srv = NULL;
-    int rc = 1;
-    if (loop_new(&loop) != EBSD_OK)
-        goto out;
-    if (server_new(loop, cfg, config_path, &srv) != EBSD_OK) {
-        config_free(cfg);
-        free(cfg);
+    struct auth *auth = NULL;
+    int rc = EXIT_CONFIG;
+    bool as_root = geteuid() == 0;
+    if (as_root && !cfg->run_as_user[0] && !cfg->allow_root && !allow_root) {
+        fprintf(stderr, "ebsd: refusing to run as root (uid 0): set security.run_as_user to "
+                "drop to an unprivileged user after binding, or allow root with "
+                "security.allow_root: true or --allow-root\n");
         goto out;
     }
-    cfg = NULL; /* owned by the server now */
+    if (load_tokens(cfg, &auth) != EBSD_OK)
+        goto out;
+    rc = 1;
+    if (loop_new(&loop) != EBSD_OK)
+        goto out;
+    if (server_new(loop, cfg, config_path, auth, &srv) != EBSD_OK)
+        goto out;
+    auth = NULL; /* owned by the server now, */
+    const char *user = cfg->run_as_user;
+    cfg = NULL;  /* and so is cfg */
+    if (user[0]) {
+        if (!as_root) {
+            log_info("privileges", "not started as root: security.run_as_user '%s' ignored",
+                     user);
+        } else {
+            ebsd_status st = drop_privileges(user);
+            if (st != EBSD_OK) {
+                rc = st == EBSD_ENOTFOUND ? EXIT_CONFIG : 1;
+                goto out;
+            }
+        }
+    }
     if (server_run(srv) == EBSD_OK)
         rc = 0;
 out:
+    auth_free(auth);
+    if (cfg) {
+        config_free(cfg);
+        free(cfg);
+    }
     server_free(srv);
     loop_free(loop);
     return rc;

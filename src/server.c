@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "api.h"
+#include "auth.h"
 #include "clock.h"
 #include "log.h"
 #include "mem.h"
@@ -29,6 +30,21 @@
 #include "reqid.h"
 #include "sdnotify.h"
 #include "telemetry.h"
+
+/* Longest URL (decoded path plus query keys and values) and most query parameters. */
+#define SERVER_MAX_URL 4096
+#define SERVER_MAX_PARAMS 32
+
+/* An open client connection (libmicrohttpd's socket context). Its timer is the request
+ * deadline: armed at accept and again after each response, disarmed while a request is
+ * being answered. libmicrohttpd's own idle timeout restarts on every byte, so only this
+ * deadline stops a client that trickles a request one byte at a time. */
+struct conn {
+    struct server *s;
+    int fd;
+    struct loop_timer *timer;
+    struct conn *prev, *next;
+};
 
 /* A live request, linked so drain and shutdown can reach every suspended one. */
 struct live {
@@ -49,6 +65,9 @@ struct server {
     int64_t drain_deadline;
     struct loop_timer *drain_timer;
     struct live *live;        /* requests not yet completed */
+    struct conn *conns;       /* open client connections */
+    unsigned nconns;
+    struct auth *auth;        /* bearer tokens, or NULL when auth is off */
     unsigned inflight;        /* requests dispatched and not completed */
 };
 
@@ -56,6 +75,7 @@ const struct config *server_config(const struct server *s) { return s->cfg; }
 struct loop *server_loop(const struct server *s) { return s->loop; }
 bool server_draining(const struct server *s) { return s->draining; }
 unsigned server_port(const struct server *s) { return s->port; }
+const struct auth *server_auth(const struct server *s) { return s->auth; }
 
 /* ---------------------------------------------------------------- responses */
 
@@ -227,8 +247,53 @@ static enum MHD_Result header_size_cb(void *cls, enum MHD_ValueKind kind, const 
     return MHD_YES;
 }
 
+/* A copy of s with every byte outside printable ASCII replaced by '?' (for logs). */
+static char *printable_copy(const char *s)
+{
+    char *c = xstrdup(s);
+    for (char *p = c; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+            *p = '?';
+    return c;
+}
+
+static bool printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            return false;
+    return true;
+}
+
+struct url_check {
+    size_t len;                /* path plus keys and values */
+    bool bad;                  /* a byte outside printable ASCII */
+    unsigned nparams;
+    const char *keys[SERVER_MAX_PARAMS];
+    const char *dup;           /* a key given twice */
+};
+
+static enum MHD_Result url_check_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    struct url_check *uc = cls;
+    uc->len += strlen(key) + (value ? strlen(value) : 0) + 2;
+    if (!printable(key) || (value && !printable(value)))
+        uc->bad = true;
+    for (unsigned i = 0; i < uc->nparams && i < SERVER_MAX_PARAMS && !uc->dup; i++)
+        if (strcmp(uc->keys[i], key) == 0)
+            uc->dup = uc->keys[i];
+    if (uc->nparams < SERVER_MAX_PARAMS)
+        uc->keys[uc->nparams] = key;
+    uc->nparams++;
+    return MHD_YES;
+}
+
+static void conn_disarm(struct MHD_Connection *mc);
+
 static enum MHD_Result queue(struct request *r)
 {
+    conn_disarm(r->conn);
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(r->resp_len, r->resp_body, MHD_RESPMEM_MUST_FREE);
     r->resp_body = NULL; /* MHD frees it */
@@ -276,8 +341,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->conn = conn;
         r->watch_fd = -1;
         r->start_us = clock_now_us();
-        r->path = xstrdup(url);
-        snprintf(r->method, sizeof r->method, "%s", method);
+        r->path = printable_copy(url);
+        char *m = printable_copy(method);
+        snprintf(r->method, sizeof r->method, "%s", m);
+        free(m);
         reqid_pick(request_header(r, "X-Request-Id"), request_header(r, "X-Amzn-Trace-Id"),
                    r->id, sizeof r->id);
         client_address(r);
@@ -290,11 +357,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = lv;
         s->inflight++;
 
+        struct url_check uc = {.len = strlen(url), .bad = !printable(url)};
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, url_check_cb, &uc);
+        if (uc.len > SERVER_MAX_URL) {
+            request_error(r, 414, "URITooLong", "the URL is longer than %u bytes",
+                          SERVER_MAX_URL);
+            return queue(r);
+        }
         struct header_size hs = {0};
         MHD_get_connection_values(conn, MHD_HEADER_KIND, header_size_cb, &hs);
-        if (hs.total + strlen(url) > s->cfg->max_header_bytes) {
+        if (hs.total + uc.len > s->cfg->max_header_bytes) {
             request_error(r, 431, "RequestHeaderFieldsTooLarge",
                           "request headers exceed %u bytes", s->cfg->max_header_bytes);
+            return queue(r);
+        }
+        if (uc.bad) {
+            request_error(r, 400, "InvalidRequest",
+                          "the path and query must be printable ASCII once percent-decoded "
+                          "(no NUL, control or non-ASCII bytes)");
+            return queue(r);
+        }
+        if (uc.nparams > SERVER_MAX_PARAMS) {
+            request_error(r, 400, "InvalidParameter", "more than %u query parameters",
+                          SERVER_MAX_PARAMS);
+            return queue(r);
+        }
+        if (uc.dup) {
+            request_error(r, 400, "InvalidParameter", "query parameter '%.48s' is given more "
+                          "than once", uc.dup);
             return queue(r);
         }
         /* Reject other methods before any body is read. */
@@ -320,6 +410,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     if (!r->dispatched) {
         r->dispatched = true;
+        conn_disarm(conn); /* the whole request is in; route deadlines take over */
         if (!r->ready)
             api_dispatch(r);
     }
@@ -346,6 +437,7 @@ static void write_report(struct request *r, double duration_ms)
 }
 
 static void drain_check(struct server *s);
+static void conn_arm(struct conn *c, int64_t deadline);
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
@@ -357,6 +449,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     struct request *r = lv->r;
     live_unlink(s, lv);
+    /* The next request on a keep-alive connection may follow an idle spell of up to
+     * idle_timeout_s (libmicrohttpd closes it then), and must be complete within
+     * header_timeout_s of that. */
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci && ci->socket_context)
+        conn_arm(ci->socket_context,
+                 clock_now_ms() +
+                     ((int64_t)s->cfg->idle_timeout_s + s->cfg->header_timeout_s) * 1000);
     free(lv);
     if (r->watch_fd >= 0)
         loop_del_fd(s->loop, r->watch_fd);
@@ -390,6 +491,132 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(r);
     s->inflight--;
     drain_check(s);
+}
+
+/* ---------------------------------------------------------------- connections */
+
+#define TIMEOUT_RESPONSE                                                                  \
+    "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: "      \
+    "close\r\nContent-Length: %d\r\n\r\n%s"
+
+static void on_request_deadline(struct loop *l, void *arg)
+{
+    struct conn *c = arg;
+    struct server *s = c->s;
+    c->timer = NULL;
+    /* No response is in progress on this connection (the deadline is disarmed while one
+     * is), so a complete 408 can be written straight to the socket. Best effort: a client
+     * that does not read gets the shutdown alone. */
+    char id[80], body[256], msg[512];
+    reqid_pick(NULL, NULL, id, sizeof id);
+    int bl = snprintf(body, sizeof body,
+                      "{\"error\":{\"code\":\"RequestTimeout\",\"message\":\"the request "
+                      "did not arrive within %u s\",\"request_id\":\"%s\"}}\n",
+                      s->cfg->header_timeout_s, id);
+    int ml = snprintf(msg, sizeof msg, TIMEOUT_RESPONSE, bl, body);
+    if (ml > 0 && (size_t)ml < sizeof msg) {
+        ssize_t w = send(c->fd, msg, (size_t)ml, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+    }
+    /* libmicrohttpd sees the socket hang up on its next run and closes the connection. */
+    if (shutdown(c->fd, SHUT_RDWR) != 0)
+        log_debug("http", "shutdown(fd %d): %s", c->fd, strerror(errno));
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char host[64] = "?";
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0)
+        getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, NULL, 0, NI_NUMERICHOST);
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "request_id", id);
+    cJSON_AddStringToObject(f, "client", host);
+    cJSON_AddNumberToObject(f, "status", 408);
+    cJSON_AddNumberToObject(f, "header_timeout_s", s->cfg->header_timeout_s);
+    log_fields(LOGL_WARN, "request_timeout", f);
+}
+
+static void conn_arm(struct conn *c, int64_t deadline)
+{
+    if (c->timer)
+        loop_timer_stop(c->s->loop, c->timer);
+    c->timer = loop_timer_start(c->s->loop, deadline, on_request_deadline, c);
+}
+
+static void conn_disarm(struct MHD_Connection *mc)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn *c = ci ? ci->socket_context : NULL;
+    if (c && c->timer) {
+        loop_timer_stop(c->s->loop, c->timer);
+        c->timer = NULL;
+    }
+}
+
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct server *s = cls;
+    struct conn *c = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c = xcalloc(1, sizeof *c);
+        c->s = s;
+        c->fd = ci ? ci->connect_fd : -1;
+        c->next = s->conns;
+        if (s->conns)
+            s->conns->prev = c;
+        s->conns = c;
+        s->nconns++;
+        *socket_context = c;
+        if (c->fd >= 0)
+            conn_arm(c, clock_now_ms() + (int64_t)s->cfg->header_timeout_s * 1000);
+        return;
+    }
+    if (code != MHD_CONNECTION_NOTIFY_CLOSED || !c)
+        return;
+    *socket_context = NULL;
+    if (c->timer)
+        loop_timer_stop(s->loop, c->timer);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    free(c);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes the path and each query key and value in place. libmicrohttpd's own
+ * decoder turns %00 into a NUL that silently cuts the C string ("/healthz%00/x" would
+ * route as "/healthz"); here it becomes DEL (0x7f), which on_request rejects with 400. */
+static size_t unescape(void *cls, struct MHD_Connection *mc, char *val)
+{
+    char *w = val;
+    for (const char *p = val; *p; p++) {
+        int hi, lo;
+        if (p[0] == '%' && (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0) {
+            int b = hi * 16 + lo;
+            *w++ = b ? (char)b : 0x7f;
+            p += 2;
+        } else {
+            *w++ = *p;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - val);
 }
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
@@ -549,6 +776,19 @@ static void reload(struct server *s)
         notify(sdnotify_ready());
         return;
     }
+    struct auth *auth = NULL;
+    if (next->auth_tokens_file[0]) {
+        char msg[600];
+        if (auth_load(next->auth_tokens_file, &auth, msg, sizeof msg) != EBSD_OK) {
+            log_error("reload", "keeping the running configuration and tokens: %s", msg);
+            config_free(next);
+            free(next);
+            notify(sdnotify_ready());
+            return;
+        }
+    }
+    auth_free(s->auth);
+    s->auth = auth;
     if (strcmp(next->listen, s->cfg->listen) != 0)
         log_warn("reload", "listen address change to %s needs a restart; still on %s",
                  next->listen, s->cfg->listen);
@@ -629,12 +869,13 @@ static int64_t before_wait(struct loop *l, void *arg)
 }
 
 ebsd_status server_new(struct loop *l, struct config *cfg, const char *config_path,
-                       struct server **out)
+                       struct auth *auth, struct server **out)
 {
     ebsd_status st;
     struct server *s = xcalloc(1, sizeof *s);
     s->loop = l;
     s->cfg = cfg;
+    s->auth = auth;
     s->config_path = config_path ? xstrdup(config_path) : NULL;
     s->listen_fd = -1;
     s->sig_fd = -1;
@@ -650,7 +891,8 @@ ebsd_status server_new(struct loop *l, struct config *cfg, const char *config_pa
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)pool, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger,
-        s, MHD_OPTION_END);
+        s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_UNESCAPE_CALLBACK,
+        unescape, s, MHD_OPTION_END);
     if (!s->mhd) {
         log_error("http", "MHD_start_daemon failed");
         st = EBSD_EIO;
@@ -674,7 +916,8 @@ ebsd_status server_new(struct loop *l, struct config *cfg, const char *config_pa
     *out = s;
     return EBSD_OK;
 fail:
-    s->cfg = NULL; /* the caller still owns cfg on failure */
+    s->cfg = NULL; /* the caller still owns cfg and auth on failure */
+    s->auth = NULL;
     server_free(s);
     return st;
 }
@@ -727,6 +970,7 @@ void server_free(struct server *s)
         config_free(s->cfg);
         free(s->cfg);
     }
+    auth_free(s->auth);
     free(s->config_path);
     free(s);
 }

@@ -172,6 +172,9 @@ class Ebsd(Proc):
             self.config_path = write_config(config)
             argv += ["--config", self.config_path]
         argv += list(args)
+        # ebsd refuses to serve as root unless told to; test machines often run as root.
+        if os.geteuid() == 0 and "--allow-root" not in argv:
+            argv.append("--allow-root")
         super().__init__(argv, env=env if env is not None else sim_env(sim))
         line = self.wait_line(lambda l: '"listening"' in l or " listening " in l)
         if line.startswith("{"):
