@@ -34,6 +34,10 @@
 /* Longest URL (decoded path plus query keys and values) and most query parameters. */
 #define SERVER_MAX_URL 4096
 #define SERVER_MAX_PARAMS 32
+/* Largest request body accepted (GET and HEAD need none), and most drained before a
+ * chunked body over it is answered; beyond that the connection is closed. */
+#define SERVER_MAX_BODY 1024
+#define SERVER_DRAIN_BODY (64 * 1024)
 
 /* An open client connection (libmicrohttpd's socket context). Its timer is the request
  * deadline: armed at accept and again after each response, disarmed while a request is
@@ -43,6 +47,7 @@ struct conn {
     struct server *s;
     int fd;
     struct loop_timer *timer;
+    bool counted;              /* within server.max_connections (else refused at once) */
     struct conn *prev, *next;
 };
 
@@ -393,18 +398,31 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             api_dispatch(r); /* the router answers 404 or 405 with Allow */
             return queue(r);
         }
+        /* A body announced over the cap is refused before it is read: libmicrohttpd
+         * cannot take a response once the body is being received. */
+        const char *cl = request_header(r, "Content-Length");
+        if (cl && (strlen(cl) > 9 || strtoul(cl, NULL, 10) > SERVER_MAX_BODY)) {
+            request_error(r, 413, "PayloadTooLarge", "request body larger than %u bytes",
+                          SERVER_MAX_BODY);
+            return queue(r);
+        }
         return MHD_YES;
     }
     struct request *r = lv->r;
     if (*upload_data_size) {
-        /* GET and HEAD carry no meaningful body: accept a little, refuse more. */
+        /* GET and HEAD carry no meaningful body: a chunked one over the cap is drained and
+         * answered 413 when it ends (no response can be queued mid-body), and one far over
+         * the cap closes the connection. */
         r->body_bytes += *upload_data_size;
         *upload_data_size = 0;
-        if (r->body_bytes > 1024 && !r->ready) {
-            request_error(r, 413, "PayloadTooLarge", "request body larger than 1024 bytes");
-            return queue(r);
-        }
+        if (r->body_bytes > SERVER_DRAIN_BODY)
+            return MHD_NO;
         return MHD_YES;
+    }
+    if (r->body_bytes > SERVER_MAX_BODY && !r->queued) {
+        request_error(r, 413, "PayloadTooLarge", "request body larger than %u bytes",
+                      SERVER_MAX_BODY);
+        return queue(r);
     }
     if (r->queued)
         return MHD_YES;
@@ -495,32 +513,40 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---------------------------------------------------------------- connections */
 
-#define TIMEOUT_RESPONSE                                                                  \
-    "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: "      \
-    "close\r\nContent-Length: %d\r\n\r\n%s"
+/* Answers a connection on which no response is in progress (none has started, or the last
+ * one is complete) straight on its socket, then shuts it down; libmicrohttpd sees the
+ * socket hang up on its next run and closes the connection. Best effort: a client that
+ * does not read gets the shutdown alone. id receives the request id used. */
+static void conn_refuse(struct conn *c, unsigned status, const char *reason, const char *code,
+                        const char *message, const char *extra_header, char *id, size_t idlen)
+{
+    char body[384], msg[768];
+    reqid_pick(NULL, NULL, id, idlen);
+    int bl = snprintf(body, sizeof body,
+                      "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"request_id\":\"%s\"}}\n",
+                      code, message, id);
+    int ml = snprintf(msg, sizeof msg,
+                      "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                      "X-Request-Id: %s\r\n%sContent-Length: %d\r\n\r\n%s",
+                      status, reason, id, extra_header, bl, body);
+    if (bl > 0 && (size_t)bl < sizeof body && ml > 0 && (size_t)ml < sizeof msg) {
+        ssize_t w = send(c->fd, msg, (size_t)ml, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+    }
+    if (shutdown(c->fd, SHUT_RDWR) != 0)
+        log_debug("http", "shutdown(fd %d): %s", c->fd, strerror(errno));
+}
 
 static void on_request_deadline(struct loop *l, void *arg)
 {
     struct conn *c = arg;
     struct server *s = c->s;
     c->timer = NULL;
-    /* No response is in progress on this connection (the deadline is disarmed while one
-     * is), so a complete 408 can be written straight to the socket. Best effort: a client
-     * that does not read gets the shutdown alone. */
-    char id[80], body[256], msg[512];
-    reqid_pick(NULL, NULL, id, sizeof id);
-    int bl = snprintf(body, sizeof body,
-                      "{\"error\":{\"code\":\"RequestTimeout\",\"message\":\"the request "
-                      "did not arrive within %u s\",\"request_id\":\"%s\"}}\n",
-                      s->cfg->header_timeout_s, id);
-    int ml = snprintf(msg, sizeof msg, TIMEOUT_RESPONSE, bl, body);
-    if (ml > 0 && (size_t)ml < sizeof msg) {
-        ssize_t w = send(c->fd, msg, (size_t)ml, MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)w;
-    }
-    /* libmicrohttpd sees the socket hang up on its next run and closes the connection. */
-    if (shutdown(c->fd, SHUT_RDWR) != 0)
-        log_debug("http", "shutdown(fd %d): %s", c->fd, strerror(errno));
+    /* The deadline is disarmed while a response is in progress, so none is now. */
+    char id[80], text[128];
+    snprintf(text, sizeof text, "the request did not arrive within %u s",
+             s->cfg->header_timeout_s);
+    conn_refuse(c, 408, "Request Timeout", "RequestTimeout", text, "", id, sizeof id);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     char host[64] = "?";
@@ -567,10 +593,25 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
         if (s->conns)
             s->conns->prev = c;
         s->conns = c;
-        s->nconns++;
         *socket_context = c;
-        if (c->fd >= 0)
-            conn_arm(c, clock_now_ms() + (int64_t)s->cfg->header_timeout_s * 1000);
+        if (c->fd < 0)
+            return;
+        if (s->nconns >= s->cfg->max_connections) {
+            /* server.max_connections is enforced here, not by libmicrohttpd's own limit:
+             * 0.9.75 in external epoll mode takes the listen socket out of its epoll set
+             * at its limit and never puts it back, so the server would stop accepting for
+             * good. Refused connections close at once and do not count. */
+            char id[80];
+            conn_refuse(c, 503, "Service Unavailable", "Busy",
+                        "too many open connections; retry", "Retry-After: 1\r\n", id,
+                        sizeof id);
+            log_debug("http", "refused a connection: %u open (server.max_connections)",
+                      s->nconns);
+            return;
+        }
+        c->counted = true;
+        s->nconns++;
+        conn_arm(c, clock_now_ms() + (int64_t)s->cfg->header_timeout_s * 1000);
         return;
     }
     if (code != MHD_CONNECTION_NOTIFY_CLOSED || !c)
@@ -584,7 +625,8 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
         s->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    s->nconns--;
+    if (c->counted)
+        s->nconns--;
     free(c);
 }
 
@@ -792,6 +834,18 @@ static void reload(struct server *s)
     if (strcmp(next->listen, s->cfg->listen) != 0)
         log_warn("reload", "listen address change to %s needs a restart; still on %s",
                  next->listen, s->cfg->listen);
+    /* These are libmicrohttpd options, fixed when the daemon starts. */
+    if (next->max_connections != s->cfg->max_connections ||
+        next->max_connections_per_ip != s->cfg->max_connections_per_ip ||
+        next->idle_timeout_s != s->cfg->idle_timeout_s ||
+        next->max_header_bytes != s->cfg->max_header_bytes)
+        log_warn("reload", "changes to server.max_connections, max_connections_per_ip, "
+                 "idle_timeout_s and max_header_bytes need a restart; keeping the running "
+                 "values");
+    next->max_connections = s->cfg->max_connections;
+    next->max_connections_per_ip = s->cfg->max_connections_per_ip;
+    next->idle_timeout_s = s->cfg->idle_timeout_s;
+    next->max_header_bytes = s->cfg->max_header_bytes;
     /* The listen address stays as bound; everything else takes effect for new work. */
     free(next->listen);
     next->listen = xstrdup(s->cfg->listen);
@@ -884,10 +938,13 @@ ebsd_status server_new(struct loop *l, struct config *cfg, const char *config_pa
     if (st != EBSD_OK)
         goto fail;
     unsigned pool = cfg->max_header_bytes * 2 + 16384;
+    /* Headroom over max_connections for refused connections not yet closed (see
+     * on_connection); libmicrohttpd's limit must never be reached. */
+    unsigned mhd_limit = cfg->max_connections * 2 + 64;
     s->mhd = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request,
         s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        on_completed, s, MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)pool, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger,
