@@ -165,7 +165,9 @@ def sim_env(sim=None, extra=None):
 class Ebsd(Proc):
     """ebsd on 127.0.0.1:0 with the given YAML config text (or none)."""
 
-    def __init__(self, config=None, args=(), env=None, sim=None):
+    def __init__(self, config=None, args=(), env=None, sim=None, wrapper=None, first_line_timeout=20):
+        # wrapper: an optional command prefix (e.g. ["valgrind", "--tool=memcheck", ...]);
+        # the wrapped process's pid is then the wrapper's (valgrind runs ebsd in place).
         argv = [EBSD_BIN, "--listen", "127.0.0.1:0"]
         self.config_path = None
         if config is not None:
@@ -175,8 +177,11 @@ class Ebsd(Proc):
         # ebsd refuses to serve as root unless told to; test machines often run as root.
         if os.geteuid() == 0 and "--allow-root" not in argv:
             argv.append("--allow-root")
+        if wrapper:
+            argv = list(wrapper) + argv
         super().__init__(argv, env=env if env is not None else sim_env(sim))
-        line = self.wait_line(lambda l: '"listening"' in l or " listening " in l)
+        line = self.wait_line(lambda l: '"listening"' in l or " listening " in l,
+                              timeout=first_line_timeout)
         if line.startswith("{"):
             self.url = json.loads(line)["url"]
         else:
