@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -49,6 +50,33 @@ static void usage(FILE *f)
             "Environment: AWS_REGION, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL_EC2,\n"
             "AWS_ENDPOINT_URL and the AWS SDKs' credential variables.\n"
             "Signals: SIGTERM/SIGINT drain and exit, SIGHUP reloads the config file.\n");
+}
+
+/* Raises the soft descriptor limit towards the hard one (at most 65536): every connection
+ * costs a descriptor, and the common default soft limit of 1024 is below the default
+ * server.max_connections. Warns when the connections could still exhaust it. */
+static void raise_nofile(const struct config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        log_warn("rlimit", "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+        return;
+    }
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            log_warn("rlimit", "setrlimit(RLIMIT_NOFILE, %lu): %s", (unsigned long)want,
+                     strerror(errno));
+        else
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    /* The pipes of the workers and a few files need descriptors besides the connections. */
+    uint64_t need = (uint64_t)cfg->max_connections + 2ull * cfg->max_children + 64;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+        log_warn("rlimit", "descriptor limit %lu is below server.max_connections + workers "
+                 "(%llu): a connection flood pauses accepting instead of being answered 503",
+                 (unsigned long)rl.rlim_cur, (unsigned long long)need);
 }
 
 /* Loads the bearer tokens named by the config (none when the key is ""). */
@@ -211,6 +239,7 @@ int main(int argc, char **argv)
     if (load_tokens(cfg, &auth) != EBSD_OK)
         goto out;
     rc = 1;
+    raise_nofile(cfg);
     if (loop_new(&loop) != EBSD_OK)
         goto out;
     if (server_new(loop, cfg, config_path, auth, &srv) != EBSD_OK)

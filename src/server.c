@@ -62,7 +62,10 @@ struct server {
     struct config *cfg;
     char *config_path;
     struct MHD_Daemon *mhd;
-    int listen_fd;
+    int listen_fd;            /* ours: accepted here, handed to MHD_add_connection */
+    bool accept_paused;       /* out of descriptors: retried from a timer */
+    int64_t accept_warned_ms; /* last "out of descriptors" warning (one per 10 s) */
+    struct loop_timer *accept_timer;
     int mhd_epfd;
     int sig_fd;
     unsigned port;
@@ -597,10 +600,10 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
         if (c->fd < 0)
             return;
         if (s->nconns >= s->cfg->max_connections) {
-            /* server.max_connections is enforced here, not by libmicrohttpd's own limit:
-             * 0.9.75 in external epoll mode takes the listen socket out of its epoll set
-             * at its limit and never puts it back, so the server would stop accepting for
-             * good. Refused connections close at once and do not count. */
+            /* server.max_connections is counted here, where connections are tracked,
+             * rather than left to libmicrohttpd, whose limit (twice ours plus 64) only
+             * bounds refused connections not yet closed. A refused connection gets a 503
+             * and closes at once; it does not count. */
             char id[80];
             conn_refuse(c, 503, "Service Unavailable", "Busy",
                         "too many open connections; retry", "Retry-After: 1\r\n", id,
@@ -792,10 +795,16 @@ static void start_drain(struct server *s, const char *why)
         return;
     s->draining = true;
     notify(sdnotify_stopping());
-    int fd = MHD_quiesce_daemon(s->mhd);
-    if (fd >= 0)
-        close(fd);
-    s->listen_fd = -1;
+    if (s->listen_fd >= 0) {
+        if (!s->accept_paused)
+            loop_del_fd(s->loop, s->listen_fd);
+        close(s->listen_fd);
+        s->listen_fd = -1;
+    }
+    if (s->accept_timer) {
+        loop_timer_stop(s->loop, s->accept_timer);
+        s->accept_timer = NULL;
+    }
     log_info("drain", "%s: no longer accepting connections; draining %u in-flight requests "
              "for up to %u s", why, s->inflight, s->cfg->drain_timeout_s);
     s->drain_deadline = clock_now_ms() + (int64_t)s->cfg->drain_timeout_s * 1000;
@@ -905,6 +914,58 @@ static ebsd_status setup_signals(struct server *s)
 
 /* ---------------------------------------------------------------- driving MHD */
 
+static void on_accept(struct loop *l, int fd, uint32_t events, void *arg);
+
+static void on_accept_retry(struct loop *l, void *arg)
+{
+    struct server *s = arg;
+    s->accept_timer = NULL;
+    if (s->listen_fd < 0 || !s->accept_paused)
+        return;
+    if (loop_add_fd(l, s->listen_fd, EPOLLIN, on_accept, s) == EBSD_OK)
+        s->accept_paused = false;
+    else
+        s->accept_timer = loop_timer_start(l, clock_now_ms() + 100, on_accept_retry, s);
+}
+
+/* ebsd accepts connections itself and hands them to libmicrohttpd (MHD_add_connection):
+ * 0.9.75 in external epoll mode takes its own listen socket out of its epoll set when it
+ * reaches its connection limit or runs out of descriptors (EMFILE), and never puts it
+ * back, so an idle-connection flood would stop the server accepting for good. Here, out
+ * of descriptors, accepting pauses for 100 ms and resumes; connections waiting meanwhile
+ * stay in the kernel's backlog. At most 64 per call, so the loop stays fair. */
+static void on_accept(struct loop *l, int lfd, uint32_t events, void *arg)
+{
+    struct server *s = arg;
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                int64_t now = clock_now_ms();
+                if (now - s->accept_warned_ms >= 10000) {
+                    s->accept_warned_ms = now;
+                    log_warn("http", "accept: %s with %u connections open; pausing accept "
+                             "for 100 ms at a time", strerror(errno), s->nconns);
+                }
+                loop_del_fd(l, lfd);
+                s->accept_paused = true;
+                s->accept_timer =
+                    loop_timer_start(l, clock_now_ms() + 100, on_accept_retry, s);
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                log_error("http", "accept: %s", strerror(errno));
+            }
+            return;
+        }
+        /* On failure (its own limits: per-IP, memory) libmicrohttpd closes fd. */
+        if (MHD_add_connection(s->mhd, fd, (struct sockaddr *)&ss, sl) != MHD_YES)
+            log_debug("http", "MHD_add_connection refused a connection");
+    }
+}
+
 static void on_mhd_ready(struct loop *l, int fd, uint32_t events, void *arg)
 {
     struct server *s = arg;
@@ -942,8 +1003,8 @@ ebsd_status server_new(struct loop *l, struct config *cfg, const char *config_pa
      * on_connection); libmicrohttpd's limit must never be reached. */
     unsigned mhd_limit = cfg->max_connections * 2 + 64;
     s->mhd = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request,
-        s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET,
+        0, NULL, NULL, on_request, s, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, s, MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
@@ -963,6 +1024,9 @@ ebsd_status server_new(struct loop *l, struct config *cfg, const char *config_pa
     }
     s->mhd_epfd = di->epoll_fd;
     st = loop_add_fd(l, s->mhd_epfd, EPOLLIN, on_mhd_ready, s);
+    if (st != EBSD_OK)
+        goto fail;
+    st = loop_add_fd(l, s->listen_fd, EPOLLIN, on_accept, s);
     if (st != EBSD_OK)
         goto fail;
     loop_set_prepare(l, before_wait, s);
@@ -1009,6 +1073,10 @@ void server_free(struct server *s)
         return;
     if (s->drain_timer)
         loop_timer_stop(s->loop, s->drain_timer);
+    if (s->accept_timer)
+        loop_timer_stop(s->loop, s->accept_timer);
+    if (s->listen_fd >= 0 && !s->accept_paused)
+        loop_del_fd(s->loop, s->listen_fd);
     if (s->mhd) {
         for (struct live *lv = s->live; lv; lv = lv->next)
             if (lv->r->suspended)

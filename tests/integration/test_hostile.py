@@ -509,4 +509,33 @@ def test_connection_flood_at_global_limit_recovers():
     e.stop()
 
 
+def test_descriptor_exhaustion_pauses_accept_and_recovers():
+    import resource
+    e = Ebsd("server:\n  max_connections: 1024\n  max_connections_per_ip: 1024\n"
+             "  header_timeout_s: 2\n")
+    # Few descriptors: the flood exhausts them (EMFILE) before max_connections.
+    resource.prlimit(e.pid, resource.RLIMIT_NOFILE, (40, 40))
+    held = _idle("127.0.0.3", e.port, 60)
+    try:
+        t0 = time.time()
+        served = None
+        while time.time() - t0 < 10 * SLOW:
+            try:
+                st, _, _ = get(e.port, b"/healthz", src="127.0.0.2", timeout=3)
+                if st == 200:
+                    served = time.time() - t0
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        assert served is not None, "never served again after running out of descriptors"
+        print("    served %.2f s into a flood that exhausted the descriptor limit" % served)
+        assert any("pausing accept" in l for l in e.lines)
+    finally:
+        for s in held:
+            s.close()
+    assert e.get("/healthz")[0] == 200
+    e.stop()
+
+
 run(globals())
