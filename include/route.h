@@ -1,0 +1,65 @@
+/* route.h - ebsd's routing and query validation as pure functions (no request, no
+ * libmicrohttpd): which route a decoded path names, and the query string of a data route
+ * decoded and checked the way server.c (on_request) and volumes.c (volumes_handle) do it.
+ * Fuzzed by tests/fuzz/fuzz_route.c; api.c and volumes.c can switch to these. */
+#ifndef EBSD_ROUTE_H
+#define EBSD_ROUTE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "status.h"
+
+enum route {
+    ROUTE_NONE = 0,  /* 404 */
+    ROUTE_HEALTH,    /* /healthz */
+    ROUTE_READY,     /* /readyz */
+    ROUTE_SPEC,      /* /openapi.yaml */
+    ROUTE_METRICS,   /* /metrics */
+    ROUTE_TOTAL,     /* /volumes/total */
+    ROUTE_INSTANCE   /* /instances/{id}/volumes */
+};
+
+/* Longest instance id segment routed (api.c's idbuf); a longer one is ROUTE_NONE. */
+#define ROUTE_ID_MAX 64
+/* Longest query (keys plus values, 2 bytes each for '=' and '&') and most parameters, as
+ * server.c's SERVER_MAX_URL and SERVER_MAX_PARAMS. */
+#define ROUTE_MAX_QUERY 4096u
+#define ROUTE_MAX_PARAMS 32u
+/* Longest raw query taken (each decoded byte may be a 3-byte escape). */
+#define ROUTE_MAX_RAW_QUERY (3 * ROUTE_MAX_QUERY)
+
+/* The route of an already percent-decoded path. For ROUTE_INSTANCE the id segment (not
+ * yet validated: the caller answers 400 when ec2_instance_id_valid says no) is copied into
+ * instance_id_out, which must hold len bytes; an id that does not fit (or is ROUTE_ID_MAX
+ * bytes or longer) gives ROUTE_NONE. instance_id_out is only written for ROUTE_INSTANCE. */
+enum route route_match(const char *path, char *instance_id_out, size_t len);
+
+/* The parameters of a data route. Values point into storage: the struct must not be
+ * copied; valid while it lives. NULL when the parameter was not given; "" for "?k" or
+ * "?k=". */
+struct route_params {
+    const char *region, *detail, *mode, *timeout_ms;
+    char storage[ROUTE_MAX_RAW_QUERY + 1];
+};
+
+/* Decodes a raw query string (what follows '?'; NULL or "" for none) as libmicrohttpd does
+ * ('&' separates, the first '=' splits, '+' is a space, then ebsd's percent-decoding: "%00"
+ * becomes DEL, a malformed escape stays as it is), then applies server.c's checks in its
+ * order (length, printable ASCII, parameter count, repeated key) and volumes.c's key checks
+ * (unknown key, in query order). EBSD_OK with *out filled; EBSD_ETOOBIG (414) when longer
+ * than ROUTE_MAX_QUERY once decoded (or ROUTE_MAX_RAW_QUERY raw); the path is not counted
+ * here, as server.c counts it; EBSD_EINVAL (400) otherwise; err holds the message of the answer. */
+EBSD_MUST_CHECK ebsd_status route_parse_query(const char *raw_query, struct route_params *out,
+                                              char *err, size_t errlen);
+
+/* volumes_handle's value checks for route (ROUTE_TOTAL or ROUTE_INSTANCE), in its order:
+ * region allowed by cfg (400 InvalidRegion), detail/mode only on /volumes/total, detail is
+ * "instances", mode is "parallel" or "sequential", timeout_ms a whole number from 1 to
+ * cfg->max_timeout_ms. EBSD_OK, or EBSD_EINVAL with the error code of the answer in code
+ * ("InvalidRegion", "InvalidParameter"; codelen bytes) and its message in err. */
+EBSD_MUST_CHECK ebsd_status route_check_params(enum route r, const struct route_params *p,
+                                               const struct config *cfg, char *code,
+                                               size_t codelen, char *err, size_t errlen);
+#endif

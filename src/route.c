@@ -1,0 +1,222 @@
+/* route.c - routing and query validation as pure functions (see route.h): the same
+ * decisions api.c, server.c and volumes.c make on a live request, testable and fuzzable. */
+#include "route.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum route route_match(const char *path, char *instance_id_out, size_t len)
+{
+    static const struct {
+        const char *path;
+        enum route route;
+    } fixed[] = {
+        {"/healthz", ROUTE_HEALTH},       {"/readyz", ROUTE_READY},
+        {"/openapi.yaml", ROUTE_SPEC},    {"/metrics", ROUTE_METRICS},
+        {"/volumes/total", ROUTE_TOTAL},
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (strcmp(path, fixed[i].path) == 0)
+            return fixed[i].route;
+    if (strncmp(path, "/instances/", 11) != 0)
+        return ROUTE_NONE;
+    const char *id = path + 11;
+    const char *slash = strchr(id, '/');
+    if (!slash || strcmp(slash, "/volumes") != 0)
+        return ROUTE_NONE;
+    size_t n = (size_t)(slash - id);
+    if (n >= ROUTE_ID_MAX || n >= len)
+        return ROUTE_NONE;
+    memcpy(instance_id_out, id, n);
+    instance_id_out[n] = '\0';
+    return ROUTE_INSTANCE;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* libmicrohttpd's '+' handling, then server.c's percent-decoder, in place. */
+static void decode(char *s)
+{
+    for (char *p = s; *p; p++)
+        if (*p == '+')
+            *p = ' ';
+    char *w = s;
+    for (const char *p = s; *p; p++) {
+        int hi, lo;
+        if (p[0] == '%' && (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0) {
+            int b = hi * 16 + lo;
+            *w++ = b ? (char)b : 0x7f;
+            p += 2;
+        } else {
+            *w++ = *p;
+        }
+    }
+    *w = '\0';
+}
+
+static bool printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            return false;
+    return true;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (!errlen)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+ebsd_status route_parse_query(const char *raw_query, struct route_params *out, char *err,
+                              size_t errlen)
+{
+    struct route_params *p = out;
+    const char *keys[ROUTE_MAX_PARAMS], *vals[ROUTE_MAX_PARAMS];
+    size_t nparams = 0, total = 0;
+    bool bad = false;
+    const char *dup = NULL;
+
+    p->region = p->detail = p->mode = p->timeout_ms = NULL;
+    p->storage[0] = '\0';
+    if (errlen)
+        err[0] = '\0';
+    if (!raw_query || !*raw_query)
+        return EBSD_OK;
+    /* The raw query is at most three times its decoded keys and values. */
+    size_t rawlen = strlen(raw_query);
+    if (rawlen > ROUTE_MAX_RAW_QUERY) {
+        set_err(err, errlen, "the URL is longer than %u bytes", ROUTE_MAX_QUERY);
+        return EBSD_ETOOBIG;
+    }
+    memcpy(p->storage, raw_query, rawlen + 1);
+
+    /* Split as libmicrohttpd's MHD_parse_arguments_ does: a segment without '=' is a key
+     * with no value; an empty trailing segment is no parameter. */
+    char *args = p->storage;
+    while (args && *args) {
+        char *amper = strchr(args, '&');
+        if (amper)
+            *amper++ = '\0';
+        char *equals = strchr(args, '=');
+        if (equals)
+            *equals++ = '\0';
+        decode(args);
+        if (equals)
+            decode(equals);
+        total += strlen(args) + (equals ? strlen(equals) : 0) + 2;
+        if (!printable(args) || (equals && !printable(equals)))
+            bad = true;
+        for (size_t i = 0; i < nparams && i < ROUTE_MAX_PARAMS && !dup; i++)
+            if (strcmp(keys[i], args) == 0)
+                dup = keys[i];
+        if (nparams < ROUTE_MAX_PARAMS) {
+            keys[nparams] = args;
+            vals[nparams] = equals ? equals : args + strlen(args); /* "" in storage */
+        }
+        nparams++;
+        args = amper;
+    }
+    /* server.c's checks, in its order. */
+    if (total > ROUTE_MAX_QUERY) {
+        set_err(err, errlen, "the URL is longer than %u bytes", ROUTE_MAX_QUERY);
+        return EBSD_ETOOBIG;
+    }
+    if (bad) {
+        set_err(err, errlen, "%s",
+                "the path and query must be printable ASCII once percent-decoded "
+                "(no NUL, control or non-ASCII bytes)");
+        return EBSD_EINVAL;
+    }
+    if (nparams > ROUTE_MAX_PARAMS) {
+        set_err(err, errlen, "more than %u query parameters", ROUTE_MAX_PARAMS);
+        return EBSD_EINVAL;
+    }
+    if (dup) {
+        set_err(err, errlen, "query parameter '%.48s' is given more than once", dup);
+        return EBSD_EINVAL;
+    }
+    /* volumes.c's collect_param: known keys only. */
+    for (size_t i = 0; i < nparams; i++) {
+        const char **slot = strcmp(keys[i], "region") == 0       ? &p->region
+                            : strcmp(keys[i], "detail") == 0     ? &p->detail
+                            : strcmp(keys[i], "mode") == 0       ? &p->mode
+                            : strcmp(keys[i], "timeout_ms") == 0 ? &p->timeout_ms
+                                                                 : NULL;
+        if (!slot) {
+            set_err(err, errlen, "unknown query parameter '%.48s'", keys[i]);
+            p->region = p->detail = p->mode = p->timeout_ms = NULL;
+            return EBSD_EINVAL;
+        }
+        *slot = vals[i];
+    }
+    return EBSD_OK;
+}
+
+static ebsd_status refuse(char *code, size_t codelen, const char *c)
+{
+    if (codelen)
+        snprintf(code, codelen, "%s", c);
+    return EBSD_EINVAL;
+}
+
+ebsd_status route_check_params(enum route r, const struct route_params *p,
+                               const struct config *cfg, char *code, size_t codelen, char *err,
+                               size_t errlen)
+{
+    if (codelen)
+        code[0] = '\0';
+    if (errlen)
+        err[0] = '\0';
+    const char *region = p->region ? p->region : cfg->regions[0];
+    if (!config_region_allowed(cfg, region)) {
+        if (errlen)
+            snprintf(err, errlen, "region '%.32s' is not one this service is configured for",
+                     strlen(region) < 32 ? region : "(too long)");
+        return refuse(code, codelen, "InvalidRegion");
+    }
+    if (r == ROUTE_INSTANCE) {
+        if (p->detail || p->mode) {
+            set_err(err, errlen, "'%s' applies to /volumes/total only",
+                    p->detail ? "detail" : "mode");
+            return refuse(code, codelen, "InvalidParameter");
+        }
+    } else {
+        if (p->detail && strcmp(p->detail, "instances") != 0) {
+            set_err(err, errlen, "%s", "detail takes the value 'instances'");
+            return refuse(code, codelen, "InvalidParameter");
+        }
+        if (p->mode && strcmp(p->mode, "sequential") != 0 && strcmp(p->mode, "parallel") != 0) {
+            set_err(err, errlen, "%s", "mode takes the value 'parallel' or 'sequential'");
+            return refuse(code, codelen, "InvalidParameter");
+        }
+    }
+    if (p->timeout_ms) {
+        char *end;
+        long v = strtol(p->timeout_ms, &end, 10);
+        if (!*p->timeout_ms || *end || v < 1 || v > (long)cfg->max_timeout_ms) {
+            if (errlen)
+                snprintf(err, errlen, "timeout_ms must be a whole number from 1 to %u",
+                         cfg->max_timeout_ms);
+            return refuse(code, codelen, "InvalidParameter");
+        }
+    }
+    return EBSD_OK;
+}
