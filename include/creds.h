@@ -48,4 +48,15 @@ bool creds_parse_time(const char *s, time_t *out);
  * EBSD_EINVAL with *err filled for a refused URL. Exposed for tests. */
 EBSD_MUST_CHECK ebsd_status creds_container_url(char **url, struct creds_error *err);
 
+/* Parses the JSON credentials answer of the container endpoints and of IMDS (what the chain
+ * does with their bodies; exposed for tests and fuzzers). source names the source in *err
+ * and out->source ("container", "imds"); token_required: Token and Expiration must be
+ * present (IMDS). EBSD_OK with *out filled; EBSD_EPARSE (not a JSON object, a field
+ * missing, a bad Expiration), EBSD_EUPSTREAM (Code other than "Success"), EBSD_EAUTH (an
+ * empty key), EBSD_ETOOBIG (a field too long for struct creds). body need not be
+ * NUL-terminated. */
+EBSD_MUST_CHECK ebsd_status creds_parse_json(const char *source, const char *body, size_t len,
+                                             bool token_required, struct creds *out,
+                                             struct creds_error *err);
+
 #endif

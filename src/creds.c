@@ -590,6 +590,12 @@ out:
     return st;
 }
 
+ebsd_status creds_parse_json(const char *source, const char *body, size_t len,
+                             bool token_required, struct creds *out, struct creds_error *err)
+{
+    return parse_creds_json(source, body, len, token_required, out, err);
+}
+
 static void wipe_response(struct httpc_response *r)
 {
     if (r->body.data)
