@@ -24,7 +24,7 @@ import soak  # noqa: E402
 DURATION = 20 if SANITIZE else 35
 CONCURRENCY = 4 if SANITIZE else 10
 FD_MARGIN = 2
-RSS_MARGIN_KIB = 3072 if not SANITIZE else 16384
+RSS_MARGIN_KIB = 3072
 STARVED = 0.05  # ebsd runnable but not running for more than 5 % of the soak
 
 
@@ -45,7 +45,12 @@ def test_soak_with_faults():
                                   [p[:300] for p in soft]), flush=True)
     if abs(s["fd1"] - s["fd0"]) > FD_MARGIN:
         problems.append("descriptors %d at start, %d at the end" % (s["fd0"], s["fd1"]))
-    if s["rss1"] > s["rss0"] + RSS_MARGIN_KIB:
+    if SANITIZE:
+        # ASan keeps freed memory in its quarantine (up to 256 MiB), so VmRSS grows by
+        # design there; LeakSanitizer checks leaks at exit instead.
+        print("NOTE: VmRSS not judged under ASan (quarantine): %d -> %d KiB"
+              % (s["rss0"], s["rss1"]))
+    elif s["rss1"] > s["rss0"] + RSS_MARGIN_KIB:
         problems.append("VmRSS %d KiB at start, %d KiB at the end" % (s["rss0"], s["rss1"]))
     # The load must really have exercised the paths.
     by = s["by"]
