@@ -448,13 +448,18 @@ def main():
     ap.add_argument("--latency-ms", type=int, default=15)
     ap.add_argument("--jitter-ms", type=int, default=25)
     ap.add_argument("--rss-margin-kib", type=int, default=4096)
+    ap.add_argument("--ebsd-nice", type=int, default=None,
+                    help="run ebsd under nice -n N (e.g. -10 on a shared, loaded machine, to "
+                         "tell ebsd's own lateness from CPU starvation; needs root)")
     a = ap.parse_args()
     faults = dict(p_500=a.p_500, p_503=a.p_503, p_hang=a.p_hang, p_truncate=a.p_truncate,
                   p_malformed=a.p_malformed, p_reset=a.p_reset, rate_bucket=a.rate_bucket,
                   rate_refill=a.rate_refill, latency_ms=a.latency_ms, jitter_ms=a.jitter_ms)
     res = run_soak(duration=a.duration, concurrency=a.concurrency, instances=a.instances,
                    warmup=a.warmup, seed=a.seed, faults=faults, rate_limit=a.rate_limit,
-                   sighup_at=a.duration / 2)
+                   sighup_at=a.duration / 2,
+                   ebsd_wrapper=(["nice", "-n", str(a.ebsd_nice)] if a.ebsd_nice is not None
+                                 else None))
     problems, s = check(res)
     if abs(s["fd1"] - s["fd0"]) > 2:
         problems.append("descriptors %d -> %d" % (s["fd0"], s["fd1"]))
