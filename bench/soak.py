@@ -366,6 +366,14 @@ def check(res):
         problems.append("zombies lingered: %s" % sorted(res["zombies"]))
     if res["kids1"]:
         problems.append("children left 1 s after the load: %s" % res["kids1"])
+    # A worker that crashes (or trips ASan/UBSan) fails its request with 502 ChildFailed,
+    # which the status check alone would let through.
+    crashy = [l for l in res["ebsd"].lines
+              if "ChildFailed" in l or "Sanitizer" in l or "runtime error" in l]
+    crashy += [r[6].decode("utf-8", "replace") for r in load.results if b"ChildFailed" in r[6]]
+    if crashy:
+        problems.append("%d worker failures / sanitizer reports, e.g. %s"
+                        % (len(crashy), [c[:300] for c in crashy[:5]]))
     # Access log: one line per answered request; at most one per leaver (499).
     missing = [r[4] for r in load.results if len(acc.get(r[4], [])) != 1]
     if missing:
