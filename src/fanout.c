@@ -875,6 +875,13 @@ static int cmp_vol(const void *a, const void *b)
     return strcmp(((const struct vol *)a)->id, ((const struct vol *)b)->id);
 }
 
+/* qsort and bsearch may not be given a NULL base, even with no elements. */
+static void sort_items(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+    if (n > 1)
+        qsort(base, n, size, cmp);
+}
+
 static bool attach_counts(const char *state)
 {
     return strcmp(state, "attached") == 0 || strcmp(state, "attaching") == 0 ||
@@ -883,8 +890,8 @@ static bool attach_counts(const char *state)
 
 static cJSON *aggregate_total(struct fanout_job *job)
 {
-    qsort(job->inst, job->ninst, sizeof *job->inst, cmp_inst);
-    qsort(job->vols, job->nvols, sizeof *job->vols, cmp_vol);
+    sort_items(job->inst, job->ninst, sizeof *job->inst, cmp_inst);
+    sort_items(job->vols, job->nvols, sizeof *job->vols, cmp_vol);
     int64_t total = 0;
     size_t nvol = 0;
     for (size_t i = 0; i < job->nvols; i++) {
@@ -897,7 +904,8 @@ static cJSON *aggregate_total(struct fanout_job *job)
                 continue;
             struct inst key;
             snprintf(key.id, sizeof key.id, "%s", v->attach[k].instance_id);
-            struct inst *in = bsearch(&key, job->inst, job->ninst, sizeof *job->inst, cmp_inst);
+            struct inst *in = job->ninst ? bsearch(&key, job->inst, job->ninst,
+                                                   sizeof *job->inst, cmp_inst) : NULL;
             if (!in)
                 continue;
             in->nvol++;
@@ -929,7 +937,7 @@ static cJSON *aggregate_total(struct fanout_job *job)
 
 static cJSON *aggregate_instance(struct fanout_job *job)
 {
-    qsort(job->vols, job->nvols, sizeof *job->vols, cmp_vol);
+    sort_items(job->vols, job->nvols, sizeof *job->vols, cmp_vol);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "instance_id", job->q.instance_id);
     cJSON_AddStringToObject(o, "region", job->q.region);
