@@ -490,7 +490,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     cJSON_AddStringToObject(f, "request_id", r->id);
     cJSON_AddStringToObject(f, "method", r->method);
     cJSON_AddStringToObject(f, "path", r->path);
-    cJSON_AddNumberToObject(f, "status", r->queued ? r->status : 0);
+    cJSON_AddNumberToObject(f, "status", r->queued ? r->status : 499);  /* 499: the client left first (as nginx logs it) */
     cJSON_AddNumberToObject(f, "bytes", r->queued ? (double)r->resp_len : 0);
     cJSON_AddNumberToObject(f, "duration_ms", (double)(long)(duration_ms * 100) / 100.0);
     cJSON_AddStringToObject(f, "client", r->client);
