@@ -18,6 +18,9 @@ void log_msg(enum log_level lvl, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* One event with extra fields; takes ownership of fields (a cJSON object, may be NULL). */
 void log_fields(enum log_level lvl, const char *event, cJSON *fields);
+/* Like log_fields, but written whatever the level: start-up notices ("listening") that
+ * supervisors and tests wait for. */
+void log_always(const char *event, cJSON *fields);
 /* A line written as is (Lambda-style REPORT lines are tab-separated text). */
 void log_line(const char *line);
 

@@ -221,42 +221,65 @@ static ebsd_status put_volumes(int fd, const struct ec2_volume_page *p)
     return put_json(fd, F_VOLUMES, a);
 }
 
+/* Pagination state: the token to send next and the one sent before it. */
+struct pager {
+    char *token;
+    char *prev;
+};
+
+/* Moves to the page after one that returned next (NULL: it was the last). Returns true if
+ * there is another page to fetch; false at the end, or with *st = EBSD_EUPSTREAM when EC2
+ * repeats the token it was just sent (a loop that would never end). */
+static bool advance_token(struct pager *pg, const char *next, struct ec2_error *err,
+                          ebsd_status *st)
+{
+    free(pg->prev);
+    pg->prev = pg->token;
+    pg->token = next ? xstrdup(next) : NULL;
+    if (!pg->token)
+        return false;
+    if (pg->prev && strcmp(pg->prev, pg->token) == 0) {
+        snprintf(err->message, sizeof err->message, "EC2 repeated a pagination token");
+        *st = EBSD_EUPSTREAM;
+        return false;
+    }
+    return true;
+}
+
+static void pager_free(struct pager *pg)
+{
+    free(pg->token);
+    free(pg->prev);
+}
+
 static ebsd_status child_volumes(int fd, struct ec2_client *c, const char *const *ids, size_t n,
                                  int64_t deadline, struct ec2_error *err)
 {
-    char *token = NULL, *prev = NULL;
+    struct pager pg = {0};
     ebsd_status st = EBSD_OK;
     for (;;) {
         struct ec2_volume_page p = {0};
-        st = ec2_describe_volumes(c, ids, n, token, deadline, &p, err);
+        st = ec2_describe_volumes(c, ids, n, pg.token, deadline, &p, err);
         if (st != EBSD_OK)
             break;
         st = put_volumes(fd, &p);
-        free(prev);
-        prev = token;
-        token = p.next_token ? xstrdup(p.next_token) : NULL;
+        bool more = st == EBSD_OK && advance_token(&pg, p.next_token, err, &st);
         ec2_volume_page_free(&p);
-        if (st != EBSD_OK || !token)
+        if (!more)
             break;
-        if (prev && strcmp(prev, token) == 0) {
-            snprintf(err->message, sizeof err->message, "EC2 repeated a pagination token");
-            st = EBSD_EUPSTREAM;
-            break;
-        }
     }
-    free(token);
-    free(prev);
+    pager_free(&pg);
     return st;
 }
 
 static ebsd_status child_list(int fd, struct ec2_client *c, bool sequential, int64_t deadline,
                               struct ec2_error *err)
 {
-    char *token = NULL, *prev = NULL;
+    struct pager pg = {0};
     ebsd_status st = EBSD_OK;
     for (;;) {
         struct ec2_instance_page p = {0};
-        st = ec2_describe_instances(c, NULL, 0, token, deadline, &p, err);
+        st = ec2_describe_instances(c, NULL, 0, pg.token, deadline, &p, err);
         if (st != EBSD_OK)
             break;
         st = put_instances(fd, &p);
@@ -267,20 +290,12 @@ static ebsd_status child_list(int fd, struct ec2_client *c, bool sequential, int
                 st = child_volumes(fd, c, &one, 1, deadline, err);
             }
         }
-        free(prev);
-        prev = token;
-        token = p.next_token ? xstrdup(p.next_token) : NULL;
+        bool more = st == EBSD_OK && advance_token(&pg, p.next_token, err, &st);
         ec2_instance_page_free(&p);
-        if (st != EBSD_OK || !token)
+        if (!more)
             break;
-        if (prev && strcmp(prev, token) == 0) {
-            snprintf(err->message, sizeof err->message, "EC2 repeated a pagination token");
-            st = EBSD_EUPSTREAM;
-            break;
-        }
     }
-    free(token);
-    free(prev);
+    pager_free(&pg);
     return st;
 }
 

@@ -43,12 +43,21 @@ void log_line(const char *line)
     fflush(stdout);
 }
 
+static void emit(enum log_level lvl, const char *event, cJSON *fields);
+
 void log_fields(enum log_level lvl, const char *event, cJSON *fields)
 {
     if (lvl < g_min) {
         cJSON_Delete(fields);
         return;
     }
+    emit(lvl, event, fields);
+}
+
+void log_always(const char *event, cJSON *fields) { emit(LOGL_INFO, event, fields); }
+
+static void emit(enum log_level lvl, const char *event, cJSON *fields)
+{
     char ts[40];
     clock_format_rfc3339(clock_wall_ms(), ts, sizeof ts);
     if (g_format == LOG_FORMAT_JSON) {

@@ -1052,7 +1052,7 @@ ebsd_status server_run(struct server *s)
     cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "url", url);
     cJSON_AddNumberToObject(f, "pid", (double)getpid());
-    log_fields(LOGL_INFO, "listening", f);
+    log_always("listening", f);
     notify(sdnotify_ready());
     ebsd_status st = loop_run(s->loop);
     if (!s->draining)

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Cached GET /volumes/total under wrk on loopback (keep-alive, 50 connections), next to
+nginx (one worker) serving the same JSON bytes as a static file, in one run.
+Prints a Markdown table of requests/s, p50 and p99.
+
+Usage: bench/cached_wrk.py [--duration 10] [--connections 50] [--threads 2] [--rounds 3]
+Needs wrk and nginx (Debian packages wrk, nginx-light) and a build."""
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+os.environ.setdefault("EBSD_BIN", os.path.join(ROOT, "build", "ebsd"))
+os.environ.setdefault("EC2SIM_BIN", os.path.join(ROOT, "build", "tools", "ec2sim", "ec2sim"))
+from harness import Ebsd, Sim  # noqa: E402
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wrk(url, a):
+    out = subprocess.run(["wrk", "-t%d" % a.threads, "-c%d" % a.connections, "-d%ds" % a.duration,
+                          "--latency", url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def pct(p):
+        m = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s)\s*$" % p, out, re.M)
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000.0 if unit == "us" else v * 1000.0 if unit == "s" else v
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, pct(50), pct(99), int(errors.group(1)) if errors else 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    a = ap.parse_args()
+    for tool in ("wrk", "nginx"):
+        if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
+            sys.exit("%s is missing: apt-get install wrk nginx-light" % tool)
+
+    sim = Sim("--instances", "1000", "--seed", "42")
+    e = Ebsd(config="routes:\n  volumes_total:\n    cache_ttl_s: 3600\nlog:\n  level: warn\n", sim=sim)
+    st, _, body = e.get("/volumes/total")
+    assert st == 200
+    tmp = tempfile.mkdtemp(prefix="ebsd-bench-")
+    with open(os.path.join(tmp, "total.json"), "wb") as f:
+        f.write(body)
+    port = free_port()
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("""daemon off; worker_processes 1; pid %(t)s/nginx.pid; error_log %(t)s/error.log;
+events { worker_connections 1024; }
+http { access_log off; keepalive_requests 1000000;
+  types { application/json json; }
+  server { listen 127.0.0.1:%(p)d; root %(t)s;
+    location = /volumes/total { default_type application/json; try_files /total.json =404; } } }
+""" % {"t": tmp, "p": port})
+    ngx = subprocess.Popen(["nginx", "-c", conf, "-p", tmp], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    try:
+        results = {"ebsd": [], "nginx": []}
+        for _ in range(a.rounds):  # interleaved rounds, so both see the same machine noise
+            results["ebsd"].append(wrk("http://127.0.0.1:%d/volumes/total" % e.port, a))
+            results["nginx"].append(wrk("http://127.0.0.1:%d/volumes/total" % port, a))
+        print("| server | requests/s (median of %d) | p50 | p99 | non-2xx |" % a.rounds)
+        print("|---|---:|---:|---:|---:|")
+        med = {}
+        for name, rs in results.items():
+            rs.sort(key=lambda r: r[0])
+            r = rs[len(rs) // 2]
+            med[name] = r[0]
+            print("| %s | %.0f | %.3f ms | %.3f ms | %d |" % (name, r[0], r[1], r[2], r[3]))
+        print("\nebsd / nginx requests/s: %.2f (body %d bytes, %d connections, %d s, wrk -t%d)" % (
+            med["ebsd"] / med["nginx"], len(body), a.connections, a.duration, a.threads))
+    finally:
+        ngx.terminate()
+        ngx.wait()
+        e.stop()
+        sim.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Cold GET /volumes/total, side by side on one simulated fleet: ebsd parallel, ebsd
+sequential (?mode=sequential), and the seed article's two Python strategies (boto3), for
+several fleet sizes and simulated EC2 latencies. Prints a Markdown table.
+
+Usage: bench/cold_total.py [--sizes 100,1000,10000] [--latencies 20,50] [--repeat 3]
+                           [--seed-max 1000] [--seq-max 1000]
+Needs a build (build/ebsd, build/tools/ec2sim/ec2sim) and Debian's python3-boto3.
+Only loopback traffic; every process it starts is stopped at exit."""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+os.environ.setdefault("EBSD_BIN", os.path.join(ROOT, "build", "ebsd"))
+os.environ.setdefault("EC2SIM_BIN", os.path.join(ROOT, "build", "tools", "ec2sim", "ec2sim"))
+from harness import Ebsd, Sim, sim_env  # noqa: E402
+
+# The simulated EC2 does not throttle, so neither does ebsd here; everything else is default.
+CONFIG = "ec2:\n  rate_limit: 0\n"
+
+
+def calls(sim):
+    return sum(sim.stats()["calls"].values())
+
+
+def vm_hwm_mb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def run_ebsd(e, sim, mode, repeat):
+    times, ncalls, mem = [], [], []
+    for _ in range(repeat):
+        before = calls(sim)
+        t0 = time.time()
+        st, _, doc = e.get_json("/volumes/total?mode=%s&timeout_ms=29000" % mode,
+                                headers={"Cache-Control": "no-cache"}, timeout=120)
+        times.append(time.time() - t0)
+        assert st == 200, doc
+        ncalls.append(calls(sim) - before)
+        line = e.wait_line(lambda l: l.startswith("REPORT RequestId: " + doc["request_id"]))
+        child_mb = int(line.split("Max Memory Used: ")[1].split(" MB")[0])
+        mem.append(vm_hwm_mb(e.pid) + child_mb)
+    return statistics.median(times), statistics.median(ncalls), max(mem), doc["total_gib"]
+
+
+def run_seed(sim, mode):
+    before = calls(sim)
+    env = sim_env(sim)
+    r = subprocess.run(["/usr/bin/python3", os.path.join(HERE, "seed_lambda.py"), mode, sim.url],
+                       env=env, capture_output=True, text=True, timeout=3600)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr[-2000:])
+    doc = json.loads(r.stdout.strip().splitlines()[-1])
+    return doc["seconds"], calls(sim) - before, doc["peak_rss_mb"], doc["total_gib"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="100,1000,10000")
+    ap.add_argument("--latencies", default="20,50")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--seed-max", type=int, default=1000,
+                    help="largest fleet the seed's strategies run on (they fork one process "
+                         "per instance / make one call per instance)")
+    ap.add_argument("--seq-max", type=int, default=1000,
+                    help="largest fleet ebsd's sequential mode runs on")
+    a = ap.parse_args()
+    rows = []
+    print("| instances | EC2 latency | strategy | cold time | × latency | EC2 calls | peak memory | vs ebsd parallel |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|")
+    for n in [int(x) for x in a.sizes.split(",")]:
+        for lat in [int(x) for x in a.latencies.split(",")]:
+            sim = Sim("--instances", str(n), "--seed", "42", "--latency-ms", str(lat))
+            e = Ebsd(config=CONFIG, sim=sim)
+            truth = sim.truth()["total_gib"]
+            results = []
+            t, c, m, total = run_ebsd(e, sim, "parallel", a.repeat)
+            assert total == truth, (total, truth)
+            base = t
+            results.append(("ebsd parallel", t, c, m))
+            # one call after another must fit in routes.max_timeout_ms (29 s)
+            if n <= a.seq_max and n * (lat + 5) < 27000:
+                t, c, m, total = run_ebsd(e, sim, "sequential", 1)
+                assert total == truth
+                results.append(("ebsd sequential", t, c, m))
+            if n <= a.seed_max:
+                for mode in ("sequential", "parallel"):
+                    t, c, m, _ = run_seed(sim, mode)
+                    results.append(("seed %s (Python)" % mode, t, c, m))
+            for name, t, c, m in results:
+                print("| %d | %d ms | %s | %.3f s | %.1f | %d | %.0f MB | %.1f× |" % (
+                    n, lat, name, t, t * 1000.0 / lat, c, m, t / base), flush=True)
+            e.stop()
+            sim.stop()
+
+
+if __name__ == "__main__":
+    main()
