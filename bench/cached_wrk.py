@@ -60,6 +60,7 @@ def main():
     st, _, body = e.get("/volumes/total")
     assert st == 200
     tmp = tempfile.mkdtemp(prefix="ebsd-bench-")
+    os.chmod(tmp, 0o755)  # nginx's worker runs unprivileged and must read the file
     with open(os.path.join(tmp, "total.json"), "wb") as f:
         f.write(body)
     port = free_port()
@@ -80,6 +81,8 @@ http { access_log off; keepalive_requests 1000000;
         for _ in range(a.rounds):  # interleaved rounds, so both see the same machine noise
             results["ebsd"].append(wrk("http://127.0.0.1:%d/volumes/total" % e.port, a))
             results["nginx"].append(wrk("http://127.0.0.1:%d/volumes/total" % port, a))
+        if any(r[3] for rs in results.values() for r in rs):
+            sys.exit("a server answered non-2xx responses: the comparison is invalid")
         print("| server | requests/s (median of %d) | p50 | p99 | non-2xx |" % a.rounds)
         print("|---|---:|---:|---:|---:|")
         med = {}
