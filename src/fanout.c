@@ -1143,6 +1143,20 @@ void fanout_init(struct loop *l, const struct config *cfg)
     schedule();
 }
 
+/* Frees a task at shutdown, and its job once no task refers to it (nobody waits any more). */
+static void task_drop(struct task *t)
+{
+    struct fanout_job *job = t->job;
+    free(t->ids);
+    free(t);
+    if (job) {
+        job->tasks--;
+        job->finished = true;
+        job->done = NULL;
+        job_release(job);
+    }
+}
+
 void fanout_shutdown(void)
 {
     for (struct task *t = g.running; t; t = t->next)
@@ -1167,8 +1181,7 @@ void fanout_shutdown(void)
                     close(t->fd);
                 }
                 frame_reader_free(&t->rd);
-                free(t->ids);
-                free(t);
+                task_drop(t);
                 continue;
             }
             pp = &t->next;
@@ -1179,8 +1192,7 @@ void fanout_shutdown(void)
     while (g.queue_head) {
         struct task *t = g.queue_head;
         g.queue_head = t->next;
-        free(t->ids);
-        free(t);
+        task_drop(t);
     }
     g.queue_tail = NULL;
     if (g.creds_timer)
