@@ -610,29 +610,35 @@ static ebsd_status envelope_result(struct px *x, struct ec2_error *err)
     return EBSD_EUPSTREAM;
 }
 
+/* Parses one Describe document into x (caller frees x with px_free). EBSD_OK when x holds
+ * the document's items; otherwise the parse failure or EC2's error envelope, with *err set. */
+static ebsd_status parse_describe(struct px *x, enum doc_kind doc, const char *xml, size_t len,
+                                  struct ec2_error *err)
+{
+    if (err)
+        memset(err, 0, sizeof *err);
+    px_run(x, doc, xml, len);
+    if (x->st != EBSD_OK) {
+        parse_failed(x, err);
+        return x->st;
+    }
+    if (x->root == K_ERR_ROOT)
+        return envelope_result(x, err);
+    return EBSD_OK;
+}
+
 ebsd_status ec2_parse_instances(const char *xml, size_t len, struct ec2_instance_page *out,
                                 struct ec2_error *err)
 {
-    ebsd_status st;
     struct px x;
-    if (err)
-        memset(err, 0, sizeof *err);
-    px_run(&x, DOC_INSTANCES, xml, len);
-    st = x.st;
-    if (st != EBSD_OK) {
-        parse_failed(&x, err);
-        goto out;
+    ebsd_status st = parse_describe(&x, DOC_INSTANCES, xml, len, err);
+    if (st == EBSD_OK) {
+        out->items = x.inst;
+        out->n = x.ninst;
+        out->next_token = x.next_token;
+        x.inst = NULL;
+        x.next_token = NULL;
     }
-    if (x.root == K_ERR_ROOT) {
-        st = envelope_result(&x, err);
-        goto out;
-    }
-    out->items = x.inst;
-    out->n = x.ninst;
-    out->next_token = x.next_token;
-    x.inst = NULL;
-    x.next_token = NULL;
-out:
     px_free(&x);
     return st;
 }
@@ -640,27 +646,16 @@ out:
 ebsd_status ec2_parse_volumes(const char *xml, size_t len, struct ec2_volume_page *out,
                               struct ec2_error *err)
 {
-    ebsd_status st;
     struct px x;
-    if (err)
-        memset(err, 0, sizeof *err);
-    px_run(&x, DOC_VOLUMES, xml, len);
-    st = x.st;
-    if (st != EBSD_OK) {
-        parse_failed(&x, err);
-        goto out;
+    ebsd_status st = parse_describe(&x, DOC_VOLUMES, xml, len, err);
+    if (st == EBSD_OK) {
+        out->items = x.vol;
+        out->n = x.nvol;
+        out->next_token = x.next_token;
+        x.vol = NULL;
+        x.nvol = 0;
+        x.next_token = NULL;
     }
-    if (x.root == K_ERR_ROOT) {
-        st = envelope_result(&x, err);
-        goto out;
-    }
-    out->items = x.vol;
-    out->n = x.nvol;
-    out->next_token = x.next_token;
-    x.vol = NULL;
-    x.nvol = 0;
-    x.next_token = NULL;
-out:
     px_free(&x);
     return st;
 }
