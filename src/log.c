@@ -1,8 +1,12 @@
 /* log.c - one structured line per event on stdout (see log.h). */
 #include "log.h"
 
+#include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,12 +40,50 @@ int log_format_parse(const char *s)
     return -1;
 }
 
-void log_line(const char *line)
+/* Batching (log_batch): stdout's buffer is ours and one PIPE_BUF long, and a line that
+ * would not fit flushes the batch first, so every write(2) holds whole lines and is atomic
+ * on a pipe: a worker's line (same stdout) can land between two of ours, never inside. */
+static bool g_batch;
+static char g_batch_buf[PIPE_BUF];
+static bool g_atfork_set;
+
+/* In a forked worker: lines go out at once again (a worker may be SIGKILLed at its
+ * deadline or _exit on its memory limit, and would lose a batch). */
+static void on_fork_child(void) { g_batch = false; }
+
+void log_batch(bool on)
 {
-    fputs(line, stdout);
-    fputc('\n', stdout);
     fflush(stdout);
+    if (on && !g_atfork_set) {
+        /* flush before every fork, so a child never inherits (and repeats) our batch */
+        if (pthread_atfork(log_flush, NULL, on_fork_child) != 0)
+            return; /* only ENOMEM: stay unbatched */
+        g_atfork_set = true;
+    }
+    if (on && setvbuf(stdout, g_batch_buf, _IOFBF, sizeof g_batch_buf) != 0)
+        return;
+    g_batch = on;
 }
+
+void log_flush(void)
+{
+    if (__fpending(stdout))
+        fflush(stdout);
+}
+
+static void write_line(const char *line, size_t len)
+{
+    if (g_batch && __fpending(stdout) + len + 1 > sizeof g_batch_buf)
+        fflush(stdout);
+    fwrite(line, 1, len, stdout);
+    fputc('\n', stdout);
+    if (!g_batch)
+        fflush(stdout);
+}
+
+void log_line(const char *line) { write_line(line, strlen(line)); }
+
+bool log_enabled(enum log_level lvl) { return lvl >= g_min; }
 
 static void emit(enum log_level lvl, const char *event, cJSON *fields);
 
@@ -100,8 +142,9 @@ static void emit(enum log_level lvl, const char *event, cJSON *fields)
                 free(v);
             }
         }
-        printf("%s %-5s %s%s\n", ts, level_names[lvl], event, rest ? rest : "");
-        fflush(stdout);
+        char *line = xasprintf("%s %-5s %s%s", ts, level_names[lvl], event, rest ? rest : "");
+        log_line(line);
+        free(line);
         free(rest);
     }
     cJSON_Delete(fields);

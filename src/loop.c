@@ -238,6 +238,8 @@ ebsd_status loop_run(struct loop *l)
         }
         if (wait > 60000)
             wait = 60000;
+        /* Batched log lines go out once per iteration, not once per line (log_batch). */
+        log_flush();
         int n = epoll_wait(l->epfd, evs, 64, (int)wait);
         if (n < 0) {
             if (errno == EINTR)
