@@ -6,6 +6,7 @@ at the bottom, which prints one line per test and 'N passed, N failed'.
 """
 import atexit
 import http.client
+import http.server
 import json
 import os
 import signal
@@ -139,6 +140,51 @@ class Sim(Proc):
 
     def faults(self, **kw):
         return self.post_json("/_sim/faults", kw)
+
+
+class FakeHTTP:
+    """A tiny HTTP server on 127.0.0.1, port 0, in threads (fake IMDS, container and STS
+    endpoints): route(method, path, headers, body) -> (status, content_type, body)
+    or None to hang for `hang` seconds. Records every request."""
+
+    def __init__(self, route):
+        self.route = route
+        self.requests = []
+        self.hang = 5.0
+        fake = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _any(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                fake.requests.append((self.command, self.path, dict(self.headers), body))
+                ans = fake.route(self.command, self.path, self.headers, body)
+                if ans is None:
+                    time.sleep(fake.hang)
+                    return
+                st, ctype, data = ans
+                data = data.encode() if isinstance(data, str) else data
+                self.send_response(st)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = _any
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.srv.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.srv.shutdown()
+        self.srv.server_close()
 
 
 def write_config(text, suffix=".yaml"):

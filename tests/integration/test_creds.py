@@ -5,18 +5,17 @@ directory, IMDS disabled unless a test points it at the fake, STS at the fake. N
 leaves 127.0.0.1.
 """
 import datetime
-import http.server
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import SLOW, run  # noqa: E402
+from harness import FakeHTTP as Fake  # noqa: E402
 
 TOOLS = os.environ.get("EBSD_TOOLS_DIR", "build/tests/tools")
 PROBE = os.path.join(TOOLS, "creds_probe")
@@ -33,50 +32,6 @@ def secret(tag):
 def iso(delta_s):
     t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=delta_s)
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class Fake:
-    """A tiny HTTP server: route(method, path, headers, body) -> (status, content_type, body)
-    or None to hang for `hang` seconds. Records every request."""
-
-    def __init__(self, route):
-        self.route = route
-        self.requests = []
-        self.hang = 5.0
-        fake = self
-
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def _any(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else b""
-                fake.requests.append((self.command, self.path, dict(self.headers), body))
-                ans = fake.route(self.command, self.path, self.headers, body)
-                if ans is None:
-                    time.sleep(fake.hang)
-                    return
-                st, ctype, data = ans
-                data = data.encode() if isinstance(data, str) else data
-                self.send_response(st)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_PUT = do_POST = _any
-
-        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.srv.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.srv.server_address[1]
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.srv.shutdown()
-        self.srv.server_close()
 
 
 def creds_json(ak, exp_s=3600, **over):
