@@ -6,6 +6,12 @@
  * through a signalfd; fork is safe at any moment because no other thread exists. A child:
  *   - gets every signal disposition reset to SIG_DFL and an empty signal mask (it inherits
  *     the parent's blocked mask otherwise, and SIGTERM/SIGKILL-at-deadline must work);
+ *   - before anything else, lowers its CPU priority: its nice value becomes the parent's
+ *     plus PROC_WORKER_NICE (capped at 19), so a parent woken by a deadline timer or a
+ *     client is scheduled ahead of workers busy parsing XML (with workers at the parent's
+ *     priority, a CPU-saturated machine made deadline answers hundreds of ms late;
+ *     docs/SOAK.md has the numbers). Nice weighs tasks against each other within one
+ *     cgroup (or autogroup), so in a container it orders ebsd's own processes only;
  *   - keeps only its pipe's write end (moved to descriptor 3) and 0/1/2 (for logging);
  *     everything else it inherited is closed (close_range, or /proc/self/fd as fallback);
  *   - dies with its parent (PR_SET_PDEATHSIG SIGKILL, with the getppid() race checked);
@@ -89,6 +95,13 @@ struct proc_exit {
     int64_t user_ms, sys_ms;  /* CPU time used */
     int raw_status;           /* wait status as returned by wait4 */
 };
+
+/* Nice increment of a child over its parent: at +10 a CPU-bound task weighs about a tenth
+ * of one at the parent's nice value in the kernel's fair scheduler. A build may set it
+ * (-DPROC_WORKER_NICE=0 keeps workers at the parent's priority, as before). */
+#ifndef PROC_WORKER_NICE
+#define PROC_WORKER_NICE 10
+#endif
 
 /* Forks a child that runs spec->fn (see the model above). On success fills *out; the caller
  * owns out->fd (close it after EOF) and must reap out->pid. EBSD_EBUSY if fork hit a process

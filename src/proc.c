@@ -164,8 +164,25 @@ static void child_parent_death(pid_t parent)
         _exit(PROC_EXIT_SETUP);
 }
 
+/* First thing after fork: drop below the parent's CPU priority, so that a parent woken by a
+ * deadline timer or a client runs ahead of busy workers (see proc.h). Raising one's own
+ * nice value needs no privilege; a failure leaves the child at the parent's priority,
+ * which is how ebsd ran before, so it is not fatal. */
+static void child_priority(void)
+{
+    if (PROC_WORKER_NICE <= 0)
+        return;
+    errno = 0;
+    int cur = getpriority(PRIO_PROCESS, 0);
+    if (cur == -1 && errno != 0)
+        return;
+    int want = cur + PROC_WORKER_NICE > 19 ? 19 : cur + PROC_WORKER_NICE;
+    (void)setpriority(PRIO_PROCESS, 0, want);
+}
+
 static void child_run(const struct proc_spec *spec, int wfd, pid_t parent)
 {
+    child_priority();
     child_parent_death(parent);
     child_signals();
     child_fds(wfd);

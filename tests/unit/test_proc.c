@@ -583,6 +583,32 @@ static void test_no_leaks(void)
     CHECK(waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD);
 }
 
+/* The child reports its nice value as its exit code (nice + 20, so 0..39). */
+static int child_nice(int fd, void *arg)
+{
+    errno = 0;
+    int n = getpriority(PRIO_PROCESS, 0);
+    return n == -1 && errno ? 99 : n + 20;
+}
+
+/* Workers run PROC_WORKER_NICE below the parent (capped at nice 19), from any parent nice. */
+static void test_child_priority(void)
+{
+    errno = 0;
+    int parent = getpriority(PRIO_PROCESS, 0);
+    CHECK(!(parent == -1 && errno));
+    int want = parent + PROC_WORKER_NICE > 19 ? 19 : parent + PROC_WORKER_NICE;
+    struct proc_child c;
+    struct proc_exit e;
+    CHECK(spawn(child_nice, NULL, 0, &c) == EBSD_OK);
+    CHECK_INT(proc_wait(c.pid, 5000, &e), EBSD_OK);
+    CHECK_INT(e.kind, PROC_EXIT_CODE);
+    CHECK_INT(e.code - 20, want);
+    close(c.fd);
+    /* Ours is unchanged: only the child lowered its priority. */
+    CHECK_INT(getpriority(PRIO_PROCESS, 0), parent);
+}
+
 static void test_bad_args(void)
 {
     struct proc_child c;
@@ -597,4 +623,4 @@ static void test_bad_args(void)
 TEST_MAIN(T(test_frames_and_sigchld_loop), T(test_exit_codes), T(test_crash),
           T(test_memory_limit), T(test_kill_at_deadline), T(test_garbage_from_child),
           T(test_child_fds), T(test_child_signals), T(test_dies_with_parent), T(test_cpu_limit),
-          T(test_no_leaks), T(test_bad_args))
+          T(test_no_leaks), T(test_child_priority), T(test_bad_args))
