@@ -101,7 +101,12 @@ void request_add_header(struct request *r, const char *name, const char *value)
 {
     if (r->nresp_headers >= sizeof r->resp_headers / sizeof r->resp_headers[0])
         return;
-    r->resp_headers[r->nresp_headers++] = xasprintf("%s: %s", name, value);
+    size_t nl = strlen(name), vl = strlen(value);
+    char *h = xmalloc(nl + 2 + vl + 1);
+    memcpy(h, name, nl);
+    memcpy(h + nl, ": ", 2);
+    memcpy(h + nl + 2, value, vl + 1);
+    r->resp_headers[r->nresp_headers++] = h;
 }
 
 void request_json(struct request *r, unsigned status, cJSON *obj)
@@ -236,6 +241,13 @@ static void client_address(struct request *r)
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (!ci || !ci->client_addr)
         return;
+    if (ci->client_addr->sa_family == AF_INET) {
+        /* the common case, without getnameinfo's overhead (same text) */
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)ci->client_addr;
+        if (!inet_ntop(AF_INET, &sin->sin_addr, r->client, sizeof r->client))
+            r->client[0] = '\0';
+        return;
+    }
     char host[64] = "";
     socklen_t len = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                            : sizeof(struct sockaddr_in);
@@ -350,9 +362,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->watch_fd = -1;
         r->start_us = clock_now_us();
         r->path = printable_copy(url);
-        char *m = printable_copy(method);
-        snprintf(r->method, sizeof r->method, "%s", m);
-        free(m);
+        size_t ml = strnlen(method, sizeof r->method - 1);
+        for (size_t i = 0; i < ml; i++) {
+            unsigned char c = (unsigned char)method[i];
+            r->method[i] = c < 0x20 || c > 0x7e ? '?' : (char)c;
+        }
+        r->method[ml] = '\0';
         reqid_pick(request_header(r, "X-Request-Id"), request_header(r, "X-Amzn-Trace-Id"),
                    r->id, sizeof r->id);
         client_address(r);

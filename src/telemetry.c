@@ -91,8 +91,14 @@ void telemetry_request(const char *path, unsigned status, double seconds)
 {
     if (!t.reg)
         return;
-    char st[8];
-    snprintf(st, sizeof st, "%u", status);
+    char st[8] = "???";
+    if (status >= 100 && status <= 999) { /* always, for HTTP statuses (499 included) */
+        st[0] = (char)('0' + status / 100);
+        st[1] = (char)('0' + status / 10 % 10);
+        st[2] = (char)('0' + status % 10);
+    } else {
+        snprintf(st, sizeof st, "%u", status);
+    }
     const char *route = route_of(path);
     metrics_inc(t.requests, 1, route, st);
     metrics_observe(t.latency, seconds, route);

@@ -8,6 +8,7 @@
  * without `source` and `request_id`, which are spliced in per response. */
 #include "volumes.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,19 @@ static bool etag_matches(const char *inm, const char *etag)
     return false;
 }
 
+/* source.fetched_at: every hit on an entry shows the same time, so the text is kept for
+ * the last value asked (valid until the next call). */
+static const char *fetched_at_text(int64_t wall_ms)
+{
+    static int64_t last = INT64_MIN;
+    static char text[40];
+    if (wall_ms != last) {
+        clock_format_rfc3339(wall_ms, text, sizeof text);
+        last = wall_ms;
+    }
+    return text;
+}
+
 /* Answers r from a cache view: splices source and request_id into the cached JSON. */
 static void respond_from_view(struct request *r, const struct cache_view *v, const char *label,
                               unsigned ec2_calls, unsigned children, const char *stale_reason)
@@ -158,8 +172,7 @@ static void respond_from_view(struct request *r, const struct cache_view *v, con
         request_respond(r, 304, xstrdup(""), 0, "application/json");
         return;
     }
-    char ts[40];
-    clock_format_rfc3339(v->fetched_at_wall_ms, ts, sizeof ts);
+    const char *ts = fetched_at_text(v->fetched_at_wall_ms);
     long long duration_ms = (clock_now_us() - r->start_us) / 1000;
     char tail[512];
     int n = snprintf(tail, sizeof tail,
