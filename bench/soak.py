@@ -387,6 +387,11 @@ def check(res):
     for o in leaver_lines:
         leaver_st[o.get("status")] = leaver_st.get(o.get("status"), 0) + 1
     lat = sorted(r[2] for r in results)
+    # Answers that ended at their deadline (504): how far past it they reached the client,
+    # and how far past it ebsd itself logged them (access-log duration_ms).
+    over = sorted(r[2] - r[3] for r in results if r[1] == 504)
+    srv_over = sorted(o["duration_ms"] - r[3] for r in results if r[1] == 504
+                      for o in acc.get(r[4], [])[:1] if o.get("duration_ms") is not None)
     by = {}
     for r in results:
         by.setdefault(r[0], {}).setdefault(r[1], 0)
@@ -394,6 +399,8 @@ def check(res):
     summary = dict(requests=len(results), leavers=len(leavers), leaver_status=leaver_st,
                    by=by, p50=pct(lat, 50), p99=pct(lat, 99), max=lat[-1] if lat else 0,
                    late=len(late), worst_over=max([r[2] - r[3] for r in results] or [0]),
+                   n504=len(over), over=[pct(over, p) for p in (50, 90, 99, 100)],
+                   srv_over=[pct(srv_over, p) for p in (50, 90, 99, 100)],
                    errors=len(errs), fd0=res["fd0"], fd1=res["fd1"], rss0=res["rss0"],
                    rss1=res["rss1"], zombies=len(res["zombies"]), kids_left=len(res["kids1"]),
                    max_children=res["max_children"], wall=res["wall"], rc=res["rc"],
@@ -424,6 +431,10 @@ def table(s):
         ("clients that left early", "%d (access-log statuses %s)" % (s["leavers"], s["leaver_status"])),
         ("latency p50 / p99 / max", "%.1f / %.1f / %.1f ms" % (s["p50"], s["p99"], s["max"])),
         ("late answers (> deadline + 100 ms)", "%d (worst: %+.1f ms vs deadline)" % (s["late"], s["worst_over"])),
+        ("504s: ms past the deadline at the client, p50 / p90 / p99 / max",
+         "%d: %s" % (s["n504"], " / ".join("%+.1f" % x for x in s["over"]))),
+        ("504s: ms past the deadline in ebsd's access log, p50 / p90 / p99 / max",
+         " / ".join("%+.1f" % x for x in s["srv_over"])),
         ("client errors (no answer)", str(s["errors"])),
         ("ebsd fds start / end", "%d / %d" % (s["fd0"], s["fd1"])),
         ("ebsd VmRSS start / end", "%d / %d KiB" % (s["rss0"], s["rss1"])),

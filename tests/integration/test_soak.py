@@ -5,12 +5,18 @@ instance, bad requests, health probes, clients that send a cold request and clos
 answer) runs for ~35 s in Release (~20 s at lower concurrency under Sanitize).
 
 Asserted: every answer arrives by its ?timeout_ms= deadline + 100 ms (measured by the
-client, from connect to the last body byte); only 200/304/400/404/502/503/504, and the
-statuses each kind of request may get; no client error; ebsd alive and exiting 0 on
-SIGTERM; no zombie lingering (sampled every 250 ms); no child left 1 s after the load
-stops (lateness and zombies are not judged when the machine is so loaded that ebsd's
-loop waits for a CPU more than 5 % of the time; the test prints that); descriptors and VmRSS at the end within a small margin of the warmed-up start;
-exactly one access-log line per answered request, at most one per client that left.
+client, from connect to the last body byte), with no exception for a loaded machine; only
+200/304/400/404/502/503/504, and the statuses each kind of request may get; no client error;
+ebsd alive and exiting 0 on SIGTERM; no zombie lingering (sampled every 250 ms); no child
+left 1 s after the load stops; descriptors and VmRSS at the end within a small margin of
+the warmed-up start; exactly one access-log line per answered request, at most one per
+client that left.
+
+What keeps the deadline check honest on a shared machine (docs/SOAK.md): CTest runs this
+test alone (RUN_SERIAL), and when allowed (root) the test re-runs itself in a session of
+its own and raises that session's scheduling group (autogroup nice -10) and its own nice
+value, so ebsd, ec2sim and this client get the CPU ahead of unrelated jobs. Inside that
+group ebsd's own workers still compete with its loop: that is what is judged.
 """
 import os
 import sys
@@ -25,36 +31,55 @@ DURATION = 20 if SANITIZE else 35
 CONCURRENCY = 4 if SANITIZE else 10
 FD_MARGIN = 2
 RSS_MARGIN_KIB = 3072
-STARVED = 0.05  # ebsd runnable but not running for more than 5 % of the soak
+AUTOGROUP = "/proc/self/autogroup"
+
+
+def own_session():
+    """With autogroup scheduling (CONFIG_SCHED_AUTOGROUP, and no cpu cgroup of our own),
+    the kernel shares the CPU between sessions first and weighs nice values only inside a
+    session, so os.nice alone does not help against other sessions' jobs. Re-executes this
+    test in a new session (setsid -w, which forks only when it must and passes the exit
+    status back) once; returns only in the new session, or when that is not possible."""
+    if os.environ.get("EBSD_SOAK_SESSION") or os.geteuid() != 0 or not os.path.exists(AUTOGROUP):
+        return
+    setsid = "/usr/bin/setsid"
+    if not os.path.exists(setsid):
+        return
+    os.environ["EBSD_SOAK_SESSION"] = "1"
+    sys.stdout.flush()
+    os.execv(setsid, [setsid, "-w", sys.executable] + sys.argv)
 
 
 def raise_priority():
-    """On a shared machine (fuzzers, parallel ctest) the deadlines would measure the
-    neighbours' load: when allowed (root), this process, and so ec2sim and ebsd started
-    from it, run at nice -10. Threads and children inherit it."""
+    """On a shared machine (fuzzers, other sessions) the deadlines would measure the
+    neighbours' load: when allowed (root), this session's autogroup and this process (so
+    ec2sim and ebsd started from it) get nice -10. Threads and children inherit it; ebsd's
+    workers then run at -10 + 10 = 0. Returns what was raised."""
+    done = []
+    if os.environ.get("EBSD_SOAK_SESSION"):
+        try:
+            with open(AUTOGROUP, "w") as f:
+                f.write("-10")
+            done.append("autogroup")
+        except OSError:
+            pass
     try:
         os.nice(-10)
-        return True
+        done.append("nice")
     except OSError:
-        return False
+        pass
+    return done
 
 
 def test_soak_with_faults():
-    print("priority raised (nice -10): %s" % raise_priority(), flush=True)
+    print("priority raised (-10): %s" % (raise_priority() or "no (not root)"), flush=True)
     res = soak.run_soak(duration=DURATION, concurrency=CONCURRENCY, instances=120,
                         warmup=4 if SANITIZE else 6, seed=11, sighup_at=DURATION / 2)
     problems, s = soak.check(res)
     print(soak.table(s), flush=True)
-    # A machine so loaded that ebsd's own loop waits for a CPU (run-queue time from
-    # /proc/PID/schedstat) cannot show whether ebsd keeps its deadlines: then a late answer
-    # or a zombie seen in two 250 ms samples is reported, not failed, and the rest holds.
-    starved = s["run_delay"] > STARVED * s["wall"] * 1000
-    if starved:
-        soft = [p for p in problems if "late answers" in p or "zombies lingered" in p]
-        problems = [p for p in problems if p not in soft]
-        print("NOTE: machine overloaded (load %s; ebsd waited %.1f s of %.1f s for a CPU): "
-              "not judged: %s" % (s["load1"], s["run_delay"] / 1000, s["wall"],
-                                  [p[:300] for p in soft]), flush=True)
+    # Not judged, only shown: how long ebsd's loop was runnable but not running.
+    print("ebsd's loop waited %.1f s of %.1f s for a CPU (load average %s)"
+          % (s["run_delay"] / 1000, s["wall"], s["load1"]), flush=True)
     if abs(s["fd1"] - s["fd0"]) > FD_MARGIN:
         problems.append("descriptors %d at start, %d at the end" % (s["fd0"], s["fd1"]))
     if SANITIZE:
@@ -74,4 +99,5 @@ def test_soak_with_faults():
     assert not problems, "\n".join(p[:1500] for p in problems)
 
 
+own_session()
 run(globals())
