@@ -137,6 +137,7 @@ struct filter {
     const char *name;
     const char **values;
     size_t nvalues;
+    const char **exact; /* the values sorted, when none has a wildcard (NULL otherwise) */
 };
 
 struct call {
@@ -205,8 +206,29 @@ static struct filter *filter_slot(struct call *c, long n, struct failure *e)
 static void call_free(struct call *c)
 {
     free(c->ids);
-    for (size_t i = 0; i < c->nfilters; i++)
+    for (size_t i = 0; i < c->nfilters; i++) {
         free(c->filters[i].values);
+        free(c->filters[i].exact);
+    }
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A filter of plain values (no '*', '?' or '\') is matched by binary search in a sorted copy:
+ * 50 DescribeVolumes calls of 200 attachment.instance-id values over 28,000 volumes would
+ * otherwise cost the simulator more CPU than the client it measures. The request's own order
+ * of values is kept for the page-token hash. */
+static void prepare_exact(struct filter *f)
+{
+    for (size_t i = 0; i < f->nvalues; i++)
+        if (strpbrk(f->values[i], "*?\\"))
+            return;
+    f->exact = xmalloc(f->nvalues * sizeof *f->exact);
+    memcpy(f->exact, f->values, f->nvalues * sizeof *f->exact);
+    qsort(f->exact, f->nvalues, sizeof *f->exact, cmp_str);
 }
 
 /* Sorts the request's parameters into *c; the id parameter is "InstanceId" or "VolumeId". */
@@ -288,6 +310,7 @@ static bool parse_call(const struct query *q, const char *idparam, struct call *
                  "The filter '%s' must have at least one value", c->filters[i].name);
             return false;
         }
+        prepare_exact(&c->filters[i]);
     }
     return true;
 }
@@ -323,6 +346,8 @@ static bool glob_match(const char *p, const char *s)
 
 static bool any_value(const struct filter *f, const char *s)
 {
+    if (f->exact)
+        return bsearch(&s, f->exact, f->nvalues, sizeof *f->exact, cmp_str) != NULL;
     for (size_t i = 0; i < f->nvalues; i++)
         if (glob_match(f->values[i], s))
             return true;
