@@ -46,6 +46,7 @@ struct config {
     /* fan-out */
     uint32_t max_children;     /* 32: children alive at once across all requests */
     uint32_t group_size;       /* 200: instance ids per DescribeVolumes child */
+    uint32_t list_partitions;  /* 0 (auto): DescribeInstances listers side by side */
     uint32_t queue_timeout_ms; /* 2000: wait for child capacity before 503 */
 
     /* cache */

@@ -105,6 +105,17 @@ EBSD_MUST_CHECK ebsd_status ec2_describe_instances(struct ec2_client *c, const c
                                                    struct ec2_instance_page *out,
                                                    struct ec2_error *err);
 
+/* One page of one partition of the whole listing: the instances whose id ends in a hex
+ * digit d with d % nparts == part (an instance-id filter of "*d" values; EC2 filters take
+ * '*' wildcards). nparts is 1, 2, 4, 8 or 16 and the partitions are disjoint and cover every
+ * instance, so nparts listers can page through a large fleet side by side. nparts 1 is the
+ * plain unfiltered listing. */
+EBSD_MUST_CHECK ebsd_status ec2_describe_instances_part(struct ec2_client *c, unsigned part,
+                                                        unsigned nparts, const char *next_token,
+                                                        int64_t deadline,
+                                                        struct ec2_instance_page *out,
+                                                        struct ec2_error *err);
+
 /* One page of DescribeVolumes, filtered by attachment.instance-id when nids > 0. */
 EBSD_MUST_CHECK ebsd_status ec2_describe_volumes(struct ec2_client *c,
                                                  const char *const *instance_ids, size_t nids,
@@ -155,6 +166,12 @@ EBSD_MUST_CHECK ebsd_status ec2_instances_body(const char *const *ids, size_t ni
 EBSD_MUST_CHECK ebsd_status ec2_volumes_body(const char *const *instance_ids, size_t nids,
                                              const char *next_token, int max_results,
                                              char **out);
+/* The body of a partition's page (see ec2_describe_instances_part): Filter.1.Name=
+ * instance-id with one "*d" value per hex digit of the partition; EBSD_EINVAL unless nparts
+ * is a power of two from 1 to 16 and part < nparts. */
+EBSD_MUST_CHECK ebsd_status ec2_instances_part_body(unsigned part, unsigned nparts,
+                                                    const char *next_token, int max_results,
+                                                    char **out);
 /* Percent-encodes s for a form value. Caller frees. */
 char *ec2_form_encode(const char *s);
 

@@ -18,6 +18,15 @@ char *xstrndup(const char *s, size_t n);
 /* printf into a newly allocated string; caller frees. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Growable buffers that forked children do not inherit (mmap + MADV_DONTFORK). The parent
+ * fills its frame buffers and result arrays while dozens of children are alive: in memory
+ * it shares copy-on-write with them, every first write to a page after a fork is a page
+ * fault plus a TLB shootdown, which at 10,000 instances was most of the parent's time.
+ * A child must never touch such a buffer (it is not mapped there). NULL is a valid p;
+ * sizes are rounded up to whole pages. */
+void *xprivate_realloc(void *p, size_t n);
+void xprivate_free(void *p);
+
 /* Called once in a forked child: from then on allocation failure exits with EBSD_EXIT_OOM. */
 void mem_set_child_mode(void);
 

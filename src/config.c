@@ -47,7 +47,7 @@ struct doc_server {
         *max_header_bytes, *drain_timeout_s;
 };
 struct doc_fanout {
-    uint32_t *max_children, *group_size, *queue_timeout_ms;
+    uint32_t *max_children, *group_size, *list_partitions, *queue_timeout_ms;
 };
 struct doc_cache {
     uint32_t *max_entries;
@@ -116,6 +116,7 @@ static const cyaml_schema_field_t server_fields[] = {
 static const cyaml_schema_field_t fanout_fields[] = {
     CYAML_FIELD_UINT_PTR("max_children", OPT, struct doc_fanout, max_children),
     CYAML_FIELD_UINT_PTR("group_size", OPT, struct doc_fanout, group_size),
+    CYAML_FIELD_UINT_PTR("list_partitions", OPT, struct doc_fanout, list_partitions),
     CYAML_FIELD_UINT_PTR("queue_timeout_ms", OPT, struct doc_fanout, queue_timeout_ms),
     CYAML_FIELD_END,
 };
@@ -774,6 +775,7 @@ static const struct range ranges[] = {
     R("routes.instance_volumes.cache_ttl_s", instance_volumes.cache_ttl_s, 0, 86400),
     R("fanout.max_children", max_children, 1, 1024),
     R("fanout.group_size", group_size, 1, 1000),
+    R("fanout.list_partitions", list_partitions, 0, 16),
     R("fanout.queue_timeout_ms", queue_timeout_ms, 0, 900000),
     R("cache.max_entries", cache_max_entries, 0, 10000000),
     R("cache.stale_if_error_s", stale_if_error_s, 0, 86400),
@@ -910,6 +912,7 @@ static void merge(struct config *c, const struct doc *d, bool regions_given)
     if (d->fanout) {
         SET(c->max_children, d->fanout->max_children);
         SET(c->group_size, d->fanout->group_size);
+        SET(c->list_partitions, d->fanout->list_partitions);
         SET(c->queue_timeout_ms, d->fanout->queue_timeout_ms);
     }
     if (d->cache) {
@@ -968,6 +971,7 @@ void config_defaults(struct config *c)
     c->max_timeout_ms = 29000;
     c->max_children = 32;
     c->group_size = 200;
+    c->list_partitions = 0; /* auto */
     c->queue_timeout_ms = 2000;
     c->cache_max_entries = 10000;
     c->cache_max_bytes = 67108864;

@@ -177,6 +177,33 @@ out:
     return st;
 }
 
+ebsd_status ec2_instances_part_body(unsigned part, unsigned nparts, const char *next_token,
+                                    int max_results, char **out)
+{
+    if (nparts == 0 || nparts > 16 || (nparts & (nparts - 1)) != 0 || part >= nparts)
+        return EBSD_EINVAL;
+    if (nparts == 1)
+        return ec2_instances_body(NULL, 0, next_token, max_results, out);
+    struct buf b;
+    buf_init(&b, MAX_BODY);
+    ebsd_status st = buf_puts(&b, "Action=DescribeInstances&Version=" EC2_API_VERSION
+                                  "&Filter.1.Name=instance-id");
+    unsigned n = 0;
+    for (unsigned d = part; st == EBSD_OK && d < 16; d += nparts) {
+        char key[40], value[3] = {'*', "0123456789abcdef"[d], '\0'};
+        snprintf(key, sizeof key, "Filter.1.Value.%u", ++n);
+        st = add_param(&b, key, value);
+    }
+    if (st == EBSD_OK)
+        st = buf_printf(&b, "&MaxResults=%d", clamp_page(max_results, 1000));
+    if (st == EBSD_OK && next_token && *next_token)
+        st = add_param(&b, "NextToken", next_token);
+    if (st == EBSD_OK)
+        *out = buf_steal(&b);
+    buf_free(&b);
+    return st;
+}
+
 ebsd_status ec2_volumes_body(const char *const *instance_ids, size_t nids, const char *next_token,
                              int max_results, char **out)
 {
@@ -451,6 +478,28 @@ ebsd_status ec2_describe_instances(struct ec2_client *c, const char *const *ids,
     if (st == EBSD_OK)
         *out = page;
 out:
+    free(body);
+    return st;
+}
+
+ebsd_status ec2_describe_instances_part(struct ec2_client *c, unsigned part, unsigned nparts,
+                                        const char *next_token, int64_t deadline,
+                                        struct ec2_instance_page *out, struct ec2_error *err)
+{
+    char *body = NULL;
+    struct ec2_instance_page page = {0};
+    if (err)
+        memset(err, 0, sizeof *err);
+    ebsd_status st = ec2_instances_part_body(part, nparts, next_token, c->instance_page, &body);
+    if (st != EBSD_OK) {
+        if (err)
+            snprintf(err->message, sizeof err->message, "invalid listing partition");
+        return st;
+    }
+    st = perform(c, body, &c->stats.describe_instances, effective_deadline(deadline),
+                 parse_instances_cb, &page, err);
+    if (st == EBSD_OK)
+        *out = page;
     free(body);
     return st;
 }

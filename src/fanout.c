@@ -12,6 +12,7 @@
 #include "fanout.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,6 +35,7 @@ enum task_kind { T_LIST, T_VOLUMES, T_INSTANCE, T_SEQUENTIAL, T_CREDS };
 enum frame_type { F_INSTANCES = 1, F_VOLUMES = 2, F_DONE = 3, F_ERROR = 4, F_CREDS = 5 };
 
 #define ID_LEN 24
+#define LIST_SHARE 500 /* instances per lister when the listing is split (auto) */
 #define FRAME_MAX (64u << 20)
 
 struct inst {
@@ -72,10 +74,12 @@ struct fanout_job {
     unsigned tasks;            /* queued + running tasks still referring to the job */
     unsigned children, ec2_calls;
     long max_rss_kb;
-    bool listing;              /* the lister (or sequential worker) has not sent DONE yet */
+    unsigned listing;          /* listers (or the sequential worker) yet to send DONE */
+    unsigned partitions;       /* listers the listing was split into */
     struct loop_timer *deadline_timer, *queue_timer;
     struct inst *inst;
     size_t ninst, capinst;
+    size_t dispatched;         /* instances [0, dispatched) have their volume work queued */
     struct vol *vols;
     size_t nvols, capvols;
     bool instance_seen;        /* FANOUT_INSTANCE: DescribeInstances found it */
@@ -87,6 +91,7 @@ struct task {
     struct fanout_job *job;    /* NULL for CREDS */
     char (*ids)[ID_LEN];
     size_t nids;
+    unsigned part, nparts;     /* T_LIST: this lister's share of the listing */
     int64_t deadline;
     pid_t pid;
     int fd;
@@ -101,6 +106,8 @@ static struct {
     bool ready;
     /* limits and EC2 settings, copied from the config */
     unsigned max_children, group_size, queue_timeout_ms;
+    unsigned list_partitions;  /* 0: sized from the last count; 1: never split */
+    bool partitions_off;       /* a split listing came back empty: do not split again */
     unsigned max_attempts, instance_page, volume_page;
     double rate, burst;
     char endpoint[512];
@@ -110,6 +117,7 @@ static struct {
     bool creds_refreshing;
     struct loop_timer *creds_timer;
     struct loop_timer *kick;   /* runs schedule() from the loop */
+    struct loop_timer *trim;   /* malloc_trim once a large job's memory is freed */
     /* The process-wide EC2 budget: one token per worker started (a worker makes about one
      * call; see docs/ARCHITECTURE.md), so many workers cannot multiply the rate. */
     struct ratelimit bucket;
@@ -118,6 +126,12 @@ static struct {
     struct task *running;
     unsigned nrunning, nqueued;
     struct fanout_stats stats;
+    /* Instances the last full listing of each region found: sizes the next listing's split */
+    struct {
+        char region[32];
+        size_t instances;
+    } seen[16];
+    unsigned nseen;
 } g;
 
 static void schedule(void);
@@ -181,44 +195,47 @@ static ebsd_status put_json(int fd, int type, cJSON *o)
     return st;
 }
 
+/* INSTANCES and VOLUMES frames carry arrays of the fixed-size records below, copied as they
+ * are: parent and child are the same binary, and the parent checks the length and terminates
+ * every string before use, so a corrupt frame can fail its request but never overrun. At
+ * 10,000 instances this is what keeps the parent cheap (no JSON built or parsed per item). */
 static ebsd_status put_instances(int fd, const struct ec2_instance_page *p)
 {
-    cJSON *a = cJSON_CreateArray();
+    struct inst *a = xcalloc(p->n ? p->n : 1, sizeof *a);
     for (size_t i = 0; i < p->n; i++) {
-        cJSON *it = cJSON_CreateArray();
-        cJSON_AddItemToArray(it, cJSON_CreateString(p->items[i].id));
-        cJSON_AddItemToArray(it, cJSON_CreateString(p->items[i].state));
-        cJSON_AddItemToArray(a, it);
+        snprintf(a[i].id, sizeof a[i].id, "%s", p->items[i].id);
+        snprintf(a[i].state, sizeof a[i].state, "%s", p->items[i].state);
     }
-    return put_json(fd, F_INSTANCES, a);
+    ebsd_status st = frame_write(fd, F_INSTANCES, a, p->n * sizeof *a);
+    free(a);
+    return st;
 }
 
 static ebsd_status put_volumes(int fd, const struct ec2_volume_page *p)
 {
-    cJSON *a = cJSON_CreateArray();
+    struct vol *a = xcalloc(p->n ? p->n : 1, sizeof *a);
     for (size_t i = 0; i < p->n; i++) {
         const struct ec2_volume *v = &p->items[i];
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "i", v->id);
-        cJSON_AddNumberToObject(o, "s", (double)v->size_gib);
-        cJSON_AddStringToObject(o, "t", v->type);
-        cJSON_AddNumberToObject(o, "io", v->iops);
-        cJSON_AddNumberToObject(o, "tp", v->throughput);
-        cJSON_AddStringToObject(o, "st", v->state);
-        cJSON_AddBoolToObject(o, "e", v->encrypted);
-        cJSON_AddBoolToObject(o, "m", v->multi_attach);
-        cJSON *at = cJSON_AddArrayToObject(o, "a");
-        for (size_t k = 0; k < v->nattach; k++) {
-            cJSON *x = cJSON_CreateArray();
-            cJSON_AddItemToArray(x, cJSON_CreateString(v->attach[k].instance_id));
-            cJSON_AddItemToArray(x, cJSON_CreateString(v->attach[k].device));
-            cJSON_AddItemToArray(x, cJSON_CreateString(v->attach[k].state));
-            cJSON_AddItemToArray(x, cJSON_CreateBool(v->attach[k].delete_on_termination));
-            cJSON_AddItemToArray(at, x);
+        struct vol *o = &a[i];
+        snprintf(o->id, sizeof o->id, "%s", v->id);
+        o->size_gib = v->size_gib;
+        snprintf(o->type, sizeof o->type, "%s", v->type);
+        o->iops = v->iops;
+        o->throughput = v->throughput;
+        snprintf(o->state, sizeof o->state, "%s", v->state);
+        o->encrypted = v->encrypted;
+        o->multi = v->multi_attach;
+        for (size_t k = 0; k < v->nattach && o->nattach < 4; k++) {
+            struct vattach *x = &o->attach[o->nattach++];
+            snprintf(x->instance_id, sizeof x->instance_id, "%s", v->attach[k].instance_id);
+            snprintf(x->device, sizeof x->device, "%s", v->attach[k].device);
+            snprintf(x->state, sizeof x->state, "%s", v->attach[k].state);
+            x->dot = v->attach[k].delete_on_termination;
         }
-        cJSON_AddItemToArray(a, o);
     }
-    return put_json(fd, F_VOLUMES, a);
+    ebsd_status st = frame_write(fd, F_VOLUMES, a, p->n * sizeof *a);
+    free(a);
+    return st;
 }
 
 /* Pagination state: the token to send next and the one sent before it. */
@@ -272,14 +289,17 @@ static ebsd_status child_volumes(int fd, struct ec2_client *c, const char *const
     return st;
 }
 
-static ebsd_status child_list(int fd, struct ec2_client *c, bool sequential, int64_t deadline,
+static ebsd_status child_list(int fd, struct ec2_client *c, const struct task *t,
                               struct ec2_error *err)
 {
+    bool sequential = t->kind == T_SEQUENTIAL;
+    int64_t deadline = t->deadline;
     struct pager pg = {0};
     ebsd_status st = EBSD_OK;
     for (;;) {
         struct ec2_instance_page p = {0};
-        st = ec2_describe_instances(c, NULL, 0, pg.token, deadline, &p, err);
+        st = ec2_describe_instances_part(c, t->part, t->nparts ? t->nparts : 1, pg.token,
+                                         deadline, &p, err);
         if (st != EBSD_OK)
             break;
         st = put_instances(fd, &p);
@@ -302,6 +322,10 @@ static ebsd_status child_list(int fd, struct ec2_client *c, bool sequential, int
 static int child_main(int fd, void *arg)
 {
     struct task *t = arg;
+    /* Large buffers (response bodies, parsed pages) come from fresh mappings, not from free
+     * chunks of the heap inherited from the parent: writing to those would copy every page
+     * (and, on some virtual machines, interrupt the parent's CPU for each). */
+    (void)mallopt(M_MMAP_THRESHOLD, 64 << 10);
     struct ec2_error err = {0};
     ebsd_status st;
     if (t->kind == T_CREDS) {
@@ -344,10 +368,8 @@ static int child_main(int fd, void *arg)
         ids[i] = t->ids[i];
     switch (t->kind) {
     case T_LIST:
-        st = child_list(fd, c, false, t->deadline, &err);
-        break;
     case T_SEQUENTIAL:
-        st = child_list(fd, c, true, t->deadline, &err);
+        st = child_list(fd, c, t, &err);
         break;
     case T_VOLUMES:
         st = child_volumes(fd, c, ids, n, t->deadline, &err);
@@ -409,14 +431,26 @@ static void drop_queued(struct fanout_job *job)
     }
 }
 
+static void on_trim(struct loop *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    g.trim = NULL;
+    /* Return the free pages a large result left in the heap: fewer pages for the next fork
+     * to share copy-on-write, and a resident size that comes back down. */
+    (void)malloc_trim(0);
+}
+
 static void job_free(struct fanout_job *job)
 {
+    if ((job->ninst >= 1000 || job->nvols >= 1000) && !g.trim && g.loop)
+        g.trim = loop_timer_start(g.loop, clock_now_ms(), on_trim, NULL);
     if (job->deadline_timer)
         loop_timer_stop(g.loop, job->deadline_timer);
     if (job->queue_timer)
         loop_timer_stop(g.loop, job->queue_timer);
-    free(job->inst);
-    free(job->vols);
+    xprivate_free(job->inst);
+    xprivate_free(job->vols);
     free(job);
 }
 
@@ -516,7 +550,36 @@ static void enqueue(struct fanout_job *job, enum task_kind kind, char (*ids)[ID_
     g.nqueued++;
 }
 
+/* Starts the volume work for the instances listed so far and not yet given out: full groups
+ * of group_size ids while listers are still at work (a partial group waits for more ids),
+ * and once the listing is complete whatever is left, in groups of equal size. Each group is
+ * one DescribeVolumes child, started as soon as there is capacity. */
+static void enqueue_volume_groups(struct fanout_job *job)
+{
+    size_t left = job->ninst - job->dispatched;
+    size_t per = g.group_size;
+    if (job->listing == 0 && left > 0) {
+        size_t groups = (left + g.group_size - 1) / g.group_size;
+        per = (left + groups - 1) / groups;
+    }
+    bool queued = false;
+    while (job->ninst - job->dispatched >= per ||
+           (job->listing == 0 && job->ninst > job->dispatched)) {
+        size_t i = job->dispatched;
+        size_t n = job->ninst - i < per ? job->ninst - i : per;
+        char(*ids)[ID_LEN] = xmalloc(n * ID_LEN);
+        for (size_t k = 0; k < n; k++)
+            memcpy(ids[k], job->inst[i + k].id, ID_LEN);
+        enqueue(job, T_VOLUMES, ids, n);
+        job->dispatched += n;
+        queued = true;
+    }
+    if (queued)
+        schedule();
+}
+
 static void task_done(struct task *t);
+static void listing_seen(const struct fanout_job *job);
 
 static unsigned num(const cJSON *o, const char *k)
 {
@@ -552,6 +615,75 @@ static void count_error_code(const char *code)
     }
 }
 
+#define TERMINATE(field) ((field)[sizeof(field) - 1] = '\0')
+
+/* A bool copied from a frame is read as a byte first: any other value than 0 or 1 in a bool
+ * would be undefined behaviour. */
+static void fix_bool(bool *b)
+{
+    unsigned char c;
+    memcpy(&c, b, 1);
+    *b = c != 0;
+}
+
+/* Appends an INSTANCES or VOLUMES frame's records to the job; false if the frame is not a
+ * whole number of records. */
+static bool take_records(struct task *t, int type, const char *data, size_t len)
+{
+    struct fanout_job *job = t->job;
+    if (type == F_INSTANCES) {
+        if (len % sizeof(struct inst) != 0)
+            return false;
+        size_t n = len / sizeof(struct inst);
+        if (job->ninst + n > job->capinst) {
+            job->capinst = (job->ninst + n) * 2;
+            job->inst = xprivate_realloc(job->inst, job->capinst * sizeof *job->inst);
+        }
+        for (size_t i = 0; i < n; i++) {
+            struct inst *in = &job->inst[job->ninst];
+            memcpy(in, data + i * sizeof *in, sizeof *in);
+            TERMINATE(in->id);
+            TERMINATE(in->state);
+            in->nvol = 0;
+            in->gib = 0;
+            if (in->id[0])
+                job->ninst++;
+        }
+        if (t->kind == T_INSTANCE)
+            job->instance_seen = job->ninst > 0;
+        else if (t->kind == T_LIST)
+            enqueue_volume_groups(job);
+        return true;
+    }
+    if (len % sizeof(struct vol) != 0)
+        return false;
+    size_t n = len / sizeof(struct vol);
+    if (job->nvols + n > job->capvols) {
+        job->capvols = (job->nvols + n) * 2;
+        job->vols = xprivate_realloc(job->vols, job->capvols * sizeof *job->vols);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct vol *v = &job->vols[job->nvols];
+        memcpy(v, data + i * sizeof *v, sizeof *v);
+        TERMINATE(v->id);
+        TERMINATE(v->type);
+        TERMINATE(v->state);
+        fix_bool(&v->encrypted);
+        fix_bool(&v->multi);
+        if (v->nattach > 4)
+            v->nattach = 4;
+        for (unsigned k = 0; k < v->nattach; k++) {
+            TERMINATE(v->attach[k].instance_id);
+            TERMINATE(v->attach[k].device);
+            TERMINATE(v->attach[k].state);
+            fix_bool(&v->attach[k].dot);
+        }
+        if (v->id[0])
+            job->nvols++;
+    }
+    return true;
+}
+
 static void task_on_frame(struct task *t, int type, const char *data, size_t len)
 {
     struct fanout_job *job = t->job;
@@ -573,6 +705,13 @@ static void task_on_frame(struct task *t, int type, const char *data, size_t len
     }
     if (!job || job->finished)
         return;
+    if (type == F_INSTANCES || type == F_VOLUMES) {
+        if (!take_records(t, type, data, len)) {
+            t->failed = true;
+            job_fail(job, 502, "ChildFailed", "a worker process sent a malformed result");
+        }
+        return;
+    }
     cJSON *o = cJSON_ParseWithLength(data, len);
     if (!o) {
         t->failed = true;
@@ -580,92 +719,14 @@ static void task_on_frame(struct task *t, int type, const char *data, size_t len
         return;
     }
     switch (type) {
-    case F_INSTANCES: {
-        size_t n = (size_t)cJSON_GetArraySize(o);
-        if (job->ninst + n > job->capinst) {
-            job->capinst = (job->ninst + n) * 2;
-            job->inst = xrealloc(job->inst, job->capinst * sizeof *job->inst);
-        }
-        size_t first = job->ninst;
-        const cJSON *it;
-        cJSON_ArrayForEach(it, o)
-        {
-            const cJSON *id = cJSON_GetArrayItem(it, 0), *st = cJSON_GetArrayItem(it, 1);
-            if (!cJSON_IsString(id) || !cJSON_IsString(st))
-                continue;
-            struct inst *in = &job->inst[job->ninst++];
-            memset(in, 0, sizeof *in);
-            snprintf(in->id, sizeof in->id, "%s", id->valuestring);
-            snprintf(in->state, sizeof in->state, "%s", st->valuestring);
-        }
-        if (t->kind == T_INSTANCE) {
-            job->instance_seen = job->ninst > 0;
-            break;
-        }
-        if (t->kind == T_LIST) {
-            /* volume work for this page starts while the lister fetches the next */
-            for (size_t i = first; i < job->ninst; i += g.group_size) {
-                size_t n2 = job->ninst - i < g.group_size ? job->ninst - i : g.group_size;
-                char(*ids)[ID_LEN] = xmalloc(n2 * ID_LEN);
-                for (size_t k = 0; k < n2; k++)
-                    memcpy(ids[k], job->inst[i + k].id, ID_LEN);
-                enqueue(job, T_VOLUMES, ids, n2);
-            }
-            schedule();
-        }
-        break;
-    }
-    case F_VOLUMES: {
-        size_t n = (size_t)cJSON_GetArraySize(o);
-        if (job->nvols + n > job->capvols) {
-            job->capvols = (job->nvols + n) * 2;
-            job->vols = xrealloc(job->vols, job->capvols * sizeof *job->vols);
-        }
-        const cJSON *it;
-        cJSON_ArrayForEach(it, o)
-        {
-            struct vol *v = &job->vols[job->nvols];
-            memset(v, 0, sizeof *v);
-            const cJSON *x;
-            if (!cJSON_IsString(x = cJSON_GetObjectItemCaseSensitive(it, "i")))
-                continue;
-            snprintf(v->id, sizeof v->id, "%s", x->valuestring);
-            v->size_gib = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "s"));
-            if (cJSON_IsString(x = cJSON_GetObjectItemCaseSensitive(it, "t")))
-                snprintf(v->type, sizeof v->type, "%s", x->valuestring);
-            v->iops = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "io"));
-            v->throughput = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "tp"));
-            if (cJSON_IsString(x = cJSON_GetObjectItemCaseSensitive(it, "st")))
-                snprintf(v->state, sizeof v->state, "%s", x->valuestring);
-            v->encrypted = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "e"));
-            v->multi = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "m"));
-            const cJSON *a;
-            cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(it, "a"))
-            {
-                if (v->nattach >= 4)
-                    break;
-                struct vattach *va = &v->attach[v->nattach];
-                const cJSON *e0 = cJSON_GetArrayItem(a, 0), *e1 = cJSON_GetArrayItem(a, 1),
-                            *e2 = cJSON_GetArrayItem(a, 2);
-                if (!cJSON_IsString(e0))
-                    continue;
-                snprintf(va->instance_id, sizeof va->instance_id, "%s", e0->valuestring);
-                if (cJSON_IsString(e1))
-                    snprintf(va->device, sizeof va->device, "%s", e1->valuestring);
-                if (cJSON_IsString(e2))
-                    snprintf(va->state, sizeof va->state, "%s", e2->valuestring);
-                va->dot = cJSON_IsTrue(cJSON_GetArrayItem(a, 3));
-                v->nattach++;
-            }
-            job->nvols++;
-        }
-        break;
-    }
     case F_DONE:
         t->got_done = true;
         account_stats(job, o);
-        if (t->kind == T_LIST || t->kind == T_SEQUENTIAL)
-            job->listing = false;
+        if ((t->kind == T_LIST || t->kind == T_SEQUENTIAL) && job->listing > 0) {
+            job->listing--;
+            if (t->kind == T_LIST && job->listing == 0)
+                enqueue_volume_groups(job); /* the rest, now that the listing is complete */
+        }
         break;
     case F_ERROR: {
         t->got_done = true;
@@ -1009,6 +1070,7 @@ static void job_maybe_finish(struct fanout_job *job)
         }
         res.data = aggregate_instance(job);
     } else {
+        listing_seen(job);
         res.data = aggregate_total(job);
     }
     job_deliver(job, &res);
@@ -1025,6 +1087,56 @@ static void kick(void)
 {
     if (!g.kick && g.loop)
         g.kick = loop_timer_start(g.loop, clock_now_ms(), on_kick, NULL);
+}
+
+/* ---------------------------------------------------------------- listing split */
+
+static size_t *seen_slot(const char *region, bool create)
+{
+    for (unsigned i = 0; i < g.nseen; i++)
+        if (strcmp(g.seen[i].region, region) == 0)
+            return &g.seen[i].instances;
+    if (!create)
+        return NULL;
+    unsigned i = g.nseen < sizeof g.seen / sizeof g.seen[0] ? g.nseen++ : 0;
+    snprintf(g.seen[i].region, sizeof g.seen[i].region, "%s", region);
+    g.seen[i].instances = 0;
+    return &g.seen[i].instances;
+}
+
+/* How many listers list a region: the configured number, or (auto) one per 500 instances
+ * the last listing of the region found, as a power of two up to 16; 1 the first time. One
+ * lister would page through a fleet of 10,000 one 1,000-instance page after another. */
+static unsigned list_partitions(const char *region)
+{
+    unsigned want = g.list_partitions;
+    if (g.partitions_off)
+        return 1;
+    if (want == 0) {
+        const size_t *seen = seen_slot(region, false);
+        size_t n = seen ? *seen : 0;
+        want = (unsigned)((n + LIST_SHARE - 1) / LIST_SHARE);
+        if (want > 16)
+            want = 16;
+    }
+    unsigned p = 1;
+    while (p < want && p < 16)
+        p *= 2;
+    return p;
+}
+
+/* Remembers what a complete listing found. A split listing that found nothing where the last
+ * one found instances suggests an endpoint without filter wildcards: split no more. */
+static void listing_seen(const struct fanout_job *job)
+{
+    size_t *seen = seen_slot(job->q.region, true);
+    if (job->partitions > 1 && job->ninst == 0 && *seen > 0) {
+        g.partitions_off = true;
+        log_warn("fanout", "a listing split %u ways found no instances in %s where the last "
+                 "one found %zu: listing unsplit from now on (fanout.list_partitions: 1 "
+                 "makes this the rule)", job->partitions, job->q.region, *seen);
+    }
+    *seen = job->ninst;
 }
 
 /* ---------------------------------------------------------------- public API */
@@ -1057,8 +1169,14 @@ struct fanout_job *fanout_start(const struct fanout_query *q, int64_t deadline,
         enqueue(job, T_INSTANCE, a, 1);
         enqueue(job, T_VOLUMES, b, 1);
     } else {
-        job->listing = true;
-        enqueue(job, q->sequential ? T_SEQUENTIAL : T_LIST, NULL, 0);
+        unsigned parts = q->sequential ? 1 : list_partitions(q->region);
+        job->partitions = parts;
+        job->listing = parts;
+        for (unsigned i = 0; i < parts; i++) {
+            enqueue(job, q->sequential ? T_SEQUENTIAL : T_LIST, NULL, 0);
+            g.queue_tail->part = i;
+            g.queue_tail->nparts = parts;
+        }
     }
     kick(); /* children are forked from the loop, so done never runs inside fanout_start */
     return job;
@@ -1118,6 +1236,7 @@ void fanout_init(struct loop *l, const struct config *cfg)
     g.loop = l;
     g.max_children = cfg->max_children;
     g.group_size = cfg->group_size ? cfg->group_size : 100;
+    g.list_partitions = cfg->list_partitions;
     g.queue_timeout_ms = cfg->queue_timeout_ms;
     g.max_attempts = cfg->max_attempts;
     g.instance_page = cfg->instance_page_size;
@@ -1130,6 +1249,11 @@ void fanout_init(struct loop *l, const struct config *cfg)
     snprintf(g.ca_bundle, sizeof g.ca_bundle, "%s", cfg->ca_bundle ? cfg->ca_bundle : "");
     if (!g.ready) {
         g.ready = true;
+        /* No fastbins in the parent: glibc leaves small freed chunks there unmerged, and the
+         * first large allocation in each forked child merges them all, writing to (and so
+         * copying) every heap page that holds one. After a 10,000-instance result that made
+         * every child pay tens of milliseconds of page copies. */
+        (void)mallopt(M_MXFAST, 0);
         struct creds_error ce = {0};
         if (creds_resolve(clock_now_ms() + 5000, &g.creds, &ce) == EBSD_OK) {
             g.have_creds = true;
@@ -1204,6 +1328,9 @@ void fanout_shutdown(void)
     if (g.kick)
         loop_timer_stop(g.loop, g.kick);
     g.kick = NULL;
+    if (g.trim)
+        loop_timer_stop(g.loop, g.trim);
+    g.trim = NULL;
     creds_wipe(&g.creds);
     g.have_creds = false;
     g.ready = false;

@@ -63,7 +63,7 @@ void frame_reader_set_type_check(struct frame_reader *r, frame_type_ok_fn ok) { 
 
 void frame_reader_free(struct frame_reader *r)
 {
-    free(r->buf);
+    xprivate_free(r->buf);
     r->buf = NULL;
     r->cap = r->start = r->end = 0;
 }
@@ -107,7 +107,7 @@ static bool make_room(struct frame_reader *r)
     }
     if (want > limit)
         want = limit;
-    r->buf = xrealloc(r->buf, want);
+    r->buf = xprivate_realloc(r->buf, want);
     r->cap = want;
     return true;
 }

@@ -2,9 +2,11 @@
 #include "mem.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static int child_mode;
@@ -67,4 +69,50 @@ char *xasprintf(const char *fmt, ...)
     vsnprintf(p, (size_t)n + 1, fmt, ap);
     va_end(ap);
     return p;
+}
+
+/* A private buffer is one mapping: a header holding the mapping's length, then the data. */
+#define PRIVATE_HDR 64
+
+static size_t private_len(size_t n)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (n > SIZE_MAX - PRIVATE_HDR - page)
+        oom(n);
+    return (n + PRIVATE_HDR + page - 1) / page * page;
+}
+
+void *xprivate_realloc(void *p, size_t n)
+{
+    size_t len = private_len(n);
+    char *base;
+    if (!p) {
+        base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    } else {
+        char *old = (char *)p - PRIVATE_HDR;
+        size_t oldlen;
+        memcpy(&oldlen, old, sizeof oldlen);
+        if (len <= oldlen)
+            return p;
+        base = mremap(old, oldlen, len, MREMAP_MAYMOVE);
+    }
+    if (base == MAP_FAILED)
+        oom(n);
+    /* mremap keeps the flag; set it again all the same, it costs one system call */
+    if (madvise(base, len, MADV_DONTFORK) != 0) {
+        munmap(base, len);
+        oom(n);
+    }
+    memcpy(base, &len, sizeof len);
+    return base + PRIVATE_HDR;
+}
+
+void xprivate_free(void *p)
+{
+    if (!p)
+        return;
+    char *base = (char *)p - PRIVATE_HDR;
+    size_t len;
+    memcpy(&len, base, sizeof len);
+    munmap(base, len);
 }

@@ -62,6 +62,44 @@ def test_total_10000_instances():
     check_total_matches_truth(10000, seed=5)
 
 
+def check_listing(e, sim, want_calls):
+    """A fresh total equals the truth, made with want_calls DescribeInstances calls."""
+    truth = sim.truth()
+    sim.reset()
+    st, _, doc = fresh(e, "/volumes/total?detail=instances&timeout_ms=29000")
+    assert st == 200, (st, doc)
+    validate(doc, "VolumesTotal")
+    assert doc["total_gib"] == truth["total_gib"]
+    assert doc["instance_count"] == truth["instance_count"]
+    assert doc["volume_count"] == truth["volume_count"]
+    assert {i["instance_id"]: i["total_gib"] for i in doc["instances"]} == truth["instances"]
+    calls = sim.stats()["calls"]
+    assert calls.get("DescribeInstances") == want_calls, calls
+    # every instance's volumes asked for once, in groups of at most 200 ids
+    n = truth["instance_count"]
+    assert (n + 199) // 200 <= calls.get("DescribeVolumes", 0) <= (n + 199) // 200 + 8, calls
+
+
+def test_split_listing_auto_config_and_off():
+    """A large fleet is listed by several DescribeInstances listers side by side, each on a
+    disjoint share of instance ids: sized from the last count (auto), fixed by
+    fanout.list_partitions, or never (1). The answer is the truth every time."""
+    sim = Sim("--instances", "2500", "--seed", "8")
+    e = Ebsd(sim=sim)
+    check_listing(e, sim, 3)      # no count known yet: 3 pages of 1,000, one after another
+    check_listing(e, sim, 8)      # 2,500 seen: 5 listers' worth, rounded up to 8
+    check_listing(e, sim, 8)
+    e.stop()
+    e = Ebsd(config="fanout:\n  list_partitions: 1\n", sim=sim)
+    check_listing(e, sim, 3)
+    check_listing(e, sim, 3)
+    e.stop()
+    e = Ebsd(config="fanout:\n  list_partitions: 16\n", sim=sim)
+    check_listing(e, sim, 16)
+    e.stop()
+    sim.stop()
+
+
 def test_without_detail_has_no_instances_and_conforms():
     sim = Sim("--instances", "30")
     e = Ebsd(sim=sim)

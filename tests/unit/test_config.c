@@ -87,6 +87,7 @@ static void check_defaults(const struct config *c)
     CHECK_INT(c->instance_volumes.cache_ttl_s, 60);
     CHECK_INT(c->max_children, 32);
     CHECK_INT(c->group_size, 200);
+    CHECK_INT(c->list_partitions, 0);
     CHECK_INT(c->queue_timeout_ms, 2000);
     CHECK_INT(c->cache_max_entries, 10000);
     CHECK_INT(c->cache_max_bytes, 67108864);
@@ -362,6 +363,8 @@ static void test_out_of_range(void)
                  "routes.instance_volumes.memory_mb", "value 3 out of range 4..10240");
     expect_error("fanout: {group_size: 1001}\n", EBSD_EINVAL, 1, "fanout.group_size",
                  "value 1001 out of range 1..1000");
+    expect_error("fanout:\n  list_partitions: 17\n", EBSD_EINVAL, 2, "fanout.list_partitions",
+                 "value 17 out of range 0..16");
     expect_error("server:\n  drain_timeout_s: 301\n", EBSD_EINVAL, 2, "server.drain_timeout_s",
                  "value 301 out of range 0..300");
     expect_error("listen: localhost\n", EBSD_EINVAL, 1, "listen",

@@ -126,6 +126,26 @@ static void test_bodies(void)
     CHECK_STR(b, "Action=DescribeInstances&Version=2016-11-15&MaxResults=1000");
     free(b);
 
+    /* a split listing: disjoint instance-id wildcards on the last hex digit */
+    CHECK_INT(ec2_instances_part_body(0, 1, NULL, 1000, &b), EBSD_OK);
+    CHECK_STR(b, "Action=DescribeInstances&Version=2016-11-15&MaxResults=1000");
+    free(b);
+    CHECK_INT(ec2_instances_part_body(3, 4, "t/1", 1000, &b), EBSD_OK);
+    CHECK_STR(b, "Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=instance-id"
+                 "&Filter.1.Value.1=%2A3&Filter.1.Value.2=%2A7&Filter.1.Value.3=%2Ab"
+                 "&Filter.1.Value.4=%2Af&MaxResults=1000&NextToken=t%2F1");
+    free(b);
+    CHECK_INT(ec2_instances_part_body(15, 16, NULL, 1000, &b), EBSD_OK);
+    CHECK_STR(b, "Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=instance-id"
+                 "&Filter.1.Value.1=%2Af&MaxResults=1000");
+    free(b);
+    b = NULL;
+    CHECK_INT(ec2_instances_part_body(0, 3, NULL, 1000, &b), EBSD_EINVAL);
+    CHECK_INT(ec2_instances_part_body(0, 32, NULL, 1000, &b), EBSD_EINVAL);
+    CHECK_INT(ec2_instances_part_body(0, 0, NULL, 1000, &b), EBSD_EINVAL);
+    CHECK_INT(ec2_instances_part_body(4, 4, NULL, 1000, &b), EBSD_EINVAL);
+    CHECK(b == NULL);
+
     CHECK_INT(ec2_volumes_body(NULL, 0, NULL, 0, &b), EBSD_OK);
     CHECK_STR(b, "Action=DescribeVolumes&Version=2016-11-15&MaxResults=500");
     free(b);
