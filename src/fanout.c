@@ -30,6 +30,7 @@
 #include "mem.h"
 #include "proc.h"
 #include "ratelimit.h"
+#include "sigv4.h"
 
 enum task_kind { T_LIST, T_VOLUMES, T_INSTANCE, T_SEQUENTIAL, T_CREDS };
 enum frame_type { F_INSTANCES = 1, F_VOLUMES = 2, F_DONE = 3, F_ERROR = 4, F_CREDS = 5 };
@@ -1231,6 +1232,20 @@ static void creds_schedule_refresh(void)
     g.creds_timer = loop_timer_start(g.loop, clock_now_ms() + in_ms, on_creds_timer, NULL);
 }
 
+/* Signs a dummy request once, so that OpenSSL fetches and caches SHA-256 and HMAC in the
+ * parent: otherwise every worker would do those fetches (and their allocations) again. */
+static void warm_up_crypto(void)
+{
+    const struct sigv4_header h[] = {{"Host", "ec2.us-east-1.amazonaws.com"}};
+    const struct sigv4_credentials creds = {"AKIDEXAMPLE", "warm-up", NULL};
+    const struct sigv4_request req = {"POST", "/", NULL, h, 1, "Action=DescribeInstances", 24};
+    const struct sigv4_params params = {&creds, "us-east-1", "ec2", 1440938160, true, false,
+                                        false, false};
+    struct sigv4_signed out;
+    if (sigv4_sign(&req, &params, &out) == EBSD_OK)
+        sigv4_signed_free(&out);
+}
+
 void fanout_init(struct loop *l, const struct config *cfg)
 {
     g.loop = l;
@@ -1254,6 +1269,7 @@ void fanout_init(struct loop *l, const struct config *cfg)
          * copying) every heap page that holds one. After a 10,000-instance result that made
          * every child pay tens of milliseconds of page copies. */
         (void)mallopt(M_MXFAST, 0);
+        warm_up_crypto();
         struct creds_error ce = {0};
         if (creds_resolve(clock_now_ms() + 5000, &g.creds, &ce) == EBSD_OK) {
             g.have_creds = true;
