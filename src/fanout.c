@@ -69,6 +69,7 @@ struct task;
 struct fanout_job {
     struct fanout_query q;
     int64_t deadline;
+    int64_t started_us;        /* for the debug timeline of its tasks */
     fanout_done_fn done;
     void *arg;
     bool finished;             /* done called or cancelled */
@@ -532,6 +533,19 @@ static void on_no_creds(struct loop *l, void *arg)
              "no usable AWS credentials yet; see /readyz and the log");
 }
 
+static const char *const task_names[] = {"LIST", "VOLUMES", "INSTANCE", "SEQUENTIAL", "CREDS"};
+
+/* At log level debug, each task's start and end in ms from its job's start: the timeline of a
+ * fan-out (how long the listing took, when volume work started, where the time went). */
+static void trace_task(const struct task *t, const char *what)
+{
+    if (!t->job)
+        return;
+    log_debug("fanout", "job %p: %s %s (%zu ids, share %u/%u) at +%.1f ms", (void *)t->job,
+              task_names[t->kind], what, t->nids, t->part, t->nparts,
+              (double)(clock_now_us() - t->job->started_us) / 1000.0);
+}
+
 static void enqueue(struct fanout_job *job, enum task_kind kind, char (*ids)[ID_LEN], size_t nids)
 {
     struct task *t = xcalloc(1, sizeof *t);
@@ -823,6 +837,7 @@ static void spawn(struct task *t)
     }
     t->pid = pc.pid;
     t->fd = pc.fd;
+    trace_task(t, "started");
     frame_reader_init(&t->rd, FRAME_MAX);
     t->next = g.running;
     g.running = t;
@@ -889,6 +904,7 @@ static void task_done(struct task *t)
         g.nrunning--;
     }
     struct fanout_job *job = t->job;
+    trace_task(t, "ended");
     long rss = t->exit.maxrss_kb;
     g.stats.last_child_rss_kb = rss;
     if (t->exit.kind == PROC_EXIT_OOM)
@@ -1148,6 +1164,7 @@ struct fanout_job *fanout_start(const struct fanout_query *q, int64_t deadline,
     struct fanout_job *job = xcalloc(1, sizeof *job);
     job->q = *q;
     job->deadline = deadline;
+    job->started_us = clock_now_us();
     job->done = done;
     job->arg = arg;
     g.stats.jobs++;
