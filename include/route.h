@@ -1,7 +1,10 @@
 /* route.h - ebsd's routing and query validation as pure functions (no request, no
  * libmicrohttpd): which route a decoded path names, and the query string of a data route
  * decoded and checked the way server.c (on_request) and volumes.c (volumes_handle) do it.
- * Fuzzed by tests/fuzz/fuzz_route.c; api.c and volumes.c can switch to these. */
+ * api.c routes with route_match, server.c decodes with route_unescape and route_printable,
+ * volumes.c collects and checks parameters with route_params_set and route_check_params;
+ * route_parse_query strings the same steps together for the tests and
+ * tests/fuzz/fuzz_route.c. */
 #ifndef EBSD_ROUTE_H
 #define EBSD_ROUTE_H
 #include <stdbool.h>
@@ -36,13 +39,32 @@ enum route {
  * bytes or longer) gives ROUTE_NONE. instance_id_out is only written for ROUTE_INSTANCE. */
 enum route route_match(const char *path, char *instance_id_out, size_t len);
 
-/* The parameters of a data route. Values point into storage: the struct must not be
- * copied; valid while it lives. NULL when the parameter was not given; "" for "?k" or
+/* ebsd's percent-decoder, in place (libmicrohttpd's unescape callback): "%XX" becomes the
+ * byte, except "%00", which becomes DEL (0x7f) so that route_printable rejects it instead of
+ * the string being cut; a malformed escape stays as it is. Returns the new length. */
+size_t route_unescape(char *s);
+
+/* Whether s is printable ASCII (0x20..0x7e) throughout: decoded paths, keys and values
+ * must be. */
+bool route_printable(const char *s);
+
+/* The parameters of a data route. Values point into storage (route_parse_query: the
+ * struct must not be copied; valid while it lives) or at the strings given to
+ * route_params_set. NULL when the parameter was not given; "" for "?k" or
  * "?k=". */
 struct route_params {
     const char *region, *detail, *mode, *timeout_ms;
     char storage[ROUTE_MAX_RAW_QUERY + 1];
 };
+
+/* Clears the parameters of p (storage is left alone). */
+void route_params_init(struct route_params *p);
+
+/* Sets the data-route parameter key of p to value, which is not copied (it must outlive
+ * p's use). EBSD_OK; EBSD_EINVAL (400) for a key that is not a parameter of the data routes
+ * ("unknown query parameter") or one already set, with the message of the answer in err. */
+EBSD_MUST_CHECK ebsd_status route_params_set(struct route_params *p, const char *key,
+                                             const char *value, char *err, size_t errlen);
 
 /* Decodes a raw query string (what follows '?'; NULL or "" for none) as libmicrohttpd does
  * ('&' separates, the first '=' splits, '+' is a space, then ebsd's percent-decoding: "%00"

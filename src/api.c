@@ -14,6 +14,7 @@
 #include "fanout.h"
 #include "log.h"
 #include "mem.h"
+#include "route.h"
 #include "telemetry.h"
 #include "volumes.h"
 
@@ -85,33 +86,10 @@ static void route_metrics(struct request *r)
 
 void api_dispatch(struct request *r)
 {
-    const char *path = r->path;
     bool get = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
-    const char *instance_id = NULL;
-    char idbuf[64];
-    enum { R_NONE, R_HEALTH, R_READY, R_SPEC, R_METRICS, R_TOTAL, R_INSTANCE } route = R_NONE;
-
-    if (strcmp(path, "/healthz") == 0)
-        route = R_HEALTH;
-    else if (strcmp(path, "/readyz") == 0)
-        route = R_READY;
-    else if (strcmp(path, "/openapi.yaml") == 0)
-        route = R_SPEC;
-    else if (strcmp(path, "/metrics") == 0)
-        route = R_METRICS;
-    else if (strcmp(path, "/volumes/total") == 0)
-        route = R_TOTAL;
-    else if (strncmp(path, "/instances/", 11) == 0) {
-        const char *id = path + 11;
-        const char *slash = strchr(id, '/');
-        if (slash && strcmp(slash, "/volumes") == 0 && (size_t)(slash - id) < sizeof idbuf) {
-            memcpy(idbuf, id, (size_t)(slash - id));
-            idbuf[slash - id] = '\0';
-            instance_id = idbuf;
-            route = R_INSTANCE;
-        }
-    }
-    if (route == R_NONE) {
+    char instance_id[ROUTE_ID_MAX];
+    enum route route = route_match(r->path, instance_id, sizeof instance_id);
+    if (route == ROUTE_NONE) {
         request_error(r, 404, "NotFound", "no such path; see /openapi.yaml");
         return;
     }
@@ -125,7 +103,7 @@ void api_dispatch(struct request *r)
      * when auth is on. Checked before the instance id, so a caller without a token learns
      * nothing from the answers. */
     const struct auth *auth = server_auth(r->srv);
-    if (auth && (route == R_TOTAL || route == R_INSTANCE || route == R_METRICS) &&
+    if (auth && (route == ROUTE_TOTAL || route == ROUTE_INSTANCE || route == ROUTE_METRICS) &&
         !auth_check(auth, request_header(r, "Authorization"))) {
         request_add_header(r, "WWW-Authenticate", "Bearer realm=\"ebsd\"");
         request_error(r, 401, "Unauthorized",
@@ -133,12 +111,12 @@ void api_dispatch(struct request *r)
         return;
     }
     switch (route) {
-    case R_HEALTH: route_healthz(r); break;
-    case R_READY: route_readyz(r); break;
-    case R_SPEC: route_openapi(r); break;
-    case R_METRICS: route_metrics(r); break;
-    case R_TOTAL: volumes_handle(r, NULL); break;
-    case R_INSTANCE:
+    case ROUTE_HEALTH: route_healthz(r); break;
+    case ROUTE_READY: route_readyz(r); break;
+    case ROUTE_SPEC: route_openapi(r); break;
+    case ROUTE_METRICS: route_metrics(r); break;
+    case ROUTE_TOTAL: volumes_handle(r, NULL); break;
+    case ROUTE_INSTANCE:
         if (!ec2_instance_id_valid(instance_id)) {
             request_error(r, 400, "InvalidInstanceID.Malformed",
                           "'%.40s' is not an instance id (i- then 8 or 17 lowercase hex digits)",

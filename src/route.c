@@ -1,5 +1,5 @@
-/* route.c - routing and query validation as pure functions (see route.h): the same
- * decisions api.c, server.c and volumes.c make on a live request, testable and fuzzable. */
+/* route.c - routing and query validation as pure functions (see route.h): the decisions
+ * api.c, server.c and volumes.c take on a live request, testable and fuzzable. */
 #include "route.h"
 
 #include <stdarg.h>
@@ -45,12 +45,8 @@ static int hexval(char c)
     return -1;
 }
 
-/* libmicrohttpd's '+' handling, then server.c's percent-decoder, in place. */
-static void decode(char *s)
+size_t route_unescape(char *s)
 {
-    for (char *p = s; *p; p++)
-        if (*p == '+')
-            *p = ' ';
     char *w = s;
     for (const char *p = s; *p; p++) {
         int hi, lo;
@@ -63,9 +59,19 @@ static void decode(char *s)
         }
     }
     *w = '\0';
+    return (size_t)(w - s);
 }
 
-static bool printable(const char *s)
+/* libmicrohttpd's '+' handling, then ebsd's percent-decoder, in place. */
+static void decode(char *s)
+{
+    for (char *p = s; *p; p++)
+        if (*p == '+')
+            *p = ' ';
+    (void)route_unescape(s);
+}
+
+bool route_printable(const char *s)
 {
     for (; *s; s++)
         if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
@@ -85,6 +91,35 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
+void route_params_init(struct route_params *p)
+{
+    p->region = p->detail = p->mode = p->timeout_ms = NULL;
+}
+
+ebsd_status route_params_set(struct route_params *p, const char *key, const char *value,
+                             char *err, size_t errlen)
+{
+    const char **slot = strcmp(key, "region") == 0       ? &p->region
+                        : strcmp(key, "detail") == 0     ? &p->detail
+                        : strcmp(key, "mode") == 0       ? &p->mode
+                        : strcmp(key, "timeout_ms") == 0 ? &p->timeout_ms
+                                                         : NULL;
+    if (!slot) {
+        set_err(err, errlen, "unknown query parameter '%.48s'", key);
+        /* the key is printable once server.c has checked it; a direct caller's may not be */
+        for (char *c = err; errlen && *c; c++)
+            if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+                *c = '?';
+        return EBSD_EINVAL;
+    }
+    if (*slot) {
+        set_err(err, errlen, "query parameter '%.48s' is given more than once", key);
+        return EBSD_EINVAL;
+    }
+    *slot = value;
+    return EBSD_OK;
+}
+
 ebsd_status route_parse_query(const char *raw_query, struct route_params *out, char *err,
                               size_t errlen)
 {
@@ -94,7 +129,7 @@ ebsd_status route_parse_query(const char *raw_query, struct route_params *out, c
     bool bad = false;
     const char *dup = NULL;
 
-    p->region = p->detail = p->mode = p->timeout_ms = NULL;
+    route_params_init(p);
     p->storage[0] = '\0';
     if (errlen)
         err[0] = '\0';
@@ -122,7 +157,7 @@ ebsd_status route_parse_query(const char *raw_query, struct route_params *out, c
         if (equals)
             decode(equals);
         total += strlen(args) + (equals ? strlen(equals) : 0) + 2;
-        if (!printable(args) || (equals && !printable(equals)))
+        if (!route_printable(args) || (equals && !route_printable(equals)))
             bad = true;
         for (size_t i = 0; i < nparams && i < ROUTE_MAX_PARAMS && !dup; i++)
             if (strcmp(keys[i], args) == 0)
@@ -153,19 +188,12 @@ ebsd_status route_parse_query(const char *raw_query, struct route_params *out, c
         set_err(err, errlen, "query parameter '%.48s' is given more than once", dup);
         return EBSD_EINVAL;
     }
-    /* volumes.c's collect_param: known keys only. */
+    /* volumes.c's collection: known keys only, in query order. */
     for (size_t i = 0; i < nparams; i++) {
-        const char **slot = strcmp(keys[i], "region") == 0       ? &p->region
-                            : strcmp(keys[i], "detail") == 0     ? &p->detail
-                            : strcmp(keys[i], "mode") == 0       ? &p->mode
-                            : strcmp(keys[i], "timeout_ms") == 0 ? &p->timeout_ms
-                                                                 : NULL;
-        if (!slot) {
-            set_err(err, errlen, "unknown query parameter '%.48s'", keys[i]);
-            p->region = p->detail = p->mode = p->timeout_ms = NULL;
+        if (route_params_set(p, keys[i], vals[i], err, errlen) != EBSD_OK) {
+            route_params_init(p);
             return EBSD_EINVAL;
         }
-        *slot = vals[i];
     }
     return EBSD_OK;
 }

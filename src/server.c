@@ -28,6 +28,7 @@
 #include "mem.h"
 #include "fanout.h"
 #include "reqid.h"
+#include "route.h"
 #include "sdnotify.h"
 #include "telemetry.h"
 
@@ -277,14 +278,6 @@ static char *printable_copy(const char *s)
     return c;
 }
 
-static bool printable(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
-            return false;
-    return true;
-}
-
 struct url_check {
     size_t len;                /* path plus keys and values */
     bool bad;                  /* a byte outside printable ASCII */
@@ -298,7 +291,7 @@ static enum MHD_Result url_check_cb(void *cls, enum MHD_ValueKind kind, const ch
 {
     struct url_check *uc = cls;
     uc->len += strlen(key) + (value ? strlen(value) : 0) + 2;
-    if (!printable(key) || (value && !printable(value)))
+    if (!route_printable(key) || (value && !route_printable(value)))
         uc->bad = true;
     for (unsigned i = 0; i < uc->nparams && i < SERVER_MAX_PARAMS && !uc->dup; i++)
         if (strcmp(uc->keys[i], key) == 0)
@@ -380,7 +373,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = lv;
         s->inflight++;
 
-        struct url_check uc = {.len = strlen(url), .bad = !printable(url)};
+        struct url_check uc = {.len = strlen(url), .bad = !route_printable(url)};
         MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, url_check_cb, &uc);
         if (uc.len > SERVER_MAX_URL) {
             request_error(r, 414, "URITooLong", "the URL is longer than %u bytes",
@@ -656,35 +649,13 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
     free(c);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes the path and each query key and value in place. libmicrohttpd's own
  * decoder turns %00 into a NUL that silently cuts the C string ("/healthz%00/x" would
- * route as "/healthz"); here it becomes DEL (0x7f), which on_request rejects with 400. */
+ * route as "/healthz"); route_unescape makes it DEL (0x7f), which on_request rejects
+ * with 400. */
 static size_t unescape(void *cls, struct MHD_Connection *mc, char *val)
 {
-    char *w = val;
-    for (const char *p = val; *p; p++) {
-        int hi, lo;
-        if (p[0] == '%' && (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0) {
-            int b = hi * 16 + lo;
-            *w++ = b ? (char)b : 0x7f;
-            p += 2;
-        } else {
-            *w++ = *p;
-        }
-    }
-    *w = '\0';
-    return (size_t)(w - val);
+    return route_unescape(val);
 }
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap)

@@ -183,4 +183,32 @@ static void test_check(void)
     config_free(&cfg);
 }
 
-TEST_MAIN(T(test_match), T(test_query), T(test_check))
+/* The pieces server.c and volumes.c call on a live request. */
+static void test_pieces(void)
+{
+    char s[64];
+    snprintf(s, sizeof s, "%s", "/healthz%00/x%2Fy%zz%4");
+    CHECK_INT(route_unescape(s), 18);
+    CHECK_STR(s, "/healthz\x7f/x/y%zz%4");
+    CHECK(!route_printable(s));
+    CHECK(route_printable("/volumes/total ~"));
+    CHECK(!route_printable("a\tb"));
+    CHECK(!route_printable("caf\xc3\xa9"));
+
+    struct route_params rp;
+    char err[128];
+    route_params_init(&rp);
+    CHECK_INT(route_params_set(&rp, "mode", "sequential", err, sizeof err), EBSD_OK);
+    CHECK_INT(route_params_set(&rp, "region", "", err, sizeof err), EBSD_OK);
+    CHECK_STR(rp.mode, "sequential");
+    CHECK_STR(rp.region, "");
+    CHECK(!rp.detail && !rp.timeout_ms);
+    CHECK_INT(route_params_set(&rp, "mode", "parallel", err, sizeof err), EBSD_EINVAL);
+    CHECK_STR(err, "query parameter 'mode' is given more than once");
+    CHECK_INT(route_params_set(&rp, "fo\x01o", "1", err, sizeof err), EBSD_EINVAL);
+    CHECK_STR(err, "unknown query parameter 'fo?o'");
+    route_params_init(&rp);
+    CHECK(!rp.region && !rp.mode);
+}
+
+TEST_MAIN(T(test_match), T(test_query), T(test_check), T(test_pieces))
