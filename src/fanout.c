@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -74,6 +75,7 @@ struct fanout_job {
     void *arg;
     bool finished;             /* done called or cancelled */
     unsigned tasks;            /* queued + running tasks still referring to the job */
+    unsigned pending;          /* tasks whose result (DONE) has not arrived yet */
     unsigned children, ec2_calls;
     long max_rss_kb;
     unsigned listing;          /* listers (or the sequential worker) yet to send DONE */
@@ -393,6 +395,10 @@ static int child_main(int fd, void *arg)
     if (st == EBSD_OK) {
         cJSON *o = cJSON_CreateObject();
         add_stats(o, s);
+        /* the worker's peak so far, which is its peak: nothing big is allocated after DONE */
+        struct rusage ru;
+        if (getrusage(RUSAGE_SELF, &ru) == 0)
+            cJSON_AddNumberToObject(o, "rss", (double)ru.ru_maxrss);
         if (put_json(fd, F_DONE, o) != EBSD_OK)
             st = EBSD_EIO;
     } else if (put_error(fd, st, &err, s) != EBSD_OK) {
@@ -555,8 +561,10 @@ static void enqueue(struct fanout_job *job, enum task_kind kind, char (*ids)[ID_
     t->nids = nids;
     t->fd = -1;
     t->deadline = job ? job->deadline : clock_now_ms() + 10000;
-    if (job)
+    if (job) {
         job->tasks++;
+        job->pending++;
+    }
     if (g.queue_tail)
         g.queue_tail->next = t;
     else
@@ -737,6 +745,9 @@ static void task_on_frame(struct task *t, int type, const char *data, size_t len
     case F_DONE:
         t->got_done = true;
         account_stats(job, o);
+        if ((long)num(o, "rss") > job->max_rss_kb)
+            job->max_rss_kb = (long)num(o, "rss");
+        job->pending--;
         if ((t->kind == T_LIST || t->kind == T_SEQUENTIAL) && job->listing > 0) {
             job->listing--;
             if (t->kind == T_LIST && job->listing == 0)
@@ -775,6 +786,8 @@ static void task_on_frame(struct task *t, int type, const char *data, size_t len
         break;
     }
     cJSON_Delete(o);
+    if (type == F_DONE)
+        job_maybe_finish(job);
 }
 
 static void on_task_readable(struct loop *l, int fd, uint32_t events, void *arg)
@@ -1076,7 +1089,9 @@ static cJSON *aggregate_instance(struct fanout_job *job)
 
 static void job_maybe_finish(struct fanout_job *job)
 {
-    if (job->finished || job->listing || job->tasks > 0)
+    /* A job is done when every task has sent DONE: the answer does not wait for the workers
+     * to exit and be reaped (that happens after, off the request's critical path). */
+    if (job->finished || job->listing || job->pending > 0)
         return;
     struct fanout_result res = {.http_status = 200};
     if (job->q.kind == FANOUT_INSTANCE) {
