@@ -38,6 +38,12 @@ from harness import Ebsd, Sim, proc_children, proc_fds  # noqa: E402
 
 ALLOWED = {200, 304, 400, 404, 502, 503, 504}
 LATE_MS = 100.0
+# The client runs on the same CPUs as ebsd: on a loaded machine it can itself be scheduled
+# late by a few tens of milliseconds after ebsd has sent the answer. ebsd's own view (its
+# access-log duration, from the request's arrival to the last byte handed to the kernel) is
+# held to deadline + LATE_MS exactly; the client's view gets this much slack on top, so that
+# a starved client is not counted against ebsd while a late ebsd still fails both.
+CLIENT_SLACK_MS = 150.0
 DEADLINES_MS = (300, 600, 1000, 2000, 4000)
 # kind: weight
 MIX = {"cold": 10, "cached": 30, "etag": 8, "instance": 25, "unknown": 5, "bad": 10,
@@ -340,15 +346,16 @@ def check(res):
     problems = []
     results = load.results[res["warm_n"]:]
     leavers = load.leavers[res["warm_leavers"]:]
-    late = [r for r in results if r[2] > r[3] + LATE_MS]
-    bad_status = [r for r in results if r[1] not in ALLOWED or r[1] not in EXPECT.get(r[0], ALLOWED)]
     acc = access_lines(res["ebsd"])
+    # late by ebsd's own clock (strict), or by the client's beyond its own scheduling slack
+    srv_late = [r for r in results if any((o.get("duration_ms") or 0) > r[3] + LATE_MS
+                                          for o in acc.get(r[4], []))]
+    late = [r for r in results if r[2] > r[3] + LATE_MS + CLIENT_SLACK_MS or r in srv_late]
+    client_over = [r for r in results if r[2] > r[3] + LATE_MS]
+    bad_status = [r for r in results if r[1] not in ALLOWED or r[1] not in EXPECT.get(r[0], ALLOWED)]
     if late:
-        # the server's own view of each late answer: its access-log duration
         ex = [(r[0], r[1], round(r[2], 1), r[3], r[5],
                [o.get("duration_ms") for o in acc.get(r[4], [])]) for r in late[:8]]
-        srv_late = [r for r in late if any((o.get("duration_ms") or 0) > r[3] + LATE_MS
-                                           for o in acc.get(r[4], []))]
         problems.append("%d late answers (%d late by ebsd's own access-log duration), e.g. "
                         "(kind, status, client ms, deadline, path, ebsd ms): %s"
                         % (len(late), len(srv_late), ex))
@@ -398,7 +405,8 @@ def check(res):
         by[r[0]][r[1]] += 1
     summary = dict(requests=len(results), leavers=len(leavers), leaver_status=leaver_st,
                    by=by, p50=pct(lat, 50), p99=pct(lat, 99), max=lat[-1] if lat else 0,
-                   late=len(late), worst_over=max([r[2] - r[3] for r in results] or [0]),
+                   late=len(late), client_over=len(client_over), srv_late=len(srv_late),
+                   worst_over=max([r[2] - r[3] for r in results] or [0]),
                    n504=len(over), over=[pct(over, p) for p in (50, 90, 99, 100)],
                    srv_over=[pct(srv_over, p) for p in (50, 90, 99, 100)],
                    errors=len(errs), fd0=res["fd0"], fd1=res["fd1"], rss0=res["rss0"],
@@ -430,7 +438,10 @@ def table(s):
         ("requests answered", "%d (%.0f/s)" % (s["requests"], s["requests"] / max(s["wall"], 1e-9))),
         ("clients that left early", "%d (access-log statuses %s)" % (s["leavers"], s["leaver_status"])),
         ("latency p50 / p99 / max", "%.1f / %.1f / %.1f ms" % (s["p50"], s["p99"], s["max"])),
-        ("late answers (> deadline + 100 ms)", "%d (worst: %+.1f ms vs deadline)" % (s["late"], s["worst_over"])),
+        ("late answers (ebsd > deadline + 100 ms, or client > deadline + 250 ms)",
+         "%d (worst at the client: %+.1f ms vs deadline)" % (s["late"], s["worst_over"])),
+        ("answers past deadline + 100 ms at the client / in ebsd's log",
+         "%d / %d" % (s["client_over"], s["srv_late"])),
         ("504s: ms past the deadline at the client, p50 / p90 / p99 / max",
          "%d: %s" % (s["n504"], " / ".join("%+.1f" % x for x in s["over"]))),
         ("504s: ms past the deadline in ebsd's access log, p50 / p90 / p99 / max",
