@@ -100,6 +100,22 @@ def test_split_listing_auto_config_and_off():
     sim.stop()
 
 
+def test_volume_groups_grow_to_one_wave():
+    """Once ebsd knows the fleet is larger than max_children groups of group_size, groups grow
+    so the volume work runs in one wave of workers (each worker pages on its own)."""
+    sim = Sim("--instances", "2500", "--seed", "8")
+    e = Ebsd(config="fanout:\n  max_children: 6\n  list_partitions: 2\n", sim=sim)
+    truth = sim.truth()
+    for want_children in (2 + 13, 2 + 4):   # 2,500 / 200 = 13 groups; then 2,500 / (6 - 2)
+        st, _, doc = fresh(e, "/volumes/total?detail=instances&timeout_ms=29000")
+        assert st == 200, doc
+        assert doc["total_gib"] == truth["total_gib"]
+        assert {i["instance_id"]: i["total_gib"] for i in doc["instances"]} == truth["instances"]
+        assert doc["source"]["children"] == want_children, doc["source"]
+    e.stop()
+    sim.stop()
+
+
 def test_without_detail_has_no_instances_and_conforms():
     sim = Sim("--instances", "30")
     e = Ebsd(sim=sim)
