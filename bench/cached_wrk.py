@@ -4,6 +4,10 @@ nginx (one worker) serving the same JSON bytes as a static file, in one run.
 Prints a Markdown table of requests/s, p50 and p99.
 
 Usage: bench/cached_wrk.py [--duration 10] [--connections 50] [--threads 2] [--rounds 3]
+                           [--log-level warn]
+ebsd logs at --log-level (default warn: no access lines and, cache hits being all there is
+here, no REPORT lines; info: an access and a REPORT line per request, read by this script
+through a pipe). nginx runs with access_log off.
 Needs wrk and nginx (Debian packages wrk, nginx-light) and a build."""
 import argparse
 import os
@@ -50,13 +54,15 @@ def main():
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--log-level", default="warn", choices=["debug", "info", "warn", "error"])
     a = ap.parse_args()
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
             sys.exit("%s is missing: apt-get install wrk nginx-light" % tool)
 
     sim = Sim("--instances", "1000", "--seed", "42")
-    e = Ebsd(config="routes:\n  volumes_total:\n    cache_ttl_s: 3600\nlog:\n  level: warn\n", sim=sim)
+    e = Ebsd(config="routes:\n  volumes_total:\n    cache_ttl_s: 3600\nlog:\n  level: %s\n" % a.log_level,
+             sim=sim)
     st, _, body = e.get("/volumes/total")
     assert st == 200
     tmp = tempfile.mkdtemp(prefix="ebsd-bench-")
@@ -91,8 +97,9 @@ http { access_log off; keepalive_requests 1000000;
             r = rs[len(rs) // 2]
             med[name] = r[0]
             print("| %s | %.0f | %.3f ms | %.3f ms | %d |" % (name, r[0], r[1], r[2], r[3]))
-        print("\nebsd / nginx requests/s: %.2f (body %d bytes, %d connections, %d s, wrk -t%d)" % (
-            med["ebsd"] / med["nginx"], len(body), a.connections, a.duration, a.threads))
+        print("\nebsd / nginx requests/s: %.2f (body %d bytes, %d connections, %d s, wrk -t%d, "
+              "ebsd log level %s)" % (med["ebsd"] / med["nginx"], len(body), a.connections,
+                                      a.duration, a.threads, a.log_level))
     finally:
         ngx.terminate()
         ngx.wait()

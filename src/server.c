@@ -517,7 +517,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     double duration_ms = (double)(clock_now_us() - r->start_us) / 1000.0;
     if (log_enabled(LOGL_INFO))
         write_access(r, duration_ms, toe);
-    if (r->report.enabled)
+    /* Every request that ran (or waited for) a fan-out gets its REPORT line. A cache hit
+     * started no worker and made no EC2 call: its line is as routine as the access line
+     * and, like it, is written at level info (the default) and below only. */
+    bool hit = r->report.cache && strcmp(r->report.cache, "hit") == 0;
+    if (r->report.enabled && (!hit || log_enabled(LOGL_INFO)))
         write_report(r, duration_ms);
     telemetry_request(r->path, r->queued ? r->status : 499, duration_ms / 1000.0);
 

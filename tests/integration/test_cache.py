@@ -151,6 +151,32 @@ def test_etag_304_and_cache_headers():
     sim.stop()
 
 
+def test_report_lines_of_hits_follow_the_log_level():
+    """A REPORT line after every fan-out; after a cache hit (no worker, no EC2 call) only at
+    level info, like the access line."""
+    sim = Sim("--instances", "20")
+    e = Ebsd(config="log:\n  level: warn\n", sim=sim)
+    assert e.get("/volumes/total", headers={"X-Request-Id": "rl-miss"})[0] == 200
+    e.wait_line(lambda l: l.startswith("REPORT RequestId: rl-miss\t") and l.endswith("Cache: miss"))
+    st, hdrs, doc = e.get_json("/volumes/total", headers={"X-Request-Id": "rl-hit"})
+    assert st == 200 and hdrs["x-cache"] == "hit" and doc["request_id"] == "rl-hit"
+    validate(doc, "VolumesTotal")
+    e.get("/volumes/total", headers={"X-Request-Id": "rl-after", "Cache-Control": "no-cache"})
+    # lines leave in order: once rl-after's is out, rl-hit's would have been before it
+    e.wait_line(lambda l: l.startswith("REPORT RequestId: rl-after\t") and
+                l.endswith("Cache: refreshed"))
+    assert not [l for l in e.lines if "rl-hit" in l], [l for l in e.lines if "rl-hit" in l]
+    e.stop()
+    e = Ebsd(sim=sim)  # level info, the default
+    e.get("/volumes/total")
+    assert e.get("/volumes/total", headers={"X-Request-Id": "rl-hit2"})[0] == 200
+    line = e.wait_line(lambda l: l.startswith("REPORT RequestId: rl-hit2\t"))
+    assert line.endswith("\tChildren: 0\tEC2 Calls: 0\tCache: hit"), line
+    e.wait_line(lambda l: '"rl-hit2"' in l and '"access"' in l)
+    e.stop()
+    sim.stop()
+
+
 def test_no_cache_forces_fetch():
     sim = Sim("--instances", "20")
     e = Ebsd(sim=sim)
