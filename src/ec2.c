@@ -459,27 +459,35 @@ static int64_t effective_deadline(int64_t deadline)
     return deadline ? deadline : clock_now_ms() + DEFAULT_DEADLINE_MS;
 }
 
+/* Sends a DescribeInstances body that building (st) produced; bad says what was invalid
+ * when it did not. Takes the body. */
+static ebsd_status describe_instances(struct ec2_client *c, ebsd_status st, char *body,
+                                      const char *bad, int64_t deadline,
+                                      struct ec2_instance_page *out, struct ec2_error *err)
+{
+    struct ec2_instance_page page = {0};
+    if (err)
+        memset(err, 0, sizeof *err);
+    if (st != EBSD_OK) {
+        if (err)
+            snprintf(err->message, sizeof err->message, "%s", bad);
+    } else {
+        st = perform(c, body, &c->stats.describe_instances, effective_deadline(deadline),
+                     parse_instances_cb, &page, err);
+        if (st == EBSD_OK)
+            *out = page;
+    }
+    free(body);
+    return st;
+}
+
 ebsd_status ec2_describe_instances(struct ec2_client *c, const char *const *ids, size_t nids,
                                    const char *next_token, int64_t deadline,
                                    struct ec2_instance_page *out, struct ec2_error *err)
 {
     char *body = NULL;
-    struct ec2_instance_page page = {0};
-    if (err)
-        memset(err, 0, sizeof *err);
     ebsd_status st = ec2_instances_body(ids, nids, next_token, c->instance_page, &body);
-    if (st != EBSD_OK) {
-        if (err)
-            snprintf(err->message, sizeof err->message, "invalid instance ids");
-        goto out;
-    }
-    st = perform(c, body, &c->stats.describe_instances, effective_deadline(deadline),
-                 parse_instances_cb, &page, err);
-    if (st == EBSD_OK)
-        *out = page;
-out:
-    free(body);
-    return st;
+    return describe_instances(c, st, body, "invalid instance ids", deadline, out, err);
 }
 
 ebsd_status ec2_describe_instances_part(struct ec2_client *c, unsigned part, unsigned nparts,
@@ -487,21 +495,8 @@ ebsd_status ec2_describe_instances_part(struct ec2_client *c, unsigned part, uns
                                         struct ec2_instance_page *out, struct ec2_error *err)
 {
     char *body = NULL;
-    struct ec2_instance_page page = {0};
-    if (err)
-        memset(err, 0, sizeof *err);
     ebsd_status st = ec2_instances_part_body(part, nparts, next_token, c->instance_page, &body);
-    if (st != EBSD_OK) {
-        if (err)
-            snprintf(err->message, sizeof err->message, "invalid listing partition");
-        return st;
-    }
-    st = perform(c, body, &c->stats.describe_instances, effective_deadline(deadline),
-                 parse_instances_cb, &page, err);
-    if (st == EBSD_OK)
-        *out = page;
-    free(body);
-    return st;
+    return describe_instances(c, st, body, "invalid listing partition", deadline, out, err);
 }
 
 ebsd_status ec2_describe_volumes(struct ec2_client *c, const char *const *instance_ids,

@@ -650,6 +650,16 @@ static void fix_bool(bool *b)
     *b = c != 0;
 }
 
+/* Room for n more records of size in a parent-private array of *cap records, *len used. */
+static void *room_for(void *arr, size_t *cap, size_t len, size_t n, size_t size)
+{
+    if (len + n > *cap) {
+        *cap = (len + n) * 2;
+        arr = xprivate_realloc(arr, *cap * size);
+    }
+    return arr;
+}
+
 /* Appends an INSTANCES or VOLUMES frame's records to the job; false if the frame is not a
  * whole number of records. */
 static bool take_records(struct task *t, int type, const char *data, size_t len)
@@ -659,10 +669,7 @@ static bool take_records(struct task *t, int type, const char *data, size_t len)
         if (len % sizeof(struct inst) != 0)
             return false;
         size_t n = len / sizeof(struct inst);
-        if (job->ninst + n > job->capinst) {
-            job->capinst = (job->ninst + n) * 2;
-            job->inst = xprivate_realloc(job->inst, job->capinst * sizeof *job->inst);
-        }
+        job->inst = room_for(job->inst, &job->capinst, job->ninst, n, sizeof *job->inst);
         for (size_t i = 0; i < n; i++) {
             struct inst *in = &job->inst[job->ninst];
             memcpy(in, data + i * sizeof *in, sizeof *in);
@@ -682,10 +689,7 @@ static bool take_records(struct task *t, int type, const char *data, size_t len)
     if (len % sizeof(struct vol) != 0)
         return false;
     size_t n = len / sizeof(struct vol);
-    if (job->nvols + n > job->capvols) {
-        job->capvols = (job->nvols + n) * 2;
-        job->vols = xprivate_realloc(job->vols, job->capvols * sizeof *job->vols);
-    }
+    job->vols = room_for(job->vols, &job->capvols, job->nvols, n, sizeof *job->vols);
     for (size_t i = 0; i < n; i++) {
         struct vol *v = &job->vols[job->nvols];
         memcpy(v, data + i * sizeof *v, sizeof *v);
