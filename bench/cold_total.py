@@ -23,7 +23,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 os.environ.setdefault("EBSD_BIN", os.path.join(ROOT, "build", "ebsd"))
 os.environ.setdefault("EC2SIM_BIN", os.path.join(ROOT, "build", "tools", "ec2sim", "ec2sim"))
-from harness import Ebsd, Sim, sim_env  # noqa: E402
+from harness import Ebsd, Sim, proc_status, sim_env  # noqa: E402
 
 # The simulated EC2 does not throttle, so neither does ebsd here; everything else is default.
 CONFIG = "ec2:\n  rate_limit: 0\n"
@@ -31,14 +31,6 @@ CONFIG = "ec2:\n  rate_limit: 0\n"
 
 def calls(sim):
     return sum(sim.stats()["calls"].values())
-
-
-def vm_hwm_mb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return 0.0
 
 
 def run_ebsd(e, sim, mode, repeat):
@@ -53,7 +45,7 @@ def run_ebsd(e, sim, mode, repeat):
         ncalls.append(calls(sim) - before)
         line = e.wait_line(lambda l: l.startswith("REPORT RequestId: " + doc["request_id"]))
         child_mb = int(line.split("Max Memory Used: ")[1].split(" MB")[0])
-        mem.append(vm_hwm_mb(e.pid) + child_mb)
+        mem.append(proc_status(e.pid, "VmHWM") / 1024.0 + child_mb)
     return statistics.median(times), statistics.median(ncalls), max(mem), doc["total_gib"]
 
 
@@ -79,7 +71,6 @@ def main():
     ap.add_argument("--seq-max", type=int, default=1000,
                     help="largest fleet ebsd's sequential mode runs on")
     a = ap.parse_args()
-    rows = []
     print("| instances | EC2 latency | strategy | cold time | × latency | EC2 calls | peak memory | vs ebsd parallel |")
     print("|---:|---:|---|---:|---:|---:|---:|---:|")
     for n in [int(x) for x in a.sizes.split(",")]:

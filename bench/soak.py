@@ -33,8 +33,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 os.environ.setdefault("EBSD_BIN", os.path.join(ROOT, "build", "ebsd"))
 os.environ.setdefault("EC2SIM_BIN", os.path.join(ROOT, "build", "tools", "ec2sim", "ec2sim"))
-import harness  # noqa: E402
-from harness import Ebsd, Sim, proc_children, proc_fds  # noqa: E402
+from harness import Ebsd, Sim, proc_children, proc_fds, proc_status  # noqa: E402
 
 ALLOWED = {200, 304, 400, 404, 502, 503, 504}
 LATE_MS = 100.0
@@ -81,14 +80,6 @@ fanout:
   max_children: 24
   queue_timeout_ms: 1000
 """
-
-
-def vmrss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return -1
 
 
 def run_delay_ms(pid):
@@ -274,7 +265,7 @@ class ZombieWatch:
 
 def quiesce(ebsd, settle=1.0):
     time.sleep(settle)
-    return proc_fds(ebsd.pid), vmrss_kib(ebsd.pid), proc_children(ebsd.pid)
+    return proc_fds(ebsd.pid), proc_status(ebsd.pid, "VmRSS"), proc_children(ebsd.pid)
 
 
 def run_soak(duration=300, concurrency=16, instances=150, warmup=8, seed=7,

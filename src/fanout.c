@@ -546,7 +546,7 @@ static const char *const task_names[] = {"LIST", "VOLUMES", "INSTANCE", "SEQUENT
  * fan-out (how long the listing took, when volume work started, where the time went). */
 static void trace_task(const struct task *t, const char *what)
 {
-    if (!t->job)
+    if (!t->job || !log_enabled(LOGL_DEBUG))
         return;
     log_debug("fanout", "job %p: %s %s (%zu ids, share %u/%u) at +%.1f ms", (void *)t->job,
               task_names[t->kind], what, t->nids, t->part, t->nparts,
@@ -750,8 +750,9 @@ static void task_on_frame(struct task *t, int type, const char *data, size_t len
     case F_DONE:
         t->got_done = true;
         account_stats(job, o);
-        if ((long)num(o, "rss") > job->max_rss_kb)
-            job->max_rss_kb = (long)num(o, "rss");
+        long rss = (long)num(o, "rss");
+        if (rss > job->max_rss_kb)
+            job->max_rss_kb = rss;
         job->pending--;
         if ((t->kind == T_LIST || t->kind == T_SEQUENTIAL) && job->listing > 0) {
             job->listing--;

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
+
 enum route route_match(const char *path, char *instance_id_out, size_t len)
 {
     static const struct {
@@ -34,23 +36,12 @@ enum route route_match(const char *path, char *instance_id_out, size_t len)
     return ROUTE_INSTANCE;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 size_t route_unescape(char *s)
 {
     char *w = s;
     for (const char *p = s; *p; p++) {
         int hi, lo;
-        if (p[0] == '%' && (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0) {
+        if (p[0] == '%' && (hi = hex_digit(p[1])) >= 0 && (lo = hex_digit(p[2])) >= 0) {
             int b = hi * 16 + lo;
             *w++ = b ? (char)b : 0x7f;
             p += 2;

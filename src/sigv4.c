@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "buf.h"
+#include "hex.h"
 #include "mem.h"
 
 #define ALGORITHM "AWS4-HMAC-SHA256"
@@ -162,17 +163,6 @@ char *sigv4_uri_encode(const char *s, size_t len, bool encode_slash)
     return out;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes %XX (a '%' not followed by two hex digits stays literal; '+' stays '+': SigV4
  * does not treat it as a space). Returns the decoded length; out holds len + 1 bytes. */
 static size_t percent_decode(char *out, const char *s, size_t len)
@@ -180,8 +170,8 @@ static size_t percent_decode(char *out, const char *s, size_t len)
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
         int hi, lo;
-        if (s[i] == '%' && i + 2 < len && (hi = hexval(s[i + 1])) >= 0 &&
-            (lo = hexval(s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < len && (hi = hex_digit(s[i + 1])) >= 0 &&
+            (lo = hex_digit(s[i + 2])) >= 0) {
             out[o++] = (char)(hi << 4 | lo);
             i += 2;
         } else {

@@ -257,12 +257,17 @@ def http_request(port, method, path, body=None, headers=None, timeout=60, host="
         c.close()
 
 
-def proc_threads(pid):
+def proc_status(pid, field):
+    """A numeric field of /proc/PID/status ("Threads", "VmRSS" in KiB, ...); -1 if absent."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("Threads:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return -1
+
+
+def proc_threads(pid):
+    return proc_status(pid, "Threads")
 
 
 def proc_fds(pid):

@@ -15,18 +15,16 @@ volumes-total` is checked the same way.
 """
 import base64
 import datetime
-import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import EBSD_BIN, Ebsd, Sim, run  # noqa: E402
+from harness import EBSD_BIN, Ebsd, FakeHTTP, Sim, run  # noqa: E402
 
 
 def iso(delta_s):
@@ -34,38 +32,13 @@ def iso(delta_s):
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class container:
-    """A fake container-credentials endpoint on 127.0.0.1 (as in test_creds.py): answers
-    `body` to requests carrying Authorization == want_auth, 401 otherwise."""
-
-    def __init__(self, body, want_auth):
-        self.requests = []
-        fake = self
-
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                fake.requests.append((self.path, dict(self.headers)))
-                ok = self.headers.get("Authorization") == want_auth
-                data = (body if ok else '{"message":"bad token"}').encode()
-                self.send_response(200 if ok else 401)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.srv.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.srv.server_address[1]
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.srv.shutdown()
-        self.srv.server_close()
+def container(body, want_auth):
+    """A fake container-credentials endpoint on 127.0.0.1: answers `body` to requests carrying
+    Authorization == want_auth, 401 otherwise."""
+    def route(method, path, headers, _body):
+        ok = headers.get("Authorization") == want_auth
+        return (200 if ok else 401, "application/json", body if ok else '{"message":"bad token"}')
+    return FakeHTTP(route)
 
 
 SECRETS = []

@@ -4,18 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
 #include "mem.h"
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 static char *decode(const char *s, size_t len)
 {
@@ -25,8 +15,8 @@ static char *decode(const char *s, size_t len)
         if (s[i] == '+') {
             out[o++] = ' ';
         } else if (s[i] == '%' && i + 2 < len &&
-                   hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+                   hex_digit(s[i + 1]) >= 0 && hex_digit(s[i + 2]) >= 0) {
+            out[o++] = (char)(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
             i += 2;
         } else {
             out[o++] = s[i];
