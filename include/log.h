@@ -25,6 +25,30 @@ void log_fields(enum log_level lvl, const char *event, cJSON *fields);
 /* Like log_fields, but written whatever the level: start-up notices ("listening") that
  * supervisors and tests wait for. */
 void log_always(const char *event, cJSON *fields);
+/* A line built in place, without cJSON or printf: for the lines written once per request
+ * (access, REPORT). Short lines stay on the stack; a longer one moves to the heap. */
+struct log_rec {
+    char *p;
+    size_t len, cap;
+    unsigned nfields;
+    bool json;
+    char small[512];
+};
+/* An event line in the configured format, exactly as log_fields would write it: the rec_*
+ * calls add fields in order and log_rec_end writes the line (and frees what it took). */
+void log_rec_begin(struct log_rec *r, enum log_level lvl, const char *event);
+void log_rec_str(struct log_rec *r, const char *key, const char *val);
+void log_rec_num(struct log_rec *r, const char *key, long long v);
+/* v / 100 as cJSON prints it: "12.5", "12", "0.07". */
+void log_rec_cents(struct log_rec *r, const char *key, long long cents);
+void log_rec_end(struct log_rec *r);
+/* Plain text: begin with log_rec_text, append with log_rec_raw / log_rec_u / log_rec_fixed2
+ * (v / 100 with exactly two decimals), write with log_rec_end. */
+void log_rec_text(struct log_rec *r);
+void log_rec_raw(struct log_rec *r, const char *s);
+void log_rec_u(struct log_rec *r, unsigned long long v);
+void log_rec_fixed2(struct log_rec *r, long long cents);
+
 /* A line written as is (Lambda-style REPORT lines are tab-separated text). */
 void log_line(const char *line);
 

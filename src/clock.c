@@ -2,6 +2,7 @@
 #include "clock.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 int64_t clock_now_ms(void)
@@ -35,11 +36,27 @@ int64_t clock_remaining_ms(int64_t deadline)
 
 char *clock_format_rfc3339(int64_t wall_ms, char *out, size_t outlen)
 {
+    /* Every log line carries a time stamp: the date and time of day are formatted once per
+     * second, the milliseconds each time. */
+    static _Thread_local time_t last_secs = -1;
+    static _Thread_local char last[64];
     time_t secs = (time_t)(wall_ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (int)(wall_ms % 1000));
+    if (secs != last_secs) {
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        snprintf(last, sizeof last, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        last_secs = secs;
+    }
+    int ms = (int)(wall_ms % 1000);
+    size_t n = strlen(last);
+    if (wall_ms < 0 || outlen < n + 6) {
+        snprintf(out, outlen, "%s.%03dZ", last, ms < 0 ? 0 : ms);
+        return out;
+    }
+    memcpy(out, last, n);
+    char tail[6] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10),
+                    'Z', '\0'};
+    memcpy(out + n, tail, sizeof tail);
     return out;
 }

@@ -87,6 +87,181 @@ bool log_enabled(enum log_level lvl) { return lvl >= g_min; }
 
 static void emit(enum log_level lvl, const char *event, cJSON *fields);
 
+/* ---------------------------------------------------------------- built lines */
+
+static void rec_room(struct log_rec *r, size_t n)
+{
+    if (r->len + n + 1 <= r->cap)
+        return;
+    size_t cap = r->cap;
+    while (r->len + n + 1 > cap)
+        cap *= 2;
+    if (r->p == r->small) {
+        r->p = xmalloc(cap);
+        memcpy(r->p, r->small, r->len);
+    } else {
+        r->p = xrealloc(r->p, cap);
+    }
+    r->cap = cap;
+}
+
+static void rec_put(struct log_rec *r, const char *s, size_t n)
+{
+    rec_room(r, n);
+    memcpy(r->p + r->len, s, n);
+    r->len += n;
+}
+
+void log_rec_raw(struct log_rec *r, const char *s) { rec_put(r, s, strlen(s)); }
+
+void log_rec_u(struct log_rec *r, unsigned long long v)
+{
+    char d[24];
+    size_t i = sizeof d;
+    do
+        d[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    rec_put(r, d + i, sizeof d - i);
+}
+
+static void rec_i(struct log_rec *r, long long v)
+{
+    if (v < 0) {
+        rec_put(r, "-", 1);
+        log_rec_u(r, 0ULL - (unsigned long long)v);
+    } else {
+        log_rec_u(r, (unsigned long long)v);
+    }
+}
+
+void log_rec_fixed2(struct log_rec *r, long long cents)
+{
+    unsigned long long a = cents < 0 ? 0ULL - (unsigned long long)cents : (unsigned long long)cents;
+    if (cents < 0)
+        rec_put(r, "-", 1);
+    log_rec_u(r, a / 100);
+    char frac[3] = {'.', (char)('0' + a % 100 / 10), (char)('0' + a % 10)};
+    rec_put(r, frac, 3);
+}
+
+void log_rec_text(struct log_rec *r)
+{
+    r->p = r->small;
+    r->cap = sizeof r->small;
+    r->len = 0;
+    r->nfields = 0;
+    r->json = false;
+}
+
+/* A JSON string as cJSON writes it: quote, backslash and control bytes escaped, the rest
+ * (UTF-8 included) as it is. */
+static void rec_json_string(struct log_rec *r, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    rec_put(r, "\"", 1);
+    const char *run = s;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        rec_put(r, run, (size_t)(s - run));
+        run = s + 1;
+        char e[6] = {'\\', (char)c, 0, 0, 0, 0};
+        size_t n = 2;
+        switch (c) {
+        case '"': case '\\': break;
+        case '\b': e[1] = 'b'; break;
+        case '\f': e[1] = 'f'; break;
+        case '\n': e[1] = 'n'; break;
+        case '\r': e[1] = 'r'; break;
+        case '\t': e[1] = 't'; break;
+        default:
+            memcpy(e + 1, "u00", 3);
+            e[4] = hex[c >> 4];
+            e[5] = hex[c & 15];
+            n = 6;
+        }
+        rec_put(r, e, n);
+    }
+    rec_put(r, run, (size_t)(s - run));
+    rec_put(r, "\"", 1);
+}
+
+void log_rec_begin(struct log_rec *r, enum log_level lvl, const char *event)
+{
+    char ts[40];
+    clock_format_rfc3339(clock_wall_ms(), ts, sizeof ts);
+    log_rec_text(r);
+    r->json = g_format == LOG_FORMAT_JSON;
+    if (r->json) {
+        log_rec_raw(r, "{\"time\":\"");
+        log_rec_raw(r, ts);
+        log_rec_raw(r, "\",\"level\":\"");
+        log_rec_raw(r, level_names[lvl]);
+        log_rec_raw(r, "\",\"event\":");
+        rec_json_string(r, event);
+    } else {
+        log_rec_raw(r, ts);
+        log_rec_raw(r, " ");
+        log_rec_raw(r, level_names[lvl]);
+        rec_put(r, "     ", 5 - strlen(level_names[lvl])); /* %-5s */
+        log_rec_raw(r, " ");
+        log_rec_raw(r, event);
+    }
+}
+
+static void rec_key(struct log_rec *r, const char *key)
+{
+    if (r->json) {
+        rec_put(r, ",", 1);
+        rec_json_string(r, key);
+        rec_put(r, ":", 1);
+    } else {
+        rec_put(r, " ", 1);
+        log_rec_raw(r, key);
+        rec_put(r, "=", 1);
+    }
+    r->nfields++;
+}
+
+void log_rec_str(struct log_rec *r, const char *key, const char *val)
+{
+    rec_key(r, key);
+    if (r->json)
+        rec_json_string(r, val);
+    else
+        log_rec_raw(r, val);
+}
+
+void log_rec_num(struct log_rec *r, const char *key, long long v)
+{
+    rec_key(r, key);
+    rec_i(r, v);
+}
+
+void log_rec_cents(struct log_rec *r, const char *key, long long cents)
+{
+    rec_key(r, key);
+    unsigned long long a = cents < 0 ? 0ULL - (unsigned long long)cents : (unsigned long long)cents;
+    if (cents < 0)
+        rec_put(r, "-", 1);
+    log_rec_u(r, a / 100);
+    if (a % 100) {
+        char frac[3] = {'.', (char)('0' + a % 100 / 10), (char)('0' + a % 10)};
+        rec_put(r, frac, a % 10 ? 3 : 2);
+    }
+}
+
+void log_rec_end(struct log_rec *r)
+{
+    if (r->json)
+        rec_put(r, "}", 1);
+    write_line(r->p, r->len);
+    if (r->p != r->small)
+        free(r->p);
+    r->p = NULL;
+}
+
 void log_fields(enum log_level lvl, const char *event, cJSON *fields)
 {
     if (lvl < g_min) {

@@ -452,38 +452,51 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 static void write_report(struct request *r, double duration_ms)
 {
-    char line[512];
+    long long cents = (long long)(duration_ms * 100 + 0.5); /* %.2f, as Lambda writes it */
     long billed = (long)duration_ms + ((double)(long)duration_ms < duration_ms ? 1 : 0);
     if (billed < 1)
         billed = 1;
-    snprintf(line, sizeof line,
-             "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %ld ms\tMemory Size: "
-             "%u MB\tMax Memory Used: %ld MB\tChildren: %u\tEC2 Calls: %u\tCache: %s",
-             r->id, duration_ms, billed, r->report.memory_mb,
-             (r->report.max_rss_kb + 1023) / 1024, r->report.children, r->report.ec2_calls,
-             r->report.cache ? r->report.cache : "none");
-    log_line(line);
+    struct log_rec l;
+    log_rec_text(&l);
+    log_rec_raw(&l, "REPORT RequestId: ");
+    log_rec_raw(&l, r->id);
+    log_rec_raw(&l, "\tDuration: ");
+    log_rec_fixed2(&l, cents);
+    log_rec_raw(&l, " ms\tBilled Duration: ");
+    log_rec_u(&l, (unsigned long)billed);
+    log_rec_raw(&l, " ms\tMemory Size: ");
+    log_rec_u(&l, r->report.memory_mb);
+    log_rec_raw(&l, " MB\tMax Memory Used: ");
+    log_rec_u(&l, (unsigned long)((r->report.max_rss_kb + 1023) / 1024));
+    log_rec_raw(&l, " MB\tChildren: ");
+    log_rec_u(&l, r->report.children);
+    log_rec_raw(&l, "\tEC2 Calls: ");
+    log_rec_u(&l, r->report.ec2_calls);
+    log_rec_raw(&l, "\tCache: ");
+    log_rec_raw(&l, r->report.cache ? r->report.cache : "none");
+    log_rec_end(&l);
 }
 
-/* The JSON access line (level info). */
+/* The access line (level info), built in place: it is written for every request. */
 static void write_access(struct request *r, double duration_ms,
                          enum MHD_RequestTerminationCode toe)
 {
-    cJSON *f = cJSON_CreateObject();
-    cJSON_AddStringToObject(f, "request_id", r->id);
-    cJSON_AddStringToObject(f, "method", r->method);
-    cJSON_AddStringToObject(f, "path", r->path);
-    cJSON_AddNumberToObject(f, "status", r->queued ? r->status : 499);  /* 499: the client left first (as nginx logs it) */
-    cJSON_AddNumberToObject(f, "bytes", r->queued ? (double)r->resp_len : 0);
-    cJSON_AddNumberToObject(f, "duration_ms", (double)(long)(duration_ms * 100) / 100.0);
-    cJSON_AddStringToObject(f, "client", r->client);
+    struct log_rec l;
+    log_rec_begin(&l, LOGL_INFO, "access");
+    log_rec_str(&l, "request_id", r->id);
+    log_rec_str(&l, "method", r->method);
+    log_rec_str(&l, "path", r->path);
+    log_rec_num(&l, "status", r->queued ? r->status : 499); /* 499: the client left first (as nginx logs it) */
+    log_rec_num(&l, "bytes", r->queued ? (long long)r->resp_len : 0);
+    log_rec_cents(&l, "duration_ms", (long long)(duration_ms * 100));
+    log_rec_str(&l, "client", r->client);
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
-        cJSON_AddStringToObject(f, "termination",
-                                toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? "client_abort"
-                                : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
-                                : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? "shutdown"
-                                                                                 : "error");
-    log_fields(LOGL_INFO, "access", f);
+        log_rec_str(&l, "termination",
+                    toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? "client_abort"
+                    : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
+                    : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? "shutdown"
+                                                                     : "error");
+    log_rec_end(&l);
 }
 
 static void drain_check(struct server *s);
