@@ -3,11 +3,14 @@
 nginx (one worker) serving the same JSON bytes as a static file, in one run.
 Prints a Markdown table of requests/s, p50 and p99.
 
-Usage: bench/cached_wrk.py [--duration 10] [--connections 50] [--threads 2] [--rounds 3]
-                           [--log-level warn]
-ebsd logs at --log-level (default warn: no access lines and, cache hits being all there is
-here, no REPORT lines; info: an access and a REPORT line per request, read by this script
-through a pipe). nginx runs with access_log off.
+Usage: bench/cached_wrk.py [--duration 10] [--connections 50] [--threads N] [--rounds 3]
+                           [--log-level info]
+ebsd logs at --log-level (default info, ebsd's own default: an access and a REPORT line per
+request; warn: no access lines and, cache hits being all there is here, no REPORT lines). Its stdout goes to a
+file, as a log driver would take it, and is not read while wrk runs (a Python reader on the
+same two cores would be measured instead of ebsd). nginx runs with access_log off at warn and
+above; at info and below it writes a JSON access line per request to a file too, so both
+servers do the same work (nginx with a 64 KiB log buffer, ebsd with its 4 KiB batch).
 Needs wrk and nginx (Debian packages wrk, nginx-light) and a build."""
 import argparse
 import os
@@ -52,21 +55,29 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=50)
-    ap.add_argument("--threads", type=int, default=2)
+    # One core for the server under test, the others for wrk: on 2 cores, wrk -t1. More wrk
+    # threads than free cores measure the scheduler (docs/PERFORMANCE.md shows -t2 too).
+    ap.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--log-level", default="warn", choices=["debug", "info", "warn", "error"])
+    ap.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"])
     a = ap.parse_args()
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
             sys.exit("%s is missing: apt-get install wrk nginx-light" % tool)
 
     sim = Sim("--instances", "1000", "--seed", "42")
-    e = Ebsd(config="routes:\n  volumes_total:\n    cache_ttl_s: 3600\nlog:\n  level: %s\n" % a.log_level,
-             sim=sim)
-    st, _, body = e.get("/volumes/total")
-    assert st == 200
     tmp = tempfile.mkdtemp(prefix="ebsd-bench-")
     os.chmod(tmp, 0o755)  # nginx's worker runs unprivileged and must read the file
+    e = Ebsd(config="routes:\n  volumes_total:\n    cache_ttl_s: 3600\nlog:\n  level: %s\n" % a.log_level,
+             sim=sim, log_path=os.path.join(tmp, "ebsd.log"))
+    st, _, body = e.get("/volumes/total")
+    assert st == 200
+    access = a.log_level in ("debug", "info")
+    ngx_log = ("log_format j escape=json '{\"time\":\"$time_iso8601\",\"level\":\"info\","
+               "\"event\":\"access\",\"request_id\":\"$request_id\",\"method\":\"$request_method\","
+               "\"path\":\"$uri\",\"status\":$status,\"bytes\":$body_bytes_sent,"
+               "\"duration_ms\":$request_time,\"client\":\"$remote_addr\"}'; "
+               "access_log %s/nginx-access.log j buffer=64k flush=1s;" % tmp) if access else "access_log off;"
     with open(os.path.join(tmp, "total.json"), "wb") as f:
         f.write(body)
     port = free_port()
@@ -74,11 +85,11 @@ def main():
     with open(conf, "w") as f:
         f.write("""daemon off; worker_processes 1; pid %(t)s/nginx.pid; error_log %(t)s/error.log;
 events { worker_connections 1024; }
-http { access_log off; keepalive_requests 1000000;
+http { %(log)s keepalive_requests 1000000;
   types { application/json json; }
   server { listen 127.0.0.1:%(p)d; root %(t)s;
     location = /volumes/total { default_type application/json; try_files /total.json =404; } } }
-""" % {"t": tmp, "p": port})
+""" % {"t": tmp, "p": port, "log": ngx_log})
     ngx = subprocess.Popen(["nginx", "-c", conf, "-p", tmp], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     time.sleep(0.5)
@@ -89,6 +100,13 @@ http { access_log off; keepalive_requests 1000000;
             results["nginx"].append(wrk("http://127.0.0.1:%d/volumes/total" % port, a))
         if any(r[3] for rs in results.values() for r in rs):
             sys.exit("a server answered non-2xx responses: the comparison is invalid")
+        if access:  # both really logged every request
+            def count(path, needle):
+                with open(path, "rb") as f:
+                    return sum(1 for line in f if needle in line)
+            n_ebsd = count(os.path.join(tmp, "ebsd.log"), b'"event":"access"')
+            n_ngx = count(os.path.join(tmp, "nginx-access.log"), b'"event":"access"')
+            print("access lines written: ebsd %d, nginx %d\n" % (n_ebsd, n_ngx))
         print("| server | requests/s (median of %d) | p50 | p99 | non-2xx |" % a.rounds)
         print("|---|---:|---:|---:|---:|")
         med = {}
@@ -98,8 +116,9 @@ http { access_log off; keepalive_requests 1000000;
             med[name] = r[0]
             print("| %s | %.0f | %.3f ms | %.3f ms | %d |" % (name, r[0], r[1], r[2], r[3]))
         print("\nebsd / nginx requests/s: %.2f (body %d bytes, %d connections, %d s, wrk -t%d, "
-              "ebsd log level %s)" % (med["ebsd"] / med["nginx"], len(body), a.connections,
-                                      a.duration, a.threads, a.log_level))
+              "ebsd log level %s, access lines %s)" % (
+                  med["ebsd"] / med["nginx"], len(body), a.connections, a.duration, a.threads,
+                  a.log_level, "to a file from both" if access else "off in both"))
     finally:
         ngx.terminate()
         ngx.wait()

@@ -42,17 +42,23 @@ atexit.register(_cleanup)
 
 
 class Proc:
-    """A started binary with its stdout collected line by line in the background."""
+    """A started binary with its stdout collected line by line in the background, or, given
+    log_path, written to that file (as a log driver would) and read only when asked for."""
 
-    def __init__(self, argv, env=None, first_line_timeout=20):
+    def __init__(self, argv, env=None, first_line_timeout=20, log_path=None):
         self.argv = argv
         self.lines = []
         self._cond = threading.Condition()
-        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, env=env, text=True, bufsize=1)
+        self._t = None
+        self._log = open(log_path, "w+b") if log_path else None
+        self._pos = 0
+        self.p = subprocess.Popen(argv, stdout=self._log or subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                  text=self._log is None, bufsize=1 if self._log is None else -1)
         _procs.append(self.p)
-        self._t = threading.Thread(target=self._reader, daemon=True)
-        self._t.start()
+        if self._log is None:
+            self._t = threading.Thread(target=self._reader, daemon=True)
+            self._t.start()
 
     def _reader(self):
         for line in self.p.stdout:
@@ -62,26 +68,43 @@ class Proc:
         with self._cond:
             self._cond.notify_all()
 
+    def _catch_up(self):
+        """With log_path: takes the complete lines written since the last call."""
+        if self._log is None:
+            return
+        with open(self._log.name, "rb") as f:
+            f.seek(self._pos)
+            data = f.read()
+        end = data.rfind(b"\n") + 1
+        self._pos += end
+        with self._cond:
+            self.lines.extend(l.decode("utf-8", "replace") for l in data[:end].split(b"\n")[:-1])
+
     def wait_line(self, pred, timeout=20, start=0):
         """Waits for an output line (from index start) for which pred(line) is true."""
         end = time.time() + timeout * SLOW
         i = start
         with self._cond:
             while True:
+                self._catch_up()
                 while i < len(self.lines):
                     if pred(self.lines[i]):
                         return self.lines[i]
                     i += 1
                 if self.p.poll() is not None and i >= len(self.lines):
+                    self._catch_up()
+                    if i < len(self.lines):
+                        continue
                     raise AssertionError("%s exited (%s) before the awaited line; output:\n%s" % (
                         self.argv[0], self.p.returncode, "\n".join(self.lines[-40:])))
                 left = end - time.time()
                 if left <= 0:
                     raise AssertionError("timed out waiting for a line from %s; output:\n%s" % (
                         self.argv[0], "\n".join(self.lines[-40:])))
-                self._cond.wait(min(left, 0.2))
+                self._cond.wait(min(left, 0.2 if self._log is None else 0.05))
 
     def json_lines(self):
+        self._catch_up()
         out = []
         for l in list(self.lines):
             if l.startswith("{"):
@@ -102,7 +125,11 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.p.kill()
                 self.p.wait()
-        self._t.join(5)
+        if self._t:
+            self._t.join(5)
+        if self._log:
+            self._catch_up()
+            self._log.close()
         return self.p.returncode
 
     @property
@@ -211,7 +238,8 @@ def sim_env(sim=None, extra=None):
 class Ebsd(Proc):
     """ebsd on 127.0.0.1:0 with the given YAML config text (or none)."""
 
-    def __init__(self, config=None, args=(), env=None, sim=None, wrapper=None, first_line_timeout=20):
+    def __init__(self, config=None, args=(), env=None, sim=None, wrapper=None, first_line_timeout=20,
+                 log_path=None):
         # wrapper: an optional command prefix (e.g. ["valgrind", "--tool=memcheck", ...]);
         # the wrapped process's pid is then the wrapper's (valgrind runs ebsd in place).
         argv = [EBSD_BIN, "--listen", "127.0.0.1:0"]
@@ -225,7 +253,7 @@ class Ebsd(Proc):
             argv.append("--allow-root")
         if wrapper:
             argv = list(wrapper) + argv
-        super().__init__(argv, env=env if env is not None else sim_env(sim))
+        super().__init__(argv, env=env if env is not None else sim_env(sim), log_path=log_path)
         line = self.wait_line(lambda l: '"listening"' in l or " listening " in l,
                               timeout=first_line_timeout)
         if line.startswith("{"):
