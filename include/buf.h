@@ -10,10 +10,15 @@ struct buf {
     size_t len;
     size_t cap;
     size_t max;  /* hard cap on len */
+    int large;   /* buf_init_large: 1, 2 once data is a private mapping (mem.h) */
 };
 
 /* Prepares an empty buffer that may grow to max bytes. Allocates nothing yet. */
 void buf_init(struct buf *b, size_t max);
+/* Like buf_init, for a buffer that may grow to megabytes (an EC2 response body): past
+ * 64 KiB its data moves to a private mapping in huge pages (xprivate_realloc), each page of
+ * which would otherwise be a page fault of its own. buf_steal gives a malloc copy. */
+void buf_init_large(struct buf *b, size_t max);
 /* Appends n bytes. EBSD_ETOOBIG (buffer unchanged) if len would pass max. */
 EBSD_MUST_CHECK ebsd_status buf_append(struct buf *b, const void *p, size_t n);
 EBSD_MUST_CHECK ebsd_status buf_puts(struct buf *b, const char *s);

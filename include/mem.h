@@ -26,6 +26,9 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * sizes are rounded up to whole pages. */
 void *xprivate_realloc(void *p, size_t n);
 void xprivate_free(void *p);
+/* The largest size that fits one huge page: a buffer expected to grow past 1 MiB may as well
+ * start at this size (from 1 MiB on, private buffers come in 2 MiB huge pages). */
+size_t xprivate_huge_size(void);
 
 /* Called once in a forked child: from then on allocation failure exits with EBSD_EXIT_OOM. */
 void mem_set_child_mode(void);

@@ -14,7 +14,16 @@ void buf_init(struct buf *b, size_t max)
     b->len = 0;
     b->cap = 0;
     b->max = max;
+    b->large = 0;
 }
+
+void buf_init_large(struct buf *b, size_t max)
+{
+    buf_init(b, max);
+    b->large = 1;
+}
+
+#define LARGE_FROM ((size_t)64 << 10)
 
 static ebsd_status reserve(struct buf *b, size_t extra)
 {
@@ -26,7 +35,22 @@ static ebsd_status reserve(struct buf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need)
         cap *= 2;
-    b->data = xrealloc(b->data, cap);
+    if (b->large && cap > LARGE_FROM) {
+        if (b->large == 1) { /* move to a private mapping, one huge page to start with */
+            size_t first = xprivate_huge_size();
+            char *d = xprivate_realloc(NULL, cap > first ? cap : first);
+            if (b->len)
+                memcpy(d, b->data, b->len + 1);
+            free(b->data);
+            b->data = d;
+            b->large = 2;
+            cap = cap > first ? cap : first;
+        } else {
+            b->data = xprivate_realloc(b->data, cap);
+        }
+    } else {
+        b->data = xrealloc(b->data, cap);
+    }
     b->cap = cap;
     return EBSD_OK;
 }
@@ -72,6 +96,13 @@ void buf_reset(struct buf *b)
 
 char *buf_steal(struct buf *b)
 {
+    if (b->large == 2) {
+        char *p = xmalloc(b->len + 1);
+        memcpy(p, b->data, b->len + 1);
+        buf_free(b);
+        b->large = 1;
+        return p;
+    }
     char *p = b->data ? b->data : xstrdup("");
     b->data = NULL;
     b->len = b->cap = 0;
@@ -80,7 +111,12 @@ char *buf_steal(struct buf *b)
 
 void buf_free(struct buf *b)
 {
-    free(b->data);
+    if (b->large == 2) {
+        xprivate_free(b->data);
+        b->large = 1;
+    } else {
+        free(b->data);
+    }
     b->data = NULL;
     b->len = b->cap = 0;
 }

@@ -190,7 +190,8 @@ static enum kind child_kind(struct px *x, enum kind parent, const char *name)
         return K_OTHER;
     }
     for (size_t i = 0; i < sizeof transitions / sizeof transitions[0]; i++)
-        if (transitions[i].parent == parent && strcmp(transitions[i].name, name) == 0)
+        if (transitions[i].parent == parent && transitions[i].name[0] == name[0] &&
+            strcmp(transitions[i].name, name) == 0)
             return transitions[i].child;
     return K_OTHER;
 }
@@ -469,7 +470,9 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         fail(x, EBSD_ETOOBIG, "elements nested too deep");
         return;
     }
-    enum kind k = child_kind(x, x->stack[x->depth], local_name(name));
+    enum kind parent = x->stack[x->depth];
+    /* most of an instance's elements sit inside ones we skip: no name to look at there */
+    enum kind k = parent == K_OTHER ? K_OTHER : child_kind(x, parent, local_name(name));
     if (x->st != EBSD_OK)
         return;
     if (x->depth == 0)

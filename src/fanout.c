@@ -200,46 +200,73 @@ static ebsd_status put_json(int fd, int type, cJSON *o)
     return st;
 }
 
+/* Copies a string into a fixed field, cut to fit and terminated. */
+static void set_field(char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* A worker's record array: zeroed; past 64 KiB a private mapping in one huge page or more,
+ * since each 4 KiB page of a fresh heap area would be a page fault of its own. */
+static void *records_new(size_t n, size_t size)
+{
+    size_t bytes = (n ? n : 1) * size;
+    if (bytes <= (64u << 10))
+        return xcalloc(1, bytes);
+    size_t huge = xprivate_huge_size();
+    return xprivate_realloc(NULL, bytes > huge ? bytes : huge);
+}
+
+static void records_free(void *a, size_t n, size_t size)
+{
+    if ((n ? n : 1) * size <= (64u << 10))
+        free(a);
+    else
+        xprivate_free(a);
+}
+
 /* INSTANCES and VOLUMES frames carry arrays of the fixed-size records below, copied as they
  * are: parent and child are the same binary, and the parent checks the length and terminates
  * every string before use, so a corrupt frame can fail its request but never overrun. At
  * 10,000 instances this is what keeps the parent cheap (no JSON built or parsed per item). */
 static ebsd_status put_instances(int fd, const struct ec2_instance_page *p)
 {
-    struct inst *a = xcalloc(p->n ? p->n : 1, sizeof *a);
+    struct inst *a = records_new(p->n, sizeof *a);
     for (size_t i = 0; i < p->n; i++) {
-        snprintf(a[i].id, sizeof a[i].id, "%s", p->items[i].id);
-        snprintf(a[i].state, sizeof a[i].state, "%s", p->items[i].state);
+        set_field(a[i].id, sizeof a[i].id, p->items[i].id);
+        set_field(a[i].state, sizeof a[i].state, p->items[i].state);
     }
     ebsd_status st = frame_write(fd, F_INSTANCES, a, p->n * sizeof *a);
-    free(a);
+    records_free(a, p->n, sizeof *a);
     return st;
 }
 
 static ebsd_status put_volumes(int fd, const struct ec2_volume_page *p)
 {
-    struct vol *a = xcalloc(p->n ? p->n : 1, sizeof *a);
+    struct vol *a = records_new(p->n, sizeof *a);
     for (size_t i = 0; i < p->n; i++) {
         const struct ec2_volume *v = &p->items[i];
         struct vol *o = &a[i];
-        snprintf(o->id, sizeof o->id, "%s", v->id);
+        set_field(o->id, sizeof o->id, v->id);
         o->size_gib = v->size_gib;
-        snprintf(o->type, sizeof o->type, "%s", v->type);
+        set_field(o->type, sizeof o->type, v->type);
         o->iops = v->iops;
         o->throughput = v->throughput;
-        snprintf(o->state, sizeof o->state, "%s", v->state);
+        set_field(o->state, sizeof o->state, v->state);
         o->encrypted = v->encrypted;
         o->multi = v->multi_attach;
         for (size_t k = 0; k < v->nattach && o->nattach < 4; k++) {
             struct vattach *x = &o->attach[o->nattach++];
-            snprintf(x->instance_id, sizeof x->instance_id, "%s", v->attach[k].instance_id);
-            snprintf(x->device, sizeof x->device, "%s", v->attach[k].device);
-            snprintf(x->state, sizeof x->state, "%s", v->attach[k].state);
+            set_field(x->instance_id, sizeof x->instance_id, v->attach[k].instance_id);
+            set_field(x->device, sizeof x->device, v->attach[k].device);
+            set_field(x->state, sizeof x->state, v->attach[k].state);
             x->dot = v->attach[k].delete_on_termination;
         }
     }
     ebsd_status st = frame_write(fd, F_VOLUMES, a, p->n * sizeof *a);
-    free(a);
+    records_free(a, p->n, sizeof *a);
     return st;
 }
 

@@ -88,7 +88,7 @@ ebsd_status httpc_perform(struct httpc *h, const struct httpc_request *req,
     ebsd_status st = EBSD_ENETWORK;
     struct curl_slist *hdrs = NULL;
     memset(resp, 0, sizeof *resp);
-    buf_init(&resp->body, req->max_response ? req->max_response : (16u << 20));
+    buf_init_large(&resp->body, req->max_response ? req->max_response : (16u << 20));
 
     int64_t deadline = req->deadline ? req->deadline : clock_now_ms() + 30000;
     int64_t left = clock_remaining_ms(deadline);

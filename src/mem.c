@@ -74,13 +74,21 @@ char *xasprintf(const char *fmt, ...)
 /* A private buffer is one mapping: a header holding the mapping's length, then the data. */
 #define PRIVATE_HDR 64
 
+/* From 1 MiB on, a private buffer is a whole number of 2 MiB huge pages (the kernel aligns
+ * such anonymous mappings) and asks for transparent huge pages: on the virtual machines we
+ * run on a 4 KiB page fault costs about 10 us, and filling a 10 MB result array page by
+ * page was 25 ms of faults; one 2 MiB fault zeroes the page in well under a tenth of that. */
+#define PRIVATE_HUGE ((size_t)2 << 20)
+
 static size_t private_len(size_t n)
 {
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t page = n + PRIVATE_HDR >= PRIVATE_HUGE / 2 ? PRIVATE_HUGE : (size_t)sysconf(_SC_PAGESIZE);
     if (n > SIZE_MAX - PRIVATE_HDR - page)
         oom(n);
     return (n + PRIVATE_HDR + page - 1) / page * page;
 }
+
+size_t xprivate_huge_size(void) { return PRIVATE_HUGE - PRIVATE_HDR; }
 
 void *xprivate_realloc(void *p, size_t n)
 {
@@ -103,6 +111,8 @@ void *xprivate_realloc(void *p, size_t n)
         munmap(base, len);
         oom(n);
     }
+    if (len % PRIVATE_HUGE == 0)
+        (void)madvise(base, len, MADV_HUGEPAGE); /* a hint: EINVAL where THP is off */
     memcpy(base, &len, sizeof len);
     return base + PRIVATE_HDR;
 }
