@@ -48,7 +48,8 @@ struct conn {
     struct server *s;
     int fd;
     struct loop_timer *timer;
-    bool counted;              /* within server.max_connections (else refused at once) */
+    bool counted;              /* within the connection limits (else refused at once) */
+    unsigned char addr[17];    /* peer address: family byte, then 4 or 16 bytes */
     struct conn *prev, *next;
 };
 
@@ -614,6 +615,33 @@ static void conn_disarm(struct MHD_Connection *mc)
     }
 }
 
+/* The peer's address as a comparable key (the port left out). */
+static void peer_key(struct MHD_Connection *mc, unsigned char key[17])
+{
+    memset(key, 0, 17);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET) {
+        key[0] = AF_INET;
+        memcpy(key + 1, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+    } else if (sa && sa->sa_family == AF_INET6) {
+        key[0] = AF_INET6;
+        memcpy(key + 1, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+    }
+}
+
+/* Counted connections open from c's address, c excluded. At most max_connections to walk,
+ * once per accepted connection. */
+static unsigned conns_from(const struct server *s, const struct conn *c)
+{
+    unsigned n = 0;
+    for (const struct conn *o = s->conns; o; o = o->next)
+        if (o != c && o->counted && memcmp(o->addr, c->addr, sizeof c->addr) == 0)
+            n++;
+    return n;
+}
+
 static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
@@ -625,6 +653,7 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
         c = xcalloc(1, sizeof *c);
         c->s = s;
         c->fd = ci ? ci->connect_fd : -1;
+        peer_key(mc, c->addr);
         c->next = s->conns;
         if (s->conns)
             s->conns->prev = c;
@@ -643,6 +672,17 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
                         sizeof id);
             log_debug("http", "refused a connection: %u open (server.max_connections)",
                       s->nconns);
+            return;
+        }
+        if (c->addr[0] && conns_from(s, c) >= s->cfg->max_connections_per_ip) {
+            /* the same for server.max_connections_per_ip: libmicrohttpd's own per-IP
+             * limit would close the connection without a word */
+            char id[80];
+            conn_refuse(c, 503, "Service Unavailable", "Busy",
+                        "too many open connections from this address; retry",
+                        "Retry-After: 1\r\n", id, sizeof id);
+            log_debug("http", "refused a connection: %u open from one address "
+                      "(server.max_connections_per_ip)", s->cfg->max_connections_per_ip);
             return;
         }
         c->counted = true;
@@ -1013,11 +1053,12 @@ ebsd_status server_new(struct loop *l, struct config *cfg, const char *config_pa
     /* Headroom over max_connections for refused connections not yet closed (see
      * on_connection); libmicrohttpd's limit must never be reached. */
     unsigned mhd_limit = cfg->max_connections * 2 + 64;
+    unsigned mhd_per_ip = cfg->max_connections_per_ip * 2 + 64; /* a backstop, like mhd_limit */
     s->mhd = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET,
         0, NULL, NULL, on_request, s, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, s, MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, mhd_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)pool, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger,
         s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_UNESCAPE_CALLBACK,

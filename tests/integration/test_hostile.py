@@ -466,8 +466,23 @@ def test_per_ip_connection_limit():
         time.sleep(0.3)
         extra = _idle("127.0.0.1", e.port, 3)
         for s in extra:
-            assert _is_closed(s), "connection over max_connections_per_ip was kept"
+            # refused at once with the JSON 503 Busy and Retry-After, then closed
+            s.settimeout(3)
+            data = b""
+            try:
+                while True:
+                    more = s.recv(4096)
+                    if not more:
+                        break
+                    data += more
+            except ConnectionResetError:
+                pass
             s.close()
+            head, _, body = data.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 503 "), data
+            assert b"\r\nRetry-After: 1" in head, data
+            err = json.loads(body)["error"]
+            assert err["code"] == "Busy" and "address" in err["message"], err
         # Another address is served at once.
         lat = _latency(e.port, "127.0.0.2", 5)
         assert lat[-1] < 0.5 * SLOW, lat
