@@ -448,9 +448,16 @@ void volumes_handle(struct request *r, const char *instance_id)
         if (cs == CACHE_FRESH || cs == CACHE_STALE_SWR) {
             g.st.hits++;
             /* refresh ahead: a polled key is refetched in the background shortly before
-             * it expires, so pollers never wait on EC2 after their first request */
+             * it expires, so pollers never wait on EC2 after their first request. The
+             * window is the last fifth of the TTL, at least its last 5 s (time for a large
+             * fan-out to land) but never more than its last half: with a TTL of a few
+             * seconds every hit would otherwise start a fetch. */
             int64_t left = v.ttl_ms - v.age_ms;
-            if (!fl && (cs == CACHE_STALE_SWR || left < v.ttl_ms / 5 || left < 5000)) {
+            int64_t window = v.ttl_ms / 5;
+            int64_t floor_ms = v.ttl_ms / 2 < 5000 ? v.ttl_ms / 2 : 5000;
+            if (window < floor_ms)
+                window = floor_ms;
+            if (!fl && (cs == CACHE_STALE_SWR || left < window)) {
                 g.st.refresh_ahead++;
                 fetch_start(key, &q, detail, route->cache_ttl_s, now + route->timeout_ms, true);
             }

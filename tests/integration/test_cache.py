@@ -16,6 +16,18 @@ def ec2_calls(sim):
     return sum(sim.stats()["calls"].values())
 
 
+def settled_calls(sim, quiet=0.4, limit=20):
+    """ec2sim's call count once no call has come in for `quiet` seconds."""
+    seen, end = ec2_calls(sim), time.time() + limit * SLOW
+    while time.time() < end:
+        time.sleep(quiet)
+        now = ec2_calls(sim)
+        if now == seen:
+            break
+        seen = now
+    return seen
+
+
 async def _one(port, path, results):
     r, w = await asyncio.open_connection("127.0.0.1", port)
     w.write(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path).encode())
@@ -70,16 +82,10 @@ def test_ttl_expiry():
     st, h2, d2 = e.get_json("/volumes/total")
     assert d2["source"]["cache"] == "hit" and h2["x-cache"] == "hit"
     assert d2["source"]["ec2_calls"] == 0
-    # With a TTL under 5 s every hit is "shortly before expiry", so the hit above started a
+    # On a slow build the hit above may fall in the last half of the 1 s TTL and start a
     # refresh ahead: let it land (its calls made and stopped) before the TTL clock starts,
-    # or on a slow build its fresh entry would still be fresh below.
-    seen, end = ec2_calls(sim), time.time() + 20
-    while time.time() < end:
-        time.sleep(0.3)
-        now = ec2_calls(sim)
-        if now == seen and now > after_miss:
-            break
-        seen = now
+    # or its fresh entry would still be fresh below.
+    settled_calls(sim)
     time.sleep(1.3)
     calls = ec2_calls(sim)
     st, h3, d3 = e.get_json("/volumes/total")
@@ -111,6 +117,32 @@ def test_refresh_ahead_keeps_polled_key_warm():
     assert set(labels) == {"hit"}, set(labels)
     # the background refreshes did happen (the data was fetched again, more than once)
     assert sim.stats()["calls"].get("DescribeInstances", 0) >= 2, sim.stats()
+    e.stop()
+    sim.stop()
+
+
+def test_short_ttl_refreshes_ahead_once_not_on_every_hit():
+    # TTL 4 s: the refresh-ahead window is its last 2 s (half, as 5 s is more than half), so
+    # polls in the first half cost no EC2 call and one in the second half starts one fetch.
+    sim = Sim("--instances", "20")
+    e = Ebsd(config="routes:\n  volumes_total:\n    cache_ttl_s: 4\ncache:\n"
+                    "  stale_while_revalidate_s: 0\n", sim=sim)
+    st, _, d = e.get_json("/volumes/total")
+    assert d["source"]["cache"] == "miss"
+    after_miss = ec2_calls(sim)
+    t0 = time.time()
+    while time.time() - t0 < 1.0:
+        st, _, d = e.get_json("/volumes/total")
+        assert d["source"]["cache"] == "hit"
+        time.sleep(0.05)
+    assert ec2_calls(sim) == after_miss, "a hit early in the TTL started a fetch"
+    time.sleep(max(0.0, 2.5 - (time.time() - t0)))
+    for _ in range(10):
+        st, _, d = e.get_json("/volumes/total")
+        assert d["source"]["cache"] == "hit"
+    # ten polls in the window started one fetch (single flight): the miss's calls once more
+    refreshed = settled_calls(sim) - after_miss
+    assert refreshed == after_miss, (refreshed, after_miss)
     e.stop()
     sim.stop()
 
