@@ -72,13 +72,19 @@ def test_single_flight_1000_concurrent_cold_requests():
     sim.stop()
 
 
-def test_ttl_expiry():
+def cached_once(ttl_s):
+    """ec2sim (20 instances) and ebsd with a volumes_total TTL of ttl_s and no
+    stale-while-revalidate, after one miss: (sim, ebsd, EC2 calls of that miss)."""
     sim = Sim("--instances", "20")
-    e = Ebsd(config="routes:\n  volumes_total:\n    cache_ttl_s: 1\ncache:\n"
-                    "  stale_while_revalidate_s: 0\n", sim=sim)
-    st, h1, d1 = e.get_json("/volumes/total")
-    assert d1["source"]["cache"] == "miss"
-    after_miss = ec2_calls(sim)
+    e = Ebsd(config="routes:\n  volumes_total:\n    cache_ttl_s: %d\ncache:\n"
+                    "  stale_while_revalidate_s: 0\n" % ttl_s, sim=sim)
+    st, _, d = e.get_json("/volumes/total")
+    assert st == 200 and d["source"]["cache"] == "miss", d
+    return sim, e, ec2_calls(sim)
+
+
+def test_ttl_expiry():
+    sim, e, after_miss = cached_once(1)
     st, h2, d2 = e.get_json("/volumes/total")
     assert d2["source"]["cache"] == "hit" and h2["x-cache"] == "hit"
     assert d2["source"]["ec2_calls"] == 0
@@ -124,12 +130,7 @@ def test_refresh_ahead_keeps_polled_key_warm():
 def test_short_ttl_refreshes_ahead_once_not_on_every_hit():
     # TTL 4 s: the refresh-ahead window is its last 2 s (half, as 5 s is more than half), so
     # polls in the first half cost no EC2 call and one in the second half starts one fetch.
-    sim = Sim("--instances", "20")
-    e = Ebsd(config="routes:\n  volumes_total:\n    cache_ttl_s: 4\ncache:\n"
-                    "  stale_while_revalidate_s: 0\n", sim=sim)
-    st, _, d = e.get_json("/volumes/total")
-    assert d["source"]["cache"] == "miss"
-    after_miss = ec2_calls(sim)
+    sim, e, after_miss = cached_once(4)
     t0 = time.time()
     while time.time() - t0 < 1.0:
         st, _, d = e.get_json("/volumes/total")
