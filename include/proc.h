@@ -7,7 +7,8 @@
  *   - gets every signal disposition reset to SIG_DFL and an empty signal mask (it inherits
  *     the parent's blocked mask otherwise, and SIGTERM/SIGKILL-at-deadline must work);
  *   - before anything else, lowers its CPU priority: its nice value becomes the parent's
- *     plus PROC_WORKER_NICE (capped at 19), so a parent woken by a deadline timer or a
+ *     plus spec->nice (capped at 19; fanout.worker_nice, 10 by default: at +10 a CPU-bound task
+ *     weighs about a tenth of one at the parent's nice value in the fair scheduler), so a parent woken by a deadline timer or a
  *     client is scheduled ahead of workers busy parsing XML (with workers at the parent's
  *     priority, a CPU-saturated machine made deadline answers hundreds of ms late;
  *     docs/SOAK.md has the numbers). Nice weighs tasks against each other within one
@@ -68,6 +69,7 @@ struct proc_spec {
     size_t mem_limit_bytes;   /* memory the child may add (see above); 0 = no limit */
     unsigned cpu_limit_s;     /* RLIMIT_CPU seconds (SIGKILL when passed); 0 = no limit */
     const char *name;         /* process name shown by ps/top (15 chars kept); NULL = keep */
+    unsigned nice;            /* nice increment over the parent (capped at 19); 0 = same */
 };
 
 struct proc_child {
@@ -96,12 +98,6 @@ struct proc_exit {
     int raw_status;           /* wait status as returned by wait4 */
 };
 
-/* Nice increment of a child over its parent: at +10 a CPU-bound task weighs about a tenth
- * of one at the parent's nice value in the kernel's fair scheduler. A build may set it
- * (-DPROC_WORKER_NICE=0 keeps workers at the parent's priority, as before). */
-#ifndef PROC_WORKER_NICE
-#define PROC_WORKER_NICE 10
-#endif
 
 /* Forks a child that runs spec->fn (see the model above). On success fills *out; the caller
  * owns out->fd (close it after EOF) and must reap out->pid. EBSD_EBUSY if fork hit a process

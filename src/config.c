@@ -47,7 +47,7 @@ struct doc_server {
         *max_header_bytes, *drain_timeout_s;
 };
 struct doc_fanout {
-    uint32_t *max_children, *group_size, *list_partitions, *queue_timeout_ms;
+    uint32_t *max_children, *group_size, *list_partitions, *queue_timeout_ms, *worker_nice;
 };
 struct doc_cache {
     uint32_t *max_entries;
@@ -118,6 +118,7 @@ static const cyaml_schema_field_t fanout_fields[] = {
     CYAML_FIELD_UINT_PTR("group_size", OPT, struct doc_fanout, group_size),
     CYAML_FIELD_UINT_PTR("list_partitions", OPT, struct doc_fanout, list_partitions),
     CYAML_FIELD_UINT_PTR("queue_timeout_ms", OPT, struct doc_fanout, queue_timeout_ms),
+    CYAML_FIELD_UINT_PTR("worker_nice", OPT, struct doc_fanout, worker_nice),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cache_fields[] = {
@@ -777,6 +778,7 @@ static const struct range ranges[] = {
     R("fanout.group_size", group_size, 1, 1000),
     R("fanout.list_partitions", list_partitions, 0, 16),
     R("fanout.queue_timeout_ms", queue_timeout_ms, 0, 900000),
+    R("fanout.worker_nice", worker_nice, 0, 19),
     R("cache.max_entries", cache_max_entries, 0, 10000000),
     R("cache.stale_if_error_s", stale_if_error_s, 0, 86400),
     R("cache.stale_while_revalidate_s", stale_while_revalidate_s, 0, 3600),
@@ -914,6 +916,7 @@ static void merge(struct config *c, const struct doc *d, bool regions_given)
         SET(c->group_size, d->fanout->group_size);
         SET(c->list_partitions, d->fanout->list_partitions);
         SET(c->queue_timeout_ms, d->fanout->queue_timeout_ms);
+        SET(c->worker_nice, d->fanout->worker_nice);
     }
     if (d->cache) {
         SET(c->cache_max_entries, d->cache->max_entries);
@@ -973,6 +976,7 @@ void config_defaults(struct config *c)
     c->group_size = 200;
     c->list_partitions = 0; /* auto */
     c->queue_timeout_ms = 2000;
+    c->worker_nice = 10;
     c->cache_max_entries = 10000;
     c->cache_max_bytes = 67108864;
     c->stale_if_error_s = 300;

@@ -112,6 +112,7 @@ static struct {
     /* limits and EC2 settings, copied from the config */
     unsigned max_children, group_size, queue_timeout_ms;
     unsigned list_partitions;  /* 0: sized from the last count; 1: never split */
+    unsigned worker_nice;
     bool partitions_off;       /* a split listing came back empty: do not split again */
     unsigned max_attempts, instance_page, volume_page;
     double rate, burst;
@@ -866,6 +867,7 @@ static void spawn(struct task *t)
         .fn = child_main,
         .arg = t,
         .mem_limit_bytes = t->job ? (size_t)t->job->q.memory_mb << 20 : 0,
+        .nice = g.worker_nice,
     };
     struct proc_child pc;
     fflush(stdout);
@@ -1338,6 +1340,7 @@ void fanout_init(struct loop *l, const struct config *cfg)
     g.group_size = cfg->group_size ? cfg->group_size : 100;
     g.list_partitions = cfg->list_partitions;
     g.queue_timeout_ms = cfg->queue_timeout_ms;
+    g.worker_nice = cfg->worker_nice;
     g.max_attempts = cfg->max_attempts;
     g.instance_page = cfg->instance_page_size;
     g.volume_page = cfg->volume_page_size;

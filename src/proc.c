@@ -168,21 +168,23 @@ static void child_parent_death(pid_t parent)
  * deadline timer or a client runs ahead of busy workers (see proc.h). Raising one's own
  * nice value needs no privilege; a failure leaves the child at the parent's priority,
  * which is how ebsd ran before, so it is not fatal. */
-static void child_priority(void)
+static void child_priority(unsigned nice)
 {
-    if (PROC_WORKER_NICE <= 0)
+    if (nice == 0)
         return;
     errno = 0;
     int cur = getpriority(PRIO_PROCESS, 0);
     if (cur == -1 && errno != 0)
         return;
-    int want = cur + PROC_WORKER_NICE > 19 ? 19 : cur + PROC_WORKER_NICE;
+    int want = cur + (int)(nice > 39 ? 39 : nice);
+    if (want > 19)
+        want = 19;
     (void)setpriority(PRIO_PROCESS, 0, want);
 }
 
 static void child_run(const struct proc_spec *spec, int wfd, pid_t parent)
 {
-    child_priority();
+    child_priority(spec->nice);
     child_parent_death(parent);
     child_signals();
     child_fds(wfd);

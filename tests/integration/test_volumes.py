@@ -281,6 +281,42 @@ def test_max_children_never_exceeded():
     sim.stop()
 
 
+def nice_of(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])
+
+
+def test_workers_run_at_the_configured_nice():
+    """fanout.worker_nice: each worker's nice is ebsd's plus the setting (capped at 19),
+    10 by default; ebsd's own stays."""
+    for config, step in ((None, 10), ("fanout:\n  worker_nice: 4\n", 4),
+                         ("fanout:\n  worker_nice: 0\n", 0)):
+        sim = Sim("--instances", "20", "--latency-ms", "1500")
+        e = Ebsd(config=config, sim=sim)
+        parent = nice_of(e.pid)
+        result = {}
+        t = threading.Thread(target=lambda: result.update(r=e.get_json("/volumes/total")))
+        t.start()
+        deadline = time.time() + 5 * SLOW
+        kids = []
+        while time.time() < deadline and not kids:
+            kids = [k for k, state in children_of(e.pid) if state != "Z"]
+            time.sleep(0.05)
+        assert kids, "no worker appeared"
+        nices = set()
+        for k in kids:
+            try:
+                nices.add(nice_of(k))
+            except OSError:
+                pass  # ended meanwhile
+        t.join(20)
+        assert result["r"][0] == 200, result
+        assert nices == {min(19, parent + step)}, (config, parent, nices)
+        assert nice_of(e.pid) == parent
+        e.stop()
+        sim.stop()
+
+
 def test_killed_child_fails_only_its_request():
     sim = Sim("--instances", "20", "--latency-ms", "1500")
     e = Ebsd(sim=sim)

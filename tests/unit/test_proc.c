@@ -591,20 +591,26 @@ static int child_nice(int fd, void *arg)
     return n == -1 && errno ? 99 : n + 20;
 }
 
-/* Workers run PROC_WORKER_NICE below the parent (capped at nice 19), from any parent nice. */
+/* A child runs spec.nice below the parent (capped at nice 19); 0 keeps the parent's. */
 static void test_child_priority(void)
 {
     errno = 0;
     int parent = getpriority(PRIO_PROCESS, 0);
     CHECK(!(parent == -1 && errno));
-    int want = parent + PROC_WORKER_NICE > 19 ? 19 : parent + PROC_WORKER_NICE;
-    struct proc_child c;
-    struct proc_exit e;
-    CHECK(spawn(child_nice, NULL, 0, &c) == EBSD_OK);
-    CHECK_INT(proc_wait(c.pid, 5000, &e), EBSD_OK);
-    CHECK_INT(e.kind, PROC_EXIT_CODE);
-    CHECK_INT(e.code - 20, want);
-    close(c.fd);
+    const unsigned nices[] = {0, 3, 10, 19};
+    for (size_t i = 0; i < sizeof nices / sizeof nices[0]; i++) {
+        int want = parent + (int)nices[i] > 19 ? 19 : parent + (int)nices[i];
+        struct proc_spec spec = {.fn = child_nice, .nice = nices[i]};
+        struct proc_child c;
+        struct proc_exit e;
+        fflush(stdout);
+        fflush(stderr);
+        CHECK(proc_spawn(&spec, &c) == EBSD_OK);
+        CHECK_INT(proc_wait(c.pid, 5000, &e), EBSD_OK);
+        CHECK_INT(e.kind, PROC_EXIT_CODE);
+        CHECK_INT(e.code - 20, want);
+        close(c.fd);
+    }
     /* Ours is unchanged: only the child lowered its priority. */
     CHECK_INT(getpriority(PRIO_PROCESS, 0), parent);
 }
