@@ -1,7 +1,7 @@
 /* route.h - ebsd's routing and query validation as pure functions (no request, no
  * libmicrohttpd): which route a decoded path names, and the query string of a data route
  * decoded and checked the way server.c (on_request) and volumes.c (volumes_handle) do it.
- * api.c routes with route_match, server.c decodes with route_unescape and route_printable,
+ * api.c routes with route_match (telemetry.c labels metrics with it), server.c decodes with route_unescape and route_printable,
  * volumes.c collects and checks parameters with route_params_set and route_check_params;
  * route_parse_query strings the same steps together for the tests and
  * tests/fuzz/fuzz_route.c. */
@@ -38,6 +38,9 @@ enum route {
  * instance_id_out, which must hold len bytes; an id that does not fit (or is ROUTE_ID_MAX
  * bytes or longer) gives ROUTE_NONE. instance_id_out is only written for ROUTE_INSTANCE. */
 enum route route_match(const char *path, char *instance_id_out, size_t len);
+/* The route's label in metrics: its path ("/instances/{id}/volumes" for ROUTE_INSTANCE),
+ * "other" for ROUTE_NONE. */
+const char *route_label(enum route r);
 
 /* ebsd's percent-decoder, in place (libmicrohttpd's unescape callback): "%XX" becomes the
  * byte, except "%00", which becomes DEL (0x7f) so that route_printable rejects it instead of

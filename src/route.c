@@ -36,6 +36,20 @@ enum route route_match(const char *path, char *instance_id_out, size_t len)
     return ROUTE_INSTANCE;
 }
 
+const char *route_label(enum route r)
+{
+    switch (r) {
+    case ROUTE_HEALTH: return "/healthz";
+    case ROUTE_READY: return "/readyz";
+    case ROUTE_SPEC: return "/openapi.yaml";
+    case ROUTE_METRICS: return "/metrics";
+    case ROUTE_TOTAL: return "/volumes/total";
+    case ROUTE_INSTANCE: return "/instances/{id}/volumes";
+    case ROUTE_NONE: break;
+    }
+    return "other";
+}
+
 size_t route_unescape(char *s)
 {
     char *w = s;

@@ -7,6 +7,7 @@
 
 #include "fanout.h"
 #include "metrics.h"
+#include "route.h"
 #include "version.h"
 #include "volumes.h"
 
@@ -72,21 +73,6 @@ void telemetry_shutdown(void)
     memset(&t, 0, sizeof t);
 }
 
-static const char *route_of(const char *path)
-{
-    static const char *const fixed[] = {"/volumes/total", "/healthz", "/readyz", "/metrics",
-                                        "/openapi.yaml"};
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        if (strcmp(path, fixed[i]) == 0)
-            return fixed[i];
-    if (strncmp(path, "/instances/", 11) == 0) {
-        const char *slash = strchr(path + 11, '/');
-        if (slash && strcmp(slash, "/volumes") == 0)
-            return "/instances/{id}/volumes";
-    }
-    return "other";
-}
-
 void telemetry_request(const char *path, unsigned status, double seconds)
 {
     if (!t.reg)
@@ -99,7 +85,8 @@ void telemetry_request(const char *path, unsigned status, double seconds)
     } else {
         snprintf(st, sizeof st, "%u", status);
     }
-    const char *route = route_of(path);
+    char id[ROUTE_ID_MAX];
+    const char *route = route_label(route_match(path, id, sizeof id));
     metrics_inc(t.requests, 1, route, st);
     metrics_observe(t.latency, seconds, route);
 }

@@ -211,4 +211,18 @@ static void test_pieces(void)
     CHECK(!rp.region && !rp.mode);
 }
 
-TEST_MAIN(T(test_match), T(test_query), T(test_check), T(test_pieces))
+/* Metric labels: one per route, the path template for instances, "other" for the rest. */
+static void labels(void)
+{
+    char id[ROUTE_ID_MAX];
+    CHECK_STR(route_label(route_match("/volumes/total", id, sizeof id)), "/volumes/total");
+    CHECK_STR(route_label(route_match("/instances/i-0123456789abcdef0/volumes", id, sizeof id)),
+              "/instances/{id}/volumes");
+    CHECK_STR(route_label(route_match("/healthz", id, sizeof id)), "/healthz");
+    CHECK_STR(route_label(route_match("/readyz", id, sizeof id)), "/readyz");
+    CHECK_STR(route_label(route_match("/metrics", id, sizeof id)), "/metrics");
+    CHECK_STR(route_label(route_match("/openapi.yaml", id, sizeof id)), "/openapi.yaml");
+    CHECK_STR(route_label(route_match("/nope", id, sizeof id)), "other");
+}
+
+TEST_MAIN(T(labels), T(test_match), T(test_query), T(test_check), T(test_pieces))
