@@ -1,8 +1,9 @@
 /* route.h - ebsd's routing and query validation as pure functions (no request, no
  * libmicrohttpd): which route a decoded path names, and the query string of a data route
  * decoded and checked the way server.c (on_request) and volumes.c (volumes_handle) do it.
- * api.c routes with route_match (telemetry.c labels metrics with it), server.c decodes with route_unescape and route_printable,
- * volumes.c collects and checks parameters with route_params_set and route_check_params;
+ * api.c routes with route_match (telemetry.c labels metrics with it and route_label),
+ * server.c decodes with route_unescape and route_printable, volumes.c collects and checks
+ * parameters with route_params_set and route_check_params;
  * route_parse_query strings the same steps together for the tests and
  * tests/fuzz/fuzz_route.c. */
 #ifndef EBSD_ROUTE_H
