@@ -82,7 +82,9 @@ char *xasprintf(const char *fmt, ...)
 
 static size_t private_len(size_t n)
 {
-    size_t page = n + PRIVATE_HDR >= PRIVATE_HUGE / 2 ? PRIVATE_HUGE : (size_t)sysconf(_SC_PAGESIZE);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (n >= PRIVATE_HUGE / 2)
+        page = PRIVATE_HUGE;
     if (n > SIZE_MAX - PRIVATE_HDR - page)
         oom(n);
     return (n + PRIVATE_HDR + page - 1) / page * page;

@@ -487,7 +487,8 @@ static void write_access(struct request *r, double duration_ms,
     log_rec_str(&l, "request_id", r->id);
     log_rec_str(&l, "method", r->method);
     log_rec_str(&l, "path", r->path);
-    log_rec_num(&l, "status", r->queued ? r->status : 499); /* 499: the client left first (as nginx logs it) */
+    /* 499: the client left first (as nginx logs it) */
+    log_rec_num(&l, "status", r->queued ? r->status : 499);
     log_rec_num(&l, "bytes", r->queued ? (long long)r->resp_len : 0);
     log_rec_cents(&l, "duration_ms", (long long)(duration_ms * 100));
     log_rec_str(&l, "client", r->client);
