@@ -15,6 +15,8 @@ void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
+/* Copies src into dst (size bytes, at least 1), cut to fit; always terminated. */
+void str_copy(char *dst, size_t size, const char *src);
 /* printf into a newly allocated string; caller frees. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

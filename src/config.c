@@ -181,14 +181,6 @@ struct load {
     bool cy_seen;
 };
 
-/* Copies s into dst (size n), truncating; always terminated. */
-static void copy_str(char *dst, size_t n, const char *s)
-{
-    size_t len = strnlen(s, n - 1);
-    memcpy(dst, s, len);
-    dst[len] = '\0';
-}
-
 /* Fills the error: message "FILE:LINE: key 'KEY': WHAT", leaving out what is unknown. */
 static ebsd_status fail_at(struct load *ld, ebsd_status st, unsigned line, const char *key,
                            const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -202,9 +194,9 @@ static ebsd_status fail_at(struct load *ld, ebsd_status st, unsigned line, const
     int n = vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     if (n < 0)
-        copy_str(what, sizeof what, "(unprintable message)");
-    copy_str(e->file, sizeof e->file, ld->name);
-    copy_str(e->key, sizeof e->key, key ? key : "");
+        str_copy(what, sizeof what, "(unprintable message)");
+    str_copy(e->file, sizeof e->file, ld->name);
+    str_copy(e->key, sizeof e->key, key ? key : "");
     e->line = line;
     char where[sizeof e->file + 16];
     if (line > 0)
@@ -218,7 +210,7 @@ static ebsd_status fail_at(struct load *ld, ebsd_status st, unsigned line, const
     else
         n = snprintf(e->message, sizeof e->message, "%s: %s", where, what);
     if (n < 0)
-        copy_str(e->message, sizeof e->message, what);
+        str_copy(e->message, sizeof e->message, what);
     return st;
 }
 
@@ -228,7 +220,7 @@ static void lines_add(struct load *ld, const char *path, unsigned line)
         ld->caplines = ld->caplines ? ld->caplines * 2 : 64;
         ld->lines = xrealloc(ld->lines, ld->caplines * sizeof *ld->lines);
     }
-    copy_str(ld->lines[ld->nlines].path, sizeof ld->lines[0].path, path);
+    str_copy(ld->lines[ld->nlines].path, sizeof ld->lines[0].path, path);
     ld->lines[ld->nlines].line = line;
     ld->nlines++;
 }
@@ -245,7 +237,7 @@ static bool lines_has(const struct load *ld, const char *path)
 static unsigned lines_find(const struct load *ld, const char *path)
 {
     char p[sizeof ld->lines[0].path];
-    copy_str(p, sizeof p, path);
+    str_copy(p, sizeof p, path);
     for (;;) {
         for (size_t i = 0; i < ld->nlines; i++)
             if (strcmp(ld->lines[i].path, p) == 0)
@@ -660,7 +652,7 @@ static void cyaml_capture(cyaml_log_t level, void *ctx, const char *fmt, va_list
         return;
     }
     if (!ld->cy_seen && strncmp(s, "Backtrace", 9) != 0 && strncmp(s, "  in ", 5) != 0) {
-        copy_str(ld->cy_msg, sizeof ld->cy_msg, s);
+        str_copy(ld->cy_msg, sizeof ld->cy_msg, s);
         ld->cy_seen = true;
     }
 }

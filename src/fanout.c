@@ -201,14 +201,6 @@ static ebsd_status put_json(int fd, int type, cJSON *o)
     return st;
 }
 
-/* Copies a string into a fixed field, cut to fit and terminated. */
-static void set_field(char *dst, size_t size, const char *src)
-{
-    size_t n = strnlen(src, size - 1);
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
 /* A worker's record array: zeroed; past 64 KiB a private mapping in one huge page or more,
  * since each 4 KiB page of a fresh heap area would be a page fault of its own. */
 static void *records_new(size_t n, size_t size)
@@ -236,8 +228,8 @@ static ebsd_status put_instances(int fd, const struct ec2_instance_page *p)
 {
     struct inst *a = records_new(p->n, sizeof *a);
     for (size_t i = 0; i < p->n; i++) {
-        set_field(a[i].id, sizeof a[i].id, p->items[i].id);
-        set_field(a[i].state, sizeof a[i].state, p->items[i].state);
+        str_copy(a[i].id, sizeof a[i].id, p->items[i].id);
+        str_copy(a[i].state, sizeof a[i].state, p->items[i].state);
     }
     ebsd_status st = frame_write(fd, F_INSTANCES, a, p->n * sizeof *a);
     records_free(a, p->n, sizeof *a);
@@ -250,19 +242,19 @@ static ebsd_status put_volumes(int fd, const struct ec2_volume_page *p)
     for (size_t i = 0; i < p->n; i++) {
         const struct ec2_volume *v = &p->items[i];
         struct vol *o = &a[i];
-        set_field(o->id, sizeof o->id, v->id);
+        str_copy(o->id, sizeof o->id, v->id);
         o->size_gib = v->size_gib;
-        set_field(o->type, sizeof o->type, v->type);
+        str_copy(o->type, sizeof o->type, v->type);
         o->iops = v->iops;
         o->throughput = v->throughput;
-        set_field(o->state, sizeof o->state, v->state);
+        str_copy(o->state, sizeof o->state, v->state);
         o->encrypted = v->encrypted;
         o->multi = v->multi_attach;
         for (size_t k = 0; k < v->nattach && o->nattach < 4; k++) {
             struct vattach *x = &o->attach[o->nattach++];
-            set_field(x->instance_id, sizeof x->instance_id, v->attach[k].instance_id);
-            set_field(x->device, sizeof x->device, v->attach[k].device);
-            set_field(x->state, sizeof x->state, v->attach[k].state);
+            str_copy(x->instance_id, sizeof x->instance_id, v->attach[k].instance_id);
+            str_copy(x->device, sizeof x->device, v->attach[k].device);
+            str_copy(x->state, sizeof x->state, v->attach[k].state);
             x->dot = v->attach[k].delete_on_termination;
         }
     }
