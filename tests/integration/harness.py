@@ -128,8 +128,7 @@ class Proc:
         if self._t:
             self._t.join(5)
         if self._log:
-            self._catch_up()
-            self._log.close()
+            self._log.close()  # lines are read when asked for (wait_line, json_lines)
         return self.p.returncode
 
     @property
