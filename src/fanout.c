@@ -97,6 +97,7 @@ struct task {
     char (*ids)[ID_LEN];
     size_t nids;
     unsigned part, nparts;     /* T_LIST: this lister's share of the listing */
+    bool own_volumes;          /* T_LIST: also fetches the volumes of what it lists */
     int64_t deadline;
     pid_t pid;
     int fd;
@@ -328,6 +329,17 @@ static ebsd_status child_list(int fd, struct ec2_client *c, const struct task *t
         if (st != EBSD_OK)
             break;
         st = put_instances(fd, &p);
+        if (st == EBSD_OK && t->own_volumes && p.n > 0) {
+            /* this lister's share fits one page: its volumes come from here, with no
+             * worker of their own to fork and no round trip through the parent */
+            const char *ids[EC2_MAX_IDS];
+            for (size_t i = 0; i < p.n && st == EBSD_OK; i += EC2_MAX_IDS) {
+                size_t n = p.n - i < EC2_MAX_IDS ? p.n - i : EC2_MAX_IDS;
+                for (size_t k = 0; k < n; k++)
+                    ids[k] = p.items[i + k].id;
+                st = child_volumes(fd, c, ids, n, deadline, err);
+            }
+        }
         if (st == EBSD_OK && sequential) {
             /* the seed: one DescribeVolumes call (and its pages) per instance */
             for (size_t i = 0; i < p.n && st == EBSD_OK; i++) {
@@ -702,6 +714,8 @@ static bool take_records(struct task *t, int type, const char *data, size_t len)
         }
         if (t->kind == T_INSTANCE)
             job->instance_seen = job->ninst > 0;
+        else if (t->kind == T_LIST && t->own_volumes)
+            job->dispatched = job->ninst; /* the lister fetches these volumes itself */
         else if (t->kind == T_LIST)
             enqueue_volume_groups(job);
         return true;
@@ -1203,6 +1217,24 @@ static size_t volume_group_size(const char *region, unsigned listers)
     return group;
 }
 
+/* Whether each lister should fetch its own share's volumes: when the region's last count
+ * says every share fits one DescribeInstances page and is no larger than the volume group
+ * the parent would hand out (group, as grown by volume_group_size). Then the listing and
+ * the volume work run in the same workers: half as many forks, and a share's volume calls
+ * start the moment its listing arrives, where the parent's groups would not have made the
+ * volume work any wider. With spare workers, groups stay smaller than a share and the
+ * parent spreads them (at 1,000 instances: 2 shares of 500, 5 groups of 200). Not on the
+ * first listing of a region, whose size is unknown. */
+static bool listers_own_volumes(const char *region, unsigned listers, size_t group)
+{
+    const size_t *seen = seen_slot(region, false);
+    if (!seen || *seen == 0)
+        return false;
+    size_t share = (*seen + listers - 1) / listers;
+    size_t page = g.instance_page ? g.instance_page : 1000;
+    return share <= group && share <= page && share <= EC2_MAX_IDS;
+}
+
 /* Remembers what a complete listing found. A split listing that found nothing where the last
  * one found instances suggests an endpoint without filter wildcards: split no more. */
 static void listing_seen(const struct fanout_job *job)
@@ -1252,10 +1284,12 @@ struct fanout_job *fanout_start(const struct fanout_query *q, int64_t deadline,
         job->partitions = parts;
         job->group_size = volume_group_size(q->region, parts);
         job->listing = parts;
+        bool own = !q->sequential && listers_own_volumes(q->region, parts, job->group_size);
         for (unsigned i = 0; i < parts; i++) {
             enqueue(job, q->sequential ? T_SEQUENTIAL : T_LIST, NULL, 0);
             g.queue_tail->part = i;
             g.queue_tail->nparts = parts;
+            g.queue_tail->own_volumes = own;
         }
     }
     kick(); /* children are forked from the loop, so done never runs inside fanout_start */

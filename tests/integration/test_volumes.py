@@ -116,6 +116,30 @@ def test_volume_groups_grow_to_one_wave():
     sim.stop()
 
 
+def test_listers_fetch_their_own_volumes_once_groups_match_shares():
+    """When the last count says each lister's share fits one page and the volume groups would
+    have grown to a share anyway, each lister looks up its own share's volumes: as many
+    workers as listers, and the same answer."""
+    sim = Sim("--instances", "2500", "--seed", "8")
+    e = Ebsd(config="fanout:\n  max_children: 8\n  list_partitions: 4\n", sim=sim)
+    truth = sim.truth()
+    # first: size unknown, 4 listers hand 13 groups of 200 to workers of their own;
+    # then 4 shares of 625 = the grown group (2,500 / (8 - 4)): the listers do it all
+    for want_children in (4 + 13, 4):
+        sim.reset()
+        st, _, doc = fresh(e, "/volumes/total?detail=instances&timeout_ms=29000")
+        assert st == 200, doc
+        assert doc["total_gib"] == truth["total_gib"]
+        assert doc["volume_count"] == truth["volume_count"]
+        assert {i["instance_id"]: i["total_gib"] for i in doc["instances"]} == truth["instances"]
+        assert doc["source"]["children"] == want_children, doc["source"]
+        calls = sim.stats()["calls"]
+        assert calls.get("DescribeInstances") == 4, calls
+        assert doc["source"]["ec2_calls"] == sum(calls.values()), (doc["source"], calls)
+    e.stop()
+    sim.stop()
+
+
 def test_without_detail_has_no_instances_and_conforms():
     sim = Sim("--instances", "30")
     e = Ebsd(sim=sim)
