@@ -37,14 +37,14 @@ static ebsd_status reserve(struct buf *b, size_t extra)
         cap *= 2;
     if (b->large && cap > LARGE_FROM) {
         if (b->large == 1) { /* move to a private mapping, one huge page to start with */
-            size_t first = xprivate_huge_size();
-            char *d = xprivate_realloc(NULL, cap > first ? cap : first);
+            if (cap < xprivate_huge_size())
+                cap = xprivate_huge_size();
+            char *d = xprivate_realloc(NULL, cap);
             if (b->len)
                 memcpy(d, b->data, b->len + 1);
             free(b->data);
             b->data = d;
             b->large = 2;
-            cap = cap > first ? cap : first;
         } else {
             b->data = xprivate_realloc(b->data, cap);
         }

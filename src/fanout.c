@@ -204,10 +204,12 @@ static ebsd_status put_json(int fd, int type, cJSON *o)
 
 /* A worker's record array: zeroed; past 64 KiB a private mapping in one huge page or more,
  * since each 4 KiB page of a fresh heap area would be a page fault of its own. */
+static bool records_private(size_t bytes) { return bytes > (64u << 10); }
+
 static void *records_new(size_t n, size_t size)
 {
     size_t bytes = (n ? n : 1) * size;
-    if (bytes <= (64u << 10))
+    if (!records_private(bytes))
         return xcalloc(1, bytes);
     size_t huge = xprivate_huge_size();
     return xprivate_realloc(NULL, bytes > huge ? bytes : huge);
@@ -215,10 +217,10 @@ static void *records_new(size_t n, size_t size)
 
 static void records_free(void *a, size_t n, size_t size)
 {
-    if ((n ? n : 1) * size <= (64u << 10))
-        free(a);
-    else
+    if (records_private((n ? n : 1) * size))
         xprivate_free(a);
+    else
+        free(a);
 }
 
 /* INSTANCES and VOLUMES frames carry arrays of the fixed-size records below, copied as they

@@ -134,15 +134,21 @@ static void rec_i(struct log_rec *r, long long v)
     }
 }
 
-void log_rec_fixed2(struct log_rec *r, long long cents)
+/* cents / 100: with both decimals, or (trim) as cJSON prints it ("12.5", "12"). */
+static void rec_hundredths(struct log_rec *r, long long cents, bool trim)
 {
     unsigned long long a = cents < 0 ? 0ULL - (unsigned long long)cents : (unsigned long long)cents;
     if (cents < 0)
         rec_put(r, "-", 1);
     log_rec_u(r, a / 100);
     char frac[3] = {'.', (char)('0' + a % 100 / 10), (char)('0' + a % 10)};
-    rec_put(r, frac, 3);
+    if (!trim)
+        rec_put(r, frac, 3);
+    else if (a % 100)
+        rec_put(r, frac, a % 10 ? 3 : 2);
 }
+
+void log_rec_fixed2(struct log_rec *r, long long cents) { rec_hundredths(r, cents, false); }
 
 void log_rec_text(struct log_rec *r)
 {
@@ -242,14 +248,7 @@ void log_rec_num(struct log_rec *r, const char *key, long long v)
 void log_rec_cents(struct log_rec *r, const char *key, long long cents)
 {
     rec_key(r, key);
-    unsigned long long a = cents < 0 ? 0ULL - (unsigned long long)cents : (unsigned long long)cents;
-    if (cents < 0)
-        rec_put(r, "-", 1);
-    log_rec_u(r, a / 100);
-    if (a % 100) {
-        char frac[3] = {'.', (char)('0' + a % 100 / 10), (char)('0' + a % 10)};
-        rec_put(r, frac, a % 10 ? 3 : 2);
-    }
+    rec_hundredths(r, cents, true);
 }
 
 void log_rec_end(struct log_rec *r)
