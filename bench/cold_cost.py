@@ -31,7 +31,9 @@ def stat(pid):
 
 def one_size(n, latency, repeat):
     sim = Sim("--instances", str(n), "--seed", "42", "--latency-ms", str(latency))
-    e = Ebsd(config="ec2:\n  rate_limit: 0\n", sim=sim)
+    # nothing cached (TTL 0): every request is a cold fetch, in any build compared
+    e = Ebsd(config="ec2:\n  rate_limit: 0\nroutes:\n  volumes_total:\n    cache_ttl_s: 0\n",
+             sim=sim)
     path = "/volumes/total?timeout_ms=29000"
     hdrs = {"Cache-Control": "no-cache"}
     e.get_json(path, headers=hdrs)  # the first listing is not split; later ones are

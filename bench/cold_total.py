@@ -26,7 +26,9 @@ os.environ.setdefault("EC2SIM_BIN", os.path.join(ROOT, "build", "tools", "ec2sim
 from harness import Ebsd, Sim, proc_status, sim_env  # noqa: E402
 
 # The simulated EC2 does not throttle, so neither does ebsd here; everything else is default.
-CONFIG = "ec2:\n  rate_limit: 0\n"
+# No client rate limit, and nothing cached (TTL 0), so every request is a cold fetch in any
+# build being compared (a forced refresh alone is bounded by cache.min_refresh_s).
+CONFIG = "ec2:\n  rate_limit: 0\nroutes:\n  volumes_total:\n    cache_ttl_s: 0\n"
 
 
 def calls(sim):

@@ -73,6 +73,7 @@ routes:
     timeout_ms: 700
     cache_ttl_s: 5
 cache:
+  min_refresh_s: 0
   stale_if_error_s: 30
   stale_while_revalidate_s: 2
   negative_ttl_s: 2

@@ -56,6 +56,7 @@ struct config {
     uint32_t stale_if_error_s;    /* 300 */
     uint32_t stale_while_revalidate_s; /* 30 */
     uint32_t negative_ttl_s;      /* 10 */
+    uint32_t min_refresh_s;       /* 10: a forced refresh fetches only an answer this old */
 
     /* log */
     char *log_format;          /* "json" | "text" */

@@ -18,7 +18,7 @@ void volumes_handle(struct request *r, const char *instance_id);
 /* Counters for /metrics. */
 struct volumes_stats {
     unsigned long long hits, misses, coalesced, refreshed, stale_served, refresh_ahead,
-        not_modified, waiter_timeouts;
+        not_modified, waiter_timeouts, refresh_limited;
     unsigned long long entries, bytes, evictions;
     unsigned flights;
 };

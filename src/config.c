@@ -52,7 +52,7 @@ struct doc_fanout {
 struct doc_cache {
     uint32_t *max_entries;
     uint64_t *max_bytes;
-    uint32_t *stale_if_error_s, *stale_while_revalidate_s, *negative_ttl_s;
+    uint32_t *stale_if_error_s, *stale_while_revalidate_s, *negative_ttl_s, *min_refresh_s;
 };
 struct doc_log {
     char *format, *level;
@@ -128,6 +128,7 @@ static const cyaml_schema_field_t cache_fields[] = {
     CYAML_FIELD_UINT_PTR("stale_while_revalidate_s", OPT, struct doc_cache,
                          stale_while_revalidate_s),
     CYAML_FIELD_UINT_PTR("negative_ttl_s", OPT, struct doc_cache, negative_ttl_s),
+    CYAML_FIELD_UINT_PTR("min_refresh_s", OPT, struct doc_cache, min_refresh_s),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t logsec_fields[] = {
@@ -775,6 +776,7 @@ static const struct range ranges[] = {
     R("cache.stale_if_error_s", stale_if_error_s, 0, 86400),
     R("cache.stale_while_revalidate_s", stale_while_revalidate_s, 0, 3600),
     R("cache.negative_ttl_s", negative_ttl_s, 0, 3600),
+    R("cache.min_refresh_s", min_refresh_s, 0, 86400),
 };
 #undef R
 
@@ -916,6 +918,7 @@ static void merge(struct config *c, const struct doc *d, bool regions_given)
         SET(c->stale_if_error_s, d->cache->stale_if_error_s);
         SET(c->stale_while_revalidate_s, d->cache->stale_while_revalidate_s);
         SET(c->negative_ttl_s, d->cache->negative_ttl_s);
+        SET(c->min_refresh_s, d->cache->min_refresh_s);
     }
     if (d->log) {
         set_str(&c->log_format, d->log->format);
@@ -974,6 +977,7 @@ void config_defaults(struct config *c)
     c->stale_if_error_s = 300;
     c->stale_while_revalidate_s = 30;
     c->negative_ttl_s = 10;
+    c->min_refresh_s = 10;
     c->log_format = xstrdup("json");
     c->log_level = xstrdup("info");
     c->auth_tokens_file = xstrdup("");

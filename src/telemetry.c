@@ -33,7 +33,7 @@ void telemetry_init(void)
                                   metrics_latency_buckets_n, 1, "route");
     t.cache_lookups = metrics_counter(r, "ebsd_cache_requests_total",
                                       "Data requests by cache outcome (hit, miss, coalesced, "
-                                      "refreshed, stale, refresh_ahead, not_modified).",
+                                      "refreshed, stale, refresh_ahead, not_modified, limited).",
                                       1, "outcome");
     t.cache_entries = metrics_gauge(r, "ebsd_cache_entries", "Entries in the response cache.", 0);
     t.cache_bytes = metrics_gauge(r, "ebsd_cache_bytes", "Bytes held by the response cache.", 0);
@@ -103,6 +103,7 @@ ebsd_status telemetry_render(struct buf *out)
     metrics_set(t.cache_lookups, (double)vs.stale_served, "stale");
     metrics_set(t.cache_lookups, (double)vs.refresh_ahead, "refresh_ahead");
     metrics_set(t.cache_lookups, (double)vs.not_modified, "not_modified");
+    metrics_set(t.cache_lookups, (double)vs.refresh_limited, "limited");
     metrics_set(t.cache_entries, (double)vs.entries);
     metrics_set(t.cache_bytes, (double)vs.bytes);
     metrics_set(t.cache_evictions, (double)vs.evictions);

@@ -49,7 +49,7 @@ static struct {
     struct flight_table *flights;
     struct loop_timer *sweep;
     size_t max_entries, max_bytes;
-    unsigned swr_s, sie_s, negative_ttl_s;
+    unsigned swr_s, sie_s, negative_ttl_s, min_refresh_s;
     struct volumes_stats st;
 } g;
 
@@ -75,6 +75,7 @@ void volumes_configure(struct server *s, const struct config *cfg)
                             (int64_t)g.sie_s * 1000);
     }
     g.negative_ttl_s = cfg->negative_ttl_s;
+    g.min_refresh_s = cfg->min_refresh_s;
     if (!g.flights)
         g.flights = flight_table_new();
     if (!g.sweep)
@@ -242,11 +243,29 @@ static void on_waiter_deadline(struct loop *l, void *arg)
     struct waiter *w = arg;
     w->timer = NULL;
     struct request *r = w->r;
-    g.st.waiter_timeouts++;
     r->report.cache = w->label;
-    const struct fetch *f = flight_data(w->flight);
+    struct fetch *f = flight_data(w->flight);
     fanout_job_counts(f ? f->job : NULL, &r->report.children, &r->report.ec2_calls,
                       &r->report.max_rss_kb);
+    /* stale-if-error covers a fetch that hangs as well as one that fails: a usable older
+     * answer beats a 504. The fetch goes on for the cache, within its own bound, even when
+     * this was its last waiter. */
+    struct cache_view v;
+    if (cache_lookup(g.cache, flight_key(w->flight), clock_now_ms(), &v) != CACHE_MISS &&
+        v.status == 200) {
+        g.st.stale_served++;
+        if (f)
+            f->background = true;
+        r->work = NULL;
+        r->cancel = NULL;
+        flight_remove_waiter(w->flight, w);
+        waiter_free(w);
+        respond_from_view(r, &v, "stale", r->report.ec2_calls, r->report.children,
+                          "TaskTimedOut");
+        request_resume(r);
+        return;
+    }
+    g.st.waiter_timeouts++;
     struct fanout_result res = {.http_status = 504};
     double timeout_s = w->timeout_s;
     waiter_cancel(r); /* frees w; kills the job if nobody else waits */
@@ -392,10 +411,24 @@ static int collect_param(void *ctx, const char *k, const char *v)
     return route_params_set(&c->prm, k, v, c->bad, sizeof c->bad) != EBSD_OK;
 }
 
+/* Cache-Control: no-cache or max-age=0 asks for an answer fetched now (RFC 9111 5.2.1):
+ * the directives are compared whole, so "no-cache-x" or "max-age=05" are not taken. */
 static bool no_cache_requested(struct request *r)
 {
-    const char *cc = request_header(r, "Cache-Control");
-    return cc && strcasestr(cc, "no-cache") != NULL;
+    const char *p = request_header(r, "Cache-Control");
+    while (p && *p) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, ",");
+        size_t m = n;
+        while (m && (p[m - 1] == ' ' || p[m - 1] == '\t'))
+            m--;
+        if ((m == 8 && strncasecmp(p, "no-cache", 8) == 0) ||
+            (m == 9 && strncasecmp(p, "max-age=0", 9) == 0) ||
+            (m == 11 && strncasecmp(p, "max-age=\"0\"", 11) == 0))
+            return true;
+        p += n;
+    }
+    return false;
 }
 
 void volumes_handle(struct request *r, const char *instance_id)
@@ -442,6 +475,17 @@ void volumes_handle(struct request *r, const char *instance_id)
     int64_t now = clock_now_ms();
     bool refresh = no_cache_requested(r);
     struct flight *fl = flight_find(g.flights, key);
+    if (refresh && !fl && g.min_refresh_s) {
+        /* A forced refresh fetches at most once per key per min_refresh_s, whoever asks:
+         * a younger answer is served as it is, marked "limited". */
+        struct cache_view v;
+        enum cache_state cs = cache_lookup(g.cache, key, now, &v);
+        if (cs != CACHE_MISS && v.age_ms < (int64_t)g.min_refresh_s * 1000) {
+            g.st.refresh_limited++;
+            respond_from_view(r, &v, "limited", 0, 0, NULL);
+            return;
+        }
+    }
     if (!refresh) {
         struct cache_view v;
         enum cache_state cs = cache_lookup(g.cache, key, now, &v);

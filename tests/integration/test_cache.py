@@ -47,6 +47,8 @@ def concurrent_gets(port, path, n):
     return results
 
 
+# Tests that force one fetch after another lift the bound on forced refreshes.
+NO_REFRESH_BOUND = "cache:\n  min_refresh_s: 0\n"
 BIG_LIMITS = "server:\n  max_connections: 4000\n  max_connections_per_ip: 4000\n"
 
 
@@ -174,7 +176,7 @@ def test_stale_if_error():
 
 def test_etag_304_and_cache_headers():
     sim = Sim("--instances", "20")
-    e = Ebsd(sim=sim)
+    e = Ebsd(config=NO_REFRESH_BOUND, sim=sim)
     st, hdrs, doc = e.get_json("/volumes/total")
     etag = hdrs["etag"]
     assert etag.startswith('"') and etag.endswith('"') and len(etag) == 34
@@ -199,7 +201,7 @@ def test_report_lines_of_hits_follow_the_log_level():
     """A REPORT line after every fan-out; after a cache hit (no worker, no EC2 call) only at
     level info, like the access line."""
     sim = Sim("--instances", "20")
-    e = Ebsd(config="log:\n  level: warn\n", sim=sim)
+    e = Ebsd(config="log:\n  level: warn\n" + NO_REFRESH_BOUND, sim=sim)
     assert e.get("/volumes/total", headers={"X-Request-Id": "rl-miss"})[0] == 200
     e.wait_line(lambda l: l.startswith("REPORT RequestId: rl-miss\t") and l.endswith("Cache: miss"))
     st, hdrs, doc = e.get_json("/volumes/total", headers={"X-Request-Id": "rl-hit"})
@@ -221,14 +223,107 @@ def test_report_lines_of_hits_follow_the_log_level():
     sim.stop()
 
 
-def test_no_cache_forces_fetch():
+def test_no_cache_forces_fetch_at_most_once_per_min_refresh():
+    """Cache-Control: no-cache (or max-age=0) fetches only an answer at least
+    cache.min_refresh_s old; a younger one is served as it is, marked "limited"."""
     sim = Sim("--instances", "20")
-    e = Ebsd(sim=sim)
-    e.get_json("/volumes/total")
+    e = Ebsd(config="cache:\n  min_refresh_s: 2\n", sim=sim)
+    st, _, first = e.get_json("/volumes/total")
+    assert st == 200 and first["source"]["cache"] == "miss"
     calls = ec2_calls(sim)
+    for cc in ("no-cache", "max-age=0", "no-store, max-age=0", "No-Cache"):
+        st, hdrs, doc = e.get_json("/volumes/total", headers={"Cache-Control": cc})
+        assert st == 200, (cc, st, doc)
+        validate(doc, "VolumesTotal")
+        assert doc["source"]["cache"] == "limited" and hdrs["x-cache"] == "limited", (cc, doc)
+        assert doc["source"]["fetched_at"] == first["source"]["fetched_at"]
+        assert doc["source"]["ec2_calls"] == 0
+    # directives are compared whole
+    for cc in ("max-age=05", "no-cachex", "max-age=10"):
+        st, hdrs, doc = e.get_json("/volumes/total", headers={"Cache-Control": cc})
+        assert hdrs["x-cache"] == "hit", (cc, hdrs["x-cache"])
+    assert ec2_calls(sim) == calls
+    assert metric(e, 'ebsd_cache_requests_total{outcome="limited"}')[1] == 4
+    time.sleep(2.1)
     st, hdrs, doc = e.get_json("/volumes/total", headers={"Cache-Control": "no-cache"})
-    assert doc["source"]["cache"] == "refreshed"
+    assert doc["source"]["cache"] == "refreshed" and hdrs["x-cache"] == "refreshed"
     assert ec2_calls(sim) > calls
+    e.stop()
+    # 0 lifts the bound: every forced refresh fetches
+    e = Ebsd(config=NO_REFRESH_BOUND, sim=sim)
+    e.get_json("/volumes/total")
+    for _ in range(3):
+        calls = ec2_calls(sim)
+        st, _, doc = e.get_json("/volumes/total", headers={"Cache-Control": "no-cache"})
+        assert doc["source"]["cache"] == "refreshed" and ec2_calls(sim) > calls
+    e.stop()
+    sim.stop()
+
+
+def test_no_cache_flood_costs_one_fetch_per_min_refresh():
+    """Sequential and 50 concurrent no-cache clients for 6 s: at most one fetch per key per
+    min_refresh_s (2 s here), and every answer 200."""
+    sim = Sim("--instances", "50", "--latency-ms", "10")
+    e = Ebsd(config=BIG_LIMITS + "cache:\n  min_refresh_s: 2\n", sim=sim)
+    st, _, first = e.get_json("/volumes/total")
+    cost = first["source"]["ec2_calls"]
+    sim.reset()
+    statuses, stop = [], time.time() + 6
+
+    def client():
+        while time.time() < stop:
+            st, _, body = e.get("/volumes/total", headers={"Cache-Control": "no-cache"})
+            statuses.append(st if st == 200 else (st, body[:200]))
+    threads = [threading.Thread(target=client) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    calls = settled_calls(sim)
+    assert statuses and set(statuses) == {200}, set(statuses)
+    # 6 s / 2 s = 3 refreshes (4 if one lands right at an edge)
+    assert calls <= 4 * cost, (calls, cost, len(statuses))
+    assert calls >= 2 * cost, (calls, cost)
+    e.stop()
+    sim.stop()
+
+
+def test_stale_answer_at_the_deadline_when_ec2_hangs():
+    """A request whose refresh hangs gets the stale-if-error answer at its deadline (200,
+    X-Cache: stale, stale_reason TaskTimedOut) instead of 504; the fetch goes on for the
+    cache. Without a usable entry the deadline still answers 504."""
+    sim = Sim("--instances", "20")
+    e = Ebsd(config="routes:\n  volumes_total:\n    cache_ttl_s: 1\ncache:\n"
+                    "  stale_while_revalidate_s: 0\n  stale_if_error_s: 60\n", sim=sim)
+    st, _, good = e.get_json("/volumes/total")
+    assert st == 200
+    sim.faults(p_hang=1.0, hang_max_ms=3000)
+    time.sleep(1.2)
+    t0 = time.time()
+    st, hdrs, doc = e.get_json("/volumes/total?timeout_ms=800")
+    took = time.time() - t0
+    assert st == 200, (st, doc)
+    validate(doc, "VolumesTotal")
+    assert hdrs["x-cache"] == "stale" and doc["source"]["cache"] == "stale"
+    assert doc["source"]["stale_reason"] == "TaskTimedOut", doc["source"]
+    assert doc["total_gib"] == good["total_gib"]
+    assert 0.75 < took < 0.8 + 0.3 * SLOW, took
+    # the same for a no-cache refresh and for a waiter that joined the hung fetch
+    st, hdrs, doc = e.get_json("/volumes/total?timeout_ms=500",
+                               headers={"Cache-Control": "no-cache"})
+    assert st == 200 and hdrs["x-cache"] == "stale", (st, doc)
+    # no entry at all: 504 at the deadline, as before
+    st, _, doc = e.get_json("/instances/i-0123456789abcdef0/volumes?timeout_ms=500")
+    assert st == 504 and doc["error"]["code"] == "TaskTimedOut", (st, doc)
+    # the fetch went on for the cache: once EC2 answers again the entry is fresh again
+    sim.faults(clear=True)
+    deadline = time.time() + 15 * SLOW
+    while time.time() < deadline:
+        st, hdrs, doc = e.get_json("/volumes/total?timeout_ms=5000")
+        if hdrs.get("x-cache") in ("hit", "miss"):
+            break
+        time.sleep(0.3)
+    assert st == 200 and hdrs["x-cache"] in ("hit", "miss"), hdrs
     e.stop()
     sim.stop()
 
@@ -299,7 +394,7 @@ def metric(e, name):
 
 def test_metrics_promtool_and_counters_move():
     sim = Sim("--instances", "20")
-    e = Ebsd(sim=sim)
+    e = Ebsd(config=NO_REFRESH_BOUND, sim=sim)
     e.get_json("/volumes/total")
     e.get_json("/volumes/total")
     st, hdrs, body = e.get("/metrics")

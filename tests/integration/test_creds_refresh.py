@@ -137,7 +137,7 @@ def test_refresh_before_expiry_and_rotation():
     sim = Sim("--instances", "12", *sim_args(old, new))
     e = None
     try:
-        e = Ebsd(sim=sim, env=ebsd_env(sim, provider))
+        e = Ebsd(config="cache:\n  min_refresh_s: 0\n", sim=sim, env=ebsd_env(sim, provider))
         assert len(provider.answered()) == 1, provider.fetches
         t_first = provider.fetches[0][0]
         old_expiry = t_first + LIFE_S - 1  # Expiration is whole seconds: at most 1 s earlier
@@ -196,7 +196,7 @@ def test_failed_refresh_retried_before_expiry():
     sim = Sim("--instances", "5", *sim_args(old, new))
     e = None
     try:
-        e = Ebsd(sim=sim, env=ebsd_env(sim, provider))
+        e = Ebsd(config="cache:\n  min_refresh_s: 0\n", sim=sim, env=ebsd_env(sim, provider))
         t_first = provider.fetches[0][0]
         old_expiry = t_first + LIFE_S - 1
         while time.time() < old_expiry + 1:

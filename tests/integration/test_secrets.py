@@ -146,6 +146,8 @@ def drive(e, sim, label):
 CONFIG = """\
 security:
   auth_tokens_file: {tokens}
+cache:
+  min_refresh_s: 0
 log:
   level: debug
 """

@@ -42,6 +42,8 @@ routes:
 fanout:
   max_children: 8
   queue_timeout_ms: 10000
+cache:
+  min_refresh_s: 0
 log:
   level: info
 """

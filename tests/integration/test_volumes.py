@@ -14,6 +14,8 @@ from harness import (Ebsd, Sim, SLOW, SANITIZE, proc_children, proc_fds, run, si
 from schema import validate
 
 NO_CACHE = {"Cache-Control": "no-cache"}
+# Tests that force one fetch after another lift the bound on forced refreshes.
+NO_REFRESH_BOUND = "cache:\n  min_refresh_s: 0\n"
 
 
 def fresh(e, path, **kw):
@@ -85,16 +87,16 @@ def test_split_listing_auto_config_and_off():
     disjoint share of instance ids: sized from the last count (auto), fixed by
     fanout.list_partitions, or never (1). The answer is the truth every time."""
     sim = Sim("--instances", "2500", "--seed", "8")
-    e = Ebsd(sim=sim)
+    e = Ebsd(config=NO_REFRESH_BOUND, sim=sim)
     check_listing(e, sim, 3)      # no count known yet: 3 pages of 1,000, one after another
     check_listing(e, sim, 8)      # 2,500 seen: 5 listers' worth, rounded up to 8
     check_listing(e, sim, 8)
     e.stop()
-    e = Ebsd(config="fanout:\n  list_partitions: 1\n", sim=sim)
+    e = Ebsd(config="fanout:\n  list_partitions: 1\n" + NO_REFRESH_BOUND, sim=sim)
     check_listing(e, sim, 3)
     check_listing(e, sim, 3)
     e.stop()
-    e = Ebsd(config="fanout:\n  list_partitions: 16\n", sim=sim)
+    e = Ebsd(config="fanout:\n  list_partitions: 16\n" + NO_REFRESH_BOUND, sim=sim)
     check_listing(e, sim, 16)
     e.stop()
     sim.stop()
@@ -104,7 +106,8 @@ def test_volume_groups_grow_to_one_wave():
     """Once ebsd knows the fleet is larger than max_children groups of group_size, groups grow
     so the volume work runs in one wave of workers (each worker pages on its own)."""
     sim = Sim("--instances", "2500", "--seed", "8")
-    e = Ebsd(config="fanout:\n  max_children: 6\n  list_partitions: 2\n", sim=sim)
+    e = Ebsd(config="fanout:\n  max_children: 6\n  list_partitions: 2\n" + NO_REFRESH_BOUND,
+             sim=sim)
     truth = sim.truth()
     for want_children in (2 + 13, 2 + 4):   # 2,500 / 200 = 13 groups; then 2,500 / (6 - 2)
         st, _, doc = fresh(e, "/volumes/total?detail=instances&timeout_ms=29000")
@@ -121,7 +124,8 @@ def test_listers_fetch_their_own_volumes_once_groups_match_shares():
     have grown to a share anyway, each lister looks up its own share's volumes: as many
     workers as listers, and the same answer."""
     sim = Sim("--instances", "2500", "--seed", "8")
-    e = Ebsd(config="fanout:\n  max_children: 8\n  list_partitions: 4\n", sim=sim)
+    e = Ebsd(config="fanout:\n  max_children: 8\n  list_partitions: 4\n" + NO_REFRESH_BOUND,
+             sim=sim)
     truth = sim.truth()
     # first: size unknown, 4 listers hand 13 groups of 200 to workers of their own;
     # then 4 shares of 625 = the grown group (2,500 / (8 - 4)): the listers do it all

@@ -95,6 +95,7 @@ static void check_defaults(const struct config *c)
     CHECK_INT(c->stale_if_error_s, 300);
     CHECK_INT(c->stale_while_revalidate_s, 30);
     CHECK_INT(c->negative_ttl_s, 10);
+    CHECK_INT(c->min_refresh_s, 10);
     CHECK_STR(c->log_format, "json");
     CHECK_STR(c->log_level, "info");
     CHECK_STR(c->auth_tokens_file, "");
@@ -181,6 +182,7 @@ static const char full_yaml[] =
     "  stale_if_error_s: 0\n"
     "  stale_while_revalidate_s: 5\n"
     "  negative_ttl_s: 1\n"
+    "  min_refresh_s: 0\n"
     "log: {format: text, level: debug}\n"
     "security:\n"
     "  auth_tokens_file: /etc/ebsd/tokens\n"
@@ -234,6 +236,7 @@ static void test_full_file(void)
     CHECK_INT(c.stale_if_error_s, 0);
     CHECK_INT(c.stale_while_revalidate_s, 5);
     CHECK_INT(c.negative_ttl_s, 1);
+    CHECK_INT(c.min_refresh_s, 0);
     CHECK_STR(c.log_format, "text");
     CHECK_STR(c.log_level, "debug");
     CHECK_STR(c.auth_tokens_file, "/etc/ebsd/tokens");
@@ -367,6 +370,8 @@ static void test_out_of_range(void)
                  "value 1001 out of range 1..1000");
     expect_error("fanout:\n  list_partitions: 17\n", EBSD_EINVAL, 2, "fanout.list_partitions",
                  "value 17 out of range 0..16");
+    expect_error("cache:\n  min_refresh_s: 86401\n", EBSD_EINVAL, 2, "cache.min_refresh_s",
+                 "value 86401 out of range 0..86400");
     expect_error("fanout:\n  worker_nice: 20\n", EBSD_EINVAL, 2, "fanout.worker_nice",
                  "value 20 out of range 0..19");
     expect_error("server:\n  drain_timeout_s: 301\n", EBSD_EINVAL, 2, "server.drain_timeout_s",
