@@ -38,7 +38,9 @@ int64_t clock_test_skew_s(void)
     if (!read) {
         read = true;
         const char *v = getenv("EBSD_TEST_CLOCK_SKEW_S");
-        if (v && *v) {
+        /* digits with an optional minus: strtoll alone takes blanks and '+' */
+        const char *digits = v && *v == '-' ? v + 1 : v;
+        if (digits && *digits && strspn(digits, "0123456789") == strlen(digits)) {
             char *end;
             errno = 0;
             long long s = strtoll(v, &end, 10);
