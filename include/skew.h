@@ -31,6 +31,8 @@ time_t skew_now(void);
 
 /* The offset in ms (AWS's clock minus ours; 0 when none was learned) and whether one was. */
 int64_t skew_offset_ms(void);
+/* The same in whole seconds, rounded to the nearest (for people: logs, /readyz). */
+int64_t skew_offset_s(void);
 bool skew_offset_known(void);
 /* True while |offset| exceeds SKEW_WINDOW_MS: requests signed with the host's clock alone
  * would be refused. */

@@ -63,7 +63,7 @@ static void route_readyz(struct request *r)
     /* A clock beyond the signature window works only through the learned offset: say so
      * (still ready: every call is signed with the corrected time). */
     if (skew_offset_known())
-        cJSON_AddNumberToObject(o, "clock_offset_s", (double)(skew_offset_ms() / 1000));
+        cJSON_AddNumberToObject(o, "clock_offset_s", (double)skew_offset_s());
     if (skew_beyond_window())
         cJSON_AddStringToObject(o, "clock_skew",
                                 "this host's clock is off by more than the 5-minute signature "

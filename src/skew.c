@@ -36,6 +36,11 @@ int64_t skew_offset_ms(void)
     return g.offset_ms;
 }
 
+int64_t skew_offset_s(void)
+{
+    return g.offset_ms >= 0 ? (g.offset_ms + 500) / 1000 : -((-g.offset_ms + 500) / 1000);
+}
+
 bool skew_offset_known(void)
 {
     return g.known;
@@ -62,11 +67,12 @@ bool skew_correct_from_date(const char *date)
     int64_t server_ms;
     if (!skew_parse_http_date(date, &server_ms))
         return false;
+    server_ms += 500; /* the Date names the second the answer was made: take its middle */
     int64_t off_by = server_ms - skew_now_ms();
     if (abs64(off_by) <= SKEW_CORRECT_MS)
         return false;
-    /* The Date is the second the answer was made, so the new offset is off by up to a
-     * second plus the request's latency: far inside the signature window. */
+    /* The new offset is off by up to half a second plus the answer's latency: far inside
+     * the signature window. */
     g.offset_ms = server_ms - clock_aws_wall_ms();
     g.known = true;
     log_debug("clock_skew", "the server's Date (%s) is %lld s from our clock; signing with "
@@ -90,7 +96,7 @@ void skew_announce(void)
         return;
     g.warned = true;
     g.warned_ms = g.offset_ms;
-    long long s = (long long)(g.offset_ms / 1000);
+    long long s = (long long)skew_offset_s();
     log_warn("clock_skew",
              "this host's clock is %lld s %s AWS's (learned from a server's Date header); "
              "AWS requests are signed with the corrected time%s",

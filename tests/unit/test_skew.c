@@ -139,6 +139,7 @@ static void test_adopt(void)
     /* reports within a minute of the known offset (Date resolution) change nothing */
     skew_adopt(-3601500);
     CHECK_INT(skew_offset_ms(), -3600000);
+    CHECK_INT(skew_offset_s(), -3600);
     skew_adopt(-3540001);
     CHECK_INT(skew_offset_ms(), -3600000);
     /* a real change is taken */
@@ -147,6 +148,11 @@ static void test_adopt(void)
     /* within the window the offset is known but not alarming */
     skew_adopt(-250000);
     CHECK_INT(skew_offset_ms(), -250000);
+    skew_adopt(-3599500); /* rounded to the nearest second, away from zero at .5 */
+    CHECK_INT(skew_offset_s(), -3600);
+    skew_adopt(3599499);
+    CHECK_INT(skew_offset_s(), 3599);
+    skew_adopt(-250000);
     CHECK(!skew_beyond_window());
     skew_adopt(301000);
     CHECK(skew_beyond_window());
