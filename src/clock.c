@@ -33,10 +33,10 @@ int64_t clock_wall_ms(void)
 
 int64_t clock_test_skew_s(void)
 {
-    static bool read;
+    static bool loaded;
     static int64_t skew_s;
-    if (!read) {
-        read = true;
+    if (!loaded) {
+        loaded = true;
         const char *v = getenv("EBSD_TEST_CLOCK_SKEW_S");
         /* digits with an optional minus: strtoll alone takes blanks and '+' */
         const char *digits = v && *v == '-' ? v + 1 : v;
