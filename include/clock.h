@@ -11,6 +11,15 @@ int64_t clock_now_ms(void);
 int64_t clock_now_us(void);
 /* Wall-clock milliseconds since the epoch (for timestamps shown to people). */
 int64_t clock_wall_ms(void);
+/* The host's wall clock as ebsd reads it to sign AWS requests and to measure clock skew
+ * (skew.h), in ms since the epoch: clock_wall_ms() shifted by EBSD_TEST_CLOCK_SKEW_S
+ * seconds when that variable is set. The variable is a test-only hook that fakes a host
+ * clock that is off without touching the host's clock; it is read once per process (a
+ * forked worker inherits the value), and a value that is not a whole number of seconds
+ * within +/-10 years is ignored. Log time stamps and cache ages are not shifted. */
+int64_t clock_aws_wall_ms(void);
+/* The shift clock_aws_wall_ms applies, in seconds (0 unless the test hook is set). */
+int64_t clock_test_skew_s(void);
 /* Milliseconds left until deadline (0 if passed; INT64_MAX if deadline is 0 = none). */
 int64_t clock_remaining_ms(int64_t deadline);
 /* Formats wall-clock ms as RFC 3339 UTC with milliseconds ("2026-01-02T03:04:05.678Z")

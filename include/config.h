@@ -29,6 +29,8 @@ struct config {
     uint32_t volume_page_size;   /* 500 (5..500) */
     double rate_limit;         /* process-wide EC2 token bucket refill per second, 18; 0 = off */
     double rate_burst;         /* 90 */
+    uint32_t connect_timeout_ms; /* 2000: per EC2 attempt, TCP and TLS set-up */
+    uint32_t read_timeout_ms;    /* 2500: per EC2 attempt, first byte, then each stall */
 
     /* server */
     uint32_t max_connections;  /* 1024 */

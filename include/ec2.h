@@ -24,7 +24,15 @@ struct ec2_options {
     double rate_burst;             /* bucket size */
     size_t max_response_bytes;     /* 0: 16 MiB */
     bool deterministic_backoff;    /* tests only: no jitter (sleep the cap) */
+    int connect_timeout_ms;        /* per attempt: TCP and TLS set-up; 0: 2000 */
+    int read_timeout_ms;           /* per attempt: wait for the first byte of the answer,
+                                    * then for each next byte; 0: 2500 */
 };
+
+/* The per-attempt defaults: room for the standard mode's 3 attempts and their backoff
+ * inside the default 10 s request deadline (config/ebsd.yaml has the arithmetic). */
+#define EC2_DEFAULT_CONNECT_TIMEOUT_MS 2000
+#define EC2_DEFAULT_READ_TIMEOUT_MS 2500
 
 /* An error answered by EC2 (or the reason there was no answer). */
 struct ec2_error {
@@ -42,6 +50,12 @@ struct ec2_stats {
     unsigned throttled;            /* throttling answers seen */
     unsigned errors;               /* calls that failed after retries */
     int retry_quota;               /* tokens left in the retry quota */
+    unsigned timeouts;             /* attempts abandoned at a connect or read timeout */
+    unsigned skew_retries;         /* of the retries, those re-signed after a clock-skew
+                                    * correction */
+    bool clock_offset_set;         /* this client learned a clock offset (skew.h) ... */
+    int64_t clock_offset_ms;       /* ... this one (AWS's clock minus ours): the worker
+                                    * reports it so the parent adopts it (skew_adopt) */
 };
 
 struct ec2_instance {

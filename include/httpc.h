@@ -1,5 +1,5 @@
-/* httpc.h - blocking HTTP(S) requests through libcurl, each bounded by a deadline and a cap
- * on the response size. One struct httpc per process: a forked child builds its own and
+/* httpc.h - blocking HTTP(S) requests through libcurl, each bounded by a deadline, by
+ * per-attempt connect and read timeouts, and by a cap on the response size. One struct httpc per process: a forked child builds its own and
  * never touches its parent's (connections are not shared across fork). */
 #ifndef EBSD_HTTPC_H
 #define EBSD_HTTPC_H
@@ -9,7 +9,10 @@
 #include "buf.h"
 #include "status.h"
 
-struct httpc; /* opaque: a curl easy handle kept for connection reuse */
+struct httpc; /* opaque: a curl easy handle and multi handle kept for connection reuse */
+
+/* The bounds used when a request leaves them at 0. */
+#define HTTPC_DEFAULT_CONNECT_TIMEOUT_MS 5000
 
 struct httpc_request {
     const char *method;              /* "GET", "POST", "PUT" */
@@ -20,6 +23,10 @@ struct httpc_request {
     int64_t deadline;                /* monotonic ms; 0 = 30 s from now */
     size_t max_response;             /* cap on the body (0 = 16 MiB) */
     const char *ca_bundle;           /* NULL = system trust store */
+    int64_t connect_timeout_ms;      /* TCP and TLS set-up; 0 = HTTPC_DEFAULT_CONNECT_TIMEOUT_MS */
+    int64_t read_timeout_ms;         /* longest wait for the first byte of the answer once the
+                                      * request is on its way, and for each next byte after
+                                      * that (a stall); 0 = no bound but the deadline */
 };
 
 struct httpc_response {
@@ -27,8 +34,10 @@ struct httpc_response {
     struct buf body;                 /* owned; free with httpc_response_free */
     char content_type[128];
     char retry_after[32];            /* Retry-After / x-amz-retry-after if sent */
+    char date[64];                   /* the Date header if sent (clock skew: skew.h) */
     char error[256];                 /* curl's message when the transfer failed */
-    bool timed_out;                  /* the deadline cut the transfer */
+    bool timed_out;                  /* the deadline, or a connect or read timeout, cut the
+                                      * transfer */
     bool connect_failed;
 };
 
@@ -40,7 +49,10 @@ void httpc_global_init(void);
 
 /* Performs req. EBSD_OK whenever an HTTP response arrived (any status: check
  * resp->status); EBSD_ETIMEDOUT at the deadline; EBSD_ENETWORK on connection or TLS
- * failure; EBSD_ETOOBIG past max_response. resp is always initialised: free it. */
+ * failure, and on a connect or read timeout that came before the deadline (then
+ * resp->timed_out is set: the attempt was abandoned and may be retried); EBSD_ETOOBIG past
+ * max_response. No bound ever lets the transfer run past the deadline. resp is always
+ * initialised: free it. */
 EBSD_MUST_CHECK ebsd_status httpc_perform(struct httpc *h, const struct httpc_request *req,
                                           struct httpc_response *resp);
 void httpc_response_free(struct httpc_response *resp);

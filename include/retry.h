@@ -24,12 +24,21 @@ enum retry_class {
     RETRY_TRANSIENT,  /* 500/502/503/504, RequestTimeout..., connection errors */
     RETRY_THROTTLE,   /* a throttling code (RequestLimitExceeded, Throttling, ...) or 429 */
     RETRY_TIMEOUT,    /* a connect or read timeout before the caller's deadline */
+    RETRY_CLOCK_SKEW, /* a clock-skew error after the clock offset was corrected (skew.h):
+                       * re-signed and retried at once, costing what a transient retry
+                       * costs; set by the client, never by retry_classify (it needs the
+                       * answer's Date header) */
 };
 
 /* True for the standard mode's throttling codes (EC2's RequestLimitExceeded included). */
 bool retry_is_throttling_code(const char *code);
 /* True for RequestTimeout, RequestTimeoutException, PriorRequestNotComplete. */
 bool retry_is_transient_code(const char *code);
+
+/* True for the codes AWS answers a request signed at the wrong time with:
+ * RequestExpired, RequestTimeTooSkewed, InvalidSignatureException, SignatureDoesNotMatch
+ * (the last two also mean a wrong secret: the answer's Date tells the two apart). */
+bool retry_is_clock_skew_code(const char *code);
 
 /* Classifies one attempt. transport is what the HTTP layer returned: EBSD_OK when an answer
  * arrived (then http_status and the EC2 error code, "" if none, decide); EBSD_ENETWORK is
@@ -72,5 +81,9 @@ void retry_rng_seed(struct retry_rng *r, uint64_t seed);
 int64_t retry_backoff_cap_ms(int attempt);
 /* The full-jitter delay: u * cap, with u in [0, 1) (u = 1 gives the cap: deterministic). */
 int64_t retry_backoff_ms(int attempt, double u);
+/* The delay before retrying an attempt of class cls: 0 for RETRY_CLOCK_SKEW (the answer
+ * said what was wrong and the offset fixes it; waiting would only spend the deadline),
+ * else retry_backoff_ms(attempt, u). */
+int64_t retry_delay_ms(enum retry_class cls, int attempt, double u);
 
 #endif

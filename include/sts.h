@@ -18,11 +18,20 @@ struct sts_assume {
     const struct creds *source;     /* AssumeRole: the credentials that sign the call */
     const char *region;             /* signing region and default endpoint's region */
     const char *endpoint;           /* "https://sts.us-east-1.amazonaws.com" or an override */
-    int64_t deadline;               /* monotonic ms */
+    int64_t deadline;               /* monotonic ms; 0 = 30 s from the call */
+    int connect_timeout_ms;         /* per attempt; 0: STS_DEFAULT_CONNECT_TIMEOUT_MS */
+    int read_timeout_ms;            /* per attempt, first byte then stalls; 0: the default */
 };
 
-/* Calls STS and fills *out (source left for the caller to set). On failure err holds a
- * message naming the call and STS's error code, never a secret or the token:
+/* Per-attempt bounds (the EC2 client's defaults): a hung attempt leaves time to retry. */
+#define STS_DEFAULT_CONNECT_TIMEOUT_MS 2000
+#define STS_DEFAULT_READ_TIMEOUT_MS 2500
+
+/* Calls STS and fills *out (source left for the caller to set). Up to 3 attempts as the
+ * SDKs' standard mode retries (5xx, throttling, connection errors, connect and read
+ * timeouts), within the deadline; AssumeRole is signed with the skew-corrected clock and
+ * re-signed at once after a clock-skew correction. On failure err holds a message naming
+ * the call and STS's error code (of the last attempt), never a secret or the token:
  * EBSD_EUPSTREAM (STS answered with an error), EBSD_EPARSE, EBSD_ETIMEDOUT,
  * EBSD_ENETWORK, EBSD_EINVAL (bad endpoint). Borrowed: everything in *a. */
 EBSD_MUST_CHECK ebsd_status sts_assume_role(struct httpc *h, const struct sts_assume *a,

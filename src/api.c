@@ -15,6 +15,7 @@
 #include "log.h"
 #include "mem.h"
 #include "route.h"
+#include "skew.h"
 #include "telemetry.h"
 #include "volumes.h"
 
@@ -59,6 +60,15 @@ static void route_readyz(struct request *r)
     if (expires_in >= 0)
         cJSON_AddNumberToObject(o, "credentials_expire_in_s", (double)expires_in);
     cJSON_AddStringToObject(o, "region", server_config(r->srv)->regions[0]);
+    /* A clock beyond the signature window works only through the learned offset: say so
+     * (still ready: every call is signed with the corrected time). */
+    if (skew_offset_known())
+        cJSON_AddNumberToObject(o, "clock_offset_s", (double)skew_offset_s());
+    if (skew_beyond_window())
+        cJSON_AddStringToObject(o, "clock_skew",
+                                "this host's clock is off by more than the 5-minute signature "
+                                "window; AWS requests are signed with the offset learned from "
+                                "AWS's Date header: fix the clock (NTP)");
     request_json(r, draining || !creds ? 503 : 200, o);
 }
 

@@ -1,7 +1,10 @@
 /* clock.c - monotonic and wall clocks (see clock.h). */
 #include "clock.h"
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -24,6 +27,33 @@ int64_t clock_wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#define TEST_SKEW_MAX_S (10LL * 366 * 24 * 3600)
+
+int64_t clock_test_skew_s(void)
+{
+    static bool loaded;
+    static int64_t skew_s;
+    if (!loaded) {
+        loaded = true;
+        const char *v = getenv("EBSD_TEST_CLOCK_SKEW_S");
+        /* digits with an optional minus: strtoll alone takes blanks and '+' */
+        const char *digits = v && *v == '-' ? v + 1 : v;
+        if (digits && *digits && strspn(digits, "0123456789") == strlen(digits)) {
+            char *end;
+            errno = 0;
+            long long s = strtoll(v, &end, 10);
+            if (errno == 0 && *end == '\0' && s >= -TEST_SKEW_MAX_S && s <= TEST_SKEW_MAX_S)
+                skew_s = s;
+        }
+    }
+    return skew_s;
+}
+
+int64_t clock_aws_wall_ms(void)
+{
+    return clock_wall_ms() + clock_test_skew_s() * 1000;
 }
 
 int64_t clock_remaining_ms(int64_t deadline)

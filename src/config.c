@@ -41,6 +41,7 @@ struct doc_ec2 {
     char *endpoint, *ca_bundle;
     uint32_t *max_attempts, *instance_page_size, *volume_page_size;
     double *rate_limit, *rate_burst;
+    uint32_t *connect_timeout_ms, *read_timeout_ms;
 };
 struct doc_server {
     uint32_t *max_connections, *max_connections_per_ip, *idle_timeout_s, *header_timeout_s,
@@ -101,6 +102,8 @@ static const cyaml_schema_field_t ec2_fields[] = {
     CYAML_FIELD_UINT_PTR("volume_page_size", OPT, struct doc_ec2, volume_page_size),
     CYAML_FIELD_FLOAT_PTR("rate_limit", OPT, struct doc_ec2, rate_limit),
     CYAML_FIELD_FLOAT_PTR("rate_burst", OPT, struct doc_ec2, rate_burst),
+    CYAML_FIELD_UINT_PTR("connect_timeout_ms", OPT, struct doc_ec2, connect_timeout_ms),
+    CYAML_FIELD_UINT_PTR("read_timeout_ms", OPT, struct doc_ec2, read_timeout_ms),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t server_fields[] = {
@@ -754,6 +757,8 @@ static const struct range ranges[] = {
     R("ec2.max_attempts", max_attempts, 1, 10),
     R("ec2.instance_page_size", instance_page_size, 5, 1000),
     R("ec2.volume_page_size", volume_page_size, 5, 500),
+    R("ec2.connect_timeout_ms", connect_timeout_ms, 10, 60000),
+    R("ec2.read_timeout_ms", read_timeout_ms, 10, 900000),
     R("server.max_connections", max_connections, 1, 100000),
     R("server.max_connections_per_ip", max_connections_per_ip, 1, 100000),
     R("server.idle_timeout_s", idle_timeout_s, 1, 3600),
@@ -891,6 +896,8 @@ static void merge(struct config *c, const struct doc *d, bool regions_given)
         SET(c->volume_page_size, d->ec2->volume_page_size);
         SET(c->rate_limit, d->ec2->rate_limit);
         SET(c->rate_burst, d->ec2->rate_burst);
+        SET(c->connect_timeout_ms, d->ec2->connect_timeout_ms);
+        SET(c->read_timeout_ms, d->ec2->read_timeout_ms);
     }
     if (d->server) {
         SET(c->max_connections, d->server->max_connections);
@@ -957,6 +964,8 @@ void config_defaults(struct config *c)
     c->volume_page_size = 500;
     c->rate_limit = 18;
     c->rate_burst = 90;
+    c->connect_timeout_ms = 2000;
+    c->read_timeout_ms = 2500;
     c->max_connections = 1024;
     c->max_connections_per_ip = 128;
     c->idle_timeout_s = 75;

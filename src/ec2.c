@@ -7,7 +7,13 @@
  * EBSD_ETHROTTLED. A 2xx body that does not parse is retried like a transient error (a
  * truncated answer), then reported as EBSD_EPARSE. Retries never sleep past the deadline:
  * when the backoff would end after it, the last error is returned as it was (ETIMEDOUT
- * only when the deadline itself passed during a transfer). */
+ * only when the deadline itself passed during a transfer).
+ *
+ * Each attempt has its own connect and read timeouts (cut to what is left of the
+ * deadline), so a hung attempt is abandoned and retried like a transient error while time
+ * remains. Requests are signed with skew_now(): a clock-skew error whose Date header shows
+ * our clock far from AWS's corrects the offset and the attempt is re-signed and retried at
+ * once (skew.h). */
 #include "ec2.h"
 
 #include <errno.h>
@@ -25,6 +31,7 @@
 #include "ratelimit.h"
 #include "retry.h"
 #include "sigv4.h"
+#include "skew.h"
 
 #define DEFAULT_DEADLINE_MS 30000
 #define DEFAULT_MAX_RESPONSE (16u << 20)
@@ -44,6 +51,7 @@ struct ec2_client {
     int instance_page;
     int volume_page;
     size_t max_response;
+    int64_t connect_timeout_ms, read_timeout_ms;
     bool deterministic;
     struct httpc *http;
     struct ec2_stats stats;
@@ -263,6 +271,10 @@ ebsd_status ec2_client_new(const struct ec2_options *opt, struct ec2_client **ou
     c->volume_page = clamp_page(opt->volume_page_size, 500);
     c->max_response = opt->max_response_bytes ? opt->max_response_bytes : DEFAULT_MAX_RESPONSE;
     c->deterministic = opt->deterministic_backoff;
+    c->connect_timeout_ms =
+        opt->connect_timeout_ms > 0 ? opt->connect_timeout_ms : EC2_DEFAULT_CONNECT_TIMEOUT_MS;
+    c->read_timeout_ms =
+        opt->read_timeout_ms > 0 ? opt->read_timeout_ms : EC2_DEFAULT_READ_TIMEOUT_MS;
     c->http = httpc_new(); /* this process's own handle: never one inherited over fork */
     retry_quota_init(&c->quota);
     c->stats.retry_quota = c->quota.available;
@@ -337,7 +349,7 @@ static ebsd_status attempt_once(struct ec2_client *c, const char *body, int64_t 
     struct sigv4_params sp = {.creds = &cr,
                               .region = c->region,
                               .service = "ec2",
-                              .when = time(NULL),
+                              .when = skew_now(),
                               .normalize_path = true};
     st = sigv4_sign(&req, &sp, &sig);
     if (st != EBSD_OK) {
@@ -358,7 +370,9 @@ static ebsd_status attempt_once(struct ec2_client *c, const char *body, int64_t 
                                .body_len = blen,
                                .deadline = deadline,
                                .max_response = c->max_response,
-                               .ca_bundle = c->ca_bundle};
+                               .ca_bundle = c->ca_bundle,
+                               .connect_timeout_ms = c->connect_timeout_ms,
+                               .read_timeout_ms = c->read_timeout_ms};
     c->stats.calls++;
     ebsd_status tr = httpc_perform(c->http, &hr, &resp);
     have_resp = true;
@@ -366,6 +380,8 @@ static ebsd_status attempt_once(struct ec2_client *c, const char *body, int64_t 
         st = tr;
         snprintf(err->message, sizeof err->message, "%s", resp.error);
         *cls = retry_classify(tr, resp.timed_out, 0, NULL);
+        if (*cls == RETRY_TIMEOUT)
+            c->stats.timeouts++;
         goto out;
     }
     err->http_status = resp.status;
@@ -388,6 +404,11 @@ static ebsd_status attempt_once(struct ec2_client *c, const char *body, int64_t 
     }
     err->http_status = resp.status;
     *cls = retry_classify(EBSD_OK, false, resp.status, err->code);
+    if (retry_is_clock_skew_code(err->code) && skew_correct_from_date(resp.date)) {
+        *cls = RETRY_CLOCK_SKEW;
+        c->stats.clock_offset_set = true;
+        c->stats.clock_offset_ms = skew_offset_ms();
+    }
     st = *cls == RETRY_THROTTLE ? EBSD_ETHROTTLED : EBSD_EUPSTREAM;
 out:
     if (st == EBSD_EUPSTREAM && retry_is_throttling_code(err->code))
@@ -432,15 +453,17 @@ static ebsd_status perform(struct ec2_client *c, const char *body, unsigned *act
         st = attempt_once(c, body, deadline, parse, out, &e, &cls);
         if (st == EBSD_OK || cls == RETRY_NONE || attempt >= c->max_attempts)
             break;
-        int64_t delay = retry_backoff_ms(attempt, c->deterministic
-                                                      ? 1.0
-                                                      : retry_rng_uniform(&c->rng));
+        int64_t delay = retry_delay_ms(cls, attempt,
+                                       c->deterministic ? 1.0 : retry_rng_uniform(&c->rng));
         if (clock_now_ms() + delay >= deadline)
             break; /* the backoff would end past the deadline: keep the last error */
         if (!retry_quota_acquire(&c->quota, cls))
             break;
-        sleep_ms(delay);
+        if (delay > 0)
+            sleep_ms(delay);
         c->stats.retries++;
+        if (cls == RETRY_CLOCK_SKEW)
+            c->stats.skew_retries++;
     }
     if (st == EBSD_OK) {
         retry_quota_success(&c->quota);

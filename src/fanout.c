@@ -32,6 +32,7 @@
 #include "proc.h"
 #include "ratelimit.h"
 #include "sigv4.h"
+#include "skew.h"
 
 enum task_kind { T_LIST, T_VOLUMES, T_INSTANCE, T_SEQUENTIAL, T_CREDS };
 enum frame_type { F_INSTANCES = 1, F_VOLUMES = 2, F_DONE = 3, F_ERROR = 4, F_CREDS = 5 };
@@ -116,6 +117,7 @@ static struct {
     unsigned worker_nice;
     bool partitions_off;       /* a split listing came back empty: do not split again */
     unsigned max_attempts, instance_page, volume_page;
+    unsigned connect_timeout_ms, read_timeout_ms; /* per EC2 attempt */
     double rate, burst;
     char endpoint[512];
     char ca_bundle[512];
@@ -175,6 +177,8 @@ static void add_stats(cJSON *o, const struct ec2_stats *s)
     cJSON_AddNumberToObject(o, "retries", s->retries);
     cJSON_AddNumberToObject(o, "throttled", s->throttled);
     cJSON_AddNumberToObject(o, "quota", s->retry_quota);
+    if (s->clock_offset_set) /* the parent adopts it: later workers sign right at once */
+        cJSON_AddNumberToObject(o, "clock_offset_ms", (double)s->clock_offset_ms);
 }
 
 static ebsd_status put_error(int fd, ebsd_status st, const struct ec2_error *e, const struct ec2_stats *s)
@@ -393,6 +397,8 @@ static int child_main(int fd, void *arg)
          * makes all its calls alone, so it paces itself with the same budget. */
         .rate_per_s = t->kind == T_SEQUENTIAL ? g.rate : 0,
         .rate_burst = g.burst,
+        .connect_timeout_ms = (int)g.connect_timeout_ms,
+        .read_timeout_ms = (int)g.read_timeout_ms,
     };
     struct ec2_client *c = NULL;
     st = ec2_client_new(&opt, &c);
@@ -656,6 +662,10 @@ static void account_stats(struct fanout_job *job, const cJSON *o)
     g.stats.ec2_throttled += num(o, "throttled");
     if (cJSON_GetObjectItemCaseSensitive(o, "quota"))
         g.stats.retry_quota = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "quota"));
+    /* a worker learned a clock offset: later workers inherit it (skew.h) */
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(o, "clock_offset_ms");
+    if (cJSON_IsNumber(off) && off->valuedouble > -1e12 && off->valuedouble < 1e12)
+        skew_adopt((int64_t)off->valuedouble);
 }
 
 static void count_error_code(const char *code)
@@ -1372,6 +1382,8 @@ void fanout_init(struct loop *l, const struct config *cfg)
     g.max_attempts = cfg->max_attempts;
     g.instance_page = cfg->instance_page_size;
     g.volume_page = cfg->volume_page_size;
+    g.connect_timeout_ms = cfg->connect_timeout_ms;
+    g.read_timeout_ms = cfg->read_timeout_ms;
     if (g.rate != cfg->rate_limit || g.burst != cfg->rate_burst || !g.ready)
         ratelimit_init(&g.bucket, cfg->rate_limit, cfg->rate_burst, clock_now_us());
     g.rate = cfg->rate_limit;

@@ -1,4 +1,8 @@
-/* httpc.c - blocking libcurl transfers bounded by a deadline and a response cap. */
+/* httpc.c - blocking libcurl transfers bounded by a deadline, per-attempt connect and read
+ * timeouts, and a response cap. The transfer runs on a curl multi handle polled here, not
+ * in curl_easy_perform, because the read timeout (first byte, then stalls) has to be
+ * checked to the millisecond: curl's own low-speed check works in whole seconds and its
+ * progress callback runs about once a second on a silent connection. */
 #include "httpc.h"
 
 #include <curl/curl.h>
@@ -12,11 +16,15 @@
 
 struct httpc {
     CURL *curl;
+    CURLM *multi;        /* drives the transfers; keeps the connection cache between them */
 };
 
 struct xfer {
     struct httpc_response *resp;
     int too_big;
+    bool sent;           /* connected (or reused) and the request on its way */
+    bool got_bytes;      /* some of the answer (headers or body) arrived */
+    int64_t last_byte;   /* monotonic ms: when the request left, then the last byte read */
 };
 
 void httpc_global_init(void)
@@ -28,9 +36,10 @@ struct httpc *httpc_new(void)
 {
     struct httpc *h = xcalloc(1, sizeof *h);
     h->curl = curl_easy_init();
-    if (!h->curl) {
-        fprintf(stderr, "ebsd: curl_easy_init failed\n");
-        abort();
+    h->multi = curl_multi_init();
+    if (!h->curl || !h->multi) {
+        fprintf(stderr, "ebsd: curl_easy_init or curl_multi_init failed\n");
+        abort(); /* allocation failure: the OOM policy of mem.h */
     }
     return h;
 }
@@ -39,6 +48,7 @@ void httpc_free(struct httpc *h)
 {
     if (!h)
         return;
+    curl_multi_cleanup(h->multi);
     curl_easy_cleanup(h->curl);
     free(h);
 }
@@ -47,6 +57,8 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 {
     struct xfer *x = ud;
     size_t n = size * nmemb;
+    x->last_byte = clock_now_ms();
+    x->got_bytes = true;
     if (buf_append(&x->resp->body, p, n) != EBSD_OK) {
         x->too_big = 1;
         return 0; /* makes curl abort with CURLE_WRITE_ERROR */
@@ -72,14 +84,78 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
 {
     struct xfer *x = ud;
     size_t n = size * nmemb;
-    static const char ra[] = "retry-after:", xra[] = "x-amz-retry-after:";
-    if (n > sizeof ra - 1 && strncasecmp(p, ra, sizeof ra - 1) == 0)
+    static const char ra[] = "retry-after:", xra[] = "x-amz-retry-after:", date[] = "date:";
+    x->last_byte = clock_now_ms();
+    x->got_bytes = true;
+    if (n > sizeof date - 1 && strncasecmp(p, date, sizeof date - 1) == 0)
+        copy_header_value(x->resp->date, sizeof x->resp->date, p + sizeof date - 1,
+                          n - (sizeof date - 1));
+    else if (n > sizeof ra - 1 && strncasecmp(p, ra, sizeof ra - 1) == 0)
         copy_header_value(x->resp->retry_after, sizeof x->resp->retry_after, p + sizeof ra - 1,
                           n - (sizeof ra - 1));
     else if (n > sizeof xra - 1 && strncasecmp(p, xra, sizeof xra - 1) == 0)
         copy_header_value(x->resp->retry_after, sizeof x->resp->retry_after, p + sizeof xra - 1,
                           n - (sizeof xra - 1));
     return n;
+}
+
+/* Called once the connection is up (or reused), right before the request goes out: the
+ * read timeout runs from here. */
+static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port,
+                     int local_port)
+{
+    (void)primary_ip;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    struct xfer *x = ud;
+    x->sent = true;
+    x->last_byte = clock_now_ms();
+    return CURL_PREREQFUNC_OK;
+}
+
+/* Runs the transfer on h's multi handle until it ends, or until read_ms pass without a byte
+ * once the request is sent (*read_timeout). The result is curl's, or CURLE_OK with
+ * *read_timeout set; *mc is set when the multi interface itself failed. */
+static CURLcode run_transfer(struct httpc *h, struct xfer *x, int64_t read_ms,
+                             bool *read_timeout, CURLMcode *mc)
+{
+    CURLcode rc = CURLE_OK;
+    *read_timeout = false;
+    *mc = curl_multi_add_handle(h->multi, h->curl);
+    if (*mc != CURLM_OK)
+        return CURLE_FAILED_INIT;
+    for (;;) {
+        int running = 0, left = 0;
+        *mc = curl_multi_perform(h->multi, &running);
+        if (*mc != CURLM_OK)
+            break;
+        bool done = false;
+        for (CURLMsg *m; (m = curl_multi_info_read(h->multi, &left));)
+            if (m->msg == CURLMSG_DONE && m->easy_handle == h->curl) {
+                rc = m->data.result;
+                done = true;
+            }
+        if (done)
+            break;
+        int wait = 1000;
+        if (read_ms > 0 && x->sent) {
+            int64_t until = x->last_byte + read_ms - clock_now_ms();
+            if (until <= 0) {
+                *read_timeout = true;
+                break;
+            }
+            if (until < wait)
+                wait = (int)until;
+        }
+        /* curl shortens the wait to its own timers (connect and total timeouts) */
+        *mc = curl_multi_poll(h->multi, NULL, 0, wait, NULL);
+        if (*mc != CURLM_OK)
+            break;
+    }
+    /* An unfinished transfer's connection is closed here, never reused. */
+    (void)curl_multi_remove_handle(h->multi, h->curl);
+    return rc;
 }
 
 ebsd_status httpc_perform(struct httpc *h, const struct httpc_request *req,
@@ -103,8 +179,13 @@ ebsd_status httpc_perform(struct httpc *h, const struct httpc_request *req,
     struct xfer x = {.resp = resp};
     curl_easy_setopt(c, CURLOPT_URL, req->url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    int64_t connect_ms =
+        req->connect_timeout_ms > 0 ? req->connect_timeout_ms : HTTPC_DEFAULT_CONNECT_TIMEOUT_MS;
+    /* An attempt never outlives the deadline: every bound is cut to what is left. */
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)left);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(left < 5000 ? left : 5000));
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(left < connect_ms ? left : connect_ms));
+    curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(c, CURLOPT_PREREQDATA, &x);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -128,7 +209,24 @@ ebsd_status httpc_perform(struct httpc *h, const struct httpc_request *req,
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
     }
 
-    CURLcode rc = curl_easy_perform(c);
+    bool read_timeout = false;
+    CURLMcode mc = CURLM_OK;
+    CURLcode rc = run_transfer(h, &x, req->read_timeout_ms, &read_timeout, &mc);
+    if (mc != CURLM_OK) {
+        snprintf(resp->error, sizeof resp->error, "curl multi interface: %s",
+                 curl_multi_strerror(mc));
+        st = EBSD_ENETWORK;
+        goto out;
+    }
+    if (read_timeout) {
+        resp->timed_out = true;
+        resp->status = 0; /* a partial answer is no answer */
+        snprintf(resp->error, sizeof resp->error, "%s for %lld ms (read timeout)",
+                 x.got_bytes ? "the answer stalled" : "no answer",
+                 (long long)req->read_timeout_ms);
+        st = clock_remaining_ms(deadline) <= 0 ? EBSD_ETIMEDOUT : EBSD_ENETWORK;
+        goto out;
+    }
     if (rc == CURLE_OK) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
         char *ct = NULL;

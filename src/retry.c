@@ -29,6 +29,13 @@ static const char *const transient_codes[] = {
     "PriorRequestNotComplete",
 };
 
+static const char *const clock_skew_codes[] = {
+    "RequestExpired",
+    "RequestTimeTooSkewed",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+};
+
 static bool in_list(const char *code, const char *const *list, size_t n)
 {
     if (!code || !*code)
@@ -47,6 +54,11 @@ bool retry_is_throttling_code(const char *code)
 bool retry_is_transient_code(const char *code)
 {
     return in_list(code, transient_codes, sizeof transient_codes / sizeof transient_codes[0]);
+}
+
+bool retry_is_clock_skew_code(const char *code)
+{
+    return in_list(code, clock_skew_codes, sizeof clock_skew_codes / sizeof clock_skew_codes[0]);
 }
 
 enum retry_class retry_classify(ebsd_status transport, bool timed_out, long http_status,
@@ -150,4 +162,9 @@ int64_t retry_backoff_ms(int attempt, double u)
     if (u > 1)
         u = 1;
     return (int64_t)(u * (double)retry_backoff_cap_ms(attempt));
+}
+
+int64_t retry_delay_ms(enum retry_class cls, int attempt, double u)
+{
+    return cls == RETRY_CLOCK_SKEW ? 0 : retry_backoff_ms(attempt, u);
 }

@@ -242,9 +242,11 @@ ebsd_status route_check_params(enum route r, const struct route_params *p,
         }
     }
     if (p->timeout_ms) {
+        /* digits only: strtol alone would take "+5000" and " 5000" (from %205000) */
+        size_t nd = strspn(p->timeout_ms, "0123456789");
         char *end;
-        long v = strtol(p->timeout_ms, &end, 10);
-        if (!*p->timeout_ms || *end || v < 1 || v > (long)cfg->max_timeout_ms) {
+        long v = nd ? strtol(p->timeout_ms, &end, 10) : 0; /* overflow: LONG_MAX */
+        if (!nd || p->timeout_ms[nd] || v < 1 || v > (long)cfg->max_timeout_ms) {
             if (errlen)
                 snprintf(err, errlen, "timeout_ms must be a whole number from 1 to %u",
                          cfg->max_timeout_ms);

@@ -1,7 +1,9 @@
 /* sts.c - STS AssumeRole (SigV4-signed) and AssumeRoleWithWebIdentity (unsigned) over the
- * Query API, with the XML answer parsed by expat. */
+ * Query API, with the XML answer parsed by expat; per-attempt timeouts, the SDKs' standard
+ * retries within the deadline, and clock-skew correction (skew.h). */
 #include "sts.h"
 
+#include <errno.h>
 #include <expat.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -12,7 +14,9 @@
 #include "buf.h"
 #include "clock.h"
 #include "mem.h"
+#include "retry.h"
 #include "sigv4.h"
+#include "skew.h"
 
 #define STS_VERSION "2011-06-15"
 #define MAX_RESPONSE (64u << 10)
@@ -114,8 +118,9 @@ static bool copy_field(char *dst, size_t dstlen, const char *src)
     return true;
 }
 
-ebsd_status sts_parse_response(const char *xml, size_t len, struct creds *out, char *err,
-                               size_t errlen)
+/* sts_parse_response, also giving the error code of an ErrorResponse in code. */
+static ebsd_status parse_response(const char *xml, size_t len, struct creds *out, char *err,
+                                  size_t errlen, char *code, size_t codelen)
 {
     ebsd_status st = EBSD_EPARSE;
     struct xml_ctx x = {0};
@@ -145,6 +150,8 @@ ebsd_status sts_parse_response(const char *xml, size_t len, struct creds *out, c
     }
     if (x.code) {
         snprintf(err, errlen, "%.64s: %.300s", x.code, x.message ? x.message : "");
+        if (codelen)
+            snprintf(code, codelen, "%s", x.code);
         st = EBSD_EUPSTREAM;
         goto out;
     }
@@ -178,6 +185,12 @@ out:
     free(x.message);
     OPENSSL_cleanse(&c, sizeof c);
     return st;
+}
+
+ebsd_status sts_parse_response(const char *xml, size_t len, struct creds *out, char *err,
+                               size_t errlen)
+{
+    return parse_response(xml, len, out, err, errlen, NULL, 0);
 }
 
 /* ---- the call --------------------------------------------------------------------------- */
@@ -218,13 +231,16 @@ static void form_add(struct buf *b, const char *key, const char *value, bool *ok
     free(v);
 }
 
-ebsd_status sts_assume_role(struct httpc *h, const struct sts_assume *a, struct creds *out,
-                            char *err, size_t errlen)
+/* One attempt: signs (AssumeRole) with the skew-corrected clock, sends, parses. On failure
+ * err says why and *cls whether it is worth retrying; a clock-skew error whose Date shows
+ * our clock far from STS's corrects the offset (skew.h) and is RETRY_CLOCK_SKEW. */
+static ebsd_status attempt(struct httpc *h, const struct sts_assume *a, const char *action,
+                           const char *authority, const char *path, const char *url,
+                           const struct buf *body, int64_t deadline, struct creds *out,
+                           char *err, size_t errlen, enum retry_class *cls)
 {
-    ebsd_status st = EBSD_EINVAL;
+    ebsd_status st;
     bool web = a->web_identity_token != NULL;
-    const char *action = web ? "AssumeRoleWithWebIdentity" : "AssumeRole";
-    char *authority = NULL, *path = NULL, *url = NULL;
     char *hdr_lines[8] = {0};
     const char *hdrs[8] = {0};
     size_t nh = 0;
@@ -232,10 +248,102 @@ ebsd_status sts_assume_role(struct httpc *h, const struct sts_assume *a, struct 
     bool signed_ok = false;
     struct httpc_response resp;
     bool have_resp = false;
+    *cls = RETRY_NONE;
+
+    static const char ctype[] = "application/x-www-form-urlencoded; charset=utf-8";
+    /* Host is sent explicitly so that what is signed is what curl sends. */
+    hdr_lines[nh++] = xasprintf("Host: %s", authority);
+    hdr_lines[nh++] = xasprintf("Content-Type: %s", ctype);
+    if (!web) {
+        struct sigv4_header sh[2] = {{"Host", authority}, {"Content-Type", ctype}};
+        struct sigv4_credentials sc = {a->source->access_key_id,
+                                       a->source->secret_access_key,
+                                       a->source->session_token};
+        struct sigv4_params sp = {.creds = &sc, .region = a->region ? a->region : "us-east-1",
+                                  .service = "sts", .when = skew_now(),
+                                  .normalize_path = true};
+        struct sigv4_request sr = {.method = "POST", .path = path, .headers = sh,
+                                   .nheaders = 2, .body = body->data, .body_len = body->len};
+        if ((st = sigv4_sign(&sr, &sp, &sig)) != EBSD_OK) {
+            snprintf(err, errlen, "STS %s: signing failed: %s", action, status_str(st));
+            goto out;
+        }
+        signed_ok = true;
+        for (size_t i = 0; i < sig.nadd; i++)
+            hdr_lines[nh++] = xasprintf("%s: %s", sig.add[i].name, sig.add[i].value);
+    }
+    for (size_t i = 0; i < nh; i++)
+        hdrs[i] = hdr_lines[i];
+    struct httpc_request req = {
+        .method = "POST", .url = url, .headers = hdrs, .body = body->data,
+        .body_len = body->len, .deadline = deadline, .max_response = MAX_RESPONSE,
+        .connect_timeout_ms =
+            a->connect_timeout_ms > 0 ? a->connect_timeout_ms : STS_DEFAULT_CONNECT_TIMEOUT_MS,
+        .read_timeout_ms =
+            a->read_timeout_ms > 0 ? a->read_timeout_ms : STS_DEFAULT_READ_TIMEOUT_MS};
+    st = httpc_perform(h, &req, &resp);
+    have_resp = true;
+    if (st != EBSD_OK) {
+        snprintf(err, errlen, "STS %s at %s: %s%s%s", action, url,
+                 st == EBSD_ETIMEDOUT ? "no answer before the deadline" : status_str(st),
+                 resp.error[0] ? ": " : "", resp.error);
+        *cls = retry_classify(st, resp.timed_out, 0, NULL);
+        goto out;
+    }
+    char perr[400] = "", code[64] = "";
+    st = parse_response(resp.body.data ? resp.body.data : "", resp.body.len, out, perr,
+                        sizeof perr, code, sizeof code);
+    if (resp.status != 200) {
+        snprintf(err, errlen, "STS %s at %s: HTTP %ld%s%s", action, url, resp.status,
+                 st == EBSD_EUPSTREAM ? ": " : "", st == EBSD_EUPSTREAM ? perr : "");
+        if (st == EBSD_OK)
+            OPENSSL_cleanse(out, sizeof *out); /* credentials under an error status: unused */
+        st = EBSD_EUPSTREAM;
+        *cls = retry_classify(EBSD_OK, false, resp.status, code);
+        if (!web && retry_is_clock_skew_code(code) && skew_correct_from_date(resp.date)) {
+            *cls = RETRY_CLOCK_SKEW;
+            skew_announce();
+        }
+        goto out;
+    }
+    if (st != EBSD_OK)
+        snprintf(err, errlen, "STS %s at %s: %s", action, url, perr);
+out:
+    if (have_resp) {
+        if (resp.body.data)
+            OPENSSL_cleanse(resp.body.data, resp.body.len);
+        httpc_response_free(&resp);
+    }
+    if (signed_ok)
+        sigv4_signed_free(&sig);
+    for (size_t i = 0; i < nh; i++) {
+        OPENSSL_cleanse(hdr_lines[i], strlen(hdr_lines[i]));
+        free(hdr_lines[i]);
+    }
+    return st;
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+ebsd_status sts_assume_role(struct httpc *h, const struct sts_assume *a, struct creds *out,
+                            char *err, size_t errlen)
+{
+    ebsd_status st = EBSD_EINVAL;
+    bool web = a->web_identity_token != NULL;
+    const char *action = web ? "AssumeRoleWithWebIdentity" : "AssumeRole";
+    char *authority = NULL, *path = NULL, *url = NULL;
     struct creds got;
     memset(&got, 0, sizeof got);
     struct buf body;
     buf_init(&body, 64u << 10);
+    /* STS is called once per credential refresh, so there is no retry quota to share: the
+     * attempts and the deadline bound the retries. */
+    static struct retry_rng rng;
 
     if (!a->role_arn || !*a->role_arn || !a->endpoint ||
         !split_url(a->endpoint, &authority, &path)) {
@@ -265,75 +373,26 @@ ebsd_status sts_assume_role(struct httpc *h, const struct sts_assume *a, struct 
         st = EBSD_ETOOBIG;
         goto out;
     }
-
-    static const char ctype[] = "application/x-www-form-urlencoded; charset=utf-8";
-    /* Host is sent explicitly so that what is signed is what curl sends. */
-    hdr_lines[nh++] = xasprintf("Host: %s", authority);
-    hdr_lines[nh++] = xasprintf("Content-Type: %s", ctype);
-    if (!web) {
-        struct sigv4_header sh[2] = {{"Host", authority}, {"Content-Type", ctype}};
-        struct sigv4_credentials sc = {a->source->access_key_id,
-                                       a->source->secret_access_key,
-                                       a->source->session_token};
-        struct sigv4_params sp = {.creds = &sc, .region = a->region ? a->region : "us-east-1",
-                                  .service = "sts", .when = time(NULL),
-                                  .normalize_path = true};
-        struct sigv4_request sr = {.method = "POST", .path = path, .headers = sh,
-                                   .nheaders = 2, .body = body.data, .body_len = body.len};
-        if ((st = sigv4_sign(&sr, &sp, &sig)) != EBSD_OK) {
-            snprintf(err, errlen, "STS %s: signing failed: %s", action, status_str(st));
-            goto out;
-        }
-        signed_ok = true;
-        for (size_t i = 0; i < sig.nadd; i++)
-            hdr_lines[nh++] = xasprintf("%s: %s", sig.add[i].name, sig.add[i].value);
-    }
-    for (size_t i = 0; i < nh; i++)
-        hdrs[i] = hdr_lines[i];
     /* The endpoint as given, path included (the query part, if any, is dropped). */
-    url = xasprintf("%.*s%s", (int)(strstr(a->endpoint, "://") + 3 - a->endpoint), a->endpoint,
-                    authority);
-    char *full = xasprintf("%s%s", url, path);
-    free(url);
-    url = full;
-    struct httpc_request req = {.method = "POST", .url = url, .headers = hdrs,
-                                .body = body.data, .body_len = body.len,
-                                .deadline = a->deadline, .max_response = MAX_RESPONSE};
-    st = httpc_perform(h, &req, &resp);
-    have_resp = true;
-    if (st != EBSD_OK) {
-        snprintf(err, errlen, "STS %s at %s: %s%s%s", action, url,
-                 st == EBSD_ETIMEDOUT ? "no answer before the deadline" : status_str(st),
-                 resp.error[0] ? ": " : "", resp.error);
-        goto out;
+    url = xasprintf("%.*s%s%s", (int)(strstr(a->endpoint, "://") + 3 - a->endpoint),
+                    a->endpoint, authority, path);
+    int64_t deadline = a->deadline ? a->deadline : clock_now_ms() + 30000;
+    for (int n = 1;; n++) {
+        enum retry_class cls;
+        st = attempt(h, a, action, authority, path, url, &body, deadline, &got, err, errlen,
+                     &cls);
+        if (st == EBSD_OK || cls == RETRY_NONE || n >= RETRY_DEFAULT_MAX_ATTEMPTS)
+            break;
+        int64_t delay = retry_delay_ms(cls, n, retry_rng_uniform(&rng));
+        if (clock_now_ms() + delay >= deadline)
+            break; /* keep the last error */
+        if (delay > 0)
+            sleep_ms(delay);
     }
-    char perr[400] = "";
-    st = sts_parse_response(resp.body.data ? resp.body.data : "", resp.body.len, &got, perr,
-                            sizeof perr);
-    if (resp.status != 200) {
-        snprintf(err, errlen, "STS %s at %s: HTTP %ld%s%s", action, url, resp.status,
-                 st == EBSD_EUPSTREAM ? ": " : "", st == EBSD_EUPSTREAM ? perr : "");
-        st = EBSD_EUPSTREAM;
-        goto out;
-    }
-    if (st != EBSD_OK) {
-        snprintf(err, errlen, "STS %s at %s: %s", action, url, perr);
-        goto out;
-    }
-    *out = got;
+    if (st == EBSD_OK)
+        *out = got;
 out:
     OPENSSL_cleanse(&got, sizeof got);
-    if (have_resp) {
-        if (resp.body.data)
-            OPENSSL_cleanse(resp.body.data, resp.body.len);
-        httpc_response_free(&resp);
-    }
-    if (signed_ok)
-        sigv4_signed_free(&sig);
-    for (size_t i = 0; i < nh; i++) {
-        OPENSSL_cleanse(hdr_lines[i], strlen(hdr_lines[i]));
-        free(hdr_lines[i]);
-    }
     if (body.data)
         OPENSSL_cleanse(body.data, body.len);
     buf_free(&body);

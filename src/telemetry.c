@@ -8,6 +8,7 @@
 #include "fanout.h"
 #include "metrics.h"
 #include "route.h"
+#include "skew.h"
 #include "version.h"
 #include "volumes.h"
 
@@ -64,6 +65,10 @@ void telemetry_init(void)
     t.creds_expiry = metrics_gauge(r, "ebsd_credentials_expiry_seconds",
                                    "Seconds until the credentials expire (-1: they do not).", 0);
     t.build = metrics_gauge(r, "ebsd_build_info", "Build information.", 1, "version");
+    (void)metrics_gauge_fn(r, "ebsd_clock_offset_seconds",
+                           "AWS's clock minus this host's, learned from a server's Date header "
+                           "(0 until a clock-skew error taught it); requests are signed with it.",
+                           skew_metric_seconds, NULL);
     metrics_set(t.build, 1, EBSD_VERSION);
 }
 

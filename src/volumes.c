@@ -202,7 +202,12 @@ static void respond_error(struct request *r, const struct fanout_result *res, do
 {
     request_add_header(r, "Cache-Control", "no-store");
     if (res->http_status == 504) {
-        request_error(r, 504, "TaskTimedOut", "Task timed out after %.2f seconds", timeout_s);
+        /* Lambda's two decimals, or three when the deadline needs them: never "0.00" */
+        long long ms = (long long)(timeout_s * 1000.0 + 0.5);
+        request_error(r, 504, "TaskTimedOut",
+                      ms % 10 ? "Task timed out after %.3f seconds"
+                              : "Task timed out after %.2f seconds",
+                      timeout_s);
         return;
     }
     if (res->retry_after_s) {

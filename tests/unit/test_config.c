@@ -72,6 +72,8 @@ static void check_defaults(const struct config *c)
     CHECK_INT(c->volume_page_size, 500);
     CHECK(c->rate_limit == 18);
     CHECK(c->rate_burst == 90);
+    CHECK_INT(c->connect_timeout_ms, 2000);
+    CHECK_INT(c->read_timeout_ms, 2500);
     CHECK_INT(c->max_connections, 1024);
     CHECK_INT(c->max_connections_per_ip, 128);
     CHECK_INT(c->idle_timeout_s, 75);
@@ -165,6 +167,8 @@ static const char full_yaml[] =
     "  volume_page_size: 100\n"
     "  rate_limit: 2.5\n"
     "  rate_burst: 10\n"
+    "  connect_timeout_ms: 300\n"
+    "  read_timeout_ms: 700\n"
     "server: {max_connections: 50, max_connections_per_ip: 5, idle_timeout_s: 10,\n"
     "         header_timeout_s: 7,\n"
     "         max_header_bytes: 8192, drain_timeout_s: 0}\n"
@@ -214,6 +218,8 @@ static void test_full_file(void)
     CHECK_INT(c.volume_page_size, 100);
     CHECK(c.rate_limit == 2.5);
     CHECK(c.rate_burst == 10);
+    CHECK_INT(c.connect_timeout_ms, 300);
+    CHECK_INT(c.read_timeout_ms, 700);
     CHECK_INT(c.max_connections, 50);
     CHECK_INT(c.max_connections_per_ip, 5);
     CHECK_INT(c.idle_timeout_s, 10);
@@ -362,6 +368,10 @@ static void test_out_of_range(void)
                  "value 11 out of range 1..10");
     expect_error("ec2:\n  volume_page_size: 501\n", EBSD_EINVAL, 2, "ec2.volume_page_size",
                  "value 501 out of range 5..500");
+    expect_error("ec2:\n  connect_timeout_ms: 9\n", EBSD_EINVAL, 2, "ec2.connect_timeout_ms",
+                 "value 9 out of range 10..60000");
+    expect_error("ec2: {read_timeout_ms: 900001}\n", EBSD_EINVAL, 1, "ec2.read_timeout_ms",
+                 "value 900001 out of range 10..900000");
     expect_error("ec2:\n  rate_limit: -1\n", EBSD_EINVAL, 2, "ec2.rate_limit",
                  "value -1 out of range 0..100000");
     expect_error("routes:\n  instance_volumes:\n    memory_mb: 3\n", EBSD_EINVAL, 3,

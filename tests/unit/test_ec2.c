@@ -1,6 +1,7 @@
 /* test_ec2.c - the EC2 client without the simulator: id validation, endpoint derivation and
  * validation, request body encoding, and the request loop against a scripted HTTP server on
- * 127.0.0.1 (forked): signed POSTs, a repeated nextToken, a 2xx error envelope. */
+ * 127.0.0.1 (forked): signed POSTs, a repeated nextToken, a 2xx error envelope, a hung
+ * attempt retried after its read timeout, a clock-skew error corrected and re-signed. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -16,6 +18,7 @@
 #include "harness.h"
 #include "httpc.h"
 #include "mem.h"
+#include "skew.h"
 
 static void test_instance_ids(void)
 {
@@ -180,6 +183,8 @@ static void test_bodies(void)
 struct reply {
     int status;
     const char *body;
+    bool hang;        /* no answer: wait until the client gives up and closes */
+    const char *date; /* a Date header to send, or NULL */
 };
 
 /* Reads one HTTP request (headers + Content-Length body) from fd; returns its length or -1. */
@@ -230,14 +235,21 @@ static pid_t serve(const struct reply *replies, size_t n, int *port, int *log_fd
                     break;
                 if (write(p[1], req, (size_t)r + 1) < 0)
                     _exit(1);
+                if (replies[i++].hang) {
+                    char c;
+                    while (read(fd, &c, 1) > 0)
+                        ;
+                    break; /* the client retries on a new connection */
+                }
+                const struct reply *rp = &replies[i - 1];
                 char *resp = xasprintf("HTTP/1.1 %d X\r\nContent-Type: text/xml\r\n"
-                                       "Content-Length: %zu\r\n\r\n%s",
-                                       replies[i].status, strlen(replies[i].body),
-                                       replies[i].body);
+                                       "%s%s%sContent-Length: %zu\r\n\r\n%s",
+                                       rp->status, rp->date ? "Date: " : "",
+                                       rp->date ? rp->date : "", rp->date ? "\r\n" : "",
+                                       strlen(rp->body), rp->body);
                 if (write(fd, resp, strlen(resp)) < 0)
                     _exit(1);
                 free(resp);
-                i++;
             }
             close(fd);
         }
@@ -273,9 +285,9 @@ static char *drain(int fd, size_t *len)
 static void test_requests_and_repeated_token(void)
 {
     static const struct reply replies[] = {
-        {200, PAGE("<nextToken>t/1=</nextToken>")},
-        {200, PAGE("<nextToken>t/2=</nextToken>")},
-        {200, PAGE("<nextToken>t/2=</nextToken>")}, /* the service repeats itself */
+        {200, PAGE("<nextToken>t/1=</nextToken>"), false, NULL},
+        {200, PAGE("<nextToken>t/2=</nextToken>"), false, NULL},
+        {200, PAGE("<nextToken>t/2=</nextToken>"), false, NULL}, /* the service repeats itself */
     };
     int port = 0, logfd = -1;
     pid_t pid = serve(replies, 3, &port, &logfd);
@@ -322,12 +334,13 @@ static void test_error_answers(void)
         /* an envelope under 200 is still an error (not retried: not a retryable code) */
         {200, "<Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code><Message>"
               "The instance ID 'i-1a2b3c4d' does not exist</Message></Error></Errors>"
-              "<RequestID>ea966190-f9aa-478e-9ede-example</RequestID></Response>"},
+              "<RequestID>ea966190-f9aa-478e-9ede-example</RequestID></Response>",
+         false, NULL},
         /* 400 with a body that is not XML */
-        {400, "oops"},
+        {400, "oops", false, NULL},
         /* a 200 with another action's answer is a parse error, retried, then reported */
-        {200, "<AttachVolumeResponse/>"},
-        {200, "<AttachVolumeResponse/>"},
+        {200, "<AttachVolumeResponse/>", false, NULL},
+        {200, "<AttachVolumeResponse/>", false, NULL},
     };
     int port = 0, logfd = -1;
     pid_t pid = serve(replies, 4, &port, &logfd);
@@ -369,5 +382,125 @@ static void test_error_answers(void)
     free(drain(logfd, &len));
 }
 
+/* A hung attempt is abandoned at the read timeout and retried, well inside the deadline. */
+static void test_hung_attempt_retried(void)
+{
+    static const struct reply replies[] = {
+        {0, "", true, NULL},
+        {200, PAGE(""), false, NULL},
+    };
+    int port = 0, logfd = -1;
+    pid_t pid = serve(replies, 2, &port, &logfd);
+    struct creds cr = test_creds();
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+    struct ec2_options o = {.region = "us-east-1", .endpoint = url, .creds = &cr,
+                            .read_timeout_ms = 300, .deterministic_backoff = true};
+    struct ec2_client *c = NULL;
+    CHECK_INT(ec2_client_new(&o, &c), EBSD_OK);
+    if (!c)
+        return;
+    struct ec2_instance_page p = {0};
+    struct ec2_error e;
+    int64_t t0 = clock_now_ms();
+    CHECK_INT(ec2_describe_instances(c, NULL, 0, NULL, t0 + 10000, &p, &e), EBSD_OK);
+    int64_t ms = clock_now_ms() - t0;
+    CHECK_INT(p.n, 1);
+    /* 300 ms read timeout + the deterministic 1 s backoff, far from the 10 s deadline */
+    CHECK(ms >= 1290 && ms < 3000);
+    const struct ec2_stats *s = ec2_client_stats(c);
+    CHECK_INT(s->calls, 2);
+    CHECK_INT(s->retries, 1);
+    CHECK_INT(s->timeouts, 1);
+    CHECK_INT(s->retry_quota, 500); /* the 10 a timeout retry cost came back on success */
+    ec2_instance_page_free(&p);
+    ec2_client_free(c);
+    waitpid(pid, NULL, 0);
+    size_t len;
+    free(drain(logfd, &len));
+}
+
+/* The X-Amz-Date of the n-th request (0-based) in the server's NUL-separated log, as epoch
+ * seconds; -1 if absent. */
+static time_t amz_date(const char *log, size_t len, int n)
+{
+    const char *r = log;
+    for (int i = 0; i < n && r < log + len; i++)
+        r += strlen(r) + 1;
+    const char *h = r < log + len ? strcasestr(r, "\r\nX-Amz-Date: ") : NULL;
+    struct tm tm = {0};
+    if (!h || !strptime(h + 14, "%Y%m%dT%H%M%SZ", &tm))
+        return -1;
+    return timegm(&tm);
+}
+
+/* RequestExpired with a Date an hour ahead: the offset is corrected and the call re-signed
+ * and retried at once (no backoff); the next call is signed right the first time. A
+ * SignatureDoesNotMatch whose Date agrees with our clock is a wrong secret: no retry. */
+static void test_clock_skew_corrected(void)
+{
+    char ahead[64];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&(time_t){t + 3600}, &tm);
+    strftime(ahead, sizeof ahead, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    const struct reply replies[] = {
+        {400, "<Response><Errors><Error><Code>RequestExpired</Code><Message>Request has "
+              "expired.</Message></Error></Errors><RequestID>r1</RequestID></Response>",
+         false, ahead},
+        {200, PAGE(""), false, ahead},
+        {200, PAGE(""), false, ahead},
+        {403, "<Response><Errors><Error><Code>SignatureDoesNotMatch</Code><Message>no"
+              "</Message></Error></Errors><RequestID>r4</RequestID></Response>",
+         false, ahead}, /* by then our corrected clock agrees with this Date */
+    };
+    int port = 0, logfd = -1;
+    skew_reset();
+    pid_t pid = serve(replies, 4, &port, &logfd);
+    struct creds cr = test_creds();
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+    struct ec2_options o = {.region = "us-east-1", .endpoint = url, .creds = &cr,
+                            .deterministic_backoff = true};
+    struct ec2_client *c = NULL;
+    CHECK_INT(ec2_client_new(&o, &c), EBSD_OK);
+    if (!c)
+        return;
+    struct ec2_instance_page p = {0};
+    struct ec2_error e;
+    int64_t t0 = clock_now_ms();
+    CHECK_INT(ec2_describe_instances(c, NULL, 0, NULL, t0 + 10000, &p, &e), EBSD_OK);
+    CHECK(clock_now_ms() - t0 < 900); /* no backoff (a deterministic one would be 1 s) */
+    ec2_instance_page_free(&p);
+    const struct ec2_stats *s = ec2_client_stats(c);
+    CHECK_INT(s->calls, 2);
+    CHECK_INT(s->retries, 1);
+    CHECK_INT(s->skew_retries, 1);
+    CHECK(s->clock_offset_set);
+    CHECK(s->clock_offset_ms > 3600000 - 2000 && s->clock_offset_ms < 3600000 + 2000);
+    CHECK(skew_offset_known());
+    /* the next call needs no correction */
+    CHECK_INT(ec2_describe_instances(c, NULL, 0, NULL, 0, &p, &e), EBSD_OK);
+    ec2_instance_page_free(&p);
+    CHECK_INT(s->calls, 3);
+    CHECK_INT(s->retries, 1);
+    /* a signature error that is not the clock's: returned as it is */
+    CHECK_INT(ec2_describe_instances(c, NULL, 0, NULL, 0, &p, &e), EBSD_EUPSTREAM);
+    CHECK_STR(e.code, "SignatureDoesNotMatch");
+    CHECK_INT(s->calls, 4);
+    CHECK_INT(s->retries, 1);
+    ec2_client_free(c);
+    waitpid(pid, NULL, 0);
+    size_t len;
+    char *log = drain(logfd, &len);
+    /* signed with our clock first, then with AWS's */
+    CHECK(labs((long)(amz_date(log, len, 0) - t)) <= 2);
+    CHECK(labs((long)(amz_date(log, len, 1) - (t + 3600))) <= 2);
+    CHECK(labs((long)(amz_date(log, len, 2) - (t + 3600))) <= 2);
+    free(log);
+    skew_reset();
+}
+
 TEST_MAIN(T(test_instance_ids), T(test_endpoints), T(test_bodies),
-          T(test_requests_and_repeated_token), T(test_error_answers))
+          T(test_requests_and_repeated_token), T(test_error_answers),
+          T(test_hung_attempt_retried), T(test_clock_skew_corrected))

@@ -128,6 +128,36 @@ static void test_quota(void)
     CHECK_INT(q.available, 0);
 }
 
+/* A clock-skew error is retried only once the client corrected its clock (skew.h): the
+ * class comes from the client, never from the code alone, and the retry is at once. */
+static void test_clock_skew(void)
+{
+    static const char *const skew[] = {"RequestExpired", "RequestTimeTooSkewed",
+                                       "InvalidSignatureException", "SignatureDoesNotMatch"};
+    for (size_t i = 0; i < sizeof skew / sizeof skew[0]; i++) {
+        CHECK(retry_is_clock_skew_code(skew[i]));
+        CHECK_INT(retry_classify(EBSD_OK, false, 400, skew[i]), RETRY_NONE);
+    }
+    static const char *const not_skew[] = {"", "AuthFailure", "RequestLimitExceeded",
+                                           "requestexpired", "RequestExpiredX", "InternalError"};
+    for (size_t i = 0; i < sizeof not_skew / sizeof not_skew[0]; i++)
+        CHECK(!retry_is_clock_skew_code(not_skew[i]));
+    CHECK(!retry_is_clock_skew_code(NULL));
+    /* no backoff after a correction; the others keep theirs */
+    CHECK_INT(retry_delay_ms(RETRY_CLOCK_SKEW, 1, 1.0), 0);
+    CHECK_INT(retry_delay_ms(RETRY_CLOCK_SKEW, 3, 0.9), 0);
+    CHECK_INT(retry_delay_ms(RETRY_TRANSIENT, 1, 1.0), 1000);
+    CHECK_INT(retry_delay_ms(RETRY_TIMEOUT, 2, 0.5), 1000);
+    CHECK_INT(retry_delay_ms(RETRY_THROTTLE, 3, 1.0), 4000);
+    /* it costs what a transient retry costs, and is given back on success like one */
+    struct retry_quota q;
+    retry_quota_init(&q);
+    CHECK(retry_quota_acquire(&q, RETRY_CLOCK_SKEW));
+    CHECK_INT(q.available, 500 - RETRY_QUOTA_COST);
+    retry_quota_success(&q);
+    CHECK_INT(q.available, 500);
+}
+
 static void test_rng_fork(void)
 {
     /* Seeded identically in the parent, the child must reseed on its first draw. */
@@ -158,4 +188,4 @@ static void test_rng_fork(void)
 }
 
 TEST_MAIN(T(test_codes), T(test_classify), T(test_backoff_bounds), T(test_quota),
-          T(test_rng_fork))
+          T(test_clock_skew), T(test_rng_fork))

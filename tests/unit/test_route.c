@@ -161,7 +161,12 @@ static void test_check(void)
     CHECK_STR(err, "'mode' applies to /volumes/total only");
 
     const char *bad_timeouts[] = {"timeout_ms=0", "timeout_ms=-5", "timeout_ms=", "timeout_ms",
-                                  "timeout_ms=12x", "timeout_ms=1.5", "timeout_ms=99999999999"};
+                                  "timeout_ms=12x", "timeout_ms=1.5", "timeout_ms=99999999999",
+                                  /* digits only: no sign, no blanks (strtol takes both) */
+                                  "timeout_ms=%2B5000", "timeout_ms=+5000",
+                                  "timeout_ms=%205000", "timeout_ms=5000%20",
+                                  "timeout_ms=-0", "timeout_ms=0x10",
+                                  "timeout_ms=99999999999999999999999"};
     for (size_t i = 0; i < sizeof bad_timeouts / sizeof bad_timeouts[0]; i++) {
         CHECK_INT(parse(bad_timeouts[i], err, sizeof err), EBSD_OK);
         CHECK_INT(route_check_params(ROUTE_INSTANCE, &p, &cfg, code, sizeof code, err,
@@ -179,6 +184,9 @@ static void test_check(void)
     CHECK_STR(err, want);
     CHECK_INT(parse("timeout_ms=1", err, sizeof err), EBSD_OK);
     CHECK_INT(route_check_params(ROUTE_INSTANCE, &p, &cfg, code, sizeof code, err, sizeof err),
+              EBSD_OK);
+    CHECK_INT(parse("timeout_ms=05000", err, sizeof err), EBSD_OK);
+    CHECK_INT(route_check_params(ROUTE_TOTAL, &p, &cfg, code, sizeof code, err, sizeof err),
               EBSD_OK);
     config_free(&cfg);
 }

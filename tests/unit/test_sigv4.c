@@ -10,6 +10,7 @@
 #include "harness.h"
 #include "mem.h"
 #include "sigv4.h"
+#include "skew.h"
 
 #define V4_DIR "aws-sigv4-test-suite/aws-c-auth/tests/aws-signing-test-suite/v4"
 #define BOTO_DIR "aws-sigv4-test-suite/botocore/tests/unit/auth/aws4_testsuite"
@@ -585,6 +586,33 @@ static void test_verify_expired(void)
     sigv4_signed_free(&s);
 }
 
+/* A host clock an hour ahead: signed with the host's time, AWS (its clock an hour behind)
+ * says RequestExpired; once skew.c learned the offset from the answer's Date, the request
+ * is signed with AWS's time and verifies. */
+static void test_sign_with_corrected_clock(void)
+{
+    struct sigv4_header hs[8];
+    size_t n;
+    struct sigv4_signed s;
+    struct sigv4_verdict v;
+    skew_reset();
+    time_t aws_now = time(NULL) - 3600;
+    signed_ec2(hs, &n, &s, skew_now(), NULL);
+    CHECK_INT(verify_with(hs, n, BODY, aws_now, &v), EBSD_EAUTH);
+    CHECK_STR(v.code, "RequestExpired");
+    sigv4_signed_free(&s);
+    char date[64];
+    struct tm tm;
+    gmtime_r(&aws_now, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    CHECK(skew_correct_from_date(date));
+    signed_ec2(hs, &n, &s, skew_now(), NULL);
+    CHECK_INT(verify_with(hs, n, BODY, aws_now, &v), EBSD_OK);
+    CHECK_STR(v.code, "");
+    sigv4_signed_free(&s);
+    skew_reset();
+}
+
 /* ---- pieces ----------------------------------------------------------------------------- */
 
 static void test_uri_encode(void)
@@ -654,4 +682,4 @@ static void test_sign_details(void)
 TEST_MAIN(T(test_aws_c_auth_suite), T(test_botocore_suite), T(test_verify_suite_signed_requests),
           T(test_verify_ok_and_token), T(test_verify_missing), T(test_verify_incomplete),
           T(test_verify_unknown_key), T(test_verify_mismatch), T(test_verify_expired),
-          T(test_uri_encode), T(test_sign_details))
+          T(test_sign_with_corrected_clock), T(test_uri_encode), T(test_sign_details))
