@@ -35,6 +35,7 @@ static const char page_style[] =
     "th,td{padding:6px 10px;border-bottom:1px solid var(--line);text-align:left}\n"
     "th{color:var(--mute);font-weight:600;font-size:13px}\n"
     "td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}\n"
+    "th,td.num,td.region{white-space:nowrap}\n"
     ".err{color:var(--bad)}.ok{color:var(--mute)}\n"
     "svg text{fill:var(--fg);font-size:13px}svg .axis{fill:var(--mute)}\n"
     "footer{margin-top:28px;color:var(--mute);font-size:13px}\n"
