@@ -102,6 +102,12 @@ def test_promtool_unit_tests_of_the_alerts():
     assert names == quiet, (names, quiet)
 
 
+def test_promtool_unit_tests_of_the_dashboard_rules():
+    """The storage sums, the data age and the cache hit ratio on sample series."""
+    out = promtool("test", "rules", "ebsd-dashboard-rules.test.yaml", cwd=PROM)
+    assert "SUCCESS" in out, out
+
+
 def test_promtool_checks_the_prometheus_config():
     promtool("check", "config", os.path.join(PROM, "prometheus.yml"))
 
