@@ -12,8 +12,9 @@
 /* Longest text realip_client writes, NUL included (INET6_ADDRSTRLEN). */
 #define REALIP_ADDRSTRLEN 46
 
-/* An IPv4 or IPv6 address. IPv4-mapped IPv6 addresses (::ffff:a.b.c.d, which a dual-stack
- * listener reports for IPv4 peers) are stored as IPv4, as nginx's ngx_cidr_match treats them. */
+/* An IPv4 or IPv6 address, in the family it was written in. IPv4-mapped IPv6 addresses
+ * (::ffff:a.b.c.d, which a dual-stack listener reports for IPv4 peers) stay IPv6 (and print
+ * so, as nginx's $remote_addr does) but match IPv4 networks, as ngx_cidr_match does. */
 struct realip_addr {
     int family;            /* AF_INET or AF_INET6 */
     uint8_t bytes[16];     /* network order; 4 used for AF_INET */
@@ -27,7 +28,8 @@ struct realip_cidr {
 
 /* Parses "10.0.0.0/8", "fd00::/8", or a single address ("10.1.2.3" = /32, "::1" = /128)
  * with inet_pton. EBSD_EINVAL on anything else (prefix out of range, host bits set, a zone,
- * spaces); *why then says what is wrong (static string). */
+ * spaces, a v4-mapped IPv6 network, which never matches: write it as IPv4); *why then says
+ * what is wrong (static string). */
 EBSD_MUST_CHECK ebsd_status realip_cidr_parse(const char *text, struct realip_cidr *out,
                                               const char **why);
 
@@ -36,12 +38,13 @@ EBSD_MUST_CHECK ebsd_status realip_cidr_parse(const char *text, struct realip_ci
 EBSD_MUST_CHECK ebsd_status realip_addr_parse(const char *text, size_t len,
                                               struct realip_addr *out);
 
-/* The address of a socket address (AF_INET or AF_INET6; v4-mapped becomes IPv4).
+/* The address of a socket address (AF_INET or AF_INET6).
  * EBSD_EINVAL for other families (a UNIX socket). */
 EBSD_MUST_CHECK ebsd_status realip_addr_from_sockaddr(const struct sockaddr *sa,
                                                       struct realip_addr *out);
 
-/* True if addr is inside one of the n networks (families must match). */
+/* True if addr is inside one of the n networks (families must match; a v4-mapped IPv6
+ * address is matched as IPv4). */
 bool realip_trusted(const struct realip_cidr *trusted, size_t n, const struct realip_addr *addr);
 
 /* The client address of a request, as nginx's realip module with real_ip_recursive on:

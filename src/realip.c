@@ -14,17 +14,16 @@
 
 static const uint8_t v4mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
-/* Stores an IPv6 address, as IPv4 when it is v4-mapped (ngx_cidr_match does the same). */
 static void set_v6(struct realip_addr *out, const uint8_t b[16])
 {
     memset(out, 0, sizeof *out);
-    if (memcmp(b, v4mapped_prefix, sizeof v4mapped_prefix) == 0) {
-        out->family = AF_INET;
-        memcpy(out->bytes, b + 12, 4);
-    } else {
-        out->family = AF_INET6;
-        memcpy(out->bytes, b, 16);
-    }
+    out->family = AF_INET6;
+    memcpy(out->bytes, b, 16);
+}
+
+static bool is_v4mapped(const struct realip_addr *a)
+{
+    return a->family == AF_INET6 && memcmp(a->bytes, v4mapped_prefix, sizeof v4mapped_prefix) == 0;
 }
 
 ebsd_status realip_addr_parse(const char *text, size_t len, struct realip_addr *out)
@@ -89,10 +88,10 @@ ebsd_status realip_cidr_parse(const char *text, struct realip_cidr *out, const c
         *why = "is not an IPv4 or IPv6 address or CIDR (like 10.0.0.0/8 or fd00::/8)";
         return EBSD_EINVAL;
     }
-    /* "::ffff:10.0.0.0/104" would be stored as IPv4: keep prefixes of such networks honest
-     * by refusing them rather than guessing. */
+    /* nginx matches a v4-mapped address against IPv4 networks only, so a v4-mapped IPv6
+     * network ("::ffff:10.0.0.0/104") would never match anything: say so. */
     unsigned max = c.net.family == AF_INET ? 32 : 128;
-    if (c.net.family == AF_INET && memchr(text, ':', alen)) {
+    if (is_v4mapped(&c.net)) {
         *why = "is an IPv4-mapped IPv6 network: write it as IPv4 (v4-mapped peers match IPv4 "
                "networks)";
         return EBSD_EINVAL;
@@ -132,6 +131,14 @@ ebsd_status realip_cidr_parse(const char *text, struct realip_cidr *out, const c
 
 bool realip_trusted(const struct realip_cidr *trusted, size_t n, const struct realip_addr *addr)
 {
+    struct realip_addr v4;
+    if (is_v4mapped(addr)) {
+        /* ngx_cidr_match: a v4-mapped address is matched as the IPv4 address it carries */
+        memset(&v4, 0, sizeof v4);
+        v4.family = AF_INET;
+        memcpy(v4.bytes, addr->bytes + 12, 4);
+        addr = &v4;
+    }
     for (size_t i = 0; i < n; i++)
         if (trusted[i].net.family == addr->family &&
             prefix_equal(trusted[i].net.bytes, addr->bytes, trusted[i].bits))
