@@ -19,8 +19,10 @@
 #include <yaml.h>
 
 #include "buf.h"
+#include "cors.h"
 #include "log.h"
 #include "mem.h"
+#include "realip.h"
 
 #define CONFIG_MAX_FILE (1024 * 1024) /* a config file is a few KiB; refuse anything huge */
 #define CONFIG_MAX_STRING 4096        /* paths, URLs and names; PATH_MAX on Linux */
@@ -46,6 +48,10 @@ struct doc_ec2 {
 struct doc_server {
     uint32_t *max_connections, *max_connections_per_ip, *idle_timeout_s, *header_timeout_s,
         *max_header_bytes, *drain_timeout_s;
+    char **trusted_proxies;
+    unsigned trusted_proxies_count;
+    char **cors_origins;
+    unsigned cors_origins_count;
 };
 struct doc_fanout {
     uint32_t *max_children, *group_size, *list_partitions, *queue_timeout_ms, *worker_nice;
@@ -106,6 +112,9 @@ static const cyaml_schema_field_t ec2_fields[] = {
     CYAML_FIELD_UINT_PTR("read_timeout_ms", OPT, struct doc_ec2, read_timeout_ms),
     CYAML_FIELD_END,
 };
+static const cyaml_schema_value_t server_string_entry = {
+    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, CONFIG_MAX_STRING),
+};
 static const cyaml_schema_field_t server_fields[] = {
     CYAML_FIELD_UINT_PTR("max_connections", OPT, struct doc_server, max_connections),
     CYAML_FIELD_UINT_PTR("max_connections_per_ip", OPT, struct doc_server,
@@ -114,6 +123,10 @@ static const cyaml_schema_field_t server_fields[] = {
     CYAML_FIELD_UINT_PTR("header_timeout_s", OPT, struct doc_server, header_timeout_s),
     CYAML_FIELD_UINT_PTR("max_header_bytes", OPT, struct doc_server, max_header_bytes),
     CYAML_FIELD_UINT_PTR("drain_timeout_s", OPT, struct doc_server, drain_timeout_s),
+    CYAML_FIELD_SEQUENCE("trusted_proxies", OPT | CYAML_FLAG_POINTER, struct doc_server,
+                         trusted_proxies, &server_string_entry, 0, CONFIG_MAX_TRUSTED_PROXIES),
+    CYAML_FIELD_SEQUENCE("cors_origins", OPT | CYAML_FLAG_POINTER, struct doc_server,
+                         cors_origins, &server_string_entry, 0, CONFIG_MAX_CORS_ORIGINS),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t fanout_fields[] = {
@@ -793,6 +806,31 @@ static const char *blame(const struct load *ld, const char *a, const char *b)
     return lines_has(ld, a) || !lines_has(ld, b) ? a : b;
 }
 
+/* server.trusted_proxies were parsed by merge_edge; an entry that did not parse is reported
+ * here, in document order, with its key and line. */
+static ebsd_status validate_edge(struct load *ld, const struct config *c)
+{
+    char key[64];
+    for (size_t i = 0; i < c->ntrusted_proxy_texts; i++) {
+        const char *why;
+        struct realip_cidr cidr;
+        snprintf(key, sizeof key, "server.trusted_proxies[%zu]", i);
+        if (realip_cidr_parse(c->trusted_proxy_texts[i], &cidr, &why) != EBSD_OK)
+            return fail_key(ld, EBSD_EINVAL, key, "'%.64s' %s", c->trusted_proxy_texts[i], why);
+    }
+    for (size_t i = 0; i < c->ncors_origins; i++) {
+        const char *why;
+        snprintf(key, sizeof key, "server.cors_origins[%zu]", i);
+        if (!cors_origin_valid(c->cors_origins[i], &why))
+            return fail_key(ld, EBSD_EINVAL, key, "'%.64s' %s", c->cors_origins[i], why);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(c->cors_origins[i], c->cors_origins[j]) == 0)
+                return fail_key(ld, EBSD_EINVAL, key, "'%.64s' is listed twice",
+                                c->cors_origins[i]);
+    }
+    return EBSD_OK;
+}
+
 static ebsd_status validate(struct load *ld, const struct config *c)
 {
     const char *why;
@@ -849,7 +887,7 @@ static ebsd_status validate(struct load *ld, const struct config *c)
     if (log_level_parse(c->log_level) < 0)
         return fail_key(ld, EBSD_EINVAL, "log.level", "'%.64s' is not debug, info, warn or error",
                         c->log_level);
-    return EBSD_OK;
+    return validate_edge(ld, c);
 }
 
 /* ------------------------------------------------------------------ merging */
@@ -875,6 +913,31 @@ static void merge_route(struct config_route *r, const struct doc_route *d)
     SET(r->timeout_ms, d->timeout_ms);
     SET(r->memory_mb, d->memory_mb);
     SET(r->cache_ttl_s, d->cache_ttl_s);
+}
+
+/* server.trusted_proxies and server.cors_origins: the texts as given (validate checks them),
+ * and the networks that parse, so a valid file needs no second pass. */
+static void merge_edge(struct config *c, const struct doc_server *d)
+{
+    if (d->trusted_proxies) {
+        c->ntrusted_proxies = 0;
+        c->ntrusted_proxy_texts = 0;
+        c->trusted_proxies = xcalloc(d->trusted_proxies_count + 1, sizeof *c->trusted_proxies);
+        c->trusted_proxy_texts = xcalloc(d->trusted_proxies_count + 1, sizeof(char *));
+        for (unsigned i = 0; i < d->trusted_proxies_count; i++) {
+            const char *why;
+            c->trusted_proxy_texts[c->ntrusted_proxy_texts++] = xstrdup(d->trusted_proxies[i]);
+            if (realip_cidr_parse(d->trusted_proxies[i], &c->trusted_proxies[c->ntrusted_proxies],
+                                  &why) == EBSD_OK)
+                c->ntrusted_proxies++;
+        }
+    }
+    if (d->cors_origins) {
+        c->ncors_origins = 0;
+        c->cors_origins = xcalloc(d->cors_origins_count + 1, sizeof(char *));
+        for (unsigned i = 0; i < d->cors_origins_count; i++)
+            c->cors_origins[c->ncors_origins++] = xstrdup(d->cors_origins[i]);
+    }
 }
 
 /* Copies every value the file gives over the defaults in c. */
@@ -906,6 +969,7 @@ static void merge(struct config *c, const struct doc *d, bool regions_given)
         SET(c->header_timeout_s, d->server->header_timeout_s);
         SET(c->max_header_bytes, d->server->max_header_bytes);
         SET(c->drain_timeout_s, d->server->drain_timeout_s);
+        merge_edge(c, d->server);
     }
     if (d->routes) {
         SET(c->max_timeout_ms, d->routes->max_timeout_ms);
@@ -966,8 +1030,8 @@ void config_defaults(struct config *c)
     c->rate_burst = 90;
     c->connect_timeout_ms = 2000;
     c->read_timeout_ms = 2500;
-    c->max_connections = 1024;
-    c->max_connections_per_ip = 128;
+    c->max_connections = 4096;
+    c->max_connections_per_ip = 2048;
     c->idle_timeout_s = 75;
     c->header_timeout_s = 10;
     c->max_header_bytes = 16384;
@@ -1141,5 +1205,12 @@ void config_free(struct config *cfg)
     free(cfg->log_level);
     free(cfg->auth_tokens_file);
     free(cfg->run_as_user);
+    for (size_t i = 0; i < cfg->ntrusted_proxy_texts; i++)
+        free(cfg->trusted_proxy_texts[i]);
+    free(cfg->trusted_proxy_texts);
+    free(cfg->trusted_proxies);
+    for (size_t i = 0; i < cfg->ncors_origins; i++)
+        free(cfg->cors_origins[i]);
+    free(cfg->cors_origins);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -74,8 +74,10 @@ static void check_defaults(const struct config *c)
     CHECK(c->rate_burst == 90);
     CHECK_INT(c->connect_timeout_ms, 2000);
     CHECK_INT(c->read_timeout_ms, 2500);
-    CHECK_INT(c->max_connections, 1024);
-    CHECK_INT(c->max_connections_per_ip, 128);
+    CHECK_INT(c->max_connections, 4096);
+    CHECK_INT(c->max_connections_per_ip, 2048);
+    CHECK_INT(c->ntrusted_proxies, 0);
+    CHECK_INT(c->ncors_origins, 0);
     CHECK_INT(c->idle_timeout_s, 75);
     CHECK_INT(c->header_timeout_s, 10);
     CHECK_INT(c->max_header_bytes, 16384);
@@ -263,7 +265,7 @@ static void test_partial_file_keeps_defaults(void)
                         &err, path),
               EBSD_OK);
     CHECK_INT(c.idle_timeout_s, 90);
-    CHECK_INT(c.max_connections, 1024);
+    CHECK_INT(c.max_connections, 4096);
     CHECK(!c.allow_root);
     CHECK_STR(c.listen, "127.0.0.1:8080");
     config_free(&c);
@@ -300,7 +302,8 @@ static void test_unknown_keys(void)
     expect_error("server:\n  max_connections: 10\n\n  idle_timeout: 5\n", EBSD_EPARSE, 4,
                  "server.idle_timeout",
                  "unknown key (known here: max_connections, max_connections_per_ip, "
-                 "idle_timeout_s, header_timeout_s, max_header_bytes, drain_timeout_s)");
+                 "idle_timeout_s, header_timeout_s, max_header_bytes, drain_timeout_s, "
+                 "trusted_proxies, cors_origins)");
     expect_error("routes:\n  volumes_total:\n    timeout_ms: 100\n    memory: 64\n", EBSD_EPARSE,
                  4, "routes.volumes_total.memory",
                  "unknown key (known here: timeout_ms, memory_mb, cache_ttl_s)");
@@ -431,7 +434,7 @@ static void test_cross_field_rules(void)
                  EBSD_EINVAL, 3, "routes.instance_volumes.timeout_ms",
                  "timeout_ms 6000 exceeds routes.max_timeout_ms 5000");
     expect_error("server:\n  max_connections: 100\n", EBSD_EINVAL, 2, "server.max_connections",
-                 "max_connections_per_ip 128 exceeds max_connections 100");
+                 "max_connections_per_ip 2048 exceeds max_connections 100");
 }
 
 static void test_duplicate_keys(void)
@@ -607,8 +610,66 @@ static void test_env_endpoint(void)
     clear_env();
 }
 
+/* server.trusted_proxies and server.cors_origins: lists, each entry checked with its line. */
+static void test_edge_lists(void)
+{
+    clear_env();
+    struct config cfg;
+    struct config_error err;
+    char path[64];
+    CHECK_INT(load_text("server:\n  trusted_proxies:\n    - 10.0.0.0/16\n    - 172.16.0.0/12\n"
+                        "    - \"fd00::/8\"\n    - 192.0.2.7\n"
+                        "  cors_origins: [\"https://grafana.example.com\", "
+                        "\"http://localhost:3000\"]\n",
+                        &cfg, &err, path),
+              EBSD_OK);
+    CHECK_INT(cfg.ntrusted_proxies, 4);
+    CHECK_INT(cfg.ntrusted_proxy_texts, 4);
+    CHECK_STR(cfg.trusted_proxy_texts[2], "fd00::/8");
+    CHECK_INT(cfg.trusted_proxies[0].bits, 16);
+    CHECK_INT(cfg.trusted_proxies[3].bits, 32);
+    struct realip_addr a;
+    CHECK(realip_addr_parse("10.0.255.1", 10, &a) == EBSD_OK);
+    CHECK(realip_trusted(cfg.trusted_proxies, cfg.ntrusted_proxies, &a));
+    CHECK(realip_addr_parse("10.1.0.1", 8, &a) == EBSD_OK);
+    CHECK(!realip_trusted(cfg.trusted_proxies, cfg.ntrusted_proxies, &a));
+    CHECK_INT(cfg.ncors_origins, 2);
+    CHECK_STR(cfg.cors_origins[1], "http://localhost:3000");
+    config_free(&cfg);
+    CHECK_INT(load_text("server:\n  cors_origins: [\"*\"]\n  trusted_proxies: []\n", &cfg, &err,
+                        path),
+              EBSD_OK);
+    CHECK_INT(cfg.ncors_origins, 1);
+    CHECK_STR(cfg.cors_origins[0], "*");
+    CHECK_INT(cfg.ntrusted_proxies, 0);
+    config_free(&cfg);
+
+    expect_error("server:\n  trusted_proxies:\n    - 10.0.0.0/16\n    - 10.0.0.0/33\n",
+                 EBSD_EINVAL, 4, "server.trusted_proxies[1]",
+                 "'10.0.0.0/33' has a prefix length that is not 0..32");
+    expect_error("server:\n  trusted_proxies: [10.1.0.0/8]\n", EBSD_EINVAL, 2,
+                 "server.trusted_proxies[0]",
+                 "'10.1.0.0/8' has host bits set after the prefix (write the network address)");
+    expect_error("server:\n  trusted_proxies:\n    - alb.internal\n", EBSD_EINVAL, 3,
+                 "server.trusted_proxies[0]",
+                 "'alb.internal' is not an IPv4 or IPv6 address or CIDR (like 10.0.0.0/8 or "
+                 "fd00::/8)");
+    expect_error("server:\n  trusted_proxies: 10.0.0.0/8\n", EBSD_EPARSE, 2,
+                 "server.trusted_proxies", "expected a sequence, got a scalar");
+    expect_error("server:\n  cors_origins:\n    - https://a.example\n    - https://b.example/\n",
+                 EBSD_EINVAL, 4, "server.cors_origins[1]",
+                 "'https://b.example/' has a path or trailing slash (an origin is "
+                 "scheme://host[:port])");
+    expect_error("server:\n  cors_origins: [grafana.example.com]\n", EBSD_EINVAL, 2,
+                 "server.cors_origins[0]",
+                 "'grafana.example.com' is not \"*\" or an origin starting with http:// or "
+                 "https://");
+    expect_error("server:\n  cors_origins: [\"https://a.example\", \"https://a.example\"]\n",
+                 EBSD_EINVAL, 2, "server.cors_origins[1]", "'https://a.example' is listed twice");
+}
+
 TEST_MAIN(T(test_defaults), T(test_empty_documents), T(test_full_file),
           T(test_partial_file_keeps_defaults), T(test_example_file), T(test_unknown_keys),
           T(test_wrong_types), T(test_out_of_range), T(test_cross_field_rules),
           T(test_duplicate_keys), T(test_invalid_yaml), T(test_unreadable), T(test_load_buffer),
-          T(test_env_region), T(test_env_endpoint))
+          T(test_env_region), T(test_env_endpoint), T(test_edge_lists))
