@@ -82,6 +82,7 @@ struct redis {
     redis_state_fn state_fn;
     void *state_arg;
     struct redis_stats stats;
+    bool freeing;
 };
 
 static void conn_close(struct redis *r, ebsd_status st, const char *why);
@@ -298,7 +299,9 @@ static void conn_close(struct redis *r, ebsd_status st, const char *why)
     bool was_up = r->state == ST_UP;
     if (r->state == ST_DOWN)
         return;
-    if (was_up) {
+    if (r->freeing) {
+        /* redis_free: no log line, no reconnect counted */
+    } else if (was_up) {
         r->stats.disconnects++;
         log_warn("redis", "%s: connection lost: %s", r->name, why);
     } else {
@@ -604,7 +607,9 @@ static bool feed(struct redis *r, const char *data, size_t n)
     }
 bad:;
     char why[160];
-    snprintf(why, sizeof why, "protocol error: %.120s", r->reader->errstr);
+    /* hiredis reports our refused array (capped_array) as "Out of memory" */
+    snprintf(why, sizeof why, "protocol error: %.120s",
+             r->reader->err == REDIS_ERR_OOM ? "array longer than the cap" : r->reader->errstr);
     r->stats.protocol_errors++;
     conn_close(r, EBSD_ENETWORK, why);
     return false;
@@ -809,6 +814,7 @@ void redis_free(struct redis *r)
     if (!r)
         return;
     r->state_fn = NULL; /* no "down" callback into an owner that is going away */
+    r->freeing = true;
     conn_close(r, EBSD_ENETWORK, "closed");
     loop_timer_stop(r->loop, r->timer);
     r->timer = NULL;
