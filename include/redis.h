@@ -106,7 +106,9 @@ EBSD_MUST_CHECK ebsd_status redis_subscribe(struct redis *r, const char *channel
 
 /* Replaces the credentials used by AUTH (user NULL = keep the URL's user). When the
  * connection is up and reauth is true, AUTH is sent now on it (ElastiCache extends an
- * IAM-authenticated connection by 12 hours per AUTH); a refused AUTH closes it. Copies. */
+ * IAM-authenticated connection by 12 hours per AUTH); a refused AUTH closes it. A
+ * subscriber connection (which RESP2 does not let AUTH while subscribed) only keeps the
+ * credentials for its next connect. Copies. */
 void redis_set_auth(struct redis *r, const char *user, const char *password, bool reauth);
 
 /* Sets the up/down callback (one per connection; NULL clears it). */

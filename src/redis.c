@@ -880,13 +880,12 @@ void redis_set_auth(struct redis *r, const char *user, const char *password, boo
     }
     wipe_free(r->password);
     r->password = xstrdup(password ? password : "");
+    /* A subscriber cannot AUTH in RESP2's subscribed state: it keeps the new password for
+     * its next connection (ElastiCache closes it at its 12 hours; it reconnects then). */
     if (reauth && r->state == ST_UP && *r->password && !r->opt.subscriber &&
         r->npending < REDIS_MAX_PENDING) {
         if (send_auth(r) != EBSD_OK)
             conn_close(r, EBSD_ENETWORK, "cannot queue AUTH");
-    } else if (reauth && r->state == ST_UP && r->opt.subscriber) {
-        /* a subscriber cannot AUTH mid-stream in RESP2 on older servers: reconnect */
-        conn_close(r, EBSD_ENETWORK, "re-authenticating");
     }
 }
 

@@ -5,6 +5,8 @@
  *
  * Usage: redis_probe URL [--password-file F] [--ca-file F] [--prefix P]
  *                        [--connect-timeout-ms N] [--command-timeout-ms N]
+ *                        [--iam USER:CACHE:REGION:RENEW_MS]  (ElastiCache IAM tokens from
+ *                        AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN)
  * Answers are the lines that start with "= " (log lines share stdout).
  * Requests (CONN is a or b):
  *   wait_up MS                    -> "up" | "down"   (all three connections)
@@ -37,6 +39,7 @@
 #include "loop.h"
 #include "mem.h"
 #include "redis.h"
+#include "redisiam.h"
 #include "redisstate.h"
 
 #define MAX_ARGS 16
@@ -391,8 +394,18 @@ static int64_t prepare(struct loop *l, void *arg)
     return -1;
 }
 
+static ebsd_status env_creds(struct sigv4_credentials *out, void *arg)
+{
+    out->access_key_id = getenv("AWS_ACCESS_KEY_ID");
+    out->secret_access_key = getenv("AWS_SECRET_ACCESS_KEY");
+    out->session_token = getenv("AWS_SESSION_TOKEN");
+    return out->access_key_id && out->secret_access_key ? EBSD_OK : EBSD_EAUTH;
+}
+
 int main(int argc, char **argv)
 {
+    char *iam = NULL;
+    struct redis_iam_renewer *renewer = NULL;
     if (argc < 2) {
         fprintf(stderr, "usage: redis_probe URL [options]\n");
         return 2;
@@ -413,6 +426,8 @@ int main(int argc, char **argv)
             }
         } else if (strcmp(argv[i], "--ca-file") == 0) {
             o.ca_file = argv[i + 1];
+        } else if (strcmp(argv[i], "--iam") == 0) {
+            iam = argv[i + 1];
         } else if (strcmp(argv[i], "--prefix") == 0) {
             prefix = argv[i + 1];
         } else if (strcmp(argv[i], "--connect-timeout-ms") == 0) {
@@ -435,6 +450,24 @@ int main(int argc, char **argv)
     if (redis_new(L, &o, &conn_sub) != EBSD_OK)
         return 1;
     free(password);
+    if (iam) {
+        /* USER:CACHE:REGION:RENEW_MS, split in place */
+        char *f[4] = {iam, NULL, NULL, NULL};
+        for (int k = 1; k < 4; k++) {
+            f[k] = f[k - 1] ? strchr(f[k - 1], ':') : NULL;
+            if (f[k])
+                *f[k]++ = '\0';
+        }
+        if (!f[3]) {
+            fprintf(stderr, "redis_probe: --iam USER:CACHE:REGION:RENEW_MS\n");
+            return 2;
+        }
+        const struct redis_iam_params ip = {.user = f[0], .cache = f[1], .region = f[2]};
+        struct redis *conns[3] = {conn_a, conn_b, conn_sub};
+        if (redis_iam_start(L, &ip, env_creds, NULL, conns, 3,
+                            (uint32_t)strtoul(f[3], NULL, 10), &renewer) != EBSD_OK)
+            return 1;
+    }
     char *pattern = redisstate_wake_pattern(prefix);
     if (redis_subscribe(conn_sub, pattern, true, on_wake, NULL) != EBSD_OK)
         return 1;
@@ -445,6 +478,7 @@ int main(int argc, char **argv)
         return 1;
     loop_set_prepare(L, prepare, NULL);
     ebsd_status st = loop_run(L);
+    redis_iam_stop(renewer);
     redis_free(conn_a);
     redis_free(conn_b);
     redis_free(conn_sub);
