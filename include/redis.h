@@ -21,9 +21,9 @@
  * array of more than REDIS_MAX_ELEMENTS; either is a protocol error that closes the
  * connection (counted). Credentials are never logged.
  *
- * Host names are resolved with getaddrinfo when a connection starts: that call may block
- * the loop on a broken resolver (see docs/ARCHITECTURE.md "Redis"); numeric addresses and
- * Unix sockets never resolve. */
+ * Host names are resolved with c-ares on the loop at every connection attempt (a failover
+ * moves the name), and each address is tried in turn; numeric addresses and Unix sockets
+ * need no lookup. */
 #ifndef EBSD_REDIS_H
 #define EBSD_REDIS_H
 #include <stdbool.h>
@@ -81,8 +81,7 @@ typedef void (*redis_state_fn)(struct redis *r, bool up, void *arg);
 typedef void (*redis_message_fn)(struct redis *r, const char *channel, size_t channel_len,
                                  const char *msg, size_t msg_len, void *arg);
 
-/* Creates a connection and starts connecting on l (never blocks except for name
- * resolution, see above). EBSD_EINVAL for bad options, EBSD_EIO if the TLS context cannot
+/* Creates a connection and starts connecting on l (never blocks). EBSD_EINVAL for bad options, EBSD_EIO if the TLS context cannot
  * be made (e.g. unreadable ca_file). Caller frees with redis_free. */
 EBSD_MUST_CHECK ebsd_status redis_new(struct loop *l, const struct redis_options *opts,
                                       struct redis **out);

@@ -4,7 +4,7 @@
 
 EBSD_BUILD_PACKAGES="build-essential cmake pkg-config libmicrohttpd-dev libcurl4-openssl-dev
   libssl-dev libcjson-dev libcyaml-dev libyaml-dev libexpat1-dev libinih-dev uthash-dev ca-certificates curl
-  libhiredis-dev"
+  libhiredis-dev libc-ares-dev"
 EBSD_TEST_PACKAGES="python3 python3-boto3 python3-botocore python3-yaml python3-jsonschema awscli prometheus
   yamllint systemd clang libclang-rt-14-dev valgrind procps openssl
   redis-server redis-tools"

@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -18,6 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <ares.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -29,9 +29,11 @@
 #include "mem.h"
 
 #define REDIS_MAX_OUT (64u * 1024 * 1024) /* bytes queued for sending */
+#define DNS_MAX_SOCKETS 8                 /* c-ares uses one or two per lookup */
 
 enum conn_state {
     ST_DOWN = 0,    /* waiting for the reconnect timer */
+    ST_RESOLVING,   /* c-ares looking the host name up */
     ST_CONNECTING,  /* socket connect in progress */
     ST_TLS,         /* TLS handshake */
     ST_HANDSHAKE,   /* AUTH / SELECT / PING sent, waiting for their replies */
@@ -83,6 +85,19 @@ struct redis {
     void *state_arg;
     struct redis_stats stats;
     bool freeing;
+    /* host name resolution: a c-ares channel of this connection's own, so that closing the
+     * connection cancels exactly its lookup (ares_cancel works per channel) */
+    ares_channel dns;
+    bool dns_ready;
+    struct {
+        int fd;
+        uint32_t events;
+    } dns_socks[DNS_MAX_SOCKETS];
+    struct loop_timer *dns_timer;
+    /* the addresses of this attempt, tried in order until one connects */
+    struct sockaddr_storage addrs[DNS_MAX_SOCKETS];
+    socklen_t addrlens[DNS_MAX_SOCKETS];
+    size_t naddrs, addr_next;
 };
 
 static void conn_close(struct redis *r, ebsd_status st, const char *why);
@@ -222,6 +237,7 @@ static int64_t next_deadline(const struct redis *r)
     switch (r->state) {
     case ST_DOWN:
         return r->reconnect_at;
+    case ST_RESOLVING:
     case ST_CONNECTING:
     case ST_TLS:
     case ST_HANDSHAKE:
@@ -247,6 +263,7 @@ static void on_timer(struct loop *l, void *arg)
     switch (r->state) {
     case ST_DOWN:
         break; /* rearm below starts the connection */
+    case ST_RESOLVING:
     case ST_CONNECTING:
     case ST_TLS:
     case ST_HANDSHAKE:
@@ -308,6 +325,10 @@ static void conn_close(struct redis *r, ebsd_status st, const char *why)
         r->stats.connect_failures++;
         log_warn("redis", "%s: cannot connect: %s (retry in %u ms)", r->name, why,
                  r->backoff_ms);
+    }
+    if (r->state == ST_RESOLVING) {
+        r->state = ST_DOWN; /* dns_done sees the cancellation as stale */
+        ares_cancel(r->dns);
     }
     if (r->fd >= 0) {
         if (r->events)
@@ -428,56 +449,209 @@ static bool tls_step(struct redis *r)
     return false;
 }
 
-static void conn_start(struct redis *r)
+/* Connects to the next address of this attempt; the last failure closes the attempt. */
+static void conn_connect_next(struct redis *r, const char *last_error)
 {
     char why[256];
-    struct sockaddr_storage ss;
-    socklen_t slen = 0;
-    memset(&ss, 0, sizeof ss);
-    r->state = ST_CONNECTING;
-    r->connect_deadline = clock_now_ms() + r->opt.connect_timeout_ms;
-    if (r->opt.url.kind == REDIS_URL_UNIX) {
-        struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
-        sun->sun_family = AF_UNIX;
-        str_copy(sun->sun_path, sizeof sun->sun_path, r->opt.url.path);
-        slen = sizeof *sun;
-    } else {
-        struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
-        struct addrinfo *ai = NULL;
-        char port[8];
-        snprintf(port, sizeof port, "%u", r->opt.url.port);
-        if (is_ip_literal(r->opt.url.host))
-            hints.ai_flags = AI_NUMERICHOST;
-        int gai = getaddrinfo(r->opt.url.host, port, &hints, &ai);
-        if (gai != 0 || !ai) {
-            snprintf(why, sizeof why, "getaddrinfo(%.100s): %.100s", r->opt.url.host,
-                     gai_strerror(gai));
-            if (ai)
-                freeaddrinfo(ai);
-            goto fail;
-        }
-        memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-        slen = ai->ai_addrlen;
-        freeaddrinfo(ai);
+    if (r->fd >= 0) {
+        if (r->events)
+            loop_del_fd(r->loop, r->fd);
+        close(r->fd);
+        r->fd = -1;
+        r->events = 0;
     }
-    r->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (r->addr_next >= r->naddrs) {
+        conn_close(r, EBSD_ENETWORK, last_error ? last_error : "no address");
+        return;
+    }
+    const struct sockaddr *sa = (const struct sockaddr *)&r->addrs[r->addr_next];
+    socklen_t slen = r->addrlens[r->addr_next];
+    r->addr_next++;
+    r->state = ST_CONNECTING;
+    r->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (r->fd < 0) {
         snprintf(why, sizeof why, "socket: %s", strerror(errno));
-        goto fail;
+        conn_close(r, EBSD_ENETWORK, why);
+        return;
     }
-    if (ss.ss_family != AF_UNIX) {
+    if (sa->sa_family != AF_UNIX) {
         int one = 1;
         (void)setsockopt(r->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
-    if (connect(r->fd, (struct sockaddr *)&ss, slen) != 0 && errno != EINPROGRESS) {
+    if (connect(r->fd, sa, slen) != 0 && errno != EINPROGRESS) {
         snprintf(why, sizeof why, "connect: %s", strerror(errno));
-        goto fail;
+        conn_connect_next(r, why);
+        return;
     }
     update_events(r); /* EPOLLOUT: writable once connected */
     rearm(r);
-    return;
-fail:
-    conn_close(r, EBSD_ENETWORK, why);
+}
+
+/* Starts trying one known address. */
+static void conn_connect(struct redis *r, const struct sockaddr *sa, socklen_t slen)
+{
+    memcpy(&r->addrs[0], sa, slen);
+    r->addrlens[0] = slen;
+    r->naddrs = 1;
+    r->addr_next = 0;
+    conn_connect_next(r, NULL);
+}
+
+/* ---- host names: c-ares on the loop (its sockets and its retry timer) */
+
+static void dns_rearm(struct redis *r);
+
+static void on_dns_io(struct loop *l, int fd, uint32_t events, void *arg)
+{
+    struct redis *r = arg;
+    ares_process_fd(r->dns, events & (EPOLLIN | EPOLLERR | EPOLLHUP) ? fd : ARES_SOCKET_BAD,
+                    events & EPOLLOUT ? fd : ARES_SOCKET_BAD);
+    dns_rearm(r);
+}
+
+static void on_dns_timer(struct loop *l, void *arg)
+{
+    struct redis *r = arg;
+    r->dns_timer = NULL;
+    ares_process_fd(r->dns, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+    dns_rearm(r);
+}
+
+static void dns_rearm(struct redis *r)
+{
+    loop_timer_stop(r->loop, r->dns_timer);
+    r->dns_timer = NULL;
+    struct timeval tv, *t = ares_timeout(r->dns, NULL, &tv);
+    if (t)
+        r->dns_timer = loop_timer_start(r->loop,
+                                        clock_now_ms() + t->tv_sec * 1000 + t->tv_usec / 1000 + 1,
+                                        on_dns_timer, r);
+}
+
+/* c-ares says which of its sockets to watch for what. */
+static void dns_sock_state(void *data, ares_socket_t fd, int readable, int writable)
+{
+    struct redis *r = data;
+    uint32_t ev = (readable ? EPOLLIN : 0) | (writable ? EPOLLOUT : 0);
+    int slot = -1, free_slot = -1;
+    for (int i = 0; i < DNS_MAX_SOCKETS; i++) {
+        if (r->dns_socks[i].fd == fd && r->dns_socks[i].events)
+            slot = i;
+        else if (!r->dns_socks[i].events && free_slot < 0)
+            free_slot = i;
+    }
+    if (slot >= 0) {
+        if (!ev)
+            loop_del_fd(r->loop, fd);
+        else if (loop_mod_fd(r->loop, fd, ev) != EBSD_OK)
+            ev = 0; /* the lookup times out */
+        r->dns_socks[slot].events = ev;
+    } else if (ev && free_slot >= 0 && loop_add_fd(r->loop, fd, ev, on_dns_io, r) == EBSD_OK) {
+        r->dns_socks[free_slot].fd = fd;
+        r->dns_socks[free_slot].events = ev;
+    }
+}
+
+static void dns_done(void *arg, int status, int timeouts, struct ares_addrinfo *res)
+{
+    struct redis *r = arg;
+    if (r->state != ST_RESOLVING || status == ARES_ECANCELLED || status == ARES_EDESTRUCTION) {
+        if (res)
+            ares_freeaddrinfo(res);
+        return;
+    }
+    if (status != ARES_SUCCESS || !res || !res->nodes) {
+        char why[256];
+        snprintf(why, sizeof why, "resolve %.100s: %s", r->opt.url.host, ares_strerror(status));
+        if (res)
+            ares_freeaddrinfo(res);
+        conn_close(r, EBSD_ENETWORK, why);
+        return;
+    }
+    r->naddrs = 0;
+    r->addr_next = 0;
+    for (struct ares_addrinfo_node *n = res->nodes; n && r->naddrs < DNS_MAX_SOCKETS;
+         n = n->ai_next) {
+        if (n->ai_addrlen > sizeof r->addrs[0])
+            continue;
+        memcpy(&r->addrs[r->naddrs], n->ai_addr, n->ai_addrlen);
+        r->addrlens[r->naddrs++] = n->ai_addrlen;
+    }
+    ares_freeaddrinfo(res);
+    conn_connect_next(r, NULL);
+}
+
+static ebsd_status dns_init(struct redis *r)
+{
+    static bool library_ready;
+    if (!library_ready) {
+        if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS)
+            return EBSD_EIO;
+        library_ready = true;
+    }
+    struct ares_options o;
+    memset(&o, 0, sizeof o);
+    o.sock_state_cb = dns_sock_state;
+    o.sock_state_cb_data = r;
+    /* two tries inside the connect timeout, which bounds the whole lookup anyway */
+    o.timeout = (int)(r->opt.connect_timeout_ms / 2 ? r->opt.connect_timeout_ms / 2 : 1);
+    o.tries = 2;
+    int rc = ares_init_options(&r->dns, &o,
+                               ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+    if (rc != ARES_SUCCESS) {
+        log_error("redis", "%s: ares_init_options: %s", r->name, ares_strerror(rc));
+        return EBSD_EIO;
+    }
+    r->dns_ready = true;
+    return EBSD_OK;
+}
+
+static void conn_start(struct redis *r)
+{
+    char why[256];
+    r->connect_deadline = clock_now_ms() + r->opt.connect_timeout_ms;
+    if (r->opt.url.kind == REDIS_URL_UNIX) {
+        struct sockaddr_un sun;
+        memset(&sun, 0, sizeof sun);
+        sun.sun_family = AF_UNIX;
+        str_copy(sun.sun_path, sizeof sun.sun_path, r->opt.url.path);
+        conn_connect(r, (struct sockaddr *)&sun, sizeof sun);
+        return;
+    }
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+    memset(&in4, 0, sizeof in4);
+    memset(&in6, 0, sizeof in6);
+    if (inet_pton(AF_INET, r->opt.url.host, &in4.sin_addr) == 1) {
+        in4.sin_family = AF_INET;
+        in4.sin_port = htons(r->opt.url.port);
+        conn_connect(r, (struct sockaddr *)&in4, sizeof in4);
+        return;
+    }
+    if (inet_pton(AF_INET6, r->opt.url.host, &in6.sin6_addr) == 1) {
+        in6.sin6_family = AF_INET6;
+        in6.sin6_port = htons(r->opt.url.port);
+        conn_connect(r, (struct sockaddr *)&in6, sizeof in6);
+        return;
+    }
+    /* a name: resolved without blocking the loop (a failover moves it: every attempt
+     * resolves it again) */
+    r->state = ST_RESOLVING;
+    if (!r->dns_ready && dns_init(r) != EBSD_OK) {
+        snprintf(why, sizeof why, "cannot start the resolver");
+        conn_close(r, EBSD_ENETWORK, why);
+        return;
+    }
+    rearm(r);
+    char port[8];
+    snprintf(port, sizeof port, "%u", r->opt.url.port);
+    struct ares_addrinfo_hints hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    ares_getaddrinfo(r->dns, r->opt.url.host, port, &hints, dns_done, r);
+    if (r->state == ST_RESOLVING)
+        dns_rearm(r);
 }
 
 /* ------------------------------------------------------------------ replies */
@@ -711,7 +885,7 @@ static void on_io(struct loop *l, int fd, uint32_t events, void *arg)
         if (err) {
             char why[128];
             snprintf(why, sizeof why, "connect: %s", strerror(err));
-            conn_close(r, EBSD_ENETWORK, why);
+            conn_connect_next(r, why); /* the next address of a name, if any */
             return;
         }
         if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
@@ -818,6 +992,10 @@ void redis_free(struct redis *r)
     conn_close(r, EBSD_ENETWORK, "closed");
     loop_timer_stop(r->loop, r->timer);
     r->timer = NULL;
+    if (r->dns_ready) {
+        loop_timer_stop(r->loop, r->dns_timer);
+        ares_destroy(r->dns); /* closes its sockets through dns_sock_state */
+    }
     if (r->ctx)
         SSL_CTX_free(r->ctx);
     buf_free(&r->out);

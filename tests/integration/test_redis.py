@@ -28,7 +28,11 @@ class Probe:
     """One redis_probe process: ask() sends a request line and returns its answer."""
 
     def __init__(self, url, *opts):
-        self.p = subprocess.Popen([PROBE, url] + list(opts), stdin=subprocess.PIPE,
+        opts = list(opts)
+        if "--command-timeout-ms" not in opts:
+            # generous unless a test is about timeouts: 2 cores shared with other tests
+            opts += ["--command-timeout-ms", str(int(1000 * SLOW))]
+        self.p = subprocess.Popen([PROBE, url] + opts, stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                   bufsize=1)
         _procs.append(self.p)

@@ -148,6 +148,12 @@ static struct {
 
 static void run_more(void);
 
+static void on_run_timer(struct loop *l, void *arg)
+{
+    step_timer = NULL; /* fired: the loop has let go of it */
+    run_more();
+}
+
 static void on_run(ebsd_status st, bool allowed, int64_t wait_ms, void *arg)
 {
     run.inflight--;
@@ -179,7 +185,7 @@ static void run_more(void)
     } else if (run.inflight == 0) {
         /* all refused at submit (down): poll again shortly */
         loop_timer_stop(L, step_timer);
-        step_timer = loop_timer_start(L, now + 5, (loop_timer_fn)run_more, NULL);
+        step_timer = loop_timer_start(L, now + 5, on_run_timer, NULL);
     }
 }
 
