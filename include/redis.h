@@ -17,7 +17,7 @@
  * messages to callbacks; it resubscribes after every reconnect. Messages published while it
  * was down are lost: whoever waits on one must also keep a deadline of its own.
  *
- * Replies are untrusted: a reply may not buffer more than REDIS_MAX_REPLY_BYTES nor hold an
+ * Replies are untrusted: a reply may not buffer more than max_reply_bytes nor hold an
  * array of more than REDIS_MAX_ELEMENTS; either is a protocol error that closes the
  * connection (counted). Credentials are never logged.
  *
@@ -37,7 +37,7 @@
 struct loop;
 struct redis;
 
-#define REDIS_MAX_REPLY_BYTES (16u * 1024 * 1024) /* one reply, while buffered */
+#define REDIS_MAX_REPLY_BYTES (16u * 1024 * 1024) /* one reply, while buffered (default) */
 #define REDIS_MAX_ELEMENTS 65536                  /* one array */
 #define REDIS_MAX_PENDING 8192                    /* commands in flight per connection */
 #define REDIS_MAX_SUBSCRIPTIONS 16
@@ -52,6 +52,7 @@ struct redis_options {
     uint32_t keepalive_ms;         /* PING an idle connection this often; 0 = 1000 */
     uint32_t backoff_min_ms;       /* first reconnect delay; 0 = 100 */
     uint32_t backoff_max_ms;       /* longest reconnect delay; 0 = 5000 */
+    uint32_t max_reply_bytes;      /* cap on one buffered reply; 0 = REDIS_MAX_REPLY_BYTES */
     bool subscriber;               /* a pub/sub connection (redis_subscribe only) */
     const char *name;              /* for logs and CLIENT SETNAME ("ebsd", "ebsd-sub") */
 };

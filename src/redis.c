@@ -761,7 +761,7 @@ static bool dispatch(struct redis *r, redisReply *reply)
 /* Feeds n bytes to the reader and dispatches whole replies. False when closed. */
 static bool feed(struct redis *r, const char *data, size_t n)
 {
-    if (r->reader->len - r->reader->pos + n > REDIS_MAX_REPLY_BYTES) {
+    if (r->reader->len - r->reader->pos + n > r->opt.max_reply_bytes) {
         r->stats.protocol_errors++;
         conn_close(r, EBSD_ENETWORK, "reply larger than the cap");
         return false;
@@ -953,6 +953,8 @@ ebsd_status redis_new(struct loop *l, const struct redis_options *opts, struct r
     r->opt = *opts;
     if (!r->opt.keepalive_ms)
         r->opt.keepalive_ms = 1000;
+    if (!r->opt.max_reply_bytes || r->opt.max_reply_bytes > REDIS_MAX_REPLY_BYTES)
+        r->opt.max_reply_bytes = REDIS_MAX_REPLY_BYTES;
     if (!r->opt.backoff_min_ms)
         r->opt.backoff_min_ms = 100;
     if (!r->opt.backoff_max_ms)

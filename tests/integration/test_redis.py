@@ -103,6 +103,11 @@ def test_tcp_unix_auth_select():
         assert p.ask("cmd a NOSUCHCOMMAND").startswith("err upstream error ERR unknown command")
         assert int(p.stats()["error_replies"]) == 1
         p.close()
+        # a host name: resolved by c-ares (from /etc/hosts; localhost may list ::1 first,
+        # where nothing listens, so this also tries the next address)
+        n = up_probe("redis://localhost:%d/2" % srv.port, "--password-file", pw)
+        assert n.ask("cmd a GET greeting") == "ok hello"
+        n.close()
         u = up_probe("unix://" + srv.sock, "--password-file", pw)
         assert u.ask("cmd a GET greeting") == "ok (nil)"  # db 0
         assert u.ask("cmd a SET a b") == "ok OK"
@@ -332,8 +337,10 @@ def test_hostile_replies_are_capped():
 
     threading.Thread(target=serve, daemon=True).start()
     try:
-        # a command timeout long enough for the 16 MiB cap to be what ends the big reply
-        p = up_probe("redis://127.0.0.1:%d" % port, "--command-timeout-ms", "10000")
+        # a 1 MiB reply cap (16 MiB by default), and a command timeout long enough for the
+        # cap to be what ends the big reply
+        p = up_probe("redis://127.0.0.1:%d" % port, "--command-timeout-ms", "10000",
+                     "--max-reply-bytes", "1048576")
         for _ in range(3):
             a = p.ask("cmd a GET k")
             assert a.startswith("err network error"), a

@@ -5,6 +5,7 @@
  *
  * Usage: redis_probe URL [--password-file F] [--ca-file F] [--prefix P]
  *                        [--connect-timeout-ms N] [--command-timeout-ms N]
+ *                        [--max-reply-bytes N]
  *                        [--iam USER:CACHE:REGION:RENEW_MS]  (ElastiCache IAM tokens from
  *                        AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN)
  * Answers are the lines that start with "= " (log lines share stdout).
@@ -438,6 +439,8 @@ int main(int argc, char **argv)
             prefix = argv[i + 1];
         } else if (strcmp(argv[i], "--connect-timeout-ms") == 0) {
             o.connect_timeout_ms = (uint32_t)strtoul(argv[i + 1], NULL, 10);
+        } else if (strcmp(argv[i], "--max-reply-bytes") == 0) {
+            o.max_reply_bytes = (uint32_t)strtoul(argv[i + 1], NULL, 10);
         } else if (strcmp(argv[i], "--command-timeout-ms") == 0) {
             o.command_timeout_ms = (uint32_t)strtoul(argv[i + 1], NULL, 10);
         }
