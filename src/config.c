@@ -847,6 +847,9 @@ static ebsd_status validate_redis(struct load *ld, const struct config *c)
         return fail_key(ld, EBSD_EINVAL,
                         blame(ld, "redis.password_file", "redis.iam_auth.user"),
                         "iam_auth and password_file exclude each other");
+    if (*c->redis_iam_user && *c->redis_url && strncmp(c->redis_url, "rediss://", 9) != 0)
+        return fail_key(ld, EBSD_EINVAL, blame(ld, "redis.url", "redis.iam_auth.user"),
+                        "ElastiCache IAM auth needs a rediss:// URL (the token is a credential)");
     for (const char *q = c->redis_iam_user; *q; q++)
         if (*q <= 0x20 || *q >= 0x7f)
             return fail_key(ld, EBSD_EINVAL, "redis.iam_auth.user", "has a space or control byte");

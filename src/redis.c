@@ -795,7 +795,9 @@ bad:;
 static bool do_read(struct redis *r)
 {
     char chunk[16384];
-    for (int rounds = 0; rounds < 64; rounds++) {
+    /* At most 1 MiB per wakeup from the socket, but never leave bytes OpenSSL has already
+     * decrypted (SSL_pending): the socket would not wake us for them. */
+    for (int rounds = 0; rounds < 64 || (r->ssl && SSL_pending(r->ssl) > 0); rounds++) {
         ssize_t n;
         if (r->ssl) {
             ERR_clear_error();

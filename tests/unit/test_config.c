@@ -690,6 +690,9 @@ static void test_redis_errors(void)
                  "iam_auth and password_file exclude each other");
     expect_error("redis:\n  iam_auth:\n    user: u\n    cache: c.d\n", EBSD_EINVAL, 4,
                  "redis.iam_auth.cache", "is not a cache name ([A-Za-z0-9-])");
+    expect_error("redis:\n  url: redis://h\n  iam_auth:\n    user: u\n    cache: c\n",
+                 EBSD_EINVAL, 2, "redis.url",
+                 "ElastiCache IAM auth needs a rediss:// URL (the token is a credential)");
     expect_error("redis:\n  nope: 1\n", EBSD_EPARSE, 2, "redis.nope",
                  "unknown key (known here: url, password_file, key_prefix, connect_timeout_ms, "
                  "command_timeout_ms, ca_file, iam_auth)");
