@@ -439,6 +439,9 @@ class RedisServer:
         self.p.send_signal(signal.SIGCONT)
 
     def stop(self):
+        """Stops the server (also a paused one) and removes its directory."""
+        import shutil
         if self.p and self.p.poll() is None:
             self.p.send_signal(signal.SIGCONT)
         self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)

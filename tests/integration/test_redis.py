@@ -8,6 +8,7 @@ redis-server is stopped (SIGSTOP), replies that break the caps, and TLS verifica
 Every redis-server is stopped at the end, also on failure (harness cleanup)."""
 import os
 import queue
+import shutil
 import socket
 import subprocess
 import sys
@@ -391,6 +392,7 @@ def test_tls_verification():
     finally:
         srv.stop()
         os.unlink(pw)
+        shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":
