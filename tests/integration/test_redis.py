@@ -185,6 +185,12 @@ def test_lock_owner_expiry_release_and_wake():
     try:
         url = "redis://127.0.0.1:%d" % srv.port
         p1, p2 = up_probe(url), up_probe(url)
+        # a plain SUBSCRIBE channel next to the wake pattern: both processes hear it
+        p1.send("waitmsg 3000")
+        p2.send("waitmsg 3000")
+        time.sleep(0.1)
+        assert srv.cli("PUBLISH", "ebsd:probe", "hello").strip() == "2"
+        assert p1.answer() == "msg hello" and p2.answer() == "msg hello"
         key = "ebsd:{123456789012:us-east-1}:flight:volumes_total"
         a = p1.ask("lock a %s 5000" % key)
         assert a.startswith("acquired "), a
@@ -257,6 +263,12 @@ def test_reconnect_after_restart():
         print("  reconnected %.2f s after redis-server came back" % (time.time() - t0))
         assert time.time() - t0 < 5.0
         assert p.ask("cmd a SET k 2") == "ok OK"
+        # the subscriber came back too and subscribed again (SUBSCRIBE and PSUBSCRIBE)
+        assert p.ask("wait_up 6000") == "up"
+        p.send("waitmsg 3000")
+        time.sleep(0.1)
+        assert srv.cli("PUBLISH", "ebsd:probe", "after-restart").strip() == "1"
+        assert p.answer() == "msg after-restart"
         s = p.stats()
         assert int(s["disconnects"]) == 1 and int(s["connects"]) == 2, s
         assert int(s["connect_failures"]) >= 2, s

@@ -21,6 +21,7 @@
  *   release CONN KEY TOKEN        -> "released 0|1"
  *   extend CONN KEY TOKEN TTL     -> "extended 0|1"
  *   waitwake KEY MS               -> "woken ms=N" | "timeout" (a wake message for KEY)
+ *   waitmsg MS                    -> "msg PAYLOAD" | "timeout" (SUBSCRIBE PREFIXprobe)
  *   announce CONN ID TTL          -> "count N"
  *   withdraw CONN ID              -> "count N"
  *   stats CONN                    -> "connects=N disconnects=N timeouts=N refused=N ..."
@@ -228,11 +229,24 @@ static void on_wake(struct redis *r, const char *ch, size_t chlen, const char *m
     }
 }
 
+static bool wait_msg;
+
+/* Plain SUBSCRIBE (not a pattern): PREFIXprobe. */
+static void on_probe_msg(struct redis *r, const char *ch, size_t chlen, const char *msg,
+                         size_t msglen, void *arg)
+{
+    if (!wait_msg || !busy)
+        return;
+    wait_msg = false;
+    answer("msg %.*s", (int)msglen, msg);
+}
+
 static void on_step_timeout(struct loop *l, void *arg)
 {
     step_timer = NULL;
     free(wake_key);
     wake_key = NULL;
+    wait_msg = false;
     answer("timeout");
 }
 
@@ -333,6 +347,11 @@ static void handle(char *line)
         free(wake_key);
         wake_key = xstrdup(argv[1]);
         step_timer = loop_timer_start(L, step_start + strtoll(argv[2], NULL, 10),
+                                      on_step_timeout, NULL);
+        return;
+    } else if (strcmp(op, "waitmsg") == 0 && argc == 2) {
+        wait_msg = true;
+        step_timer = loop_timer_start(L, step_start + strtoll(argv[1], NULL, 10),
                                       on_step_timeout, NULL);
         return;
     } else if (strcmp(op, "announce") == 0 && argc == 4) {
@@ -481,6 +500,10 @@ int main(int argc, char **argv)
     if (redis_subscribe(conn_sub, pattern, true, on_wake, NULL) != EBSD_OK)
         return 1;
     free(pattern);
+    char *channel = xasprintf("%sprobe", prefix);
+    if (redis_subscribe(conn_sub, channel, false, on_probe_msg, NULL) != EBSD_OK)
+        return 1;
+    free(channel);
     buf_init(&in, 1 << 16);
     fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
     if (loop_add_fd(L, 0, EPOLLIN, on_stdin, NULL) != EBSD_OK)
