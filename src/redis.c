@@ -243,9 +243,13 @@ static int64_t next_deadline(const struct redis *r)
     case ST_HANDSHAKE:
         return r->connect_deadline;
     case ST_UP: {
-        int64_t keepalive = r->last_io + r->opt.keepalive_ms;
-        int64_t d = keepalive;
-        if (r->head && r->head->deadline < d)
+        /* a reply is awaited: its deadline; otherwise the next keepalive PING (which is not
+         * sent while replies are awaited, so its time must not count then: the timer would
+         * fire again and again) */
+        if (!r->head && !r->sub_ping_deadline)
+            return r->last_io + r->opt.keepalive_ms;
+        int64_t d = INT64_MAX;
+        if (r->head)
             d = r->head->deadline;
         if (r->sub_ping_deadline && r->sub_ping_deadline < d)
             d = r->sub_ping_deadline;

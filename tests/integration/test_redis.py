@@ -303,6 +303,34 @@ def test_command_timeout_when_stopped():
         srv.stop()
 
 
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_waiting_for_a_slow_reply_costs_no_cpu():
+    """A reply that takes longer than the 1 s keepalive (but less than the command
+    timeout) is waited for on the loop, not by spinning."""
+    srv = RedisServer()
+    try:
+        p = up_probe("redis://127.0.0.1:%d" % srv.port, "--command-timeout-ms", "5000")
+        srv.pause()
+        cpu0 = cpu_seconds(p.p.pid)
+        p.send("timed a PING")
+        time.sleep(2.5)
+        srv.resume()
+        a = p.answer()
+        assert a.startswith("ok PONG ms="), a
+        assert int(a.split("ms=")[1]) >= 2400, a
+        used = cpu_seconds(p.p.pid) - cpu0
+        print("  %.2f s of CPU while waiting 2.5 s for a reply" % used)
+        assert used < 0.3 * SLOW, used
+        p.close()
+    finally:
+        srv.stop()
+
+
 def test_hostile_replies_are_capped():
     """A server that answers PING and then a reply past the caps: a protocol error that
     closes the connection, counted, and the process stays well."""
