@@ -79,6 +79,16 @@ struct config {
     size_t ntrusted_proxy_texts;
     char **cors_origins;        /* server.cors_origins; default none = no CORS headers */
     size_t ncors_origins;
+    /* redis (shared state between replicas; docs/ARCHITECTURE.md "Redis") */
+    char *redis_url;           /* "" = off; EBSD_REDIS_URL overrides (include/redisurl.h) */
+    char *redis_password_file; /* "" = no AUTH password; read at start and on reload */
+    char *redis_key_prefix;    /* "ebsd:" */
+    uint32_t redis_connect_timeout_ms; /* 500 */
+    uint32_t redis_command_timeout_ms; /* 200 */
+    char *redis_ca_file;       /* rediss:// trust: "" = system store */
+    char *redis_iam_user;      /* redis.iam_auth.user: "" = no ElastiCache IAM auth */
+    char *redis_iam_cache;     /* redis.iam_auth.cache: replication group or serverless cache */
+    bool redis_iam_serverless; /* redis.iam_auth.serverless: ResourceType=ServerlessCache */
 };
 
 struct config_error {

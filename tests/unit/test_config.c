@@ -15,6 +15,7 @@ static void clear_env(void)
     unsetenv("AWS_ENDPOINT_URL_EC2");
     unsetenv("AWS_ENDPOINT_URL");
     unsetenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+    unsetenv("EBSD_REDIS_URL");
 }
 
 /* Writes text to a new temp file; its path goes to path (size 64). */
@@ -105,6 +106,15 @@ static void check_defaults(const struct config *c)
     CHECK_STR(c->auth_tokens_file, "");
     CHECK_STR(c->run_as_user, "");
     CHECK(!c->allow_root);
+    CHECK_STR(c->redis_url, "");
+    CHECK_STR(c->redis_password_file, "");
+    CHECK_STR(c->redis_key_prefix, "ebsd:");
+    CHECK_INT(c->redis_connect_timeout_ms, 500);
+    CHECK_INT(c->redis_command_timeout_ms, 200);
+    CHECK_STR(c->redis_ca_file, "");
+    CHECK_STR(c->redis_iam_user, "");
+    CHECK_STR(c->redis_iam_cache, "");
+    CHECK(!c->redis_iam_serverless);
 }
 
 static void test_defaults(void)
@@ -298,7 +308,7 @@ static void test_unknown_keys(void)
     clear_env();
     expect_error("listen: \"127.0.0.1:1\"\nbogus: 1\n", EBSD_EPARSE, 2, "bogus",
                  "unknown key (known here: listen, regions, ec2, server, routes, fanout, "
-                 "cache, log, security)");
+                 "cache, log, security, redis)");
     expect_error("server:\n  max_connections: 10\n\n  idle_timeout: 5\n", EBSD_EPARSE, 4,
                  "server.idle_timeout",
                  "unknown key (known here: max_connections, max_connections_per_ip, "
@@ -310,7 +320,7 @@ static void test_unknown_keys(void)
     /* keys are case-sensitive */
     expect_error("Listen: x\n", EBSD_EPARSE, 1, "Listen",
                  "unknown key (known here: listen, regions, ec2, server, routes, fanout, "
-                 "cache, log, security)");
+                 "cache, log, security, redis)");
 }
 
 static void test_wrong_types(void)
@@ -355,7 +365,7 @@ static void test_wrong_types(void)
                  "the top level must be a mapping of keys, got a sequence");
     expect_error("base: &b {timeout_ms: 100}\n", EBSD_EPARSE, 1, "base",
                  "unknown key (known here: listen, regions, ec2, server, routes, fanout, "
-                 "cache, log, security)");
+                 "cache, log, security, redis)");
     expect_error("routes:\n  volumes_total: &r {timeout_ms: 100}\n  instance_volumes: *r\n",
                  EBSD_EPARSE, 3, "routes.instance_volumes",
                  "aliases (*r) are not supported; write the value out");
@@ -668,8 +678,140 @@ static void test_edge_lists(void)
                  EBSD_EINVAL, 2, "server.cors_origins[1]", "'https://a.example' is listed twice");
 }
 
+/* ---- redis: block, URL forms, errors naming file, line and key, EBSD_REDIS_URL */
+
+static void test_redis_block(void)
+{
+    clear_env();
+    struct config c;
+    struct config_error err;
+    char path[64];
+    CHECK_INT(load_text("redis:\n"
+                        "  url: rediss://ebsd@cache.example:6380/3\n"
+                        "  password_file: /run/secrets/redis\n"
+                        "  key_prefix: \"prod:\"\n"
+                        "  connect_timeout_ms: 800\n"
+                        "  command_timeout_ms: 50\n"
+                        "  ca_file: /etc/ca.pem\n",
+                        &c, &err, path),
+              EBSD_OK);
+    CHECK_STR(c.redis_url, "rediss://ebsd@cache.example:6380/3");
+    CHECK_STR(c.redis_password_file, "/run/secrets/redis");
+    CHECK_STR(c.redis_key_prefix, "prod:");
+    CHECK_INT(c.redis_connect_timeout_ms, 800);
+    CHECK_INT(c.redis_command_timeout_ms, 50);
+    CHECK_STR(c.redis_ca_file, "/etc/ca.pem");
+    config_free(&c);
+
+    CHECK_INT(load_text("redis:\n"
+                        "  url: rediss://cfg.abc.use1.cache.amazonaws.com:6379\n"
+                        "  iam_auth:\n"
+                        "    user: ebsd-user\n"
+                        "    cache: my-cache\n"
+                        "    serverless: true\n",
+                        &c, &err, path),
+              EBSD_OK);
+    CHECK_STR(c.redis_iam_user, "ebsd-user");
+    CHECK_STR(c.redis_iam_cache, "my-cache");
+    CHECK(c.redis_iam_serverless);
+    config_free(&c);
+
+    static const char *const good[] = {"redis://127.0.0.1", "redis://h:1/0",
+                                       "redis://[::1]:6379/15", "unix:///run/redis.sock",
+                                       "redis://user@host", "rediss://a.b-c_d:65535/65535"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "redis:\n  url: \"%s\"\n", good[i]);
+        CHECK_INT(load_text(text, &c, &err, path), EBSD_OK);
+        if (c.redis_url)
+            CHECK_STR(c.redis_url, good[i]);
+        config_free(&c);
+    }
+}
+
+static void test_redis_errors(void)
+{
+    clear_env();
+    expect_error("listen: 127.0.0.1:1\nredis:\n  url: http://h\n", EBSD_EINVAL, 3, "redis.url",
+                 "must start with redis://, rediss:// or unix://");
+    expect_error("redis:\n  url: redis://u:secret@h\n", EBSD_EINVAL, 2, "redis.url",
+                 "carries a password; put it in redis.password_file");
+    expect_error("redis:\n  url: redis://h:0\n", EBSD_EINVAL, 2, "redis.url",
+                 "port is not a number in 1..65535");
+    expect_error("redis:\n  url: redis://h:65536\n", EBSD_EINVAL, 2, "redis.url",
+                 "port is not a number in 1..65535");
+    expect_error("redis:\n  url: redis://h/x\n", EBSD_EINVAL, 2, "redis.url",
+                 "database is not a number in 0..65535");
+    expect_error("redis:\n  url: redis://\n", EBSD_EINVAL, 2, "redis.url", "has no host");
+    expect_error("redis:\n  url: redis://h o\n", EBSD_EINVAL, 2, "redis.url",
+                 "host has a character outside [A-Za-z0-9-._]");
+    expect_error("redis:\n  url: unix://relative\n", EBSD_EINVAL, 2, "redis.url",
+                 "needs an absolute socket path: unix:///path");
+    expect_error("redis:\n  url: redis://h?db=1\n", EBSD_EINVAL, 2, "redis.url",
+                 "has a query or fragment; none is supported");
+    expect_error("redis:\n  url: redis://[::1\n", EBSD_EINVAL, 2, "redis.url",
+                 "has an unclosed [ in the host");
+    expect_error("redis:\n  key_prefix: \"a{b}\"\n", EBSD_EINVAL, 2, "redis.key_prefix",
+                 "must be at most 64 printable bytes without space, '{' or '}'");
+    expect_error("redis:\n  connect_timeout_ms: 5\n", EBSD_EINVAL, 2,
+                 "redis.connect_timeout_ms", "value 5 out of range 10..60000");
+    expect_error("redis:\n  command_timeout_ms: 0\n", EBSD_EINVAL, 2,
+                 "redis.command_timeout_ms", "value 0 out of range 1..60000");
+    expect_error("redis:\n  iam_auth:\n    user: u\n", EBSD_EINVAL, 2, "redis.iam_auth.cache",
+                 "is required when redis.iam_auth.user is set");
+    expect_error("redis:\n  iam_auth:\n    cache: c\n", EBSD_EINVAL, 2, "redis.iam_auth.user",
+                 "is required when redis.iam_auth.cache is set");
+    expect_error("redis:\n  password_file: /p\n  iam_auth:\n    user: u\n    cache: c\n",
+                 EBSD_EINVAL, 2, "redis.password_file",
+                 "iam_auth and password_file exclude each other");
+    expect_error("redis:\n  iam_auth:\n    user: u\n    cache: c.d\n", EBSD_EINVAL, 4,
+                 "redis.iam_auth.cache", "is not a cache name ([A-Za-z0-9-])");
+    expect_error("redis:\n  url: redis://h\n  iam_auth:\n    user: u\n    cache: c\n",
+                 EBSD_EINVAL, 2, "redis.url",
+                 "ElastiCache IAM auth needs a rediss:// URL (the token is a credential)");
+    expect_error("redis:\n  nope: 1\n", EBSD_EPARSE, 2, "redis.nope",
+                 "unknown key (known here: url, password_file, key_prefix, connect_timeout_ms, "
+                 "command_timeout_ms, ca_file, iam_auth)");
+}
+
+static void test_env_redis_url(void)
+{
+    clear_env();
+    struct config c;
+    struct config_error err;
+    char path[64];
+    const char *yaml = "redis:\n  url: redis://file.example\n";
+    setenv("EBSD_REDIS_URL", "unix:///tmp/r.sock", 1);
+    CHECK_INT(load_text(yaml, &c, &err, path), EBSD_OK);
+    CHECK_STR(c.redis_url, "unix:///tmp/r.sock");
+    config_free(&c);
+    /* empty: the file's value stays */
+    setenv("EBSD_REDIS_URL", "", 1);
+    CHECK_INT(load_text(yaml, &c, &err, path), EBSD_OK);
+    CHECK_STR(c.redis_url, "redis://file.example");
+    config_free(&c);
+    /* malformed: a config error naming the variable */
+    setenv("EBSD_REDIS_URL", "redis://u:pw@h", 1);
+    CHECK_INT(load_text(yaml, &c, &err, path), EBSD_EINVAL);
+    CHECK_STR(err.key, "EBSD_REDIS_URL");
+    CHECK(strstr(err.message, "password_file") != NULL);
+    CHECK(strstr(err.message, "pw") == NULL); /* the password is never echoed */
+    /* no file: defaults, then the environment; a bad URL is ignored */
+    config_defaults(&c);
+    config_apply_env(&c);
+    CHECK_STR(c.redis_url, "");
+    config_free(&c);
+    setenv("EBSD_REDIS_URL", "redis://127.0.0.1:7000/2", 1);
+    config_defaults(&c);
+    config_apply_env(&c);
+    CHECK_STR(c.redis_url, "redis://127.0.0.1:7000/2");
+    config_free(&c);
+    clear_env();
+}
+
 TEST_MAIN(T(test_defaults), T(test_empty_documents), T(test_full_file),
           T(test_partial_file_keeps_defaults), T(test_example_file), T(test_unknown_keys),
           T(test_wrong_types), T(test_out_of_range), T(test_cross_field_rules),
           T(test_duplicate_keys), T(test_invalid_yaml), T(test_unreadable), T(test_load_buffer),
-          T(test_env_region), T(test_env_endpoint), T(test_edge_lists))
+          T(test_env_region), T(test_env_endpoint), T(test_edge_lists), T(test_redis_block),
+          T(test_redis_errors), T(test_env_redis_url))
