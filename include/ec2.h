@@ -138,6 +138,21 @@ EBSD_MUST_CHECK ebsd_status ec2_parse_volumes(const char *xml, size_t len,
                                               struct ec2_error *err);
 EBSD_MUST_CHECK ebsd_status ec2_parse_error(const char *xml, size_t len, struct ec2_error *err);
 
+/* The one pagination loop's state, used by the workers and by ec2_list_*_all: the token to
+ * send next (NULL for the first page) and the one sent before it. */
+struct ec2_pager {
+    char *token;
+    char *prev;
+    size_t pages;
+};
+void ec2_pager_init(struct ec2_pager *pg);
+/* Moves past a page that returned *next (taken over; *next becomes NULL). Returns true when
+ * there is another page to fetch (with pg->token); false at the end, or with *st set when
+ * the service repeats the token it was just sent (EBSD_EUPSTREAM) or after 100,000 pages
+ * (EBSD_ETOOBIG), *err's message saying which. */
+bool ec2_pager_next(struct ec2_pager *pg, char **next, struct ec2_error *err, ebsd_status *st);
+void ec2_pager_free(struct ec2_pager *pg);
+
 /* Follows nextToken to the end: every instance (or every volume, filtered by
  * attachment.instance-id when nids > 0) into one page (next_token NULL), within deadline.
  * Guards: a token repeated by the service is EBSD_EUPSTREAM (message says so), more than

@@ -11,7 +11,9 @@
 #include "auth.h"
 #include "clock.h"
 #include "ec2.h"
-#include "fanout.h"
+#include "credsvc.h"
+#include "engine.h"
+#include "worker.h"
 #include "log.h"
 #include "mem.h"
 #include "route.h"
@@ -27,14 +29,22 @@ void api_configure(struct server *s, const struct config *cfg)
 {
     g_srv = s;
     telemetry_init();
-    fanout_init(server_loop(s), cfg);
+    static bool prepared;
+    worker_configure(cfg);
+    engine_init(server_loop(s), cfg, credsvc_ready);
+    if (!prepared) {
+        prepared = true;
+        worker_prepare();
+    }
+    credsvc_init(server_loop(s)); /* resolves once; later calls only follow the loop */
     volumes_configure(s, cfg);
 }
 
 void api_shutdown(void)
 {
     volumes_shutdown();
-    fanout_shutdown();
+    engine_shutdown();
+    credsvc_shutdown();
     telemetry_shutdown();
 }
 
@@ -51,7 +61,7 @@ static void route_readyz(struct request *r)
 {
     const char *source;
     int64_t expires_in;
-    bool creds = fanout_creds_ready(&source, &expires_in);
+    bool creds = credsvc_status(&source, &expires_in);
     bool draining = server_draining(r->srv);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", draining ? "draining" : creds ? "ready" : "not_ready");

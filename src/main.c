@@ -13,7 +13,7 @@
 
 #include "auth.h"
 #include "config.h"
-#include "fanout.h"
+#include "once.h"
 #include "httpc.h"
 #include "log.h"
 #include "loop.h"
@@ -219,7 +219,7 @@ int main(int argc, char **argv)
             free(cfg);
             return EXIT_CONFIG;
         }
-        int rc = fanout_once(cfg, once, id, region);
+        int rc = once_run(cfg, once, id, region);
         config_free(cfg);
         free(cfg);
         return rc;

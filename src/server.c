@@ -26,7 +26,7 @@
 #include "clock.h"
 #include "log.h"
 #include "mem.h"
-#include "fanout.h"
+#include "engine.h"
 #include "reqid.h"
 #include "route.h"
 #include "sdnotify.h"
@@ -935,7 +935,7 @@ static void on_signal(struct loop *l, int fd, uint32_t events, void *arg)
             reload(s);
             break;
         case SIGCHLD:
-            fanout_on_sigchld();
+            engine_on_sigchld();
             break;
         default:
             break;

@@ -18,7 +18,8 @@
 
 #include "cache.h"
 #include "clock.h"
-#include "fanout.h"
+#include "answer.h"
+#include "engine.h"
 #include "flight.h"
 #include "log.h"
 #include "mem.h"
@@ -27,7 +28,8 @@
 /* A fetch in progress: the data of one flight. */
 struct fetch {
     struct flight *flight;
-    struct fanout_job *job;
+    struct engine_job *job;
+    struct engine_query q;    /* what the job asks, to map its outcome to an answer */
     bool background;          /* refresh ahead: nobody waits, never cancelled for that */
     unsigned ttl_s;
     bool is_instance;
@@ -197,7 +199,7 @@ static void respond_from_view(struct request *r, const struct cache_view *v, con
     request_respond(r, 200, body, base + (size_t)n, "application/json");
 }
 
-static void respond_error(struct request *r, const struct fanout_result *res, double timeout_s)
+static void respond_error(struct request *r, const struct answer *res, double timeout_s)
 {
     request_add_header(r, "Cache-Control", "no-store");
     if (res->http_status == 504) {
@@ -245,9 +247,9 @@ static void on_waiter_deadline(struct loop *l, void *arg)
     g.st.waiter_timeouts++;
     r->report.cache = w->label;
     const struct fetch *f = flight_data(w->flight);
-    fanout_job_counts(f ? f->job : NULL, &r->report.children, &r->report.ec2_calls,
+    engine_job_counts(f ? f->job : NULL, &r->report.children, &r->report.ec2_calls,
                       &r->report.max_rss_kb);
-    struct fanout_result res = {.http_status = 504};
+    struct answer res = {.http_status = 504};
     double timeout_s = w->timeout_s;
     waiter_cancel(r); /* frees w; kills the job if nobody else waits */
     respond_error(r, &res, timeout_s);
@@ -270,9 +272,12 @@ static void add_waiter(struct request *r, struct flight *fl, const char *label, 
 
 /* ---------------------------------------------------------------- flights */
 
-static void fetch_done(void *arg, struct fanout_result *res)
+static void fetch_done(void *arg, struct engine_outcome *out)
 {
     struct fetch *f = arg;
+    struct answer ans;
+    struct answer *res = &ans;
+    answer_from_outcome(&f->q, out, res);
     struct flight *fl = f->flight;
     const char *key = flight_key(fl);
     int64_t now = clock_now_ms();
@@ -357,12 +362,12 @@ static void fetch_abandon_if_unwanted(struct fetch *f)
 {
     if (!f || f->background || flight_waiter_count(f->flight) > 0)
         return;
-    fanout_cancel(f->job);
+    engine_cancel(f->job);
     flight_finish(g.flights, f->flight);
     free(f);
 }
 
-static struct fetch *fetch_start(const char *key, const struct fanout_query *q, bool detail,
+static struct fetch *fetch_start(const char *key, const struct engine_query *q, bool detail,
                                  unsigned ttl_s, int64_t deadline, bool background)
 {
     struct flight *fl = flight_start(g.flights, key);
@@ -370,10 +375,11 @@ static struct fetch *fetch_start(const char *key, const struct fanout_query *q, 
     f->flight = fl;
     f->background = background;
     f->ttl_s = ttl_s;
-    f->is_instance = q->kind == FANOUT_INSTANCE;
-    f->strip_instances = q->kind == FANOUT_TOTAL && !detail;
+    f->q = *q;
+    f->is_instance = q->kind == ENGINE_INSTANCE;
+    f->strip_instances = q->kind == ENGINE_TOTAL && !detail;
     flight_set_data(fl, f);
-    f->job = fanout_start(q, deadline, fetch_done, f);
+    f->job = engine_start(q, deadline, fetch_done, f);
     return f;
 }
 
@@ -415,14 +421,14 @@ void volumes_handle(struct request *r, const char *instance_id)
         return;
     }
     /* The values are valid from here on. */
-    struct fanout_query q = {0};
+    struct engine_query q = {0};
     snprintf(q.region, sizeof q.region, "%s", prm->region ? prm->region : cfg->regions[0]);
     bool detail = prm->detail != NULL;
     if (instance_id) {
-        q.kind = FANOUT_INSTANCE;
+        q.kind = ENGINE_INSTANCE;
         snprintf(q.instance_id, sizeof q.instance_id, "%s", instance_id);
     } else {
-        q.kind = FANOUT_TOTAL;
+        q.kind = ENGINE_TOTAL;
         q.sequential = prm->mode && strcmp(prm->mode, "sequential") == 0;
     }
     const struct config_route *route = instance_id ? &cfg->instance_volumes : &cfg->volumes_total;
