@@ -66,6 +66,9 @@ void engine_shutdown(void);
  * given it as the deadline their EC2 calls must respect, and are killed when it passes. */
 struct engine_job *engine_start(const struct engine_query *q, int64_t deadline,
                                 engine_done_fn done, void *arg);
+/* Moves a job's deadline later (an earlier one is ignored): the job is killed at the new
+ * one, and workers started from now on are given it; running workers keep theirs. */
+void engine_extend(struct engine_job *job, int64_t deadline);
 /* Detaches the caller: done will not be called; the job's workers are killed. */
 void engine_cancel(struct engine_job *job);
 

@@ -23,7 +23,6 @@ void loop_free(struct loop *l);
 /* Watches fd for events until loop_del_fd. The loop does not own fd. */
 EBSD_MUST_CHECK ebsd_status loop_add_fd(struct loop *l, int fd, uint32_t events, loop_fd_fn fn,
                                         void *arg);
-EBSD_MUST_CHECK ebsd_status loop_mod_fd(struct loop *l, int fd, uint32_t events);
 void loop_del_fd(struct loop *l, int fd);
 
 /* Arms a timer at deadline (monotonic ms). The returned handle is owned by the loop and

@@ -69,8 +69,6 @@ void server_free(struct server *s);
 const struct config *server_config(const struct server *s);
 struct loop *server_loop(const struct server *s);
 bool server_draining(const struct server *s);
-/* The bound port (useful with port 0). */
-unsigned server_port(const struct server *s);
 /* The bearer tokens in force, or NULL when auth is off. Valid until the next reload. */
 const struct auth *server_auth(const struct server *s);
 
@@ -85,9 +83,8 @@ void request_error(struct request *r, unsigned status, const char *code, const c
 /* A JSON response from a cJSON object (takes ownership; adds "request_id"). */
 struct cJSON;
 void request_json(struct request *r, unsigned status, struct cJSON *obj);
-/* Value of a request header (case-insensitive) or query argument; NULL if absent. */
+/* Value of a request header (case-insensitive); NULL if absent. */
 const char *request_header(struct request *r, const char *name);
-const char *request_query(struct request *r, const char *name);
 /* Calls fn for every query argument; stops at the first non-zero return and returns it. */
 int request_query_each(struct request *r, int (*fn)(void *ctx, const char *k, const char *v),
                        void *ctx);

@@ -32,6 +32,9 @@
 enum task_kind { T_LIST, T_VOLUMES, T_INSTANCE, T_SEQUENTIAL, T_SERVICE };
 
 #define ID_LEN WIRE_ID_LEN
+/* The job's own kill comes just after its deadline: the waiters' timers, set for the same
+ * millisecond, answer first (504), and a flight left with no waiter is cancelled then. */
+#define DEADLINE_GRACE_MS 1
 
 struct task;
 
@@ -288,7 +291,6 @@ static struct task *enqueue(struct engine_job *job, enum task_kind kind, char (*
     t->ids = ids;
     t->nids = nids;
     t->fd = -1;
-    /* a worker gets its job's deadline: its EC2 calls and retries end by it */
     t->deadline = job ? job->deadline : clock_now_ms() + 10000;
     if (job) {
         job->tasks++;
@@ -517,6 +519,10 @@ static int task_main(int fd, void *arg)
 
 static void spawn(struct task *t)
 {
+    /* a worker is given its job's deadline as it stands now: its EC2 calls and retries end
+     * by it (the child's copy of t is taken at fork) */
+    if (t->job)
+        t->deadline = t->job->deadline;
     struct proc_spec spec = {
         .fn = task_main,
         .arg = t,
@@ -740,7 +746,7 @@ struct engine_job *engine_start(const struct engine_query *q, int64_t deadline,
     job->done = done;
     job->arg = arg;
     g.stats.jobs++;
-    job->deadline_timer = loop_timer_start(g.loop, deadline, on_deadline, job);
+    job->deadline_timer = loop_timer_start(g.loop, deadline + DEADLINE_GRACE_MS, on_deadline, job);
     if (g.nrunning >= g.max_children)
         job->queue_timer =
             loop_timer_start(g.loop, clock_now_ms() + g.queue_timeout_ms, on_queue_timeout, job);
@@ -778,6 +784,16 @@ struct engine_job *engine_start(const struct engine_query *q, int64_t deadline,
     }
     kick(); /* workers are forked from the loop, so done never runs inside engine_start */
     return job;
+}
+
+void engine_extend(struct engine_job *job, int64_t deadline)
+{
+    if (!job || job->finished || deadline <= job->deadline)
+        return;
+    job->deadline = deadline;
+    if (job->deadline_timer)
+        loop_timer_stop(g.loop, job->deadline_timer);
+    job->deadline_timer = loop_timer_start(g.loop, deadline + DEADLINE_GRACE_MS, on_deadline, job);
 }
 
 void engine_job_counts(const struct engine_job *job, unsigned *children, unsigned *ec2_calls,

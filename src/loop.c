@@ -98,16 +98,6 @@ ebsd_status loop_add_fd(struct loop *l, int fd, uint32_t events, loop_fd_fn fn, 
     return EBSD_OK;
 }
 
-ebsd_status loop_mod_fd(struct loop *l, int fd, uint32_t events)
-{
-    struct epoll_event ev = {.events = events, .data.fd = fd};
-    if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) != 0) {
-        log_error("loop", "epoll_ctl(MOD, %d): %s", fd, strerror(errno));
-        return EBSD_EIO;
-    }
-    return EBSD_OK;
-}
-
 void loop_del_fd(struct loop *l, int fd)
 {
     struct watch **pp = find_slot(l, fd);

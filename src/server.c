@@ -33,8 +33,7 @@
 #include "telemetry.h"
 
 /* Longest URL (decoded path plus query keys and values) and most query parameters. */
-#define SERVER_MAX_URL 4096
-#define SERVER_MAX_PARAMS 32
+#define SERVER_MAX_URL ROUTE_MAX_QUERY
 /* Largest request body accepted (GET and HEAD need none), and most drained before a
  * chunked body over it is answered; beyond that the connection is closed. */
 #define SERVER_MAX_BODY 1024
@@ -84,7 +83,6 @@ struct server {
 const struct config *server_config(const struct server *s) { return s->cfg; }
 struct loop *server_loop(const struct server *s) { return s->loop; }
 bool server_draining(const struct server *s) { return s->draining; }
-unsigned server_port(const struct server *s) { return s->port; }
 const struct auth *server_auth(const struct server *s) { return s->auth; }
 
 /* ---------------------------------------------------------------- responses */
@@ -146,11 +144,6 @@ void request_error(struct request *r, unsigned status, const char *code, const c
 const char *request_header(struct request *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
-}
-
-const char *request_query(struct request *r, const char *name)
-{
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
 struct query_iter {
@@ -279,27 +272,11 @@ static char *printable_copy(const char *s)
     return c;
 }
 
-struct url_check {
-    size_t len;                /* path plus keys and values */
-    bool bad;                  /* a byte outside printable ASCII */
-    unsigned nparams;
-    const char *keys[SERVER_MAX_PARAMS];
-    const char *dup;           /* a key given twice */
-};
-
 static enum MHD_Result url_check_cb(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
 {
-    struct url_check *uc = cls;
-    uc->len += strlen(key) + (value ? strlen(value) : 0) + 2;
-    if (!route_printable(key) || (value && !route_printable(value)))
-        uc->bad = true;
-    for (unsigned i = 0; i < uc->nparams && i < SERVER_MAX_PARAMS && !uc->dup; i++)
-        if (strcmp(uc->keys[i], key) == 0)
-            uc->dup = uc->keys[i];
-    if (uc->nparams < SERVER_MAX_PARAMS)
-        uc->keys[uc->nparams] = key;
-    uc->nparams++;
+    (void)kind;
+    route_query_add(cls, key, value);
     return MHD_YES;
 }
 
@@ -374,7 +351,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = lv;
         s->inflight++;
 
-        struct url_check uc = {.len = strlen(url), .bad = !route_printable(url)};
+        struct route_query uc;
+        route_query_init(&uc, url);
         MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, url_check_cb, &uc);
         if (uc.len > SERVER_MAX_URL) {
             request_error(r, 414, "URITooLong", "the URL is longer than %u bytes",
@@ -388,20 +366,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                           "request headers exceed %u bytes", s->cfg->max_header_bytes);
             return queue(r);
         }
-        if (uc.bad) {
-            request_error(r, 400, "InvalidRequest",
-                          "the path and query must be printable ASCII once percent-decoded "
-                          "(no NUL, control or non-ASCII bytes)");
-            return queue(r);
-        }
-        if (uc.nparams > SERVER_MAX_PARAMS) {
-            request_error(r, 400, "InvalidParameter", "more than %u query parameters",
-                          SERVER_MAX_PARAMS);
-            return queue(r);
-        }
-        if (uc.dup) {
-            request_error(r, 400, "InvalidParameter", "query parameter '%.48s' is given more "
-                          "than once", uc.dup);
+        char code[32], msg[256];
+        if (route_query_verdict(&uc, code, sizeof code, msg, sizeof msg) != EBSD_OK) {
+            request_error(r, 400, code, "%s", msg);
             return queue(r);
         }
         /* Reject other methods before any body is read. */

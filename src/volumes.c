@@ -473,6 +473,9 @@ void volumes_handle(struct request *r, const char *instance_id)
     }
     if (fl) {
         g.st.coalesced++;
+        struct fetch *running = flight_data(fl);
+        if (running)
+            engine_extend(running->job, r->deadline); /* the job serves this waiter too */
         add_waiter(r, fl, "coalesced", timeout_ms);
         return;
     }
@@ -480,9 +483,9 @@ void volumes_handle(struct request *r, const char *instance_id)
         g.st.refreshed++;
     else
         g.st.misses++;
-    /* The job may run up to the longest deadline any waiter can have; each waiter enforces
-     * its own, and a flight left with no waiters is cancelled. */
-    struct fetch *f =
-        fetch_start(key, &q, detail, route->cache_ttl_s, now + (int64_t)cfg->max_timeout_ms, false);
+    /* The job runs to this request's deadline (its workers' EC2 calls respect it); a waiter
+     * that joins later with a later deadline extends it. Each waiter enforces its own, and a
+     * flight left with no waiters is cancelled. */
+    struct fetch *f = fetch_start(key, &q, detail, route->cache_ttl_s, r->deadline, false);
     add_waiter(r, f->flight, refresh ? "refreshed" : "miss", timeout_ms);
 }
