@@ -12,8 +12,6 @@
 #include "clock.h"
 #include "ec2.h"
 #include "credsvc.h"
-#include "engine.h"
-#include "worker.h"
 #include "log.h"
 #include "mem.h"
 #include "route.h"
@@ -22,31 +20,6 @@
 
 extern const unsigned char openapi_yaml[];
 extern const unsigned long openapi_yaml_len;
-
-static struct server *g_srv;
-
-void api_configure(struct server *s, const struct config *cfg)
-{
-    g_srv = s;
-    telemetry_init();
-    static bool prepared;
-    worker_configure(cfg);
-    engine_init(server_loop(s), cfg, credsvc_ready);
-    if (!prepared) {
-        prepared = true;
-        worker_prepare();
-    }
-    credsvc_init(server_loop(s)); /* resolves once; later calls only follow the loop */
-    volumes_configure(s, cfg);
-}
-
-void api_shutdown(void)
-{
-    volumes_shutdown();
-    engine_shutdown();
-    credsvc_shutdown();
-    telemetry_shutdown();
-}
 
 /* ---------------------------------------------------------------- small endpoints */
 
