@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include "creds.h"
 #include "loop.h"
+#include "target.h"
 
 /* Resolves the credentials on the first call (blocking, at most 5 s; a failure is logged
  * and retried in the background), then schedules the refreshes on loop l. */
@@ -17,11 +18,11 @@ void credsvc_init(struct loop *l);
 /* Stops the refresh timer and wipes the credentials. */
 void credsvc_shutdown(void);
 
-/* Whether usable credentials are loaded for region's target (the engine's gate). */
-bool credsvc_ready(const char *region);
-/* The credentials for region's target, or NULL when there are none. Valid until the next
+/* Whether usable credentials are loaded for target t (the engine's gate). */
+bool credsvc_ready(const struct target *t);
+/* The credentials for target t, or NULL when there are none. Valid until the next
  * refresh lands (in a worker: for its whole life, as it holds a copy). */
-const struct creds *credsvc_current(const char *region);
+const struct creds *credsvc_current(const struct target *t);
 /* Whether credentials are loaded, their source (safe to show: "environment", "imds", ...)
  * and the seconds until they expire (-1: they do not, or there are none). */
 bool credsvc_status(const char **source, int64_t *expires_in_s);

@@ -1,7 +1,7 @@
 /* engine.h - the work engine: jobs in, records out. A job (a query for one target) becomes
  * tasks; each task runs in a forked worker (worker.h) that reports records over its pipe
- * (wire.h). The engine bounds how many workers live at once, takes one token of the EC2
- * budget per worker, queues the rest FIFO, kills a job's workers at its deadline, reaps
+ * (wire.h). The engine bounds how many workers live at once, takes one token of the
+ * target's EC2 budget (limiter.h) per worker, queues the rest FIFO, kills a job's workers at its deadline, reaps
  * them, and hands back an outcome: a status, what EC2 said, and the records. It knows
  * nothing of HTTP, JSON answers or credentials. Runs on the loop; never blocks on a child. */
 #ifndef EBSD_ENGINE_H
@@ -12,13 +12,14 @@
 #include "loop.h"
 #include "proc.h"
 #include "status.h"
+#include "target.h"
 #include "wire.h"
 
 enum engine_kind { ENGINE_TOTAL, ENGINE_INSTANCE };
 
 struct engine_query {
     enum engine_kind kind;
-    char region[32];
+    struct target target;      /* the account and region asked about */
     char instance_id[24];      /* ENGINE_INSTANCE */
     bool sequential;           /* the seed's one-call-after-another strategy */
     unsigned memory_mb;        /* each worker's memory limit */
@@ -52,8 +53,8 @@ struct engine_outcome {
 struct engine_job;
 typedef void (*engine_done_fn)(void *arg, struct engine_outcome *out);
 
-/* Whether jobs for region may start (the credentials are there); asked at each start. */
-typedef bool (*engine_gate_fn)(const char *region);
+/* Whether jobs for target may start (its credentials are there); asked at each start. */
+typedef bool (*engine_gate_fn)(const struct target *t);
 
 /* Prepares the engine on loop l with cfg's limits (call again after a reload). gate may be
  * NULL (always ready). */

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "config.h"
+#include "target.h"
 #include "wire.h"
 
 enum worker_kind {
@@ -17,7 +18,7 @@ enum worker_kind {
 
 struct worker_task {
     enum worker_kind kind;
-    const char *region;
+    const struct target *target;
     const char (*ids)[WIRE_ID_LEN];
     size_t nids;
     unsigned part, nparts;     /* WORKER_LIST: this lister's share of the listing */

@@ -148,7 +148,8 @@ static void map_ec2(const struct engine_query *q, const struct engine_outcome *o
     const char *m = o->message;
     ebsd_status st = o->status;
     if (c && strcmp(c, "InvalidInstanceID.NotFound") == 0)
-        fail(a, 404, "NotFound", "instance %s does not exist in %s", q->instance_id, q->region);
+        fail(a, 404, "NotFound", "instance %s does not exist in %s", q->instance_id,
+             q->target.region);
     else if (st == EBSD_ETIMEDOUT)
         fail(a, 504, "TaskTimedOut", "EC2 calls did not finish by the deadline");
     else if (st == EBSD_ETHROTTLED || (c && o->ec2_http == 503))
@@ -176,7 +177,8 @@ static void map_engine(const struct engine_query *q, const struct engine_outcome
         fail(a, 503, "CredentialsUnavailable", "%s", o->message);
         break;
     case EBSD_ENOTFOUND:
-        fail(a, 404, "NotFound", "instance %s does not exist in %s", q->instance_id, q->region);
+        fail(a, 404, "NotFound", "instance %s does not exist in %s", q->instance_id,
+             q->target.region);
         break;
     case EBSD_ENOMEM:
         fail(a, 502, "MemoryLimitExceeded", "%s", o->message);
@@ -204,8 +206,8 @@ void answer_from_outcome(const struct engine_query *q, struct engine_outcome *o,
     }
     out->http_status = 200;
     if (q->kind == ENGINE_INSTANCE)
-        out->data = answer_instance(q->region, q->instance_id,
+        out->data = answer_instance(q->target.region, q->instance_id,
                                     o->ninst ? o->inst[0].state : "unknown", o->vols, o->nvols);
     else
-        out->data = answer_total(q->region, o->inst, o->ninst, o->vols, o->nvols);
+        out->data = answer_total(q->target.region, o->inst, o->ninst, o->vols, o->nvols);
 }

@@ -22,15 +22,16 @@ static struct {
 
 static void schedule_refresh(void);
 
-bool credsvc_ready(const char *region)
+/* One identity today: every target of the default account uses it. */
+bool credsvc_ready(const struct target *t)
 {
-    (void)region;
+    (void)t;
     return g.have_creds;
 }
 
-const struct creds *credsvc_current(const char *region)
+const struct creds *credsvc_current(const struct target *t)
 {
-    (void)region;
+    (void)t;
     return g.have_creds ? &g.creds : NULL;
 }
 

@@ -23,10 +23,10 @@
 #include "clock.h"
 #include "ec2.h"
 #include "frame.h"
+#include "limiter.h"
 #include "log.h"
 #include "mem.h"
 #include "plan.h"
-#include "ratelimit.h"
 #include "worker.h"
 
 enum task_kind { T_LIST, T_VOLUMES, T_INSTANCE, T_SEQUENTIAL, T_SERVICE };
@@ -88,20 +88,19 @@ static struct {
     unsigned worker_nice;
     unsigned instance_page;
     bool partitions_off;       /* a split listing came back empty: do not split again */
-    double rate, burst;
     struct loop_timer *kick;   /* runs schedule() from the loop */
     struct loop_timer *trim;   /* malloc_trim once a large job's memory is freed */
-    /* The process-wide EC2 budget: one token per worker started (a worker makes about one
-     * call; see docs/ARCHITECTURE.md), so many workers cannot multiply the rate. */
-    struct ratelimit bucket;
+    /* The EC2 budget (limiter.c): one token of the target's bucket per worker started (a
+     * worker makes about one call; see docs/ARCHITECTURE.md), so many workers cannot
+     * multiply the rate. */
     struct loop_timer *bucket_timer;
     struct task *queue_head, *queue_tail;
     struct task *running;
     unsigned nrunning, nqueued;
     struct engine_stats stats;
-    /* Instances the last full listing of each region found: sizes the next listing's split */
+    /* Instances the last full listing of each target found: sizes the next listing's split */
     struct {
-        char region[32];
+        struct target target;
         size_t instances;
     } seen[16];
     unsigned nseen;
@@ -506,7 +505,7 @@ static int task_main(int fd, void *arg)
                                              WORKER_SEQUENTIAL};
     const struct worker_task wt = {
         .kind = kinds[t->kind],
-        .region = t->job->q.region,
+        .target = &t->job->q.target,
         .ids = (const char(*)[ID_LEN])t->ids,
         .nids = t->nids,
         .part = t->part,
@@ -579,8 +578,9 @@ static void schedule(void)
 {
     while (g.queue_head && g.nrunning < g.max_children) {
         struct task *t = g.queue_head;
-        if (t->kind != T_SERVICE && !(t->job && t->job->finished)) {
-            int64_t wait_us = ratelimit_take_at(&g.bucket, clock_now_us());
+        if (t->kind != T_SERVICE && t->job && !t->job->finished) {
+            int64_t wait_us =
+                limiter_take(&t->job->q.target, LIMITER_DESCRIBE, clock_now_us());
             if (wait_us > 0) {
                 if (!g.bucket_timer)
                     g.bucket_timer = loop_timer_start(g.loop, clock_now_ms() + wait_us / 1000 + 1,
@@ -670,7 +670,7 @@ static void job_maybe_finish(struct engine_job *job)
         return;
     if (job->q.kind == ENGINE_INSTANCE && !job->instance_seen) {
         job_fail(job, EBSD_ENOTFOUND, "instance %s does not exist in %s", job->q.instance_id,
-                 job->q.region);
+                 job->q.target.region);
         return;
     }
     if (job->q.kind == ENGINE_TOTAL)
@@ -701,22 +701,22 @@ static void kick(void)
 
 /* ---------------------------------------------------------------- what listings found */
 
-static size_t *seen_slot(const char *region, bool create)
+static size_t *seen_slot(const struct target *t, bool create)
 {
     for (unsigned i = 0; i < g.nseen; i++)
-        if (strcmp(g.seen[i].region, region) == 0)
+        if (target_equal(&g.seen[i].target, t))
             return &g.seen[i].instances;
     if (!create)
         return NULL;
     unsigned i = g.nseen < sizeof g.seen / sizeof g.seen[0] ? g.nseen++ : 0;
-    snprintf(g.seen[i].region, sizeof g.seen[i].region, "%s", region);
+    g.seen[i].target = *t;
     g.seen[i].instances = 0;
     return &g.seen[i].instances;
 }
 
-static size_t seen_count(const char *region)
+static size_t seen_count(const struct target *t)
 {
-    const size_t *seen = seen_slot(region, false);
+    const size_t *seen = seen_slot(t, false);
     return seen ? *seen : 0;
 }
 
@@ -724,12 +724,12 @@ static size_t seen_count(const char *region)
  * one found instances suggests an endpoint without filter wildcards: split no more. */
 static void listing_seen(const struct engine_job *job)
 {
-    size_t *seen = seen_slot(job->q.region, true);
+    size_t *seen = seen_slot(&job->q.target, true);
     if (job->partitions > 1 && job->ninst == 0 && *seen > 0) {
         g.partitions_off = true;
         log_warn("fanout", "a listing split %u ways found no instances in %s where the last "
                  "one found %zu: listing unsplit from now on (fanout.list_partitions: 1 "
-                 "makes this the rule)", job->partitions, job->q.region, *seen);
+                 "makes this the rule)", job->partitions, job->q.target.region, *seen);
     }
     *seen = job->ninst;
 }
@@ -750,7 +750,7 @@ struct engine_job *engine_start(const struct engine_query *q, int64_t deadline,
     if (g.nrunning >= g.max_children)
         job->queue_timer =
             loop_timer_start(g.loop, clock_now_ms() + g.queue_timeout_ms, on_queue_timeout, job);
-    if (g.gate && !g.gate(q->region)) {
+    if (g.gate && !g.gate(&q->target)) {
         /* answered from the loop, never from inside engine_start */
         if (job->queue_timer)
             loop_timer_stop(g.loop, job->queue_timer);
@@ -764,7 +764,7 @@ struct engine_job *engine_start(const struct engine_query *q, int64_t deadline,
         enqueue(job, T_INSTANCE, a, 1);
         enqueue(job, T_VOLUMES, b, 1);
     } else {
-        size_t seen = seen_count(q->region);
+        size_t seen = seen_count(&q->target);
         unsigned parts =
             q->sequential ? 1 : plan_listers(g.list_partitions, g.partitions_off, seen);
         job->partitions = parts;
@@ -832,10 +832,7 @@ void engine_init(struct loop *l, const struct config *cfg, engine_gate_fn gate)
     g.queue_timeout_ms = cfg->queue_timeout_ms;
     g.worker_nice = cfg->worker_nice;
     g.instance_page = cfg->instance_page_size;
-    if (g.rate != cfg->rate_limit || g.burst != cfg->rate_burst || !g.ready)
-        ratelimit_init(&g.bucket, cfg->rate_limit, cfg->rate_burst, clock_now_us());
-    g.rate = cfg->rate_limit;
-    g.burst = cfg->rate_burst;
+    limiter_configure(cfg->rate_limit, cfg->rate_burst, clock_now_us());
     if (!g.ready) {
         g.ready = true;
         /* No fastbins in the parent: glibc leaves small freed chunks there unmerged, and the
@@ -907,5 +904,6 @@ void engine_shutdown(void)
     if (g.trim)
         loop_timer_stop(g.loop, g.trim);
     g.trim = NULL;
+    limiter_reset();
     g.ready = false;
 }

@@ -81,7 +81,7 @@ int once_run(const struct config *cfg, const char *query, const char *instance_i
         goto out;
     }
     struct engine_query *q = &os.q;
-    snprintf(q->region, sizeof q->region, "%s", reg);
+    q->target = target_make(NULL, reg);
     const struct config_route *route = &cfg->volumes_total;
     if (instance_id) {
         if (!ec2_instance_id_valid(instance_id)) {
@@ -101,7 +101,7 @@ int once_run(const struct config *cfg, const char *query, const char *instance_i
     worker_prepare();
     credsvc_init(os.loop);
     started = true;
-    if (!credsvc_ready(q->region)) {
+    if (!credsvc_ready(&q->target)) {
         fprintf(stderr, "ebsd: no usable AWS credentials (see the log above)\n");
         goto out;
     }

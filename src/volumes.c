@@ -422,7 +422,7 @@ void volumes_handle(struct request *r, const char *instance_id)
     }
     /* The values are valid from here on. */
     struct engine_query q = {0};
-    snprintf(q.region, sizeof q.region, "%s", prm->region ? prm->region : cfg->regions[0]);
+    q.target = target_make(NULL, prm->region ? prm->region : cfg->regions[0]);
     bool detail = prm->detail != NULL;
     if (instance_id) {
         q.kind = ENGINE_INSTANCE;
@@ -438,11 +438,12 @@ void volumes_handle(struct request *r, const char *instance_id)
     r->report.memory_mb = q.memory_mb;
     r->deadline = clock_now_ms() + timeout_ms;
 
-    char key[128];
+    char key[128], tk[80];
+    target_key(&q.target, tk, sizeof tk);
     if (instance_id)
-        snprintf(key, sizeof key, "%s|instance|%s", q.region, instance_id);
+        snprintf(key, sizeof key, "%s|instance|%s", tk, instance_id);
     else
-        snprintf(key, sizeof key, "%s|total|%s|%s", q.region, detail ? "detail" : "-",
+        snprintf(key, sizeof key, "%s|total|%s|%s", tk, detail ? "detail" : "-",
                  q.sequential ? "sequential" : "parallel");
 
     int64_t now = clock_now_ms();

@@ -112,10 +112,10 @@ int worker_main(int fd, const struct worker_task *t)
     (void)mallopt(M_MMAP_THRESHOLD, 64 << 10);
     struct ec2_error err = {0};
     struct ec2_options opt = {
-        .region = t->region,
+        .region = t->target->region,
         .endpoint = g.endpoint[0] ? g.endpoint : NULL,
         .ca_bundle = g.ca_bundle[0] ? g.ca_bundle : NULL,
-        .creds = credsvc_current(t->region),
+        .creds = credsvc_current(t->target),
         .max_attempts = (int)g.max_attempts,
         .instance_page_size = (int)g.instance_page,
         .volume_page_size = (int)g.volume_page,

@@ -116,7 +116,7 @@ static void test_instance_sixteenth_attachment(void)
 static void mapped(ebsd_status st, bool from_ec2, const char *code, long http,
                    unsigned want_status, const char *want_code)
 {
-    struct engine_query q = {.kind = ENGINE_INSTANCE, .region = "us-east-1",
+    struct engine_query q = {.kind = ENGINE_INSTANCE, .target = {"default", "us-east-1"},
                              .instance_id = "i-0123456789abcdef0"};
     struct engine_outcome o = {.status = st, .from_ec2 = from_ec2, .ec2_http = http};
     snprintf(o.ec2_code, sizeof o.ec2_code, "%s", code);
@@ -145,7 +145,7 @@ static void test_outcome_mapping(void)
     mapped(EBSD_EAUTH, true, "AuthFailure", 401, 502, "AuthFailure");
     mapped(EBSD_EUPSTREAM, true, "", 500, 502, "UpstreamError");
     mapped(EBSD_EIO, true, "", 0, 502, "UpstreamError");
-    struct engine_query q = {.kind = ENGINE_INSTANCE, .region = "us-east-1",
+    struct engine_query q = {.kind = ENGINE_INSTANCE, .target = {"default", "us-east-1"},
                              .instance_id = "i-0123456789abcdef0"};
     struct engine_outcome o = {.status = EBSD_EUPSTREAM, .from_ec2 = true, .ec2_http = 500};
     snprintf(o.message, sizeof o.message, "We encountered an internal error");
@@ -159,7 +159,7 @@ static void test_outcome_mapping(void)
 
 static void test_outcome_ok(void)
 {
-    struct engine_query q = {.kind = ENGINE_TOTAL, .region = "us-east-1"};
+    struct engine_query q = {.kind = ENGINE_TOTAL, .target = {"default", "us-east-1"}};
     struct wire_inst in[1];
     inst(&in[0], 1, "running");
     struct engine_outcome o = {.status = EBSD_OK, .inst = in, .ninst = 1, .children = 3,
