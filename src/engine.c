@@ -88,12 +88,12 @@ static struct {
     unsigned worker_nice;
     unsigned instance_page;
     bool partitions_off;       /* a split listing came back empty: do not split again */
-    struct loop_timer *kick;   /* runs schedule() from the loop */
+    struct loop_timer *wake;   /* runs schedule() from the loop: now, or when the budget */
+    int64_t wake_at;           /* has a token again */
     struct loop_timer *trim;   /* malloc_trim once a large job's memory is freed */
     /* The EC2 budget (limiter.c): one token of the target's bucket per worker started (a
      * worker makes about one call; see docs/ARCHITECTURE.md), so many workers cannot
      * multiply the rate. */
-    struct loop_timer *bucket_timer;
     struct task *queue_head, *queue_tail;
     struct task *running;
     unsigned nrunning, nqueued;
@@ -108,6 +108,7 @@ static struct {
 
 static void schedule(void);
 static void kick(void);
+static void wake_at(int64_t at);
 static void job_maybe_finish(struct engine_job *job);
 
 const struct engine_stats *engine_stats(void)
@@ -566,14 +567,6 @@ static void spawn(struct task *t)
     }
 }
 
-static void on_bucket(struct loop *l, void *arg)
-{
-    (void)l;
-    (void)arg;
-    g.bucket_timer = NULL;
-    schedule();
-}
-
 static void schedule(void)
 {
     while (g.queue_head && g.nrunning < g.max_children) {
@@ -582,9 +575,7 @@ static void schedule(void)
             int64_t wait_us =
                 limiter_take(&t->job->q.target, LIMITER_DESCRIBE, clock_now_us());
             if (wait_us > 0) {
-                if (!g.bucket_timer)
-                    g.bucket_timer = loop_timer_start(g.loop, clock_now_ms() + wait_us / 1000 + 1,
-                                                      on_bucket, NULL);
+                wake_at(clock_now_ms() + wait_us / 1000 + 1);
                 return;
             }
         }
@@ -685,18 +676,28 @@ static void job_maybe_finish(struct engine_job *job)
     job_deliver(job, &out);
 }
 
-static void on_kick(struct loop *l, void *arg)
+static void on_wake(struct loop *l, void *arg)
 {
     (void)l;
     (void)arg;
-    g.kick = NULL;
+    g.wake = NULL;
     schedule();
+}
+
+/* One timer runs schedule(): the earliest of the times asked for. */
+static void wake_at(int64_t at)
+{
+    if (!g.loop || (g.wake && g.wake_at <= at))
+        return;
+    if (g.wake)
+        loop_timer_stop(g.loop, g.wake);
+    g.wake_at = at;
+    g.wake = loop_timer_start(g.loop, at, on_wake, NULL);
 }
 
 static void kick(void)
 {
-    if (!g.kick && g.loop)
-        g.kick = loop_timer_start(g.loop, clock_now_ms(), on_kick, NULL);
+    wake_at(clock_now_ms());
 }
 
 /* ---------------------------------------------------------------- what listings found */
@@ -895,12 +896,9 @@ void engine_shutdown(void)
         task_drop(t);
     }
     g.queue_tail = NULL;
-    if (g.bucket_timer)
-        loop_timer_stop(g.loop, g.bucket_timer);
-    g.bucket_timer = NULL;
-    if (g.kick)
-        loop_timer_stop(g.loop, g.kick);
-    g.kick = NULL;
+    if (g.wake)
+        loop_timer_stop(g.loop, g.wake);
+    g.wake = NULL;
     if (g.trim)
         loop_timer_stop(g.loop, g.trim);
     g.trim = NULL;
