@@ -5,7 +5,7 @@
 #define EBSD_STS_H
 #include <stddef.h>
 #include <stdint.h>
-#include "creds.h"
+#include "credentials.h"
 #include "httpc.h"
 #include "status.h"
 
