@@ -168,6 +168,8 @@ void fleet_free(struct fleet *f)
         free(f->instances[i].tags);
         free(f->instances[i].bdm);
     }
+    for (size_t v = 0; v < f->nvolumes; v++)
+        free(f->volumes[v].att);
     free(f->instances);
     free(f->reservations);
     free(f->volumes);
@@ -285,6 +287,7 @@ static void init_volume(struct fleet_volume *v, struct rng *r, const char *az, i
 static void attach(struct fleet_volume *v, size_t inst, const char *device, const char *state,
                    int64_t t, bool dot)
 {
+    v->att = xrealloc(v->att, (v->natt + 1) * sizeof *v->att);
     struct fleet_attachment *a = &v->att[v->natt++];
     a->instance = inst;
     snprintf(a->device, sizeof a->device, "%s", device);
@@ -310,13 +313,50 @@ static void add_tag(struct fleet_instance *in, const char *k, const char *v)
     in->ntags++;
 }
 
+void fleet_params_default(struct fleet_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->instances = 100;
+    p->seed = 1;
+    p->multi_attach_max = 2;
+}
+
 ebsd_status fleet_generate(size_t n, uint64_t seed, struct fleet **out)
 {
+    struct fleet_params p;
+    fleet_params_default(&p);
+    p.instances = n;
+    p.seed = seed;
+    return fleet_generate_with(&p, out);
+}
+
+/* Attaches v (already attached to instance a) to more live instances of a's AZ, from b on,
+ * until it has want attachments or the search gives up. */
+static void attach_more(struct fleet *f, struct fleet_volume *v, size_t a, size_t b,
+                        size_t want, const char *dev)
+{
+    size_t n = f->ninstances;
+    for (size_t k = 0; k < 64 * want && k < n && v->natt < want; k++) {
+        size_t c = (b + k) % n;
+        bool taken = false;
+        for (size_t j = 0; j < v->natt; j++)
+            taken |= v->att[j].instance == c;
+        if (!taken && f->instances[c].state != INST_TERMINATED &&
+            strcmp(f->instances[c].az, f->instances[a].az) == 0)
+            attach(v, c, dev, "attached", v->create_time, false);
+    }
+}
+
+ebsd_status fleet_generate_with(const struct fleet_params *p, struct fleet **out)
+{
+    size_t n = p->instances;
+    uint64_t seed = p->seed;
     static const char *const azs[] = {"us-east-1a", "us-east-1b", "us-east-1c",
                                       "us-east-1d", "us-east-1f"};
     static const char *const roles[] = {"web", "api", "db", "cache", "batch", "worker", "ml"};
     static const char *const envs[] = {"prod", "staging", "dev"};
-    if (n > FLEET_MAX_INSTANCES)
+    if (n > FLEET_MAX_INSTANCES || p->multi_attach_max < 2 ||
+        p->multi_attach_max > FLEET_MAX_ATTACH)
         return EBSD_EINVAL;
     struct rng r = {seed ^ 0x5eed0ec2ULL};
     struct fleet *f = xcalloc(1, sizeof *f);
@@ -397,6 +437,7 @@ ebsd_status fleet_generate(size_t n, uint64_t seed, struct fleet **out)
 
     /* Multi-attach: io1/io2 volumes shared by two live instances in the same AZ. */
     size_t nshared = n / 60 + (n >= 2 ? 1 : 0);
+    bool shown_max = false;
     for (size_t s = 0; s < nshared; s++) {
         size_t a = (size_t)rng_below(&r, n), b = (size_t)rng_below(&r, n);
         if (f->instances[a].state == INST_TERMINATED)
@@ -411,15 +452,15 @@ ebsd_status fleet_generate(size_t n, uint64_t seed, struct fleet **out)
         char dev[16];
         snprintf(dev, sizeof dev, "/dev/sd%c", (char)('p' + rng_below(&r, 10)));
         attach(v, a, dev, "attached", v->create_time, false);
-        /* Multi-attach needs both instances in the volume's AZ: take the next such one. */
-        for (size_t k = 0; k < 64 && k < n; k++) {
-            size_t c = (b + k) % n;
-            if (c != a && f->instances[c].state != INST_TERMINATED &&
-                strcmp(f->instances[c].az, f->instances[a].az) == 0) {
-                attach(v, c, dev, "attached", v->create_time, false);
-                break;
-            }
-        }
+        /* Multi-attach needs every instance in the volume's AZ: take the next such ones.
+         * Past 2, the first shared volume gets the most, so a fleet always shows the limit;
+         * the extra draw happens only then, so default fleets stay as they were. */
+        size_t want = 2;
+        if (p->multi_attach_max > 2)
+            want = !shown_max ? (size_t)p->multi_attach_max
+                              : 2 + (size_t)rng_below(&r, (uint64_t)p->multi_attach_max - 1);
+        attach_more(f, v, a, b, want, dev);
+        shown_max |= v->natt == want;
     }
 
     /* Unattached volumes: leftovers, some still being created. */
@@ -499,10 +540,12 @@ const char *fleet_check(const struct fleet *f)
             return "malformed volume id";
         if (v && strcmp(f->volumes[f->vol_by_id[v - 1]].id, f->volumes[f->vol_by_id[v]].id) == 0)
             return "duplicate volume id";
-        if (vol->natt > 2 || (vol->natt > 1 && !vol->multi_attach))
+        if (vol->natt > FLEET_MAX_ATTACH || (vol->natt > 1 && !vol->multi_attach))
             return "too many attachments";
-        if (vol->natt == 2 && vol->att[0].instance == vol->att[1].instance)
-            return "volume attached twice to one instance";
+        for (size_t a = 0; a < vol->natt; a++)
+            for (size_t b = a + 1; b < vol->natt; b++)
+                if (vol->att[a].instance == vol->att[b].instance)
+                    return "volume attached twice to one instance";
         for (size_t a = 0; a < vol->natt; a++) {
             if (vol->att[a].instance >= f->ninstances)
                 return "attachment to a missing instance";

@@ -14,6 +14,8 @@
 
 #define FLEET_MAX_INSTANCES 100000
 #define FLEET_ID_LEN 24 /* "vol-" + 17 hex + NUL fits with room */
+/* EC2's limit: an io1/io2 Multi-Attach volume attaches to up to 16 Nitro instances. */
+#define FLEET_MAX_ATTACH 16
 
 enum inst_state {
     INST_PENDING = 0,
@@ -58,7 +60,7 @@ struct fleet_volume {
     char status[12];     /* creating available in-use deleting deleted error */
     int64_t create_time;
     size_t natt;
-    struct fleet_attachment att[2];
+    struct fleet_attachment *att; /* natt entries, owned (NULL when none) */
 };
 
 /* A volume as seen from one instance (its block device mapping). */
@@ -100,8 +102,22 @@ struct fleet {
     size_t *vol_by_id;
 };
 
-/* Generates a deterministic fleet of n instances (0..FLEET_MAX_INSTANCES) from seed.
- * Caller frees with fleet_free. */
+/* What the generator builds. fleet_params_default gives today's fleets: a default fleet
+ * does not change when a new knob is added (tests compare totals across versions). */
+struct fleet_params {
+    size_t instances;     /* 0..FLEET_MAX_INSTANCES */
+    uint64_t seed;
+    int multi_attach_max; /* 2..FLEET_MAX_ATTACH attachments per multi-attach volume (2) */
+};
+
+/* Fills p with the defaults (100 instances, seed 1, multi-attach to 2 instances). */
+void fleet_params_default(struct fleet_params *p);
+
+/* Generates a deterministic fleet from p (same p, same fleet, ids included). EBSD_EINVAL
+ * when a parameter is out of range. Caller frees with fleet_free. */
+EBSD_MUST_CHECK ebsd_status fleet_generate_with(const struct fleet_params *p, struct fleet **out);
+
+/* fleet_generate_with the defaults but n instances and seed. */
 EBSD_MUST_CHECK ebsd_status fleet_generate(size_t n, uint64_t seed, struct fleet **out);
 
 /* Loads a fleet file (JSON, or YAML when the name ends in .yaml/.yml); see docs/ec2sim.md.
@@ -134,7 +150,8 @@ cJSON *fleet_truth(const struct fleet *f);
 cJSON *fleet_to_json(const struct fleet *f);
 
 /* Checks the model's invariants (ids well formed and unique, attachments point at existing
- * instances, none at terminated ones, at most 2 attachments and only when multi_attach).
+ * instances, none at terminated ones, at most FLEET_MAX_ATTACH attachments to distinct
+ * instances and more than one only when multi_attach).
  * Returns NULL when fine, else a static message. */
 const char *fleet_check(const struct fleet *f);
 

@@ -201,6 +201,7 @@ ebsd_status fleet_from_json(const cJSON *doc, struct fleet **out, char *errbuf, 
     cJSON_ArrayForEach(it, vols)
     {
         struct fleet_volume *vol = &f->volumes[v];
+        f->nvolumes = v + 1; /* so fleet_free sees its attachments on an error */
         const char *id = get_str(it, "id", NULL);
         if (id && !fleet_id_valid(id, "vol-")) {
             seterr(errbuf, errlen, "fleet: volumes[%zu]: malformed id", v);
@@ -235,8 +236,9 @@ ebsd_status fleet_from_json(const cJSON *doc, struct fleet **out, char *errbuf, 
         const cJSON *at;
         cJSON_ArrayForEach(at, atts)
         {
-            if (vol->natt == 2) {
-                seterr(errbuf, errlen, "fleet: volumes[%zu]: at most 2 attachments", v);
+            if (vol->natt == FLEET_MAX_ATTACH) {
+                seterr(errbuf, errlen, "fleet: volumes[%zu]: at most %d attachments", v,
+                       FLEET_MAX_ATTACH);
                 goto out;
             }
             const char *iid = get_str(at, "instance", "");
@@ -245,6 +247,7 @@ ebsd_status fleet_from_json(const cJSON *doc, struct fleet **out, char *errbuf, 
                 seterr(errbuf, errlen, "fleet: volumes[%zu]: unknown instance '%s'", v, iid);
                 goto out;
             }
+            vol->att = xrealloc(vol->att, (vol->natt + 1) * sizeof *vol->att);
             struct fleet_attachment *a = &vol->att[vol->natt++];
             a->instance = idx;
             copy(a->device, sizeof a->device, get_str(at, "device", "/dev/sdf"));

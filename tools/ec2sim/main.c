@@ -37,6 +37,7 @@ struct options {
     struct sockaddr_in addr;
     long instances;
     uint64_t seed;
+    long multi_attach_max;
     const char *fleet_file;
     const char *tls_cert, *tls_key;
     bool no_auth;
@@ -446,6 +447,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 static void usage(FILE *out)
 {
     fputs("usage: ec2sim [--listen HOST:PORT] [--instances N] [--seed S] [--fleet FILE]\n"
+          "              [--multi-attach-max N]\n"
           "              [--latency-ms MS] [--jitter-ms MS] [--action-latency ACTION=MS[:JITTER]]\n"
           "              [--rate-limit BUCKET:REFILL_PER_SEC] [--p-500 P] [--p-503 P]\n"
           "              [--p-hang P] [--p-truncate P] [--p-malformed P] [--p-reset P]\n"
@@ -504,6 +506,7 @@ static bool parse_args(int argc, char **argv, struct options *o)
     memset(o, 0, sizeof *o);
     o->instances = 100;
     o->seed = 1;
+    o->multi_attach_max = 2;
     o->max_skew = 300;
     o->faults = cJSON_CreateObject();
     parse_listen("127.0.0.1:0", &o->addr);
@@ -534,6 +537,9 @@ static bool parse_args(int argc, char **argv, struct options *o)
             if (!parse_long(v, 0, LONG_MAX, &l))
                 goto bad;
             o->seed = (uint64_t)l;
+        } else if (strcmp(a, "--multi-attach-max") == 0) {
+            if (!parse_long(v, 2, FLEET_MAX_ATTACH, &o->multi_attach_max))
+                goto bad;
         } else if (strcmp(a, "--fleet") == 0) {
             o->fleet_file = v;
         } else if (strcmp(a, "--tls-cert") == 0) {
@@ -646,19 +652,22 @@ int main(int argc, char **argv)
         goto out;
     g_no_auth = o.no_auth;
     g_max_skew = o.max_skew;
-    if (!g_no_auth && !simauth_available()) {
-        fprintf(stderr, "ec2sim: this build has no SigV4 verifier yet; use --no-auth\n");
-        goto out;
-    }
     if (o.fleet_file) {
         char err[512];
         if (fleet_load_file(o.fleet_file, &g_fleet, err, sizeof err) != EBSD_OK) {
             fprintf(stderr, "ec2sim: %s\n", err);
             goto out;
         }
-    } else if (fleet_generate((size_t)o.instances, o.seed, &g_fleet) != EBSD_OK) {
-        fprintf(stderr, "ec2sim: fleet_generate(%ld) failed\n", o.instances);
-        goto out;
+    } else {
+        struct fleet_params fp;
+        fleet_params_default(&fp);
+        fp.instances = (size_t)o.instances;
+        fp.seed = o.seed;
+        fp.multi_attach_max = (int)o.multi_attach_max;
+        if (fleet_generate_with(&fp, &g_fleet) != EBSD_OK) {
+            fprintf(stderr, "ec2sim: fleet_generate(%ld) failed\n", o.instances);
+            goto out;
+        }
     }
     cJSON *truth = fleet_truth(g_fleet);
     g_truth = cJSON_PrintUnformatted(truth);

@@ -47,9 +47,6 @@ static int status_of(const char *code)
     return 400; /* RequestExpired, IncompleteSignature */
 }
 
-#ifdef EC2SIM_HAVE_SIGV4
-bool simauth_available(void) { return true; }
-
 ebsd_status simauth_check(const struct sigv4_request *req, int max_skew, int *status,
                           struct sigv4_verdict *verdict)
 {
@@ -63,20 +60,3 @@ ebsd_status simauth_check(const struct sigv4_request *req, int max_skew, int *st
     }
     return EBSD_OK;
 }
-#else
-/* src/sigv4.c is not in this tree yet: refuse everything, main insists on --no-auth. */
-bool simauth_available(void) { return false; }
-
-ebsd_status simauth_check(const struct sigv4_request *req, int max_skew, int *status,
-                          struct sigv4_verdict *verdict)
-{
-    (void)req;
-    (void)max_skew;
-    (void)lookup;
-    snprintf(verdict->code, sizeof verdict->code, "AuthFailure");
-    snprintf(verdict->message, sizeof verdict->message,
-             "This ec2sim was built without SigV4 verification; run it with --no-auth.");
-    *status = status_of(verdict->code);
-    return EBSD_EAUTH;
-}
-#endif

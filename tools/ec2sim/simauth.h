@@ -13,9 +13,6 @@
 #define SIMAUTH_DEFAULT_ACCESS_KEY "AKIDEXAMPLE"
 #define SIMAUTH_DEFAULT_SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
-/* True when this build has a SigV4 verifier (src/sigv4.c); otherwise only --no-auth works. */
-bool simauth_available(void);
-
 /* Adds "ACCESS_KEY:SECRET" to the table. EBSD_EINVAL if malformed or the table is full. */
 EBSD_MUST_CHECK ebsd_status simauth_add(const char *spec);
 
