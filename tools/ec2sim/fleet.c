@@ -319,6 +319,8 @@ void fleet_params_default(struct fleet_params *p)
     p->instances = 100;
     p->seed = 1;
     p->multi_attach_max = 2;
+    snprintf(p->region, sizeof p->region, "us-east-1");
+    snprintf(p->account, sizeof p->account, "123456789012");
 }
 
 ebsd_status fleet_generate(size_t n, uint64_t seed, struct fleet **out)
@@ -351,8 +353,22 @@ ebsd_status fleet_generate_with(const struct fleet_params *p, struct fleet **out
 {
     size_t n = p->instances;
     uint64_t seed = p->seed;
-    static const char *const azs[] = {"us-east-1a", "us-east-1b", "us-east-1c",
-                                      "us-east-1d", "us-east-1f"};
+    static const char *const east_azs[] = {"us-east-1a", "us-east-1b", "us-east-1c",
+                                           "us-east-1d", "us-east-1f"};
+    char other_azs[3][24];
+    const char *azs_buf[5];
+    const char *const *azs = east_azs;
+    size_t nazs = 5;
+    if (strcmp(p->region, "us-east-1") != 0) {
+        if (strlen(p->region) + 2 > sizeof other_azs[0] || !p->region[0])
+            return EBSD_EINVAL;
+        for (size_t z = 0; z < 3; z++) {
+            snprintf(other_azs[z], sizeof other_azs[z], "%s%c", p->region, (char)('a' + z));
+            azs_buf[z] = other_azs[z];
+        }
+        azs = azs_buf;
+        nazs = 3;
+    }
     static const char *const roles[] = {"web", "api", "db", "cache", "batch", "worker", "ml"};
     static const char *const envs[] = {"prod", "staging", "dev"};
     if (n > FLEET_MAX_INSTANCES || p->multi_attach_max < 2 ||
@@ -360,7 +376,7 @@ ebsd_status fleet_generate_with(const struct fleet_params *p, struct fleet **out
         return EBSD_EINVAL;
     struct rng r = {seed ^ 0x5eed0ec2ULL};
     struct fleet *f = xcalloc(1, sizeof *f);
-    snprintf(f->region, sizeof f->region, "us-east-1");
+    snprintf(f->region, sizeof f->region, "%s", p->region);
     f->instances = xcalloc(n + 1, sizeof *f->instances);
     f->reservations = xcalloc(n + 1, sizeof *f->reservations);
     size_t vcap = 0;
@@ -375,8 +391,8 @@ ebsd_status fleet_generate_with(const struct fleet_params *p, struct fleet **out
             count = n - i;
         struct fleet_reservation *res = &f->reservations[f->nreservations];
         make_id(&r, "r-", res->id);
-        snprintf(res->owner_id, sizeof res->owner_id, "123456789012");
-        const char *az = azs[rng_below(&r, sizeof azs / sizeof azs[0])];
+        snprintf(res->owner_id, sizeof res->owner_id, "%s", p->account);
+        const char *az = azs[rng_below(&r, nazs)];
         const char *type = pick_itype(&r);
         int64_t launch = pick_time(&r);
         const char *role = roles[rng_below(&r, sizeof roles / sizeof roles[0])];
@@ -467,7 +483,7 @@ ebsd_status fleet_generate_with(const struct fleet_params *p, struct fleet **out
     size_t nfree = n / 20 + (n ? 1 : 0);
     for (size_t u = 0; u < nfree; u++) {
         struct fleet_volume *v = new_volume(f, &vcap);
-        init_volume(v, &r, azs[rng_below(&r, sizeof azs / sizeof azs[0])], pick_time(&r));
+        init_volume(v, &r, azs[rng_below(&r, nazs)], pick_time(&r));
         pick_data_volume(&r, v);
         set_perf(v, &r);
         snprintf(v->status, sizeof v->status, "%s", rng_pct(&r, 10) ? "creating" : "available");

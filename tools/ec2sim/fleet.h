@@ -108,9 +108,12 @@ struct fleet_params {
     size_t instances;     /* 0..FLEET_MAX_INSTANCES */
     uint64_t seed;
     int multi_attach_max; /* 2..FLEET_MAX_ATTACH attachments per multi-attach volume (2) */
+    char region[24];      /* "us-east-1": its AZs (us-east-1a..f), else REGION + a, b, c */
+    char account[16];     /* owner id of the reservations ("123456789012") */
 };
 
-/* Fills p with the defaults (100 instances, seed 1, multi-attach to 2 instances). */
+/* Fills p with the defaults (100 instances, seed 1, multi-attach to 2 instances, region
+ * us-east-1, account 123456789012). */
 void fleet_params_default(struct fleet_params *p);
 
 /* Generates a deterministic fleet from p (same p, same fleet, ids included). EBSD_EINVAL

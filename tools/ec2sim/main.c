@@ -26,8 +26,10 @@
 #include "fleet.h"
 #include "mem.h"
 #include "query.h"
+#include "registry.h"
 #include "simauth.h"
 #include "stats.h"
+#include "stsapi.h"
 
 #define BODY_MAX (4u << 20)
 #define ADMIN_BODY_MAX (64u << 10)
@@ -43,12 +45,9 @@ struct options {
     bool no_auth;
     int max_skew;
     cJSON *faults; /* settings from flags, applied like POST /_sim/faults */
+    cJSON *sts;    /* role settings from flags, applied like POST /_sim/sts */
 };
 
-static struct fleet *g_fleet;
-static char *g_truth;       /* the truth document, computed once: the fleet never changes */
-static size_t g_truth_len;
-static unsigned char g_token_key[32];
 static bool g_no_auth;
 static int g_max_skew = 300;
 static atomic_uint_fast64_t g_reqno;
@@ -262,6 +261,31 @@ static enum MHD_Result send_ec2(struct MHD_Connection *conn, struct ec2_response
     return send_body(conn, er->status, body, er->len, "text/xml;charset=UTF-8", request_id);
 }
 
+/* EC2's answer to an authentication failure. */
+static void ec2_auth_error(struct ec2_response *er, enum simauth_fail why,
+                           const struct sigv4_verdict *v, const char *request_id)
+{
+    static const char denied[] = "AWS was not able to validate the provided access credentials";
+    switch (why) {
+    case SIMAUTH_MISSING: ec2api_error(er, 401, "MissingAuthenticationToken", v->message, request_id); break;
+    case SIMAUTH_INCOMPLETE: ec2api_error(er, 400, "IncompleteSignature", v->message, request_id); break;
+    case SIMAUTH_SKEW: ec2api_error(er, 400, "RequestExpired", v->message, request_id); break;
+    case SIMAUTH_BAD_SIGNATURE:
+        ec2api_error(er, 403, "SignatureDoesNotMatch", v->message, request_id);
+        break;
+    case SIMAUTH_EXPIRED_TOKEN:
+        /* What EC2 says to expired temporary credentials. */
+        ec2api_error(er, 400, "RequestExpired", "Request has expired.", request_id);
+        break;
+    case SIMAUTH_UNKNOWN_KEY:
+        ec2api_error(er, 401, "AuthFailure", v->message[0] ? v->message : denied, request_id);
+        break;
+    case SIMAUTH_BAD_TOKEN:
+    case SIMAUTH_REGION:
+    default: ec2api_error(er, 401, "AuthFailure", denied, request_id); break;
+    }
+}
+
 static enum MHD_Result handle_ec2(struct MHD_Connection *conn, struct req *r, const char *method)
 {
     char request_id[37];
@@ -291,30 +315,55 @@ static enum MHD_Result handle_ec2(struct MHD_Connection *conn, struct req *r, co
     const char *action = query_get(&q, "Action");
     stats_call(action);
 
-    if (!g_no_auth) {
-        struct header_list hl = {.n = 0};
-        MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, &hl);
-        char *path = qmark ? xstrndup(r->uri, (size_t)(qmark - r->uri)) : xstrdup(r->uri);
-        struct sigv4_request sr = {.method = method,
-                                   .path = path,
-                                   .query = qs,
-                                   .headers = hl.v,
-                                   .nheaders = hl.n,
-                                   .body = r->body.data,
-                                   .body_len = r->body.len};
-        struct sigv4_verdict verdict;
-        int status = 0;
-        st = simauth_check(&sr, g_max_skew, &status, &verdict);
-        free(path);
-        if (st != EBSD_OK) {
-            ec2api_error(&er, status, verdict.code, verdict.message, request_id);
-            ret = send_ec2(conn, &er, request_id);
-            goto out;
-        }
+    /* Who signed it, for which region and service; STS's unsigned calls skip the check. */
+    struct header_list hl = {.n = 0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, &hl);
+    char *path = qmark ? xstrndup(r->uri, (size_t)(qmark - r->uri)) : xstrdup(r->uri);
+    struct sigv4_request sr = {.method = method,
+                               .path = path,
+                               .query = qs,
+                               .headers = hl.v,
+                               .nheaders = hl.n,
+                               .body = r->body.data,
+                               .body_len = r->body.len};
+    struct sigv4_verdict verdict;
+    struct simauth_identity who;
+    bool verify = !g_no_auth && !stsapi_unsigned_action(action);
+    enum simauth_fail why = simauth_check(&sr, verify, g_max_skew, &verdict, &who);
+    free(path);
+    bool sts = stsapi_is_sts(who.service, &q);
+    if (why != SIMAUTH_OK) {
+        if (sts)
+            stsapi_auth_error(&er, why, verdict.message, request_id);
+        else
+            ec2_auth_error(&er, why, &verdict, request_id);
+        ret = send_ec2(conn, &er, request_id);
+        goto out;
     }
+    if (sts) {
+        /* STS answers at once: faults and latency are the EC2 API's. */
+        stsapi_handle(&q, &who, request_id, &er);
+        ret = send_ec2(conn, &er, request_id);
+        goto out;
+    }
+    if (verify && strcmp(who.service, "ec2") != 0) {
+        ec2api_error(&er, 403, "SignatureDoesNotMatch",
+                     "Credential should be scoped to correct service: 'ec2'. ", request_id);
+        ret = send_ec2(conn, &er, request_id);
+        goto out;
+    }
+    const struct registry_entry *fleet = registry_get(who.account, who.region);
+    if (!fleet) {
+        ec2api_error(&er, 401, "AuthFailure",
+                     "AWS was not able to validate the provided access credentials",
+                     request_id);
+        ret = send_ec2(conn, &er, request_id);
+        goto out;
+    }
+    stats_target(fleet->account, fleet->region);
 
     struct fault_plan plan;
-    faults_plan(action, &plan);
+    faults_plan(action, fleet->account, fleet->region, &plan);
     if (plan.kind == FAULT_THROTTLE) {
         stats_fault(plan.kind);
         ec2api_error(&er, 503, "RequestLimitExceeded", "Request limit exceeded.", request_id);
@@ -351,7 +400,7 @@ static enum MHD_Result handle_ec2(struct MHD_Connection *conn, struct req *r, co
         break;
     }
 
-    ec2api_handle(g_fleet, &q, request_id, g_token_key, &er);
+    ec2api_handle(fleet->fleet, &q, request_id, fleet->token_key, &er);
     if (plan.kind == FAULT_TRUNCATE) {
         ret = send_truncated(conn, &er, plan.cut, request_id);
     } else if (plan.kind == FAULT_MALFORMED) {
@@ -380,9 +429,37 @@ static enum MHD_Result handle_admin(struct MHD_Connection *conn, struct req *r,
                                     const char *url, const char *method)
 {
     bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
-    if (strcmp(url, "/_sim/truth") == 0 && get)
-        return send_body(conn, 200, xstrndup(g_truth, g_truth_len), g_truth_len,
+    if ((strcmp(url, "/_sim/truth") == 0 || strcmp(url, "/_sim/fleet") == 0) && get) {
+        /* ?account=ID&region=R select a fleet; absent ones mean the home account/region. */
+        const char *acc = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "account");
+        const char *reg = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "region");
+        if (acc && *acc && !simauth_account_valid(acc))
+            return send_json_error(conn, 400, "account must be 12 digits");
+        if (reg && *reg && !simauth_region_allowed(reg))
+            return send_json_error(conn, 400, "region is malformed or not served (--regions)");
+        const struct registry_entry *e = registry_get(acc, reg);
+        if (!e)
+            return send_json_error(conn, 400, "no fleet for this account and region");
+        if (strcmp(url, "/_sim/fleet") == 0)
+            return send_json(conn, 200, fleet_to_json(e->fleet));
+        return send_body(conn, 200, xstrndup(e->truth, e->truth_len), e->truth_len,
                          "application/json", NULL);
+    }
+    if (strcmp(url, "/_sim/sts") == 0 && get)
+        return send_json(conn, 200, stsapi_to_json());
+    if (strcmp(url, "/_sim/sts") == 0 && post) {
+        if (r->too_big)
+            return send_json_error(conn, 413, "body too large");
+        cJSON *patch = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
+        if (!patch)
+            return send_json_error(conn, 400, "the body is not valid JSON");
+        char err[256];
+        ebsd_status st = stsapi_apply_json(patch, err, sizeof err);
+        cJSON_Delete(patch);
+        if (st != EBSD_OK)
+            return send_json_error(conn, 400, err);
+        return send_json(conn, 200, stsapi_to_json());
+    }
     if (strcmp(url, "/_sim/stats") == 0 && get)
         return send_json(conn, 200, stats_to_json());
     if (strcmp(url, "/_sim/reset") == 0 && post) {
@@ -406,8 +483,6 @@ static enum MHD_Result handle_admin(struct MHD_Connection *conn, struct req *r,
             return send_json_error(conn, 400, err);
         return send_json(conn, 200, faults_to_json());
     }
-    if (strcmp(url, "/_sim/fleet") == 0 && get)
-        return send_json(conn, 200, fleet_to_json(g_fleet));
     if (strcmp(url, "/_sim/health") == 0 && get) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddBoolToObject(o, "ok", true);
@@ -451,7 +526,10 @@ static void usage(FILE *out)
           "              [--latency-ms MS] [--jitter-ms MS] [--action-latency ACTION=MS[:JITTER]]\n"
           "              [--rate-limit BUCKET:REFILL_PER_SEC] [--p-500 P] [--p-503 P]\n"
           "              [--p-hang P] [--p-truncate P] [--p-malformed P] [--p-reset P]\n"
-          "              [--hang-max-ms MS] [--fault-seed S] [--credentials AKID:SECRET]...\n"
+          "              [--hang-max-ms MS] [--fault-seed S]\n"
+          "              [--credentials AKID:SECRET[:ACCOUNT]]... [--regions R1,R2,...]\n"
+          "              [--deny-role ARN|ACCOUNT]... [--role-external-id ARN=ID]...\n"
+          "              [--sts-max-duration SECONDS]\n"
           "              [--max-skew SECONDS] [--no-auth] [--tls-cert PEM --tls-key PEM]\n"
           "See docs/ec2sim.md.\n",
           out);
@@ -509,6 +587,7 @@ static bool parse_args(int argc, char **argv, struct options *o)
     o->multi_attach_max = 2;
     o->max_skew = 300;
     o->faults = cJSON_CreateObject();
+    o->sts = cJSON_CreateObject();
     parse_listen("127.0.0.1:0", &o->addr);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -549,6 +628,28 @@ static bool parse_args(int argc, char **argv, struct options *o)
         } else if (strcmp(a, "--credentials") == 0) {
             if (simauth_add(v) != EBSD_OK)
                 goto bad;
+        } else if (strcmp(a, "--regions") == 0) {
+            if (simauth_set_regions(v) != EBSD_OK)
+                goto bad;
+        } else if (strcmp(a, "--deny-role") == 0) {
+            cJSON *deny = cJSON_GetObjectItemCaseSensitive(o->sts, "deny");
+            if (!deny)
+                deny = cJSON_AddArrayToObject(o->sts, "deny");
+            cJSON_AddItemToArray(deny, cJSON_CreateString(v));
+        } else if (strcmp(a, "--role-external-id") == 0) {
+            const char *eq = strrchr(v, '=');
+            if (!eq || eq == v || !eq[1])
+                goto bad;
+            cJSON *ext = cJSON_GetObjectItemCaseSensitive(o->sts, "external_ids");
+            if (!ext)
+                ext = cJSON_AddObjectToObject(o->sts, "external_ids");
+            char *role = xstrndup(v, (size_t)(eq - v));
+            cJSON_AddStringToObject(ext, role, eq + 1);
+            free(role);
+        } else if (strcmp(a, "--sts-max-duration") == 0) {
+            if (!parse_long(v, 1, 43200, &l))
+                goto bad;
+            cJSON_AddNumberToObject(o->sts, "max_duration_s", (double)l);
         } else if (strcmp(a, "--max-skew") == 0) {
             if (!parse_long(v, 1, 86400 * 7, &l))
                 goto bad;
@@ -652,35 +753,34 @@ int main(int argc, char **argv)
         goto out;
     g_no_auth = o.no_auth;
     g_max_skew = o.max_skew;
+    struct fleet_params fp;
+    fleet_params_default(&fp);
+    fp.instances = (size_t)o.instances;
+    fp.seed = o.seed;
+    fp.multi_attach_max = (int)o.multi_attach_max;
+    struct fleet *file = NULL;
     if (o.fleet_file) {
         char err[512];
-        if (fleet_load_file(o.fleet_file, &g_fleet, err, sizeof err) != EBSD_OK) {
+        if (fleet_load_file(o.fleet_file, &file, err, sizeof err) != EBSD_OK) {
             fprintf(stderr, "ec2sim: %s\n", err);
             goto out;
         }
-    } else {
-        struct fleet_params fp;
-        fleet_params_default(&fp);
-        fp.instances = (size_t)o.instances;
-        fp.seed = o.seed;
-        fp.multi_attach_max = (int)o.multi_attach_max;
-        if (fleet_generate_with(&fp, &g_fleet) != EBSD_OK) {
-            fprintf(stderr, "ec2sim: fleet_generate(%ld) failed\n", o.instances);
-            goto out;
-        }
     }
-    cJSON *truth = fleet_truth(g_fleet);
-    g_truth = cJSON_PrintUnformatted(truth);
-    cJSON_Delete(truth);
-    if (!g_truth)
-        abort();
-    g_truth_len = strlen(g_truth);
-    for (size_t i = 0; i < sizeof g_token_key; i++)
-        g_token_key[i] = (unsigned char)((o.seed * 0x9e3779b97f4a7c15ULL) >> (i % 8 * 8)) ^
-                         (unsigned char)(i * 37 + 11);
+    registry_init(&fp, file, SIMAUTH_DEFAULT_ACCOUNT);
+    /* The home fleet is built now: a bad file or size shows before the URL does. */
+    const struct registry_entry *home = registry_get(NULL, NULL);
+    if (!home) {
+        fprintf(stderr, "ec2sim: cannot build the fleet of %s/%s (%ld instances)\n",
+                registry_home_account(), registry_home_region(), o.instances);
+        goto out;
+    }
+    char err[256];
+    if (stsapi_apply_json(o.sts, err, sizeof err) != EBSD_OK) {
+        fprintf(stderr, "ec2sim: %s\n", err);
+        goto out;
+    }
 
     faults_init(o.seed);
-    char err[256];
     if (faults_apply_json(o.faults, err, sizeof err) != EBSD_OK) {
         fprintf(stderr, "ec2sim: %s\n", err);
         goto out;
@@ -735,7 +835,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     fprintf(stderr,
             "ec2sim: %zu instances, %zu reservations, %zu volumes%s; auth %s\n",
-            g_fleet->ninstances, g_fleet->nreservations, g_fleet->nvolumes,
+            home->fleet->ninstances, home->fleet->nreservations, home->fleet->nvolumes,
             o.fleet_file ? " (from file)" : "", g_no_auth ? "off" : "SigV4");
 
     int sig = 0;
@@ -749,7 +849,7 @@ out:
     cJSON_Delete(o.faults);
     free(cert);
     free(key);
-    free(g_truth);
-    fleet_free(g_fleet);
+    cJSON_Delete(o.sts);
+    registry_free();
     return rc;
 }
