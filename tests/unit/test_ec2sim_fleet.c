@@ -392,6 +392,58 @@ static void file_multi_attach_16(void)
     }
 }
 
+/* Groups partition the counted storage for every key; --tag-values sets the cardinality. */
+static void groups_partition(void)
+{
+    struct fleet_params p;
+    fleet_params_default(&p);
+    p.instances = 2000;
+    p.seed = 17;
+    p.tag_values = 50;
+    struct fleet *f = NULL;
+    CHECK(fleet_generate_with(&p, &f) == EBSD_OK);
+    if (!f)
+        return;
+    cJSON *t = fleet_truth(f);
+    double total = cJSON_GetObjectItem(t, "total_gib")->valuedouble;
+    double count = cJSON_GetObjectItem(t, "volume_count")->valuedouble;
+    static const char *const keys[] = {"volume_type",       "availability_zone", "instance_state",
+                                       "instance_type",     "instance_tag:team", "volume_tag:team",
+                                       "volume_tag:nokey"};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        const char *two[2] = {keys[k], "volume_type"};
+        for (size_t n = 1; n <= 2; n++) {
+            cJSON *g = fleet_truth_groups(f, two, n);
+            double sum = 0, vols = 0;
+            cJSON *it;
+            cJSON_ArrayForEach(it, g)
+            {
+                sum += cJSON_GetObjectItem(it, "total_gib")->valuedouble;
+                vols += cJSON_GetObjectItem(it, "volume_count")->valuedouble;
+                CHECK(cJSON_GetObjectItem(it, "instance_count")->valuedouble >= 1);
+            }
+            CHECK(sum == total);
+            CHECK(vols == count);
+            if (k == 6 && n == 1) /* a key no volume has: one null group */
+                CHECK(cJSON_GetArraySize(g) == 1 &&
+                      cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(
+                                                           cJSON_GetArrayItem(g, 0), "key"),
+                                                       "volume_tag:nokey")));
+            if (k == 4 && n == 1)
+                CHECK(cJSON_GetArraySize(g) > 40 && cJSON_GetArraySize(g) <= 51);
+            cJSON_Delete(g);
+        }
+    }
+    CHECK(fleet_group_key_valid("instance_tag:team") && !fleet_group_key_valid("instance_tag:"));
+    CHECK(!fleet_group_key_valid("size"));
+    cJSON *u = cJSON_GetObjectItem(t, "unattached");
+    CHECK(cJSON_GetObjectItem(u, "volume_count")->valuedouble ==
+          cJSON_GetObjectItem(t, "unattached_volumes")->valuedouble);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(u, "largest")) == 10);
+    cJSON_Delete(t);
+    fleet_free(f);
+}
+
 TEST_MAIN(T(deterministic), T(limits), T(invariants), T(realistic_mix), T(truth_sums),
           T(json_round_trip), T(yaml_file), T(bad_files), T(id_syntax), T(multi_attach_many),
-          T(file_multi_attach_16))
+          T(file_multi_attach_16), T(groups_partition))

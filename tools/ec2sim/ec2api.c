@@ -657,7 +657,7 @@ out:
 /* ---- DescribeVolumes ------------------------------------------------------------------ */
 
 enum vfilter { VF_ATT_INSTANCE, VF_ATT_STATUS, VF_ATT_DEVICE, VF_STATUS, VF_ID, VF_TYPE, VF_AZ,
-               VF_SIZE, VF_MULTI, VF_ENCRYPTED };
+               VF_SIZE, VF_MULTI, VF_ENCRYPTED, VF_TAG };
 
 static bool vfilter_kind(const char *name, enum vfilter *k)
 {
@@ -679,6 +679,10 @@ static bool vfilter_kind(const char *name, enum vfilter *k)
             *k = names[i].k;
             return true;
         }
+    if (strncmp(name, "tag:", 4) == 0 && name[4]) {
+        *k = VF_TAG;
+        return true;
+    }
     return false;
 }
 
@@ -712,6 +716,10 @@ static bool volume_matches(const struct fleet *f, const struct fleet_volume *v,
             break;
         case VF_MULTI: ok = any_value(fl, v->multi_attach ? "true" : "false"); break;
         case VF_ENCRYPTED: ok = any_value(fl, v->encrypted ? "true" : "false"); break;
+        case VF_TAG:
+            for (size_t t = 0; t < v->ntags && !ok; t++)
+                ok = strcmp(v->tags[t].key, fl->name + 4) == 0 && any_value(fl, v->tags[t].value);
+            break;
         }
         if (!ok)
             return false;
@@ -744,6 +752,16 @@ static void write_volume(struct xw *w, const struct fleet *f, const struct fleet
             xw_puts(w, "</item>");
         }
         xw_puts(w, "</attachmentSet>");
+    }
+    if (v->ntags) {
+        xw_puts(w, "<tagSet>");
+        for (size_t t = 0; t < v->ntags; t++) {
+            xw_puts(w, "<item>");
+            xw_elem(w, "key", v->tags[t].key);
+            xw_elem(w, "value", v->tags[t].value);
+            xw_puts(w, "</item>");
+        }
+        xw_puts(w, "</tagSet>");
     }
     xw_elem(w, "volumeType", v->type);
     if (v->iops)

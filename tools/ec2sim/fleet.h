@@ -61,6 +61,8 @@ struct fleet_volume {
     int64_t create_time;
     size_t natt;
     struct fleet_attachment *att; /* natt entries, owned (NULL when none) */
+    struct fleet_tag *tags;       /* ntags entries, owned */
+    size_t ntags;
 };
 
 /* A volume as seen from one instance (its block device mapping). */
@@ -110,6 +112,8 @@ struct fleet_params {
     int multi_attach_max; /* 2..FLEET_MAX_ATTACH attachments per multi-attach volume (2) */
     char region[24];      /* "us-east-1": its AZs (us-east-1a..f), else REGION + a, b, c */
     char account[16];     /* owner id of the reservations ("123456789012") */
+    unsigned tag_values;  /* 0: instances tagged team platform/data (30 %); N: team-0000 ..
+                             team-(N-1) on 75 % of instances (cardinality tests) */
 };
 
 /* Fills p with the defaults (100 instances, seed 1, multi-attach to 2 instances, region
@@ -146,8 +150,26 @@ bool fleet_attachment_counts(const char *state);
 
 /* The true answers as a JSON object:
  * {"total_gib","instance_count","volume_count","instances":{id:gib},"instance_volumes":{id:n},
- *  "unattached_volumes","unattached_gib","volumes_total"}. Caller deletes. */
+ *  "unattached_volumes","unattached_gib","volumes_total","unattached":{"total_gib",
+ *  "volume_count","by_volume_type":{type:{"total_gib","volume_count"}},
+ *  "by_availability_zone":{..},"largest":[..10],"oldest":[..10]}}; unattached = no counted
+ * attachment. Caller deletes. */
 cJSON *fleet_truth(const struct fleet *f);
+
+/* Finds the value of tag key among tags; NULL when absent. */
+const char *fleet_tag_get(const struct fleet_tag *tags, size_t ntags, const char *key);
+
+/* The grouping keys /_sim/truth and ebsd's group_by take: volume_type, availability_zone,
+ * instance_state, instance_type, instance_tag:NAME, volume_tag:NAME. */
+bool fleet_group_key_valid(const char *key);
+
+/* The storage grouped by keys (1..4 valid keys): a JSON array of
+ * {"key": {KEY: value or null}, "total_gib", "volume_count", "instance_count"}, sorted by
+ * total_gib (largest first), then by key. Each counted volume belongs to one group: volume
+ * keys take its own values, instance keys those of the instance of its first counted
+ * attachment; instance_count counts the distinct instances with a counted attachment to a
+ * volume of the group. The groups' totals add up to the fleet's. Caller deletes. */
+cJSON *fleet_truth_groups(const struct fleet *f, const char *const *keys, size_t nkeys);
 
 /* The fleet in the fleet-file JSON format (round-trips through fleet_from_json). Caller deletes. */
 cJSON *fleet_to_json(const struct fleet *f);

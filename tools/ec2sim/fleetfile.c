@@ -232,6 +232,17 @@ ebsd_status fleet_from_json(const cJSON *doc, struct fleet **out, char *errbuf, 
             seterr(errbuf, errlen, "fleet: volumes[%zu]: bad create_time", v);
             goto out;
         }
+        const cJSON *vtags = cJSON_GetObjectItemCaseSensitive(it, "tags");
+        const cJSON *vt;
+        cJSON_ArrayForEach(vt, vtags)
+        {
+            if (!vt->string)
+                continue;
+            vol->tags = xrealloc(vol->tags, (vol->ntags + 1) * sizeof *vol->tags);
+            vol->tags[vol->ntags].key = xstrdup(vt->string);
+            vol->tags[vol->ntags].value = xstrdup(cJSON_IsString(vt) ? vt->valuestring : "");
+            vol->ntags++;
+        }
         const cJSON *atts = cJSON_GetObjectItemCaseSensitive(it, "attachments");
         const cJSON *at;
         cJSON_ArrayForEach(at, atts)

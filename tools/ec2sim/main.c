@@ -40,6 +40,7 @@ struct options {
     long instances;
     uint64_t seed;
     long multi_attach_max;
+    long tag_values;
     const char *fleet_file;
     const char *tls_cert, *tls_key;
     bool no_auth;
@@ -425,6 +426,27 @@ out:
 
 /* ---- admin ------------------------------------------------------------------------------ */
 
+/* The group_by arguments of a truth request (repeatable). */
+struct group_keys {
+    const char *keys[4];
+    size_t n;
+    bool bad;
+};
+
+static enum MHD_Result collect_group_by(void *cls, enum MHD_ValueKind kind, const char *key,
+                                        const char *value)
+{
+    (void)kind;
+    struct group_keys *g = cls;
+    if (strcmp(key, "group_by") != 0)
+        return MHD_YES;
+    if (g->n == 4 || !value || !fleet_group_key_valid(value))
+        g->bad = true;
+    else
+        g->keys[g->n++] = value;
+    return MHD_YES;
+}
+
 static enum MHD_Result handle_admin(struct MHD_Connection *conn, struct req *r,
                                     const char *url, const char *method)
 {
@@ -442,8 +464,23 @@ static enum MHD_Result handle_admin(struct MHD_Connection *conn, struct req *r,
             return send_json_error(conn, 400, "no fleet for this account and region");
         if (strcmp(url, "/_sim/fleet") == 0)
             return send_json(conn, 200, fleet_to_json(e->fleet));
-        return send_body(conn, 200, xstrndup(e->truth, e->truth_len), e->truth_len,
-                         "application/json", NULL);
+        struct group_keys gk = {.n = 0};
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_group_by, &gk);
+        if (gk.bad)
+            return send_json_error(conn, 400, "group_by takes 1 to 4 of volume_type, "
+                                              "availability_zone, instance_state, instance_type, "
+                                              "instance_tag:NAME, volume_tag:NAME");
+        if (gk.n == 0)
+            return send_body(conn, 200, xstrndup(e->truth, e->truth_len), e->truth_len,
+                             "application/json", NULL);
+        cJSON *t = cJSON_Parse(e->truth);
+        if (!t)
+            abort(); /* our own document: only an allocation failure gets here */
+        cJSON *by = cJSON_AddArrayToObject(t, "group_by");
+        for (size_t i = 0; i < gk.n; i++)
+            cJSON_AddItemToArray(by, cJSON_CreateString(gk.keys[i]));
+        cJSON_AddItemToObject(t, "groups", fleet_truth_groups(e->fleet, gk.keys, gk.n));
+        return send_json(conn, 200, t);
     }
     if (strcmp(url, "/_sim/sts") == 0 && get)
         return send_json(conn, 200, stsapi_to_json());
@@ -522,7 +559,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 static void usage(FILE *out)
 {
     fputs("usage: ec2sim [--listen HOST:PORT] [--instances N] [--seed S] [--fleet FILE]\n"
-          "              [--multi-attach-max N]\n"
+          "              [--multi-attach-max N] [--tag-values N]\n"
           "              [--latency-ms MS] [--jitter-ms MS] [--action-latency ACTION=MS[:JITTER]]\n"
           "              [--rate-limit BUCKET:REFILL_PER_SEC] [--p-500 P] [--p-503 P]\n"
           "              [--p-hang P] [--p-truncate P] [--p-malformed P] [--p-reset P]\n"
@@ -616,6 +653,9 @@ static bool parse_args(int argc, char **argv, struct options *o)
             if (!parse_long(v, 0, LONG_MAX, &l))
                 goto bad;
             o->seed = (uint64_t)l;
+        } else if (strcmp(a, "--tag-values") == 0) {
+            if (!parse_long(v, 1, 100000, &o->tag_values))
+                goto bad;
         } else if (strcmp(a, "--multi-attach-max") == 0) {
             if (!parse_long(v, 2, FLEET_MAX_ATTACH, &o->multi_attach_max))
                 goto bad;
@@ -758,6 +798,7 @@ int main(int argc, char **argv)
     fp.instances = (size_t)o.instances;
     fp.seed = o.seed;
     fp.multi_attach_max = (int)o.multi_attach_max;
+    fp.tag_values = (unsigned)o.tag_values;
     struct fleet *file = NULL;
     if (o.fleet_file) {
         char err[512];
