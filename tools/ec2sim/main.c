@@ -93,6 +93,18 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
 
 /* ---- responses ---------------------------------------------------------------------- */
 
+/* Every answer carries Date (RFC 7231's IMF-fixdate) from the simulator's clock, which may
+ * be set off the host's (POST /_sim/clock): clients correct their skew from it. */
+static void add_date(struct MHD_Response *resp)
+{
+    char date[64];
+    time_t now = simauth_now();
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    MHD_add_response_header(resp, "Date", date);
+}
+
 static enum MHD_Result send_body(struct MHD_Connection *conn, int status, char *body,
                                  size_t len, const char *ctype, const char *request_id)
 {
@@ -103,6 +115,7 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, int status, char *
         return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", ctype);
+    add_date(resp);
     if (request_id) {
         MHD_add_response_header(resp, "x-amzn-RequestId", request_id);
         MHD_add_response_header(resp, "Server", "AmazonEC2");
@@ -169,6 +182,7 @@ static enum MHD_Result send_truncated(struct MHD_Connection *conn, struct ec2_re
         return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", "text/xml;charset=UTF-8");
+    add_date(resp);
     MHD_add_response_header(resp, "x-amzn-RequestId", request_id);
     MHD_add_response_header(resp, "Server", "AmazonEC2");
     enum MHD_Result ret = MHD_queue_response(conn, 200, resp);
@@ -482,6 +496,23 @@ static enum MHD_Result handle_admin(struct MHD_Connection *conn, struct req *r,
         cJSON_AddItemToObject(t, "groups", fleet_truth_groups(e->fleet, gk.keys, gk.n));
         return send_json(conn, 200, t);
     }
+    if (strcmp(url, "/_sim/clock") == 0 && (get || post)) {
+        if (post) {
+            cJSON *patch = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
+            const cJSON *off = cJSON_GetObjectItemCaseSensitive(patch, "offset_s");
+            bool ok = cJSON_IsNumber(off) && off->valuedouble >= -604800 &&
+                      off->valuedouble <= 604800;
+            if (ok)
+                simauth_set_clock_offset((long)off->valuedouble);
+            cJSON_Delete(patch);
+            if (!ok)
+                return send_json_error(conn, 400, "offset_s must be a number in [-604800, 604800]");
+        }
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "offset_s", (double)simauth_clock_offset());
+        cJSON_AddNumberToObject(o, "now", (double)simauth_now());
+        return send_json(conn, 200, o);
+    }
     if (strcmp(url, "/_sim/sts") == 0 && get)
         return send_json(conn, 200, stsapi_to_json());
     if (strcmp(url, "/_sim/sts") == 0 && post) {
@@ -566,7 +597,7 @@ static void usage(FILE *out)
           "              [--hang-max-ms MS] [--fault-seed S]\n"
           "              [--credentials AKID:SECRET[:ACCOUNT]]... [--regions R1,R2,...]\n"
           "              [--deny-role ARN|ACCOUNT]... [--role-external-id ARN=ID]...\n"
-          "              [--sts-max-duration SECONDS]\n"
+          "              [--sts-max-duration SECONDS] [--clock-offset SECONDS]\n"
           "              [--max-skew SECONDS] [--no-auth] [--tls-cert PEM --tls-key PEM]\n"
           "See docs/ec2sim.md.\n",
           out);
@@ -690,6 +721,10 @@ static bool parse_args(int argc, char **argv, struct options *o)
             if (!parse_long(v, 1, 43200, &l))
                 goto bad;
             cJSON_AddNumberToObject(o->sts, "max_duration_s", (double)l);
+        } else if (strcmp(a, "--clock-offset") == 0) {
+            if (!parse_long(v, -604800, 604800, &l))
+                goto bad;
+            simauth_set_clock_offset(l);
         } else if (strcmp(a, "--max-skew") == 0) {
             if (!parse_long(v, 1, 86400 * 7, &l))
                 goto bad;

@@ -3,6 +3,7 @@
 #include "simauth.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -39,6 +40,7 @@ static size_t ncreds = 1;
 static char regions[MAX_REGIONS][SIMAUTH_REGION_LEN];
 static size_t nregions; /* 0 = any */
 
+static atomic_long clock_offset;
 static pthread_mutex_t sess_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct session *sessions; /* MAX_SESSIONS slots, allocated on first issue */
 static size_t nsessions, issued_total;
@@ -62,6 +64,10 @@ static bool region_well_formed(const char *r)
             return false;
     return true;
 }
+
+void simauth_set_clock_offset(long seconds) { atomic_store(&clock_offset, seconds); }
+long simauth_clock_offset(void) { return atomic_load(&clock_offset); }
+time_t simauth_now(void) { return time(NULL) + (time_t)atomic_load(&clock_offset); }
 
 ebsd_status simauth_add(const char *spec)
 {
@@ -322,7 +328,7 @@ enum simauth_fail simauth_check(const struct sigv4_request *req, bool verify, in
     struct found f;
     memset(&f, 0, sizeof f);
     if (verify) {
-        ebsd_status st = sigv4_verify(req, lookup, &f, time(NULL), max_skew, verdict);
+        ebsd_status st = sigv4_verify(req, lookup, &f, simauth_now(), max_skew, verdict);
         if (st != EBSD_OK) {
             if (!verdict->code[0])
                 snprintf(verdict->code, sizeof verdict->code, "AuthFailure");

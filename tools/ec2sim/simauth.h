@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "sigv4.h"
 #include "status.h"
@@ -84,6 +85,13 @@ EBSD_MUST_CHECK ebsd_status simauth_issue(const char *account, const char *arn,
 
 /* Makes every issued session expire now (refresh tests). Returns how many were live. */
 size_t simauth_expire_sessions(void);
+
+/* The simulator's clock: the host's plus an offset (seconds, settable at runtime) that tests
+ * use to play a server whose clock differs from the client's. It signs the Date header and
+ * judges X-Amz-Date; session expirations stay on the host's clock. */
+void simauth_set_clock_offset(long seconds);
+long simauth_clock_offset(void);
+time_t simauth_now(void);
 
 /* Sessions issued so far and those not yet expired. */
 void simauth_session_counts(size_t *issued, size_t *live);
