@@ -113,6 +113,8 @@ def test_regions_flag_refuses_other_regions():
     expect(lambda: ec2(sim, "us-west-2").describe_volumes(MaxResults=5), "AuthFailure", 401)
     st, _, _ = http_request(sim.port, "GET", "/_sim/truth?region=us-west-2")
     assert st == 400
+    # STS answers in any region (its global endpoint signs for us-east-1 anyway)
+    assert sts(sim, "us-west-2").get_caller_identity()["Account"] == HOME
     sim.stop()
 
 

@@ -18,7 +18,7 @@
 #define MAX_REGIONS 64
 /* Sessions are kept (expired ones too, so their callers get ExpiredToken and not an unknown
  * key) until the table is full; then the longest-expired slot is reused. */
-#define MAX_SESSIONS 65536
+#define MAX_SESSIONS 16384
 
 struct cred {
     char *access_key;
@@ -367,7 +367,8 @@ enum simauth_fail simauth_check(const struct sigv4_request *req, bool verify, in
         snprintf(who->arn, sizeof who->arn, "arn:aws:iam::%s:user/ec2sim", who->account);
         snprintf(who->user_id, sizeof who->user_id, "AIDA%.12sEC2SIM", who->account);
     }
-    if (verify && !simauth_region_allowed(who->region)) {
+    /* STS is served in every region (its global endpoint signs for us-east-1). */
+    if (verify && strcmp(who->service, "sts") != 0 && !simauth_region_allowed(who->region)) {
         snprintf(verdict->message, sizeof verdict->message,
                  "AWS was not able to validate the provided access credentials");
         return SIMAUTH_REGION;
