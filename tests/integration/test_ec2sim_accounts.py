@@ -96,6 +96,10 @@ def test_fleet_per_account_and_region():
     stats = sim.stats()
     assert stats["targets"]["111122223333/eu-west-1"] >= 2, stats["targets"]
     assert sim.get_json("/_sim/fleet?account=444455556666&region=eu-west-1")["region"] == "eu-west-1"
+    acc = sim.get_json("/_sim/accounts")
+    assert acc["home_account"] == HOME and acc["home_region"] == "us-east-1"
+    built = {(x["account"], x["region"]): x["total_gib"] for x in acc["fleets"]}
+    assert all(built[k] == v for k, v in seen.items()) and len(built) == 9, built
     sim.stop()
     again = Sim("--instances", "200", "--seed", "9")
     assert truth(again, "111122223333", "eu-west-1")["total_gib"] == seen[("111122223333", "eu-west-1")]

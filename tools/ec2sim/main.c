@@ -1,6 +1,7 @@
 /* main.c - ec2sim: command line, the libmicrohttpd server (one thread per connection, so
- * injected latency never serializes requests), the EC2 request path (auth, rate limit,
- * latency, faults, answer) and the /_sim/ admin endpoints. */
+ * injected latency never serializes requests), the API request path (auth; then STS, or
+ * EC2 on the caller's fleet with rate limit, latency, faults) and the /_sim/ admin
+ * endpoints. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
@@ -301,7 +302,7 @@ static void ec2_auth_error(struct ec2_response *er, enum simauth_fail why,
     }
 }
 
-static enum MHD_Result handle_ec2(struct MHD_Connection *conn, struct req *r, const char *method)
+static enum MHD_Result handle_api(struct MHD_Connection *conn, struct req *r, const char *method)
 {
     char request_id[37];
     make_request_id(request_id);
@@ -513,6 +514,8 @@ static enum MHD_Result handle_admin(struct MHD_Connection *conn, struct req *r,
         cJSON_AddNumberToObject(o, "now", (double)simauth_now());
         return send_json(conn, 200, o);
     }
+    if (strcmp(url, "/_sim/accounts") == 0 && get)
+        return send_json(conn, 200, registry_to_json());
     if (strcmp(url, "/_sim/sts") == 0 && get)
         return send_json(conn, 200, stsapi_to_json());
     if (strcmp(url, "/_sim/sts") == 0 && post) {
@@ -582,7 +585,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     }
     if (r->admin)
         return handle_admin(conn, r, url, method);
-    return handle_ec2(conn, r, method);
+    return handle_api(conn, r, method);
 }
 
 /* ---- command line ------------------------------------------------------------------------ */

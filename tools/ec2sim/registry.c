@@ -103,6 +103,28 @@ const struct registry_entry *registry_get(const char *account, const char *regio
     return found;
 }
 
+cJSON *registry_to_json(void)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "home_account", home_account);
+    cJSON_AddStringToObject(o, "home_region", home_region);
+    cJSON *arr = cJSON_AddArrayToObject(o, "fleets");
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < nentries; i++) {
+        cJSON *t = cJSON_Parse(entries[i]->truth);
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "account", entries[i]->account);
+        cJSON_AddStringToObject(e, "region", entries[i]->region);
+        cJSON_AddNumberToObject(e, "instance_count", (double)entries[i]->fleet->ninstances);
+        cJSON_AddNumberToObject(e, "total_gib",
+                                cJSON_GetNumberValue(cJSON_GetObjectItem(t, "total_gib")));
+        cJSON_Delete(t);
+        cJSON_AddItemToArray(arr, e);
+    }
+    pthread_mutex_unlock(&lock);
+    return o;
+}
+
 void registry_free(void)
 {
     pthread_mutex_lock(&lock);

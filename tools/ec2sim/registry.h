@@ -35,6 +35,10 @@ const char *registry_home_region(void);
  * full). The entry stays valid until registry_free. */
 const struct registry_entry *registry_get(const char *account, const char *region);
 
+/* {"home_account","home_region","fleets":[{"account","region","instance_count",
+ *  "total_gib"}]} of the fleets built so far, in the order they were built. Caller deletes. */
+cJSON *registry_to_json(void);
+
 /* Frees every entry. */
 void registry_free(void);
 
