@@ -246,6 +246,7 @@ static void bad_files(void)
         "{\"volumes\":[{\"size\":0}]}",
         "[1,2]",
         "{\"instances\":[{\"id\":\"i-0123456789abcdef0\"},{\"id\":\"i-0123456789abcdef0\"}]}",
+        "{\"volumes\":[{\"size\":8,\"type\":\"gp3\",\"multi_attach\":true}]}",
     };
     for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
         const char *path = write_tmp(".json", docs[i]);

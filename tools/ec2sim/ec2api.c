@@ -478,7 +478,11 @@ static void write_instance(struct xw *w, const struct fleet *f, const struct fle
     for (int k = 0; k < dl && k < (int)sizeof dns; k++)
         if (dns[k] == '.')
             dns[k] = '-';
-    snprintf(dns + strlen(dns), sizeof dns - strlen(dns), ".ec2.internal");
+    /* us-east-1's private names end in ec2.internal, other regions' in REGION.compute.internal */
+    if (strcmp(f->region, "us-east-1") == 0)
+        snprintf(dns + strlen(dns), sizeof dns - strlen(dns), ".ec2.internal");
+    else
+        snprintf(dns + strlen(dns), sizeof dns - strlen(dns), ".%s.compute.internal", f->region);
     xw_elem(w, "privateDnsName", live ? dns : "");
     xw_elem(w, "dnsName", "");
     xw_elem(w, "reason", in->state == INST_STOPPED ? "User initiated (2024-01-01 00:00:00 GMT)"

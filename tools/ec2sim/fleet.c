@@ -861,6 +861,8 @@ const char *fleet_check(const struct fleet *f)
             return "duplicate volume id";
         if (vol->natt > FLEET_MAX_ATTACH || (vol->natt > 1 && !vol->multi_attach))
             return "too many attachments";
+        if (vol->multi_attach && strcmp(vol->type, "io1") != 0 && strcmp(vol->type, "io2") != 0)
+            return "multi-attach needs an io1 or io2 volume";
         for (size_t a = 0; a < vol->natt; a++)
             for (size_t b = a + 1; b < vol->natt; b++)
                 if (vol->att[a].instance == vol->att[b].instance)

@@ -176,7 +176,7 @@ cJSON *fleet_to_json(const struct fleet *f);
 
 /* Checks the model's invariants (ids well formed and unique, attachments point at existing
  * instances, none at terminated ones, at most FLEET_MAX_ATTACH attachments to distinct
- * instances and more than one only when multi_attach).
+ * instances and more than one only when multi_attach, which needs io1 or io2).
  * Returns NULL when fine, else a static message. */
 const char *fleet_check(const struct fleet *f);
 
