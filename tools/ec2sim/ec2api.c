@@ -294,6 +294,13 @@ struct token {
     uint64_t hash;
 };
 
+/* A "tag:KEY" filter: the tag KEY has one of the filter's values. */
+static bool tag_matches(const struct filter *fl, const struct fleet_tag *tags, size_t ntags)
+{
+    const char *val = fleet_tag_get(tags, ntags, fl->name + 4);
+    return val && any_value(fl, val);
+}
+
 static uint64_t fnv(uint64_t h, const char *s)
 {
     for (; *s; s++) {
@@ -451,16 +458,27 @@ static bool instance_matches(const struct fleet *f, const struct fleet_instance 
             for (size_t b = 0; b < in->nbdm && !ok; b++)
                 ok = any_value(fl, f->volumes[in->bdm[b].volume].id);
             break;
-        case IF_TAG:
-            for (size_t t = 0; t < in->ntags && !ok; t++)
-                ok = strcmp(in->tags[t].key, fl->name + 4) == 0 &&
-                     any_value(fl, in->tags[t].value);
-            break;
+        case IF_TAG: ok = tag_matches(fl, in->tags, in->ntags); break;
         }
         if (!ok)
             return false;
     }
     return true;
+}
+
+/* <tagSet> as EC2 writes it; nothing at all when there are no tags. */
+static void write_tags(struct xw *w, const struct fleet_tag *tags, size_t ntags)
+{
+    if (!ntags)
+        return;
+    xw_puts(w, "<tagSet>");
+    for (size_t t = 0; t < ntags; t++) {
+        xw_puts(w, "<item>");
+        xw_elem(w, "key", tags[t].key);
+        xw_elem(w, "value", tags[t].value);
+        xw_puts(w, "</item>");
+    }
+    xw_puts(w, "</tagSet>");
 }
 
 static void write_instance(struct xw *w, const struct fleet *f, const struct fleet_instance *in)
@@ -532,16 +550,7 @@ static void write_instance(struct xw *w, const struct fleet *f, const struct fle
     }
     xw_elem(w, "virtualizationType", "hvm");
     xw_elem(w, "clientToken", "");
-    if (in->ntags) {
-        xw_puts(w, "<tagSet>");
-        for (size_t t = 0; t < in->ntags; t++) {
-            xw_puts(w, "<item>");
-            xw_elem(w, "key", in->tags[t].key);
-            xw_elem(w, "value", in->tags[t].value);
-            xw_puts(w, "</item>");
-        }
-        xw_puts(w, "</tagSet>");
-    }
+    write_tags(w, in->tags, in->ntags);
     xw_elem(w, "hypervisor", "xen");
     xw_bool(w, "ebsOptimized", strncmp(in->type, "t3", 2) != 0);
     xw_puts(w, "</item>");
@@ -720,10 +729,7 @@ static bool volume_matches(const struct fleet *f, const struct fleet_volume *v,
             break;
         case VF_MULTI: ok = any_value(fl, v->multi_attach ? "true" : "false"); break;
         case VF_ENCRYPTED: ok = any_value(fl, v->encrypted ? "true" : "false"); break;
-        case VF_TAG:
-            for (size_t t = 0; t < v->ntags && !ok; t++)
-                ok = strcmp(v->tags[t].key, fl->name + 4) == 0 && any_value(fl, v->tags[t].value);
-            break;
+        case VF_TAG: ok = tag_matches(fl, v->tags, v->ntags); break;
         }
         if (!ok)
             return false;
@@ -757,16 +763,7 @@ static void write_volume(struct xw *w, const struct fleet *f, const struct fleet
         }
         xw_puts(w, "</attachmentSet>");
     }
-    if (v->ntags) {
-        xw_puts(w, "<tagSet>");
-        for (size_t t = 0; t < v->ntags; t++) {
-            xw_puts(w, "<item>");
-            xw_elem(w, "key", v->tags[t].key);
-            xw_elem(w, "value", v->tags[t].value);
-            xw_puts(w, "</item>");
-        }
-        xw_puts(w, "</tagSet>");
-    }
+    write_tags(w, v->tags, v->ntags);
     xw_elem(w, "volumeType", v->type);
     if (v->iops)
         xw_int(w, "iops", v->iops);

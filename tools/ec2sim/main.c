@@ -441,6 +441,25 @@ out:
 
 /* ---- admin ------------------------------------------------------------------------------ */
 
+/* POST of a JSON patch to a settings module (faults, STS): 400 with the module's reason when
+ * it refuses, else the new settings. */
+static enum MHD_Result patch_settings(struct MHD_Connection *conn, struct req *r,
+                                      ebsd_status (*apply)(const cJSON *, char *, size_t),
+                                      cJSON *(*show)(void))
+{
+    if (r->too_big)
+        return send_json_error(conn, 413, "body too large");
+    cJSON *patch = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
+    if (!patch)
+        return send_json_error(conn, 400, "the body is not valid JSON");
+    char err[256];
+    ebsd_status st = apply(patch, err, sizeof err);
+    cJSON_Delete(patch);
+    if (st != EBSD_OK)
+        return send_json_error(conn, 400, err);
+    return send_json(conn, 200, show());
+}
+
 /* The group_by arguments of a truth request (repeatable). */
 struct group_keys {
     const char *keys[4];
@@ -518,19 +537,8 @@ static enum MHD_Result handle_admin(struct MHD_Connection *conn, struct req *r,
         return send_json(conn, 200, registry_to_json());
     if (strcmp(url, "/_sim/sts") == 0 && get)
         return send_json(conn, 200, stsapi_to_json());
-    if (strcmp(url, "/_sim/sts") == 0 && post) {
-        if (r->too_big)
-            return send_json_error(conn, 413, "body too large");
-        cJSON *patch = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
-        if (!patch)
-            return send_json_error(conn, 400, "the body is not valid JSON");
-        char err[256];
-        ebsd_status st = stsapi_apply_json(patch, err, sizeof err);
-        cJSON_Delete(patch);
-        if (st != EBSD_OK)
-            return send_json_error(conn, 400, err);
-        return send_json(conn, 200, stsapi_to_json());
-    }
+    if (strcmp(url, "/_sim/sts") == 0 && post)
+        return patch_settings(conn, r, stsapi_apply_json, stsapi_to_json);
     if (strcmp(url, "/_sim/stats") == 0 && get)
         return send_json(conn, 200, stats_to_json());
     if (strcmp(url, "/_sim/reset") == 0 && post) {
@@ -541,19 +549,8 @@ static enum MHD_Result handle_admin(struct MHD_Connection *conn, struct req *r,
     }
     if (strcmp(url, "/_sim/faults") == 0 && get)
         return send_json(conn, 200, faults_to_json());
-    if (strcmp(url, "/_sim/faults") == 0 && post) {
-        if (r->too_big)
-            return send_json_error(conn, 413, "body too large");
-        cJSON *patch = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
-        if (!patch)
-            return send_json_error(conn, 400, "the body is not valid JSON");
-        char err[256];
-        ebsd_status st = faults_apply_json(patch, err, sizeof err);
-        cJSON_Delete(patch);
-        if (st != EBSD_OK)
-            return send_json_error(conn, 400, err);
-        return send_json(conn, 200, faults_to_json());
-    }
+    if (strcmp(url, "/_sim/faults") == 0 && post)
+        return patch_settings(conn, r, faults_apply_json, faults_to_json);
     if (strcmp(url, "/_sim/health") == 0 && get) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddBoolToObject(o, "ok", true);
