@@ -423,12 +423,13 @@ ebsd_status fleet_generate_with(const struct fleet_params *p, struct fleet **out
     uint64_t seed = p->seed;
     static const char *const east_azs[] = {"us-east-1a", "us-east-1b", "us-east-1c",
                                            "us-east-1d", "us-east-1f"};
-    char other_azs[3][24];
+    char other_azs[3][sizeof p->region + 1]; /* region + a letter */
     const char *azs_buf[5];
     const char *const *azs = east_azs;
     size_t nazs = 5;
     if (strcmp(p->region, "us-east-1") != 0) {
-        if (strlen(p->region) + 2 > sizeof other_azs[0] || !p->region[0])
+        /* an AZ must fit an instance's az[24] */
+        if (strlen(p->region) + 2 > sizeof(((struct fleet_instance *)0)->az) || !p->region[0])
             return EBSD_EINVAL;
         for (size_t z = 0; z < 3; z++) {
             snprintf(other_azs[z], sizeof other_azs[z], "%s%c", p->region, (char)('a' + z));
