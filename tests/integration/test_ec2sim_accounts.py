@@ -290,4 +290,36 @@ def test_ebsd_assumes_a_role_through_the_simulator():
     sim.stop()
 
 
+def test_accounts_prebuilt_and_first_calls_in_parallel():
+    """--accounts builds accounts x --regions at start-up; first calls to new pairs from many
+    threads at once each get the one fleet of their pair."""
+    import concurrent.futures
+    import os as _os
+    import subprocess
+    sim = Sim("--instances", "300", "--seed", "6", "--accounts", "111122223333,444455556666",
+              "--regions", "us-east-1,eu-west-1,ap-southeast-2")
+    built = {(x["account"], x["region"]) for x in sim.get_json("/_sim/accounts")["fleets"]}
+    assert built == {(HOME, "us-east-1")} | {(a, r) for a in ("111122223333", "444455556666")
+                                              for r in ("us-east-1", "eu-west-1", "ap-southeast-2")}, built
+    assert sim.stats()["targets"] == {}
+    pairs = [("7777%08d" % i, r) for i in range(4) for r in ("eu-west-1", "ap-southeast-2")]
+
+    def first(pair):
+        return pair, truth(sim, *pair)["total_gib"]
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        got = list(ex.map(first, pairs * 2))
+    by_pair = {}
+    for pair, total in got:
+        by_pair.setdefault(pair, set()).add(total)
+    assert all(len(v) == 1 for v in by_pair.values()), by_pair
+    assert len(sim.get_json("/_sim/accounts")["fleets"]) == 7 + len(pairs)
+    sim.stop()
+    again = Sim("--instances", "300", "--seed", "6")
+    assert all(truth(again, *p)["total_gib"] in by_pair[p] for p in pairs)
+    again.stop()
+    r = subprocess.run([_os.environ.get("EC2SIM_BIN", "build/tools/ec2sim/ec2sim"), "--accounts", "12345"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "12 digits" in r.stderr, r.stderr
+
+
 run(globals())

@@ -42,6 +42,8 @@ struct options {
     uint64_t seed;
     long multi_attach_max;
     long tag_values;
+    const char *accounts;  /* --accounts: fleets to build at start-up */
+    const char *regions;   /* --regions, as given */
     const char *fleet_file;
     const char *tls_cert, *tls_key;
     bool no_auth;
@@ -598,6 +600,7 @@ static void usage(FILE *out)
           "              [--credentials AKID:SECRET[:ACCOUNT]]... [--regions R1,R2,...]\n"
           "              [--deny-role ARN|ACCOUNT]... [--role-external-id ARN=ID]...\n"
           "              [--sts-max-duration SECONDS] [--clock-offset SECONDS]\n"
+          "              [--accounts ID1,ID2,...]\n"
           "              [--max-skew SECONDS] [--no-auth] [--tls-cert PEM --tls-key PEM]\n"
           "See docs/ec2sim.md.\n",
           out);
@@ -702,6 +705,9 @@ static bool parse_args(int argc, char **argv, struct options *o)
         } else if (strcmp(a, "--regions") == 0) {
             if (simauth_set_regions(v) != EBSD_OK)
                 goto bad;
+            o->regions = v;
+        } else if (strcmp(a, "--accounts") == 0) {
+            o->accounts = v;
         } else if (strcmp(a, "--deny-role") == 0) {
             cJSON *deny = cJSON_GetObjectItemCaseSensitive(o->sts, "deny");
             if (!deny)
@@ -795,6 +801,38 @@ static bool parse_args(int argc, char **argv, struct options *o)
     return true;
 }
 
+/* Builds the fleets of every account of a comma-separated list in every region of --regions
+ * (or the home region), so that first calls do not pay for generating them. False (with a
+ * message) for a malformed list. */
+static bool prebuild(const char *accounts, const char *regions)
+{
+    const char *rlist = regions ? regions : registry_home_region();
+    for (const char *a = accounts; *a;) {
+        size_t al = strcspn(a, ",");
+        char acc[SIMAUTH_ACCOUNT_LEN] = "";
+        if (al < sizeof acc) {
+            memcpy(acc, a, al);
+            acc[al] = '\0';
+        }
+        if (!simauth_account_valid(acc)) {
+            fprintf(stderr, "ec2sim: --accounts: '%.*s' is not 12 digits\n", (int)al, a);
+            return false;
+        }
+        for (const char *r = rlist; *r;) {
+            size_t rl = strcspn(r, ",");
+            char reg[SIMAUTH_REGION_LEN];
+            snprintf(reg, sizeof reg, "%.*s", (int)rl, r);
+            if (!registry_get(acc, reg)) {
+                fprintf(stderr, "ec2sim: cannot build the fleet of %s/%s\n", acc, reg);
+                return false;
+            }
+            r += rl + (r[rl] == ',');
+        }
+        a += al + (a[al] == ',');
+    }
+    return true;
+}
+
 static char *read_pem(const char *path)
 {
     FILE *fp = fopen(path, "rb");
@@ -850,6 +888,8 @@ int main(int argc, char **argv)
                 registry_home_account(), registry_home_region(), o.instances);
         goto out;
     }
+    if (o.accounts && !prebuild(o.accounts, o.regions))
+        goto out;
     char err[256];
     if (stsapi_apply_json(o.sts, err, sizeof err) != EBSD_OK) {
         fprintf(stderr, "ec2sim: %s\n", err);

@@ -48,7 +48,8 @@ static void token_key(uint64_t seed, unsigned char key[32])
                  (unsigned char)(i * 37 + 11);
 }
 
-/* Builds the entry; NULL if the generator refuses the pair. Called with the lock held. */
+/* Builds the entry; NULL if the generator refuses the pair. Reads only what registry_init
+ * set, but for the home pair (which takes file_fleet: called with the lock held). */
 static struct registry_entry *build(const char *account, const char *region)
 {
     bool home = strcmp(account, home_account) == 0 && strcmp(region, home_region) == 0;
@@ -82,24 +83,56 @@ static struct registry_entry *build(const char *account, const char *region)
     return e;
 }
 
+/* The entry of the pair, or NULL. Called with the lock held. */
+static struct registry_entry *find(const char *account, const char *region)
+{
+    for (size_t i = 0; i < nentries; i++)
+        if (strcmp(entries[i]->account, account) == 0 && strcmp(entries[i]->region, region) == 0)
+            return entries[i];
+    return NULL;
+}
+
+static void entry_free(struct registry_entry *e)
+{
+    fleet_free(e->fleet);
+    free(e->truth);
+    free(e);
+}
+
 const struct registry_entry *registry_get(const char *account, const char *region)
 {
     if (!account || !*account)
         account = home_account;
     if (!region || !*region)
         region = home_region;
-    struct registry_entry *found = NULL;
+    if (strlen(account) >= sizeof entries[0]->account ||
+        strlen(region) >= sizeof entries[0]->region)
+        return NULL;
     pthread_mutex_lock(&lock);
-    for (size_t i = 0; i < nentries && !found; i++)
-        if (strcmp(entries[i]->account, account) == 0 && strcmp(entries[i]->region, region) == 0)
-            found = entries[i];
-    if (!found && nentries < REGISTRY_MAX && strlen(account) < sizeof found->account &&
-        strlen(region) < sizeof found->region) {
+    struct registry_entry *found = find(account, region);
+    bool home = strcmp(account, home_account) == 0 && strcmp(region, home_region) == 0;
+    if (!found && home) /* the file's fleet moves into its entry once: build it locked */
         found = build(account, region);
-        if (found)
-            entries[nentries++] = found;
+    if (found && home && find(account, region) != found && nentries < REGISTRY_MAX)
+        entries[nentries++] = found;
+    pthread_mutex_unlock(&lock);
+    if (found || home)
+        return found;
+    /* Another pair is generated unlocked, so first calls to several pairs build their fleets
+     * side by side; when two threads race for one pair, the first one in wins. */
+    struct registry_entry *made = build(account, region);
+    if (!made)
+        return NULL;
+    pthread_mutex_lock(&lock);
+    found = find(account, region);
+    if (!found && nentries < REGISTRY_MAX) {
+        entries[nentries++] = made;
+        found = made;
+        made = NULL;
     }
     pthread_mutex_unlock(&lock);
+    if (made)
+        entry_free(made);
     return found;
 }
 
@@ -128,11 +161,8 @@ cJSON *registry_to_json(void)
 void registry_free(void)
 {
     pthread_mutex_lock(&lock);
-    for (size_t i = 0; i < nentries; i++) {
-        fleet_free(entries[i]->fleet);
-        free(entries[i]->truth);
-        free(entries[i]);
-    }
+    for (size_t i = 0; i < nentries; i++)
+        entry_free(entries[i]);
     nentries = 0;
     fleet_free(file_fleet);
     file_fleet = NULL;
