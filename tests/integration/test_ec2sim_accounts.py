@@ -23,10 +23,10 @@ HOME = "123456789012"
 CFG = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 
 
-def ec2(sim, region="us-east-1", key=TEST_ACCESS_KEY, secret=TEST_SECRET_KEY, token=None, **kw):
+def ec2(sim, region="us-east-1", key=TEST_ACCESS_KEY, secret=TEST_SECRET_KEY, token=None,
+        config=CFG):
     return boto3.client("ec2", region_name=region, endpoint_url=sim.url, aws_access_key_id=key,
-                        aws_secret_access_key=secret, aws_session_token=token,
-                        config=kw.get("config", CFG))
+                        aws_secret_access_key=secret, aws_session_token=token, config=config)
 
 
 def sts(sim, region="us-east-1", key=TEST_ACCESS_KEY, secret=TEST_SECRET_KEY, token=None,
@@ -233,7 +233,7 @@ def test_duration_cap_and_web_identity():
 
 
 def test_fault_scoped_to_one_region_hangs_only_there():
-    sim = Sim("--instances", "30", "--hang-max-ms", "5000")
+    sim = Sim("--instances", "30", "--hang-max-ms", "5000", "--credentials", "AKIDX111122223333:xsecret")
     doc = sim.faults(region="eu-west-1", p_hang=1.0)
     assert doc["scopes"] == [dict(doc["scopes"][0], account="", region="eu-west-1", p_hang=1.0)]
     fast = Config(retries={"total_max_attempts": 1}, read_timeout=1, connect_timeout=1)
@@ -246,6 +246,13 @@ def test_fault_scoped_to_one_region_hangs_only_there():
     assert 0.9 <= time.monotonic() - t0 < 3
     for region in ("us-east-1", "us-west-2"):
         assert ec2(sim, region, config=fast).describe_volumes(MaxResults=5)["Volumes"]
+    # one account's region not enabled: AuthFailure there only, at once
+    sim.faults(account="111122223333", region="us-west-2", region_disabled=True)
+    other = dict(key="AKIDX111122223333", secret="xsecret")
+    expect(lambda: ec2(sim, "us-west-2", config=fast, **other).describe_volumes(MaxResults=5), "AuthFailure", 401)
+    assert ec2(sim, "us-east-1", config=fast, **other).describe_volumes(MaxResults=5)["Volumes"]
+    assert ec2(sim, "us-west-2", config=fast).describe_volumes(MaxResults=5)["Volumes"]
+    assert sim.stats()["faults"]["disabled"] == 1
     # an account-and-region scope wins over the region's
     sim.faults(account=HOME, region="eu-west-1", p_hang=0.0)
     assert ec2(sim, "eu-west-1", config=fast).describe_volumes(MaxResults=5)["Volumes"]

@@ -26,6 +26,7 @@ struct settings {
     double rate_refill; /* tokens per second */
     double p[FAULT_NKINDS];
     int hang_max_ms;
+    bool region_disabled; /* every call is AuthFailure, as in a region not enabled */
 };
 
 /* Settings for the requests of one account, one region or both ("" = any); scopes[0] is
@@ -45,10 +46,10 @@ static struct scope scopes[MAX_SCOPES];
 static size_t nscopes = 1;
 static uint64_t seq;
 
-static const char *const kind_names[FAULT_NKINDS] = {"none", "throttle", "500", "503",
+static const char *const kind_names[FAULT_NKINDS] = {"none", "throttle", "disabled", "500", "503",
                                                      "hang", "truncate", "malformed", "reset"};
 /* JSON keys of the probabilities, by kind (throttle is the bucket, not a probability). */
-static const char *const p_keys[FAULT_NKINDS] = {NULL,     NULL,         "p_500",       "p_503",
+static const char *const p_keys[FAULT_NKINDS] = {NULL,     NULL, NULL,   "p_500",       "p_503",
                                                  "p_hang", "p_truncate", "p_malformed", "p_reset"};
 
 const char *fault_kind_name(enum fault_kind k) { return kind_names[k]; }
@@ -166,6 +167,13 @@ ebsd_status faults_apply_json(const cJSON *patch, char *errbuf, size_t errlen)
         s.rate_refill = v;
     if (num(patch, "hang_max_ms", 0, 600000, &v, errbuf, errlen, &bad))
         s.hang_max_ms = (int)v;
+    const cJSON *dis = cJSON_GetObjectItemCaseSensitive(patch, "region_disabled");
+    if (dis && !cJSON_IsBool(dis)) {
+        snprintf(errbuf, errlen, "region_disabled must be true or false");
+        bad = true;
+    } else if (dis) {
+        s.region_disabled = cJSON_IsTrue(dis);
+    }
     for (int k = 0; k < FAULT_NKINDS; k++)
         if (p_keys[k] && num(patch, p_keys[k], 0, 1, &v, errbuf, errlen, &bad))
             s.p[k] = v;
@@ -245,6 +253,7 @@ static void settings_json(cJSON *o, const struct settings *sp)
         if (p_keys[k])
             cJSON_AddNumberToObject(o, p_keys[k], s.p[k]);
     cJSON_AddNumberToObject(o, "hang_max_ms", s.hang_max_ms);
+    cJSON_AddBoolToObject(o, "region_disabled", s.region_disabled);
 }
 
 cJSON *faults_to_json(void)
@@ -305,6 +314,11 @@ void faults_plan(const char *action, const char *account, const char *region,
     uint64_t n = seq++;
     struct scope *sc = scope_for(account, region);
     const struct settings *st = &sc->s;
+    if (st->region_disabled) { /* refused before it costs a token */
+        pthread_mutex_unlock(&lock);
+        out->kind = FAULT_DISABLED;
+        return;
+    }
     struct latency l = st->all;
     for (size_t i = 0; action && i < st->nper_action; i++)
         if (strcmp(st->per_action[i].action, action) == 0)

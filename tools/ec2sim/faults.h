@@ -15,6 +15,7 @@
 enum fault_kind {
     FAULT_NONE = 0,
     FAULT_THROTTLE,  /* RequestLimitExceeded, 503 */
+    FAULT_DISABLED,  /* the scope's region is not enabled: AuthFailure, 401 */
     FAULT_500,       /* InternalError */
     FAULT_503,       /* Unavailable */
     FAULT_HANG,      /* no answer until the client gives up (bounded by hang_max_ms) */
@@ -24,8 +25,8 @@ enum fault_kind {
     FAULT_NKINDS
 };
 
-/* Stable names used in JSON ("throttle", "500", "503", "hang", "truncate", "malformed",
- * "reset"). */
+/* Stable names used in JSON ("throttle", "disabled", "500", "503", "hang", "truncate",
+ * "malformed", "reset"). */
 const char *fault_kind_name(enum fault_kind k);
 
 /* Resets every setting to "no latency, no limit, no faults" with the given seed. */

@@ -382,6 +382,14 @@ static enum MHD_Result handle_api(struct MHD_Connection *conn, struct req *r, co
 
     struct fault_plan plan;
     faults_plan(action, fleet->account, fleet->region, &plan);
+    if (plan.kind == FAULT_DISABLED) {
+        stats_fault(plan.kind);
+        ec2api_error(&er, 401, "AuthFailure",
+                     "AWS was not able to validate the provided access credentials",
+                     request_id);
+        ret = send_ec2(conn, &er, request_id);
+        goto out;
+    }
     if (plan.kind == FAULT_THROTTLE) {
         stats_fault(plan.kind);
         ec2api_error(&er, 503, "RequestLimitExceeded", "Request limit exceeded.", request_id);
