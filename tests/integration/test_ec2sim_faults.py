@@ -320,4 +320,34 @@ def test_hang_a_fraction_of_calls():
     assert seen[0] == seen[1]
 
 
+def test_next_calls_fates_in_order():
+    """"next": the fates of the next calls, in order, before any draw: a hung first attempt
+    that a retrying client survives, then a 500, then normal answers; per scope too."""
+    sim = Sim("--instances", "20", "--hang-max-ms", "3000")
+    doc = sim.faults(next=["hang", "500"])
+    assert doc["next"] == ["hang", "500"]
+    c = client(sim, retries=3, read_timeout=1)
+    t0 = time.monotonic()
+    assert c.describe_volumes(MaxResults=5)["Volumes"]  # hang (timeout), 500, then the answer
+    assert 0.9 < time.monotonic() - t0 < 8  # a 1 s read timeout, then botocore's backoffs
+    st = sim.stats()
+    assert st["faults"]["hang"] == 1 and st["faults"]["500"] == 1 and st["calls"]["DescribeVolumes"] == 3
+    assert sim.get_json("/_sim/faults")["next"] == []
+    # scoped: only eu-west-1's next call fails
+    sim.faults(region="eu-west-1", next=["503"])
+    assert client(sim).describe_volumes(MaxResults=5)["Volumes"]
+    eu = boto3.client("ec2", region_name="eu-west-1", endpoint_url=sim.url,
+                      aws_access_key_id=TEST_ACCESS_KEY, aws_secret_access_key=TEST_SECRET_KEY,
+                      config=Config(retries={"total_max_attempts": 1}))
+    try:
+        eu.describe_volumes(MaxResults=5)
+        raise AssertionError("eu-west-1's next call is a 503")
+    except botocore.exceptions.ClientError as e:
+        assert e.response["Error"]["Code"] == "Unavailable"
+    assert eu.describe_volumes(MaxResults=5)["Volumes"]
+    for bad in (b'{"next": ["nope"]}', b'{"next": "hang"}', b'{"next": ["disabled"]}'):
+        assert http_request(sim.port, "POST", "/_sim/faults", body=bad)[0] == 400, bad
+    sim.stop()
+
+
 run(globals())

@@ -89,8 +89,10 @@ def test_groups_equal_what_boto3_reads():
         assert got == groups(insts, vols, keys), keys
     got, _ = truth_groups(sim, ["volume_type"])
     assert {k[0] for k in got} == {"gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"}
-    got, _ = truth_groups(sim, ["instance_state"])
+    got, doc = truth_groups(sim, ["instance_state"])
     assert {"running", "stopped"} <= {k[0] for k in got}
+    # every instance by state, those without volumes too
+    assert doc["instance_states"] == dict(collections.Counter(i["State"]["Name"] for i in insts.values()))
     # untagged storage is a group of its own (null)
     got, _ = truth_groups(sim, ["volume_tag:team"])
     assert (None,) in got and len(got) >= 3

@@ -10,6 +10,7 @@
 #include "clock.h"
 
 #define MAX_ACTION_LATENCIES 16
+#define MAX_NEXT 64
 
 struct latency {
     char action[64]; /* "" = every action */
@@ -27,6 +28,8 @@ struct settings {
     double p[FAULT_NKINDS];
     int hang_max_ms;
     bool region_disabled; /* every call is AuthFailure, as in a region not enabled */
+    enum fault_kind next[MAX_NEXT]; /* the fates of the next calls, in order, before any draw */
+    size_t nnext;
 };
 
 /* Settings for the requests of one account, one region or both ("" = any); scopes[0] is
@@ -167,6 +170,26 @@ ebsd_status faults_apply_json(const cJSON *patch, char *errbuf, size_t errlen)
         s.rate_refill = v;
     if (num(patch, "hang_max_ms", 0, 600000, &v, errbuf, errlen, &bad))
         s.hang_max_ms = (int)v;
+    const cJSON *next = cJSON_GetObjectItemCaseSensitive(patch, "next");
+    if (next && !bad) {
+        bool ok = cJSON_IsArray(next) && cJSON_GetArraySize(next) <= MAX_NEXT;
+        s.nnext = 0;
+        cJSON_ArrayForEach(it, next)
+        {
+            int k = FAULT_THROTTLE;
+            while (k < FAULT_NKINDS &&
+                   !(cJSON_IsString(it) && strcmp(it->valuestring, kind_names[k]) == 0))
+                k++;
+            ok = ok && k < FAULT_NKINDS && k != FAULT_DISABLED;
+            if (ok)
+                s.next[s.nnext++] = (enum fault_kind)k;
+        }
+        if (!ok) {
+            snprintf(errbuf, errlen, "next is a list of up to %d of throttle, 500, 503, hang, "
+                                     "truncate, malformed, reset", MAX_NEXT);
+            bad = true;
+        }
+    }
     const cJSON *dis = cJSON_GetObjectItemCaseSensitive(patch, "region_disabled");
     if (dis && !cJSON_IsBool(dis)) {
         snprintf(errbuf, errlen, "region_disabled must be true or false");
@@ -254,6 +277,9 @@ static void settings_json(cJSON *o, const struct settings *sp)
             cJSON_AddNumberToObject(o, p_keys[k], s.p[k]);
     cJSON_AddNumberToObject(o, "hang_max_ms", s.hang_max_ms);
     cJSON_AddBoolToObject(o, "region_disabled", s.region_disabled);
+    cJSON *next = cJSON_AddArrayToObject(o, "next");
+    for (size_t i = 0; i < s.nnext; i++)
+        cJSON_AddItemToArray(next, cJSON_CreateString(kind_names[s.next[i]]));
 }
 
 cJSON *faults_to_json(void)
@@ -323,8 +349,13 @@ void faults_plan(const char *action, const char *account, const char *region,
     for (size_t i = 0; action && i < st->nper_action; i++)
         if (strcmp(st->per_action[i].action, action) == 0)
             l = st->per_action[i];
-    bool throttled = false;
-    if (st->rate_bucket > 0) {
+    enum fault_kind queued = FAULT_NONE;
+    if (sc->s.nnext) {
+        queued = sc->s.next[0];
+        memmove(sc->s.next, sc->s.next + 1, --sc->s.nnext * sizeof sc->s.next[0]);
+    }
+    bool throttled = queued == FAULT_THROTTLE;
+    if (st->rate_bucket > 0 && queued == FAULT_NONE) {
         int64_t now = clock_now_us();
         sc->tokens += (double)(now - sc->last_refill_us) / 1e6 * st->rate_refill;
         if (sc->tokens > st->rate_bucket)
@@ -349,6 +380,10 @@ void faults_plan(const char *action, const char *account, const char *region,
     if (throttled) {
         out->kind = FAULT_THROTTLE;
         out->delay_ms = 0;
+        return;
+    }
+    if (queued != FAULT_NONE) {
+        out->kind = queued;
         return;
     }
     double u = unit(r2), acc = 0;

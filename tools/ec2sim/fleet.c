@@ -832,6 +832,14 @@ cJSON *fleet_truth(const struct fleet *f)
     cJSON_AddNumberToObject(o, "unattached_gib", (double)free_gib);
     cJSON_AddStringToObject(o, "region", f->region);
     add_unattached(o, f);
+    /* Every instance by state, with or without volumes (the instances gauge by state). */
+    size_t by_state[INST_NSTATES] = {0};
+    for (size_t i = 0; i < f->ninstances; i++)
+        by_state[f->instances[i].state]++;
+    cJSON *states = cJSON_AddObjectToObject(o, "instance_states");
+    for (int k = 0; k < INST_NSTATES; k++)
+        if (by_state[k])
+            cJSON_AddNumberToObject(states, state_names[k], (double)by_state[k]);
     cJSON *per = cJSON_AddObjectToObject(o, "instances");
     cJSON *pern = cJSON_AddObjectToObject(o, "instance_volumes");
     for (size_t i = 0; i < f->ninstances; i++) {

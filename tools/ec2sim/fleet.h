@@ -152,8 +152,8 @@ bool fleet_attachment_counts(const char *state);
  * {"total_gib","instance_count","volume_count","instances":{id:gib},"instance_volumes":{id:n},
  *  "unattached_volumes","unattached_gib","volumes_total","unattached":{"total_gib",
  *  "volume_count","by_volume_type":{type:{"total_gib","volume_count"}},
- *  "by_availability_zone":{..},"largest":[..10],"oldest":[..10]}}; unattached = no counted
- * attachment. Caller deletes. */
+ *  "by_availability_zone":{..},"largest":[..10],"oldest":[..10]},
+ *  "instance_states":{state:n}}; unattached = no counted attachment. Caller deletes. */
 cJSON *fleet_truth(const struct fleet *f);
 
 /* Finds the value of tag key among tags; NULL when absent. */
