@@ -19,6 +19,7 @@
 #include <yaml.h>
 
 #include "buf.h"
+#include "endpoint.h"
 #include "log.h"
 #include "mem.h"
 
@@ -1016,15 +1017,8 @@ void config_apply_env(struct config *c)
             c->regions[0] = r;
         }
     }
-    const char *var = "AWS_ENDPOINT_URL_EC2";
-    const char *ep = getenv(var);
-    if (!ep || !*ep) {
-        var = "AWS_ENDPOINT_URL";
-        ep = getenv(var);
-    }
-    const char *ignore = getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
-    if (ignore && strcmp(ignore, "true") == 0)
-        ep = NULL;
+    const char *var = NULL;
+    const char *ep = endpoint_configured("EC2", &var);
     if (ep && *ep) {
         if (endpoint_valid(ep))
             set_str(&c->ec2_endpoint, ep);

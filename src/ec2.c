@@ -26,6 +26,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "ec2xml.h"
+#include "endpoint.h"
 #include "httpc.h"
 #include "mem.h"
 #include "ratelimit.h"
@@ -91,8 +92,7 @@ static bool region_valid(const char *r)
 
 void ec2_default_endpoint(const char *region, char *out, size_t outlen)
 {
-    bool china = strncmp(region, "cn-", 3) == 0;
-    snprintf(out, outlen, "https://ec2.%s.amazonaws.com%s", region, china ? ".cn" : "");
+    endpoint_default("ec2", region, out, outlen);
 }
 
 /* Splits http(s)://authority[/path] into *host and *path (caller frees both). */
