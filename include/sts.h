@@ -34,7 +34,8 @@ struct sts_assume {
     int64_t deadline;               /* monotonic ms; 0 = 30 s from the call */
     int connect_timeout_ms;         /* per attempt; 0: STS_DEFAULT_CONNECT_TIMEOUT_MS */
     int read_timeout_ms;            /* per attempt, first byte then stalls; 0: the default */
-    int max_attempts;               /* 0: RETRY_DEFAULT_MAX_ATTEMPTS (3) */
+    int max_attempts;               /* 0: retry_settings_get()->max_attempts (3 unless
+                                     * AWS_MAX_ATTEMPTS / the profile say otherwise) */
     struct sts_outcome *outcome;    /* optional: filled with what the call learned */
 };
 

@@ -22,6 +22,7 @@
 #include "endpoint.h"
 #include "log.h"
 #include "mem.h"
+#include "retrycfg.h"
 
 #define CONFIG_MAX_FILE (1024 * 1024) /* a config file is a few KiB; refuse anything huge */
 #define CONFIG_MAX_STRING 4096        /* paths, URLs and names; PATH_MAX on Linux */
@@ -1025,6 +1026,16 @@ void config_apply_env(struct config *c)
         else
             log_warn("config", "ignoring %s: not an http:// or https:// URL", var);
     }
+    /* AWS_MAX_ATTEMPTS / AWS_RETRY_MODE, then the profile's max_attempts / retry_mode, over
+     * ec2.max_attempts (retrycfg.h); the mode becomes this process's (workers inherit it). */
+    struct retry_settings rs;
+    char note[300];
+    if (retrycfg_load((int)c->max_attempts, &rs, note, sizeof note) != EBSD_OK)
+        log_warn("config", "%s", note);
+    else if (note[0])
+        log_info("config", "%s", note);
+    c->max_attempts = (uint32_t)rs.max_attempts;
+    retry_settings_set(&rs);
 }
 
 ebsd_status config_load_buffer(const char *name, const char *data, size_t len,

@@ -447,7 +447,8 @@ ebsd_status sts_assume_role(struct httpc *h, const struct sts_assume *a, struct 
     url = xasprintf("%.*s%s%s", (int)(strstr(endpoint, "://") + 3 - endpoint), endpoint,
                     authority, path);
     int64_t deadline = a->deadline ? a->deadline : clock_now_ms() + 30000;
-    int max_attempts = a->max_attempts > 0 ? a->max_attempts : RETRY_DEFAULT_MAX_ATTEMPTS;
+    int max_attempts = a->max_attempts > 0 ? a->max_attempts
+                                           : retry_settings_get()->max_attempts;
     for (int n = 1;; n++) {
         enum retry_class cls;
         st = attempt(h, a, action, authority, path, url, &body, deadline, &got, err, errlen,
