@@ -999,7 +999,8 @@ void config_defaults(struct config *c)
 /* Region: the environment's region becomes the default when it is one of the configured
  * regions (with no `regions` in the file the list is already just that region); one the file
  * does not allow is ignored, since the file is the operator's allow-list. Endpoint: as in the
- * AWS SDKs, AWS_ENDPOINT_URL_EC2, else AWS_ENDPOINT_URL, wins over the file. Invalid values
+ * AWS SDKs, AWS_ENDPOINT_URL_EC2, else AWS_ENDPOINT_URL, wins over the file (neither with
+ * AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true; endpoint.h). Retries: retrycfg.h. Invalid values
  * are ignored with a warning. */
 void config_apply_env(struct config *c)
 {
