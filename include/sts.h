@@ -59,6 +59,15 @@ struct sts_assume {
 EBSD_MUST_CHECK ebsd_status sts_assume_role(struct httpc *h, const struct sts_assume *a,
                                             struct creds *out, char *err, size_t errlen);
 
+/* STS GetCallerIdentity signed with a->source (only source, region, endpoint, deadline,
+ * timeouts and max_attempts of *a are used): the account id of the credentials themselves,
+ * for an account that uses the base chain without a role. On EBSD_OK o->account_id is the
+ * 12-digit Account and o->assumed_role_arn the caller's Arn ("arn:aws:iam::ID:user/x" or
+ * an assumed role). Retries, statuses and messages as sts_assume_role. */
+EBSD_MUST_CHECK ebsd_status sts_get_caller_identity(struct httpc *h, const struct sts_assume *a,
+                                                    struct sts_outcome *o, char *err,
+                                                    size_t errlen);
+
 /* Parses an STS response body (AssumeRole*Response or ErrorResponse) into *out. Exposed
  * for tests. EBSD_EUPSTREAM with err = "Code: Message" for an ErrorResponse. */
 EBSD_MUST_CHECK ebsd_status sts_parse_response(const char *xml, size_t len, struct creds *out,

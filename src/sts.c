@@ -33,6 +33,7 @@ struct xml_ctx {
     bool in_creds, in_error, in_user, too_big, doctype;
     struct buf text;
     char *ak, *sk, *token, *exp, *code, *message, *user_arn;
+    char *account, *caller_arn; /* GetCallerIdentityResult */
 };
 
 static const char *local_name(const char *name)
@@ -89,6 +90,10 @@ static void on_end(void *ud, const char *name)
             keep(&x->user_arn, &x->text);
         else if (strcmp(n, "AssumedRoleUser") == 0)
             x->in_user = false;
+    } else if (strcmp(n, "Account") == 0) {
+        keep(&x->account, &x->text);
+    } else if (strcmp(n, "Arn") == 0) {
+        keep(&x->caller_arn, &x->text);
     }
     buf_reset(&x->text);
 }
@@ -145,7 +150,8 @@ static void account_of(const char *arn, char out[13])
 }
 
 /* sts_parse_response, also giving the error code of an ErrorResponse in code and the
- * assumed role's ARN and account in *o (when not NULL). */
+ * assumed role's ARN and account in *o (when not NULL). out NULL: a GetCallerIdentity
+ * answer, whose Account and Arn go to *o (then required). */
 static ebsd_status parse_response(const char *xml, size_t len, struct creds *out, char *err,
                                   size_t errlen, char *code, size_t codelen,
                                   struct sts_outcome *o)
@@ -183,6 +189,18 @@ static ebsd_status parse_response(const char *xml, size_t len, struct creds *out
         st = EBSD_EUPSTREAM;
         goto out;
     }
+    if (!out) {
+        if (!o || !x.account || strlen(x.account) != 12 ||
+            strspn(x.account, "0123456789") != 12) {
+            snprintf(err, errlen, "the answer lacks a 12-digit GetCallerIdentityResult/Account");
+            goto out;
+        }
+        snprintf(o->account_id, sizeof o->account_id, "%s", x.account);
+        snprintf(o->assumed_role_arn, sizeof o->assumed_role_arn, "%s",
+                 x.caller_arn ? x.caller_arn : "");
+        st = EBSD_OK;
+        goto out;
+    }
     if (!x.ak || !x.sk || !x.token || !x.exp) {
         snprintf(err, errlen, "the answer lacks %s", !x.ak ? "Credentials/AccessKeyId"
                                                      : !x.sk ? "Credentials/SecretAccessKey"
@@ -217,6 +235,8 @@ out:
     free(x.code);
     free(x.message);
     free(x.user_arn);
+    free(x.account);
+    free(x.caller_arn);
     OPENSSL_cleanse(&c, sizeof c);
     return st;
 }
@@ -353,7 +373,7 @@ static ebsd_status attempt(struct httpc *h, const struct sts_assume *a, const ch
     if (resp.status != 200) {
         snprintf(err, errlen, "STS %s at %s: HTTP %ld%s%s", action, url, resp.status,
                  st == EBSD_EUPSTREAM ? ": " : "", st == EBSD_EUPSTREAM ? perr : "");
-        if (st == EBSD_OK)
+        if (st == EBSD_OK && out)
             OPENSSL_cleanse(out, sizeof *out); /* credentials under an error status: unused */
         *cls = retry_classify(EBSD_OK, false, resp.status, code);
         st = *cls == RETRY_THROTTLE ? EBSD_ETHROTTLED
@@ -390,13 +410,54 @@ static void sleep_ms(int64_t ms)
         ;
 }
 
+/* Sends body to the endpoint with the retries of the standard mode, within a->deadline.
+ * out NULL: a GetCallerIdentity call (its answer goes to *o). */
+static ebsd_status send_with_retries(struct httpc *h, const struct sts_assume *a,
+                                     const char *action, const char *endpoint,
+                                     const struct buf *body, struct creds *out,
+                                     struct sts_outcome *o, char *err, size_t errlen)
+{
+    ebsd_status st = EBSD_EINVAL;
+    char *authority = NULL, *path = NULL, *url = NULL;
+    /* STS is called once per credential refresh, so there is no retry quota to share: the
+     * attempts and the deadline bound the retries. */
+    static struct retry_rng rng;
+    if (!split_url(endpoint, &authority, &path)) {
+        snprintf(err, errlen, "STS %s: bad endpoint URL", action);
+        goto out;
+    }
+    /* The endpoint as given, path included (the query part, if any, is dropped). */
+    url = xasprintf("%.*s%s%s", (int)(strstr(endpoint, "://") + 3 - endpoint), endpoint,
+                    authority, path);
+    int64_t deadline = a->deadline ? a->deadline : clock_now_ms() + 30000;
+    int max_attempts = a->max_attempts > 0 ? a->max_attempts
+                                           : retry_settings_get()->max_attempts;
+    for (int n = 1;; n++) {
+        enum retry_class cls;
+        st = attempt(h, a, action, authority, path, url, body, deadline, out, err, errlen,
+                     &cls, o);
+        if (st == EBSD_OK || cls == RETRY_NONE || n >= max_attempts)
+            break;
+        int64_t delay = retry_delay_ms(cls, n, retry_rng_uniform(&rng));
+        if (clock_now_ms() + delay >= deadline)
+            break; /* keep the last error */
+        if (delay > 0)
+            sleep_ms(delay);
+    }
+out:
+    free(authority);
+    free(path);
+    free(url);
+    return st;
+}
+
 ebsd_status sts_assume_role(struct httpc *h, const struct sts_assume *a, struct creds *out,
                             char *err, size_t errlen)
 {
     ebsd_status st = EBSD_EINVAL;
     bool web = a->web_identity_token != NULL;
     const char *action = web ? "AssumeRoleWithWebIdentity" : "AssumeRole";
-    char *authority = NULL, *path = NULL, *url = NULL, *endpoint = NULL;
+    char *endpoint = NULL;
     struct sts_outcome scratch;
     struct sts_outcome *o = a->outcome ? a->outcome : &scratch;
     memset(o, 0, sizeof *o);
@@ -404,13 +465,10 @@ ebsd_status sts_assume_role(struct httpc *h, const struct sts_assume *a, struct 
     memset(&got, 0, sizeof got);
     struct buf body;
     buf_init(&body, 64u << 10);
-    /* STS is called once per credential refresh, so there is no retry quota to share: the
-     * attempts and the deadline bound the retries. */
-    static struct retry_rng rng;
 
     endpoint = a->endpoint && *a->endpoint ? xstrdup(a->endpoint) : sts_endpoint(a->region);
-    if (!a->role_arn || !*a->role_arn || !split_url(endpoint, &authority, &path)) {
-        snprintf(err, errlen, "STS %s: bad role ARN or endpoint URL", action);
+    if (!a->role_arn || !*a->role_arn) {
+        snprintf(err, errlen, "STS %s: no role ARN", action);
         goto out;
     }
     if (!web && !a->source) {
@@ -443,24 +501,7 @@ ebsd_status sts_assume_role(struct httpc *h, const struct sts_assume *a, struct 
         st = EBSD_ETOOBIG;
         goto out;
     }
-    /* The endpoint as given, path included (the query part, if any, is dropped). */
-    url = xasprintf("%.*s%s%s", (int)(strstr(endpoint, "://") + 3 - endpoint), endpoint,
-                    authority, path);
-    int64_t deadline = a->deadline ? a->deadline : clock_now_ms() + 30000;
-    int max_attempts = a->max_attempts > 0 ? a->max_attempts
-                                           : retry_settings_get()->max_attempts;
-    for (int n = 1;; n++) {
-        enum retry_class cls;
-        st = attempt(h, a, action, authority, path, url, &body, deadline, &got, err, errlen,
-                     &cls, o);
-        if (st == EBSD_OK || cls == RETRY_NONE || n >= max_attempts)
-            break;
-        int64_t delay = retry_delay_ms(cls, n, retry_rng_uniform(&rng));
-        if (clock_now_ms() + delay >= deadline)
-            break; /* keep the last error */
-        if (delay > 0)
-            sleep_ms(delay);
-    }
+    st = send_with_retries(h, a, action, endpoint, &body, &got, o, err, errlen);
     if (st == EBSD_OK)
         *out = got;
 out:
@@ -469,8 +510,32 @@ out:
         OPENSSL_cleanse(body.data, body.len);
     buf_free(&body);
     free(endpoint);
-    free(authority);
-    free(path);
-    free(url);
+    return st;
+}
+
+ebsd_status sts_get_caller_identity(struct httpc *h, const struct sts_assume *a,
+                                    struct sts_outcome *o, char *err, size_t errlen)
+{
+    ebsd_status st = EBSD_EINVAL;
+    memset(o, 0, sizeof *o);
+    char *endpoint =
+        a->endpoint && *a->endpoint ? xstrdup(a->endpoint) : sts_endpoint(a->region);
+    struct buf body;
+    buf_init(&body, 256);
+    if (!a->source || a->web_identity_token) {
+        snprintf(err, errlen, "STS GetCallerIdentity: no credentials to sign with");
+        goto out;
+    }
+    bool ok = true;
+    form_add(&body, "Action", "GetCallerIdentity", &ok);
+    form_add(&body, "Version", STS_VERSION, &ok);
+    if (!ok) {
+        st = EBSD_ETOOBIG;
+        goto out;
+    }
+    st = send_with_retries(h, a, "GetCallerIdentity", endpoint, &body, NULL, o, err, errlen);
+out:
+    buf_free(&body);
+    free(endpoint);
     return st;
 }

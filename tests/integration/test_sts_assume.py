@@ -4,7 +4,7 @@
   bytes, same signed headers, same signature at the same time), captured by a fake STS on
   127.0.0.1;
 * against ec2sim's STS endpoint (docs/ec2sim.md, "STS API"): AssumeRole works and names the
-  role's account, a wrong or missing ExternalId and a refused role are AccessDenied (no
+  role's account, GetCallerIdentity names the base and the role's account, a wrong or missing ExternalId and a refused role are AccessDenied (no
   retry, EBSD_EAUTH), and the temporary credentials read the role's account's fleet through
   ebsd's EC2 client (tests/tools/ec2_probe) - the account's truth, not the home account's.
 """
@@ -131,6 +131,17 @@ def test_against_ec2sim():
         assert out["account_id"] == "111122223333", out
         assert out["access_key_id"].startswith("ASIA"), out
         assert 800 <= out["expiration"] - time.time() <= 1000, out
+
+        # GetCallerIdentity: the base credentials' account, then the role's
+        rc, me = probe(env, "--region", "eu-west-1", "--caller-identity")
+        assert rc == 0 and me["account_id"] == "123456789012", me
+        rc, me = probe(base_env({"AWS_ENDPOINT_URL_STS": sim.url,
+                                 "AWS_ACCESS_KEY_ID": out["access_key_id"],
+                                 "AWS_SECRET_ACCESS_KEY": out["secret_access_key"],
+                                 "AWS_SESSION_TOKEN": out["session_token"]}),
+                       "--region", "eu-west-1", "--caller-identity")
+        assert rc == 0 and me["account_id"] == "111122223333", me
+        assert ":assumed-role/ebsd-read/" in me["assumed_role_arn"], me
 
         # the temporary credentials read the role's account's fleet in eu-west-1
         ec2_env = base_env({"AWS_ACCESS_KEY_ID": out["access_key_id"],

@@ -1,6 +1,7 @@
 /* sts_probe.c - one sts_assume_role call from the command line, for integration tests.
  *   sts_probe --region R --role-arn ARN [--external-id X] [--session-name S]
  *             [--duration-s N] [--deadline-ms N] [--max-attempts N] [--print-secrets]
+ *   sts_probe --region R --caller-identity      (GetCallerIdentity of the base credentials)
  * The base credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
  * AWS_SESSION_TOKEN, the endpoint from sts_endpoint (AWS_ENDPOINT_URL_STS ...). Prints one
  * JSON line: {"status","account_id","assumed_role_arn","access_key_id","expiration",
@@ -21,7 +22,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: sts_probe --region R --role-arn ARN [--external-id X] "
                     "[--session-name S] [--duration-s N] [--deadline-ms N] "
-                    "[--max-attempts N] [--print-secrets]\n");
+                    "[--max-attempts N] [--print-secrets] | --region R --caller-identity\n");
     return 2;
 }
 
@@ -29,11 +30,13 @@ int main(int argc, char **argv)
 {
     struct sts_assume a = {0};
     long deadline_ms = 10000;
-    bool secrets = false;
+    bool secrets = false, identity = false;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--print-secrets") == 0)
             secrets = true;
+        else if (strcmp(argv[i], "--caller-identity") == 0)
+            identity = true;
         else if (!v)
             return usage();
         else if (strcmp(argv[i], "--region") == 0)
@@ -53,7 +56,7 @@ int main(int argc, char **argv)
         else
             return usage();
     }
-    if (!a.region || !a.role_arn)
+    if (!a.region || (!a.role_arn && !identity))
         return usage();
     httpc_global_init();
     struct creds base, out;
@@ -70,7 +73,8 @@ int main(int argc, char **argv)
     a.deadline = clock_now_ms() + deadline_ms;
     char err[600] = "";
     struct httpc *h = httpc_new();
-    ebsd_status st = sts_assume_role(h, &a, &out, err, sizeof err);
+    ebsd_status st = identity ? sts_get_caller_identity(h, &a, &o, err, sizeof err)
+                              : sts_assume_role(h, &a, &out, err, sizeof err);
     httpc_free(h);
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "status", status_str(st));

@@ -287,6 +287,44 @@ static void test_statuses_and_outcome(void)
     CHECK_INT(dates_seen(logfd, d, 8), 1);
 }
 
+/* GetCallerIdentity: the Account of the answer; an answer without one is EBSD_EPARSE. */
+static void test_caller_identity(void)
+{
+    static const struct reply replies[] = {
+        {200, "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+              "<GetCallerIdentityResult><Arn>arn:aws:iam::444455556666:user/u</Arn>"
+              "<UserId>AIDA</UserId><Account>444455556666</Account></GetCallerIdentityResult>"
+              "</GetCallerIdentityResponse>", NULL},
+        {200, "<GetCallerIdentityResponse><GetCallerIdentityResult><Account>12</Account>"
+              "</GetCallerIdentityResult></GetCallerIdentityResponse>", NULL},
+    };
+    for (int i = 0; i < 2; i++) {
+        int port, logfd;
+        pid_t pid = serve(&replies[i], 1, &port, &logfd);
+        char url[64], err[512] = "";
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+        struct creds src = source_creds();
+        struct sts_assume a = {.source = &src, .region = "us-east-1", .endpoint = url,
+                               .deadline = clock_now_ms() + 5000};
+        struct sts_outcome o;
+        struct httpc *h = httpc_new();
+        ebsd_status st = sts_get_caller_identity(h, &a, &o, err, sizeof err);
+        httpc_free(h);
+        waitpid(pid, NULL, 0);
+        time_t d[4];
+        CHECK_INT(dates_seen(logfd, d, 4), 1); /* signed: X-Amz-Date present */
+        CHECK(d[0] > 0);
+        if (i == 0) {
+            CHECK_INT(st, EBSD_OK);
+            CHECK_STR(o.account_id, "444455556666");
+            CHECK_STR(o.assumed_role_arn, "arn:aws:iam::444455556666:user/u");
+        } else {
+            CHECK_INT(st, EBSD_EPARSE);
+            CHECK(strstr(err, "Account") != NULL);
+        }
+    }
+}
+
 /* The endpoint: partition-aware default, the STS variable over the generic one, both off
  * with AWS_IGNORE_CONFIGURED_ENDPOINT_URLS; the default session name is valid for STS. */
 static void test_endpoint_and_session_name(void)
@@ -329,4 +367,4 @@ static void test_endpoint_and_session_name(void)
 
 TEST_MAIN(T(test_hang_and_500_retried), T(test_clock_skew_corrected),
           T(test_access_denied_not_retried), T(test_statuses_and_outcome),
-          T(test_endpoint_and_session_name))
+          T(test_endpoint_and_session_name), T(test_caller_identity))
