@@ -4,13 +4,8 @@
 #define EBSD_API_H
 #include "server.h"
 
-/* Routes r. On return either a response is set on r (request_respond/request_error) or r
+/* Routes r (the server's dispatch callback). On return either a response is set on r (request_respond/request_error) or r
  * has been suspended with async work that will respond and resume it. */
 void api_dispatch(struct request *r);
-
-/* Called once at start and after each reload with the running config. */
-void api_configure(struct server *s, const struct config *cfg);
-/* Called at exit. */
-void api_shutdown(void);
 
 #endif

@@ -3,7 +3,9 @@
 #ifndef EBSD_CLOCK_H
 #define EBSD_CLOCK_H
 #include <stdint.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 /* Monotonic milliseconds (for deadlines and durations). */
 int64_t clock_now_ms(void);
@@ -25,5 +27,9 @@ int64_t clock_remaining_ms(int64_t deadline);
 /* Formats wall-clock ms as RFC 3339 UTC with milliseconds ("2026-01-02T03:04:05.678Z")
  * into out (at least 32 bytes). Returns out. */
 char *clock_format_rfc3339(int64_t wall_ms, char *out, size_t outlen);
+
+/* Parses an RFC 3339 time ("2026-01-02T03:04:05Z", fractions and +hh:mm offsets allowed)
+ * into UTC seconds. False when malformed. */
+bool clock_parse_rfc3339(const char *s, time_t *out);
 
 #endif

@@ -6,9 +6,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "realip.h"
 #include "status.h"
 
 #define CONFIG_MAX_REGIONS 32
+#define CONFIG_MAX_TRUSTED_PROXIES 64 /* server.trusted_proxies entries */
+#define CONFIG_MAX_CORS_ORIGINS 64    /* server.cors_origins entries */
 
 struct config_route {
     uint32_t timeout_ms;       /* default deadline (Lambda "timeout"), default 10000 */
@@ -68,6 +71,24 @@ struct config {
     char *auth_tokens_file;    /* "" = no bearer-token auth */
     char *run_as_user;         /* "" = stay as started */
     bool allow_root;           /* false */
+
+    /* server: the edge (realip.h, cors.h) */
+    struct realip_cidr *trusted_proxies; /* server.trusted_proxies, parsed; default none */
+    size_t ntrusted_proxies;
+    char **trusted_proxy_texts; /* the same entries as written (logs, reload comparisons) */
+    size_t ntrusted_proxy_texts;
+    char **cors_origins;        /* server.cors_origins; default none = no CORS headers */
+    size_t ncors_origins;
+    /* redis (shared state between replicas; docs/ARCHITECTURE.md "Redis") */
+    char *redis_url;           /* "" = off; EBSD_REDIS_URL overrides (include/redisurl.h) */
+    char *redis_password_file; /* "" = no AUTH password; read at start and on reload */
+    char *redis_key_prefix;    /* "ebsd:" */
+    uint32_t redis_connect_timeout_ms; /* 500 */
+    uint32_t redis_command_timeout_ms; /* 200 */
+    char *redis_ca_file;       /* rediss:// trust: "" = system store */
+    char *redis_iam_user;      /* redis.iam_auth.user: "" = no ElastiCache IAM auth */
+    char *redis_iam_cache;     /* redis.iam_auth.cache: replication group or serverless cache */
+    bool redis_iam_serverless; /* redis.iam_auth.serverless: ResourceType=ServerlessCache */
 };
 
 struct config_error {

@@ -2,23 +2,14 @@
  * (EKS IRSA, via STS AssumeRoleWithWebIdentity), shared config/credentials files with
  * profiles (and role_arn + source_profile via STS AssumeRole), container credentials (ECS,
  * EKS Pod Identity), EC2 instance metadata (IMDSv2 first).
- * struct creds is fixed-size and self-contained (no heap), so it can cross a pipe from a
- * forked child and be copied freely. Never log its secret fields. */
+ * struct creds (credentials.h) is what every source yields. */
 #ifndef EBSD_CREDS_H
 #define EBSD_CREDS_H
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
+#include "credentials.h"
 #include "status.h"
-
-struct creds {
-    char access_key_id[128];
-    char secret_access_key[128];
-    char session_token[4096];  /* "" when none */
-    time_t expiration;         /* UTC seconds; 0 = does not expire */
-    char source[64];           /* "environment", "web-identity", "profile:NAME",
-                                  "container", "imds" - safe to log */
-};
 
 struct creds_error {
     char source[64];           /* which source failed */
@@ -37,8 +28,7 @@ bool creds_expiring(const struct creds *c, time_t now, int margin_s);
 /* Overwrites the secret fields (OPENSSL_cleanse). */
 void creds_wipe(struct creds *c);
 
-/* Parses an RFC 3339 time ("2026-01-02T03:04:05Z", fractions and +hh:mm offsets allowed)
- * into UTC seconds. False when malformed. */
+/* An expiration time as the credential sources write it: clock_parse_rfc3339. */
 bool creds_parse_time(const char *s, time_t *out);
 
 /* The container credentials URL from AWS_CONTAINER_CREDENTIALS_RELATIVE_URI

@@ -144,17 +144,20 @@ EBSD_MUST_CHECK ebsd_status ec2_describe_volumes(struct ec2_client *c,
 void ec2_instance_page_free(struct ec2_instance_page *p);
 void ec2_volume_page_free(struct ec2_volume_page *p);
 
-/* Parses a DescribeInstances / DescribeVolumes response body (no network), or an EC2 error
- * envelope (returns EBSD_EUPSTREAM with *err filled). Used by the client and the fuzzers.
- * Any other document (another action's answer) is EBSD_EPARSE; limits in ec2xml.h.
- * ec2_parse_error returns EBSD_OK when the document is an error envelope with a Code. */
-EBSD_MUST_CHECK ebsd_status ec2_parse_instances(const char *xml, size_t len,
-                                                struct ec2_instance_page *out,
-                                                struct ec2_error *err);
-EBSD_MUST_CHECK ebsd_status ec2_parse_volumes(const char *xml, size_t len,
-                                              struct ec2_volume_page *out,
-                                              struct ec2_error *err);
-EBSD_MUST_CHECK ebsd_status ec2_parse_error(const char *xml, size_t len, struct ec2_error *err);
+/* The one pagination loop's state, used by the workers and by ec2_list_*_all: the token to
+ * send next (NULL for the first page) and the one sent before it. */
+struct ec2_pager {
+    char *token;
+    char *prev;
+    size_t pages;
+};
+void ec2_pager_init(struct ec2_pager *pg);
+/* Moves past a page that returned *next (taken over; *next becomes NULL). Returns true when
+ * there is another page to fetch (with pg->token); false at the end, or with *st set when
+ * the service repeats the token it was just sent (EBSD_EUPSTREAM) or after 100,000 pages
+ * (EBSD_ETOOBIG), *err's message saying which. */
+bool ec2_pager_next(struct ec2_pager *pg, char **next, struct ec2_error *err, ebsd_status *st);
+void ec2_pager_free(struct ec2_pager *pg);
 
 /* Follows nextToken to the end: every instance (or every volume, filtered by
  * attachment.instance-id when nids > 0) into one page (next_token NULL), within deadline.

@@ -1,5 +1,5 @@
-/* ec2xml.h - limits of the EC2 response parser (the parse functions themselves are declared
- * in ec2.h: ec2_parse_instances, ec2_parse_volumes, ec2_parse_error).
+/* ec2xml.h - the EC2 response parser: ec2_parse_instances, ec2_parse_volumes,
+ * ec2_parse_error (the page and error types are ec2.h's), and its limits.
  *
  * The parser is expat in streaming (SAX) mode with namespace processing off: an element's
  * name is compared after any "prefix:" is dropped, so documents with or without xmlns (with
@@ -17,11 +17,26 @@
  * On any failure no partial result is returned and all memory is released. */
 #ifndef EBSD_EC2XML_H
 #define EBSD_EC2XML_H
+#include <stddef.h>
+#include "ec2.h"
+#include "status.h"
 
 #define EC2XML_MAX_BYTES (64u << 20)  /* whole document */
 #define EC2XML_MAX_DEPTH 64           /* element nesting */
 #define EC2XML_MAX_TEXT 8192          /* text of one captured element (nextToken, Message) */
 #define EC2XML_MAX_ITEMS 100000       /* instances or volumes in one document */
 #define EC2XML_MAX_ATTACH 64          /* attachments of one volume (multi-attach: 16) */
+
+/* Parses a DescribeInstances / DescribeVolumes response body (no network), or an EC2 error
+ * envelope (returns EBSD_EUPSTREAM with *err filled). Used by the client and the fuzzers.
+ * Any other document (another action's answer) is EBSD_EPARSE; limits above.
+ * ec2_parse_error returns EBSD_OK when the document is an error envelope with a Code. */
+EBSD_MUST_CHECK ebsd_status ec2_parse_instances(const char *xml, size_t len,
+                                                struct ec2_instance_page *out,
+                                                struct ec2_error *err);
+EBSD_MUST_CHECK ebsd_status ec2_parse_volumes(const char *xml, size_t len,
+                                              struct ec2_volume_page *out,
+                                              struct ec2_error *err);
+EBSD_MUST_CHECK ebsd_status ec2_parse_error(const char *xml, size_t len, struct ec2_error *err);
 
 #endif

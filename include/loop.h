@@ -23,6 +23,7 @@ void loop_free(struct loop *l);
 /* Watches fd for events until loop_del_fd. The loop does not own fd. */
 EBSD_MUST_CHECK ebsd_status loop_add_fd(struct loop *l, int fd, uint32_t events, loop_fd_fn fn,
                                         void *arg);
+/* Changes the events watched on fd (a Redis socket switches between read and write). */
 EBSD_MUST_CHECK ebsd_status loop_mod_fd(struct loop *l, int fd, uint32_t events);
 void loop_del_fd(struct loop *l, int fd);
 

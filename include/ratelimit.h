@@ -1,8 +1,8 @@
 /* ratelimit.h - a token bucket: at most `burst` requests at once, refilled at rate_per_s.
  * The EC2 client embeds one per client, so it limits one process. A forked child builds its
- * own client and so its own bucket: the region-wide budget across children is the parent's
- * job (the fan-out bounds how many children run at once, and the parent may own a bucket of
- * its own and hand out work accordingly). Plain data, no locks: one owner per bucket. */
+ * own client and so its own bucket: the budget across children is the parent's job
+ * (limiter.h keeps one bucket per target; the engine takes a token per worker it starts).
+ * Plain data, no locks: one owner per bucket. */
 #ifndef EBSD_RATELIMIT_H
 #define EBSD_RATELIMIT_H
 #include <stdbool.h>

@@ -2,10 +2,10 @@
  * libmicrohttpd): which route a decoded path names, and the query string of a data route
  * decoded and checked the way server.c (on_request) and volumes.c (volumes_handle) do it.
  * api.c routes with route_match (telemetry.c labels metrics with it and route_label),
- * server.c decodes with route_unescape and route_printable, volumes.c collects and checks
- * parameters with route_params_set and route_check_params;
- * route_parse_query strings the same steps together for the tests and
- * tests/fuzz/fuzz_route.c. */
+ * server.c decodes with route_unescape and checks the URL with route_query_add and
+ * route_query_verdict, volumes.c collects and checks parameters with route_params_set and
+ * route_check_params; route_parse_query splits a raw query as libmicrohttpd does and runs
+ * those same functions, for the tests and tests/fuzz/fuzz_route.c. */
 #ifndef EBSD_ROUTE_H
 #define EBSD_ROUTE_H
 #include <stdbool.h>
@@ -52,6 +52,28 @@ size_t route_unescape(char *s);
  * must be. */
 bool route_printable(const char *s);
 
+/* The URL checks of the request path, fed one parameter at a time (as libmicrohttpd hands
+ * them out): the length of path, keys and values, printable ASCII, the parameter count and
+ * a key given twice. Keys are not copied: they must outlive the check. */
+struct route_query {
+    size_t len;                /* path plus keys and values (2 bytes each for '=' and '&') */
+    bool bad;                  /* a byte outside printable ASCII */
+    unsigned nparams;
+    const char *keys[ROUTE_MAX_PARAMS];
+    const char *dup;           /* a key given twice */
+};
+/* Starts the check of a URL whose decoded path is path (NULL: the query alone). */
+void route_query_init(struct route_query *q, const char *path);
+/* Counts one decoded parameter (value NULL for "?k"). */
+void route_query_add(struct route_query *q, const char *key, const char *value);
+/* The verdict after the length (which the caller compares with its cap first: 414, and the
+ * header size, 431, comes in between): EBSD_OK, or EBSD_EINVAL (400) with the error code of
+ * the answer in code ("InvalidRequest", "InvalidParameter") and its message in err, for, in
+ * this order, a byte outside printable ASCII, more than ROUTE_MAX_PARAMS parameters, or a
+ * key given twice. */
+EBSD_MUST_CHECK ebsd_status route_query_verdict(const struct route_query *q, char *code,
+                                                size_t codelen, char *err, size_t errlen);
+
 /* The parameters of a data route. Values point into storage (route_parse_query: the
  * struct must not be copied; valid while it lives) or at the strings given to
  * route_params_set. NULL when the parameter was not given; "" for "?k" or
@@ -72,9 +94,9 @@ EBSD_MUST_CHECK ebsd_status route_params_set(struct route_params *p, const char 
 
 /* Decodes a raw query string (what follows '?'; NULL or "" for none) as libmicrohttpd does
  * ('&' separates, the first '=' splits, '+' is a space, then ebsd's percent-decoding: "%00"
- * becomes DEL, a malformed escape stays as it is), then applies server.c's checks in its
- * order (length, printable ASCII, parameter count, repeated key) and volumes.c's key checks
- * (unknown key, in query order). EBSD_OK with *out filled; EBSD_ETOOBIG (414) when longer
+ * becomes DEL, a malformed escape stays as it is), then applies the request path's checks
+ * (route_query_add and route_query_verdict, after the length) and volumes.c's collection
+ * (route_params_set: unknown key, in query order). EBSD_OK with *out filled; EBSD_ETOOBIG (414) when longer
  * than ROUTE_MAX_QUERY once decoded (or ROUTE_MAX_RAW_QUERY raw); the path is not counted
  * here, as server.c counts it; EBSD_EINVAL (400) otherwise; err holds the message of the answer. */
 EBSD_MUST_CHECK ebsd_status route_parse_query(const char *raw_query, struct route_params *out,

@@ -1,5 +1,6 @@
-/* server.h - the HTTP front of ebsd: libmicrohttpd driven from the loop in external epoll
- * mode with suspend/resume, signals through signalfd, drain on SIGTERM, reload on SIGHUP.
+/* server.h - the HTTP edge of ebsd: libmicrohttpd driven from the loop in external epoll
+ * mode with suspend/resume; requests go to a dispatch callback (the router). Signals,
+ * drain and reload are driven by the daemon (daemon.h) through the calls below.
  * One struct request per HTTP request, owned by the server and freed in exactly one place:
  * libmicrohttpd's request-completed callback. */
 #ifndef EBSD_SERVER_H
@@ -55,22 +56,42 @@ struct request {
     int watch_fd;               /* client socket watched while suspended, or -1 */
 };
 
+/* Routes a request: on return either a response is set on r or r has been suspended with
+ * async work that will respond and resume it. */
+typedef void (*server_dispatch_fn)(struct request *r);
+
 /* Creates the server: binds the listen socket (cfg->listen), starts libmicrohttpd in
- * external epoll mode, registers with loop l, sets up signalfd. On success cfg and auth
- * (bearer tokens, NULL = auth off) are owned by the server (replaced on reload, freed at
- * exit); on failure the caller keeps them. config_path may be NULL (no reload source). */
-EBSD_MUST_CHECK ebsd_status server_new(struct loop *l, struct config *cfg,
-                                       const char *config_path, struct auth *auth,
-                                       struct server **out);
-/* Runs the loop until drained after SIGTERM/SIGINT. */
+ * external epoll mode and registers with loop l; every request is handed to dispatch. On
+ * success cfg and auth (bearer tokens, NULL = auth off) are owned by the server (replaced
+ * by server_reconfigure, freed at exit); on failure the caller keeps them. */
+EBSD_MUST_CHECK ebsd_status server_new(struct loop *l, struct config *cfg, struct auth *auth,
+                                       server_dispatch_fn dispatch, struct server **out);
+/* Writes the "listening" line (URL and pid). */
+void server_announce(const struct server *s);
+/* Runs the loop until it is stopped (drained, or server_stop_now); after a drain, lets the
+ * last answers out. */
 EBSD_MUST_CHECK ebsd_status server_run(struct server *s);
+/* Stops MHD (resuming any suspended request, whose owners detach) and closes the listen
+ * socket; the config stays readable. Safe to call twice. */
+void server_close(struct server *s);
+/* server_close, then frees s, its config and tokens. */
 void server_free(struct server *s);
+
+/* Drain: stops accepting (the listen socket is closed), marks responses Connection: close,
+ * and stops the loop once no request is in flight. */
+void server_quiesce(struct server *s);
+/* Answers every suspended request 503 ShuttingDown and stops the loop. */
+void server_stop_now(struct server *s);
+/* Requests dispatched and not completed. */
+unsigned server_inflight(const struct server *s);
+/* Reload: takes over next and auth (the running ones are freed). The listen address and
+ * libmicrohttpd's fixed options (connection limits, idle timeout, header size) keep their
+ * running values, with a warning when next changes them. */
+void server_reconfigure(struct server *s, struct config *next, struct auth *auth);
 
 const struct config *server_config(const struct server *s);
 struct loop *server_loop(const struct server *s);
 bool server_draining(const struct server *s);
-/* The bound port (useful with port 0). */
-unsigned server_port(const struct server *s);
 /* The bearer tokens in force, or NULL when auth is off. Valid until the next reload. */
 const struct auth *server_auth(const struct server *s);
 
@@ -85,9 +106,8 @@ void request_error(struct request *r, unsigned status, const char *code, const c
 /* A JSON response from a cJSON object (takes ownership; adds "request_id"). */
 struct cJSON;
 void request_json(struct request *r, unsigned status, struct cJSON *obj);
-/* Value of a request header (case-insensitive) or query argument; NULL if absent. */
+/* Value of a request header (case-insensitive); NULL if absent. */
 const char *request_header(struct request *r, const char *name);
-const char *request_query(struct request *r, const char *name);
 /* Calls fn for every query argument; stops at the first non-zero return and returns it. */
 int request_query_each(struct request *r, int (*fn)(void *ctx, const char *k, const char *v),
                        void *ctx);

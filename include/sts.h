@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "creds.h"
+#include "credentials.h"
 #include "httpc.h"
 #include "status.h"
 

@@ -11,7 +11,7 @@
 #include "auth.h"
 #include "clock.h"
 #include "ec2.h"
-#include "fanout.h"
+#include "credsvc.h"
 #include "log.h"
 #include "mem.h"
 #include "route.h"
@@ -21,23 +21,6 @@
 
 extern const unsigned char openapi_yaml[];
 extern const unsigned long openapi_yaml_len;
-
-static struct server *g_srv;
-
-void api_configure(struct server *s, const struct config *cfg)
-{
-    g_srv = s;
-    telemetry_init();
-    fanout_init(server_loop(s), cfg);
-    volumes_configure(s, cfg);
-}
-
-void api_shutdown(void)
-{
-    volumes_shutdown();
-    fanout_shutdown();
-    telemetry_shutdown();
-}
 
 /* ---------------------------------------------------------------- small endpoints */
 
@@ -52,7 +35,7 @@ static void route_readyz(struct request *r)
 {
     const char *source;
     int64_t expires_in;
-    bool creds = fanout_creds_ready(&source, &expires_in);
+    bool creds = credsvc_status(&source, &expires_in);
     bool draining = server_draining(r->srv);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", draining ? "draining" : creds ? "ready" : "not_ready");

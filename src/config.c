@@ -19,9 +19,12 @@
 #include <yaml.h>
 
 #include "buf.h"
+#include "cors.h"
 #include "endpoint.h"
 #include "log.h"
 #include "mem.h"
+#include "realip.h"
+#include "redisurl.h"
 #include "retrycfg.h"
 
 #define CONFIG_MAX_FILE (1024 * 1024) /* a config file is a few KiB; refuse anything huge */
@@ -48,6 +51,10 @@ struct doc_ec2 {
 struct doc_server {
     uint32_t *max_connections, *max_connections_per_ip, *idle_timeout_s, *header_timeout_s,
         *max_header_bytes, *drain_timeout_s;
+    char **trusted_proxies;
+    unsigned trusted_proxies_count;
+    char **cors_origins;
+    unsigned cors_origins_count;
 };
 struct doc_fanout {
     uint32_t *max_children, *group_size, *list_partitions, *queue_timeout_ms, *worker_nice;
@@ -64,6 +71,15 @@ struct doc_security {
     char *auth_tokens_file, *run_as_user;
     bool *allow_root;
 };
+struct doc_iam_auth {
+    char *user, *cache;
+    bool *serverless;
+};
+struct doc_redis {
+    char *url, *password_file, *key_prefix, *ca_file;
+    uint32_t *connect_timeout_ms, *command_timeout_ms;
+    struct doc_iam_auth *iam_auth;
+};
 struct doc {
     char *listen;
     char **regions;
@@ -75,6 +91,7 @@ struct doc {
     struct doc_cache *cache;
     struct doc_log *log;
     struct doc_security *security;
+    struct doc_redis *redis;
 };
 
 #define OPT CYAML_FLAG_OPTIONAL
@@ -108,6 +125,9 @@ static const cyaml_schema_field_t ec2_fields[] = {
     CYAML_FIELD_UINT_PTR("read_timeout_ms", OPT, struct doc_ec2, read_timeout_ms),
     CYAML_FIELD_END,
 };
+static const cyaml_schema_value_t server_string_entry = {
+    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, CONFIG_MAX_STRING),
+};
 static const cyaml_schema_field_t server_fields[] = {
     CYAML_FIELD_UINT_PTR("max_connections", OPT, struct doc_server, max_connections),
     CYAML_FIELD_UINT_PTR("max_connections_per_ip", OPT, struct doc_server,
@@ -116,6 +136,10 @@ static const cyaml_schema_field_t server_fields[] = {
     CYAML_FIELD_UINT_PTR("header_timeout_s", OPT, struct doc_server, header_timeout_s),
     CYAML_FIELD_UINT_PTR("max_header_bytes", OPT, struct doc_server, max_header_bytes),
     CYAML_FIELD_UINT_PTR("drain_timeout_s", OPT, struct doc_server, drain_timeout_s),
+    CYAML_FIELD_SEQUENCE("trusted_proxies", OPT | CYAML_FLAG_POINTER, struct doc_server,
+                         trusted_proxies, &server_string_entry, 0, CONFIG_MAX_TRUSTED_PROXIES),
+    CYAML_FIELD_SEQUENCE("cors_origins", OPT | CYAML_FLAG_POINTER, struct doc_server,
+                         cors_origins, &server_string_entry, 0, CONFIG_MAX_CORS_ORIGINS),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t fanout_fields[] = {
@@ -147,6 +171,22 @@ static const cyaml_schema_field_t security_fields[] = {
     CYAML_FIELD_BOOL_PTR("allow_root", OPT, struct doc_security, allow_root),
     CYAML_FIELD_END,
 };
+static const cyaml_schema_field_t iam_auth_fields[] = {
+    STR("user", struct doc_iam_auth, user),
+    STR("cache", struct doc_iam_auth, cache),
+    CYAML_FIELD_BOOL_PTR("serverless", OPT, struct doc_iam_auth, serverless),
+    CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t redis_fields[] = {
+    STR("url", struct doc_redis, url),
+    STR("password_file", struct doc_redis, password_file),
+    STR("key_prefix", struct doc_redis, key_prefix),
+    CYAML_FIELD_UINT_PTR("connect_timeout_ms", OPT, struct doc_redis, connect_timeout_ms),
+    CYAML_FIELD_UINT_PTR("command_timeout_ms", OPT, struct doc_redis, command_timeout_ms),
+    STR("ca_file", struct doc_redis, ca_file),
+    CYAML_FIELD_MAPPING_PTR("iam_auth", SECTION, struct doc_redis, iam_auth, iam_auth_fields),
+    CYAML_FIELD_END,
+};
 static const cyaml_schema_value_t region_entry = {
     CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, CONFIG_MAX_STRING),
 };
@@ -161,6 +201,7 @@ static const cyaml_schema_field_t doc_fields[] = {
     CYAML_FIELD_MAPPING_PTR("cache", SECTION, struct doc, cache, cache_fields),
     CYAML_FIELD_MAPPING_PTR("log", SECTION, struct doc, log, logsec_fields),
     CYAML_FIELD_MAPPING_PTR("security", SECTION, struct doc, security, security_fields),
+    CYAML_FIELD_MAPPING_PTR("redis", SECTION, struct doc, redis, redis_fields),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_value_t doc_schema = {
@@ -784,6 +825,8 @@ static const struct range ranges[] = {
     R("cache.stale_while_revalidate_s", stale_while_revalidate_s, 0, 3600),
     R("cache.negative_ttl_s", negative_ttl_s, 0, 3600),
     R("cache.min_refresh_s", min_refresh_s, 0, 86400),
+    R("redis.connect_timeout_ms", redis_connect_timeout_ms, 10, 60000),
+    R("redis.command_timeout_ms", redis_command_timeout_ms, 1, 60000),
 };
 #undef R
 
@@ -793,6 +836,76 @@ static const struct range ranges[] = {
 static const char *blame(const struct load *ld, const char *a, const char *b)
 {
     return lines_has(ld, a) || !lines_has(ld, b) ? a : b;
+}
+
+/* server.trusted_proxies were parsed by merge_edge; an entry that did not parse is reported
+ * here, in document order, with its key and line. */
+static ebsd_status validate_edge(struct load *ld, const struct config *c)
+{
+    char key[64];
+    for (size_t i = 0; i < c->ntrusted_proxy_texts; i++) {
+        const char *why;
+        struct realip_cidr cidr;
+        snprintf(key, sizeof key, "server.trusted_proxies[%zu]", i);
+        if (realip_cidr_parse(c->trusted_proxy_texts[i], &cidr, &why) != EBSD_OK)
+            return fail_key(ld, EBSD_EINVAL, key, "'%.64s' %s", c->trusted_proxy_texts[i], why);
+    }
+    for (size_t i = 0; i < c->ncors_origins; i++) {
+        const char *why;
+        snprintf(key, sizeof key, "server.cors_origins[%zu]", i);
+        if (!cors_origin_valid(c->cors_origins[i], &why))
+            return fail_key(ld, EBSD_EINVAL, key, "'%.64s' %s", c->cors_origins[i], why);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(c->cors_origins[i], c->cors_origins[j]) == 0)
+                return fail_key(ld, EBSD_EINVAL, key, "'%.64s' is listed twice",
+                                c->cors_origins[i]);
+    }
+    return EBSD_OK;
+}
+
+/* A key prefix is written into every key: printable, no space, no hash-tag braces (the
+ * braces are ebsd's own, one per target, for cluster slots). */
+static bool key_prefix_valid(const char *s)
+{
+    if (strlen(s) > 64)
+        return false;
+    for (; *s; s++)
+        if (*s <= 0x20 || *s >= 0x7f || *s == '{' || *s == '}')
+            return false;
+    return true;
+}
+
+static ebsd_status validate_redis(struct load *ld, const struct config *c)
+{
+    char why[128];
+    struct redis_url u;
+    if (*c->redis_url && redis_url_parse(c->redis_url, &u, why, sizeof why) != EBSD_OK)
+        return fail_key(ld, EBSD_EINVAL, "redis.url", "%s", why);
+    if (!key_prefix_valid(c->redis_key_prefix))
+        return fail_key(ld, EBSD_EINVAL, "redis.key_prefix",
+                        "must be at most 64 printable bytes without space, '{' or '}'");
+    if (*c->redis_iam_user && !*c->redis_iam_cache)
+        return fail_key(ld, EBSD_EINVAL, "redis.iam_auth.cache",
+                        "is required when redis.iam_auth.user is set");
+    if (*c->redis_iam_cache && !*c->redis_iam_user)
+        return fail_key(ld, EBSD_EINVAL, "redis.iam_auth.user",
+                        "is required when redis.iam_auth.cache is set");
+    if (*c->redis_iam_user && *c->redis_password_file)
+        return fail_key(ld, EBSD_EINVAL,
+                        blame(ld, "redis.password_file", "redis.iam_auth.user"),
+                        "iam_auth and password_file exclude each other");
+    if (*c->redis_iam_user && *c->redis_url && strncmp(c->redis_url, "rediss://", 9) != 0)
+        return fail_key(ld, EBSD_EINVAL, blame(ld, "redis.url", "redis.iam_auth.user"),
+                        "ElastiCache IAM auth needs a rediss:// URL (the token is a credential)");
+    for (const char *q = c->redis_iam_user; *q; q++)
+        if (*q <= 0x20 || *q >= 0x7f)
+            return fail_key(ld, EBSD_EINVAL, "redis.iam_auth.user", "has a space or control byte");
+    for (const char *q = c->redis_iam_cache; *q; q++)
+        if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+              *q == '-'))
+            return fail_key(ld, EBSD_EINVAL, "redis.iam_auth.cache",
+                            "is not a cache name ([A-Za-z0-9-])");
+    return EBSD_OK;
 }
 
 static ebsd_status validate(struct load *ld, const struct config *c)
@@ -851,7 +964,10 @@ static ebsd_status validate(struct load *ld, const struct config *c)
     if (log_level_parse(c->log_level) < 0)
         return fail_key(ld, EBSD_EINVAL, "log.level", "'%.64s' is not debug, info, warn or error",
                         c->log_level);
-    return EBSD_OK;
+    ebsd_status st = validate_edge(ld, c);
+    if (st != EBSD_OK)
+        return st;
+    return validate_redis(ld, c);
 }
 
 /* ------------------------------------------------------------------ merging */
@@ -877,6 +993,31 @@ static void merge_route(struct config_route *r, const struct doc_route *d)
     SET(r->timeout_ms, d->timeout_ms);
     SET(r->memory_mb, d->memory_mb);
     SET(r->cache_ttl_s, d->cache_ttl_s);
+}
+
+/* server.trusted_proxies and server.cors_origins: the texts as given (validate checks them),
+ * and the networks that parse, so a valid file needs no second pass. */
+static void merge_edge(struct config *c, const struct doc_server *d)
+{
+    if (d->trusted_proxies) {
+        c->ntrusted_proxies = 0;
+        c->ntrusted_proxy_texts = 0;
+        c->trusted_proxies = xcalloc(d->trusted_proxies_count + 1, sizeof *c->trusted_proxies);
+        c->trusted_proxy_texts = xcalloc(d->trusted_proxies_count + 1, sizeof(char *));
+        for (unsigned i = 0; i < d->trusted_proxies_count; i++) {
+            const char *why;
+            c->trusted_proxy_texts[c->ntrusted_proxy_texts++] = xstrdup(d->trusted_proxies[i]);
+            if (realip_cidr_parse(d->trusted_proxies[i], &c->trusted_proxies[c->ntrusted_proxies],
+                                  &why) == EBSD_OK)
+                c->ntrusted_proxies++;
+        }
+    }
+    if (d->cors_origins) {
+        c->ncors_origins = 0;
+        c->cors_origins = xcalloc(d->cors_origins_count + 1, sizeof(char *));
+        for (unsigned i = 0; i < d->cors_origins_count; i++)
+            c->cors_origins[c->ncors_origins++] = xstrdup(d->cors_origins[i]);
+    }
 }
 
 /* Copies every value the file gives over the defaults in c. */
@@ -908,6 +1049,7 @@ static void merge(struct config *c, const struct doc *d, bool regions_given)
         SET(c->header_timeout_s, d->server->header_timeout_s);
         SET(c->max_header_bytes, d->server->max_header_bytes);
         SET(c->drain_timeout_s, d->server->drain_timeout_s);
+        merge_edge(c, d->server);
     }
     if (d->routes) {
         SET(c->max_timeout_ms, d->routes->max_timeout_ms);
@@ -937,6 +1079,19 @@ static void merge(struct config *c, const struct doc *d, bool regions_given)
         set_str(&c->auth_tokens_file, d->security->auth_tokens_file);
         set_str(&c->run_as_user, d->security->run_as_user);
         SET(c->allow_root, d->security->allow_root);
+    }
+    if (d->redis) {
+        set_str(&c->redis_url, d->redis->url);
+        set_str(&c->redis_password_file, d->redis->password_file);
+        set_str(&c->redis_key_prefix, d->redis->key_prefix);
+        SET(c->redis_connect_timeout_ms, d->redis->connect_timeout_ms);
+        SET(c->redis_command_timeout_ms, d->redis->command_timeout_ms);
+        set_str(&c->redis_ca_file, d->redis->ca_file);
+        if (d->redis->iam_auth) {
+            set_str(&c->redis_iam_user, d->redis->iam_auth->user);
+            set_str(&c->redis_iam_cache, d->redis->iam_auth->cache);
+            SET(c->redis_iam_serverless, d->redis->iam_auth->serverless);
+        }
     }
 }
 #undef SET
@@ -968,8 +1123,8 @@ void config_defaults(struct config *c)
     c->rate_burst = 90;
     c->connect_timeout_ms = 2000;
     c->read_timeout_ms = 2500;
-    c->max_connections = 1024;
-    c->max_connections_per_ip = 128;
+    c->max_connections = 4096;
+    c->max_connections_per_ip = 2048;
     c->idle_timeout_s = 75;
     c->header_timeout_s = 10;
     c->max_header_bytes = 16384;
@@ -994,6 +1149,15 @@ void config_defaults(struct config *c)
     c->auth_tokens_file = xstrdup("");
     c->run_as_user = xstrdup("");
     c->allow_root = false;
+    c->redis_url = xstrdup("");
+    c->redis_password_file = xstrdup("");
+    c->redis_key_prefix = xstrdup("ebsd:");
+    c->redis_connect_timeout_ms = 500;
+    c->redis_command_timeout_ms = 200;
+    c->redis_ca_file = xstrdup("");
+    c->redis_iam_user = xstrdup("");
+    c->redis_iam_cache = xstrdup("");
+    c->redis_iam_serverless = false;
 }
 
 /* Region: the environment's region becomes the default when it is one of the configured
@@ -1026,6 +1190,17 @@ void config_apply_env(struct config *c)
             set_str(&c->ec2_endpoint, ep);
         else
             log_warn("config", "ignoring %s: not an http:// or https:// URL", var);
+    }
+    /* A malformed EBSD_REDIS_URL fails config_load_buffer; here (no file) it is refused
+     * with a warning and the configured URL stays. */
+    const char *rurl = getenv("EBSD_REDIS_URL");
+    if (rurl && *rurl) {
+        char why[128];
+        struct redis_url u;
+        if (redis_url_parse(rurl, &u, why, sizeof why) == EBSD_OK)
+            set_str(&c->redis_url, rurl);
+        else
+            log_warn("config", "ignoring EBSD_REDIS_URL: %s", why);
     }
     /* AWS_MAX_ATTEMPTS / AWS_RETRY_MODE, then the profile's max_attempts / retry_mode, over
      * ec2.max_attempts (retrycfg.h); the mode becomes this process's (workers inherit it). */
@@ -1074,6 +1249,15 @@ ebsd_status config_load_buffer(const char *name, const char *data, size_t len,
     st = validate(&ld, &c);
     if (st != EBSD_OK)
         goto out;
+    const char *rurl = getenv("EBSD_REDIS_URL");
+    if (rurl && *rurl) {
+        char why[128];
+        struct redis_url u;
+        if (redis_url_parse(rurl, &u, why, sizeof why) != EBSD_OK) {
+            st = fail_at(&ld, EBSD_EINVAL, 0, "EBSD_REDIS_URL", "environment: %s", why);
+            goto out;
+        }
+    }
     config_apply_env(&c);
     *cfg = c;
 out:
@@ -1147,5 +1331,18 @@ void config_free(struct config *cfg)
     free(cfg->log_level);
     free(cfg->auth_tokens_file);
     free(cfg->run_as_user);
+    for (size_t i = 0; i < cfg->ntrusted_proxy_texts; i++)
+        free(cfg->trusted_proxy_texts[i]);
+    free(cfg->trusted_proxy_texts);
+    free(cfg->trusted_proxies);
+    for (size_t i = 0; i < cfg->ncors_origins; i++)
+        free(cfg->cors_origins[i]);
+    free(cfg->cors_origins);
+    free(cfg->redis_url);
+    free(cfg->redis_password_file);
+    free(cfg->redis_key_prefix);
+    free(cfg->redis_ca_file);
+    free(cfg->redis_iam_user);
+    free(cfg->redis_iam_cache);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -93,41 +93,7 @@ static int64_t step_deadline(const struct chain *x, int64_t cap_ms)
 
 bool creds_parse_time(const char *s, time_t *out)
 {
-    int y, mo, d, h, mi, sec, n = 0;
-    if (!s || sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
-        return false;
-    const char *p = s + 10;
-    if (*p != 'T' && *p != 't' && *p != ' ')
-        return false;
-    p++;
-    if (sscanf(p, "%2d:%2d:%2d%n", &h, &mi, &sec, &n) != 3 || n != 8)
-        return false;
-    p += 8;
-    if (*p == '.') {
-        p++;
-        if (*p < '0' || *p > '9')
-            return false;
-        while (*p >= '0' && *p <= '9')
-            p++;
-    }
-    long offset = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om;
-        if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5 || oh > 23 || om > 59)
-            return false;
-        offset = (*p == '+' ? 1 : -1) * (oh * 3600L + om * 60L);
-        p += 6;
-    } else {
-        return false;
-    }
-    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-        return false;
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
-                    .tm_min = mi, .tm_sec = sec};
-    *out = timegm(&tm) - offset;
-    return true;
+    return clock_parse_rfc3339(s, out);
 }
 
 static void format_time(time_t t, char out[32])

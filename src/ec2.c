@@ -581,23 +581,43 @@ out:
 
 /* ---- pagination ------------------------------------------------------------------------- */
 
-/* The pagination guard shared by both listings: a token equal to the one just sent means
- * the service would loop forever. */
-static ebsd_status token_guard(const char *sent, const char *got, size_t pages,
-                               struct ec2_error *err)
+void ec2_pager_init(struct ec2_pager *pg)
 {
-    if (got && sent && strcmp(sent, got) == 0) {
+    memset(pg, 0, sizeof *pg);
+}
+
+void ec2_pager_free(struct ec2_pager *pg)
+{
+    free(pg->token);
+    free(pg->prev);
+    memset(pg, 0, sizeof *pg);
+}
+
+/* A token equal to the one just sent means the service would loop forever; MAX_PAGES bounds
+ * a service that hands out a new token each time. */
+bool ec2_pager_next(struct ec2_pager *pg, char **next, struct ec2_error *err, ebsd_status *st)
+{
+    pg->pages++;
+    free(pg->prev);
+    pg->prev = pg->token;
+    pg->token = *next;
+    *next = NULL;
+    if (!pg->token)
+        return false;
+    if (pg->prev && strcmp(pg->prev, pg->token) == 0) {
         if (err)
             snprintf(err->message, sizeof err->message,
                      "EC2 returned the nextToken it was sent: pagination stopped");
-        return EBSD_EUPSTREAM;
+        *st = EBSD_EUPSTREAM;
+        return false;
     }
-    if (got && pages >= MAX_PAGES) {
+    if (pg->pages >= MAX_PAGES) {
         if (err)
             snprintf(err->message, sizeof err->message, "more than %d pages", MAX_PAGES);
-        return EBSD_ETOOBIG;
+        *st = EBSD_ETOOBIG;
+        return false;
     }
-    return EBSD_OK;
+    return true;
 }
 
 ebsd_status ec2_list_instances_all(struct ec2_client *c, const char *const *ids, size_t nids,
@@ -606,16 +626,16 @@ ebsd_status ec2_list_instances_all(struct ec2_client *c, const char *const *ids,
 {
     ebsd_status st;
     struct ec2_instance_page all = {0}, page = {0};
-    char *token = NULL;
-    size_t cap = 0, pages = 0;
+    struct ec2_pager pg;
+    size_t cap = 0;
+    ec2_pager_init(&pg);
     if (!max_items)
         max_items = DEFAULT_MAX_ITEMS;
     deadline = effective_deadline(deadline);
     for (;;) {
-        st = ec2_describe_instances(c, ids, nids, token, deadline, &page, err);
+        st = ec2_describe_instances(c, ids, nids, pg.token, deadline, &page, err);
         if (st != EBSD_OK)
             goto out;
-        pages++;
         if (all.n + page.n > max_items) {
             st = EBSD_ETOOBIG;
             if (err)
@@ -631,14 +651,12 @@ ebsd_status ec2_list_instances_all(struct ec2_client *c, const char *const *ids,
         if (page.n)
             memcpy(all.items + all.n, page.items, page.n * sizeof *page.items);
         all.n += page.n;
-        st = token_guard(token, page.next_token, pages, err);
+        st = EBSD_OK;
+        bool more = ec2_pager_next(&pg, &page.next_token, err, &st);
         if (st != EBSD_OK)
             goto out;
-        free(token);
-        token = page.next_token;
-        page.next_token = NULL;
         ec2_instance_page_free(&page);
-        if (!token)
+        if (!more)
             break;
     }
     *out = all;
@@ -647,7 +665,7 @@ ebsd_status ec2_list_instances_all(struct ec2_client *c, const char *const *ids,
 out:
     ec2_instance_page_free(&page);
     free(all.items);
-    free(token);
+    ec2_pager_free(&pg);
     return st;
 }
 
@@ -657,16 +675,16 @@ ebsd_status ec2_list_volumes_all(struct ec2_client *c, const char *const *instan
 {
     ebsd_status st;
     struct ec2_volume_page all = {0}, page = {0};
-    char *token = NULL;
-    size_t cap = 0, pages = 0;
+    struct ec2_pager pg;
+    size_t cap = 0;
+    ec2_pager_init(&pg);
     if (!max_items)
         max_items = DEFAULT_MAX_ITEMS;
     deadline = effective_deadline(deadline);
     for (;;) {
-        st = ec2_describe_volumes(c, instance_ids, nids, token, deadline, &page, err);
+        st = ec2_describe_volumes(c, instance_ids, nids, pg.token, deadline, &page, err);
         if (st != EBSD_OK)
             goto out;
-        pages++;
         if (all.n + page.n > max_items) {
             st = EBSD_ETOOBIG;
             if (err)
@@ -682,14 +700,12 @@ ebsd_status ec2_list_volumes_all(struct ec2_client *c, const char *const *instan
             memcpy(all.items + all.n, page.items, page.n * sizeof *page.items);
         all.n += page.n;
         page.n = 0; /* the attachment arrays now belong to all */
-        st = token_guard(token, page.next_token, pages, err);
+        st = EBSD_OK;
+        bool more = ec2_pager_next(&pg, &page.next_token, err, &st);
         if (st != EBSD_OK)
             goto out;
-        free(token);
-        token = page.next_token;
-        page.next_token = NULL;
         ec2_volume_page_free(&page);
-        if (!token)
+        if (!more)
             break;
     }
     *out = all;
@@ -698,6 +714,6 @@ ebsd_status ec2_list_volumes_all(struct ec2_client *c, const char *const *instan
 out:
     ec2_volume_page_free(&page);
     ec2_volume_page_free(&all);
-    free(token);
+    ec2_pager_free(&pg);
     return st;
 }

@@ -13,13 +13,13 @@
 
 #include "auth.h"
 #include "config.h"
-#include "fanout.h"
+#include "once.h"
 #include "httpc.h"
 #include "log.h"
 #include "loop.h"
 #include "mem.h"
 #include "reqid.h"
-#include "server.h"
+#include "daemon.h"
 #include "version.h"
 
 #define EXIT_CONFIG 2
@@ -219,14 +219,14 @@ int main(int argc, char **argv)
             free(cfg);
             return EXIT_CONFIG;
         }
-        int rc = fanout_once(cfg, once, id, region);
+        int rc = once_run(cfg, once, id, region);
         config_free(cfg);
         free(cfg);
         return rc;
     }
 
     struct loop *loop = NULL;
-    struct server *srv = NULL;
+    struct daemon *d = NULL;
     struct auth *auth = NULL;
     int rc = EXIT_CONFIG;
     bool as_root = geteuid() == 0;
@@ -242,9 +242,9 @@ int main(int argc, char **argv)
     raise_nofile(cfg);
     if (loop_new(&loop) != EBSD_OK)
         goto out;
-    if (server_new(loop, cfg, config_path, auth, &srv) != EBSD_OK)
+    if (daemon_new(loop, cfg, config_path, auth, &d) != EBSD_OK)
         goto out;
-    auth = NULL; /* owned by the server now, */
+    auth = NULL; /* owned by the daemon now, */
     const char *user = cfg->run_as_user;
     cfg = NULL;  /* and so is cfg */
     if (user[0]) {
@@ -259,7 +259,7 @@ int main(int argc, char **argv)
             }
         }
     }
-    if (server_run(srv) == EBSD_OK)
+    if (daemon_run(d) == EBSD_OK)
         rc = 0;
 out:
     auth_free(auth);
@@ -267,7 +267,7 @@ out:
         config_free(cfg);
         free(cfg);
     }
-    server_free(srv);
+    daemon_free(d);
     loop_free(loop);
     return rc;
 }

@@ -125,16 +125,62 @@ ebsd_status route_params_set(struct route_params *p, const char *key, const char
     return EBSD_OK;
 }
 
+void route_query_init(struct route_query *q, const char *path)
+{
+    q->len = path ? strlen(path) : 0;
+    q->bad = path && !route_printable(path);
+    q->nparams = 0;
+    q->dup = NULL;
+}
+
+void route_query_add(struct route_query *q, const char *key, const char *value)
+{
+    q->len += strlen(key) + (value ? strlen(value) : 0) + 2;
+    if (!route_printable(key) || (value && !route_printable(value)))
+        q->bad = true;
+    for (unsigned i = 0; i < q->nparams && i < ROUTE_MAX_PARAMS && !q->dup; i++)
+        if (strcmp(q->keys[i], key) == 0)
+            q->dup = q->keys[i];
+    if (q->nparams < ROUTE_MAX_PARAMS)
+        q->keys[q->nparams] = key;
+    q->nparams++;
+}
+
+static ebsd_status refuse(char *code, size_t codelen, const char *c);
+
+ebsd_status route_query_verdict(const struct route_query *q, char *code, size_t codelen,
+                                char *err, size_t errlen)
+{
+    if (codelen)
+        code[0] = '\0';
+    if (errlen)
+        err[0] = '\0';
+    if (q->bad) {
+        set_err(err, errlen, "%s",
+                "the path and query must be printable ASCII once percent-decoded "
+                "(no NUL, control or non-ASCII bytes)");
+        return refuse(code, codelen, "InvalidRequest");
+    }
+    if (q->nparams > ROUTE_MAX_PARAMS) {
+        set_err(err, errlen, "more than %u query parameters", ROUTE_MAX_PARAMS);
+        return refuse(code, codelen, "InvalidParameter");
+    }
+    if (q->dup) {
+        set_err(err, errlen, "query parameter '%.48s' is given more than once", q->dup);
+        return refuse(code, codelen, "InvalidParameter");
+    }
+    return EBSD_OK;
+}
+
 ebsd_status route_parse_query(const char *raw_query, struct route_params *out, char *err,
                               size_t errlen)
 {
     struct route_params *p = out;
-    const char *keys[ROUTE_MAX_PARAMS], *vals[ROUTE_MAX_PARAMS];
-    size_t nparams = 0, total = 0;
-    bool bad = false;
-    const char *dup = NULL;
+    const char *vals[ROUTE_MAX_PARAMS];
+    struct route_query q;
 
     route_params_init(p);
+    route_query_init(&q, NULL);
     p->storage[0] = '\0';
     if (errlen)
         err[0] = '\0';
@@ -161,41 +207,22 @@ ebsd_status route_parse_query(const char *raw_query, struct route_params *out, c
         decode(args);
         if (equals)
             decode(equals);
-        total += strlen(args) + (equals ? strlen(equals) : 0) + 2;
-        if (!route_printable(args) || (equals && !route_printable(equals)))
-            bad = true;
-        for (size_t i = 0; i < nparams && i < ROUTE_MAX_PARAMS && !dup; i++)
-            if (strcmp(keys[i], args) == 0)
-                dup = keys[i];
-        if (nparams < ROUTE_MAX_PARAMS) {
-            keys[nparams] = args;
-            vals[nparams] = equals ? equals : args + strlen(args); /* "" in storage */
-        }
-        nparams++;
+        if (q.nparams < ROUTE_MAX_PARAMS)
+            vals[q.nparams] = equals ? equals : args + strlen(args); /* "" in storage */
+        route_query_add(&q, args, equals);
         args = amper;
     }
-    /* server.c's checks, in its order. */
-    if (total > ROUTE_MAX_QUERY) {
+    /* The request path's checks, in its order. */
+    if (q.len > ROUTE_MAX_QUERY) {
         set_err(err, errlen, "the URL is longer than %u bytes", ROUTE_MAX_QUERY);
         return EBSD_ETOOBIG;
     }
-    if (bad) {
-        set_err(err, errlen, "%s",
-                "the path and query must be printable ASCII once percent-decoded "
-                "(no NUL, control or non-ASCII bytes)");
+    char code[32];
+    if (route_query_verdict(&q, code, sizeof code, err, errlen) != EBSD_OK)
         return EBSD_EINVAL;
-    }
-    if (nparams > ROUTE_MAX_PARAMS) {
-        set_err(err, errlen, "more than %u query parameters", ROUTE_MAX_PARAMS);
-        return EBSD_EINVAL;
-    }
-    if (dup) {
-        set_err(err, errlen, "query parameter '%.48s' is given more than once", dup);
-        return EBSD_EINVAL;
-    }
     /* volumes.c's collection: known keys only, in query order. */
-    for (size_t i = 0; i < nparams; i++) {
-        if (route_params_set(p, keys[i], vals[i], err, errlen) != EBSD_OK) {
+    for (size_t i = 0; i < q.nparams; i++) {
+        if (route_params_set(p, q.keys[i], vals[i], err, errlen) != EBSD_OK) {
             route_params_init(p);
             return EBSD_EINVAL;
         }

@@ -1,5 +1,6 @@
-/* server.c - libmicrohttpd in external epoll mode on ebsd's single-threaded loop, plus the
- * process's signals (signalfd), drain on SIGTERM and reload on SIGHUP. */
+/* server.c - the HTTP edge: libmicrohttpd in external epoll mode on ebsd's single-threaded
+ * loop, connection tracking and limits, the URL checks, the access and REPORT lines. Routing
+ * is the dispatch callback's; signals, drain and reload are the daemon's (daemon.c). */
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -15,26 +16,21 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
-#include "api.h"
 #include "auth.h"
 #include "clock.h"
 #include "log.h"
 #include "mem.h"
-#include "fanout.h"
 #include "reqid.h"
 #include "route.h"
-#include "sdnotify.h"
 #include "telemetry.h"
 
 /* Longest URL (decoded path plus query keys and values) and most query parameters. */
-#define SERVER_MAX_URL 4096
-#define SERVER_MAX_PARAMS 32
+#define SERVER_MAX_URL ROUTE_MAX_QUERY
 /* Largest request body accepted (GET and HEAD need none), and most drained before a
  * chunked body over it is answered; beyond that the connection is closed. */
 #define SERVER_MAX_BODY 1024
@@ -62,18 +58,15 @@ struct live {
 struct server {
     struct loop *loop;
     struct config *cfg;
-    char *config_path;
+    server_dispatch_fn dispatch;
     struct MHD_Daemon *mhd;
     int listen_fd;            /* ours: accepted here, handed to MHD_add_connection */
     bool accept_paused;       /* out of descriptors: retried from a timer */
     int64_t accept_warned_ms; /* last "out of descriptors" warning (one per 10 s) */
     struct loop_timer *accept_timer;
     int mhd_epfd;
-    int sig_fd;
     unsigned port;
     bool draining;
-    int64_t drain_deadline;
-    struct loop_timer *drain_timer;
     struct live *live;        /* requests not yet completed */
     struct conn *conns;       /* open client connections */
     unsigned nconns;
@@ -84,7 +77,6 @@ struct server {
 const struct config *server_config(const struct server *s) { return s->cfg; }
 struct loop *server_loop(const struct server *s) { return s->loop; }
 bool server_draining(const struct server *s) { return s->draining; }
-unsigned server_port(const struct server *s) { return s->port; }
 const struct auth *server_auth(const struct server *s) { return s->auth; }
 
 /* ---------------------------------------------------------------- responses */
@@ -146,11 +138,6 @@ void request_error(struct request *r, unsigned status, const char *code, const c
 const char *request_header(struct request *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
-}
-
-const char *request_query(struct request *r, const char *name)
-{
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
 struct query_iter {
@@ -279,27 +266,11 @@ static char *printable_copy(const char *s)
     return c;
 }
 
-struct url_check {
-    size_t len;                /* path plus keys and values */
-    bool bad;                  /* a byte outside printable ASCII */
-    unsigned nparams;
-    const char *keys[SERVER_MAX_PARAMS];
-    const char *dup;           /* a key given twice */
-};
-
 static enum MHD_Result url_check_cb(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
 {
-    struct url_check *uc = cls;
-    uc->len += strlen(key) + (value ? strlen(value) : 0) + 2;
-    if (!route_printable(key) || (value && !route_printable(value)))
-        uc->bad = true;
-    for (unsigned i = 0; i < uc->nparams && i < SERVER_MAX_PARAMS && !uc->dup; i++)
-        if (strcmp(uc->keys[i], key) == 0)
-            uc->dup = uc->keys[i];
-    if (uc->nparams < SERVER_MAX_PARAMS)
-        uc->keys[uc->nparams] = key;
-    uc->nparams++;
+    (void)kind;
+    route_query_add(cls, key, value);
     return MHD_YES;
 }
 
@@ -374,7 +345,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = lv;
         s->inflight++;
 
-        struct url_check uc = {.len = strlen(url), .bad = !route_printable(url)};
+        struct route_query uc;
+        route_query_init(&uc, url);
         MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, url_check_cb, &uc);
         if (uc.len > SERVER_MAX_URL) {
             request_error(r, 414, "URITooLong", "the URL is longer than %u bytes",
@@ -388,26 +360,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                           "request headers exceed %u bytes", s->cfg->max_header_bytes);
             return queue(r);
         }
-        if (uc.bad) {
-            request_error(r, 400, "InvalidRequest",
-                          "the path and query must be printable ASCII once percent-decoded "
-                          "(no NUL, control or non-ASCII bytes)");
-            return queue(r);
-        }
-        if (uc.nparams > SERVER_MAX_PARAMS) {
-            request_error(r, 400, "InvalidParameter", "more than %u query parameters",
-                          SERVER_MAX_PARAMS);
-            return queue(r);
-        }
-        if (uc.dup) {
-            request_error(r, 400, "InvalidParameter", "query parameter '%.48s' is given more "
-                          "than once", uc.dup);
+        char code[32], msg[256];
+        if (route_query_verdict(&uc, code, sizeof code, msg, sizeof msg) != EBSD_OK) {
+            request_error(r, 400, code, "%s", msg);
             return queue(r);
         }
         /* Reject other methods before any body is read. */
         if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
             r->dispatched = true;
-            api_dispatch(r); /* the router answers 404 or 405 with Allow */
+            s->dispatch(r); /* the router answers 404 or 405 with Allow */
             return queue(r);
         }
         /* A body announced over the cap is refused before it is read: libmicrohttpd
@@ -442,12 +403,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->dispatched = true;
         conn_disarm(conn); /* the whole request is in; route deadlines take over */
         if (!r->ready)
-            api_dispatch(r);
+            s->dispatch(r);
     }
     if (r->ready)
         return queue(r);
     if (!r->suspended)
-        request_suspend(r); /* api_dispatch started work without suspending */
+        request_suspend(r); /* dispatch started work without suspending */
     return MHD_YES;
 }
 
@@ -800,16 +761,9 @@ out:
     return st;
 }
 
-/* ---------------------------------------------------------------- signals, drain, reload */
+/* ---------------------------------------------------------------- drain (driven by the daemon) */
 
-/* Readiness notices to systemd are best effort: a failure is worth a debug line only. */
-static void notify(ebsd_status st)
-{
-    if (st != EBSD_OK)
-        log_debug("sdnotify", "notification to systemd failed: %s", status_str(st));
-}
-
-static void stop_now(struct server *s)
+void server_stop_now(struct server *s)
 {
     /* Every suspended request must be resumed before libmicrohttpd stops. */
     for (struct live *lv = s->live; lv; lv = lv->next) {
@@ -832,21 +786,11 @@ static void drain_check(struct server *s)
         loop_stop(s->loop);
 }
 
-static void on_drain_deadline(struct loop *l, void *arg)
-{
-    struct server *s = arg;
-    s->drain_timer = NULL;
-    log_warn("drain", "drain time of %u s is over with %u requests in flight; stopping",
-             s->cfg->drain_timeout_s, s->inflight);
-    stop_now(s);
-}
-
-static void start_drain(struct server *s, const char *why)
+void server_quiesce(struct server *s)
 {
     if (s->draining)
         return;
     s->draining = true;
-    notify(sdnotify_stopping());
     if (s->listen_fd >= 0) {
         if (!s->accept_paused)
             loop_del_fd(s->loop, s->listen_fd);
@@ -857,39 +801,13 @@ static void start_drain(struct server *s, const char *why)
         loop_timer_stop(s->loop, s->accept_timer);
         s->accept_timer = NULL;
     }
-    log_info("drain", "%s: no longer accepting connections; draining %u in-flight requests "
-             "for up to %u s", why, s->inflight, s->cfg->drain_timeout_s);
-    s->drain_deadline = clock_now_ms() + (int64_t)s->cfg->drain_timeout_s * 1000;
-    s->drain_timer = loop_timer_start(s->loop, s->drain_deadline, on_drain_deadline, s);
     drain_check(s);
 }
 
-static void reload(struct server *s)
+unsigned server_inflight(const struct server *s) { return s->inflight; }
+
+void server_reconfigure(struct server *s, struct config *next, struct auth *auth)
 {
-    if (!s->config_path) {
-        log_warn("reload", "SIGHUP ignored: ebsd was started without --config");
-        return;
-    }
-    notify(sdnotify_reloading());
-    struct config *next = xcalloc(1, sizeof *next);
-    struct config_error err;
-    if (config_load(s->config_path, next, &err) != EBSD_OK) {
-        log_error("reload", "keeping the running configuration: %s", err.message);
-        free(next);
-        notify(sdnotify_ready());
-        return;
-    }
-    struct auth *auth = NULL;
-    if (next->auth_tokens_file[0]) {
-        char msg[600];
-        if (auth_load(next->auth_tokens_file, &auth, msg, sizeof msg) != EBSD_OK) {
-            log_error("reload", "keeping the running configuration and tokens: %s", msg);
-            config_free(next);
-            free(next);
-            notify(sdnotify_ready());
-            return;
-        }
-    }
     auth_free(s->auth);
     s->auth = auth;
     if (strcmp(next->listen, s->cfg->listen) != 0)
@@ -913,55 +831,6 @@ static void reload(struct server *s)
     config_free(s->cfg);
     free(s->cfg);
     s->cfg = next;
-    log_setup(log_format_parse(s->cfg->log_format), log_level_parse(s->cfg->log_level));
-    api_configure(s, s->cfg);
-    log_info("reload", "configuration reloaded from %s", s->config_path);
-    notify(sdnotify_ready());
-}
-
-static void on_signal(struct loop *l, int fd, uint32_t events, void *arg)
-{
-    struct server *s = arg;
-    struct signalfd_siginfo si;
-    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
-        switch (si.ssi_signo) {
-        case SIGTERM:
-            start_drain(s, "SIGTERM");
-            break;
-        case SIGINT:
-            start_drain(s, "SIGINT");
-            break;
-        case SIGHUP:
-            reload(s);
-            break;
-        case SIGCHLD:
-            fanout_on_sigchld();
-            break;
-        default:
-            break;
-        }
-    }
-}
-
-static ebsd_status setup_signals(struct server *s)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGCHLD);
-    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0) {
-        log_error("signals", "sigprocmask: %s", strerror(errno));
-        return EBSD_EIO;
-    }
-    signal(SIGPIPE, SIG_IGN);
-    s->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (s->sig_fd < 0) {
-        log_error("signals", "signalfd: %s", strerror(errno));
-        return EBSD_EIO;
-    }
-    return loop_add_fd(s->loop, s->sig_fd, EPOLLIN, on_signal, s);
 }
 
 /* ---------------------------------------------------------------- driving MHD */
@@ -1035,17 +904,16 @@ static int64_t before_wait(struct loop *l, void *arg)
     return -1;
 }
 
-ebsd_status server_new(struct loop *l, struct config *cfg, const char *config_path,
-                       struct auth *auth, struct server **out)
+ebsd_status server_new(struct loop *l, struct config *cfg, struct auth *auth,
+                       server_dispatch_fn dispatch, struct server **out)
 {
     ebsd_status st;
     struct server *s = xcalloc(1, sizeof *s);
     s->loop = l;
     s->cfg = cfg;
     s->auth = auth;
-    s->config_path = config_path ? xstrdup(config_path) : NULL;
+    s->dispatch = dispatch;
     s->listen_fd = -1;
-    s->sig_fd = -1;
 
     st = open_listener(cfg->listen, &s->listen_fd, &s->port);
     if (st != EBSD_OK)
@@ -1083,10 +951,6 @@ ebsd_status server_new(struct loop *l, struct config *cfg, const char *config_pa
     if (st != EBSD_OK)
         goto fail;
     loop_set_prepare(l, before_wait, s);
-    st = setup_signals(s);
-    if (st != EBSD_OK)
-        goto fail;
-    api_configure(s, cfg);
     *out = s;
     return EBSD_OK;
 fail:
@@ -1096,7 +960,7 @@ fail:
     return st;
 }
 
-ebsd_status server_run(struct server *s)
+void server_announce(const struct server *s)
 {
     char url[300];
     const char *h = s->cfg->listen;
@@ -1106,7 +970,10 @@ ebsd_status server_run(struct server *s)
     cJSON_AddStringToObject(f, "url", url);
     cJSON_AddNumberToObject(f, "pid", (double)getpid());
     log_always("listening", f);
-    notify(sdnotify_ready());
+}
+
+ebsd_status server_run(struct server *s)
+{
     /* One write(2) per loop iteration for the access and REPORT lines of all the requests
      * it answered, instead of one per line: under load that write was a third of the
      * process's CPU time (docs/PERFORMANCE.md). */
@@ -1125,14 +992,13 @@ ebsd_status server_run(struct server *s)
     return st;
 }
 
-void server_free(struct server *s)
+void server_close(struct server *s)
 {
     if (!s)
         return;
-    if (s->drain_timer)
-        loop_timer_stop(s->loop, s->drain_timer);
     if (s->accept_timer)
         loop_timer_stop(s->loop, s->accept_timer);
+    s->accept_timer = NULL;
     if (s->listen_fd >= 0 && !s->accept_paused)
         loop_del_fd(s->loop, s->listen_fd);
     if (s->mhd) {
@@ -1141,19 +1007,22 @@ void server_free(struct server *s)
                 request_resume(lv->r);
         loop_del_fd(s->loop, s->mhd_epfd);
         MHD_stop_daemon(s->mhd);
+        s->mhd = NULL;
     }
     if (s->listen_fd >= 0)
         close(s->listen_fd);
-    if (s->sig_fd >= 0) {
-        loop_del_fd(s->loop, s->sig_fd);
-        close(s->sig_fd);
-    }
-    api_shutdown();
+    s->listen_fd = -1;
+}
+
+void server_free(struct server *s)
+{
+    if (!s)
+        return;
+    server_close(s);
     if (s->cfg) {
         config_free(s->cfg);
         free(s->cfg);
     }
     auth_free(s->auth);
-    free(s->config_path);
     free(s);
 }

@@ -208,7 +208,7 @@ static ebsd_status parse_response(const char *xml, size_t len, struct creds *out
                                                                 : "Credentials/Expiration");
         goto out;
     }
-    if (!creds_parse_time(x.exp, &c.expiration)) {
+    if (!clock_parse_rfc3339(x.exp, &c.expiration)) {
         snprintf(err, errlen, "Credentials/Expiration is not an RFC 3339 time");
         goto out;
     }

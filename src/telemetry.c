@@ -5,7 +5,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "fanout.h"
+#include "credsvc.h"
+#include "engine.h"
 #include "metrics.h"
 #include "route.h"
 #include "skew.h"
@@ -114,7 +115,7 @@ ebsd_status telemetry_render(struct buf *out)
     metrics_set(t.cache_evictions, (double)vs.evictions);
     metrics_set(t.flights, (double)vs.flights);
 
-    const struct fanout_stats *fs = fanout_stats();
+    const struct engine_stats *fs = engine_stats();
     metrics_set(t.forked, (double)fs->forked);
     metrics_set(t.killed, (double)fs->killed_deadline, "deadline");
     metrics_set(t.killed, (double)fs->killed_memory, "memory");
@@ -133,7 +134,7 @@ ebsd_status telemetry_render(struct buf *out)
 
     const char *source;
     int64_t expires_in;
-    bool ok = fanout_creds_ready(&source, &expires_in);
+    bool ok = credsvc_status(&source, &expires_in);
     metrics_set(t.creds_info, ok ? 1 : 0, source);
     metrics_set(t.creds_expiry, (double)expires_in);
     return metrics_render(t.reg, out);

@@ -18,7 +18,8 @@
 
 #include "cache.h"
 #include "clock.h"
-#include "fanout.h"
+#include "answer.h"
+#include "engine.h"
 #include "flight.h"
 #include "log.h"
 #include "mem.h"
@@ -27,11 +28,14 @@
 /* A fetch in progress: the data of one flight. */
 struct fetch {
     struct flight *flight;
-    struct fanout_job *job;
+    struct engine_job *job;
+    struct engine_query q;    /* what the job asks, to map its outcome to an answer */
     bool background;          /* refresh ahead: nobody waits, never cancelled for that */
     unsigned ttl_s;
     bool is_instance;
     bool strip_instances;     /* a total without ?detail=instances */
+    int64_t started_ms;       /* monotonic */
+    int64_t bound_ms;         /* the route's timeout: how long it may run once nobody waits */
 };
 
 /* A request waiting on a flight. */
@@ -198,7 +202,7 @@ static void respond_from_view(struct request *r, const struct cache_view *v, con
     request_respond(r, 200, body, base + (size_t)n, "application/json");
 }
 
-static void respond_error(struct request *r, const struct fanout_result *res, double timeout_s)
+static void respond_error(struct request *r, const struct answer *res, double timeout_s)
 {
     request_add_header(r, "Cache-Control", "no-store");
     if (res->http_status == 504) {
@@ -250,17 +254,20 @@ static void on_waiter_deadline(struct loop *l, void *arg)
     struct request *r = w->r;
     r->report.cache = w->label;
     struct fetch *f = flight_data(w->flight);
-    fanout_job_counts(f ? f->job : NULL, &r->report.children, &r->report.ec2_calls,
+    engine_job_counts(f ? f->job : NULL, &r->report.children, &r->report.ec2_calls,
                       &r->report.max_rss_kb);
     /* stale-if-error covers a fetch that hangs as well as one that fails: a usable older
-     * answer beats a 504. The fetch goes on for the cache, within its own bound, even when
-     * this was its last waiter. */
+     * answer beats a 504. The fetch goes on for the cache, within its own bound (the
+     * route's timeout from its start), even when this was its last waiter. */
     struct cache_view v;
     if (cache_lookup(g.cache, flight_key(w->flight), clock_now_ms(), &v) != CACHE_MISS &&
         v.status == 200) {
         g.st.stale_served++;
-        if (f)
+        if (f && !f->background) {
             f->background = true;
+            if (f->started_ms + f->bound_ms > clock_now_ms())
+                engine_extend(f->job, f->started_ms + f->bound_ms);
+        }
         r->work = NULL;
         r->cancel = NULL;
         flight_remove_waiter(w->flight, w);
@@ -271,7 +278,7 @@ static void on_waiter_deadline(struct loop *l, void *arg)
         return;
     }
     g.st.waiter_timeouts++;
-    struct fanout_result res = {.http_status = 504};
+    struct answer res = {.http_status = 504};
     double timeout_s = w->timeout_s;
     waiter_cancel(r); /* frees w; kills the job if nobody else waits */
     respond_error(r, &res, timeout_s);
@@ -294,9 +301,12 @@ static void add_waiter(struct request *r, struct flight *fl, const char *label, 
 
 /* ---------------------------------------------------------------- flights */
 
-static void fetch_done(void *arg, struct fanout_result *res)
+static void fetch_done(void *arg, struct engine_outcome *out)
 {
     struct fetch *f = arg;
+    struct answer ans;
+    struct answer *res = &ans;
+    answer_from_outcome(&f->q, out, res);
     struct flight *fl = f->flight;
     const char *key = flight_key(fl);
     int64_t now = clock_now_ms();
@@ -381,23 +391,27 @@ static void fetch_abandon_if_unwanted(struct fetch *f)
 {
     if (!f || f->background || flight_waiter_count(f->flight) > 0)
         return;
-    fanout_cancel(f->job);
+    engine_cancel(f->job);
     flight_finish(g.flights, f->flight);
     free(f);
 }
 
-static struct fetch *fetch_start(const char *key, const struct fanout_query *q, bool detail,
-                                 unsigned ttl_s, int64_t deadline, bool background)
+static struct fetch *fetch_start(const char *key, const struct engine_query *q, bool detail,
+                                 unsigned ttl_s, int64_t deadline, int64_t bound_ms,
+                                 bool background)
 {
     struct flight *fl = flight_start(g.flights, key);
     struct fetch *f = xcalloc(1, sizeof *f);
     f->flight = fl;
     f->background = background;
     f->ttl_s = ttl_s;
-    f->is_instance = q->kind == FANOUT_INSTANCE;
-    f->strip_instances = q->kind == FANOUT_TOTAL && !detail;
+    f->q = *q;
+    f->is_instance = q->kind == ENGINE_INSTANCE;
+    f->strip_instances = q->kind == ENGINE_TOTAL && !detail;
+    f->started_ms = clock_now_ms();
+    f->bound_ms = bound_ms;
     flight_set_data(fl, f);
-    f->job = fanout_start(q, deadline, fetch_done, f);
+    f->job = engine_start(q, deadline, fetch_done, f);
     return f;
 }
 
@@ -453,14 +467,14 @@ void volumes_handle(struct request *r, const char *instance_id)
         return;
     }
     /* The values are valid from here on. */
-    struct fanout_query q = {0};
-    snprintf(q.region, sizeof q.region, "%s", prm->region ? prm->region : cfg->regions[0]);
+    struct engine_query q = {0};
+    q.target = target_make(NULL, prm->region ? prm->region : cfg->regions[0]);
     bool detail = prm->detail != NULL;
     if (instance_id) {
-        q.kind = FANOUT_INSTANCE;
+        q.kind = ENGINE_INSTANCE;
         snprintf(q.instance_id, sizeof q.instance_id, "%s", instance_id);
     } else {
-        q.kind = FANOUT_TOTAL;
+        q.kind = ENGINE_TOTAL;
         q.sequential = prm->mode && strcmp(prm->mode, "sequential") == 0;
     }
     const struct config_route *route = instance_id ? &cfg->instance_volumes : &cfg->volumes_total;
@@ -470,11 +484,12 @@ void volumes_handle(struct request *r, const char *instance_id)
     r->report.memory_mb = q.memory_mb;
     r->deadline = clock_now_ms() + timeout_ms;
 
-    char key[128];
+    char key[128], tk[80];
+    target_key(&q.target, tk, sizeof tk);
     if (instance_id)
-        snprintf(key, sizeof key, "%s|instance|%s", q.region, instance_id);
+        snprintf(key, sizeof key, "%s|instance|%s", tk, instance_id);
     else
-        snprintf(key, sizeof key, "%s|total|%s|%s", q.region, detail ? "detail" : "-",
+        snprintf(key, sizeof key, "%s|total|%s|%s", tk, detail ? "detail" : "-",
                  q.sequential ? "sequential" : "parallel");
 
     int64_t now = clock_now_ms();
@@ -508,7 +523,8 @@ void volumes_handle(struct request *r, const char *instance_id)
                 window = floor_ms;
             if (!fl && (cs == CACHE_STALE_SWR || left < window)) {
                 g.st.refresh_ahead++;
-                fetch_start(key, &q, detail, route->cache_ttl_s, now + route->timeout_ms, true);
+                fetch_start(key, &q, detail, route->cache_ttl_s, now + route->timeout_ms,
+                            route->timeout_ms, true);
             }
             respond_from_view(r, &v, "hit", 0, 0, NULL);
             return;
@@ -516,6 +532,9 @@ void volumes_handle(struct request *r, const char *instance_id)
     }
     if (fl) {
         g.st.coalesced++;
+        struct fetch *running = flight_data(fl);
+        if (running)
+            engine_extend(running->job, r->deadline); /* the job serves this waiter too */
         add_waiter(r, fl, "coalesced", timeout_ms);
         return;
     }
@@ -523,9 +542,10 @@ void volumes_handle(struct request *r, const char *instance_id)
         g.st.refreshed++;
     else
         g.st.misses++;
-    /* The job may run up to the longest deadline any waiter can have; each waiter enforces
-     * its own, and a flight left with no waiters is cancelled. */
-    struct fetch *f =
-        fetch_start(key, &q, detail, route->cache_ttl_s, now + (int64_t)cfg->max_timeout_ms, false);
+    /* The job runs to this request's deadline (its workers' EC2 calls respect it); a waiter
+     * that joins later with a later deadline extends it. Each waiter enforces its own, and a
+     * flight left with no waiters is cancelled. */
+    struct fetch *f = fetch_start(key, &q, detail, route->cache_ttl_s, r->deadline,
+                                  route->timeout_ms, false);
     add_waiter(r, f->flight, refresh ? "refreshed" : "miss", timeout_ms);
 }

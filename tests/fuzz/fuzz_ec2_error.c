@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "ec2.h"
+#include "ec2xml.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -339,3 +339,109 @@ def run(namespace):
     _cleanup()
     print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed or not passed else 0)
+
+
+# ---- Redis (tests/integration/test_redis.py; docs/ARCHITECTURE.md "Redis")
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now (redis-server's --port 0
+    means "no TCP", so it cannot pick its own)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def make_test_ca(d, name="ca"):
+    """A self-signed test CA in directory d: returns (cert path, key path)."""
+    crt, key = os.path.join(d, name + ".crt"), os.path.join(d, name + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=ebsd test " + name, "-keyout", key, "-out", crt],
+                   check=True, capture_output=True)
+    return crt, key
+
+
+def make_server_cert(d, ca, san="IP:127.0.0.1,DNS:localhost", name="server"):
+    """A server certificate signed by ca = (cert, key), with subjectAltName san."""
+    crt, key, csr = (os.path.join(d, name + ext) for ext in (".crt", ".key", ".csr"))
+    ext = os.path.join(d, name + ".ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=%s\nbasicConstraints=CA:FALSE\n" % san)
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + name,
+                    "-keyout", key, "-out", csr], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1],
+                    "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", crt],
+                   check=True, capture_output=True)
+    return crt, key
+
+
+class RedisServer:
+    """Debian's redis-server on 127.0.0.1 (a free port) and a Unix socket in its own temp
+    directory, without persistence; optional requirepass, ACL users and a TLS port. Stopped
+    at exit like every other process here (also when a test fails)."""
+
+    def __init__(self, password=None, acl_users=(), tls=None):
+        self.dir = tempfile.mkdtemp(prefix="ebsd-redis-")
+        self.port = free_port()
+        self.sock = os.path.join(self.dir, "redis.sock")
+        self.password = password
+        self.tls_port = free_port() if tls else None
+        conf = ["port %d" % self.port, "bind 127.0.0.1", "unixsocket " + self.sock,
+                "unixsocketperm 700", "save \"\"", "appendonly no", "dir " + self.dir,
+                "logfile " + os.path.join(self.dir, "redis.log")]
+        if password:
+            conf.append("requirepass " + password)
+        for user, pw in acl_users:
+            conf.append("user %s on >%s ~* &* +@all" % (user, pw))
+        if tls:
+            conf += ["tls-port %d" % self.tls_port, "tls-cert-file " + tls[0],
+                     "tls-key-file " + tls[1], "tls-auth-clients no"]
+        self.conf = os.path.join(self.dir, "redis.conf")
+        with open(self.conf, "w") as f:
+            f.write("\n".join(conf) + "\n")
+        self.p = None
+        self.start()
+
+    def start(self):
+        self.p = subprocess.Popen(["redis-server", self.conf], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        _procs.append(self.p)
+        deadline = time.time() + 10 * SLOW
+        while time.time() < deadline:
+            if self.p.poll() is not None:
+                raise RuntimeError("redis-server exited: see " + self.dir + "/redis.log")
+            if os.path.exists(self.sock) and self.cli("PING").strip() == "PONG":
+                return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not answer PING")
+
+    def cli(self, *args):
+        """Runs redis-cli over the Unix socket (authenticated); returns its stdout."""
+        argv = ["redis-cli", "-s", self.sock, "--no-auth-warning"]
+        if self.password:
+            argv += ["-a", self.password]
+        r = subprocess.run(argv + list(args), capture_output=True, text=True, timeout=10)
+        return r.stdout
+
+    def kill(self):
+        if self.p and self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+
+    def pause(self):
+        self.p.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.p.send_signal(signal.SIGCONT)
+
+    def stop(self):
+        """Stops the server (also a paused one) and removes its directory."""
+        import shutil
+        if self.p and self.p.poll() is None:
+            self.p.send_signal(signal.SIGCONT)
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)

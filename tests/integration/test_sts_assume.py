@@ -40,6 +40,26 @@ OK_XML = ('<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"
           "</ResponseMetadata></AssumeRoleResponse>")
 
 
+def frozen_botocore_time(when):
+    """botocore's signing clock fixed at when: newer botocore reads get_current_datetime(),
+    older releases (Debian's) datetime.datetime.utcnow(), as test_sigv4_botocore.py mocks."""
+    import botocore.auth
+    if hasattr(botocore.auth, "get_current_datetime"):
+        return mock.patch("botocore.auth.get_current_datetime", return_value=when)
+    m = mock.patch("botocore.auth.datetime")
+
+    class Frozen:
+        def __enter__(self):
+            dt = m.__enter__()
+            dt.datetime.utcnow.return_value = when.replace(tzinfo=None)
+            dt.datetime.strptime = datetime.datetime.strptime
+            return dt
+
+        def __exit__(self, *exc):
+            return m.__exit__(*exc)
+    return Frozen()
+
+
 def base_env(extra=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update({"AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": TEST_SECRET_KEY,
@@ -81,7 +101,7 @@ def test_request_matches_botocore():
                                     aws_access_key_id=TEST_ACCESS_KEY,
                                     aws_secret_access_key=TEST_SECRET_KEY,
                                     aws_session_token="base-session-token")
-        with mock.patch("botocore.auth.get_current_datetime", return_value=when):
+        with frozen_botocore_time(when):
             r = client.assume_role(**inputs)
         assert r["Credentials"]["AccessKeyId"] == "ASIAFAKE"
         assert len(fake.requests) == 2

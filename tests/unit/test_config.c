@@ -19,6 +19,7 @@ static void clear_env(void)
     unsetenv("AWS_MAX_ATTEMPTS");
     unsetenv("AWS_RETRY_MODE");
     setenv("AWS_CONFIG_FILE", "/nonexistent/ebsd-test-aws-config", 1); /* no profile settings */
+    unsetenv("EBSD_REDIS_URL");
 }
 
 /* Writes text to a new temp file; its path goes to path (size 64). */
@@ -78,8 +79,10 @@ static void check_defaults(const struct config *c)
     CHECK(c->rate_burst == 90);
     CHECK_INT(c->connect_timeout_ms, 2000);
     CHECK_INT(c->read_timeout_ms, 2500);
-    CHECK_INT(c->max_connections, 1024);
-    CHECK_INT(c->max_connections_per_ip, 128);
+    CHECK_INT(c->max_connections, 4096);
+    CHECK_INT(c->max_connections_per_ip, 2048);
+    CHECK_INT(c->ntrusted_proxies, 0);
+    CHECK_INT(c->ncors_origins, 0);
     CHECK_INT(c->idle_timeout_s, 75);
     CHECK_INT(c->header_timeout_s, 10);
     CHECK_INT(c->max_header_bytes, 16384);
@@ -107,6 +110,15 @@ static void check_defaults(const struct config *c)
     CHECK_STR(c->auth_tokens_file, "");
     CHECK_STR(c->run_as_user, "");
     CHECK(!c->allow_root);
+    CHECK_STR(c->redis_url, "");
+    CHECK_STR(c->redis_password_file, "");
+    CHECK_STR(c->redis_key_prefix, "ebsd:");
+    CHECK_INT(c->redis_connect_timeout_ms, 500);
+    CHECK_INT(c->redis_command_timeout_ms, 200);
+    CHECK_STR(c->redis_ca_file, "");
+    CHECK_STR(c->redis_iam_user, "");
+    CHECK_STR(c->redis_iam_cache, "");
+    CHECK(!c->redis_iam_serverless);
 }
 
 static void test_defaults(void)
@@ -267,7 +279,7 @@ static void test_partial_file_keeps_defaults(void)
                         &err, path),
               EBSD_OK);
     CHECK_INT(c.idle_timeout_s, 90);
-    CHECK_INT(c.max_connections, 1024);
+    CHECK_INT(c.max_connections, 4096);
     CHECK(!c.allow_root);
     CHECK_STR(c.listen, "127.0.0.1:8080");
     config_free(&c);
@@ -300,18 +312,19 @@ static void test_unknown_keys(void)
     clear_env();
     expect_error("listen: \"127.0.0.1:1\"\nbogus: 1\n", EBSD_EPARSE, 2, "bogus",
                  "unknown key (known here: listen, regions, ec2, server, routes, fanout, "
-                 "cache, log, security)");
+                 "cache, log, security, redis)");
     expect_error("server:\n  max_connections: 10\n\n  idle_timeout: 5\n", EBSD_EPARSE, 4,
                  "server.idle_timeout",
                  "unknown key (known here: max_connections, max_connections_per_ip, "
-                 "idle_timeout_s, header_timeout_s, max_header_bytes, drain_timeout_s)");
+                 "idle_timeout_s, header_timeout_s, max_header_bytes, drain_timeout_s, "
+                 "trusted_proxies, cors_origins)");
     expect_error("routes:\n  volumes_total:\n    timeout_ms: 100\n    memory: 64\n", EBSD_EPARSE,
                  4, "routes.volumes_total.memory",
                  "unknown key (known here: timeout_ms, memory_mb, cache_ttl_s)");
     /* keys are case-sensitive */
     expect_error("Listen: x\n", EBSD_EPARSE, 1, "Listen",
                  "unknown key (known here: listen, regions, ec2, server, routes, fanout, "
-                 "cache, log, security)");
+                 "cache, log, security, redis)");
 }
 
 static void test_wrong_types(void)
@@ -356,7 +369,7 @@ static void test_wrong_types(void)
                  "the top level must be a mapping of keys, got a sequence");
     expect_error("base: &b {timeout_ms: 100}\n", EBSD_EPARSE, 1, "base",
                  "unknown key (known here: listen, regions, ec2, server, routes, fanout, "
-                 "cache, log, security)");
+                 "cache, log, security, redis)");
     expect_error("routes:\n  volumes_total: &r {timeout_ms: 100}\n  instance_volumes: *r\n",
                  EBSD_EPARSE, 3, "routes.instance_volumes",
                  "aliases (*r) are not supported; write the value out");
@@ -435,7 +448,7 @@ static void test_cross_field_rules(void)
                  EBSD_EINVAL, 3, "routes.instance_volumes.timeout_ms",
                  "timeout_ms 6000 exceeds routes.max_timeout_ms 5000");
     expect_error("server:\n  max_connections: 100\n", EBSD_EINVAL, 2, "server.max_connections",
-                 "max_connections_per_ip 128 exceeds max_connections 100");
+                 "max_connections_per_ip 2048 exceeds max_connections 100");
 }
 
 static void test_duplicate_keys(void)
@@ -642,8 +655,198 @@ static void test_env_retry(void)
     retry_settings_set(&dflt);
 }
 
+/* server.trusted_proxies and server.cors_origins: lists, each entry checked with its line. */
+static void test_edge_lists(void)
+{
+    clear_env();
+    struct config cfg;
+    struct config_error err;
+    char path[64];
+    CHECK_INT(load_text("server:\n  trusted_proxies:\n    - 10.0.0.0/16\n    - 172.16.0.0/12\n"
+                        "    - \"fd00::/8\"\n    - 192.0.2.7\n"
+                        "  cors_origins: [\"https://grafana.example.com\", "
+                        "\"http://localhost:3000\"]\n",
+                        &cfg, &err, path),
+              EBSD_OK);
+    CHECK_INT(cfg.ntrusted_proxies, 4);
+    CHECK_INT(cfg.ntrusted_proxy_texts, 4);
+    CHECK_STR(cfg.trusted_proxy_texts[2], "fd00::/8");
+    CHECK_INT(cfg.trusted_proxies[0].bits, 16);
+    CHECK_INT(cfg.trusted_proxies[3].bits, 32);
+    struct realip_addr a;
+    CHECK(realip_addr_parse("10.0.255.1", 10, &a) == EBSD_OK);
+    CHECK(realip_trusted(cfg.trusted_proxies, cfg.ntrusted_proxies, &a));
+    CHECK(realip_addr_parse("10.1.0.1", 8, &a) == EBSD_OK);
+    CHECK(!realip_trusted(cfg.trusted_proxies, cfg.ntrusted_proxies, &a));
+    CHECK_INT(cfg.ncors_origins, 2);
+    CHECK_STR(cfg.cors_origins[1], "http://localhost:3000");
+    config_free(&cfg);
+    CHECK_INT(load_text("server:\n  cors_origins: [\"*\"]\n  trusted_proxies: []\n", &cfg, &err,
+                        path),
+              EBSD_OK);
+    CHECK_INT(cfg.ncors_origins, 1);
+    CHECK_STR(cfg.cors_origins[0], "*");
+    CHECK_INT(cfg.ntrusted_proxies, 0);
+    config_free(&cfg);
+
+    expect_error("server:\n  trusted_proxies:\n    - 10.0.0.0/16\n    - 10.0.0.0/33\n",
+                 EBSD_EINVAL, 4, "server.trusted_proxies[1]",
+                 "'10.0.0.0/33' has a prefix length that is not 0..32");
+    expect_error("server:\n  trusted_proxies: [10.1.0.0/8]\n", EBSD_EINVAL, 2,
+                 "server.trusted_proxies[0]",
+                 "'10.1.0.0/8' has host bits set after the prefix (write the network address)");
+    expect_error("server:\n  trusted_proxies:\n    - alb.internal\n", EBSD_EINVAL, 3,
+                 "server.trusted_proxies[0]",
+                 "'alb.internal' is not an IPv4 or IPv6 address or CIDR (like 10.0.0.0/8 or "
+                 "fd00::/8)");
+    expect_error("server:\n  trusted_proxies: 10.0.0.0/8\n", EBSD_EPARSE, 2,
+                 "server.trusted_proxies", "expected a sequence, got a scalar");
+    expect_error("server:\n  cors_origins:\n    - https://a.example\n    - https://b.example/\n",
+                 EBSD_EINVAL, 4, "server.cors_origins[1]",
+                 "'https://b.example/' has a path or trailing slash (an origin is "
+                 "scheme://host[:port])");
+    expect_error("server:\n  cors_origins: [grafana.example.com]\n", EBSD_EINVAL, 2,
+                 "server.cors_origins[0]",
+                 "'grafana.example.com' is not \"*\" or an origin starting with http:// or "
+                 "https://");
+    expect_error("server:\n  cors_origins: [\"https://a.example\", \"https://a.example\"]\n",
+                 EBSD_EINVAL, 2, "server.cors_origins[1]", "'https://a.example' is listed twice");
+}
+
+/* ---- redis: block, URL forms, errors naming file, line and key, EBSD_REDIS_URL */
+
+static void test_redis_block(void)
+{
+    clear_env();
+    struct config c;
+    struct config_error err;
+    char path[64];
+    CHECK_INT(load_text("redis:\n"
+                        "  url: rediss://ebsd@cache.example:6380/3\n"
+                        "  password_file: /run/secrets/redis\n"
+                        "  key_prefix: \"prod:\"\n"
+                        "  connect_timeout_ms: 800\n"
+                        "  command_timeout_ms: 50\n"
+                        "  ca_file: /etc/ca.pem\n",
+                        &c, &err, path),
+              EBSD_OK);
+    CHECK_STR(c.redis_url, "rediss://ebsd@cache.example:6380/3");
+    CHECK_STR(c.redis_password_file, "/run/secrets/redis");
+    CHECK_STR(c.redis_key_prefix, "prod:");
+    CHECK_INT(c.redis_connect_timeout_ms, 800);
+    CHECK_INT(c.redis_command_timeout_ms, 50);
+    CHECK_STR(c.redis_ca_file, "/etc/ca.pem");
+    config_free(&c);
+
+    CHECK_INT(load_text("redis:\n"
+                        "  url: rediss://cfg.abc.use1.cache.amazonaws.com:6379\n"
+                        "  iam_auth:\n"
+                        "    user: ebsd-user\n"
+                        "    cache: my-cache\n"
+                        "    serverless: true\n",
+                        &c, &err, path),
+              EBSD_OK);
+    CHECK_STR(c.redis_iam_user, "ebsd-user");
+    CHECK_STR(c.redis_iam_cache, "my-cache");
+    CHECK(c.redis_iam_serverless);
+    config_free(&c);
+
+    static const char *const good[] = {"redis://127.0.0.1", "redis://h:1/0",
+                                       "redis://[::1]:6379/15", "unix:///run/redis.sock",
+                                       "redis://user@host", "rediss://a.b-c_d:65535/65535"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "redis:\n  url: \"%s\"\n", good[i]);
+        CHECK_INT(load_text(text, &c, &err, path), EBSD_OK);
+        if (c.redis_url)
+            CHECK_STR(c.redis_url, good[i]);
+        config_free(&c);
+    }
+}
+
+static void test_redis_errors(void)
+{
+    clear_env();
+    expect_error("listen: 127.0.0.1:1\nredis:\n  url: http://h\n", EBSD_EINVAL, 3, "redis.url",
+                 "must start with redis://, rediss:// or unix://");
+    expect_error("redis:\n  url: redis://u:secret@h\n", EBSD_EINVAL, 2, "redis.url",
+                 "carries a password; put it in redis.password_file");
+    expect_error("redis:\n  url: redis://h:0\n", EBSD_EINVAL, 2, "redis.url",
+                 "port is not a number in 1..65535");
+    expect_error("redis:\n  url: redis://h:65536\n", EBSD_EINVAL, 2, "redis.url",
+                 "port is not a number in 1..65535");
+    expect_error("redis:\n  url: redis://h/x\n", EBSD_EINVAL, 2, "redis.url",
+                 "database is not a number in 0..65535");
+    expect_error("redis:\n  url: redis://\n", EBSD_EINVAL, 2, "redis.url", "has no host");
+    expect_error("redis:\n  url: redis://h o\n", EBSD_EINVAL, 2, "redis.url",
+                 "host has a character outside [A-Za-z0-9-._]");
+    expect_error("redis:\n  url: unix://relative\n", EBSD_EINVAL, 2, "redis.url",
+                 "needs an absolute socket path: unix:///path");
+    expect_error("redis:\n  url: redis://h?db=1\n", EBSD_EINVAL, 2, "redis.url",
+                 "has a query or fragment; none is supported");
+    expect_error("redis:\n  url: redis://[::1\n", EBSD_EINVAL, 2, "redis.url",
+                 "has an unclosed [ in the host");
+    expect_error("redis:\n  key_prefix: \"a{b}\"\n", EBSD_EINVAL, 2, "redis.key_prefix",
+                 "must be at most 64 printable bytes without space, '{' or '}'");
+    expect_error("redis:\n  connect_timeout_ms: 5\n", EBSD_EINVAL, 2,
+                 "redis.connect_timeout_ms", "value 5 out of range 10..60000");
+    expect_error("redis:\n  command_timeout_ms: 0\n", EBSD_EINVAL, 2,
+                 "redis.command_timeout_ms", "value 0 out of range 1..60000");
+    expect_error("redis:\n  iam_auth:\n    user: u\n", EBSD_EINVAL, 2, "redis.iam_auth.cache",
+                 "is required when redis.iam_auth.user is set");
+    expect_error("redis:\n  iam_auth:\n    cache: c\n", EBSD_EINVAL, 2, "redis.iam_auth.user",
+                 "is required when redis.iam_auth.cache is set");
+    expect_error("redis:\n  password_file: /p\n  iam_auth:\n    user: u\n    cache: c\n",
+                 EBSD_EINVAL, 2, "redis.password_file",
+                 "iam_auth and password_file exclude each other");
+    expect_error("redis:\n  iam_auth:\n    user: u\n    cache: c.d\n", EBSD_EINVAL, 4,
+                 "redis.iam_auth.cache", "is not a cache name ([A-Za-z0-9-])");
+    expect_error("redis:\n  url: redis://h\n  iam_auth:\n    user: u\n    cache: c\n",
+                 EBSD_EINVAL, 2, "redis.url",
+                 "ElastiCache IAM auth needs a rediss:// URL (the token is a credential)");
+    expect_error("redis:\n  nope: 1\n", EBSD_EPARSE, 2, "redis.nope",
+                 "unknown key (known here: url, password_file, key_prefix, connect_timeout_ms, "
+                 "command_timeout_ms, ca_file, iam_auth)");
+}
+
+static void test_env_redis_url(void)
+{
+    clear_env();
+    struct config c;
+    struct config_error err;
+    char path[64];
+    const char *yaml = "redis:\n  url: redis://file.example\n";
+    setenv("EBSD_REDIS_URL", "unix:///tmp/r.sock", 1);
+    CHECK_INT(load_text(yaml, &c, &err, path), EBSD_OK);
+    CHECK_STR(c.redis_url, "unix:///tmp/r.sock");
+    config_free(&c);
+    /* empty: the file's value stays */
+    setenv("EBSD_REDIS_URL", "", 1);
+    CHECK_INT(load_text(yaml, &c, &err, path), EBSD_OK);
+    CHECK_STR(c.redis_url, "redis://file.example");
+    config_free(&c);
+    /* malformed: a config error naming the variable */
+    setenv("EBSD_REDIS_URL", "redis://u:pw@h", 1);
+    CHECK_INT(load_text(yaml, &c, &err, path), EBSD_EINVAL);
+    CHECK_STR(err.key, "EBSD_REDIS_URL");
+    CHECK(strstr(err.message, "password_file") != NULL);
+    CHECK(strstr(err.message, "pw") == NULL); /* the password is never echoed */
+    /* no file: defaults, then the environment; a bad URL is ignored */
+    config_defaults(&c);
+    config_apply_env(&c);
+    CHECK_STR(c.redis_url, "");
+    config_free(&c);
+    setenv("EBSD_REDIS_URL", "redis://127.0.0.1:7000/2", 1);
+    config_defaults(&c);
+    config_apply_env(&c);
+    CHECK_STR(c.redis_url, "redis://127.0.0.1:7000/2");
+    config_free(&c);
+    clear_env();
+}
+
 TEST_MAIN(T(test_defaults), T(test_empty_documents), T(test_full_file),
           T(test_partial_file_keeps_defaults), T(test_example_file), T(test_unknown_keys),
           T(test_wrong_types), T(test_out_of_range), T(test_cross_field_rules),
           T(test_duplicate_keys), T(test_invalid_yaml), T(test_unreadable), T(test_load_buffer),
-          T(test_env_region), T(test_env_endpoint), T(test_env_retry))
+          T(test_env_region), T(test_env_endpoint), T(test_edge_lists), T(test_redis_block),
+          T(test_redis_errors), T(test_env_redis_url), T(test_env_retry))

@@ -1,0 +1,39 @@
+/* answer.h - what the data routes answer: the aggregation of a job's records into the API's
+ * JSON, and the mapping of a job's outcome to an HTTP status and error code. */
+#ifndef EBSD_ANSWER_H
+#define EBSD_ANSWER_H
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include "engine.h"
+#include "wire.h"
+
+/* A route's answer. http_status 200: data is the JSON (the owner deletes it). Otherwise
+ * data is NULL and code/message are the API's error; retry_after_s is set for 503. */
+struct answer {
+    unsigned http_status;
+    char code[64];
+    char message[512];
+    unsigned retry_after_s;
+    cJSON *data;
+    unsigned children;         /* workers forked */
+    unsigned ec2_calls;        /* EC2 HTTP requests made */
+    long max_rss_kb;           /* largest worker's ru_maxrss */
+    int64_t fetched_at;        /* wall ms when the fetch finished */
+};
+
+/* The answer to query q given its job's outcome (aggregated, or mapped to an error). */
+void answer_from_outcome(const struct engine_query *q, struct engine_outcome *o,
+                         struct answer *out);
+
+/* /volumes/total: instances and volumes sorted by id (in place); a volume reported twice
+ * (multi-attach, two groups) counts once in total_gib and once in each listed instance it
+ * is attached to; a volume attached to no listed instance is not counted. Caller deletes. */
+cJSON *answer_total(const char *region, struct wire_inst *inst, size_t ninst,
+                    struct wire_vol *vols, size_t nvols);
+/* /instances/{id}/volumes: the volumes attached to instance_id (sorted in place); state is
+ * the instance's state. Caller deletes. */
+cJSON *answer_instance(const char *region, const char *instance_id, const char *state,
+                       struct wire_vol *vols, size_t nvols);
+
+#endif

@@ -1,0 +1,110 @@
+/* engine.h - the work engine: jobs in, records out. A job (a query for one target) becomes
+ * tasks; each task runs in a forked worker (worker.h) that reports records over its pipe
+ * (wire.h). The engine bounds how many workers live at once, takes one token of the
+ * target's EC2 budget (limiter.h) per worker, queues the rest FIFO, kills a job's workers at its deadline, reaps
+ * them, and hands back an outcome: a status, what EC2 said, and the records. It knows
+ * nothing of HTTP, JSON answers or credentials. Runs on the loop; never blocks on a child. */
+#ifndef EBSD_ENGINE_H
+#define EBSD_ENGINE_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "config.h"
+#include "loop.h"
+#include "proc.h"
+#include "status.h"
+#include "target.h"
+#include "wire.h"
+
+enum engine_kind { ENGINE_TOTAL, ENGINE_INSTANCE };
+
+struct engine_query {
+    enum engine_kind kind;
+    struct target target;      /* the account and region asked about */
+    char instance_id[24];      /* ENGINE_INSTANCE */
+    bool sequential;           /* the seed's one-call-after-another strategy */
+    unsigned memory_mb;        /* each worker's memory limit */
+};
+
+/* What a job produced. status EBSD_OK: the records are the answer's material. Otherwise:
+ *  - from_ec2: a worker's EC2 call failed with status; ec2_code and ec2_http say what EC2
+ *    answered ("" and 0 when it did not), message is EC2's message;
+ *  - else the engine's own verdict, message in words: EBSD_ETIMEDOUT (the deadline),
+ *    EBSD_EBUSY (no worker could start), EBSD_EAUTH (the gate said the target is not ready),
+ *    EBSD_ENOTFOUND (the instance does not exist), EBSD_ENOMEM (a worker's memory limit),
+ *    EBSD_ECHILD (a worker died or sent garbage).
+ * The record arrays belong to the engine and are valid during the done callback only (the
+ * callback may reorder them). */
+struct engine_outcome {
+    ebsd_status status;
+    bool from_ec2;
+    char ec2_code[64];
+    long ec2_http;
+    char message[512];
+    struct wire_inst *inst;
+    size_t ninst;
+    struct wire_vol *vols;
+    size_t nvols;
+    unsigned children;         /* workers forked */
+    unsigned ec2_calls;        /* EC2 HTTP requests made */
+    long max_rss_kb;           /* largest worker's ru_maxrss */
+    int64_t fetched_at;        /* wall ms when the job finished */
+};
+
+struct engine_job;
+typedef void (*engine_done_fn)(void *arg, struct engine_outcome *out);
+
+/* Whether jobs for target may start (its credentials are there); asked at each start. */
+typedef bool (*engine_gate_fn)(const struct target *t);
+
+/* Prepares the engine on loop l with cfg's limits (call again after a reload). gate may be
+ * NULL (always ready). */
+void engine_init(struct loop *l, const struct config *cfg, engine_gate_fn gate);
+/* Kills and reaps every worker, drops every queued task; jobs are not called back. */
+void engine_shutdown(void);
+
+/* Starts a job; done is called exactly once (unless engine_cancel comes first), from the
+ * loop, never from inside engine_start. deadline is monotonic ms: the job's workers are
+ * given it as the deadline their EC2 calls must respect, and are killed when it passes. */
+struct engine_job *engine_start(const struct engine_query *q, int64_t deadline,
+                                engine_done_fn done, void *arg);
+/* Moves a job's deadline later (an earlier one is ignored): the job is killed at the new
+ * one, and workers started from now on are given it; running workers keep theirs. */
+void engine_extend(struct engine_job *job, int64_t deadline);
+/* Detaches the caller: done will not be called; the job's workers are killed. */
+void engine_cancel(struct engine_job *job);
+
+/* What a job has cost so far: workers forked, EC2 calls reported, largest worker RSS. */
+void engine_job_counts(const struct engine_job *job, unsigned *children, unsigned *ec2_calls,
+                       long *max_rss_kb);
+
+/* A service task: fn runs in a worker (no job, no deadline kill, no EC2 budget token, but
+ * counted against max_children); on_frame gets each frame it writes, on_end is called once
+ * after it has exited and been reaped. Used by the credentials service's refresh. */
+struct engine_service {
+    proc_fn fn;
+    void *arg;
+    void (*on_frame)(void *arg, int type, const char *data, size_t len);
+    void (*on_end)(void *arg);
+};
+void engine_run_service(const struct engine_service *svc);
+
+/* Reaps exited workers (call on SIGCHLD). */
+void engine_on_sigchld(void);
+
+/* Counters for /metrics. */
+struct engine_stats {
+    unsigned long long forked, killed_deadline, killed_memory, crashed, jobs, jobs_failed;
+    unsigned long long ec2_calls, ec2_throttled, ec2_retries;
+    unsigned long long describe_instances, describe_volumes;
+    struct {
+        char code[64];
+        unsigned long long count;
+    } error_codes[16];          /* EC2 error codes seen (the first 16 distinct ones) */
+    size_t nerror_codes;
+    int retry_quota;            /* left in the last worker's client */
+    unsigned running, queued, max_children;
+    long last_child_rss_kb;
+};
+const struct engine_stats *engine_stats(void);
+
+#endif

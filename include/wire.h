@@ -1,0 +1,97 @@
+/* wire.h - what workers tell the parent over their pipes: the frame types, the fixed-size
+ * records (the one model of an instance and of a volume that the engine collects and the
+ * answer aggregates), and their encoding (child side) and decoding (parent side).
+ *
+ * INSTANCES and VOLUMES frames carry arrays of the records below copied as they are: parent
+ * and child are the same binary. The decoder checks that a frame is a whole number of
+ * records, terminates every string and normalises every bool, so a corrupt frame can fail
+ * its request but never overrun. DONE and ERROR frames are small JSON objects. */
+#ifndef EBSD_WIRE_H
+#define EBSD_WIRE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "ec2.h"
+#include "status.h"
+
+enum wire_type { WIRE_INSTANCES = 1, WIRE_VOLUMES = 2, WIRE_DONE = 3, WIRE_ERROR = 4,
+                 WIRE_CREDS = 5 };
+
+#define WIRE_ID_LEN 24
+#define WIRE_MAX_ATTACH 16          /* EC2 multi-attach: up to 16 instances per volume */
+#define WIRE_FRAME_MAX (64u << 20)  /* the largest frame the parent accepts */
+
+struct wire_inst {
+    char id[WIRE_ID_LEN];
+    char state[16];
+    unsigned nvol;                  /* filled by the aggregation, not sent */
+    int64_t gib;                    /* filled by the aggregation, not sent */
+};
+
+struct wire_attach {
+    char instance_id[WIRE_ID_LEN];
+    char device[32];
+    char state[16];
+    bool dot;                       /* delete on termination */
+};
+
+struct wire_vol {
+    char id[32];
+    int64_t size_gib;
+    char type[16];
+    int iops, throughput;
+    char state[16];
+    bool encrypted, multi;
+    unsigned nattach;
+    struct wire_attach attach[WIRE_MAX_ATTACH];
+};
+
+/* A worker's EC2 call counts (DONE and ERROR frames) and, in DONE, its peak RSS. */
+struct wire_stats {
+    unsigned calls, describe_instances, describe_volumes, retries, throttled;
+    bool has_quota;
+    int retry_quota;
+    long rss_kb;
+    bool clock_offset_set;     /* the worker learned a clock offset from EC2's Date (skew.h) */
+    int64_t clock_offset_ms;
+};
+
+/* An ERROR frame: the worker's status, and what EC2 said when it said anything. */
+struct wire_error {
+    ebsd_status status;
+    long http_status;
+    char code[64];
+    char message[256];
+    struct wire_stats stats;
+};
+
+/* ---- child side: each writes one frame to fd (blocking); EBSD_EIO when the pipe fails */
+
+/* One INSTANCES frame with the page's instances. */
+EBSD_MUST_CHECK ebsd_status wire_put_instances(int fd, const struct ec2_instance_page *p);
+/* One VOLUMES frame with the page's volumes (every attachment, up to WIRE_MAX_ATTACH). */
+EBSD_MUST_CHECK ebsd_status wire_put_volumes(int fd, const struct ec2_volume_page *p);
+/* DONE with the client's counts (s may be NULL) and the worker's peak RSS in KiB. */
+EBSD_MUST_CHECK ebsd_status wire_put_done(int fd, const struct ec2_stats *s, long rss_kb);
+/* ERROR with st, EC2's answer in e (code and message may be empty) and the counts (s may be
+ * NULL). An empty message is sent as status_str(st). */
+EBSD_MUST_CHECK ebsd_status wire_put_error(int fd, ebsd_status st, const struct ec2_error *e,
+                                           const struct ec2_stats *s);
+
+/* ---- parent side */
+
+/* How many records of type (WIRE_INSTANCES or WIRE_VOLUMES) a frame of len bytes holds, or
+ * (size_t)-1 when len is not a whole number of them (a malformed frame). */
+size_t wire_records(int type, size_t len);
+/* Decodes a frame's records into out, which has room for wire_records(type, len) of them;
+ * returns how many were kept (records with an empty id are dropped). Strings come out
+ * terminated, bools 0 or 1, nattach at most WIRE_MAX_ATTACH; nvol and gib are zeroed. */
+size_t wire_take_instances(const char *data, size_t len, struct wire_inst *out);
+size_t wire_take_volumes(const char *data, size_t len, struct wire_vol *out);
+/* Decodes a DONE or ERROR frame. EBSD_EPARSE when it is not the JSON object expected. */
+EBSD_MUST_CHECK ebsd_status wire_decode_done(const char *data, size_t len,
+                                             struct wire_stats *out);
+EBSD_MUST_CHECK ebsd_status wire_decode_error(const char *data, size_t len,
+                                              struct wire_error *out);
+
+#endif

@@ -1,0 +1,41 @@
+/* worker.h - the bodies of the forked workers: each makes its EC2 calls with a client of its
+ * own and reports what it found as frames (wire.h) on its pipe. Runs only in a child. */
+#ifndef EBSD_WORKER_H
+#define EBSD_WORKER_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "config.h"
+#include "target.h"
+#include "wire.h"
+
+enum worker_kind {
+    WORKER_LIST,        /* DescribeInstances pages (one share of the listing) */
+    WORKER_VOLUMES,     /* DescribeVolumes for a group of instance ids */
+    WORKER_INSTANCE,    /* DescribeInstances InstanceId.1 */
+    WORKER_SEQUENTIAL   /* the seed: list, then one DescribeVolumes per instance */
+};
+
+struct worker_task {
+    enum worker_kind kind;
+    const struct target *target;
+    const char (*ids)[WIRE_ID_LEN];
+    size_t nids;
+    unsigned part, nparts;     /* WORKER_LIST: this lister's share of the listing */
+    bool own_volumes;          /* WORKER_LIST: also fetch the volumes of what it lists */
+    int64_t deadline;          /* monotonic ms every EC2 call (and retry) must respect */
+};
+
+/* Takes the EC2 client settings from cfg (endpoint, CA bundle, attempts, page sizes, rate);
+ * call in the parent, before forking and after each reload. */
+void worker_configure(const struct config *cfg);
+
+/* Signs a dummy request once in the parent, so OpenSSL's algorithm fetches are inherited
+ * instead of redone in every worker. */
+void worker_prepare(void);
+
+/* Runs task t in the child, writing frames to fd: INSTANCES / VOLUMES frames, then DONE,
+ * or ERROR. Returns the child's exit status (0, or 1 when the pipe failed). */
+int worker_main(int fd, const struct worker_task *t);
+
+#endif

@@ -1,0 +1,910 @@
+/* engine.c - jobs in, records out: the scheduler of forked workers (see engine.h).
+ *
+ * A job is a set of tasks; each task runs in one forked worker (worker.c) and reports
+ * frames over its pipe (wire.c):
+ *   LIST       DescribeInstances pages -> INSTANCES frames, one per page, then DONE
+ *   VOLUMES    DescribeVolumes filtered by attachment.instance-id for a group of ids
+ *   INSTANCE   DescribeInstances InstanceId.1 (the per-instance route's lookup)
+ *   SEQUENTIAL the seed's strategy: list instances, then one DescribeVolumes per instance
+ *   SERVICE    a function of another module (the credentials refresh), outside any job
+ * The engine schedules at most max_children workers at once across all jobs, starts the
+ * volume work of a page while the lister fetches the next (plan.c sizes the split and the
+ * groups), and hands the records back when every task has sent DONE. */
+#include "engine.h"
+
+#include <malloc.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "ec2.h"
+#include "frame.h"
+#include "limiter.h"
+#include "log.h"
+#include "mem.h"
+#include "plan.h"
+#include "skew.h"
+#include "worker.h"
+
+enum task_kind { T_LIST, T_VOLUMES, T_INSTANCE, T_SEQUENTIAL, T_SERVICE };
+
+#define ID_LEN WIRE_ID_LEN
+/* The job's own kill comes just after its deadline: the waiters' timers, set for the same
+ * millisecond, answer first (504), and a flight left with no waiter is cancelled then. */
+#define DEADLINE_GRACE_MS 1
+
+struct task;
+
+struct engine_job {
+    struct engine_query q;
+    int64_t deadline;
+    int64_t started_us;        /* for the debug timeline of its tasks */
+    engine_done_fn done;
+    void *arg;
+    bool finished;             /* done called or cancelled */
+    unsigned tasks;            /* queued + running tasks still referring to the job */
+    unsigned pending;          /* tasks whose result (DONE) has not arrived yet */
+    unsigned children, ec2_calls;
+    long max_rss_kb;
+    unsigned listing;          /* listers (or the sequential worker) yet to send DONE */
+    unsigned partitions;       /* listers the listing was split into */
+    size_t group_size;         /* instance ids per VOLUMES task (plan_group_size) */
+    struct loop_timer *deadline_timer, *queue_timer;
+    struct wire_inst *inst;
+    size_t ninst, capinst;
+    size_t dispatched;         /* instances [0, dispatched) have their volume work queued */
+    struct wire_vol *vols;
+    size_t nvols, capvols;
+    bool instance_seen;        /* ENGINE_INSTANCE: DescribeInstances found it */
+};
+
+struct task {
+    enum task_kind kind;
+    struct engine_job *job;    /* NULL for SERVICE */
+    struct engine_service svc; /* SERVICE */
+    char (*ids)[ID_LEN];
+    size_t nids;
+    unsigned part, nparts;     /* T_LIST: this lister's share of the listing */
+    bool own_volumes;          /* T_LIST: also fetches the volumes of what it lists */
+    int64_t deadline;
+    pid_t pid;
+    int fd;
+    struct frame_reader rd;
+    bool eof, reaped, got_done, failed;
+    struct proc_exit exit;
+    struct task *next;         /* in the queue or the running list */
+};
+
+static struct {
+    struct loop *loop;
+    bool ready;
+    engine_gate_fn gate;
+    /* limits, copied from the config */
+    unsigned max_children, group_size, queue_timeout_ms;
+    unsigned list_partitions;  /* 0: sized from the last count; 1: never split */
+    unsigned worker_nice;
+    unsigned instance_page;
+    bool partitions_off;       /* a split listing came back empty: do not split again */
+    struct loop_timer *wake;   /* runs schedule() from the loop: now, or when the budget */
+    int64_t wake_at;           /* has a token again */
+    struct loop_timer *trim;   /* malloc_trim once a large job's memory is freed */
+    /* The EC2 budget (limiter.c): one token of the target's bucket per worker started (a
+     * worker makes about one call; see docs/ARCHITECTURE.md), so many workers cannot
+     * multiply the rate. */
+    struct task *queue_head, *queue_tail;
+    struct task *running;
+    unsigned nrunning, nqueued;
+    struct engine_stats stats;
+    /* Instances the last full listing of each target found: sizes the next listing's split */
+    struct {
+        struct target target;
+        size_t instances;
+    } seen[16];
+    unsigned nseen;
+} g;
+
+static void schedule(void);
+static void kick(void);
+static void wake_at(int64_t at);
+static void job_maybe_finish(struct engine_job *job);
+
+const struct engine_stats *engine_stats(void)
+{
+    g.stats.running = g.nrunning;
+    g.stats.queued = g.nqueued;
+    g.stats.max_children = g.max_children;
+    return &g.stats;
+}
+
+/* ================================================================ jobs */
+
+static void job_fail(struct engine_job *job, ebsd_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void kill_job_children(struct engine_job *job)
+{
+    for (struct task *t = g.running; t; t = t->next)
+        if (t->job == job && !t->reaped && t->pid > 0)
+            proc_kill(t->pid);
+}
+
+static void task_free(struct task *t)
+{
+    free(t->ids);
+    free(t);
+}
+
+static void drop_queued(struct engine_job *job)
+{
+    struct task **pp = &g.queue_head;
+    g.queue_tail = NULL;
+    while (*pp) {
+        struct task *t = *pp;
+        if (t->job == job) {
+            *pp = t->next;
+            job->tasks--;
+            g.nqueued--;
+            task_free(t);
+            continue;
+        }
+        g.queue_tail = t;
+        pp = &t->next;
+    }
+}
+
+static void on_trim(struct loop *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    g.trim = NULL;
+    /* Return the free pages a large result left in the heap: fewer pages for the next fork
+     * to share copy-on-write, and a resident size that comes back down. */
+    (void)malloc_trim(0);
+}
+
+static void job_free(struct engine_job *job)
+{
+    if ((job->ninst >= 1000 || job->nvols >= 1000) && !g.trim && g.loop)
+        g.trim = loop_timer_start(g.loop, clock_now_ms(), on_trim, NULL);
+    if (job->deadline_timer)
+        loop_timer_stop(g.loop, job->deadline_timer);
+    if (job->queue_timer)
+        loop_timer_stop(g.loop, job->queue_timer);
+    xprivate_free(job->inst);
+    xprivate_free(job->vols);
+    free(job);
+}
+
+static void job_release(struct engine_job *job)
+{
+    if (job->finished && job->tasks == 0)
+        job_free(job);
+}
+
+static void job_deliver(struct engine_job *job, struct engine_outcome *out)
+{
+    job->finished = true;
+    if (job->deadline_timer) {
+        loop_timer_stop(g.loop, job->deadline_timer);
+        job->deadline_timer = NULL;
+    }
+    if (job->queue_timer) {
+        loop_timer_stop(g.loop, job->queue_timer);
+        job->queue_timer = NULL;
+    }
+    out->children = job->children;
+    out->ec2_calls = job->ec2_calls;
+    out->max_rss_kb = job->max_rss_kb;
+    out->fetched_at = clock_wall_ms();
+    if (out->status != EBSD_OK)
+        g.stats.jobs_failed++;
+    engine_done_fn done = job->done;
+    void *arg = job->arg;
+    job->done = NULL;
+    if (done)
+        done(arg, out);
+}
+
+/* Ends a job with the engine's own verdict st. */
+static void job_end_failed(struct engine_job *job, struct engine_outcome *out)
+{
+    kill_job_children(job);
+    drop_queued(job);
+    job_deliver(job, out);
+    job_release(job);
+}
+
+static void job_fail(struct engine_job *job, ebsd_status st, const char *fmt, ...)
+{
+    if (job->finished)
+        return;
+    struct engine_outcome out = {.status = st};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out.message, sizeof out.message, fmt, ap);
+    va_end(ap);
+    job_end_failed(job, &out);
+}
+
+/* Ends a job with what a worker's EC2 call answered. */
+static void job_fail_ec2(struct engine_job *job, const struct wire_error *e)
+{
+    if (job->finished)
+        return;
+    struct engine_outcome out = {.status = e->status, .from_ec2 = true, .ec2_http = e->http_status};
+    snprintf(out.ec2_code, sizeof out.ec2_code, "%s", e->code);
+    snprintf(out.message, sizeof out.message, "%s", e->message);
+    job_end_failed(job, &out);
+}
+
+static void on_deadline(struct loop *l, void *arg)
+{
+    (void)l;
+    struct engine_job *job = arg;
+    job->deadline_timer = NULL;
+    for (struct task *t = g.running; t; t = t->next)
+        if (t->job == job && !t->reaped)
+            g.stats.killed_deadline++;
+    job_fail(job, EBSD_ETIMEDOUT, "EC2 calls did not finish by the deadline");
+}
+
+static void on_queue_timeout(struct loop *l, void *arg)
+{
+    (void)l;
+    struct engine_job *job = arg;
+    job->queue_timer = NULL;
+    if (job->children == 0)
+        job_fail(job, EBSD_EBUSY, "no capacity to start EC2 calls within %u ms (%u children "
+                 "running)", g.queue_timeout_ms, g.nrunning);
+}
+
+static void on_not_ready(struct loop *l, void *arg)
+{
+    (void)l;
+    struct engine_job *job = arg;
+    job->queue_timer = NULL;
+    job_fail(job, EBSD_EAUTH, "no usable AWS credentials yet; see /readyz and the log");
+}
+
+static const char *const task_names[] = {"LIST", "VOLUMES", "INSTANCE", "SEQUENTIAL", "SERVICE"};
+
+/* At log level debug, each task's start and end in ms from its job's start: the timeline of a
+ * fan-out (how long the listing took, when volume work started, where the time went). */
+static void trace_task(const struct task *t, const char *what)
+{
+    if (!t->job || !log_enabled(LOGL_DEBUG))
+        return;
+    log_debug("fanout", "job %p: %s %s (%zu ids, share %u/%u) at +%.1f ms", (void *)t->job,
+              task_names[t->kind], what, t->nids, t->part, t->nparts,
+              (double)(clock_now_us() - t->job->started_us) / 1000.0);
+}
+
+static struct task *enqueue(struct engine_job *job, enum task_kind kind, char (*ids)[ID_LEN],
+                            size_t nids)
+{
+    struct task *t = xcalloc(1, sizeof *t);
+    t->kind = kind;
+    t->job = job;
+    t->ids = ids;
+    t->nids = nids;
+    t->fd = -1;
+    t->deadline = job ? job->deadline : clock_now_ms() + 10000;
+    if (job) {
+        job->tasks++;
+        job->pending++;
+    }
+    if (g.queue_tail)
+        g.queue_tail->next = t;
+    else
+        g.queue_head = t;
+    g.queue_tail = t;
+    g.nqueued++;
+    return t;
+}
+
+/* Starts the volume work for the instances listed so far and not yet given out: full groups
+ * of group_size ids while listers are still at work (a partial group waits for more ids),
+ * and once the listing is complete whatever is left, in groups of equal size. Each group is
+ * one DescribeVolumes worker, started as soon as there is capacity. */
+static void enqueue_volume_groups(struct engine_job *job)
+{
+    size_t left = job->ninst - job->dispatched;
+    size_t per = job->group_size;
+    if (job->listing == 0 && left > 0)
+        per = plan_last_groups(left, per);
+    bool queued = false;
+    while (job->ninst - job->dispatched >= per ||
+           (job->listing == 0 && job->ninst > job->dispatched)) {
+        size_t i = job->dispatched;
+        size_t n = job->ninst - i < per ? job->ninst - i : per;
+        char(*ids)[ID_LEN] = xmalloc(n * ID_LEN);
+        for (size_t k = 0; k < n; k++)
+            memcpy(ids[k], job->inst[i + k].id, ID_LEN);
+        enqueue(job, T_VOLUMES, ids, n);
+        job->dispatched += n;
+        queued = true;
+    }
+    if (queued)
+        schedule();
+}
+
+static void task_done(struct task *t);
+static void listing_seen(const struct engine_job *job);
+
+/* Adds a worker's EC2 call counts to its job and to the process totals. */
+static void account_stats(struct engine_job *job, const struct wire_stats *s)
+{
+    job->ec2_calls += s->calls;
+    g.stats.ec2_calls += s->calls;
+    g.stats.describe_instances += s->describe_instances;
+    g.stats.describe_volumes += s->describe_volumes;
+    g.stats.ec2_retries += s->retries;
+    g.stats.ec2_throttled += s->throttled;
+    if (s->has_quota)
+        g.stats.retry_quota = s->retry_quota;
+    if (s->clock_offset_set) /* later workers inherit it (skew.h) */
+        skew_adopt(s->clock_offset_ms);
+}
+
+static void count_error_code(const char *code)
+{
+    for (size_t i = 0; i < g.stats.nerror_codes; i++) {
+        if (strcmp(g.stats.error_codes[i].code, code) == 0) {
+            g.stats.error_codes[i].count++;
+            return;
+        }
+    }
+    if (g.stats.nerror_codes < sizeof g.stats.error_codes / sizeof g.stats.error_codes[0]) {
+        size_t i = g.stats.nerror_codes++;
+        snprintf(g.stats.error_codes[i].code, sizeof g.stats.error_codes[i].code, "%s", code);
+        g.stats.error_codes[i].count = 1;
+    }
+}
+
+/* Room for n more records of size in a parent-private array of *cap records, *len used. */
+static void *room_for(void *arr, size_t *cap, size_t len, size_t n, size_t size)
+{
+    if (len + n > *cap) {
+        *cap = (len + n) * 2;
+        arr = xprivate_realloc(arr, *cap * size);
+    }
+    return arr;
+}
+
+/* Appends an INSTANCES or VOLUMES frame's records to the job; false if the frame is not a
+ * whole number of records. */
+static bool take_records(struct task *t, int type, const char *data, size_t len)
+{
+    struct engine_job *job = t->job;
+    size_t n = wire_records(type, len);
+    if (n == (size_t)-1)
+        return false;
+    if (type == WIRE_INSTANCES) {
+        job->inst = room_for(job->inst, &job->capinst, job->ninst, n, sizeof *job->inst);
+        job->ninst += wire_take_instances(data, len, job->inst + job->ninst);
+        if (t->kind == T_INSTANCE)
+            job->instance_seen = job->ninst > 0;
+        else if (t->kind == T_LIST && t->own_volumes)
+            job->dispatched = job->ninst; /* the lister fetches these volumes itself */
+        else if (t->kind == T_LIST)
+            enqueue_volume_groups(job);
+        return true;
+    }
+    job->vols = room_for(job->vols, &job->capvols, job->nvols, n, sizeof *job->vols);
+    job->nvols += wire_take_volumes(data, len, job->vols + job->nvols);
+    return true;
+}
+
+static void task_on_frame(struct task *t, int type, const char *data, size_t len)
+{
+    struct engine_job *job = t->job;
+    if (t->kind == T_SERVICE) {
+        if (type == WIRE_CREDS || type == WIRE_ERROR || type == WIRE_DONE)
+            t->got_done = true;
+        if (t->svc.on_frame)
+            t->svc.on_frame(t->svc.arg, type, data, len);
+        return;
+    }
+    if (!job || job->finished)
+        return;
+    if (type == WIRE_INSTANCES || type == WIRE_VOLUMES) {
+        if (!take_records(t, type, data, len)) {
+            t->failed = true;
+            job_fail(job, EBSD_ECHILD, "a worker process sent a malformed result");
+        }
+        return;
+    }
+    switch (type) {
+    case WIRE_DONE: {
+        struct wire_stats s;
+        if (wire_decode_done(data, len, &s) != EBSD_OK) {
+            t->failed = true;
+            job_fail(job, EBSD_ECHILD, "a worker process sent an unreadable result");
+            return;
+        }
+        t->got_done = true;
+        account_stats(job, &s);
+        if (s.rss_kb > job->max_rss_kb)
+            job->max_rss_kb = s.rss_kb;
+        job->pending--;
+        if ((t->kind == T_LIST || t->kind == T_SEQUENTIAL) && job->listing > 0) {
+            job->listing--;
+            if (t->kind == T_LIST && job->listing == 0)
+                enqueue_volume_groups(job); /* the rest, now that the listing is complete */
+        }
+        job_maybe_finish(job);
+        break;
+    }
+    case WIRE_ERROR: {
+        struct wire_error e;
+        if (wire_decode_error(data, len, &e) != EBSD_OK) {
+            t->failed = true;
+            job_fail(job, EBSD_ECHILD, "a worker process sent an unreadable result");
+            return;
+        }
+        t->got_done = true;
+        t->failed = true;
+        account_stats(job, &e.stats);
+        count_error_code(e.code[0] ? e.code : status_str(e.status));
+        job_fail_ec2(job, &e);
+        break;
+    }
+    default:
+        t->failed = true;
+        job_fail(job, EBSD_ECHILD, "a worker process sent an unknown frame type %d", type);
+        break;
+    }
+}
+
+static void on_task_readable(struct loop *l, int fd, uint32_t events, void *arg)
+{
+    (void)l;
+    (void)events;
+    struct task *t = arg;
+    bool eof = false;
+    ebsd_status st = frame_reader_feed(&t->rd, fd, &eof);
+    uint8_t type;
+    const char *data;
+    size_t len;
+    while (st == EBSD_OK) {
+        ebsd_status nx = frame_reader_next(&t->rd, &type, &data, &len);
+        if (nx == EBSD_ENOTFOUND)
+            break;
+        if (nx != EBSD_OK) {
+            st = nx;
+            break;
+        }
+        task_on_frame(t, type, data, len);
+    }
+    if (st != EBSD_OK) {
+        t->failed = true;
+        if (t->job)
+            job_fail(t->job, EBSD_ECHILD, "a worker process sent garbage on its pipe");
+        proc_kill(t->pid);
+        eof = true;
+    }
+    /* Level-triggered: with data left after a hang-up we are called again until read()
+     * returns 0, so only end of file closes the pipe. */
+    if (eof) {
+        t->eof = true;
+        loop_del_fd(g.loop, t->fd);
+        close(t->fd);
+        t->fd = -1;
+        if (t->reaped)
+            task_done(t);
+    }
+}
+
+/* In the worker: the task's body. */
+static int task_main(int fd, void *arg)
+{
+    const struct task *t = arg;
+    if (t->kind == T_SERVICE)
+        return t->svc.fn(fd, t->svc.arg);
+    static const enum worker_kind kinds[] = {WORKER_LIST, WORKER_VOLUMES, WORKER_INSTANCE,
+                                             WORKER_SEQUENTIAL};
+    const struct worker_task wt = {
+        .kind = kinds[t->kind],
+        .target = &t->job->q.target,
+        .ids = (const char(*)[ID_LEN])t->ids,
+        .nids = t->nids,
+        .part = t->part,
+        .nparts = t->nparts,
+        .own_volumes = t->own_volumes,
+        .deadline = t->deadline,
+    };
+    return worker_main(fd, &wt);
+}
+
+static void spawn(struct task *t)
+{
+    /* a worker is given its job's deadline as it stands now: its EC2 calls and retries end
+     * by it (the child's copy of t is taken at fork) */
+    if (t->job)
+        t->deadline = t->job->deadline;
+    struct proc_spec spec = {
+        .fn = task_main,
+        .arg = t,
+        .mem_limit_bytes = t->job ? (size_t)t->job->q.memory_mb << 20 : 0,
+        .nice = g.worker_nice,
+    };
+    struct proc_child pc;
+    fflush(stdout);
+    fflush(stderr);
+    ebsd_status st = proc_spawn(&spec, &pc);
+    if (st != EBSD_OK) {
+        if (t->job) {
+            t->job->tasks--;
+            job_fail(t->job, EBSD_EBUSY, "cannot start a worker process: %s", status_str(st));
+            job_release(t->job);
+        } else if (t->svc.on_end) {
+            t->svc.on_end(t->svc.arg);
+        }
+        task_free(t);
+        return;
+    }
+    t->pid = pc.pid;
+    t->fd = pc.fd;
+    trace_task(t, "started");
+    frame_reader_init(&t->rd, WIRE_FRAME_MAX);
+    t->next = g.running;
+    g.running = t;
+    g.nrunning++;
+    g.stats.forked++;
+    if (t->job) {
+        t->job->children++;
+        if (t->job->queue_timer) {
+            loop_timer_stop(g.loop, t->job->queue_timer);
+            t->job->queue_timer = NULL;
+        }
+    }
+    if (loop_add_fd(g.loop, t->fd, EPOLLIN, on_task_readable, t) != EBSD_OK) {
+        proc_kill(t->pid);
+        t->eof = true;
+        close(t->fd);
+        t->fd = -1;
+    }
+}
+
+static void schedule(void)
+{
+    while (g.queue_head && g.nrunning < g.max_children) {
+        struct task *t = g.queue_head;
+        if (t->kind != T_SERVICE && t->job && !t->job->finished) {
+            int64_t wait_us =
+                limiter_take(&t->job->q.target, LIMITER_DESCRIBE, clock_now_us());
+            if (wait_us > 0) {
+                wake_at(clock_now_ms() + wait_us / 1000 + 1);
+                return;
+            }
+        }
+        g.queue_head = t->next;
+        if (!g.queue_head)
+            g.queue_tail = NULL;
+        t->next = NULL;
+        g.nqueued--;
+        if (t->job && (t->job->finished || clock_remaining_ms(t->job->deadline) == 0)) {
+            struct engine_job *job = t->job;
+            job->tasks--;
+            task_free(t);
+            job_release(job);
+            continue;
+        }
+        spawn(t);
+    }
+}
+
+static void task_done(struct task *t)
+{
+    struct task **pp = &g.running;
+    while (*pp && *pp != t)
+        pp = &(*pp)->next;
+    if (*pp) {
+        *pp = t->next;
+        g.nrunning--;
+    }
+    struct engine_job *job = t->job;
+    trace_task(t, "ended");
+    long rss = t->exit.maxrss_kb;
+    g.stats.last_child_rss_kb = rss;
+    if (t->exit.kind == PROC_EXIT_OOM)
+        g.stats.killed_memory++;
+    else if (t->exit.kind == PROC_EXIT_CRASHED)
+        g.stats.crashed++;
+    if (t->kind == T_SERVICE && t->svc.on_end)
+        t->svc.on_end(t->svc.arg);
+    if (job) {
+        if (rss > job->max_rss_kb)
+            job->max_rss_kb = rss;
+        if (!job->finished && !t->got_done) {
+            if (t->exit.kind == PROC_EXIT_OOM)
+                job_fail(job, EBSD_ENOMEM, "a worker process exceeded the memory limit of %u MB",
+                         job->q.memory_mb);
+            else if (t->exit.kind == PROC_EXIT_CRASHED || t->exit.kind == PROC_EXIT_SIGNALED)
+                job_fail(job, EBSD_ECHILD, "a worker process died (signal %d)", t->exit.signal);
+            else
+                job_fail(job, EBSD_ECHILD, "a worker process exited (status %d) "
+                         "without a result", t->exit.code);
+        }
+        job->tasks--;
+        if (!job->finished)
+            job_maybe_finish(job);
+        job_release(job);
+    }
+    frame_reader_free(&t->rd);
+    task_free(t);
+    schedule();
+}
+
+void engine_on_sigchld(void)
+{
+    struct proc_exit ex;
+    while (proc_reap_any(&ex) == EBSD_OK) {
+        struct task *t = g.running;
+        while (t && t->pid != ex.pid)
+            t = t->next;
+        if (!t)
+            continue; /* not ours (should not happen) */
+        t->exit = ex;
+        t->reaped = true;
+        if (t->eof)
+            task_done(t);
+    }
+}
+
+static void job_maybe_finish(struct engine_job *job)
+{
+    /* A job is done when every task has sent DONE: the answer does not wait for the workers
+     * to exit and be reaped (that happens after, off the request's critical path). */
+    if (job->finished || job->listing || job->pending > 0)
+        return;
+    if (job->q.kind == ENGINE_INSTANCE && !job->instance_seen) {
+        job_fail(job, EBSD_ENOTFOUND, "instance %s does not exist in %s", job->q.instance_id,
+                 job->q.target.region);
+        return;
+    }
+    if (job->q.kind == ENGINE_TOTAL)
+        listing_seen(job);
+    struct engine_outcome out = {
+        .status = EBSD_OK,
+        .inst = job->inst,
+        .ninst = job->ninst,
+        .vols = job->vols,
+        .nvols = job->nvols,
+    };
+    job_deliver(job, &out);
+}
+
+static void on_wake(struct loop *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    g.wake = NULL;
+    schedule();
+}
+
+/* One timer runs schedule(): the earliest of the times asked for. */
+static void wake_at(int64_t at)
+{
+    if (!g.loop || (g.wake && g.wake_at <= at))
+        return;
+    if (g.wake)
+        loop_timer_stop(g.loop, g.wake);
+    g.wake_at = at;
+    g.wake = loop_timer_start(g.loop, at, on_wake, NULL);
+}
+
+static void kick(void)
+{
+    wake_at(clock_now_ms());
+}
+
+/* ---------------------------------------------------------------- what listings found */
+
+static size_t *seen_slot(const struct target *t, bool create)
+{
+    for (unsigned i = 0; i < g.nseen; i++)
+        if (target_equal(&g.seen[i].target, t))
+            return &g.seen[i].instances;
+    if (!create)
+        return NULL;
+    unsigned i = g.nseen < sizeof g.seen / sizeof g.seen[0] ? g.nseen++ : 0;
+    g.seen[i].target = *t;
+    g.seen[i].instances = 0;
+    return &g.seen[i].instances;
+}
+
+static size_t seen_count(const struct target *t)
+{
+    const size_t *seen = seen_slot(t, false);
+    return seen ? *seen : 0;
+}
+
+/* Remembers what a complete listing found. A split listing that found nothing where the last
+ * one found instances suggests an endpoint without filter wildcards: split no more. */
+static void listing_seen(const struct engine_job *job)
+{
+    size_t *seen = seen_slot(&job->q.target, true);
+    if (job->partitions > 1 && job->ninst == 0 && *seen > 0) {
+        g.partitions_off = true;
+        log_warn("fanout", "a listing split %u ways found no instances in %s where the last "
+                 "one found %zu: listing unsplit from now on (fanout.list_partitions: 1 "
+                 "makes this the rule)", job->partitions, job->q.target.region, *seen);
+    }
+    *seen = job->ninst;
+}
+
+/* ---------------------------------------------------------------- public API */
+
+struct engine_job *engine_start(const struct engine_query *q, int64_t deadline,
+                                engine_done_fn done, void *arg)
+{
+    struct engine_job *job = xcalloc(1, sizeof *job);
+    job->q = *q;
+    job->deadline = deadline;
+    job->started_us = clock_now_us();
+    job->done = done;
+    job->arg = arg;
+    g.stats.jobs++;
+    job->deadline_timer = loop_timer_start(g.loop, deadline + DEADLINE_GRACE_MS, on_deadline, job);
+    if (g.nrunning >= g.max_children)
+        job->queue_timer =
+            loop_timer_start(g.loop, clock_now_ms() + g.queue_timeout_ms, on_queue_timeout, job);
+    if (g.gate && !g.gate(&q->target)) {
+        /* answered from the loop, never from inside engine_start */
+        if (job->queue_timer)
+            loop_timer_stop(g.loop, job->queue_timer);
+        job->queue_timer = loop_timer_start(g.loop, clock_now_ms(), on_not_ready, job);
+        return job;
+    }
+    if (q->kind == ENGINE_INSTANCE) {
+        char(*a)[ID_LEN] = xmalloc(ID_LEN), (*b)[ID_LEN] = xmalloc(ID_LEN);
+        snprintf(a[0], ID_LEN, "%s", q->instance_id);
+        snprintf(b[0], ID_LEN, "%s", q->instance_id);
+        enqueue(job, T_INSTANCE, a, 1);
+        enqueue(job, T_VOLUMES, b, 1);
+    } else {
+        size_t seen = seen_count(&q->target);
+        unsigned parts =
+            q->sequential ? 1 : plan_listers(g.list_partitions, g.partitions_off, seen);
+        job->partitions = parts;
+        job->group_size = plan_group_size(g.group_size, seen, g.max_children, parts,
+                                          EC2_MAX_IDS);
+        job->listing = parts;
+        bool own = !q->sequential &&
+                   plan_listers_own_volumes(seen, parts, job->group_size,
+                                            g.instance_page ? g.instance_page : 1000,
+                                            EC2_MAX_IDS);
+        for (unsigned i = 0; i < parts; i++) {
+            struct task *t = enqueue(job, q->sequential ? T_SEQUENTIAL : T_LIST, NULL, 0);
+            t->part = i;
+            t->nparts = parts;
+            t->own_volumes = own;
+        }
+    }
+    kick(); /* workers are forked from the loop, so done never runs inside engine_start */
+    return job;
+}
+
+void engine_extend(struct engine_job *job, int64_t deadline)
+{
+    if (!job || job->finished || deadline <= job->deadline)
+        return;
+    job->deadline = deadline;
+    if (job->deadline_timer)
+        loop_timer_stop(g.loop, job->deadline_timer);
+    job->deadline_timer = loop_timer_start(g.loop, deadline + DEADLINE_GRACE_MS, on_deadline, job);
+}
+
+void engine_job_counts(const struct engine_job *job, unsigned *children, unsigned *ec2_calls,
+                       long *max_rss_kb)
+{
+    *children = job ? job->children : 0;
+    *ec2_calls = job ? job->ec2_calls : 0;
+    *max_rss_kb = job ? job->max_rss_kb : 0;
+}
+
+void engine_cancel(struct engine_job *job)
+{
+    if (!job || job->finished)
+        return;
+    job->done = NULL;
+    job->finished = true;
+    kill_job_children(job);
+    drop_queued(job);
+    job_release(job);
+}
+
+void engine_run_service(const struct engine_service *svc)
+{
+    struct task *t = enqueue(NULL, T_SERVICE, NULL, 0);
+    t->svc = *svc;
+    schedule();
+}
+
+void engine_init(struct loop *l, const struct config *cfg, engine_gate_fn gate)
+{
+    g.loop = l;
+    g.gate = gate;
+    g.max_children = cfg->max_children;
+    g.group_size = cfg->group_size ? cfg->group_size : 100;
+    g.list_partitions = cfg->list_partitions;
+    g.queue_timeout_ms = cfg->queue_timeout_ms;
+    g.worker_nice = cfg->worker_nice;
+    g.instance_page = cfg->instance_page_size;
+    limiter_configure(cfg->rate_limit, cfg->rate_burst, clock_now_us());
+    if (!g.ready) {
+        g.ready = true;
+        /* No fastbins in the parent: glibc leaves small freed chunks there unmerged, and the
+         * first large allocation in each forked worker merges them all, writing to (and so
+         * copying) every heap page that holds one. After a 10,000-instance result that made
+         * every worker pay tens of milliseconds of page copies. */
+        (void)mallopt(M_MXFAST, 0);
+    }
+    schedule();
+}
+
+/* Frees a task at shutdown, and its job once no task refers to it (nobody waits any more). */
+static void task_drop(struct task *t)
+{
+    struct engine_job *job = t->job;
+    task_free(t);
+    if (job) {
+        job->tasks--;
+        job->finished = true;
+        job->done = NULL;
+        job_release(job);
+    }
+}
+
+void engine_shutdown(void)
+{
+    for (struct task *t = g.running; t; t = t->next)
+        if (!t->reaped)
+            proc_kill(t->pid);
+    /* reap what we killed so nothing outlives us as a zombie of init's */
+    int64_t until = clock_now_ms() + 1000;
+    while (g.running && clock_now_ms() < until) {
+        struct proc_exit ex;
+        while (proc_reap_any(&ex) == EBSD_OK) {
+            for (struct task *t = g.running; t; t = t->next)
+                if (t->pid == ex.pid)
+                    t->reaped = true;
+        }
+        struct task **pp = &g.running;
+        while (*pp) {
+            struct task *t = *pp;
+            if (t->reaped) {
+                *pp = t->next;
+                if (t->fd >= 0) {
+                    loop_del_fd(g.loop, t->fd);
+                    close(t->fd);
+                }
+                frame_reader_free(&t->rd);
+                task_drop(t);
+                continue;
+            }
+            pp = &t->next;
+        }
+        if (g.running)
+            usleep(5000);
+    }
+    while (g.queue_head) {
+        struct task *t = g.queue_head;
+        g.queue_head = t->next;
+        task_drop(t);
+    }
+    g.queue_tail = NULL;
+    if (g.wake)
+        loop_timer_stop(g.loop, g.wake);
+    g.wake = NULL;
+    if (g.trim)
+        loop_timer_stop(g.loop, g.trim);
+    g.trim = NULL;
+    limiter_reset();
+    g.ready = false;
+}

@@ -1,0 +1,240 @@
+/* wire.c - the worker-to-parent frames: fixed-size records and small JSON (see wire.h). */
+#include "wire.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+
+#include "frame.h"
+#include "mem.h"
+
+/* ================================================================ the child side */
+
+static void add_stats(cJSON *o, const struct ec2_stats *s)
+{
+    cJSON_AddNumberToObject(o, "calls", s->calls);
+    cJSON_AddNumberToObject(o, "di", s->describe_instances);
+    cJSON_AddNumberToObject(o, "dv", s->describe_volumes);
+    cJSON_AddNumberToObject(o, "retries", s->retries);
+    cJSON_AddNumberToObject(o, "throttled", s->throttled);
+    cJSON_AddNumberToObject(o, "quota", s->retry_quota);
+    if (s->clock_offset_set) /* the parent adopts it: later workers sign right at once */
+        cJSON_AddNumberToObject(o, "clock_offset_ms", (double)s->clock_offset_ms);
+}
+
+static ebsd_status put_json(int fd, int type, cJSON *o)
+{
+    char *txt = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    ebsd_status st = frame_write(fd, (uint8_t)type, txt, strlen(txt));
+    free(txt);
+    return st;
+}
+
+ebsd_status wire_put_error(int fd, ebsd_status st, const struct ec2_error *e,
+                           const struct ec2_stats *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "status", st);
+    cJSON_AddNumberToObject(o, "http_status", (double)e->http_status);
+    cJSON_AddStringToObject(o, "code", e->code);
+    cJSON_AddStringToObject(o, "message", e->message[0] ? e->message : status_str(st));
+    if (s)
+        add_stats(o, s);
+    return put_json(fd, WIRE_ERROR, o);
+}
+
+ebsd_status wire_put_done(int fd, const struct ec2_stats *s, long rss_kb)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (s)
+        add_stats(o, s);
+    if (rss_kb > 0)
+        cJSON_AddNumberToObject(o, "rss", (double)rss_kb);
+    return put_json(fd, WIRE_DONE, o);
+}
+
+/* A worker's record array: zeroed; past 64 KiB a private mapping in one huge page or more,
+ * since each 4 KiB page of a fresh heap area would be a page fault of its own. */
+static bool records_private(size_t bytes) { return bytes > (64u << 10); }
+
+static void *records_new(size_t n, size_t size)
+{
+    size_t bytes = (n ? n : 1) * size;
+    if (!records_private(bytes))
+        return xcalloc(1, bytes);
+    size_t huge = xprivate_huge_size();
+    return xprivate_realloc(NULL, bytes > huge ? bytes : huge);
+}
+
+static void records_free(void *a, size_t n, size_t size)
+{
+    if (records_private((n ? n : 1) * size))
+        xprivate_free(a);
+    else
+        free(a);
+}
+
+/* No JSON is built or parsed per item: at 10,000 instances this is what keeps the parent
+ * cheap. */
+ebsd_status wire_put_instances(int fd, const struct ec2_instance_page *p)
+{
+    struct wire_inst *a = records_new(p->n, sizeof *a);
+    for (size_t i = 0; i < p->n; i++) {
+        str_copy(a[i].id, sizeof a[i].id, p->items[i].id);
+        str_copy(a[i].state, sizeof a[i].state, p->items[i].state);
+    }
+    ebsd_status st = frame_write(fd, WIRE_INSTANCES, a, p->n * sizeof *a);
+    records_free(a, p->n, sizeof *a);
+    return st;
+}
+
+ebsd_status wire_put_volumes(int fd, const struct ec2_volume_page *p)
+{
+    struct wire_vol *a = records_new(p->n, sizeof *a);
+    for (size_t i = 0; i < p->n; i++) {
+        const struct ec2_volume *v = &p->items[i];
+        struct wire_vol *o = &a[i];
+        str_copy(o->id, sizeof o->id, v->id);
+        o->size_gib = v->size_gib;
+        str_copy(o->type, sizeof o->type, v->type);
+        o->iops = v->iops;
+        o->throughput = v->throughput;
+        str_copy(o->state, sizeof o->state, v->state);
+        o->encrypted = v->encrypted;
+        o->multi = v->multi_attach;
+        for (size_t k = 0; k < v->nattach && o->nattach < WIRE_MAX_ATTACH; k++) {
+            struct wire_attach *x = &o->attach[o->nattach++];
+            str_copy(x->instance_id, sizeof x->instance_id, v->attach[k].instance_id);
+            str_copy(x->device, sizeof x->device, v->attach[k].device);
+            str_copy(x->state, sizeof x->state, v->attach[k].state);
+            x->dot = v->attach[k].delete_on_termination;
+        }
+    }
+    ebsd_status st = frame_write(fd, WIRE_VOLUMES, a, p->n * sizeof *a);
+    records_free(a, p->n, sizeof *a);
+    return st;
+}
+
+/* ================================================================ the parent side */
+
+#define TERMINATE(field) ((field)[sizeof(field) - 1] = '\0')
+
+/* A bool copied from a frame is read as a byte first: any other value than 0 or 1 in a bool
+ * would be undefined behaviour. */
+static void fix_bool(bool *b)
+{
+    unsigned char c;
+    memcpy(&c, b, 1);
+    *b = c != 0;
+}
+
+size_t wire_records(int type, size_t len)
+{
+    size_t size = type == WIRE_INSTANCES ? sizeof(struct wire_inst)
+                  : type == WIRE_VOLUMES ? sizeof(struct wire_vol) : 0;
+    if (!size || len % size != 0)
+        return (size_t)-1;
+    return len / size;
+}
+
+size_t wire_take_instances(const char *data, size_t len, struct wire_inst *out)
+{
+    size_t n = len / sizeof *out, kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct wire_inst *in = &out[kept];
+        memcpy(in, data + i * sizeof *in, sizeof *in);
+        TERMINATE(in->id);
+        TERMINATE(in->state);
+        in->nvol = 0;
+        in->gib = 0;
+        if (in->id[0])
+            kept++;
+    }
+    return kept;
+}
+
+size_t wire_take_volumes(const char *data, size_t len, struct wire_vol *out)
+{
+    size_t n = len / sizeof *out, kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct wire_vol *v = &out[kept];
+        memcpy(v, data + i * sizeof *v, sizeof *v);
+        TERMINATE(v->id);
+        TERMINATE(v->type);
+        TERMINATE(v->state);
+        fix_bool(&v->encrypted);
+        fix_bool(&v->multi);
+        if (v->nattach > WIRE_MAX_ATTACH)
+            v->nattach = WIRE_MAX_ATTACH;
+        for (unsigned k = 0; k < v->nattach; k++) {
+            TERMINATE(v->attach[k].instance_id);
+            TERMINATE(v->attach[k].device);
+            TERMINATE(v->attach[k].state);
+            fix_bool(&v->attach[k].dot);
+        }
+        if (v->id[0])
+            kept++;
+    }
+    return kept;
+}
+
+static unsigned num(const cJSON *o, const char *k)
+{
+    double v = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, k));
+    return v > 0 && v < 1e9 ? (unsigned)v : 0;
+}
+
+static void take_stats(const cJSON *o, struct wire_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    s->calls = num(o, "calls");
+    s->describe_instances = num(o, "di");
+    s->describe_volumes = num(o, "dv");
+    s->retries = num(o, "retries");
+    s->throttled = num(o, "throttled");
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(o, "quota");
+    double qv = cJSON_GetNumberValue(q);
+    s->has_quota = cJSON_IsNumber(q) && qv > -1e9 && qv < 1e9;
+    s->retry_quota = s->has_quota ? (int)qv : 0;
+    s->rss_kb = (long)num(o, "rss");
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(o, "clock_offset_ms");
+    s->clock_offset_set = cJSON_IsNumber(off) && off->valuedouble > -1e12 && off->valuedouble < 1e12;
+    s->clock_offset_ms = s->clock_offset_set ? (int64_t)off->valuedouble : 0;
+}
+
+ebsd_status wire_decode_done(const char *data, size_t len, struct wire_stats *out)
+{
+    cJSON *o = cJSON_ParseWithLength(data, len);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return EBSD_EPARSE;
+    }
+    take_stats(o, out);
+    cJSON_Delete(o);
+    return EBSD_OK;
+}
+
+ebsd_status wire_decode_error(const char *data, size_t len, struct wire_error *out)
+{
+    cJSON *o = cJSON_ParseWithLength(data, len);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return EBSD_EPARSE;
+    }
+    memset(out, 0, sizeof *out);
+    take_stats(o, &out->stats);
+    double st = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "status"));
+    out->status = st > 0 && st <= EBSD_EUNSUPPORTED ? (ebsd_status)st : EBSD_EIO;
+    double http = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "http_status"));
+    out->http_status = http > 0 && http < 1000 ? (long)http : 0;
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(o, "code");
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(o, "message");
+    if (cJSON_IsString(code))
+        str_copy(out->code, sizeof out->code, code->valuestring);
+    if (cJSON_IsString(msg))
+        str_copy(out->message, sizeof out->message, msg->valuestring);
+    cJSON_Delete(o);
+    return EBSD_OK;
+}

@@ -1,0 +1,176 @@
+/* worker.c - the workers' bodies: EC2 calls in a forked child, results as frames (worker.h). */
+#include "worker.h"
+
+#include <malloc.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "credsvc.h"
+#include "ec2.h"
+#include "mem.h"
+#include "sigv4.h"
+
+static struct {
+    unsigned max_attempts, instance_page, volume_page;
+    unsigned connect_timeout_ms, read_timeout_ms; /* per EC2 attempt */
+    double rate, burst;
+    char endpoint[512];
+    char ca_bundle[512];
+} g;
+
+void worker_configure(const struct config *cfg)
+{
+    g.max_attempts = cfg->max_attempts;
+    g.instance_page = cfg->instance_page_size;
+    g.volume_page = cfg->volume_page_size;
+    g.connect_timeout_ms = cfg->connect_timeout_ms;
+    g.read_timeout_ms = cfg->read_timeout_ms;
+    g.rate = cfg->rate_limit;
+    g.burst = cfg->rate_burst;
+    snprintf(g.endpoint, sizeof g.endpoint, "%s", cfg->ec2_endpoint ? cfg->ec2_endpoint : "");
+    snprintf(g.ca_bundle, sizeof g.ca_bundle, "%s", cfg->ca_bundle ? cfg->ca_bundle : "");
+}
+
+void worker_prepare(void)
+{
+    const struct sigv4_header h[] = {{"Host", "ec2.us-east-1.amazonaws.com"}};
+    const struct sigv4_credentials creds = {"AKIDEXAMPLE", "warm-up", NULL};
+    const struct sigv4_request req = {"POST", "/", NULL, h, 1, "Action=DescribeInstances", 24};
+    const struct sigv4_params params = {&creds, "us-east-1", "ec2", 1440938160, true, false,
+                                        false, false};
+    struct sigv4_signed out;
+    if (sigv4_sign(&req, &params, &out) == EBSD_OK)
+        sigv4_signed_free(&out);
+}
+
+static ebsd_status worker_volumes(int fd, struct ec2_client *c, const char *const *ids, size_t n,
+                                  int64_t deadline, struct ec2_error *err)
+{
+    struct ec2_pager pg;
+    ec2_pager_init(&pg);
+    ebsd_status st = EBSD_OK;
+    for (;;) {
+        struct ec2_volume_page p = {0};
+        st = ec2_describe_volumes(c, ids, n, pg.token, deadline, &p, err);
+        if (st != EBSD_OK)
+            break;
+        st = wire_put_volumes(fd, &p);
+        bool more = st == EBSD_OK && ec2_pager_next(&pg, &p.next_token, err, &st);
+        ec2_volume_page_free(&p);
+        if (!more)
+            break;
+    }
+    ec2_pager_free(&pg);
+    return st;
+}
+
+static ebsd_status worker_list(int fd, struct ec2_client *c, const struct worker_task *t,
+                               struct ec2_error *err)
+{
+    bool sequential = t->kind == WORKER_SEQUENTIAL;
+    int64_t deadline = t->deadline;
+    struct ec2_pager pg;
+    ec2_pager_init(&pg);
+    ebsd_status st = EBSD_OK;
+    for (;;) {
+        struct ec2_instance_page p = {0};
+        st = ec2_describe_instances_part(c, t->part, t->nparts ? t->nparts : 1, pg.token,
+                                         deadline, &p, err);
+        if (st != EBSD_OK)
+            break;
+        st = wire_put_instances(fd, &p);
+        if (st == EBSD_OK && t->own_volumes && p.n > 0) {
+            /* this lister's share fits one page: its volumes come from here, with no
+             * worker of their own to fork and no round trip through the parent */
+            const char *ids[EC2_MAX_IDS];
+            for (size_t i = 0; i < p.n && st == EBSD_OK; i += EC2_MAX_IDS) {
+                size_t n = p.n - i < EC2_MAX_IDS ? p.n - i : EC2_MAX_IDS;
+                for (size_t k = 0; k < n; k++)
+                    ids[k] = p.items[i + k].id;
+                st = worker_volumes(fd, c, ids, n, deadline, err);
+            }
+        }
+        if (st == EBSD_OK && sequential) {
+            /* the seed: one DescribeVolumes call (and its pages) per instance */
+            for (size_t i = 0; i < p.n && st == EBSD_OK; i++) {
+                const char *one = p.items[i].id;
+                st = worker_volumes(fd, c, &one, 1, deadline, err);
+            }
+        }
+        bool more = st == EBSD_OK && ec2_pager_next(&pg, &p.next_token, err, &st);
+        ec2_instance_page_free(&p);
+        if (!more)
+            break;
+    }
+    ec2_pager_free(&pg);
+    return st;
+}
+
+int worker_main(int fd, const struct worker_task *t)
+{
+    /* Large buffers (response bodies, parsed pages) come from fresh mappings, not from free
+     * chunks of the heap inherited from the parent: writing to those would copy every page
+     * (and, on some virtual machines, interrupt the parent's CPU for each). */
+    (void)mallopt(M_MMAP_THRESHOLD, 64 << 10);
+    struct ec2_error err = {0};
+    struct ec2_options opt = {
+        .region = t->target->region,
+        .endpoint = g.endpoint[0] ? g.endpoint : NULL,
+        .ca_bundle = g.ca_bundle[0] ? g.ca_bundle : NULL,
+        .creds = credsvc_current(t->target),
+        .max_attempts = (int)g.max_attempts,
+        .instance_page_size = (int)g.instance_page,
+        .volume_page_size = (int)g.volume_page,
+        /* Parallel workers were admitted by the parent's bucket; the sequential worker
+         * makes all its calls alone, so it paces itself with the same budget. */
+        .rate_per_s = t->kind == WORKER_SEQUENTIAL ? g.rate : 0,
+        .rate_burst = g.burst,
+        .connect_timeout_ms = (int)g.connect_timeout_ms,
+        .read_timeout_ms = (int)g.read_timeout_ms,
+    };
+    struct ec2_client *c = NULL;
+    ebsd_status st = ec2_client_new(&opt, &c);
+    if (st != EBSD_OK) {
+        snprintf(err.message, sizeof err.message, "cannot create the EC2 client: %s",
+                 status_str(st));
+        return wire_put_error(fd, st, &err, NULL) == EBSD_OK ? 0 : 1;
+    }
+    const char *ids[EC2_MAX_IDS];
+    size_t n = t->nids < EC2_MAX_IDS ? t->nids : EC2_MAX_IDS;
+    for (size_t i = 0; i < n; i++)
+        ids[i] = t->ids[i];
+    switch (t->kind) {
+    case WORKER_LIST:
+    case WORKER_SEQUENTIAL:
+        st = worker_list(fd, c, t, &err);
+        break;
+    case WORKER_VOLUMES:
+        st = worker_volumes(fd, c, ids, n, t->deadline, &err);
+        break;
+    case WORKER_INSTANCE: {
+        struct ec2_instance_page p = {0};
+        st = ec2_describe_instances(c, ids, n, NULL, t->deadline, &p, &err);
+        if (st == EBSD_OK) {
+            st = wire_put_instances(fd, &p);
+            ec2_instance_page_free(&p);
+        }
+        break;
+    }
+    default:
+        st = EBSD_EINVAL;
+        break;
+    }
+    const struct ec2_stats *s = ec2_client_stats(c);
+    if (st == EBSD_OK) {
+        /* the worker's peak so far, which is its peak: nothing big is allocated after DONE */
+        struct rusage ru;
+        long rss = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0;
+        if (wire_put_done(fd, s, rss) != EBSD_OK)
+            st = EBSD_EIO;
+    } else if (wire_put_error(fd, st, &err, s) != EBSD_OK) {
+        st = EBSD_EIO;
+    }
+    ec2_client_free(c);
+    return st == EBSD_EIO ? 1 : 0;
+}

@@ -1,0 +1,65 @@
+/* fuzz_wire.c - the wire decoder the parent runs on bytes from its workers (src/wire.c). The
+ * first byte is the frame type, the rest its payload, as frame_reader_next hands them out.
+ * Invariants: a record frame is taken only when it is a whole number of records, and what
+ * is taken has terminated strings, 0/1 bools and at most WIRE_MAX_ATTACH attachments. */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz.h"
+#include "wire.h"
+
+static bool byte01(const bool *b)
+{
+    unsigned char c;
+    memcpy(&c, b, 1);
+    return c <= 1;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size == 0)
+        return 0;
+    int type = data[0];
+    const char *payload = (const char *)data + 1;
+    size_t len = size - 1;
+    size_t n = wire_records(type, len);
+    if (type == WIRE_INSTANCES && n != (size_t)-1) {
+        struct wire_inst *out = malloc((n ? n : 1) * sizeof *out);
+        size_t kept = wire_take_instances(payload, len, out);
+        FUZZ_ASSERT(kept <= n);
+        for (size_t i = 0; i < kept; i++)
+            FUZZ_ASSERT(out[i].id[0] && memchr(out[i].id, 0, sizeof out[i].id) &&
+                        memchr(out[i].state, 0, sizeof out[i].state) && out[i].nvol == 0);
+        free(out);
+    } else if (type == WIRE_VOLUMES && n != (size_t)-1) {
+        struct wire_vol *out = malloc((n ? n : 1) * sizeof *out);
+        size_t kept = wire_take_volumes(payload, len, out);
+        FUZZ_ASSERT(kept <= n);
+        for (size_t i = 0; i < kept; i++) {
+            const struct wire_vol *v = &out[i];
+            FUZZ_ASSERT(v->id[0] && memchr(v->type, 0, sizeof v->type) &&
+                        memchr(v->state, 0, sizeof v->state));
+            FUZZ_ASSERT(byte01(&v->encrypted) && byte01(&v->multi));
+            FUZZ_ASSERT(v->nattach <= WIRE_MAX_ATTACH);
+            for (unsigned k = 0; k < v->nattach; k++)
+                FUZZ_ASSERT(memchr(v->attach[k].instance_id, 0, WIRE_ID_LEN) &&
+                            memchr(v->attach[k].device, 0, sizeof v->attach[k].device) &&
+                            byte01(&v->attach[k].dot));
+        }
+        free(out);
+    } else if (type == WIRE_DONE) {
+        struct wire_stats s;
+        if (wire_decode_done(payload, len, &s) == EBSD_OK)
+            FUZZ_ASSERT(s.calls < 1000000000u && s.rss_kb >= 0);
+    } else if (type == WIRE_ERROR) {
+        struct wire_error e;
+        if (wire_decode_error(payload, len, &e) == EBSD_OK)
+            FUZZ_ASSERT(e.status != EBSD_OK && e.status <= EBSD_EUNSUPPORTED &&
+                        memchr(e.code, 0, sizeof e.code) &&
+                        memchr(e.message, 0, sizeof e.message));
+    } else {
+        FUZZ_ASSERT(n == (size_t)-1 || type == WIRE_INSTANCES || type == WIRE_VOLUMES);
+    }
+    return 0;
+}

@@ -1,0 +1,188 @@
+/* test_wire.c - the worker-to-parent records: encode in a "child" (a pipe), decode as the
+ * parent does; malformed frames are refused or made safe. */
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "harness.h"
+#include "wire.h"
+
+/* A pipe whose read end is non-blocking, as the parent's is. */
+static int open_pipe(int fds[2])
+{
+    if (pipe(fds) != 0)
+        return -1;
+    return fcntl(fds[0], F_SETFL, O_NONBLOCK);
+}
+
+/* Reads the next frame written to the pipe's read end fd (its type, or -1). */
+static int read_frame(int fd, char **data, size_t *len)
+{
+    struct frame_reader rd;
+    frame_reader_init(&rd, WIRE_FRAME_MAX);
+    bool eof = false;
+    uint8_t type = 0;
+    const char *d;
+    int out = -1;
+    for (int i = 0; i < 100 && out < 0; i++) {
+        if (frame_reader_feed(&rd, fd, &eof) != EBSD_OK)
+            break;
+        if (frame_reader_next(&rd, &type, &d, len) == EBSD_OK) {
+            *data = malloc(*len ? *len : 1);
+            memcpy(*data, d, *len);
+            out = type;
+        }
+        if (eof)
+            break;
+    }
+    frame_reader_free(&rd);
+    return out;
+}
+
+static void test_volumes_round_trip_keeps_16_attachments(void)
+{
+    struct ec2_attachment att[20];
+    memset(att, 0, sizeof att);
+    for (int i = 0; i < 20; i++) {
+        snprintf(att[i].instance_id, sizeof att[i].instance_id, "i-%017x", i + 1);
+        snprintf(att[i].device, sizeof att[i].device, "/dev/sd%c", 'f' + i);
+        snprintf(att[i].state, sizeof att[i].state, "%s", i % 3 ? "attached" : "attaching");
+        att[i].delete_on_termination = i % 2;
+    }
+    struct ec2_volume v[2];
+    memset(v, 0, sizeof v);
+    snprintf(v[0].id, sizeof v[0].id, "vol-multi");
+    v[0].size_gib = 100;
+    snprintf(v[0].type, sizeof v[0].type, "io2");
+    v[0].iops = 3000;
+    snprintf(v[0].state, sizeof v[0].state, "in-use");
+    v[0].multi_attach = true;
+    v[0].nattach = 20; /* more than EC2 allows: only the first 16 travel */
+    v[0].attach = att;
+    snprintf(v[1].id, sizeof v[1].id, "vol-single");
+    v[1].size_gib = 8;
+    v[1].encrypted = true;
+    v[1].nattach = 1;
+    v[1].attach = att;
+    struct ec2_volume_page p = {v, 2, NULL};
+    int fds[2];
+    CHECK(open_pipe(fds) == 0);
+    CHECK(wire_put_volumes(fds[1], &p) == EBSD_OK);
+    close(fds[1]);
+    char *data = NULL;
+    size_t len = 0;
+    CHECK_INT(read_frame(fds[0], &data, &len), WIRE_VOLUMES);
+    close(fds[0]);
+    CHECK_INT(wire_records(WIRE_VOLUMES, len), 2);
+    struct wire_vol out[2];
+    CHECK_INT(wire_take_volumes(data, len, out), 2);
+    CHECK_STR(out[0].id, "vol-multi");
+    CHECK_INT(out[0].size_gib, 100);
+    CHECK_STR(out[0].type, "io2");
+    CHECK_INT(out[0].iops, 3000);
+    CHECK(out[0].multi);
+    CHECK_INT(out[0].nattach, 16);
+    for (int i = 0; i < 16; i++) {
+        CHECK_STR(out[0].attach[i].instance_id, att[i].instance_id);
+        CHECK_STR(out[0].attach[i].device, att[i].device);
+        CHECK_STR(out[0].attach[i].state, att[i].state);
+        CHECK_INT(out[0].attach[i].dot, i % 2);
+    }
+    CHECK_STR(out[1].id, "vol-single");
+    CHECK(out[1].encrypted && !out[1].multi);
+    CHECK_INT(out[1].nattach, 1);
+    free(data);
+}
+
+static void test_instances_round_trip(void)
+{
+    struct ec2_instance in[3];
+    memset(in, 0, sizeof in);
+    snprintf(in[0].id, sizeof in[0].id, "i-0000000000000000a");
+    snprintf(in[0].state, sizeof in[0].state, "running");
+    snprintf(in[1].id, sizeof in[1].id, "i-0000000000000000b");
+    snprintf(in[1].state, sizeof in[1].state, "stopped");
+    /* in[2] has no id: the parent drops it */
+    struct ec2_instance_page p = {in, 3, NULL};
+    int fds[2];
+    CHECK(open_pipe(fds) == 0);
+    CHECK(wire_put_instances(fds[1], &p) == EBSD_OK);
+    close(fds[1]);
+    char *data = NULL;
+    size_t len = 0;
+    CHECK_INT(read_frame(fds[0], &data, &len), WIRE_INSTANCES);
+    close(fds[0]);
+    CHECK_INT(wire_records(WIRE_INSTANCES, len), 3);
+    struct wire_inst out[3];
+    CHECK_INT(wire_take_instances(data, len, out), 2);
+    CHECK_STR(out[0].id, "i-0000000000000000a");
+    CHECK_STR(out[1].state, "stopped");
+    CHECK_INT(out[0].nvol, 0);
+    free(data);
+}
+
+static void test_done_and_error_round_trip(void)
+{
+    struct ec2_stats s = {.calls = 7, .describe_instances = 2, .describe_volumes = 5,
+                          .retries = 1, .throttled = 1, .retry_quota = 495};
+    int fds[2];
+    CHECK(open_pipe(fds) == 0);
+    CHECK(wire_put_done(fds[1], &s, 9000) == EBSD_OK);
+    char *data = NULL;
+    size_t len = 0;
+    CHECK_INT(read_frame(fds[0], &data, &len), WIRE_DONE);
+    struct wire_stats ws;
+    CHECK(wire_decode_done(data, len, &ws) == EBSD_OK);
+    CHECK_INT(ws.calls, 7);
+    CHECK_INT(ws.describe_volumes, 5);
+    CHECK(ws.has_quota);
+    CHECK_INT(ws.retry_quota, 495);
+    CHECK_INT(ws.rss_kb, 9000);
+    free(data);
+
+    struct ec2_error e = {.http_status = 503};
+    snprintf(e.code, sizeof e.code, "RequestLimitExceeded");
+    CHECK(wire_put_error(fds[1], EBSD_ETHROTTLED, &e, &s) == EBSD_OK);
+    close(fds[1]);
+    CHECK_INT(read_frame(fds[0], &data, &len), WIRE_ERROR);
+    close(fds[0]);
+    struct wire_error we;
+    CHECK(wire_decode_error(data, len, &we) == EBSD_OK);
+    CHECK_INT(we.status, EBSD_ETHROTTLED);
+    CHECK_INT(we.http_status, 503);
+    CHECK_STR(we.code, "RequestLimitExceeded");
+    CHECK_STR(we.message, status_str(EBSD_ETHROTTLED)); /* an empty message becomes this */
+    CHECK_INT(we.stats.calls, 7);
+    free(data);
+}
+
+static void test_malformed_frames(void)
+{
+    CHECK(wire_records(WIRE_VOLUMES, sizeof(struct wire_vol) + 1) == (size_t)-1);
+    CHECK(wire_records(WIRE_INSTANCES, 3) == (size_t)-1);
+    CHECK(wire_records(WIRE_DONE, 0) == (size_t)-1);
+    CHECK_INT(wire_records(WIRE_VOLUMES, 0), 0);
+    /* every byte 0xff: strings get terminated, bools become 0/1, nattach is capped */
+    unsigned char raw[sizeof(struct wire_vol)];
+    memset(raw, 0xff, sizeof raw);
+    struct wire_vol v;
+    CHECK_INT(wire_take_volumes((const char *)raw, sizeof raw, &v), 1);
+    CHECK(strlen(v.id) < sizeof v.id);
+    CHECK_INT(v.nattach, WIRE_MAX_ATTACH);
+    unsigned char b;
+    memcpy(&b, &v.encrypted, 1);
+    CHECK_INT(b, 1);
+    CHECK(strlen(v.attach[15].state) < sizeof v.attach[15].state);
+    struct wire_stats s;
+    CHECK(wire_decode_done("[1]", 3, &s) == EBSD_EPARSE);
+    CHECK(wire_decode_done("{\"calls\":", 9, &s) == EBSD_EPARSE);
+    struct wire_error e;
+    CHECK(wire_decode_error("{\"status\":999,\"code\":7}", 23, &e) == EBSD_OK);
+    CHECK_INT(e.status, EBSD_EIO); /* an unknown status is an I/O failure, never garbage */
+    CHECK_STR(e.code, "");
+}
+
+TEST_MAIN(T(test_volumes_round_trip_keeps_16_attachments), T(test_instances_round_trip),
+          T(test_done_and_error_round_trip), T(test_malformed_frames))
