@@ -154,13 +154,12 @@ ebsd_status credproc_parse(const char *json, size_t len, const char *source, str
     const char *val[4] = {NULL};
     for (int i = 0; i < 4; i++) {
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, names[i]);
-        if (f && cJSON_IsNull(f))
-            continue; /* SDK helpers print null for absent optional fields */
-        if (f && !cJSON_IsString(f)) {
+        /* SDK helpers print null for absent fields: absent is what null means here */
+        if (f && !cJSON_IsNull(f) && !cJSON_IsString(f)) {
             snprintf(err, errlen, "%s is not a string", names[i]);
             goto out;
         }
-        val[i] = f ? f->valuestring : NULL;
+        val[i] = f && cJSON_IsString(f) ? f->valuestring : NULL;
         if (i < 2 && (!val[i] || !*val[i])) {
             snprintf(err, errlen, "%s is missing or empty", names[i]);
             goto out;

@@ -80,6 +80,8 @@ static void test_parse(void)
         "{\"Version\":1,\"SecretAccessKey\":\"S\"}",
         "{\"Version\":1,\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"\"}",
         "{\"Version\":1,\"AccessKeyId\":\"A\",\"SecretAccessKey\":7}",
+        "{\"Version\":1,\"AccessKeyId\":\"A\",\"SecretAccessKey\":null}", /* fuzz */
+        "{\"Version\":1,\"AccessKeyId\":null,\"SecretAccessKey\":\"S\"}",
         "{\"Version\":1,\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"hunter2\","
         "\"Expiration\":\"tomorrow\"}",
     };
