@@ -224,5 +224,41 @@ def test_external_id_and_refused_role():
         sim.stop()
 
 
+def test_account_credentials():
+    """acctcreds_fetch, what the credentials service calls per configured account."""
+    sim = sim_for_roles()
+    try:
+        env = base_env({"AWS_ENDPOINT_URL_STS": sim.url})
+        rc, out = probe(env, "--region", "eu-west-1", "--account", "prod", "--role-arn",
+                        ROLE_EXT, "--external-id", "ext-1")
+        assert rc == 0, out
+        assert out["source"] == "assume-role:prod" and out["account_id"] == "222233334444", out
+        assert out["access_key_id"].startswith("ASIA") and out["expiration"] > time.time(), out
+        # no role: the base credentials, their account from GetCallerIdentity
+        calls = sim.stats()["calls"].get("GetCallerIdentity", 0)
+        rc, out = probe(env, "--region", "eu-west-1", "--account", "default")
+        assert rc == 0, out
+        assert out["source"] == "environment" and out["account_id"] == "123456789012", out
+        assert out["access_key_id"] == TEST_ACCESS_KEY, out
+        assert sim.stats()["calls"].get("GetCallerIdentity", 0) == calls + 1
+        # a refused role: EAUTH, the code for the target's error object, the account named
+        rc, out = probe(env, "--region", "eu-west-1", "--account", "audit", "--role-arn",
+                        ROLE_DENIED)
+        assert rc == 1 and out["status"] == "authentication error", out
+        assert out["code"] == "AccessDenied" and out["account_id"] == "", out
+        assert out["error"].startswith("account audit: ") and out["error_source"] == "account:audit", out
+        # no base credentials at all
+        bare = {k: v for k, v in base_env({"AWS_ENDPOINT_URL_STS": sim.url}).items()
+                if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+        bare.update({"HOME": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent",
+                     "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"})
+        rc, out = probe(bare, "--region", "eu-west-1", "--account", "prod", "--role-arn",
+                        ROLE_OK, "--deadline-ms", "3000")
+        assert rc == 1 and out["code"] == "CredentialsUnavailable", out
+        assert "base credentials" in out["error"], out
+    finally:
+        sim.stop()
+
+
 if __name__ == "__main__":
     run(globals())

@@ -2,6 +2,8 @@
  *   sts_probe --region R --role-arn ARN [--external-id X] [--session-name S]
  *             [--duration-s N] [--deadline-ms N] [--max-attempts N] [--print-secrets]
  *   sts_probe --region R --caller-identity      (GetCallerIdentity of the base credentials)
+ *   sts_probe --region R --account NAME [--role-arn ARN ...]   (acctcreds_fetch, the base
+ *             credentials from the chain; prints source, account_id, code)
  * The base credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
  * AWS_SESSION_TOKEN, the endpoint from sts_endpoint (AWS_ENDPOINT_URL_STS ...). Prints one
  * JSON line: {"status","account_id","assumed_role_arn","access_key_id","expiration",
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acctcreds.h"
 #include "clock.h"
 #include "creds.h"
 #include "httpc.h"
@@ -31,6 +34,7 @@ int main(int argc, char **argv)
     struct sts_assume a = {0};
     long deadline_ms = 10000;
     bool secrets = false, identity = false;
+    const char *account = NULL;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--print-secrets") == 0)
@@ -39,6 +43,8 @@ int main(int argc, char **argv)
             identity = true;
         else if (!v)
             return usage();
+        else if (strcmp(argv[i], "--account") == 0)
+            account = v, i++;
         else if (strcmp(argv[i], "--region") == 0)
             a.region = v, i++;
         else if (strcmp(argv[i], "--role-arn") == 0)
@@ -56,9 +62,37 @@ int main(int argc, char **argv)
         else
             return usage();
     }
-    if (!a.region || (!a.role_arn && !identity))
+    if (!a.region || (!a.role_arn && !identity && !account))
         return usage();
     httpc_global_init();
+    if (account) {
+        struct acctcreds_spec sp = {.name = account, .role_arn = a.role_arn,
+                                    .external_id = a.external_id,
+                                    .session_name = a.session_name,
+                                    .duration_s = a.duration_s, .region = a.region,
+                                    .want_account_id = true};
+        struct acctcreds_result r;
+        struct creds_error ce;
+        ebsd_status ast = acctcreds_fetch(&sp, NULL, clock_now_ms() + deadline_ms, &r, &ce);
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "status", status_str(ast));
+        cJSON_AddStringToObject(j, "account_id", r.account_id);
+        cJSON_AddStringToObject(j, "code", r.code);
+        if (ast == EBSD_OK) {
+            cJSON_AddStringToObject(j, "source", r.creds.source);
+            cJSON_AddStringToObject(j, "access_key_id", r.creds.access_key_id);
+            cJSON_AddNumberToObject(j, "expiration", (double)r.creds.expiration);
+        } else {
+            cJSON_AddStringToObject(j, "error", ce.message);
+            cJSON_AddStringToObject(j, "error_source", ce.source);
+        }
+        char *txt = cJSON_PrintUnformatted(j);
+        printf("%s\n", txt);
+        free(txt);
+        cJSON_Delete(j);
+        creds_wipe(&r.creds);
+        return ast == EBSD_OK ? 0 : 1;
+    }
     struct creds base, out;
     memset(&base, 0, sizeof base);
     memset(&out, 0, sizeof out);
