@@ -30,10 +30,10 @@ void answer_from_outcome(const struct engine_query *q, struct engine_outcome *o,
  * (multi-attach, two groups) counts once in total_gib and once in each listed instance it
  * is attached to; a volume attached to no listed instance is not counted. Caller deletes. */
 cJSON *answer_total(const char *region, struct wire_inst *inst, size_t ninst,
-                    struct wire_vol *vols, size_t nvols);
+                    struct wire_vol *vols, size_t nvols, const struct wire_attach *atts);
 /* /instances/{id}/volumes: the volumes attached to instance_id (sorted in place); state is
- * the instance's state. Caller deletes. */
+ * the instance's state. Caller deletes. (atts: the attachments, wire_vol.attach_at.) */
 cJSON *answer_instance(const char *region, const char *instance_id, const char *state,
-                       struct wire_vol *vols, size_t nvols);
+                       struct wire_vol *vols, size_t nvols, const struct wire_attach *atts);
 
 #endif

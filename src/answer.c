@@ -31,7 +31,7 @@ static bool attach_counts(const char *state)
 }
 
 cJSON *answer_total(const char *region, struct wire_inst *inst, size_t ninst,
-                    struct wire_vol *vols, size_t nvols)
+                    struct wire_vol *vols, size_t nvols, const struct wire_attach *atts)
 {
     sort_items(inst, ninst, sizeof *inst, cmp_inst);
     sort_items(vols, nvols, sizeof *vols, cmp_vol);
@@ -42,11 +42,12 @@ cJSON *answer_total(const char *region, struct wire_inst *inst, size_t ninst,
         if (i > 0 && strcmp(v->id, vols[i - 1].id) == 0)
             continue; /* a multi-attach volume reported by two groups */
         bool counted = false;
+        const struct wire_attach *va = atts + v->attach_at;
         for (unsigned k = 0; k < v->nattach; k++) {
-            if (!attach_counts(v->attach[k].state))
+            if (!attach_counts(va[k].state))
                 continue;
             struct wire_inst key;
-            snprintf(key.id, sizeof key.id, "%s", v->attach[k].instance_id);
+            snprintf(key.id, sizeof key.id, "%s", va[k].instance_id);
             struct wire_inst *in =
                 ninst ? bsearch(&key, inst, ninst, sizeof *inst, cmp_inst) : NULL;
             if (!in)
@@ -79,7 +80,7 @@ cJSON *answer_total(const char *region, struct wire_inst *inst, size_t ninst,
 }
 
 cJSON *answer_instance(const char *region, const char *instance_id, const char *state,
-                       struct wire_vol *vols, size_t nvols)
+                       struct wire_vol *vols, size_t nvols, const struct wire_attach *atts)
 {
     sort_items(vols, nvols, sizeof *vols, cmp_vol);
     cJSON *o = cJSON_CreateObject();
@@ -92,10 +93,10 @@ cJSON *answer_instance(const char *region, const char *instance_id, const char *
         const struct wire_vol *v = &vols[i];
         if (i > 0 && strcmp(v->id, vols[i - 1].id) == 0)
             continue;
-        const struct wire_attach *a = NULL;
+        const struct wire_attach *a = NULL, *va = atts + v->attach_at;
         for (unsigned k = 0; k < v->nattach; k++)
-            if (strcmp(v->attach[k].instance_id, instance_id) == 0)
-                a = &v->attach[k];
+            if (strcmp(va[k].instance_id, instance_id) == 0)
+                a = &va[k];
         if (!a || !attach_counts(a->state))
             continue;
         total += v->size_gib;
@@ -207,7 +208,9 @@ void answer_from_outcome(const struct engine_query *q, struct engine_outcome *o,
     out->http_status = 200;
     if (q->kind == ENGINE_INSTANCE)
         out->data = answer_instance(q->target.region, q->instance_id,
-                                    o->ninst ? o->inst[0].state : "unknown", o->vols, o->nvols);
+                                    o->ninst ? o->inst[0].state : "unknown", o->vols, o->nvols,
+                                    o->atts);
     else
-        out->data = answer_total(q->target.region, o->inst, o->ninst, o->vols, o->nvols);
+        out->data = answer_total(q->target.region, o->inst, o->ninst, o->vols, o->nvols,
+                                 o->atts);
 }
