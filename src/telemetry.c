@@ -75,7 +75,7 @@ void telemetry_init(void)
                            skew_metric_seconds, NULL);
     metrics_set(t.build, 1, EBSD_VERSION);
     t.redis_up = metrics_gauge(r, "ebsd_redis_up",
-                               "1 while both Redis connections are up, 0 when down or off.", 0);
+                               "1 while both Redis connections are up, 0 while down (absent without redis.url).", 0);
     t.redis_errors = metrics_counter(r, "ebsd_redis_errors_total",
                                      "Redis commands that failed (error reply, timeout, refused "
                                      "while down, malformed reply) and failed connection attempts.",
@@ -158,7 +158,9 @@ ebsd_status telemetry_render(struct buf *out)
 
     struct redisshare_stats rs;
     redisshare_get_stats(&rs);
-    metrics_set(t.redis_up, rs.enabled && rs.up && rs.sub_up ? 1 : 0);
+    if (!rs.enabled) /* no series without Redis: an alert on ebsd_redis_up == 0 stays quiet */
+        return metrics_render(t.reg, out);
+    metrics_set(t.redis_up, rs.up && rs.sub_up ? 1 : 0);
     metrics_set(t.redis_errors, (double)rs.errors, "command");
     metrics_set(t.redis_errors, (double)rs.connect_failures, "connect");
     metrics_set(t.redis_fallbacks, (double)rs.fallbacks);
