@@ -71,6 +71,13 @@ static struct {
 
 /* ---------------------------------------------------------------- claims */
 
+/* Sharing needs both connections: without the subscriber nobody would be woken, and a
+ * waiter would sit until the holder's lock expired. */
+static bool sharing(void)
+{
+    return g.cmd && redis_is_up(g.cmd) && redis_is_up(g.sub);
+}
+
 static void claim_maybe_free(struct redisshare_claim *c)
 {
     if (!c->closed || c->pending || c->timer)
@@ -253,7 +260,7 @@ static void on_claim_lock(ebsd_status st, bool acquired, int64_t ttl_left_ms, vo
         return;
     }
     int64_t now = clock_now_ms();
-    if (now >= c->deadline) {
+    if (now >= c->deadline || !sharing()) {
         claim_fallback(c); /* nobody is left to wait for it */
         return;
     }
@@ -291,7 +298,7 @@ struct redisshare_claim *redisshare_claim(const struct target *t, const char *ke
                                           int64_t newer_than_ms, bool check_first,
                                           int64_t deadline, redisshare_claim_fn fn, void *arg)
 {
-    if (!g.cmd || !redis_is_up(g.cmd))
+    if (!sharing())
         goto refused;
     const char *name = strchr(key, '|');
     if (!name)

@@ -275,6 +275,43 @@ def test_redis_killed_mid_load_then_restarted():
         srv.stop()
 
 
+def test_redis_stopped_is_slow_not_fatal():
+    """redis-server stopped (SIGSTOP): commands get no answer. Hits stay local and fast,
+    a miss waits at most a command timeout before it is fetched locally, and sharing comes
+    back once the server runs again."""
+    srv = RedisServer()
+    sim = Sim("--instances", "100", "--latency-ms", "20")
+    try:
+        ids = sorted(sim.truth()["instances"])
+        es = replicas(3, sim, redis_block("redis://127.0.0.1:%d" % srv.port))
+        wait_redis(es, "up")
+        for e in es:
+            assert e.get("/volumes/total")[0] == 200
+        srv.pause()
+        try:
+            for k, e in enumerate(es):
+                t0 = time.time()
+                st, h, _ = e.get("/volumes/total")
+                assert st == 200 and h["x-cache"] == "hit" and time.time() - t0 < 0.1 * SLOW
+                t0 = time.time()
+                st, _, _ = e.get("/instances/%s/volumes?timeout_ms=2000" % ids[k])
+                took = time.time() - t0
+                assert st == 200 and took < 2.0, took
+            wait_redis(es, "down", limit=5)
+            assert sum(metric(e, "ebsd_redis_errors_total", '{kind="command"}')
+                       for e in es) >= 1
+        finally:
+            srv.resume()
+        wait_redis(es, "up", limit=10)
+        one = cold_cost(sim, "/instances/%s/volumes" % ids[10])
+        before = settled_calls(sim)
+        res = spread_gets([e.port for e in es], "/instances/%s/volumes" % ids[11], 30)
+        assert {r[0] for r in res} == {200}
+        assert settled_calls(sim) - before == one
+    finally:
+        srv.stop()
+
+
 def test_corrupted_value_is_a_counted_miss():
     srv = RedisServer()
     sim = Sim("--instances", "50", "--latency-ms", "5")
