@@ -31,7 +31,11 @@ cache:
 """
 
 
-def redis_block(url, password_file=None, ca_file=None, command_timeout_ms=200):
+def redis_block(url, password_file=None, ca_file=None, command_timeout_ms=None):
+    # generous unless a test is about slowness: a fallback on a busy CI machine would be a
+    # second fan-out where the tests count exactly one
+    if command_timeout_ms is None:
+        command_timeout_ms = int(400 * SLOW)
     text = "redis:\n  url: \"%s\"\n  command_timeout_ms: %d\n" % (url, command_timeout_ms)
     if password_file:
         text += "  password_file: \"%s\"\n" % password_file
@@ -330,7 +334,8 @@ def test_redis_stopped_is_slow_not_fatal():
     sim = Sim("--instances", "100", "--latency-ms", "20")
     try:
         ids = sorted(sim.truth()["instances"])
-        es = replicas(3, sim, redis_block("redis://127.0.0.1:%d" % srv.port))
+        es = replicas(3, sim, redis_block("redis://127.0.0.1:%d" % srv.port,
+                                          command_timeout_ms=200))
         wait_redis(es, "up")
         for e in es:
             assert e.get("/volumes/total")[0] == 200
