@@ -454,5 +454,45 @@ def test_tls_and_password_and_no_secret_in_redis():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_elasticache_iam_auth_through_tls():
+    """redis.iam_auth: ebsd AUTHs as the ElastiCache user with a SigV4 token made from its
+    own credentials (redis-server's ACL user takes any password here, as ElastiCache takes
+    a valid token); replicas share through it, and the token is neither in Redis nor in
+    ebsd's log."""
+    d = tempfile.mkdtemp(prefix="ebsd-share-iam-")
+    ca = make_test_ca(d)
+    cert = make_server_cert(d, ca)
+    srv = RedisServer(tls=cert)
+    srv.cli("ACL", "SETUSER", "ebsd-iam", "on", "nopass", "~*", "&*", "+@all")
+    sim = Sim("--instances", "50", "--latency-ms", "5")
+    try:
+        block = ("redis:\n  url: \"rediss://127.0.0.1:%d\"\n  ca_file: \"%s\"\n"
+                 "  command_timeout_ms: %d\n  iam_auth:\n    user: ebsd-iam\n"
+                 "    cache: ebsd-group\n" % (srv.tls_port, ca[0], int(500 * SLOW)))
+        logs = [os.path.join(d, "a.log"), os.path.join(d, "b.log")]
+        a, b = [Ebsd(config=BASE + block, sim=sim, log_path=p) for p in logs]
+        wait_redis([a, b], "up")
+        clients = srv.cli("CLIENT", "LIST")
+        assert clients.count("user=ebsd-iam") >= 4, clients  # 2 connections per replica
+        st, ha, _ = a.get("/volumes/total")
+        assert st == 200
+        before = settled_calls(sim)
+        st, hb, _ = b.get("/volumes/total")
+        assert st == 200 and hb["etag"] == ha["etag"] and settled_calls(sim) == before
+        a.stop()
+        b.stop()
+        for k in [k for k in srv.cli("--scan").split("\n") if k]:
+            v = rcli(srv, "DUMP", k)
+            assert b"X-Amz-Signature" not in v and TEST_ACCESS_KEY.encode() not in v, k
+        for p in logs:
+            with open(p, "rb") as f:
+                text = f.read()
+            assert b"X-Amz-Signature" not in text and b"Action=connect" not in text, p
+            assert TEST_SECRET_KEY.encode() not in text, p
+    finally:
+        srv.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 if __name__ == "__main__":
     run(globals())
