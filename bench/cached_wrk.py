@@ -11,6 +11,9 @@ file, as a log driver would take it, and is not read while wrk runs (a Python re
 same two cores would be measured instead of ebsd). nginx runs with access_log off at warn and
 above; at info and below it writes a JSON access line per request to a file too, so both
 servers do the same work (nginx with a 64 KiB log buffer, ebsd with its 4 KiB batch).
+With --redis, a second ebsd shares its cache through a redis-server started here (Debian's
+redis-server, on loopback) and is measured in the same interleaved rounds ("ebsd+redis"):
+hits are served from the in-process L1 either way, so the two should be within noise.
 Needs wrk and nginx (Debian packages wrk, nginx-light) and a build."""
 import argparse
 import os
@@ -27,7 +30,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 os.environ.setdefault("EBSD_BIN", os.path.join(ROOT, "build", "ebsd"))
 os.environ.setdefault("EC2SIM_BIN", os.path.join(ROOT, "build", "tools", "ec2sim", "ec2sim"))
-from harness import Ebsd, Sim  # noqa: E402
+from harness import Ebsd, RedisServer, Sim  # noqa: E402
 
 
 def free_port():
@@ -60,6 +63,8 @@ def main():
     ap.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"])
+    ap.add_argument("--redis", action="store_true",
+                    help="also measure an ebsd sharing its cache through redis-server")
     a = ap.parse_args()
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
@@ -72,6 +77,18 @@ def main():
              sim=sim, log_path=os.path.join(tmp, "ebsd.log"))
     st, _, body = e.get("/volumes/total")
     assert st == 200
+    rds = er = None
+    if a.redis:
+        rds = RedisServer()
+        er = Ebsd(config="routes:\n  volumes_total:\n    cache_ttl_s: 3600\nlog:\n  level: %s\n"
+                  "redis:\n  url: \"redis://127.0.0.1:%d\"\n" % (a.log_level, rds.port),
+                  sim=sim, log_path=os.path.join(tmp, "ebsd-redis.log"))
+        for _ in range(100):
+            if er.get_json("/readyz")[2].get("redis") == "up":
+                break
+            time.sleep(0.05)
+        st, _, _ = er.get("/volumes/total")
+        assert st == 200
     access = a.log_level in ("debug", "info")
     ngx_log = ("log_format j escape=json '{\"time\":\"$time_iso8601\",\"level\":\"info\","
                "\"event\":\"access\",\"request_id\":\"$request_id\",\"method\":\"$request_method\","
@@ -94,9 +111,14 @@ http { %(log)s keepalive_requests 1000000;
                            stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     try:
-        results = {"ebsd": [], "nginx": []}
+        results = {"ebsd": []}
+        if er:
+            results["ebsd+redis"] = []
+        results["nginx"] = []
         for _ in range(a.rounds):  # interleaved rounds, so both see the same machine noise
             results["ebsd"].append(wrk("http://127.0.0.1:%d/volumes/total" % e.port, a))
+            if er:
+                results["ebsd+redis"].append(wrk("http://127.0.0.1:%d/volumes/total" % er.port, a))
             results["nginx"].append(wrk("http://127.0.0.1:%d/volumes/total" % port, a))
         if any(r[3] for rs in results.values() for r in rs):
             sys.exit("a server answered non-2xx responses: the comparison is invalid")
@@ -105,6 +127,9 @@ http { %(log)s keepalive_requests 1000000;
                 with open(path, "rb") as f:
                     return sum(1 for line in f if needle in line)
             n_ebsd = count(os.path.join(tmp, "ebsd.log"), b'"event":"access"')
+            if er:
+                print("access lines written: ebsd+redis %d" % count(
+                    os.path.join(tmp, "ebsd-redis.log"), b'"event":"access"'))
             n_ngx = count(os.path.join(tmp, "nginx-access.log"), b'"event":"access"')
             print("access lines written: ebsd %d, nginx %d\n" % (n_ebsd, n_ngx))
         print("| server | requests/s (median of %d) | p50 | p99 | non-2xx |" % a.rounds)
@@ -119,9 +144,14 @@ http { %(log)s keepalive_requests 1000000;
               "ebsd log level %s, access lines %s)" % (
                   med["ebsd"] / med["nginx"], len(body), a.connections, a.duration, a.threads,
                   a.log_level, "to a file from both" if access else "off in both"))
+        if er:
+            print("ebsd+redis / ebsd requests/s: %.2f" % (med["ebsd+redis"] / med["ebsd"]))
     finally:
         ngx.terminate()
         ngx.wait()
+        if er:
+            er.stop()
+            rds.stop()
         e.stop()
         sim.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -14,6 +14,7 @@
 #include "credsvc.h"
 #include "log.h"
 #include "mem.h"
+#include "redisshare.h"
 #include "route.h"
 #include "skew.h"
 #include "telemetry.h"
@@ -43,6 +44,11 @@ static void route_readyz(struct request *r)
     if (expires_in >= 0)
         cJSON_AddNumberToObject(o, "credentials_expire_in_s", (double)expires_in);
     cJSON_AddStringToObject(o, "region", server_config(r->srv)->regions[0]);
+    /* Redis is shared state, not a dependency: down is reported, still ready */
+    struct redisshare_stats rs;
+    redisshare_get_stats(&rs);
+    if (rs.enabled)
+        cJSON_AddStringToObject(o, "redis", rs.up && rs.sub_up ? "up" : "down");
     /* A clock beyond the signature window works only through the learned offset: say so
      * (still ready: every call is signed with the corrected time). */
     if (skew_offset_known())

@@ -17,6 +17,8 @@
 #include "engine.h"
 #include "log.h"
 #include "mem.h"
+#include "redis.h"
+#include "redisshare.h"
 #include "sdnotify.h"
 #include "server.h"
 #include "telemetry.h"
@@ -109,6 +111,7 @@ static void reload(struct daemon *d)
     const struct config *cfg = server_config(d->srv);
     log_setup(log_format_parse(cfg->log_format), log_level_parse(cfg->log_level));
     configure(d, cfg, false);
+    redisshare_reload(cfg);
     log_info("reload", "configuration reloaded from %s", d->config_path);
     notify(sdnotify_ready());
 }
@@ -170,10 +173,28 @@ ebsd_status daemon_new(struct loop *l, struct config *cfg, const char *config_pa
     ebsd_status st = setup_signals(d);
     if (st != EBSD_OK)
         goto fail;
+    if (cfg->redis_url && *cfg->redis_url && *cfg->redis_password_file) {
+        /* an unreadable password file is a start-up error, like the token file */
+        char *pw = NULL;
+        st = redis_password_load(cfg->redis_password_file, &pw);
+        if (pw) {
+            memset(pw, 0, strlen(pw));
+            free(pw);
+        }
+        if (st != EBSD_OK) {
+            log_error("redis", "cannot read redis.password_file %s: %s",
+                      cfg->redis_password_file, status_str(st));
+            goto fail;
+        }
+    }
     st = server_new(l, cfg, auth, api_dispatch, telemetry_request, &d->srv);
     if (st != EBSD_OK)
         goto fail; /* the caller still owns cfg and auth */
     configure(d, cfg, true);
+    /* after the credentials service (ElastiCache IAM tokens are made from its credentials);
+     * Redis is optional at run time, so a failure here leaves the replica on its own */
+    if (redisshare_start(l, cfg) != EBSD_OK)
+        log_error("redis", "not sharing with other replicas: Redis could not be set up");
     *out = d;
     return EBSD_OK;
 fail:
@@ -201,6 +222,7 @@ void daemon_free(struct daemon *d)
         loop_timer_stop(d->loop, d->drain_timer);
     server_close(d->srv); /* resumes suspended requests first: their owners detach */
     volumes_shutdown();
+    redisshare_stop();
     engine_shutdown();
     credsvc_shutdown();
     telemetry_shutdown();

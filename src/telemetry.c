@@ -8,6 +8,7 @@
 #include "credsvc.h"
 #include "engine.h"
 #include "metrics.h"
+#include "redisshare.h"
 #include "route.h"
 #include "skew.h"
 #include "version.h"
@@ -21,6 +22,8 @@ static struct {
     struct metric_family *forked, *killed, *crashed, *running, *queued, *max_children, *child_rss;
     struct metric_family *ec2_calls, *ec2_retries, *ec2_throttled, *ec2_errors, *retry_quota;
     struct metric_family *creds_info, *creds_expiry, *build;
+    struct metric_family *redis_up, *redis_errors, *redis_fallbacks, *redis_rejected,
+        *redis_shared;
 } t;
 
 void telemetry_init(void)
@@ -71,6 +74,21 @@ void telemetry_init(void)
                            "(0 until a clock-skew error taught it); requests are signed with it.",
                            skew_metric_seconds, NULL);
     metrics_set(t.build, 1, EBSD_VERSION);
+    t.redis_up = metrics_gauge(r, "ebsd_redis_up",
+                               "1 while both Redis connections are up, 0 while down (absent without redis.url).", 0);
+    t.redis_errors = metrics_counter(r, "ebsd_redis_errors_total",
+                                     "Redis commands that failed (error reply, timeout, refused "
+                                     "while down, malformed reply) and failed connection attempts.",
+                                     1, "kind");
+    t.redis_fallbacks = metrics_counter(r, "ebsd_redis_fallbacks_total",
+                                        "Misses fetched locally because Redis failed.", 0);
+    t.redis_rejected = metrics_counter(r, "ebsd_redis_rejected_total",
+                                       "Values read from Redis that failed validation (a miss).", 0);
+    t.redis_shared = metrics_counter(r, "ebsd_redis_shared_total",
+                                     "Shared-cache outcomes: value (answer from Redis), owner "
+                                     "(fetched for every replica), waited (for another "
+                                     "replica's fetch), update (L1 refreshed by a wake message).",
+                                     1, "outcome");
 }
 
 void telemetry_shutdown(void)
@@ -137,5 +155,19 @@ ebsd_status telemetry_render(struct buf *out)
     bool ok = credsvc_status(&source, &expires_in);
     metrics_set(t.creds_info, ok ? 1 : 0, source);
     metrics_set(t.creds_expiry, (double)expires_in);
+
+    struct redisshare_stats rs;
+    redisshare_get_stats(&rs);
+    if (!rs.enabled) /* no series without Redis: an alert on ebsd_redis_up == 0 stays quiet */
+        return metrics_render(t.reg, out);
+    metrics_set(t.redis_up, rs.up && rs.sub_up ? 1 : 0);
+    metrics_set(t.redis_errors, (double)rs.errors, "command");
+    metrics_set(t.redis_errors, (double)rs.connect_failures, "connect");
+    metrics_set(t.redis_fallbacks, (double)rs.fallbacks);
+    metrics_set(t.redis_rejected, (double)rs.rejected);
+    metrics_set(t.redis_shared, (double)rs.l2_hits, "value");
+    metrics_set(t.redis_shared, (double)rs.owned, "owner");
+    metrics_set(t.redis_shared, (double)rs.waited, "waited");
+    metrics_set(t.redis_shared, (double)rs.updates, "update");
     return metrics_render(t.reg, out);
 }

@@ -23,12 +23,15 @@
 #include "flight.h"
 #include "log.h"
 #include "mem.h"
+#include "redisshare.h"
 #include "route.h"
 
 /* A fetch in progress: the data of one flight. */
 struct fetch {
     struct flight *flight;
-    struct engine_job *job;
+    struct engine_job *job;   /* NULL while the other replicas are asked (claim) */
+    struct redisshare_claim *claim; /* the key across replicas (Redis); NULL: local only */
+    int64_t deadline;         /* the job's deadline, moved later by joining waiters */
     struct engine_query q;    /* what the job asks, to map its outcome to an answer */
     bool background;          /* refresh ahead: nobody waits, never cancelled for that */
     unsigned ttl_s;
@@ -57,6 +60,9 @@ static struct {
     struct volumes_stats st;
 } g;
 
+static bool volumes_l1_have(const char *key, int64_t *fetched_at_ms);
+static void volumes_l1_update(const char *key, const struct redis_value *rv);
+
 static void on_sweep(struct loop *l, void *arg)
 {
     g.sweep = NULL;
@@ -82,6 +88,7 @@ void volumes_configure(struct server *s, const struct config *cfg)
     g.min_refresh_s = cfg->min_refresh_s;
     if (!g.flights)
         g.flights = flight_table_new();
+    redisshare_set_hooks(volumes_l1_have, volumes_l1_update);
     if (!g.sweep)
         g.sweep = loop_timer_start(server_loop(s), clock_now_ms() + 30000, on_sweep, NULL);
 }
@@ -108,6 +115,32 @@ void volumes_get_stats(struct volumes_stats *out)
         out->evictions = cs.evictions;
     }
     out->flights = g.flights ? (unsigned)flight_count(g.flights) : 0;
+}
+
+/* ---------------------------------------------------------------- the L1 in front of Redis */
+
+/* Whether key is in the in-process cache, and the fetched_at of its answer. */
+static bool volumes_l1_have(const char *key, int64_t *fetched_at_ms)
+{
+    struct cache_view v;
+    if (!g.cache || cache_lookup(g.cache, key, clock_now_ms(), &v) == CACHE_MISS)
+        return false;
+    *fetched_at_ms = v.fetched_at_wall_ms;
+    return true;
+}
+
+/* Stores an answer read from Redis in the in-process cache, byte for byte, aged from its
+ * fetched_at so every replica shows the same Age and expires it at the same time. */
+static void volumes_l1_update(const char *key, const struct redis_value *rv)
+{
+    if (!g.cache)
+        return;
+    int64_t age = clock_wall_ms() - (int64_t)rv->fetched_at_ms;
+    if (age < 0)
+        age = 0;
+    if (cache_put(g.cache, key, rv->status, rv->body, rv->body_len, (int64_t)rv->fetched_at_ms,
+                  clock_now_ms() - age, (int64_t)rv->ttl_s * 1000) != EBSD_OK)
+        (void)cache_remove(g.cache, key); /* too big here: the replica fetches for itself */
 }
 
 /* ---------------------------------------------------------------- responses */
@@ -226,6 +259,16 @@ static void respond_error(struct request *r, const struct answer *res, double ti
 
 static void fetch_abandon_if_unwanted(struct fetch *f);
 
+/* A waiter with a later deadline keeps the fetch (and its lock across replicas) alive. */
+static void fetch_extend(struct fetch *f, int64_t deadline)
+{
+    if (!f || deadline <= f->deadline)
+        return;
+    f->deadline = deadline;
+    engine_extend(f->job, deadline);
+    redisshare_extend(f->claim, deadline);
+}
+
 static void waiter_free(struct waiter *w)
 {
     if (w->timer)
@@ -266,7 +309,7 @@ static void on_waiter_deadline(struct loop *l, void *arg)
         if (f && !f->background) {
             f->background = true;
             if (f->started_ms + f->bound_ms > clock_now_ms())
-                engine_extend(f->job, f->started_ms + f->bound_ms);
+                fetch_extend(f, f->started_ms + f->bound_ms);
         }
         r->work = NULL;
         r->cancel = NULL;
@@ -324,10 +367,31 @@ static void fetch_done(void *arg, struct engine_outcome *out)
             txt = xstrdup(res->message);
             ttl_s = g.negative_ttl_s;
         }
+        /* shared through Redis: the entry's age counts from fetched_at, as on the replicas
+         * that read it from Redis, so all of them show one Age and refresh at one time */
+        int64_t stored = now;
+        if (f->claim && res->fetched_at > 0 && clock_wall_ms() > res->fetched_at)
+            stored = now - (clock_wall_ms() - res->fetched_at);
         if (txt && ttl_s > 0 &&
-            cache_put(g.cache, key, (int)res->http_status, txt, strlen(txt), res->fetched_at, now,
-                      (int64_t)ttl_s * 1000) == EBSD_OK)
+            cache_put(g.cache, key, (int)res->http_status, txt, strlen(txt), res->fetched_at,
+                      stored, (int64_t)ttl_s * 1000) == EBSD_OK)
             have_view = cache_lookup(g.cache, key, now, &v) != CACHE_MISS;
+        if (f->claim) {
+            struct redis_value rv = {0};
+            if (have_view) {
+                rv.status = (uint16_t)v.status;
+                rv.fetched_at_ms = (uint64_t)v.fetched_at_wall_ms;
+                rv.ttl_s = ttl_s;
+                rv.stale_while_revalidate_s = g.swr_s;
+                rv.stale_if_error_s = g.sie_s;
+                rv.etag = v.etag;
+                rv.etag_len = strlen(v.etag);
+                rv.body = v.body;
+                rv.body_len = v.len;
+            }
+            redisshare_done(f->claim, have_view ? &rv : NULL);
+            f->claim = NULL;
+        }
         static char own_etag[CACHE_ETAG_SIZE];
         if (!have_view && txt) {
             /* not cacheable (TTL 0 or too big): answer from a view of our own */
@@ -356,6 +420,8 @@ static void fetch_done(void *arg, struct engine_outcome *out)
         }
         free(txt); /* the views above were used before this point */
     } else {
+        redisshare_done(f->claim, NULL); /* releases the lock: another replica may try */
+        f->claim = NULL;
         /* stale-if-error: serve what we had, marked stale */
         enum cache_state cs = cache_lookup(g.cache, key, now, &v);
         bool stale_ok = cs != CACHE_MISS && v.status == 200;
@@ -392,13 +458,60 @@ static void fetch_abandon_if_unwanted(struct fetch *f)
     if (!f || f->background || flight_waiter_count(f->flight) > 0)
         return;
     engine_cancel(f->job);
+    redisshare_cancel(f->claim);
     flight_finish(g.flights, f->flight);
     free(f);
 }
 
+/* The other replicas answered the claim: an answer from Redis for every waiter, or
+ * "fetch it here" (this replica holds the key's lock, or Redis failed). */
+static void on_claim(void *arg, enum redisshare_verdict verdict, const struct redis_value *rv)
+{
+    struct fetch *f = arg;
+    if (verdict == REDISSHARE_FETCH) {
+        f->job = engine_start(&f->q, f->deadline, fetch_done, f);
+        return;
+    }
+    f->claim = NULL; /* a VALUE verdict ends the claim */
+    struct flight *fl = f->flight;
+    const char *key = flight_key(fl);
+    int64_t now = clock_now_ms();
+    volumes_l1_update(key, rv);
+    struct cache_view v;
+    bool have_view = cache_lookup(g.cache, key, now, &v) != CACHE_MISS;
+    struct waiter *w;
+    while ((w = flight_pop_waiter(fl)) != NULL) {
+        struct request *r = w->r;
+        r->work = NULL;
+        r->cancel = NULL;
+        if (have_view) {
+            respond_from_view(r, &v, w->label, 0, 0, NULL);
+        } else {
+            /* not storable here (over the cache's bounds): answer from the value itself */
+            char *body = xmalloc(rv->body_len + 1);
+            memcpy(body, rv->body, rv->body_len);
+            body[rv->body_len] = '\0';
+            char etag[CACHE_ETAG_SIZE];
+            cache_etag(body, rv->body_len, etag);
+            struct cache_view own = {.key = key, .body = body, .len = rv->body_len,
+                                     .status = rv->status, .etag = etag,
+                                     .fetched_at_wall_ms = (int64_t)rv->fetched_at_ms,
+                                     .stored_at_ms = now, .ttl_ms = (int64_t)rv->ttl_s * 1000};
+            respond_from_view(r, &own, w->label, 0, 0, NULL);
+            free(body);
+        }
+        waiter_free(w);
+        request_resume(r);
+    }
+    flight_finish(g.flights, fl);
+    free(f);
+}
+
+/* newer_than_ms: the fetched_at (wall ms) an answer from another replica must pass (0: any
+ * fresh one; a forced refresh or a refresh ahead wants a newer one than it has). */
 static struct fetch *fetch_start(const char *key, const struct engine_query *q, bool detail,
                                  unsigned ttl_s, int64_t deadline, int64_t bound_ms,
-                                 bool background)
+                                 bool background, int64_t newer_than_ms, bool check_first)
 {
     struct flight *fl = flight_start(g.flights, key);
     struct fetch *f = xcalloc(1, sizeof *f);
@@ -410,8 +523,11 @@ static struct fetch *fetch_start(const char *key, const struct engine_query *q, 
     f->strip_instances = q->kind == ENGINE_TOTAL && !detail;
     f->started_ms = clock_now_ms();
     f->bound_ms = bound_ms;
+    f->deadline = deadline;
     flight_set_data(fl, f);
-    f->job = engine_start(q, deadline, fetch_done, f);
+    f->claim = redisshare_claim(&q->target, key, newer_than_ms, check_first, deadline, on_claim, f);
+    if (!f->claim)
+        f->job = engine_start(q, deadline, fetch_done, f);
     return f;
 }
 
@@ -524,7 +640,7 @@ void volumes_handle(struct request *r, const char *instance_id)
             if (!fl && (cs == CACHE_STALE_SWR || left < window)) {
                 g.st.refresh_ahead++;
                 fetch_start(key, &q, detail, route->cache_ttl_s, now + route->timeout_ms,
-                            route->timeout_ms, true);
+                            route->timeout_ms, true, v.fetched_at_wall_ms, true);
             }
             respond_from_view(r, &v, "hit", 0, 0, NULL);
             return;
@@ -533,8 +649,7 @@ void volumes_handle(struct request *r, const char *instance_id)
     if (fl) {
         g.st.coalesced++;
         struct fetch *running = flight_data(fl);
-        if (running)
-            engine_extend(running->job, r->deadline); /* the job serves this waiter too */
+        fetch_extend(running, r->deadline); /* the job serves this waiter too */
         add_waiter(r, fl, "coalesced", timeout_ms);
         return;
     }
@@ -554,6 +669,7 @@ void volumes_handle(struct request *r, const char *instance_id)
         now + (int64_t)route->timeout_ms > job_deadline)
         job_deadline = now + (int64_t)route->timeout_ms;
     struct fetch *f = fetch_start(key, &q, detail, route->cache_ttl_s, job_deadline,
-                                  route->timeout_ms, false);
+                                  route->timeout_ms, false, refresh ? clock_wall_ms() : 0,
+                                  !refresh);
     add_waiter(r, f->flight, refresh ? "refreshed" : "miss", timeout_ms);
 }

@@ -10,4 +10,11 @@ if [ -n "${EBSD_CONFIG_YAML:-}" ]; then
     EBSD_CONFIG="${TMPDIR:-/tmp}/ebsd.yaml"
     printf '%s\n' "$EBSD_CONFIG_YAML" >"$EBSD_CONFIG"
 fi
+# The Redis AUTH password from an ECS secret (EBSD_REDIS_PASSWORD) goes to a file only ebsd
+# reads (redis.password_file), never into ebsd's environment.
+if [ -n "${EBSD_REDIS_PASSWORD:-}" ]; then
+    umask 077
+    printf '%s\n' "$EBSD_REDIS_PASSWORD" >"${TMPDIR:-/tmp}/ebsd-redis-password"
+    unset EBSD_REDIS_PASSWORD
+fi
 exec "$ebsd" --config "${EBSD_CONFIG:-/etc/ebsd/ebsd.yaml}" "$@"
