@@ -40,6 +40,11 @@ bool gzip_varies(size_t len, size_t min_bytes);
  * holds nothing to free). */
 EBSD_MUST_CHECK ebsd_status gzip_compress(const void *in, size_t len, struct buf *out);
 
+/* The same for a short input (a few hundred bytes: the per-response tail of a cached
+ * answer, sent as a second gzip member after the cached body's, RFC 1952 section 2.2): a
+ * small window and fast level, so it costs microseconds rather than zlib's 256 KiB state. */
+EBSD_MUST_CHECK ebsd_status gzip_compress_small(const void *in, size_t len, struct buf *out);
+
 /* The ETag of the gzip representation of the entity whose identity ETag is etag: the suffix
  * "-gzip" inside the quotes, as Apache's mod_deflate does ("abc" -> "abc-gzip",
  * W/"abc" -> W/"abc-gzip"), so a cache or If-None-Match never mistakes one representation

@@ -128,7 +128,22 @@ bool gzip_varies(size_t len, size_t min_bytes)
     return len >= min_bytes;
 }
 
+static ebsd_status compress_with(const void *in, size_t len, struct buf *out, int level,
+                                 int window_bits, int mem_level);
+
 ebsd_status gzip_compress(const void *in, size_t len, struct buf *out)
+{
+    return compress_with(in, len, out, 6, 15, 8);
+}
+
+ebsd_status gzip_compress_small(const void *in, size_t len, struct buf *out)
+{
+    /* a 512-byte window and the smallest hash: about 3 KiB of zlib state instead of 256 */
+    return compress_with(in, len, out, 1, 9, 1);
+}
+
+static ebsd_status compress_with(const void *in, size_t len, struct buf *out, int level,
+                                 int window_bits, int mem_level)
 {
     ebsd_status st = EBSD_EIO;
     z_stream zs;
@@ -137,8 +152,9 @@ ebsd_status gzip_compress(const void *in, size_t len, struct buf *out)
     if (len > GZIP_MAX_INPUT)
         return EBSD_ETOOBIG;
     memset(&zs, 0, sizeof zs);
-    /* windowBits 15 + 16: zlib writes a gzip header and trailer instead of zlib's own */
-    if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    /* windowBits + 16: zlib writes a gzip header and trailer instead of zlib's own */
+    if (deflateInit2(&zs, level, Z_DEFLATED, window_bits + 16, mem_level, Z_DEFAULT_STRATEGY) !=
+        Z_OK)
         goto out;
     inited = true;
     uLong bound = deflateBound(&zs, (uLong)len);

@@ -21,6 +21,7 @@ static struct {
     struct metric_family *forked, *killed, *crashed, *running, *queued, *max_children, *child_rss;
     struct metric_family *ec2_calls, *ec2_retries, *ec2_throttled, *ec2_errors, *retry_quota;
     struct metric_family *creds_info, *creds_expiry, *build;
+    struct metric_family *client_refused, *gzip_responses, *gzip_bodies;
 } t;
 
 void telemetry_init(void)
@@ -71,6 +72,16 @@ void telemetry_init(void)
                            "(0 until a clock-skew error taught it); requests are signed with it.",
                            skew_metric_seconds, NULL);
     metrics_set(t.build, 1, EBSD_VERSION);
+    t.client_refused = metrics_counter(r, "ebsd_http_client_refused_total",
+                                       "Refusals by the per-client limits, by what was counted "
+                                       "(connections of one peer address, requests in flight "
+                                       "of one client address behind trusted proxies).",
+                                       1, "reason");
+    t.gzip_responses = metrics_counter(r, "ebsd_gzip_responses_total",
+                                       "Data answers sent gzipped (Accept-Encoding: gzip).", 0);
+    t.gzip_bodies = metrics_counter(r, "ebsd_gzip_bodies_compressed_total",
+                                    "Answer bodies compressed: once per cached answer, kept "
+                                    "beside it for later hits.", 0);
 }
 
 void telemetry_shutdown(void)
@@ -97,6 +108,12 @@ void telemetry_request(const char *path, unsigned status, double seconds)
     metrics_observe(t.latency, seconds, route);
 }
 
+void telemetry_client_refused(const char *reason)
+{
+    if (t.reg)
+        metrics_inc(t.client_refused, 1, reason);
+}
+
 ebsd_status telemetry_render(struct buf *out)
 {
     telemetry_init();
@@ -114,6 +131,8 @@ ebsd_status telemetry_render(struct buf *out)
     metrics_set(t.cache_bytes, (double)vs.bytes);
     metrics_set(t.cache_evictions, (double)vs.evictions);
     metrics_set(t.flights, (double)vs.flights);
+    metrics_set(t.gzip_responses, (double)vs.gzipped);
+    metrics_set(t.gzip_bodies, (double)vs.gzip_bodies);
 
     const struct engine_stats *fs = engine_stats();
     metrics_set(t.forked, (double)fs->forked);
