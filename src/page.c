@@ -506,8 +506,7 @@ void page_target_from_answer(cJSON *targets, const char *account, const char *re
     cJSON *a = body ? cJSON_ParseWithLength(body, len) : NULL;
     const cJSON *total = cJSON_GetObjectItemCaseSensitive(a, "total_gib");
     if (!cJSON_IsNumber(total)) {
-        cJSON_AddNumberToObject(t, "total_gib", 0);
-        cJSON_AddNumberToObject(t, "age_s", -1);
+        cJSON_AddNumberToObject(t, "total_gib", 0); /* no age_s: no data yet */
         if (body)
             cJSON_AddStringToObject(t, "error", "the cached answer is unreadable");
         cJSON_AddItemToArray(targets, t);

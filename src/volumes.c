@@ -170,47 +170,37 @@ static const char *fetched_at_text(int64_t wall_ms)
     return text;
 }
 
-/* The gzip body of a cached answer: the cached data (without its closing brace) as one gzip
- * member, compressed once and kept in the cache beside the entry, then this response's tail
- * (source, request_id, the brace) as a second member. A gzip stream may be a series of
- * members (RFC 1952 section 2.2) and decoders concatenate their contents, so a hit costs a
- * copy and a few hundred bytes of deflate, never the whole body again. */
+/* The gzip body of a cached answer: the cached data (without its closing brace) is
+ * compressed once into an open gzip stream (gzip_open), kept in the cache beside the entry;
+ * each response closes a copy of it with its own tail (source, request_id, the brace), so a
+ * hit costs a copy of the compressed bytes and a few hundred bytes of deflate, never the
+ * whole body again. */
 static ebsd_status gzip_body(struct cache_view *v, size_t base, const char *tail, size_t tlen,
-                             char **out, size_t *out_len)
+                             struct buf *out)
 {
     ebsd_status st;
-    struct buf head = {0}, t = {0};
-    bool own_head = false;
+    struct buf open = {0};
     const char *h = v->alt;
     size_t hlen = v->alt_len;
     if (!h) {
-        st = gzip_compress(v->body, base, &head);
+        st = gzip_open(v->body, base, &open);
         if (st != EBSD_OK)
             return st;
         g.st.gzip_bodies++;
-        own_head = true;
-        h = head.data;
-        hlen = head.len;
+        h = open.data;
+        hlen = open.len;
         const char *stored;
         /* a view of the cache keeps it for every later hit (and for this flight's other
          * waiters, through v); an answer that was not cached compresses per response */
-        if (cache_attach(g.cache, v->key, v->etag, head.data, head.len, &stored) == EBSD_OK) {
+        if (cache_attach(g.cache, v->key, v->etag, open.data, open.len, &stored) == EBSD_OK) {
             v->alt = stored;
-            v->alt_len = head.len;
+            v->alt_len = open.len;
         }
     }
-    st = gzip_compress_small(tail, tlen, &t);
-    if (st == EBSD_OK) {
-        char *body = xmalloc(hlen + t.len + 1);
-        memcpy(body, h, hlen);
-        memcpy(body + hlen, t.data, t.len);
-        *out = body;
-        *out_len = hlen + t.len;
+    st = gzip_close(h, hlen, tail, tlen, out);
+    if (st == EBSD_OK)
         g.st.gzipped++;
-    }
-    if (own_head)
-        buf_free(&head);
-    buf_free(&t);
+    buf_free(&open);
     return st;
 }
 
@@ -275,11 +265,11 @@ static void respond_from_view(struct request *r, struct cache_view *v, const cha
     }
     base--; /* drop the closing brace; the tail closes the object */
     if (gz) {
-        char *zbody;
-        size_t zlen;
-        if (gzip_body(v, base, tail, (size_t)n, &zbody, &zlen) == EBSD_OK) {
+        struct buf z;
+        if (gzip_body(v, base, tail, (size_t)n, &z) == EBSD_OK) {
             request_add_header(r, "Content-Encoding", "gzip");
-            request_respond(r, 200, zbody, zlen, "application/json");
+            size_t zlen = z.len;
+            request_respond(r, 200, buf_steal(&z), zlen, "application/json");
             return;
         }
         /* zlib failed (out of memory): no body rather than one under the wrong ETag */
