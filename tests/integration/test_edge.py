@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 
 from harness import Ebsd, Sim, run
+from schema import validate
 
 ORIGIN = "https://grafana.example.com"
 
@@ -100,7 +101,7 @@ def test_gzip_answers():
         assert "Accept-Encoding" in h["vary"]
         assert h["etag"] == ident_etag[:-1] + '-gzip"', (h["etag"], ident_etag)
         assert int(h["content-length"]) == len(body) < len(plain) / 3, (len(body), len(plain))
-        doc = json.loads(gzip.decompress(body))
+        doc = validate(gzip.decompress(body), "VolumesTotal")
         assert data_of(doc) == data_of(ident)
         assert doc["request_id"] == h["x-request-id"] and doc["source"]["cache"] == "hit"
         # the cached body was compressed once; later hits reuse it, with their own tails
@@ -164,7 +165,7 @@ def test_home_json_from_the_cache_without_a_fetch():
     try:
         before = sim.stats()
         st, h, body = e.get("/")
-        doc = json.loads(body)
+        doc = validate(body, "Home")
         assert st == 200 and h["content-type"] == "application/json", h
         assert "Accept" in h["vary"]
         # no answer yet: no age (the page says "no data")
@@ -177,7 +178,7 @@ def test_home_json_from_the_cache_without_a_fetch():
         for accept in (None, "*/*", "application/json", "text/html;q=0.5, application/json"):
             st, h, body = e.get("/", headers={"Accept": accept} if accept else None)
             assert st == 200 and h["content-type"] == "application/json", (accept, h)
-            t = {x["region"]: x for x in json.loads(body)["targets"]}
+            t = {x["region"]: x for x in validate(body, "Home")["targets"]}
             assert "age_s" not in t["us-east-1"]
             eu = t["eu-west-1"]
             assert (eu["total_gib"], eu["instance_count"], eu["volume_count"]) == (
