@@ -248,4 +248,29 @@ def test_parameter_errors():
     sim.stop()
 
 
+def test_multi_attach_up_to_16():
+    """--multi-attach-max 16: io1/io2 volumes attached to up to 16 instances of one AZ, as EC2
+    allows; boto3 reads them and the truth counts each once, and once per instance. Without the flag the fleet is the same as before (2 at most)."""
+    sim = Sim("--instances", "600", "--seed", "4", "--multi-attach-max", "16")
+    insts, vols, _ = read_all(client(sim), 200)
+    check_truth(sim, insts, vols)
+    shared = [v for v in vols if len(v["Attachments"]) > 2]
+    assert shared and max(len(v["Attachments"]) for v in shared) == 16, [len(v["Attachments"]) for v in shared]
+    for v in shared:
+        assert v["MultiAttachEnabled"] and v["VolumeType"] in ("io1", "io2"), v
+        ids = [a["InstanceId"] for a in v["Attachments"]]
+        assert len(set(ids)) == len(ids)
+        assert {insts[i]["Placement"]["AvailabilityZone"] for i in ids} == {v["AvailabilityZone"]}
+    sim.stop()
+    # the default fleet of the same seed is the old one: at most 2 attachments
+    plain = Sim("--instances", "600", "--seed", "4")
+    _, pvols, _ = read_all(client(plain), 500)
+    assert max(len(v["Attachments"]) for v in pvols) == 2
+    plain.stop()
+    for bad in ("1", "17", "x"):
+        r = subprocess.run([os.environ.get("EC2SIM_BIN", "build/tools/ec2sim/ec2sim"),
+                            "--multi-attach-max", bad], capture_output=True, text=True, timeout=10)
+        assert r.returncode == 2 and "--multi-attach-max" in r.stderr, (bad, r.stderr)
+
+
 run(globals())

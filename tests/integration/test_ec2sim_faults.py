@@ -235,4 +235,119 @@ def test_https_with_test_ca():
     sim.stop()
 
 
+def _signed(sim, shift_s=0, region="us-east-1"):
+    """A DescribeVolumes request signed by botocore with its clock moved by shift_s:
+    (status, headers, body) as ec2sim answers it."""
+    import datetime as dt
+    from unittest import mock
+    import botocore.auth
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    body = "Action=DescribeVolumes&Version=2016-11-15&MaxResults=5"
+    req = AWSRequest(method="POST", url=sim.url + "/", data=body,
+                     headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+
+    class Shifted(dt.datetime):
+        @classmethod
+        def utcnow(cls):
+            return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + dt.timedelta(seconds=shift_s)
+    with mock.patch.object(botocore.auth.datetime, "datetime", Shifted):
+        SigV4Auth(Credentials(TEST_ACCESS_KEY, TEST_SECRET_KEY), "ec2", region).add_auth(req)
+    return http_request(sim.port, "POST", "/", body=body.encode(), headers=dict(req.headers.items()))
+
+
+def _date_of(hdrs):
+    import email.utils
+    assert "date" in hdrs, hdrs
+    return email.utils.parsedate_to_datetime(hdrs["date"]).timestamp()
+
+
+def test_date_header_and_request_expired_on_skew():
+    """Every answer carries Date; a signature more than 5 minutes from ec2sim's clock is EC2's
+    RequestExpired (400), and --clock-offset / POST /_sim/clock move that clock so a client
+    can find its skew from Date and sign again."""
+    sim = Sim("--instances", "20")
+    now = time.time()
+    st, hdrs, data = _signed(sim)
+    assert st == 200 and abs(_date_of(hdrs) - now) < 5
+    for shift in (-310, 301, 3600):
+        st, hdrs, data = _signed(sim, shift)
+        assert st == 400 and b"<Code>RequestExpired</Code>" in data, (shift, st, data[:200])
+        assert abs(_date_of(hdrs) - time.time()) < 5
+    assert _signed(sim, 290)[0] == 200 and _signed(sim, -290)[0] == 200
+    for path in ("/_sim/health", "/_sim/truth"):
+        assert "date" in http_request(sim.port, "GET", path)[1]
+    st, hdrs, _ = http_request(sim.port, "POST", "/", body=BODY, headers=FORM)
+    assert st == 401 and "date" in hdrs
+    # the server's clock an hour ahead: Date says so, and only a request signed on it passes
+    sim.post_json("/_sim/clock", {"offset_s": 3600})
+    st, hdrs, data = _signed(sim)
+    assert st == 400 and b"<Code>RequestExpired</Code>" in data
+    skew = _date_of(hdrs) - time.time()
+    assert 3590 < skew < 3610, skew
+    assert _signed(sim, round(skew))[0] == 200
+    assert sim.get_json("/_sim/clock")["offset_s"] == 3600
+    st, _, _ = http_request(sim.port, "POST", "/_sim/clock", body=b'{"offset_s": "x"}')
+    assert st == 400
+    sim.stop()
+    sim = Sim("--instances", "20", "--clock-offset", "-400", "--no-auth", "--p-truncate", "1")
+    st, hdrs, _ = http_request(sim.port, "GET", "/_sim/health")
+    assert -410 < _date_of(hdrs) - time.time() < -390
+    # a truncated answer carries Date too (read the head only)
+    c = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=10)
+    c.request("POST", "/", body=BODY, headers=FORM)
+    r = c.getresponse()
+    assert r.getheader("Date") and r.status == 200
+    c.close()
+    sim.stop()
+
+
+def test_hang_a_fraction_of_calls():
+    """p_hang 0.02 hangs about 2 % of the calls (bounded by hang_max_ms, then closed without
+    an answer); the rest answer at once. The draw is seeded: the same run twice hangs the
+    same calls."""
+    seen = []
+    for _ in range(2):
+        sim = Sim("--instances", "10", "--no-auth", "--p-hang", "0.02", "--hang-max-ms", "100",
+                  "--fault-seed", "5")
+        hung = [i for i in range(800) if raw(sim, timeout=5)[0] != 200]
+        stats = sim.stats()
+        assert stats["faults"]["hang"] == len(hung), (stats["faults"], len(hung))
+        assert 6 <= len(hung) <= 32, len(hung)
+        seen.append(hung)
+        sim.stop()
+    assert seen[0] == seen[1]
+
+
+def test_next_calls_fates_in_order():
+    """"next": the fates of the next calls, in order, before any draw: a hung first attempt
+    that a retrying client survives, then a 500, then normal answers; per scope too."""
+    sim = Sim("--instances", "20", "--hang-max-ms", "3000")
+    doc = sim.faults(next=["hang", "500"])
+    assert doc["next"] == ["hang", "500"]
+    c = client(sim, retries=3, read_timeout=1)
+    t0 = time.monotonic()
+    assert c.describe_volumes(MaxResults=5)["Volumes"]  # hang (timeout), 500, then the answer
+    assert 0.9 < time.monotonic() - t0 < 8  # a 1 s read timeout, then botocore's backoffs
+    st = sim.stats()
+    assert st["faults"]["hang"] == 1 and st["faults"]["500"] == 1 and st["calls"]["DescribeVolumes"] == 3
+    assert sim.get_json("/_sim/faults")["next"] == []
+    # scoped: only eu-west-1's next call fails
+    sim.faults(region="eu-west-1", next=["503"])
+    assert client(sim).describe_volumes(MaxResults=5)["Volumes"]
+    eu = boto3.client("ec2", region_name="eu-west-1", endpoint_url=sim.url,
+                      aws_access_key_id=TEST_ACCESS_KEY, aws_secret_access_key=TEST_SECRET_KEY,
+                      config=Config(retries={"total_max_attempts": 1}))
+    try:
+        eu.describe_volumes(MaxResults=5)
+        raise AssertionError("eu-west-1's next call is a 503")
+    except botocore.exceptions.ClientError as e:
+        assert e.response["Error"]["Code"] == "Unavailable"
+    assert eu.describe_volumes(MaxResults=5)["Volumes"]
+    for bad in (b'{"next": ["nope"]}', b'{"next": "hang"}', b'{"next": ["disabled"]}'):
+        assert http_request(sim.port, "POST", "/_sim/faults", body=bad)[0] == 400, bad
+    sim.stop()
+
+
 run(globals())

@@ -64,6 +64,30 @@ def test_total_10000_instances():
     check_total_matches_truth(10000, seed=5)
 
 
+def test_multi_attach_volume_on_16_instances_counts_in_each():
+    """EC2 multi-attach (io1/io2) attaches one volume to up to 16 instances: every one of them
+    counts it in its own total (ebsd kept only 4 attachments once), the region total once."""
+    sim = Sim("--instances", "600", "--seed", "4", "--multi-attach-max", "16")
+    e = Ebsd(sim=sim)
+    truth = sim.truth()
+    wide = [v for v in sim.get_json("/_sim/fleet")["volumes"] if len(v["attachments"]) > 4]
+    assert wide and max(len(v["attachments"]) for v in wide) == 16, "no volume on > 4 instances"
+    st, _, doc = e.get_json("/volumes/total?detail=instances")
+    assert st == 200, doc
+    assert doc["total_gib"] == truth["total_gib"]
+    got = {i["instance_id"]: i["total_gib"] for i in doc["instances"]}
+    wrong = {k: (got.get(k), v) for k, v in truth["instances"].items() if got.get(k) != v}
+    assert not wrong, (len(wrong), list(wrong.items())[:5])
+    # the per-instance route lists the volume for its 16th instance too
+    v = max(wide, key=lambda v: len(v["attachments"]))
+    last = v["attachments"][-1]["instance"]
+    st, _, one = e.get_json("/instances/%s/volumes" % last)
+    assert st == 200 and v["id"] in [x["volume_id"] for x in one["volumes"]], one
+    assert one["total_gib"] == truth["instances"][last]
+    e.stop()
+    sim.stop()
+
+
 def check_listing(e, sim, want_calls):
     """A fresh total equals the truth, made with want_calls DescribeInstances calls."""
     truth = sim.truth()

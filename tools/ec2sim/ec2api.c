@@ -15,91 +15,11 @@
 #include "buf.h"
 #include "clock.h"
 #include "mem.h"
+#include "xmlw.h"
 
 #define MAX_FILTERS 50
 #define MAX_FILTER_VALUES 1000
 #define MAX_IDS 1000
-
-/* ---- an XML writer with a sticky error (the first failure wins, later writes are no-ops) */
-
-struct xw {
-    struct buf b;
-    ebsd_status st;
-};
-
-static void xw_puts(struct xw *w, const char *s)
-{
-    if (w->st == EBSD_OK)
-        w->st = buf_puts(&w->b, s);
-}
-
-static void xw_text(struct xw *w, const char *s)
-{
-    const char *run = s;
-    for (; *s; s++) {
-        const char *rep = NULL;
-        switch (*s) {
-        case '&': rep = "&amp;"; break;
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '"': rep = "&quot;"; break;
-        case '\'': rep = "&apos;"; break;
-        default: break;
-        }
-        if (rep) {
-            if (w->st == EBSD_OK && s > run)
-                w->st = buf_append(&w->b, run, (size_t)(s - run));
-            xw_puts(w, rep);
-            run = s + 1;
-        }
-    }
-    if (w->st == EBSD_OK && s > run)
-        w->st = buf_append(&w->b, run, (size_t)(s - run));
-}
-
-/* <name>text</name>, or <name/> for an empty text. */
-/* "<" name ">" (or "</" name ">", "<" name "/>") without printf: a 1,000-instance page is
- * some 60,000 tags, and the simulator's CPU should not stand in for EC2's latency. */
-static void xw_tag(struct xw *w, const char *open, const char *name, const char *close)
-{
-    if (w->st == EBSD_OK)
-        w->st = buf_puts(&w->b, open);
-    if (w->st == EBSD_OK)
-        w->st = buf_puts(&w->b, name);
-    if (w->st == EBSD_OK)
-        w->st = buf_puts(&w->b, close);
-}
-
-static void xw_elem(struct xw *w, const char *name, const char *text)
-{
-    if (!text || !*text) {
-        xw_tag(w, "<", name, "/>");
-        return;
-    }
-    xw_tag(w, "<", name, ">");
-    xw_text(w, text);
-    xw_tag(w, "</", name, ">");
-}
-
-static void xw_int(struct xw *w, const char *name, long long v)
-{
-    char num[24];
-    snprintf(num, sizeof num, "%lld", v);
-    xw_tag(w, "<", name, ">");
-    xw_puts(w, num);
-    xw_tag(w, "</", name, ">");
-}
-
-static void xw_bool(struct xw *w, const char *name, bool v)
-{
-    xw_elem(w, name, v ? "true" : "false");
-}
-
-static void xw_time(struct xw *w, const char *name, int64_t ms)
-{
-    char ts[40];
-    xw_elem(w, name, clock_format_rfc3339(ms, ts, sizeof ts));
-}
 
 /* ---- responses ---------------------------------------------------------------------- */
 
@@ -374,6 +294,13 @@ struct token {
     uint64_t hash;
 };
 
+/* A "tag:KEY" filter: the tag KEY has one of the filter's values. */
+static bool tag_matches(const struct filter *fl, const struct fleet_tag *tags, size_t ntags)
+{
+    const char *val = fleet_tag_get(tags, ntags, fl->name + 4);
+    return val && any_value(fl, val);
+}
+
 static uint64_t fnv(uint64_t h, const char *s)
 {
     for (; *s; s++) {
@@ -531,16 +458,27 @@ static bool instance_matches(const struct fleet *f, const struct fleet_instance 
             for (size_t b = 0; b < in->nbdm && !ok; b++)
                 ok = any_value(fl, f->volumes[in->bdm[b].volume].id);
             break;
-        case IF_TAG:
-            for (size_t t = 0; t < in->ntags && !ok; t++)
-                ok = strcmp(in->tags[t].key, fl->name + 4) == 0 &&
-                     any_value(fl, in->tags[t].value);
-            break;
+        case IF_TAG: ok = tag_matches(fl, in->tags, in->ntags); break;
         }
         if (!ok)
             return false;
     }
     return true;
+}
+
+/* <tagSet> as EC2 writes it; nothing at all when there are no tags. */
+static void write_tags(struct xw *w, const struct fleet_tag *tags, size_t ntags)
+{
+    if (!ntags)
+        return;
+    xw_puts(w, "<tagSet>");
+    for (size_t t = 0; t < ntags; t++) {
+        xw_puts(w, "<item>");
+        xw_elem(w, "key", tags[t].key);
+        xw_elem(w, "value", tags[t].value);
+        xw_puts(w, "</item>");
+    }
+    xw_puts(w, "</tagSet>");
 }
 
 static void write_instance(struct xw *w, const struct fleet *f, const struct fleet_instance *in)
@@ -558,7 +496,11 @@ static void write_instance(struct xw *w, const struct fleet *f, const struct fle
     for (int k = 0; k < dl && k < (int)sizeof dns; k++)
         if (dns[k] == '.')
             dns[k] = '-';
-    snprintf(dns + strlen(dns), sizeof dns - strlen(dns), ".ec2.internal");
+    /* us-east-1's private names end in ec2.internal, other regions' in REGION.compute.internal */
+    if (strcmp(f->region, "us-east-1") == 0)
+        snprintf(dns + strlen(dns), sizeof dns - strlen(dns), ".ec2.internal");
+    else
+        snprintf(dns + strlen(dns), sizeof dns - strlen(dns), ".%s.compute.internal", f->region);
     xw_elem(w, "privateDnsName", live ? dns : "");
     xw_elem(w, "dnsName", "");
     xw_elem(w, "reason", in->state == INST_STOPPED ? "User initiated (2024-01-01 00:00:00 GMT)"
@@ -608,16 +550,7 @@ static void write_instance(struct xw *w, const struct fleet *f, const struct fle
     }
     xw_elem(w, "virtualizationType", "hvm");
     xw_elem(w, "clientToken", "");
-    if (in->ntags) {
-        xw_puts(w, "<tagSet>");
-        for (size_t t = 0; t < in->ntags; t++) {
-            xw_puts(w, "<item>");
-            xw_elem(w, "key", in->tags[t].key);
-            xw_elem(w, "value", in->tags[t].value);
-            xw_puts(w, "</item>");
-        }
-        xw_puts(w, "</tagSet>");
-    }
+    write_tags(w, in->tags, in->ntags);
     xw_elem(w, "hypervisor", "xen");
     xw_bool(w, "ebsOptimized", strncmp(in->type, "t3", 2) != 0);
     xw_puts(w, "</item>");
@@ -737,7 +670,7 @@ out:
 /* ---- DescribeVolumes ------------------------------------------------------------------ */
 
 enum vfilter { VF_ATT_INSTANCE, VF_ATT_STATUS, VF_ATT_DEVICE, VF_STATUS, VF_ID, VF_TYPE, VF_AZ,
-               VF_SIZE, VF_MULTI, VF_ENCRYPTED };
+               VF_SIZE, VF_MULTI, VF_ENCRYPTED, VF_TAG };
 
 static bool vfilter_kind(const char *name, enum vfilter *k)
 {
@@ -759,6 +692,10 @@ static bool vfilter_kind(const char *name, enum vfilter *k)
             *k = names[i].k;
             return true;
         }
+    if (strncmp(name, "tag:", 4) == 0 && name[4]) {
+        *k = VF_TAG;
+        return true;
+    }
     return false;
 }
 
@@ -792,6 +729,7 @@ static bool volume_matches(const struct fleet *f, const struct fleet_volume *v,
             break;
         case VF_MULTI: ok = any_value(fl, v->multi_attach ? "true" : "false"); break;
         case VF_ENCRYPTED: ok = any_value(fl, v->encrypted ? "true" : "false"); break;
+        case VF_TAG: ok = tag_matches(fl, v->tags, v->ntags); break;
         }
         if (!ok)
             return false;
@@ -825,6 +763,7 @@ static void write_volume(struct xw *w, const struct fleet *f, const struct fleet
         }
         xw_puts(w, "</attachmentSet>");
     }
+    write_tags(w, v->tags, v->ntags);
     xw_elem(w, "volumeType", v->type);
     if (v->iops)
         xw_int(w, "iops", v->iops);

@@ -10,6 +10,7 @@
 #include "clock.h"
 
 #define MAX_ACTION_LATENCIES 16
+#define MAX_NEXT 64
 
 struct latency {
     char action[64]; /* "" = every action */
@@ -26,18 +27,32 @@ struct settings {
     double rate_refill; /* tokens per second */
     double p[FAULT_NKINDS];
     int hang_max_ms;
+    bool region_disabled; /* every call is AuthFailure, as in a region not enabled */
+    enum fault_kind next[MAX_NEXT]; /* the fates of the next calls, in order, before any draw */
+    size_t nnext;
 };
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct settings cur;
-static uint64_t seq;
-static double tokens;
-static int64_t last_refill_us;
+/* Settings for the requests of one account, one region or both ("" = any); scopes[0] is
+ * the global one, the others override it for the requests they select. */
+struct scope {
+    char account[16];
+    char region[32];
+    struct settings s;
+    double tokens;
+    int64_t last_refill_us;
+};
 
-static const char *const kind_names[FAULT_NKINDS] = {"none", "throttle", "500", "503",
+#define MAX_SCOPES 64
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct scope scopes[MAX_SCOPES];
+static size_t nscopes = 1;
+static uint64_t seq;
+
+static const char *const kind_names[FAULT_NKINDS] = {"none", "throttle", "disabled", "500", "503",
                                                      "hang", "truncate", "malformed", "reset"};
 /* JSON keys of the probabilities, by kind (throttle is the bucket, not a probability). */
-static const char *const p_keys[FAULT_NKINDS] = {NULL,     NULL,         "p_500",       "p_503",
+static const char *const p_keys[FAULT_NKINDS] = {NULL,     NULL, NULL,   "p_500",       "p_503",
                                                  "p_hang", "p_truncate", "p_malformed", "p_reset"};
 
 const char *fault_kind_name(enum fault_kind k) { return kind_names[k]; }
@@ -45,12 +60,12 @@ const char *fault_kind_name(enum fault_kind k) { return kind_names[k]; }
 void faults_init(uint64_t seed)
 {
     pthread_mutex_lock(&lock);
-    memset(&cur, 0, sizeof cur);
-    cur.seed = seed;
-    cur.hang_max_ms = 120000;
+    memset(scopes, 0, sizeof scopes);
+    nscopes = 1;
+    scopes[0].s.seed = seed;
+    scopes[0].s.hang_max_ms = 120000;
     seq = 0;
-    tokens = 0;
-    last_refill_us = clock_now_us();
+    scopes[0].last_refill_us = clock_now_us();
     pthread_mutex_unlock(&lock);
 }
 
@@ -98,8 +113,40 @@ ebsd_status faults_apply_json(const cJSON *patch, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "the body must be a JSON object");
         return EBSD_EINVAL;
     }
+    const cJSON *sel_a = cJSON_GetObjectItemCaseSensitive(patch, "account");
+    const cJSON *sel_r = cJSON_GetObjectItemCaseSensitive(patch, "region");
+    if ((sel_a && (!cJSON_IsString(sel_a) || strlen(sel_a->valuestring) >= 16)) ||
+        (sel_r && (!cJSON_IsString(sel_r) || strlen(sel_r->valuestring) >= 32))) {
+        snprintf(errbuf, errlen, "account and region select a scope: short strings");
+        return EBSD_EINVAL;
+    }
+    const char *acc = sel_a ? sel_a->valuestring : "", *reg = sel_r ? sel_r->valuestring : "";
+    bool scoped = *acc || *reg;
+    if (scoped && cJSON_GetObjectItemCaseSensitive(patch, "seed")) {
+        snprintf(errbuf, errlen, "the seed is global: set it without account or region");
+        return EBSD_EINVAL;
+    }
     pthread_mutex_lock(&lock);
-    struct settings s = cur;
+    size_t target = 0;
+    if (scoped) {
+        target = 1;
+        while (target < nscopes && (strcmp(scopes[target].account, acc) != 0 ||
+                                    strcmp(scopes[target].region, reg) != 0))
+            target++;
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(patch, "remove"))) {
+            if (target < nscopes)
+                scopes[target] = scopes[--nscopes];
+            pthread_mutex_unlock(&lock);
+            return EBSD_OK;
+        }
+        if (target == nscopes && nscopes == MAX_SCOPES) {
+            snprintf(errbuf, errlen, "more than %d fault scopes", MAX_SCOPES - 1);
+            pthread_mutex_unlock(&lock);
+            return EBSD_EINVAL;
+        }
+    }
+    /* A new scope starts from the global settings. */
+    struct settings s = target < nscopes ? scopes[target].s : scopes[0].s;
     bool bad = false, reseed = false;
     double v;
     const cJSON *it;
@@ -123,6 +170,33 @@ ebsd_status faults_apply_json(const cJSON *patch, char *errbuf, size_t errlen)
         s.rate_refill = v;
     if (num(patch, "hang_max_ms", 0, 600000, &v, errbuf, errlen, &bad))
         s.hang_max_ms = (int)v;
+    const cJSON *next = cJSON_GetObjectItemCaseSensitive(patch, "next");
+    if (next && !bad) {
+        bool ok = cJSON_IsArray(next) && cJSON_GetArraySize(next) <= MAX_NEXT;
+        s.nnext = 0;
+        cJSON_ArrayForEach(it, next)
+        {
+            int k = FAULT_THROTTLE;
+            while (k < FAULT_NKINDS &&
+                   !(cJSON_IsString(it) && strcmp(it->valuestring, kind_names[k]) == 0))
+                k++;
+            ok = ok && k < FAULT_NKINDS && k != FAULT_DISABLED;
+            if (ok)
+                s.next[s.nnext++] = (enum fault_kind)k;
+        }
+        if (!ok) {
+            snprintf(errbuf, errlen, "next is a list of up to %d of throttle, 500, 503, hang, "
+                                     "truncate, malformed, reset", MAX_NEXT);
+            bad = true;
+        }
+    }
+    const cJSON *dis = cJSON_GetObjectItemCaseSensitive(patch, "region_disabled");
+    if (dis && !cJSON_IsBool(dis)) {
+        snprintf(errbuf, errlen, "region_disabled must be true or false");
+        bad = true;
+    } else if (dis) {
+        s.region_disabled = cJSON_IsTrue(dis);
+    }
     for (int k = 0; k < FAULT_NKINDS; k++)
         if (p_keys[k] && num(patch, p_keys[k], 0, 1, &v, errbuf, errlen, &bad))
             s.p[k] = v;
@@ -162,26 +236,32 @@ ebsd_status faults_apply_json(const cJSON *patch, char *errbuf, size_t errlen)
         bad = true;
     }
     if (!bad) {
-        bool bucket_changed = s.rate_bucket != cur.rate_bucket;
-        cur = s;
+        bool created = target == nscopes;
+        if (created) {
+            memset(&scopes[target], 0, sizeof scopes[target]);
+            snprintf(scopes[target].account, sizeof scopes[target].account, "%s", acc);
+            snprintf(scopes[target].region, sizeof scopes[target].region, "%s", reg);
+            nscopes++;
+        }
+        struct scope *sc = &scopes[target];
+        bool bucket_changed = created || s.rate_bucket != sc->s.rate_bucket;
+        sc->s = s;
         if (reseed)
             seq = 0;
         if (bucket_changed) {
-            tokens = s.rate_bucket;
-            last_refill_us = clock_now_us();
+            sc->tokens = s.rate_bucket;
+            sc->last_refill_us = clock_now_us();
         }
+        if (!scoped && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(patch, "clear")))
+            nscopes = 1; /* a global clear drops the scopes too */
     }
     pthread_mutex_unlock(&lock);
     return bad ? EBSD_EINVAL : EBSD_OK;
 }
 
-cJSON *faults_to_json(void)
+static void settings_json(cJSON *o, const struct settings *sp)
 {
-    pthread_mutex_lock(&lock);
-    struct settings s = cur;
-    pthread_mutex_unlock(&lock);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "seed", (double)s.seed);
+    struct settings s = *sp;
     cJSON_AddNumberToObject(o, "latency_ms", s.all.ms);
     cJSON_AddNumberToObject(o, "jitter_ms", s.all.jitter_ms);
     cJSON *lat = cJSON_AddObjectToObject(o, "latency");
@@ -196,6 +276,27 @@ cJSON *faults_to_json(void)
         if (p_keys[k])
             cJSON_AddNumberToObject(o, p_keys[k], s.p[k]);
     cJSON_AddNumberToObject(o, "hang_max_ms", s.hang_max_ms);
+    cJSON_AddBoolToObject(o, "region_disabled", s.region_disabled);
+    cJSON *next = cJSON_AddArrayToObject(o, "next");
+    for (size_t i = 0; i < s.nnext; i++)
+        cJSON_AddItemToArray(next, cJSON_CreateString(kind_names[s.next[i]]));
+}
+
+cJSON *faults_to_json(void)
+{
+    pthread_mutex_lock(&lock);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "seed", (double)scopes[0].s.seed);
+    settings_json(o, &scopes[0].s);
+    cJSON *arr = cJSON_AddArrayToObject(o, "scopes");
+    for (size_t i = 1; i < nscopes; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "account", scopes[i].account);
+        cJSON_AddStringToObject(e, "region", scopes[i].region);
+        settings_json(e, &scopes[i].s);
+        cJSON_AddItemToArray(arr, e);
+    }
+    pthread_mutex_unlock(&lock);
     return o;
 }
 
@@ -210,31 +311,65 @@ static uint64_t mix(uint64_t z)
 /* Uniform in [0, 1). */
 static double unit(uint64_t x) { return (double)(x >> 11) / 9007199254740992.0; }
 
-void faults_plan(const char *action, struct fault_plan *out)
+/* The scope for a request: account and region both matching, then the region, then the
+ * account, then the global one. Called with the lock held. */
+static struct scope *scope_for(const char *account, const char *region)
+{
+    size_t best = 0;
+    int best_rank = 0;
+    for (size_t i = 1; i < nscopes; i++) {
+        const struct scope *sc = &scopes[i];
+        bool a = !sc->account[0] || (account && strcmp(sc->account, account) == 0);
+        bool r = !sc->region[0] || (region && strcmp(sc->region, region) == 0);
+        if (!a || !r)
+            continue;
+        int rank = (sc->account[0] && sc->region[0]) ? 3 : sc->region[0] ? 2 : 1;
+        if (rank > best_rank) {
+            best = i;
+            best_rank = rank;
+        }
+    }
+    return &scopes[best];
+}
+
+void faults_plan(const char *action, const char *account, const char *region,
+                 struct fault_plan *out)
 {
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&lock);
     uint64_t n = seq++;
-    struct latency l = cur.all;
-    for (size_t i = 0; action && i < cur.nper_action; i++)
-        if (strcmp(cur.per_action[i].action, action) == 0)
-            l = cur.per_action[i];
-    bool throttled = false;
-    if (cur.rate_bucket > 0) {
+    struct scope *sc = scope_for(account, region);
+    const struct settings *st = &sc->s;
+    if (st->region_disabled) { /* refused before it costs a token */
+        pthread_mutex_unlock(&lock);
+        out->kind = FAULT_DISABLED;
+        return;
+    }
+    struct latency l = st->all;
+    for (size_t i = 0; action && i < st->nper_action; i++)
+        if (strcmp(st->per_action[i].action, action) == 0)
+            l = st->per_action[i];
+    enum fault_kind queued = FAULT_NONE;
+    if (sc->s.nnext) {
+        queued = sc->s.next[0];
+        memmove(sc->s.next, sc->s.next + 1, --sc->s.nnext * sizeof sc->s.next[0]);
+    }
+    bool throttled = queued == FAULT_THROTTLE;
+    if (st->rate_bucket > 0 && queued == FAULT_NONE) {
         int64_t now = clock_now_us();
-        tokens += (double)(now - last_refill_us) / 1e6 * cur.rate_refill;
-        if (tokens > cur.rate_bucket)
-            tokens = cur.rate_bucket;
-        last_refill_us = now;
-        if (tokens >= 1.0)
-            tokens -= 1.0;
+        sc->tokens += (double)(now - sc->last_refill_us) / 1e6 * st->rate_refill;
+        if (sc->tokens > st->rate_bucket)
+            sc->tokens = st->rate_bucket;
+        sc->last_refill_us = now;
+        if (sc->tokens >= 1.0)
+            sc->tokens -= 1.0;
         else
             throttled = true;
     }
     double p[FAULT_NKINDS];
-    memcpy(p, cur.p, sizeof p);
-    uint64_t seed = cur.seed;
-    out->hang_max_ms = cur.hang_max_ms;
+    memcpy(p, st->p, sizeof p);
+    uint64_t seed = scopes[0].s.seed;
+    out->hang_max_ms = st->hang_max_ms;
     pthread_mutex_unlock(&lock);
 
     /* One independent stream per request number: the n-th request's fate depends only on
@@ -245,6 +380,10 @@ void faults_plan(const char *action, struct fault_plan *out)
     if (throttled) {
         out->kind = FAULT_THROTTLE;
         out->delay_ms = 0;
+        return;
+    }
+    if (queued != FAULT_NONE) {
+        out->kind = queued;
         return;
     }
     double u = unit(r2), acc = 0;

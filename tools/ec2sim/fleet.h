@@ -14,6 +14,8 @@
 
 #define FLEET_MAX_INSTANCES 100000
 #define FLEET_ID_LEN 24 /* "vol-" + 17 hex + NUL fits with room */
+/* EC2's limit: an io1/io2 Multi-Attach volume attaches to up to 16 Nitro instances. */
+#define FLEET_MAX_ATTACH 16
 
 enum inst_state {
     INST_PENDING = 0,
@@ -58,7 +60,9 @@ struct fleet_volume {
     char status[12];     /* creating available in-use deleting deleted error */
     int64_t create_time;
     size_t natt;
-    struct fleet_attachment att[2];
+    struct fleet_attachment *att; /* natt entries, owned (NULL when none) */
+    struct fleet_tag *tags;       /* ntags entries, owned */
+    size_t ntags;
 };
 
 /* A volume as seen from one instance (its block device mapping). */
@@ -100,8 +104,27 @@ struct fleet {
     size_t *vol_by_id;
 };
 
-/* Generates a deterministic fleet of n instances (0..FLEET_MAX_INSTANCES) from seed.
- * Caller frees with fleet_free. */
+/* What the generator builds. fleet_params_default gives today's fleets: a default fleet
+ * does not change when a new knob is added (tests compare totals across versions). */
+struct fleet_params {
+    size_t instances;     /* 0..FLEET_MAX_INSTANCES */
+    uint64_t seed;
+    int multi_attach_max; /* 2..FLEET_MAX_ATTACH attachments per multi-attach volume (2) */
+    char region[24];      /* "us-east-1": its AZs (us-east-1a..f), else REGION + a, b, c */
+    char account[16];     /* owner id of the reservations ("123456789012") */
+    unsigned tag_values;  /* 0: instances tagged team platform/data (30 %); N: team-0000 ..
+                             team-(N-1) on 75 % of instances (cardinality tests) */
+};
+
+/* Fills p with the defaults (100 instances, seed 1, multi-attach to 2 instances, region
+ * us-east-1, account 123456789012). */
+void fleet_params_default(struct fleet_params *p);
+
+/* Generates a deterministic fleet from p (same p, same fleet, ids included). EBSD_EINVAL
+ * when a parameter is out of range. Caller frees with fleet_free. */
+EBSD_MUST_CHECK ebsd_status fleet_generate_with(const struct fleet_params *p, struct fleet **out);
+
+/* fleet_generate_with the defaults but n instances and seed. */
 EBSD_MUST_CHECK ebsd_status fleet_generate(size_t n, uint64_t seed, struct fleet **out);
 
 /* Loads a fleet file (JSON, or YAML when the name ends in .yaml/.yml); see docs/ec2sim.md.
@@ -127,14 +150,33 @@ bool fleet_attachment_counts(const char *state);
 
 /* The true answers as a JSON object:
  * {"total_gib","instance_count","volume_count","instances":{id:gib},"instance_volumes":{id:n},
- *  "unattached_volumes","unattached_gib","volumes_total"}. Caller deletes. */
+ *  "unattached_volumes","unattached_gib","volumes_total","unattached":{"total_gib",
+ *  "volume_count","by_volume_type":{type:{"total_gib","volume_count"}},
+ *  "by_availability_zone":{..},"largest":[..10],"oldest":[..10]},
+ *  "instance_states":{state:n}}; unattached = no counted attachment. Caller deletes. */
 cJSON *fleet_truth(const struct fleet *f);
+
+/* Finds the value of tag key among tags; NULL when absent. */
+const char *fleet_tag_get(const struct fleet_tag *tags, size_t ntags, const char *key);
+
+/* The grouping keys /_sim/truth and ebsd's group_by take: volume_type, availability_zone,
+ * instance_state, instance_type, instance_tag:NAME, volume_tag:NAME. */
+bool fleet_group_key_valid(const char *key);
+
+/* The storage grouped by keys (1..4 valid keys): a JSON array of
+ * {"key": {KEY: value or null}, "total_gib", "volume_count", "instance_count"}, sorted by
+ * total_gib (largest first), then by key. Each counted volume belongs to one group: volume
+ * keys take its own values, instance keys those of the instance of its first counted
+ * attachment; instance_count counts the distinct instances with a counted attachment to a
+ * volume of the group. The groups' totals add up to the fleet's. Caller deletes. */
+cJSON *fleet_truth_groups(const struct fleet *f, const char *const *keys, size_t nkeys);
 
 /* The fleet in the fleet-file JSON format (round-trips through fleet_from_json). Caller deletes. */
 cJSON *fleet_to_json(const struct fleet *f);
 
 /* Checks the model's invariants (ids well formed and unique, attachments point at existing
- * instances, none at terminated ones, at most 2 attachments and only when multi_attach).
+ * instances, none at terminated ones, at most FLEET_MAX_ATTACH attachments to distinct
+ * instances and more than one only when multi_attach, which needs io1 or io2).
  * Returns NULL when fine, else a static message. */
 const char *fleet_check(const struct fleet *f);
 

@@ -86,6 +86,21 @@ static void filler_id(const char *prefix, uint64_t k, char out[FLEET_ID_LEN])
              (unsigned long long)(z & 0xfffffffffffffffULL) | (k & 0xf) << 60);
 }
 
+/* An entry's "tags" map ({key: value}; a non-string value is ""), appended to *tags. */
+static void load_tags(const cJSON *entry, struct fleet_tag **tags, size_t *ntags)
+{
+    const cJSON *tg;
+    cJSON_ArrayForEach(tg, cJSON_GetObjectItemCaseSensitive(entry, "tags"))
+    {
+        if (!tg->string)
+            continue;
+        *tags = xrealloc(*tags, (*ntags + 1) * sizeof **tags);
+        (*tags)[*ntags].key = xstrdup(tg->string);
+        (*tags)[*ntags].value = xstrdup(cJSON_IsString(tg) ? tg->valuestring : "");
+        (*ntags)++;
+    }
+}
+
 ebsd_status fleet_from_json(const cJSON *doc, struct fleet **out, char *errbuf, size_t errlen)
 {
     ebsd_status st = EBSD_EPARSE;
@@ -150,17 +165,7 @@ ebsd_status fleet_from_json(const cJSON *doc, struct fleet **out, char *errbuf, 
             seterr(errbuf, errlen, "fleet: instances[%zu]: bad launch_time", i);
             goto out;
         }
-        const cJSON *tags = cJSON_GetObjectItemCaseSensitive(it, "tags");
-        const cJSON *tg;
-        cJSON_ArrayForEach(tg, tags)
-        {
-            if (!tg->string)
-                continue;
-            in->tags = xrealloc(in->tags, (in->ntags + 1) * sizeof *in->tags);
-            in->tags[in->ntags].key = xstrdup(tg->string);
-            in->tags[in->ntags].value = xstrdup(cJSON_IsString(tg) ? tg->valuestring : "");
-            in->ntags++;
-        }
+        load_tags(it, &in->tags, &in->ntags);
         /* Reservations in order of first appearance; no id means a reservation of its own. */
         const char *rid = get_str(it, "reservation", NULL);
         size_t r = f->nreservations;
@@ -201,6 +206,7 @@ ebsd_status fleet_from_json(const cJSON *doc, struct fleet **out, char *errbuf, 
     cJSON_ArrayForEach(it, vols)
     {
         struct fleet_volume *vol = &f->volumes[v];
+        f->nvolumes = v + 1; /* so fleet_free sees its attachments on an error */
         const char *id = get_str(it, "id", NULL);
         if (id && !fleet_id_valid(id, "vol-")) {
             seterr(errbuf, errlen, "fleet: volumes[%zu]: malformed id", v);
@@ -231,12 +237,14 @@ ebsd_status fleet_from_json(const cJSON *doc, struct fleet **out, char *errbuf, 
             seterr(errbuf, errlen, "fleet: volumes[%zu]: bad create_time", v);
             goto out;
         }
+        load_tags(it, &vol->tags, &vol->ntags);
         const cJSON *atts = cJSON_GetObjectItemCaseSensitive(it, "attachments");
         const cJSON *at;
         cJSON_ArrayForEach(at, atts)
         {
-            if (vol->natt == 2) {
-                seterr(errbuf, errlen, "fleet: volumes[%zu]: at most 2 attachments", v);
+            if (vol->natt == FLEET_MAX_ATTACH) {
+                seterr(errbuf, errlen, "fleet: volumes[%zu]: at most %d attachments", v,
+                       FLEET_MAX_ATTACH);
                 goto out;
             }
             const char *iid = get_str(at, "instance", "");
@@ -245,6 +253,7 @@ ebsd_status fleet_from_json(const cJSON *doc, struct fleet **out, char *errbuf, 
                 seterr(errbuf, errlen, "fleet: volumes[%zu]: unknown instance '%s'", v, iid);
                 goto out;
             }
+            vol->att = xrealloc(vol->att, (vol->natt + 1) * sizeof *vol->att);
             struct fleet_attachment *a = &vol->att[vol->natt++];
             a->instance = idx;
             copy(a->device, sizeof a->device, get_str(at, "device", "/dev/sdf"));

@@ -1,6 +1,7 @@
 /* main.c - ec2sim: command line, the libmicrohttpd server (one thread per connection, so
- * injected latency never serializes requests), the EC2 request path (auth, rate limit,
- * latency, faults, answer) and the /_sim/ admin endpoints. */
+ * injected latency never serializes requests), the API request path (auth; then STS, or
+ * EC2 on the caller's fleet with rate limit, latency, faults) and the /_sim/ admin
+ * endpoints. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
@@ -26,8 +27,10 @@
 #include "fleet.h"
 #include "mem.h"
 #include "query.h"
+#include "registry.h"
 #include "simauth.h"
 #include "stats.h"
+#include "stsapi.h"
 
 #define BODY_MAX (4u << 20)
 #define ADMIN_BODY_MAX (64u << 10)
@@ -37,17 +40,18 @@ struct options {
     struct sockaddr_in addr;
     long instances;
     uint64_t seed;
+    long multi_attach_max;
+    long tag_values;
+    const char *accounts;  /* --accounts: fleets to build at start-up */
+    const char *regions;   /* --regions, as given */
     const char *fleet_file;
     const char *tls_cert, *tls_key;
     bool no_auth;
     int max_skew;
     cJSON *faults; /* settings from flags, applied like POST /_sim/faults */
+    cJSON *sts;    /* role settings from flags, applied like POST /_sim/sts */
 };
 
-static struct fleet *g_fleet;
-static char *g_truth;       /* the truth document, computed once: the fleet never changes */
-static size_t g_truth_len;
-static unsigned char g_token_key[32];
 static bool g_no_auth;
 static int g_max_skew = 300;
 static atomic_uint_fast64_t g_reqno;
@@ -92,6 +96,18 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
 
 /* ---- responses ---------------------------------------------------------------------- */
 
+/* Every answer carries Date (RFC 7231's IMF-fixdate) from the simulator's clock, which may
+ * be set off the host's (POST /_sim/clock): clients correct their skew from it. */
+static void add_date(struct MHD_Response *resp)
+{
+    char date[64];
+    time_t now = simauth_now();
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    MHD_add_response_header(resp, "Date", date);
+}
+
 static enum MHD_Result send_body(struct MHD_Connection *conn, int status, char *body,
                                  size_t len, const char *ctype, const char *request_id)
 {
@@ -102,6 +118,7 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, int status, char *
         return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", ctype);
+    add_date(resp);
     if (request_id) {
         MHD_add_response_header(resp, "x-amzn-RequestId", request_id);
         MHD_add_response_header(resp, "Server", "AmazonEC2");
@@ -168,6 +185,7 @@ static enum MHD_Result send_truncated(struct MHD_Connection *conn, struct ec2_re
         return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", "text/xml;charset=UTF-8");
+    add_date(resp);
     MHD_add_response_header(resp, "x-amzn-RequestId", request_id);
     MHD_add_response_header(resp, "Server", "AmazonEC2");
     enum MHD_Result ret = MHD_queue_response(conn, 200, resp);
@@ -261,7 +279,32 @@ static enum MHD_Result send_ec2(struct MHD_Connection *conn, struct ec2_response
     return send_body(conn, er->status, body, er->len, "text/xml;charset=UTF-8", request_id);
 }
 
-static enum MHD_Result handle_ec2(struct MHD_Connection *conn, struct req *r, const char *method)
+/* EC2's answer to an authentication failure. */
+static void ec2_auth_error(struct ec2_response *er, enum simauth_fail why,
+                           const struct sigv4_verdict *v, const char *request_id)
+{
+    static const char denied[] = "AWS was not able to validate the provided access credentials";
+    switch (why) {
+    case SIMAUTH_MISSING: ec2api_error(er, 401, "MissingAuthenticationToken", v->message, request_id); break;
+    case SIMAUTH_INCOMPLETE: ec2api_error(er, 400, "IncompleteSignature", v->message, request_id); break;
+    case SIMAUTH_SKEW: ec2api_error(er, 400, "RequestExpired", v->message, request_id); break;
+    case SIMAUTH_BAD_SIGNATURE:
+        ec2api_error(er, 403, "SignatureDoesNotMatch", v->message, request_id);
+        break;
+    case SIMAUTH_EXPIRED_TOKEN:
+        /* What EC2 says to expired temporary credentials. */
+        ec2api_error(er, 400, "RequestExpired", "Request has expired.", request_id);
+        break;
+    case SIMAUTH_UNKNOWN_KEY:
+        ec2api_error(er, 401, "AuthFailure", v->message[0] ? v->message : denied, request_id);
+        break;
+    case SIMAUTH_BAD_TOKEN:
+    case SIMAUTH_REGION:
+    default: ec2api_error(er, 401, "AuthFailure", denied, request_id); break;
+    }
+}
+
+static enum MHD_Result handle_api(struct MHD_Connection *conn, struct req *r, const char *method)
 {
     char request_id[37];
     make_request_id(request_id);
@@ -290,30 +333,63 @@ static enum MHD_Result handle_ec2(struct MHD_Connection *conn, struct req *r, co
     const char *action = query_get(&q, "Action");
     stats_call(action);
 
-    if (!g_no_auth) {
-        struct header_list hl = {.n = 0};
-        MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, &hl);
-        char *path = qmark ? xstrndup(r->uri, (size_t)(qmark - r->uri)) : xstrdup(r->uri);
-        struct sigv4_request sr = {.method = method,
-                                   .path = path,
-                                   .query = qs,
-                                   .headers = hl.v,
-                                   .nheaders = hl.n,
-                                   .body = r->body.data,
-                                   .body_len = r->body.len};
-        struct sigv4_verdict verdict;
-        int status = 0;
-        st = simauth_check(&sr, g_max_skew, &status, &verdict);
-        free(path);
-        if (st != EBSD_OK) {
-            ec2api_error(&er, status, verdict.code, verdict.message, request_id);
-            ret = send_ec2(conn, &er, request_id);
-            goto out;
-        }
+    /* Who signed it, for which region and service; STS's unsigned calls skip the check. */
+    struct header_list hl = {.n = 0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, &hl);
+    char *path = qmark ? xstrndup(r->uri, (size_t)(qmark - r->uri)) : xstrdup(r->uri);
+    struct sigv4_request sr = {.method = method,
+                               .path = path,
+                               .query = qs,
+                               .headers = hl.v,
+                               .nheaders = hl.n,
+                               .body = r->body.data,
+                               .body_len = r->body.len};
+    struct sigv4_verdict verdict;
+    struct simauth_identity who;
+    bool verify = !g_no_auth && !stsapi_unsigned_action(action);
+    enum simauth_fail why = simauth_check(&sr, verify, g_max_skew, &verdict, &who);
+    free(path);
+    bool sts = stsapi_is_sts(who.service, &q);
+    if (why != SIMAUTH_OK) {
+        if (sts)
+            stsapi_auth_error(&er, why, verdict.message, request_id);
+        else
+            ec2_auth_error(&er, why, &verdict, request_id);
+        ret = send_ec2(conn, &er, request_id);
+        goto out;
     }
+    if (sts) {
+        /* STS answers at once: faults and latency are the EC2 API's. */
+        stsapi_handle(&q, &who, request_id, &er);
+        ret = send_ec2(conn, &er, request_id);
+        goto out;
+    }
+    if (verify && strcmp(who.service, "ec2") != 0) {
+        ec2api_error(&er, 403, "SignatureDoesNotMatch",
+                     "Credential should be scoped to correct service: 'ec2'. ", request_id);
+        ret = send_ec2(conn, &er, request_id);
+        goto out;
+    }
+    const struct registry_entry *fleet = registry_get(who.account, who.region);
+    if (!fleet) {
+        ec2api_error(&er, 401, "AuthFailure",
+                     "AWS was not able to validate the provided access credentials",
+                     request_id);
+        ret = send_ec2(conn, &er, request_id);
+        goto out;
+    }
+    stats_target(fleet->account, fleet->region);
 
     struct fault_plan plan;
-    faults_plan(action, &plan);
+    faults_plan(action, fleet->account, fleet->region, &plan);
+    if (plan.kind == FAULT_DISABLED) {
+        stats_fault(plan.kind);
+        ec2api_error(&er, 401, "AuthFailure",
+                     "AWS was not able to validate the provided access credentials",
+                     request_id);
+        ret = send_ec2(conn, &er, request_id);
+        goto out;
+    }
     if (plan.kind == FAULT_THROTTLE) {
         stats_fault(plan.kind);
         ec2api_error(&er, 503, "RequestLimitExceeded", "Request limit exceeded.", request_id);
@@ -350,7 +426,7 @@ static enum MHD_Result handle_ec2(struct MHD_Connection *conn, struct req *r, co
         break;
     }
 
-    ec2api_handle(g_fleet, &q, request_id, g_token_key, &er);
+    ec2api_handle(fleet->fleet, &q, request_id, fleet->token_key, &er);
     if (plan.kind == FAULT_TRUNCATE) {
         ret = send_truncated(conn, &er, plan.cut, request_id);
     } else if (plan.kind == FAULT_MALFORMED) {
@@ -375,13 +451,104 @@ out:
 
 /* ---- admin ------------------------------------------------------------------------------ */
 
+/* POST of a JSON patch to a settings module (faults, STS): 400 with the module's reason when
+ * it refuses, else the new settings. */
+static enum MHD_Result patch_settings(struct MHD_Connection *conn, struct req *r,
+                                      ebsd_status (*apply)(const cJSON *, char *, size_t),
+                                      cJSON *(*show)(void))
+{
+    if (r->too_big)
+        return send_json_error(conn, 413, "body too large");
+    cJSON *patch = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
+    if (!patch)
+        return send_json_error(conn, 400, "the body is not valid JSON");
+    char err[256];
+    ebsd_status st = apply(patch, err, sizeof err);
+    cJSON_Delete(patch);
+    if (st != EBSD_OK)
+        return send_json_error(conn, 400, err);
+    return send_json(conn, 200, show());
+}
+
+/* The group_by arguments of a truth request (repeatable). */
+struct group_keys {
+    const char *keys[4];
+    size_t n;
+    bool bad;
+};
+
+static enum MHD_Result collect_group_by(void *cls, enum MHD_ValueKind kind, const char *key,
+                                        const char *value)
+{
+    (void)kind;
+    struct group_keys *g = cls;
+    if (strcmp(key, "group_by") != 0)
+        return MHD_YES;
+    if (g->n == 4 || !value || !fleet_group_key_valid(value))
+        g->bad = true;
+    else
+        g->keys[g->n++] = value;
+    return MHD_YES;
+}
+
 static enum MHD_Result handle_admin(struct MHD_Connection *conn, struct req *r,
                                     const char *url, const char *method)
 {
     bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
-    if (strcmp(url, "/_sim/truth") == 0 && get)
-        return send_body(conn, 200, xstrndup(g_truth, g_truth_len), g_truth_len,
-                         "application/json", NULL);
+    if ((strcmp(url, "/_sim/truth") == 0 || strcmp(url, "/_sim/fleet") == 0) && get) {
+        /* ?account=ID&region=R select a fleet; absent ones mean the home account/region. */
+        const char *acc = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "account");
+        const char *reg = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "region");
+        if (acc && *acc && !simauth_account_valid(acc))
+            return send_json_error(conn, 400, "account must be 12 digits");
+        if (reg && *reg && !simauth_region_allowed(reg))
+            return send_json_error(conn, 400, "region is malformed or not served (--regions)");
+        const struct registry_entry *e = registry_get(acc, reg);
+        if (!e)
+            return send_json_error(conn, 400, "no fleet for this account and region");
+        if (strcmp(url, "/_sim/fleet") == 0)
+            return send_json(conn, 200, fleet_to_json(e->fleet));
+        struct group_keys gk = {.n = 0};
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_group_by, &gk);
+        if (gk.bad)
+            return send_json_error(conn, 400, "group_by takes 1 to 4 of volume_type, "
+                                              "availability_zone, instance_state, instance_type, "
+                                              "instance_tag:NAME, volume_tag:NAME");
+        if (gk.n == 0)
+            return send_body(conn, 200, xstrndup(e->truth, e->truth_len), e->truth_len,
+                             "application/json", NULL);
+        cJSON *t = cJSON_Parse(e->truth);
+        if (!t)
+            abort(); /* our own document: only an allocation failure gets here */
+        cJSON *by = cJSON_AddArrayToObject(t, "group_by");
+        for (size_t i = 0; i < gk.n; i++)
+            cJSON_AddItemToArray(by, cJSON_CreateString(gk.keys[i]));
+        cJSON_AddItemToObject(t, "groups", fleet_truth_groups(e->fleet, gk.keys, gk.n));
+        return send_json(conn, 200, t);
+    }
+    if (strcmp(url, "/_sim/clock") == 0 && (get || post)) {
+        if (post) {
+            cJSON *patch = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
+            const cJSON *off = cJSON_GetObjectItemCaseSensitive(patch, "offset_s");
+            bool ok = cJSON_IsNumber(off) && off->valuedouble >= -604800 &&
+                      off->valuedouble <= 604800;
+            if (ok)
+                simauth_set_clock_offset((long)off->valuedouble);
+            cJSON_Delete(patch);
+            if (!ok)
+                return send_json_error(conn, 400, "offset_s must be a number in [-604800, 604800]");
+        }
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "offset_s", (double)simauth_clock_offset());
+        cJSON_AddNumberToObject(o, "now", (double)simauth_now());
+        return send_json(conn, 200, o);
+    }
+    if (strcmp(url, "/_sim/accounts") == 0 && get)
+        return send_json(conn, 200, registry_to_json());
+    if (strcmp(url, "/_sim/sts") == 0 && get)
+        return send_json(conn, 200, stsapi_to_json());
+    if (strcmp(url, "/_sim/sts") == 0 && post)
+        return patch_settings(conn, r, stsapi_apply_json, stsapi_to_json);
     if (strcmp(url, "/_sim/stats") == 0 && get)
         return send_json(conn, 200, stats_to_json());
     if (strcmp(url, "/_sim/reset") == 0 && post) {
@@ -392,21 +559,8 @@ static enum MHD_Result handle_admin(struct MHD_Connection *conn, struct req *r,
     }
     if (strcmp(url, "/_sim/faults") == 0 && get)
         return send_json(conn, 200, faults_to_json());
-    if (strcmp(url, "/_sim/faults") == 0 && post) {
-        if (r->too_big)
-            return send_json_error(conn, 413, "body too large");
-        cJSON *patch = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
-        if (!patch)
-            return send_json_error(conn, 400, "the body is not valid JSON");
-        char err[256];
-        ebsd_status st = faults_apply_json(patch, err, sizeof err);
-        cJSON_Delete(patch);
-        if (st != EBSD_OK)
-            return send_json_error(conn, 400, err);
-        return send_json(conn, 200, faults_to_json());
-    }
-    if (strcmp(url, "/_sim/fleet") == 0 && get)
-        return send_json(conn, 200, fleet_to_json(g_fleet));
+    if (strcmp(url, "/_sim/faults") == 0 && post)
+        return patch_settings(conn, r, faults_apply_json, faults_to_json);
     if (strcmp(url, "/_sim/health") == 0 && get) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddBoolToObject(o, "ok", true);
@@ -438,7 +592,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     }
     if (r->admin)
         return handle_admin(conn, r, url, method);
-    return handle_ec2(conn, r, method);
+    return handle_api(conn, r, method);
 }
 
 /* ---- command line ------------------------------------------------------------------------ */
@@ -446,10 +600,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 static void usage(FILE *out)
 {
     fputs("usage: ec2sim [--listen HOST:PORT] [--instances N] [--seed S] [--fleet FILE]\n"
+          "              [--multi-attach-max N] [--tag-values N]\n"
           "              [--latency-ms MS] [--jitter-ms MS] [--action-latency ACTION=MS[:JITTER]]\n"
           "              [--rate-limit BUCKET:REFILL_PER_SEC] [--p-500 P] [--p-503 P]\n"
           "              [--p-hang P] [--p-truncate P] [--p-malformed P] [--p-reset P]\n"
-          "              [--hang-max-ms MS] [--fault-seed S] [--credentials AKID:SECRET]...\n"
+          "              [--hang-max-ms MS] [--fault-seed S]\n"
+          "              [--credentials AKID:SECRET[:ACCOUNT]]... [--regions R1,R2,...]\n"
+          "              [--deny-role ARN|ACCOUNT]... [--role-external-id ARN=ID]...\n"
+          "              [--sts-max-duration SECONDS] [--clock-offset SECONDS]\n"
+          "              [--accounts ID1,ID2,...]\n"
           "              [--max-skew SECONDS] [--no-auth] [--tls-cert PEM --tls-key PEM]\n"
           "See docs/ec2sim.md.\n",
           out);
@@ -504,8 +663,10 @@ static bool parse_args(int argc, char **argv, struct options *o)
     memset(o, 0, sizeof *o);
     o->instances = 100;
     o->seed = 1;
+    o->multi_attach_max = 2;
     o->max_skew = 300;
     o->faults = cJSON_CreateObject();
+    o->sts = cJSON_CreateObject();
     parse_listen("127.0.0.1:0", &o->addr);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -534,6 +695,12 @@ static bool parse_args(int argc, char **argv, struct options *o)
             if (!parse_long(v, 0, LONG_MAX, &l))
                 goto bad;
             o->seed = (uint64_t)l;
+        } else if (strcmp(a, "--tag-values") == 0) {
+            if (!parse_long(v, 1, 100000, &o->tag_values))
+                goto bad;
+        } else if (strcmp(a, "--multi-attach-max") == 0) {
+            if (!parse_long(v, 2, FLEET_MAX_ATTACH, &o->multi_attach_max))
+                goto bad;
         } else if (strcmp(a, "--fleet") == 0) {
             o->fleet_file = v;
         } else if (strcmp(a, "--tls-cert") == 0) {
@@ -543,6 +710,35 @@ static bool parse_args(int argc, char **argv, struct options *o)
         } else if (strcmp(a, "--credentials") == 0) {
             if (simauth_add(v) != EBSD_OK)
                 goto bad;
+        } else if (strcmp(a, "--regions") == 0) {
+            if (simauth_set_regions(v) != EBSD_OK)
+                goto bad;
+            o->regions = v;
+        } else if (strcmp(a, "--accounts") == 0) {
+            o->accounts = v;
+        } else if (strcmp(a, "--deny-role") == 0) {
+            cJSON *deny = cJSON_GetObjectItemCaseSensitive(o->sts, "deny");
+            if (!deny)
+                deny = cJSON_AddArrayToObject(o->sts, "deny");
+            cJSON_AddItemToArray(deny, cJSON_CreateString(v));
+        } else if (strcmp(a, "--role-external-id") == 0) {
+            const char *eq = strrchr(v, '=');
+            if (!eq || eq == v || !eq[1])
+                goto bad;
+            cJSON *ext = cJSON_GetObjectItemCaseSensitive(o->sts, "external_ids");
+            if (!ext)
+                ext = cJSON_AddObjectToObject(o->sts, "external_ids");
+            char *role = xstrndup(v, (size_t)(eq - v));
+            cJSON_AddStringToObject(ext, role, eq + 1);
+            free(role);
+        } else if (strcmp(a, "--sts-max-duration") == 0) {
+            if (!parse_long(v, 1, 43200, &l))
+                goto bad;
+            cJSON_AddNumberToObject(o->sts, "max_duration_s", (double)l);
+        } else if (strcmp(a, "--clock-offset") == 0) {
+            if (!parse_long(v, -604800, 604800, &l))
+                goto bad;
+            simauth_set_clock_offset(l);
         } else if (strcmp(a, "--max-skew") == 0) {
             if (!parse_long(v, 1, 86400 * 7, &l))
                 goto bad;
@@ -613,6 +809,38 @@ static bool parse_args(int argc, char **argv, struct options *o)
     return true;
 }
 
+/* Builds the fleets of every account of a comma-separated list in every region of --regions
+ * (or the home region), so that first calls do not pay for generating them. False (with a
+ * message) for a malformed list. */
+static bool prebuild(const char *accounts, const char *regions)
+{
+    const char *rlist = regions ? regions : registry_home_region();
+    for (const char *a = accounts; *a;) {
+        size_t al = strcspn(a, ",");
+        char acc[SIMAUTH_ACCOUNT_LEN] = "";
+        if (al < sizeof acc) {
+            memcpy(acc, a, al);
+            acc[al] = '\0';
+        }
+        if (!simauth_account_valid(acc)) {
+            fprintf(stderr, "ec2sim: --accounts: '%.*s' is not 12 digits\n", (int)al, a);
+            return false;
+        }
+        for (const char *r = rlist; *r;) {
+            size_t rl = strcspn(r, ",");
+            char reg[SIMAUTH_REGION_LEN];
+            snprintf(reg, sizeof reg, "%.*s", (int)rl, r);
+            if (!registry_get(acc, reg)) {
+                fprintf(stderr, "ec2sim: cannot build the fleet of %s/%s\n", acc, reg);
+                return false;
+            }
+            r += rl + (r[rl] == ',');
+        }
+        a += al + (a[al] == ',');
+    }
+    return true;
+}
+
 static char *read_pem(const char *path)
 {
     FILE *fp = fopen(path, "rb");
@@ -646,32 +874,37 @@ int main(int argc, char **argv)
         goto out;
     g_no_auth = o.no_auth;
     g_max_skew = o.max_skew;
-    if (!g_no_auth && !simauth_available()) {
-        fprintf(stderr, "ec2sim: this build has no SigV4 verifier yet; use --no-auth\n");
-        goto out;
-    }
+    struct fleet_params fp;
+    fleet_params_default(&fp);
+    fp.instances = (size_t)o.instances;
+    fp.seed = o.seed;
+    fp.multi_attach_max = (int)o.multi_attach_max;
+    fp.tag_values = (unsigned)o.tag_values;
+    struct fleet *file = NULL;
     if (o.fleet_file) {
         char err[512];
-        if (fleet_load_file(o.fleet_file, &g_fleet, err, sizeof err) != EBSD_OK) {
+        if (fleet_load_file(o.fleet_file, &file, err, sizeof err) != EBSD_OK) {
             fprintf(stderr, "ec2sim: %s\n", err);
             goto out;
         }
-    } else if (fleet_generate((size_t)o.instances, o.seed, &g_fleet) != EBSD_OK) {
-        fprintf(stderr, "ec2sim: fleet_generate(%ld) failed\n", o.instances);
+    }
+    registry_init(&fp, file, SIMAUTH_DEFAULT_ACCOUNT);
+    /* The home fleet is built now: a bad file or size shows before the URL does. */
+    const struct registry_entry *home = registry_get(NULL, NULL);
+    if (!home) {
+        fprintf(stderr, "ec2sim: cannot build the fleet of %s/%s (%ld instances)\n",
+                registry_home_account(), registry_home_region(), o.instances);
         goto out;
     }
-    cJSON *truth = fleet_truth(g_fleet);
-    g_truth = cJSON_PrintUnformatted(truth);
-    cJSON_Delete(truth);
-    if (!g_truth)
-        abort();
-    g_truth_len = strlen(g_truth);
-    for (size_t i = 0; i < sizeof g_token_key; i++)
-        g_token_key[i] = (unsigned char)((o.seed * 0x9e3779b97f4a7c15ULL) >> (i % 8 * 8)) ^
-                         (unsigned char)(i * 37 + 11);
+    if (o.accounts && !prebuild(o.accounts, o.regions))
+        goto out;
+    char err[256];
+    if (stsapi_apply_json(o.sts, err, sizeof err) != EBSD_OK) {
+        fprintf(stderr, "ec2sim: %s\n", err);
+        goto out;
+    }
 
     faults_init(o.seed);
-    char err[256];
     if (faults_apply_json(o.faults, err, sizeof err) != EBSD_OK) {
         fprintf(stderr, "ec2sim: %s\n", err);
         goto out;
@@ -726,7 +959,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     fprintf(stderr,
             "ec2sim: %zu instances, %zu reservations, %zu volumes%s; auth %s\n",
-            g_fleet->ninstances, g_fleet->nreservations, g_fleet->nvolumes,
+            home->fleet->ninstances, home->fleet->nreservations, home->fleet->nvolumes,
             o.fleet_file ? " (from file)" : "", g_no_auth ? "off" : "SigV4");
 
     int sig = 0;
@@ -740,7 +973,7 @@ out:
     cJSON_Delete(o.faults);
     free(cert);
     free(key);
-    free(g_truth);
-    fleet_free(g_fleet);
+    cJSON_Delete(o.sts);
+    registry_free();
     return rc;
 }

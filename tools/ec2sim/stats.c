@@ -19,7 +19,7 @@ struct table {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct table calls, errors;
+static struct table calls, errors, targets;
 static unsigned long long requests, faults[FAULT_NKINDS];
 static long in_flight, peak;
 
@@ -65,6 +65,15 @@ void stats_call(const char *action)
     pthread_mutex_unlock(&lock);
 }
 
+void stats_target(const char *account, const char *region)
+{
+    char key[NAME_LEN];
+    snprintf(key, sizeof key, "%s/%s", account, region);
+    pthread_mutex_lock(&lock);
+    bump(&targets, key);
+    pthread_mutex_unlock(&lock);
+}
+
 void stats_error(const char *code)
 {
     pthread_mutex_lock(&lock);
@@ -84,6 +93,7 @@ void stats_reset(void)
     pthread_mutex_lock(&lock);
     memset(&calls, 0, sizeof calls);
     memset(&errors, 0, sizeof errors);
+    memset(&targets, 0, sizeof targets);
     memset(faults, 0, sizeof faults);
     requests = 0;
     peak = in_flight;
@@ -106,6 +116,7 @@ cJSON *stats_to_json(void)
     add_table(o, "calls", &calls);
     cJSON_AddNumberToObject(o, "requests", (double)requests);
     add_table(o, "errors", &errors);
+    add_table(o, "targets", &targets);
     cJSON *f = cJSON_AddObjectToObject(o, "faults");
     for (int k = FAULT_THROTTLE; k < FAULT_NKINDS; k++)
         cJSON_AddNumberToObject(f, fault_kind_name((enum fault_kind)k), (double)faults[k]);

@@ -12,12 +12,14 @@ void stats_end(void);
 /* Counts one call of action (NULL or "" counts as "(none)"); names past 64 bytes are cut and
  * past 256 distinct names go to "(other)". */
 void stats_call(const char *action);
+/* Counts one EC2 call served from the fleet of (account, region) ("ACCOUNT/REGION"). */
+void stats_target(const char *account, const char *region);
 void stats_error(const char *code);
 void stats_fault(enum fault_kind k);
 /* Zeroes every counter; the peak restarts from the requests in flight now. */
 void stats_reset(void);
 /* {"calls":{..},"requests":n,"errors":{..},"faults":{kind:n},"in_flight":n,
- *  "peak_in_flight":n}. Caller deletes. */
+ *  "peak_in_flight":n,"targets":{"ACCOUNT/REGION":n}}. Caller deletes. */
 cJSON *stats_to_json(void);
 
 #endif

@@ -1,4 +1,4 @@
-/* test_fleet.c - the fleet generator is deterministic and realistic, keeps its invariants
+/* test_ec2sim_fleet.c - ec2sim's fleet generator is deterministic and realistic, keeps its invariants
  * (no volume on a terminated instance, ids well formed and unique), the truth agrees with
  * an independent recount, and fleet files (JSON and YAML) load and round-trip. */
 #include <stdio.h>
@@ -246,6 +246,7 @@ static void bad_files(void)
         "{\"volumes\":[{\"size\":0}]}",
         "[1,2]",
         "{\"instances\":[{\"id\":\"i-0123456789abcdef0\"},{\"id\":\"i-0123456789abcdef0\"}]}",
+        "{\"volumes\":[{\"size\":8,\"type\":\"gp3\",\"multi_attach\":true}]}",
     };
     for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
         const char *path = write_tmp(".json", docs[i]);
@@ -272,5 +273,178 @@ static void id_syntax(void)
     CHECK(fleet_id_valid("vol-0123456789abcdef0", "vol-"));
 }
 
+/* --multi-attach-max: volumes shared by up to 16 instances of one AZ; 2 keeps the default
+ * fleet exactly. */
+static void multi_attach_many(void)
+{
+    struct fleet_params p;
+    fleet_params_default(&p);
+    p.instances = 1000;
+    p.seed = 3;
+    struct fleet *def = NULL, *two = NULL, *many = NULL;
+    CHECK(fleet_generate(1000, 3, &def) == EBSD_OK);
+    CHECK(fleet_generate_with(&p, &two) == EBSD_OK);
+    char *a = dump(def), *b = dump(two);
+    CHECK(strcmp(a, b) == 0);
+    free(a);
+    free(b);
+    p.multi_attach_max = FLEET_MAX_ATTACH + 1;
+    CHECK(fleet_generate_with(&p, &many) == EBSD_EINVAL);
+    p.multi_attach_max = 1;
+    CHECK(fleet_generate_with(&p, &many) == EBSD_EINVAL);
+    p.multi_attach_max = FLEET_MAX_ATTACH;
+    CHECK(fleet_generate_with(&p, &many) == EBSD_OK);
+    if (!many)
+        goto out;
+    const char *bad = fleet_check(many);
+    CHECK_STR(bad ? bad : "ok", "ok");
+    size_t most = 0, over2 = 0;
+    for (size_t v = 0; v < many->nvolumes; v++) {
+        const struct fleet_volume *vol = &many->volumes[v];
+        if (vol->natt > most)
+            most = vol->natt;
+        over2 += vol->natt > 2;
+        if (vol->natt > 1) {
+            CHECK(vol->multi_attach);
+            CHECK(strcmp(vol->type, "io1") == 0 || strcmp(vol->type, "io2") == 0);
+        }
+        for (size_t x = 0; x < vol->natt; x++) {
+            const struct fleet_instance *in = &many->instances[vol->att[x].instance];
+            CHECK_STR(in->az, vol->az);
+            CHECK(in->state != INST_TERMINATED);
+            for (size_t y = x + 1; y < vol->natt; y++)
+                CHECK(vol->att[x].instance != vol->att[y].instance);
+        }
+    }
+    CHECK_INT(most, FLEET_MAX_ATTACH);
+    CHECK(over2 > 1);
+    /* every attachment shows in its instance's block device mapping */
+    size_t nbdm = 0, natt = 0;
+    for (size_t i = 0; i < many->ninstances; i++)
+        nbdm += many->instances[i].nbdm;
+    for (size_t v = 0; v < many->nvolumes; v++)
+        natt += many->volumes[v].natt;
+    CHECK_INT(nbdm, natt);
+    /* and the truth counts such a volume once in the total, once per instance */
+    cJSON *t = fleet_truth(many);
+    double per_sum = 0, extra = 0;
+    cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(t, "instances"))
+        per_sum += it->valuedouble;
+    for (size_t v = 0; v < many->nvolumes; v++) {
+        int n = 0;
+        for (size_t x = 0; x < many->volumes[v].natt; x++)
+            n += fleet_attachment_counts(many->volumes[v].att[x].state);
+        if (n)
+            extra += (double)(n - 1) * many->volumes[v].size_gib;
+    }
+    CHECK(per_sum == cJSON_GetObjectItem(t, "total_gib")->valuedouble + extra);
+    cJSON_Delete(t);
+out:
+    fleet_free(def);
+    fleet_free(two);
+    fleet_free(many);
+}
+
+/* A fleet file may attach an io1/io2 volume to 16 instances, not 17. */
+static void file_multi_attach_16(void)
+{
+    for (int n = 16; n <= 17; n++) {
+        cJSON *doc = cJSON_CreateObject();
+        cJSON *insts = cJSON_AddArrayToObject(doc, "instances");
+        cJSON *vol = cJSON_CreateObject();
+        cJSON_AddNumberToObject(vol, "size", 500);
+        cJSON_AddStringToObject(vol, "type", "io2");
+        cJSON_AddBoolToObject(vol, "multi_attach", true);
+        cJSON *atts = cJSON_AddArrayToObject(vol, "attachments");
+        for (int i = 0; i < n; i++) {
+            char id[32];
+            snprintf(id, sizeof id, "i-%017x", i + 1);
+            cJSON *in = cJSON_CreateObject();
+            cJSON_AddStringToObject(in, "id", id);
+            cJSON_AddItemToArray(insts, in);
+            cJSON *at = cJSON_CreateObject();
+            cJSON_AddStringToObject(at, "instance", id);
+            cJSON_AddItemToArray(atts, at);
+        }
+        cJSON *vols = cJSON_AddArrayToObject(doc, "volumes");
+        cJSON_AddItemToArray(vols, vol);
+        struct fleet *f = NULL;
+        char err[256] = "";
+        ebsd_status st = fleet_from_json(doc, &f, err, sizeof err);
+        if (n == 16) {
+            CHECK_STR(err[0] ? err : "ok", "ok");
+            CHECK(st == EBSD_OK);
+            if (f) {
+                CHECK_INT(f->volumes[0].natt, 16);
+                cJSON *t = fleet_truth(f);
+                CHECK_INT(cJSON_GetObjectItem(t, "total_gib")->valuedouble, 500);
+                cJSON *it;
+                cJSON_ArrayForEach(it, cJSON_GetObjectItem(t, "instances"))
+                    CHECK_INT(it->valuedouble, 500);
+                cJSON_Delete(t);
+            }
+        } else {
+            CHECK(st != EBSD_OK);
+            CHECK(strstr(err, "at most 16") != NULL);
+        }
+        fleet_free(f);
+        cJSON_Delete(doc);
+    }
+}
+
+/* Groups partition the counted storage for every key; --tag-values sets the cardinality. */
+static void groups_partition(void)
+{
+    struct fleet_params p;
+    fleet_params_default(&p);
+    p.instances = 2000;
+    p.seed = 17;
+    p.tag_values = 50;
+    struct fleet *f = NULL;
+    CHECK(fleet_generate_with(&p, &f) == EBSD_OK);
+    if (!f)
+        return;
+    cJSON *t = fleet_truth(f);
+    double total = cJSON_GetObjectItem(t, "total_gib")->valuedouble;
+    double count = cJSON_GetObjectItem(t, "volume_count")->valuedouble;
+    static const char *const keys[] = {"volume_type",       "availability_zone", "instance_state",
+                                       "instance_type",     "instance_tag:team", "volume_tag:team",
+                                       "volume_tag:nokey"};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        const char *two[2] = {keys[k], "volume_type"};
+        for (size_t n = 1; n <= 2; n++) {
+            cJSON *g = fleet_truth_groups(f, two, n);
+            double sum = 0, vols = 0;
+            cJSON *it;
+            cJSON_ArrayForEach(it, g)
+            {
+                sum += cJSON_GetObjectItem(it, "total_gib")->valuedouble;
+                vols += cJSON_GetObjectItem(it, "volume_count")->valuedouble;
+                CHECK(cJSON_GetObjectItem(it, "instance_count")->valuedouble >= 1);
+            }
+            CHECK(sum == total);
+            CHECK(vols == count);
+            if (k == 6 && n == 1) /* a key no volume has: one null group */
+                CHECK(cJSON_GetArraySize(g) == 1 &&
+                      cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(
+                                                           cJSON_GetArrayItem(g, 0), "key"),
+                                                       "volume_tag:nokey")));
+            if (k == 4 && n == 1)
+                CHECK(cJSON_GetArraySize(g) > 40 && cJSON_GetArraySize(g) <= 51);
+            cJSON_Delete(g);
+        }
+    }
+    CHECK(fleet_group_key_valid("instance_tag:team") && !fleet_group_key_valid("instance_tag:"));
+    CHECK(!fleet_group_key_valid("size"));
+    cJSON *u = cJSON_GetObjectItem(t, "unattached");
+    CHECK(cJSON_GetObjectItem(u, "volume_count")->valuedouble ==
+          cJSON_GetObjectItem(t, "unattached_volumes")->valuedouble);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(u, "largest")) == 10);
+    cJSON_Delete(t);
+    fleet_free(f);
+}
+
 TEST_MAIN(T(deterministic), T(limits), T(invariants), T(realistic_mix), T(truth_sums),
-          T(json_round_trip), T(yaml_file), T(bad_files), T(id_syntax))
+          T(json_round_trip), T(yaml_file), T(bad_files), T(id_syntax), T(multi_attach_many),
+          T(file_multi_attach_16), T(groups_partition))
