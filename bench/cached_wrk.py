@@ -4,7 +4,11 @@ nginx (one worker) serving the same JSON bytes as a static file, in one run.
 Prints a Markdown table of requests/s, p50 and p99.
 
 Usage: bench/cached_wrk.py [--duration 10] [--connections 50] [--threads N] [--rounds 3]
-                           [--log-level info]
+                           [--log-level info] [--instances 1000] [--detail] [--gzip]
+--detail asks for ?detail=instances (the per-instance breakdown: 100 bytes an instance);
+--gzip sends Accept-Encoding: gzip to both: ebsd answers from its cached compressed copy,
+nginx compresses every response on the fly (gzip on, gzip_comp_level 6, ebsd's level).
+The bytes of one answer are printed with the table.
 ebsd logs at --log-level (default info, ebsd's own default: an access and a REPORT line per
 request; warn: no access lines and, cache hits being all there is here, no REPORT lines). Its stdout goes to a
 file, as a log driver would take it, and is not read while wrk runs (a Python reader on the
@@ -42,8 +46,10 @@ def free_port():
 
 
 def wrk(url, a):
+    hdr = ["-H", "Accept-Encoding: gzip"] if a.gzip else []
     out = subprocess.run(["wrk", "-t%d" % a.threads, "-c%d" % a.connections, "-d%ds" % a.duration,
-                          "--latency", url], capture_output=True, text=True, check=True).stdout
+                          "--latency"] + hdr + [url], capture_output=True, text=True,
+                         check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
     def pct(p):
@@ -65,18 +71,25 @@ def main():
     ap.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"])
     ap.add_argument("--redis", action="store_true",
                     help="also measure an ebsd sharing its cache through redis-server")
+    ap.add_argument("--instances", type=int, default=1000)
+    ap.add_argument("--detail", action="store_true")
+    ap.add_argument("--gzip", action="store_true")
     a = ap.parse_args()
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
             sys.exit("%s is missing: apt-get install wrk nginx-light" % tool)
 
-    sim = Sim("--instances", "1000", "--seed", "42")
+    sim = Sim("--instances", str(a.instances), "--seed", "42")
+    path = "/volumes/total" + ("?detail=instances" if a.detail else "")
     tmp = tempfile.mkdtemp(prefix="ebsd-bench-")
     os.chmod(tmp, 0o755)  # nginx's worker runs unprivileged and must read the file
     e = Ebsd(config="routes:\n  volumes_total:\n    cache_ttl_s: 3600\nlog:\n  level: %s\n" % a.log_level,
              sim=sim, log_path=os.path.join(tmp, "ebsd.log"))
-    st, _, body = e.get("/volumes/total")
+    st, _, body = e.get(path, timeout=120)
     assert st == 200
+    st, hdrs, zbody = e.get(path, headers={"Accept-Encoding": "gzip"} if a.gzip else None)
+    assert st == 200 and (not a.gzip or hdrs.get("content-encoding") == "gzip"), hdrs
+    wire_bytes = len(zbody)
     rds = er = None
     if a.redis:
         rds = RedisServer()
@@ -87,7 +100,7 @@ def main():
             if er.get_json("/readyz")[2].get("redis") == "up":
                 break
             time.sleep(0.05)
-        st, _, _ = er.get("/volumes/total")
+        st, _, _ = er.get(path, timeout=120)
         assert st == 200
     access = a.log_level in ("debug", "info")
     ngx_log = ("log_format j escape=json '{\"time\":\"$time_iso8601\",\"level\":\"info\","
@@ -102,11 +115,12 @@ def main():
     with open(conf, "w") as f:
         f.write("""daemon off; worker_processes 1; pid %(t)s/nginx.pid; error_log %(t)s/error.log;
 events { worker_connections 1024; }
-http { %(log)s keepalive_requests 1000000;
+http { %(log)s keepalive_requests 1000000; %(gzip)s
   types { application/json json; }
   server { listen 127.0.0.1:%(p)d; root %(t)s;
     location = /volumes/total { default_type application/json; try_files /total.json =404; } } }
-""" % {"t": tmp, "p": port, "log": ngx_log})
+""" % {"t": tmp, "p": port, "log": ngx_log,
+       "gzip": "gzip on; gzip_types application/json; gzip_comp_level 6;" if a.gzip else ""})
     ngx = subprocess.Popen(["nginx", "-c", conf, "-p", tmp], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     time.sleep(0.5)
@@ -116,10 +130,10 @@ http { %(log)s keepalive_requests 1000000;
             results["ebsd+redis"] = []
         results["nginx"] = []
         for _ in range(a.rounds):  # interleaved rounds, so both see the same machine noise
-            results["ebsd"].append(wrk("http://127.0.0.1:%d/volumes/total" % e.port, a))
+            results["ebsd"].append(wrk("http://127.0.0.1:%d%s" % (e.port, path), a))
             if er:
-                results["ebsd+redis"].append(wrk("http://127.0.0.1:%d/volumes/total" % er.port, a))
-            results["nginx"].append(wrk("http://127.0.0.1:%d/volumes/total" % port, a))
+                results["ebsd+redis"].append(wrk("http://127.0.0.1:%d%s" % (er.port, path), a))
+            results["nginx"].append(wrk("http://127.0.0.1:%d%s" % (port, path), a))
         if any(r[3] for rs in results.values() for r in rs):
             sys.exit("a server answered non-2xx responses: the comparison is invalid")
         if access:  # both really logged every request
@@ -140,9 +154,11 @@ http { %(log)s keepalive_requests 1000000;
             r = rs[len(rs) // 2]
             med[name] = r[0]
             print("| %s | %.0f | %.3f ms | %.3f ms | %d |" % (name, r[0], r[1], r[2], r[3]))
-        print("\nebsd / nginx requests/s: %.2f (body %d bytes, %d connections, %d s, wrk -t%d, "
-              "ebsd log level %s, access lines %s)" % (
-                  med["ebsd"] / med["nginx"], len(body), a.connections, a.duration, a.threads,
+        print("\nebsd / nginx requests/s: %.2f (%s, %d instances, body %d bytes, %s %d bytes, "
+              "%d connections, %d s, wrk -t%d, ebsd log level %s, access lines %s)" % (
+                  med["ebsd"] / med["nginx"], path, a.instances, len(body),
+                  "gzip" if a.gzip else "identity", wire_bytes, a.connections, a.duration,
+                  a.threads,
                   a.log_level, "to a file from both" if access else "off in both"))
         if er:
             print("ebsd+redis / ebsd requests/s: %.2f" % (med["ebsd+redis"] / med["ebsd"]))

@@ -44,6 +44,8 @@ struct cache_view {
     int64_t stored_at_ms;        /* monotonic, as given to cache_put */
     int64_t ttl_ms;
     int64_t age_ms;              /* now_ms - stored_at_ms at lookup, never negative */
+    const char *alt;             /* the representation attached by cache_attach, or NULL */
+    size_t alt_len;
 };
 
 struct cache_stats {
@@ -85,6 +87,16 @@ enum cache_state cache_lookup(struct cache *c, const char *key, int64_t now_ms,
 EBSD_MUST_CHECK ebsd_status cache_put(struct cache *c, const char *key, int status,
                                       const char *body, size_t len, int64_t fetched_at_wall_ms,
                                       int64_t now_ms, int64_t ttl_ms);
+
+/* Attaches alt (len bytes, copied) to key's entry if its ETag is still etag: another
+ * representation of the same body computed once by the caller (volumes.c keeps the gzip
+ * member of the body there, so a hit never compresses again). Replaces an earlier one; it
+ * goes with the entry (a cache_put of the key drops it) and counts in the byte budget, for
+ * which least-recently-used entries other than key's are evicted. *stored then points to the
+ * cache's copy (valid as a view's pointers are). EBSD_ENOTFOUND if the key has no entry with
+ * that ETag (it was replaced or dropped); EBSD_ETOOBIG if it cannot fit: nothing changes. */
+EBSD_MUST_CHECK ebsd_status cache_attach(struct cache *c, const char *key, const char *etag,
+                                         const void *alt, size_t len, const char **stored);
 
 /* Removes key's entry. Returns true if there was one. */
 bool cache_remove(struct cache *c, const char *key);

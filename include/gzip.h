@@ -40,6 +40,27 @@ bool gzip_varies(size_t len, size_t min_bytes);
  * holds nothing to free). */
 EBSD_MUST_CHECK ebsd_status gzip_compress(const void *in, size_t len, struct buf *out);
 
+/* Bytes of state gzip_open puts before the stream: CRC-32 and length of the input. */
+#define GZIP_OPEN_STATE 8
+
+/* The start of a gzip stream whose end is written later, once per response (the cached body
+ * of an answer is compressed once; each response appends its own tail, its source and
+ * request_id): out = GZIP_OPEN_STATE bytes of state (CRC-32 and length of in), then the gzip
+ * header and in deflated (level 6), ended by a sync flush, so the stream is byte-aligned and
+ * has no final block and no trailer yet. One gzip member in the end, which every decoder
+ * reads (curl 7.88 fails on a stream of several members). out is initialised here (caller
+ * frees with buf_free). EBSD_ETOOBIG if len > GZIP_MAX_INPUT; EBSD_EIO if zlib fails. */
+EBSD_MUST_CHECK ebsd_status gzip_open(const void *in, size_t len, struct buf *out);
+
+/* A complete gzip stream: open[0..open_len) (from gzip_open, state included) without its
+ * state, then tail deflated as the final blocks (a fresh raw deflate stream with a small
+ * window: it never refers back, so microseconds and about 3 KiB of zlib state, not 256 KiB),
+ * then the trailer: the CRC-32 of the whole content (zlib's crc32_combine of the open part's
+ * and the tail's) and its length. Decompresses to in + tail. out is initialised here.
+ * EBSD_EINVAL if open is too short to come from gzip_open; EBSD_EIO if zlib fails. */
+EBSD_MUST_CHECK ebsd_status gzip_close(const void *open, size_t open_len, const void *tail,
+                                       size_t tail_len, struct buf *out);
+
 /* The ETag of the gzip representation of the entity whose identity ETag is etag: the suffix
  * "-gzip" inside the quotes, as Apache's mod_deflate does ("abc" -> "abc-gzip",
  * W/"abc" -> W/"abc-gzip"), so a cache or If-None-Match never mistakes one representation

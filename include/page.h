@@ -60,6 +60,14 @@ EBSD_MUST_CHECK ebsd_status page_input_from_json(const cJSON *obj, struct page_i
 
 void page_input_free(struct page_input *in);
 
+/* Appends to targets (a cJSON array) one target in page_input_from_json's shape, from the
+ * latest cached GET /volumes/total answer of (account, region): body[0..len) is that
+ * answer's JSON (total_gib, instance_count, volume_count; by_type when the answer has it),
+ * age_s its age. body NULL (no answer yet) or unreadable: the target without age_s (no data:
+ * total_gib 0) and, when unreadable, an error. Never starts a fetch: the caller only reads the cache. */
+void page_target_from_answer(cJSON *targets, const char *account, const char *region,
+                             const char *body, size_t len, double age_s);
+
 /* Renders the page into out, which this initialises with a PAGE_MAX_BYTES cap (caller frees
  * with buf_free or takes it with buf_steal). Every text from the input is HTML-escaped.
  * EBSD_ETOOBIG if the page would pass the cap. */

@@ -36,7 +36,10 @@ struct request {
     char id[80];                /* request id (validated or generated) */
     char method[16];
     char *path;                 /* owned */
-    char client[64];            /* client address (left-most X-Forwarded-For if present) */
+    char client[64];            /* client address: the peer, or behind a trusted proxy the
+                                 * X-Forwarded-For client (realip.h) */
+    bool client_forwarded;      /* client came from X-Forwarded-For */
+    void *client_slot;          /* the server's in-flight count for client (server.c) */
     int64_t start_us;           /* monotonic */
     int64_t deadline;           /* monotonic ms; set by the route */
     size_t body_bytes;          /* request body bytes seen */
@@ -44,7 +47,8 @@ struct request {
     char *resp_body;            /* owned */
     size_t resp_len;
     char *resp_type;            /* static string */
-    char *resp_headers[16];     /* "Name: value" owned strings */
+    char *resp_headers[24];     /* "Name: value" owned strings */
+    char vary[96];              /* Vary tokens, comma-separated ("" = none): request_vary */
     size_t nresp_headers;
     bool ready;                 /* a response is set */
     bool dispatched;
@@ -103,8 +107,11 @@ const struct auth *server_auth(const struct server *s);
 /* Sets the response of r (body ownership passes to r; type is a static string). */
 void request_respond(struct request *r, unsigned status, char *body, size_t len,
                      const char *type);
-/* Adds a response header; the strings are copied. At most 16 headers. */
+/* Adds a response header; the strings are copied. At most 24 headers. */
 void request_add_header(struct request *r, const char *name, const char *value);
+/* Adds token to the response's one Vary header (sent with the response; a token already
+ * listed is not repeated), so CORS (Origin) and compression (Accept-Encoding) share it. */
+void request_vary(struct request *r, const char *token);
 /* A JSON error body in the one error shape: {"error":{"code","message","request_id"}}. */
 void request_error(struct request *r, unsigned status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -121,5 +128,10 @@ int request_query_each(struct request *r, int (*fn)(void *ctx, const char *k, co
 void request_suspend(struct request *r);
 /* Resumes a suspended request whose response has been set. */
 void request_resume(struct request *r);
+
+/* Refusals by the per-client limits since start: connections of one peer address over
+ * server.max_connections_per_ip, and requests in flight of one client address behind
+ * trusted proxies. */
+void server_refused(unsigned long long *connections, unsigned long long *requests);
 
 #endif

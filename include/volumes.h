@@ -4,8 +4,11 @@
 #ifndef EBSD_VOLUMES_H
 #define EBSD_VOLUMES_H
 #include <stdint.h>
+#include <stdbool.h>
+#include "cache.h"
 #include "config.h"
 #include "server.h"
+#include "target.h"
 
 /* (Re)applies the config: cache bounds and windows, TTLs. The cache survives reloads when
  * its bounds do not change. */
@@ -15,10 +18,17 @@ void volumes_shutdown(void);
 /* GET /volumes/total (instance_id NULL) and GET /instances/{id}/volumes (id validated). */
 void volumes_handle(struct request *r, const char *instance_id);
 
+/* The latest cached GET /volumes/total answer of target t (with or without
+ * ?detail=instances, parallel or sequential: the most recently fetched), in any state a
+ * cache lookup still returns (stale ones included), for the page at /. Never starts a fetch.
+ * False if there is none. *out is valid as cache_lookup's views are (cache.h). */
+bool volumes_latest(const struct target *t, struct cache_view *out);
+
 /* Counters for /metrics. */
 struct volumes_stats {
     unsigned long long hits, misses, coalesced, refreshed, stale_served, refresh_ahead,
-        not_modified, waiter_timeouts, refresh_limited;
+        not_modified, waiter_timeouts, refresh_limited, gzipped,
+        gzip_bodies; /* gzip answers sent; cached bodies compressed (once per entry) */
     unsigned long long entries, bytes, evictions;
     unsigned flights;
 };

@@ -10,11 +10,13 @@
 
 #include "auth.h"
 #include "clock.h"
+#include "cors.h"
 #include "ec2.h"
 #include "credsvc.h"
 #include "log.h"
 #include "mem.h"
 #include "redisshare.h"
+#include "page.h"
 #include "route.h"
 #include "skew.h"
 #include "telemetry.h"
@@ -81,6 +83,84 @@ static void route_metrics(struct request *r)
     request_respond(r, 200, buf_steal(&b), len, "text/plain; version=0.0.4; charset=utf-8");
 }
 
+/* GET /: the latest cached answer of each configured target (never a fetch), as the page
+ * for browsers (Accept: text/html) and as JSON (page_input_from_json's shape) otherwise. */
+static void route_home(struct request *r)
+{
+    const struct config *cfg = server_config(r->srv);
+    cJSON *o = cJSON_CreateObject();
+    char now[40];
+    int64_t wall = clock_wall_ms();
+    cJSON_AddStringToObject(o, "generated_at", clock_format_rfc3339(wall, now, sizeof now));
+    cJSON_AddNumberToObject(o, "refresh_s", PAGE_DEFAULT_REFRESH_S);
+    cJSON *targets = cJSON_AddArrayToObject(o, "targets");
+    for (size_t i = 0; i < cfg->nregions; i++) {
+        struct target t = target_make(NULL, cfg->regions[i]);
+        struct cache_view v;
+        bool have = volumes_latest(&t, &v);
+        page_target_from_answer(targets, t.account, t.region, have ? v.body : NULL,
+                                have ? v.len : 0,
+                                have ? (double)(wall - v.fetched_at_wall_ms) / 1000.0 : -1);
+    }
+    request_vary(r, "Accept");
+    request_add_header(r, "Cache-Control", "no-cache");
+    if (!page_wants_html(request_header(r, "Accept"))) {
+        request_json(r, 200, o);
+        return;
+    }
+    struct page_input in;
+    struct buf html;
+    char why[160];
+    ebsd_status st = page_input_from_json(o, &in, why, sizeof why);
+    cJSON_Delete(o);
+    if (st != EBSD_OK) {
+        request_error(r, 500, "InternalError", "page input: %s", why);
+        return;
+    }
+    st = page_render(&in, &html);
+    page_input_free(&in);
+    if (st != EBSD_OK) {
+        buf_free(&html);
+        request_error(r, 500, "InternalError", "the page is larger than its cap");
+        return;
+    }
+    request_add_header(r, "Content-Security-Policy", page_csp());
+    request_add_header(r, "X-Content-Type-Options", "nosniff");
+    size_t len = html.len;
+    request_respond(r, 200, buf_steal(&html), len, PAGE_CONTENT_TYPE);
+}
+
+/* CORS (server.cors_origins) for the data answers: their headers, or a preflight's answer.
+ * Returns true if r was answered (a preflight). */
+static bool cors(struct request *r, bool get)
+{
+    const struct config *cfg = server_config(r->srv);
+    if (!cfg->ncors_origins)
+        return false;
+    const char *const *origins = (const char *const *)cfg->cors_origins;
+    const char *origin = request_header(r, "Origin");
+    struct cors_header h[CORS_MAX_HEADERS];
+    size_t n = 0;
+    int status = 0;
+    if (get)
+        n = cors_response_headers(origins, cfg->ncors_origins, origin, h);
+    else if (strcmp(r->method, "OPTIONS") == 0)
+        status = cors_preflight(origins, cfg->ncors_origins, origin,
+                                request_header(r, "Access-Control-Request-Method"), h, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(h[i].name, "Vary") == 0)
+            request_vary(r, h[i].value);
+        else
+            request_add_header(r, h[i].name, h[i].value);
+    }
+    if (status == 204)
+        request_respond(r, 204, xstrdup(""), 0, "text/plain");
+    else if (status)
+        request_error(r, (unsigned)status, "CorsPreflightRejected",
+                      "origin or method not allowed for cross-origin requests");
+    return status != 0;
+}
+
 /* ---------------------------------------------------------------- routing */
 
 void api_dispatch(struct request *r)
@@ -92,6 +172,9 @@ void api_dispatch(struct request *r)
         request_error(r, 404, "NotFound", "no such path; see /openapi.yaml");
         return;
     }
+    bool data = route == ROUTE_TOTAL || route == ROUTE_INSTANCE || route == ROUTE_HOME;
+    if (data && cors(r, get))
+        return;
     if (!get) {
         request_add_header(r, "Allow", "GET, HEAD");
         request_error(r, 405, "MethodNotAllowed", "method %s is not allowed here; use GET or HEAD",
@@ -102,7 +185,7 @@ void api_dispatch(struct request *r)
      * when auth is on. Checked before the instance id, so a caller without a token learns
      * nothing from the answers. */
     const struct auth *auth = server_auth(r->srv);
-    if (auth && (route == ROUTE_TOTAL || route == ROUTE_INSTANCE || route == ROUTE_METRICS) &&
+    if (auth && (data || route == ROUTE_METRICS) &&
         !auth_check(auth, request_header(r, "Authorization"))) {
         request_add_header(r, "WWW-Authenticate", "Bearer realm=\"ebsd\"");
         request_error(r, 401, "Unauthorized",
@@ -115,6 +198,7 @@ void api_dispatch(struct request *r)
     case ROUTE_SPEC: route_openapi(r); break;
     case ROUTE_METRICS: route_metrics(r); break;
     case ROUTE_TOTAL: volumes_handle(r, NULL); break;
+    case ROUTE_HOME: route_home(r); break;
     case ROUTE_INSTANCE:
         if (!ec2_instance_id_valid(instance_id)) {
             request_error(r, 400, "InvalidInstanceID.Malformed",

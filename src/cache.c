@@ -30,6 +30,8 @@ struct cache_entry {
     int64_t stored_at_ms;
     int64_t ttl_ms;
     char etag[CACHE_ETAG_SIZE];
+    char *alt;     /* another representation of body (cache_attach), or NULL */
+    size_t alt_len;
 };
 
 _Static_assert(sizeof(struct cache_entry) <= CACHE_ENTRY_OVERHEAD,
@@ -60,6 +62,7 @@ static void entry_free(struct cache_entry *e)
 {
     free(e->key);
     free(e->body);
+    free(e->alt);
     free(e);
 }
 
@@ -141,7 +144,36 @@ enum cache_state cache_lookup(struct cache *c, const char *key, int64_t now_ms,
     out->stored_at_ms = e->stored_at_ms;
     out->ttl_ms = e->ttl_ms;
     out->age_ms = age;
+    out->alt = e->alt;
+    out->alt_len = e->alt_len;
     return s;
+}
+
+ebsd_status cache_attach(struct cache *c, const char *key, const char *etag, const void *alt,
+                         size_t len, const char **stored)
+{
+    struct cache_entry *e = key ? find(c, key) : NULL;
+    if (!e || strcmp(e->etag, etag) != 0)
+        return EBSD_ENOTFOUND;
+    size_t cost = e->cost - e->alt_len;
+    if (len > c->st.max_bytes || cost > c->st.max_bytes - len)
+        return EBSD_ETOOBIG;
+    /* room for it: least recently used entries go first, never e itself */
+    while (c->lru && c->lru->prev != e && c->st.bytes - e->alt_len + len > c->st.max_bytes) {
+        entry_drop(c, c->lru->prev);
+        c->st.evictions++;
+    }
+    if (c->st.bytes - e->alt_len + len > c->st.max_bytes)
+        return EBSD_ETOOBIG;
+    c->st.bytes = c->st.bytes - e->alt_len + len;
+    free(e->alt);
+    e->alt = xmalloc(len ? len : 1);
+    if (len)
+        memcpy(e->alt, alt, len);
+    e->alt_len = len;
+    e->cost = cost + len;
+    *stored = e->alt;
+    return EBSD_OK;
 }
 
 void cache_etag(const char *body, size_t len, char out[CACHE_ETAG_SIZE])

@@ -163,6 +163,103 @@ out:
     return st;
 }
 
+static void put_le32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get_le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+ebsd_status gzip_open(const void *in, size_t len, struct buf *out)
+{
+    ebsd_status st = EBSD_EIO;
+    z_stream zs;
+    bool inited = false;
+    buf_init(out, 0);
+    if (len > GZIP_MAX_INPUT)
+        return EBSD_ETOOBIG;
+    memset(&zs, 0, sizeof zs);
+    if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        goto out;
+    inited = true;
+    /* deflateBound covers Z_FINISH's final block and trailer, more than a sync flush's
+     * empty stored block (5 bytes) needs */
+    uLong bound = deflateBound(&zs, (uLong)len) + 16;
+    unsigned char *dst = xmalloc(GZIP_OPEN_STATE + bound + 1);
+    zs.next_in = (Bytef *)(uintptr_t)in;
+    zs.avail_in = (uInt)len;
+    zs.next_out = dst + GZIP_OPEN_STATE;
+    zs.avail_out = (uInt)bound;
+    /* Z_SYNC_FLUSH: every byte of in is in the output, which ends byte-aligned and without
+     * a final block or trailer, so more blocks may follow */
+    if (deflate(&zs, Z_SYNC_FLUSH) != Z_OK || zs.avail_in != 0 || zs.avail_out == 0) {
+        free(dst);
+        goto out;
+    }
+    put_le32(dst, (uint32_t)crc32(0L, (const Bytef *)in, (uInt)len));
+    put_le32(dst + 4, (uint32_t)len); /* ISIZE is the length modulo 2^32 */
+    out->data = (char *)dst;
+    out->len = GZIP_OPEN_STATE + zs.total_out;
+    out->cap = GZIP_OPEN_STATE + bound + 1;
+    out->max = out->cap - 1;
+    st = EBSD_OK;
+out:
+    if (inited)
+        deflateEnd(&zs);
+    return st;
+}
+
+ebsd_status gzip_close(const void *open, size_t open_len, const void *tail, size_t tail_len,
+                       struct buf *out)
+{
+    ebsd_status st = EBSD_EIO;
+    z_stream zs;
+    bool inited = false;
+    buf_init(out, 0);
+    if (open_len < GZIP_OPEN_STATE + 10 || tail_len > GZIP_MAX_INPUT)
+        return EBSD_EINVAL;
+    memset(&zs, 0, sizeof zs);
+    /* raw deflate (no header), a 512-byte window and the smallest hash: a fresh stream never
+     * refers back into the open part, so its blocks may follow it; about 3 KiB of state */
+    if (deflateInit2(&zs, 1, Z_DEFLATED, -9, 1, Z_DEFAULT_STRATEGY) != Z_OK)
+        goto out;
+    inited = true;
+    const unsigned char *o = open;
+    size_t head = open_len - GZIP_OPEN_STATE;
+    uLong bound = deflateBound(&zs, (uLong)tail_len) + 16;
+    unsigned char *dst = xmalloc(head + bound + 8 + 1);
+    memcpy(dst, o + GZIP_OPEN_STATE, head);
+    zs.next_in = (Bytef *)(uintptr_t)tail;
+    zs.avail_in = (uInt)tail_len;
+    zs.next_out = dst + head;
+    zs.avail_out = (uInt)bound;
+    if (deflate(&zs, Z_FINISH) != Z_STREAM_END) {
+        free(dst);
+        goto out;
+    }
+    size_t n = head + zs.total_out;
+    uLong crc = crc32_combine((uLong)get_le32(o), crc32(0L, (const Bytef *)tail, (uInt)tail_len),
+                              (z_off_t)tail_len);
+    put_le32(dst + n, (uint32_t)crc);
+    put_le32(dst + n + 4, get_le32(o + 4) + (uint32_t)tail_len);
+    n += 8;
+    dst[n] = '\0';
+    out->data = (char *)dst;
+    out->len = n;
+    out->cap = head + bound + 8 + 1;
+    out->max = out->cap - 1;
+    st = EBSD_OK;
+out:
+    if (inited)
+        deflateEnd(&zs);
+    return st;
+}
+
+
 ebsd_status gzip_etag(const char *etag, char *out, size_t size)
 {
     static const char suffix[] = "-gzip";

@@ -497,6 +497,36 @@ ebsd_status page_render(const struct page_input *in, struct buf *out)
 
 /* ------------------------------------------------------------------ headers */
 
+void page_target_from_answer(cJSON *targets, const char *account, const char *region,
+                             const char *body, size_t len, double age_s)
+{
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "account", account);
+    cJSON_AddStringToObject(t, "region", region);
+    cJSON *a = body ? cJSON_ParseWithLength(body, len) : NULL;
+    const cJSON *total = cJSON_GetObjectItemCaseSensitive(a, "total_gib");
+    if (!cJSON_IsNumber(total)) {
+        cJSON_AddNumberToObject(t, "total_gib", 0); /* no age_s: no data yet */
+        if (body)
+            cJSON_AddStringToObject(t, "error", "the cached answer is unreadable");
+        cJSON_AddItemToArray(targets, t);
+        cJSON_Delete(a);
+        return;
+    }
+    cJSON_AddNumberToObject(t, "total_gib", total->valuedouble);
+    static const char *const counts[] = {"instance_count", "volume_count"};
+    for (size_t i = 0; i < 2; i++) {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(a, counts[i]);
+        cJSON_AddNumberToObject(t, counts[i], cJSON_IsNumber(n) ? n->valuedouble : 0);
+    }
+    const cJSON *by = cJSON_GetObjectItemCaseSensitive(a, "by_type");
+    if (cJSON_IsObject(by))
+        cJSON_AddItemToObject(t, "by_type", cJSON_Duplicate(by, true));
+    cJSON_AddNumberToObject(t, "age_s", age_s < 0 ? 0 : age_s);
+    cJSON_AddItemToArray(targets, t);
+    cJSON_Delete(a);
+}
+
 const char *page_csp(void)
 {
     static char csp[256];

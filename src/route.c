@@ -17,7 +17,7 @@ enum route route_match(const char *path, char *instance_id_out, size_t len)
     } fixed[] = {
         {"/healthz", ROUTE_HEALTH},       {"/readyz", ROUTE_READY},
         {"/openapi.yaml", ROUTE_SPEC},    {"/metrics", ROUTE_METRICS},
-        {"/volumes/total", ROUTE_TOTAL},
+        {"/volumes/total", ROUTE_TOTAL},  {"/", ROUTE_HOME},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (strcmp(path, fixed[i].path) == 0)
@@ -43,6 +43,7 @@ const char *route_label(enum route r)
     case ROUTE_READY: return "/readyz";
     case ROUTE_SPEC: return "/openapi.yaml";
     case ROUTE_METRICS: return "/metrics";
+    case ROUTE_HOME: return "/";
     case ROUTE_TOTAL: return "/volumes/total";
     case ROUTE_INSTANCE: return "/instances/{id}/volumes";
     case ROUTE_NONE: break;

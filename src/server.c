@@ -20,11 +20,14 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <uthash.h>
 
 #include "auth.h"
+#include "gzip.h"
 #include "clock.h"
 #include "log.h"
 #include "mem.h"
+#include "realip.h"
 #include "reqid.h"
 #include "route.h"
 
@@ -44,8 +47,18 @@ struct conn {
     int fd;
     struct loop_timer *timer;
     bool counted;              /* within the connection limits (else refused at once) */
+    bool trusted;              /* the peer is in server.trusted_proxies: no per-address limit */
     unsigned char addr[17];    /* peer address: family byte, then 4 or 16 bytes */
     struct conn *prev, *next;
+};
+
+/* Requests in flight from one client address (the realip client): the per-client limit
+ * (server.max_connections_per_ip) counts these, so behind a balancer it applies to each
+ * client, not to the balancer. Freed when its count drops to 0. */
+struct client_slot {
+    char addr[64];
+    unsigned n;
+    UT_hash_handle hh;
 };
 
 /* A live request, linked so drain and shutdown can reach every suspended one. */
@@ -72,6 +85,7 @@ struct server {
     unsigned nconns;
     struct auth *auth;        /* bearer tokens, or NULL when auth is off */
     unsigned inflight;        /* requests dispatched and not completed */
+    struct client_slot *clients; /* in-flight requests per client address */
 };
 
 const struct config *server_config(const struct server *s) { return s->cfg; }
@@ -101,6 +115,13 @@ void request_add_header(struct request *r, const char *name, const char *value)
     memcpy(h + nl, ": ", 2);
     memcpy(h + nl + 2, value, vl + 1);
     r->resp_headers[r->nresp_headers++] = h;
+}
+
+void request_vary(struct request *r, const char *token)
+{
+    char next[sizeof r->vary];
+    if (gzip_vary_add(r->vary, token, next, sizeof next) == EBSD_OK)
+        memcpy(r->vary, next, sizeof next);
 }
 
 void request_json(struct request *r, unsigned status, cJSON *obj)
@@ -145,6 +166,17 @@ struct query_iter {
     void *ctx;
     int rc;
 };
+
+/* Refusals by the per-client limits, for /metrics (server_refused). */
+static struct {
+    unsigned long long connections, requests;
+} refused;
+
+void server_refused(unsigned long long *connections, unsigned long long *requests)
+{
+    *connections = refused.connections;
+    *requests = refused.requests;
+}
 
 static enum MHD_Result query_iter_cb(void *cls, enum MHD_ValueKind kind, const char *key,
                                      const char *value)
@@ -205,43 +237,75 @@ void request_resume(struct request *r)
 
 /* ---------------------------------------------------------------- the MHD callbacks */
 
+/* Collects the values of every X-Forwarded-For header, in the order they arrived. */
+struct xff_list {
+    const char *v[16];
+    size_t n;
+};
+
+static enum MHD_Result xff_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                              const char *value)
+{
+    struct xff_list *x = cls;
+    if (value && strcasecmp(key, "X-Forwarded-For") == 0) {
+        /* more than 16 headers: keep the last ones, where the walk starts */
+        if (x->n == sizeof x->v / sizeof x->v[0]) {
+            memmove(x->v, x->v + 1, sizeof x->v - sizeof x->v[0]);
+            x->n--;
+        }
+        x->v[x->n++] = value;
+    }
+    return MHD_YES;
+}
+
+/* The request's client address: the peer, or, when the peer is a trusted proxy
+ * (server.trusted_proxies), the X-Forwarded-For client as nginx's realip module takes it. */
 static void client_address(struct request *r)
 {
-    const char *xff = request_header(r, "X-Forwarded-For");
-    if (xff && *xff) {
-        size_t n = strcspn(xff, ",");
-        while (n && xff[n - 1] == ' ')
-            n--;
-        while (n && *xff == ' ') {
-            xff++;
-            n--;
-        }
-        if (n >= sizeof r->client)
-            n = sizeof r->client - 1;
-        memcpy(r->client, xff, n);
-        r->client[n] = '\0';
-        /* keep only printable characters of an address */
-        for (char *p = r->client; *p; p++)
-            if (!strchr("0123456789abcdefABCDEF.:[]", *p))
-                *p = '?';
-        return;
-    }
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (!ci || !ci->client_addr)
+    struct realip_addr peer, client;
+    if (!ci || !ci->client_addr || realip_addr_from_sockaddr(ci->client_addr, &peer) != EBSD_OK)
         return;
-    if (ci->client_addr->sa_family == AF_INET) {
-        /* the common case, without getnameinfo's overhead (same text) */
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)ci->client_addr;
-        if (!inet_ntop(AF_INET, &sin->sin_addr, r->client, sizeof r->client))
-            r->client[0] = '\0';
-        return;
+    const struct config *cfg = r->srv->cfg;
+    char text[REALIP_ADDRSTRLEN];
+    if (cfg->ntrusted_proxies == 0) {
+        realip_addr_str(&peer, text);
+    } else {
+        struct xff_list x = {.n = 0};
+        MHD_get_connection_values(r->conn, MHD_HEADER_KIND, xff_cb, &x);
+        r->client_forwarded = realip_client(cfg->trusted_proxies, cfg->ntrusted_proxies, &peer,
+                                            x.v, x.n, &client, text);
     }
-    char host[64] = "";
-    socklen_t len = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                           : sizeof(struct sockaddr_in);
-    if (getnameinfo(ci->client_addr, len, host, sizeof host, NULL, 0, NI_NUMERICHOST) == 0)
-        snprintf(r->client, sizeof r->client, "%s", host);
+    snprintf(r->client, sizeof r->client, "%s", text);
+}
+
+/* Counts r against its client's requests in flight. Returns false if the client already has
+ * server.max_connections_per_ip of them (r is counted all the same; on_completed uncounts). */
+static bool client_admit(struct server *s, struct request *r)
+{
+    struct client_slot *cs = NULL;
+    HASH_FIND_STR(s->clients, r->client, cs);
+    if (!cs) {
+        cs = xcalloc(1, sizeof *cs);
+        snprintf(cs->addr, sizeof cs->addr, "%s", r->client);
+        HASH_ADD_STR(s->clients, addr, cs);
+    }
+    cs->n++;
+    r->client_slot = cs;
+    return cs->n <= s->cfg->max_connections_per_ip;
+}
+
+static void client_release(struct server *s, struct request *r)
+{
+    struct client_slot *cs = r->client_slot;
+    if (!cs)
+        return;
+    r->client_slot = NULL;
+    if (--cs->n == 0) {
+        HASH_DEL(s->clients, cs);
+        free(cs);
+    }
 }
 
 struct header_size {
@@ -295,6 +359,8 @@ static enum MHD_Result queue(struct request *r)
         MHD_add_response_header(resp, h, colon + 2);
         *colon = ':';
     }
+    if (r->vary[0])
+        MHD_add_response_header(resp, "Vary", r->vary);
     if (r->srv->draining)
         MHD_add_response_header(resp, "Connection", "close");
     enum MHD_Result ret = MHD_queue_response(r->conn, r->status, resp);
@@ -363,6 +429,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         char code[32], msg[256];
         if (route_query_verdict(&uc, code, sizeof code, msg, sizeof msg) != EBSD_OK) {
             request_error(r, 400, code, "%s", msg);
+            return queue(r);
+        }
+        /* The per-client limit: requests in flight per client address. Probes are always
+         * answered, whatever one client does. */
+        char idbuf[ROUTE_ID_MAX];
+        enum route rt = route_match(r->path, idbuf, sizeof idbuf);
+        if (!client_admit(s, r) && rt != ROUTE_HEALTH && rt != ROUTE_READY) {
+            refused.requests++;
+            request_add_header(r, "Retry-After", "1");
+            request_error(r, 429, "TooManyRequests",
+                          "too many requests in flight from this client; retry");
             return queue(r);
         }
         /* Reject other methods before any body is read. */
@@ -485,6 +562,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                  clock_now_ms() +
                      ((int64_t)s->cfg->idle_timeout_s + s->cfg->header_timeout_s) * 1000);
     free(lv);
+    client_release(s, r);
     if (r->watch_fd >= 0)
         loop_del_fd(s->loop, r->watch_fd);
     if (r->cancel)
@@ -594,6 +672,19 @@ static void peer_key(struct MHD_Connection *mc, unsigned char key[17])
     }
 }
 
+/* True if the peer of mc is a trusted proxy: a balancer carries many clients' connections,
+ * so the per-address connection limit does not apply to it (the per-client request limit
+ * applies to each client behind it instead). */
+static bool peer_trusted(const struct server *s, struct MHD_Connection *mc)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    struct realip_addr a;
+    return s->cfg->ntrusted_proxies && ci && ci->client_addr &&
+           realip_addr_from_sockaddr(ci->client_addr, &a) == EBSD_OK &&
+           realip_trusted(s->cfg->trusted_proxies, s->cfg->ntrusted_proxies, &a);
+}
+
 /* Counted connections open from c's address, c excluded. At most max_connections to walk,
  * once per accepted connection. */
 static unsigned conns_from(const struct server *s, const struct conn *c)
@@ -617,6 +708,7 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
         c->s = s;
         c->fd = ci ? ci->connect_fd : -1;
         peer_key(mc, c->addr);
+        c->trusted = peer_trusted(s, mc);
         c->next = s->conns;
         if (s->conns)
             s->conns->prev = c;
@@ -637,7 +729,7 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
                       s->nconns);
             return;
         }
-        if (c->addr[0] && conns_from(s, c) >= s->cfg->max_connections_per_ip) {
+        if (c->addr[0] && !c->trusted && conns_from(s, c) >= s->cfg->max_connections_per_ip) {
             /* the same for server.max_connections_per_ip: libmicrohttpd's own per-IP
              * limit would close the connection without a word */
             char id[80];
@@ -646,6 +738,7 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
                         "Retry-After: 1\r\n", id, sizeof id);
             log_debug("http", "refused a connection: %u open from one address "
                       "(server.max_connections_per_ip)", s->cfg->max_connections_per_ip);
+            refused.connections++;
             return;
         }
         c->counted = true;
@@ -925,7 +1018,9 @@ ebsd_status server_new(struct loop *l, struct config *cfg, struct auth *auth,
     /* Headroom over max_connections for refused connections not yet closed (see
      * on_connection); libmicrohttpd's limit must never be reached. */
     unsigned mhd_limit = cfg->max_connections * 2 + 64;
-    unsigned mhd_per_ip = cfg->max_connections_per_ip * 2 + 64; /* a backstop, like mhd_limit */
+    /* A backstop, like mhd_limit; none when a balancer may carry every connection. */
+    unsigned mhd_per_ip =
+        cfg->ntrusted_proxies ? mhd_limit : cfg->max_connections_per_ip * 2 + 64;
     s->mhd = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET,
         0, NULL, NULL, on_request, s, MHD_OPTION_NOTIFY_COMPLETED,
@@ -1022,6 +1117,11 @@ void server_free(struct server *s)
     if (!s)
         return;
     server_close(s);
+    struct client_slot *cs, *tmp;
+    HASH_ITER(hh, s->clients, cs, tmp) {
+        HASH_DEL(s->clients, cs);
+        free(cs);
+    }
     if (s->cfg) {
         config_free(s->cfg);
         free(s->cfg);

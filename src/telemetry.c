@@ -24,6 +24,7 @@ static struct {
     struct metric_family *creds_info, *creds_expiry, *build;
     struct metric_family *redis_up, *redis_errors, *redis_fallbacks, *redis_rejected,
         *redis_shared;
+    struct metric_family *client_refused, *gzip_responses, *gzip_bodies;
 } t;
 
 void telemetry_init(void)
@@ -89,6 +90,16 @@ void telemetry_init(void)
                                      "(fetched for every replica), waited (for another "
                                      "replica's fetch), update (L1 refreshed by a wake message).",
                                      1, "outcome");
+    t.client_refused = metrics_counter(r, "ebsd_http_client_refused_total",
+                                       "Refusals by the per-client limits, by what was counted "
+                                       "(connections of one peer address, requests in flight "
+                                       "of one client address behind trusted proxies).",
+                                       1, "reason");
+    t.gzip_responses = metrics_counter(r, "ebsd_gzip_responses_total",
+                                       "Data answers sent gzipped (Accept-Encoding: gzip).", 0);
+    t.gzip_bodies = metrics_counter(r, "ebsd_gzip_bodies_compressed_total",
+                                    "Answer bodies compressed: once per cached answer, kept "
+                                    "beside it for later hits.", 0);
 }
 
 void telemetry_shutdown(void)
@@ -129,9 +140,15 @@ ebsd_status telemetry_render(struct buf *out)
     metrics_set(t.cache_lookups, (double)vs.not_modified, "not_modified");
     metrics_set(t.cache_lookups, (double)vs.refresh_limited, "limited");
     metrics_set(t.cache_entries, (double)vs.entries);
+    unsigned long long refused_conns, refused_reqs;
+    server_refused(&refused_conns, &refused_reqs);
+    metrics_set(t.client_refused, (double)refused_conns, "connections");
+    metrics_set(t.client_refused, (double)refused_reqs, "requests");
     metrics_set(t.cache_bytes, (double)vs.bytes);
     metrics_set(t.cache_evictions, (double)vs.evictions);
     metrics_set(t.flights, (double)vs.flights);
+    metrics_set(t.gzip_responses, (double)vs.gzipped);
+    metrics_set(t.gzip_bodies, (double)vs.gzip_bodies);
 
     const struct engine_stats *fs = engine_stats();
     metrics_set(t.forked, (double)fs->forked);

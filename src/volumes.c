@@ -21,6 +21,7 @@
 #include "answer.h"
 #include "engine.h"
 #include "flight.h"
+#include "gzip.h"
 #include "log.h"
 #include "mem.h"
 #include "redisshare.h"
@@ -143,6 +144,26 @@ static void volumes_l1_update(const char *key, const struct redis_value *rv)
         (void)cache_remove(g.cache, key); /* too big here: the replica fetches for itself */
 }
 
+bool volumes_latest(const struct target *t, struct cache_view *out)
+{
+    static const char *const kinds[] = {"-|parallel", "detail|parallel", "-|sequential",
+                                        "detail|sequential"};
+    char tk[80], key[128];
+    target_key(t, tk, sizeof tk);
+    bool found = false;
+    int64_t now = clock_now_ms();
+    for (size_t i = 0; g.cache && i < sizeof kinds / sizeof kinds[0]; i++) {
+        struct cache_view v;
+        snprintf(key, sizeof key, "%s|total|%s", tk, kinds[i]);
+        if (cache_lookup(g.cache, key, now, &v) != CACHE_MISS && v.status == 200 &&
+            (!found || v.fetched_at_wall_ms > out->fetched_at_wall_ms)) {
+            *out = v;
+            found = true;
+        }
+    }
+    return found;
+}
+
 /* ---------------------------------------------------------------- responses */
 
 /* If-None-Match: a list of entity tags or "*"; compared weakly, as RFC 9110 asks. */
@@ -182,8 +203,43 @@ static const char *fetched_at_text(int64_t wall_ms)
     return text;
 }
 
-/* Answers r from a cache view: splices source and request_id into the cached JSON. */
-static void respond_from_view(struct request *r, const struct cache_view *v, const char *label,
+/* The gzip body of a cached answer: the cached data (without its closing brace) is
+ * compressed once into an open gzip stream (gzip_open), kept in the cache beside the entry;
+ * each response closes a copy of it with its own tail (source, request_id, the brace), so a
+ * hit costs a copy of the compressed bytes and a few hundred bytes of deflate, never the
+ * whole body again. */
+static ebsd_status gzip_body(struct cache_view *v, size_t base, const char *tail, size_t tlen,
+                             struct buf *out)
+{
+    ebsd_status st;
+    struct buf open = {0};
+    const char *h = v->alt;
+    size_t hlen = v->alt_len;
+    if (!h) {
+        st = gzip_open(v->body, base, &open);
+        if (st != EBSD_OK)
+            return st;
+        g.st.gzip_bodies++;
+        h = open.data;
+        hlen = open.len;
+        const char *stored;
+        /* a view of the cache keeps it for every later hit (and for this flight's other
+         * waiters, through v); an answer that was not cached compresses per response */
+        if (cache_attach(g.cache, v->key, v->etag, open.data, open.len, &stored) == EBSD_OK) {
+            v->alt = stored;
+            v->alt_len = open.len;
+        }
+    }
+    st = gzip_close(h, hlen, tail, tlen, out);
+    if (st == EBSD_OK)
+        g.st.gzipped++;
+    buf_free(&open);
+    return st;
+}
+
+/* Answers r from a cache view: splices source and request_id into the cached JSON, gzipped
+ * when the client takes gzip and the answer is large enough (then with its own ETag). */
+static void respond_from_view(struct request *r, struct cache_view *v, const char *label,
                               unsigned ec2_calls, unsigned children, const char *stale_reason)
 {
     int64_t age_s = v->age_ms / 1000;
@@ -194,7 +250,19 @@ static void respond_from_view(struct request *r, const struct cache_view *v, con
     snprintf(hdr, sizeof hdr, "max-age=%lld, stale-while-revalidate=%u, stale-if-error=%u",
              (long long)left_s, g.swr_s, g.sie_s);
     request_add_header(r, "Cache-Control", hdr);
-    request_add_header(r, "ETag", v->etag);
+    /* The representation: the cached data's size decides whether the answer varies with
+     * Accept-Encoding, so every response for an entry carries the same Vary. */
+    bool varies = v->status == 200 && gzip_varies(v->len, GZIP_MIN_BYTES);
+    bool gz = varies && gzip_accept_q(request_header(r, "Accept-Encoding")) > 0;
+    char gz_etag[CACHE_ETAG_SIZE + 8];
+    const char *etag = v->etag;
+    if (gz && gzip_etag(v->etag, gz_etag, sizeof gz_etag) == EBSD_OK)
+        etag = gz_etag;
+    else
+        gz = false;
+    if (varies)
+        request_vary(r, GZIP_VARY);
+    request_add_header(r, "ETag", etag);
     snprintf(hdr, sizeof hdr, "%lld", (long long)age_s);
     request_add_header(r, "Age", hdr);
     request_add_header(r, "X-Cache", label);
@@ -206,7 +274,7 @@ static void respond_from_view(struct request *r, const struct cache_view *v, con
                       v->body);
         return;
     }
-    if (etag_matches(request_header(r, "If-None-Match"), v->etag)) {
+    if (etag_matches(request_header(r, "If-None-Match"), etag)) {
         g.st.not_modified++;
         request_respond(r, 304, xstrdup(""), 0, "application/json");
         return;
@@ -229,6 +297,18 @@ static void respond_from_view(struct request *r, const struct cache_view *v, con
         return;
     }
     base--; /* drop the closing brace; the tail closes the object */
+    if (gz) {
+        struct buf z;
+        if (gzip_body(v, base, tail, (size_t)n, &z) == EBSD_OK) {
+            request_add_header(r, "Content-Encoding", "gzip");
+            size_t zlen = z.len;
+            request_respond(r, 200, buf_steal(&z), zlen, "application/json");
+            return;
+        }
+        /* zlib failed (out of memory): no body rather than one under the wrong ETag */
+        request_error(r, 500, "InternalError", "compressing the answer failed");
+        return;
+    }
     char *body = xmalloc(base + (size_t)n + 1);
     memcpy(body, v->body, base);
     memcpy(body + base, tail, (size_t)n + 1);

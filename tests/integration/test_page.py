@@ -2,7 +2,9 @@
 fixed JSON input, served on 127.0.0.1 with the Content-Security-Policy the module returns,
 and opened in headless Chromium (Debian's package): the numbers in the DOM Chromium builds
 equal the input, Chromium reports no CSP violation (and does report one for a page whose
-style does not match the hash, so the check can fail), and a screenshot is taken."""
+style does not match the hash, so the check can fail), and a screenshot is taken.
+Then the same from a running ebsd: Chromium loads GET / (it asks for text/html), and the
+numbers on the page equal ebsd's JSON answer, without the page starting an EC2 call."""
 import html.parser
 import http.server
 import json
@@ -13,7 +15,7 @@ import subprocess
 import tempfile
 import threading
 
-from harness import SOURCE_DIR, SLOW, run
+from harness import SOURCE_DIR, SLOW, Ebsd, Sim, run
 
 TOOLS = os.environ.get("EBSD_TOOLS_DIR", os.path.join(SOURCE_DIR, "build", "tests", "tools"))
 INPUT = os.path.join(SOURCE_DIR, "tests", "tools", "page_input.json")
@@ -233,6 +235,47 @@ def test_screenshot():
     assert len(png) > 20000, "a blank screenshot is a few KiB: %d bytes" % len(png)
     assert not csp_violations(err), csp_violations(err)
     print("    screenshot %s (%d bytes)" % (shot, len(png)))
+
+
+def test_page_from_a_running_ebsd():
+    sim = Sim("--instances", "120")
+    e = Ebsd("regions: [us-east-1, eu-west-1]\n", sim=sim)
+    try:
+        st, _, body = e.get("/volumes/total")
+        assert st == 200
+        total = json.loads(body)
+        calls = sim.stats()
+        url = "http://127.0.0.1:%d/" % e.port
+        out, err = chromium("--dump-dom", url)
+        assert "<table" in out, "Chromium dumped no DOM:\n%s" % err[-3000:]
+        assert not csp_violations(err), csp_violations(err)
+        dom = Dom()
+        dom.feed(out)
+        rows = {r["region"]: r for r in dom.rows}
+        assert set(rows) == {"us-east-1", "eu-west-1"}, dom.rows
+        us = rows["us-east-1"]
+        assert us["account"] == "default"
+        assert number(us["total"]) == total["total_gib"], (us, total)
+        assert number(us["instances"]) == total["instance_count"] == 120
+        assert number(us["volumes"]) == total["volume_count"]
+        lo, hi = age_bounds(us["age"])
+        assert 0 <= lo <= 30, us
+        assert rows["eu-west-1"]["age"] == "no data", rows["eu-west-1"]
+        assert number(dom.cards["sum-attached"]) == total["total_gib"]
+        # the page is read from the cache: Chromium's requests started no EC2 call
+        assert sim.stats() == calls
+        shot = os.path.join(os.environ.get("EBSD_PAGE_SCREENSHOT_DIR", WORK), "ebsd.png")
+        _, err = chromium("--window-size=1280,1000", "--screenshot=" + shot, url)
+        with open(shot, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n", err[-2000:]
+        assert not csp_violations(err)
+        access = [d for d in e.json_lines() if d.get("event") == "access" and d.get("path") == "/"]
+        assert access and all(d["status"] == 200 for d in access), access
+        print("    ebsd's page: %s GiB on %d instances, as the JSON" % (
+            us["total"], total["instance_count"]))
+    finally:
+        e.stop()
+        sim.stop()
 
 
 try:

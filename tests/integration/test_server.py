@@ -81,15 +81,23 @@ def test_request_id_propagation():
 
 
 def test_access_log_line():
+    xff = {"X-Forwarded-For": "203.0.113.9, 10.0.0.1"}
+    # without server.trusted_proxies anyone could write X-Forwarded-For: the peer is the client
     e = Ebsd()
-    e.get("/healthz?x=1", headers={"X-Request-Id": "log-me", "X-Forwarded-For": "203.0.113.9, 10.0.0.1"})
+    e.get("/healthz?x=1", headers=dict(xff, **{"X-Request-Id": "log-me"}))
     line = e.wait_line(lambda l: '"log-me"' in l and '"access"' in l)
     doc = json.loads(line)
     for k in ("time", "request_id", "method", "path", "status", "bytes", "duration_ms", "client"):
         assert k in doc, (k, doc)
     assert doc["status"] == 200 and doc["method"] == "GET" and doc["path"] == "/healthz"
-    assert doc["client"] == "203.0.113.9"
+    assert doc["client"] == "127.0.0.1", doc
     assert doc["bytes"] > 0
+    e.stop()
+    # from a trusted proxy, the right-most untrusted X-Forwarded-For address
+    e = Ebsd("server:\n  trusted_proxies: [\"127.0.0.1\", \"10.0.0.0/8\"]\n")
+    e.get("/healthz", headers=dict(xff, **{"X-Request-Id": "log-me-2"}))
+    doc = json.loads(e.wait_line(lambda l: '"log-me-2"' in l and '"access"' in l))
+    assert doc["client"] == "203.0.113.9", doc
     e.stop()
 
 

@@ -321,6 +321,52 @@ static void many_keys(void)
     cache_free(c);
 }
 
+/* cache_attach: kept with its entry (seen by later lookups, charged to the byte budget,
+ * evicting others but never its own entry), refused for a replaced entry, dropped by a put. */
+static void attached_representation(void)
+{
+    struct cache *c = cache_new(10, 3 * CACHE_ENTRY_OVERHEAD + 300, 0, 0);
+    struct cache_view v;
+    const char *stored = NULL;
+    CHECK(put(c, "old", "o", 0, 1000) == EBSD_OK);
+    CHECK(put(c, "k", "{\"a\":1}", 0, 1000) == EBSD_OK);
+    CHECK(cache_lookup(c, "k", 1, &v) == CACHE_FRESH);
+    CHECK(v.alt == NULL && v.alt_len == 0);
+    char etag[CACHE_ETAG_SIZE];
+    memcpy(etag, v.etag, sizeof etag);
+    struct cache_stats st0, st1;
+    cache_get_stats(c, &st0);
+    CHECK(cache_attach(c, "k", etag, "ZZZ", 3, &stored) == EBSD_OK);
+    cache_get_stats(c, &st1);
+    CHECK_INT(st1.bytes, st0.bytes + 3);
+    CHECK(cache_lookup(c, "k", 2, &v) == CACHE_FRESH);
+    CHECK(v.alt == stored && v.alt_len == 3 && memcmp(v.alt, "ZZZ", 3) == 0);
+    /* replacing it charges the difference only */
+    CHECK(cache_attach(c, "k", etag, "YY", 2, &stored) == EBSD_OK);
+    cache_get_stats(c, &st1);
+    CHECK_INT(st1.bytes, st0.bytes + 2);
+    /* another ETag (the entry was replaced): refused */
+    CHECK(cache_attach(c, "k", "\"nope\"", "X", 1, &stored) == EBSD_ENOTFOUND);
+    CHECK(cache_attach(c, "missing", etag, "X", 1, &stored) == EBSD_ENOTFOUND);
+    /* room is made by evicting the least recently used entry, not k itself */
+    char big[600];
+    memset(big, 'b', sizeof big);
+    CHECK(cache_lookup(c, "k", 3, &v) == CACHE_FRESH);
+    CHECK(cache_attach(c, "k", etag, big, sizeof big, &stored) == EBSD_OK);
+    CHECK(cache_lookup(c, "old", 3, &v) == CACHE_MISS);
+    CHECK(cache_lookup(c, "k", 3, &v) == CACHE_FRESH && v.alt_len == sizeof big);
+    /* larger than the whole budget: refused, the entry keeps what it had */
+    char huge[4 * CACHE_ENTRY_OVERHEAD];
+    memset(huge, 'h', sizeof huge);
+    CHECK(cache_attach(c, "k", etag, huge, sizeof huge, &stored) == EBSD_ETOOBIG);
+    CHECK(cache_lookup(c, "k", 3, &v) == CACHE_FRESH && v.alt_len == sizeof big);
+    /* a new answer for the key drops it */
+    CHECK(put(c, "k", "{\"a\":2}", 4, 1000) == EBSD_OK);
+    CHECK(cache_lookup(c, "k", 5, &v) == CACHE_FRESH && v.alt == NULL);
+    cache_free(c);
+}
+
 TEST_MAIN(T(ttl_states), T(swr_longer_than_sie), T(lru_order_entry_bound), T(byte_bound),
           T(oversized_refused), T(bad_arguments), T(etags), T(negative_entries),
-          T(stats_and_remove), T(views_survive_lookups), T(many_keys))
+          T(stats_and_remove), T(views_survive_lookups), T(many_keys),
+          T(attached_representation))

@@ -139,6 +139,57 @@ static void test_roundtrip(void)
     roundtrip((const char *)rnd, sizeof rnd);
 }
 
+/* An open stream closed with a tail decompresses to body + tail, in one member: inflate
+ * checks the CRC-32 and length in the trailer, and reports Z_STREAM_END with no input left. */
+static void open_close(const char *body, size_t len, const char *tail, size_t tlen)
+{
+    struct buf o, z;
+    CHECK(gzip_open(body, len, &o) == EBSD_OK);
+    CHECK(o.len > GZIP_OPEN_STATE + 10);
+    for (int round = 0; round < 2; round++) { /* the open part is reusable */
+        CHECK(gzip_close(o.data, o.len, tail, tlen, &z) == EBSD_OK);
+        size_t n = 0;
+        z_stream zs;
+        memset(&zs, 0, sizeof zs);
+        CHECK(inflateInit2(&zs, 16 + 15) == Z_OK);
+        char *out = xmalloc(len + tlen + 16);
+        zs.next_in = (Bytef *)z.data;
+        zs.avail_in = (uInt)z.len;
+        zs.next_out = (Bytef *)out;
+        zs.avail_out = (uInt)(len + tlen + 16);
+        CHECK_INT(inflate(&zs, Z_FINISH), Z_STREAM_END);
+        CHECK_INT(zs.avail_in, 0); /* one member, nothing after it */
+        n = zs.total_out;
+        inflateEnd(&zs);
+        CHECK_INT(n, len + tlen);
+        CHECK(memcmp(out, body, len) == 0 && memcmp(out + len, tail, tlen) == 0);
+        /* a corrupted trailer is caught by the decoder: the CRC is real */
+        z.data[z.len - 5] ^= 1;
+        size_t bad = 0;
+        char *back = gunzip(z.data, z.len, &bad, len + tlen + 16);
+        CHECK(back == NULL);
+        free(out);
+        buf_free(&z);
+    }
+    buf_free(&o);
+}
+
+static void test_open_close(void)
+{
+    open_close("", 0, "", 0);
+    open_close("{\"a\":1", 6, ",\"b\":2}\n", 9);
+    struct buf b;
+    buf_init(&b, 4 << 20);
+    for (int i = 0; i < 20000; i++)
+        CHECK(buf_printf(&b, "{\"instance_id\":\"i-%017x\",\"total_gib\":%d},",
+                         (unsigned)i * 2654435761u, 8 + i % 500) == EBSD_OK);
+    const char tail[] = ",\"source\":{\"cache\":\"hit\"},\"request_id\":\"abc\"}\n";
+    open_close(b.data, b.len, tail, sizeof tail - 1);
+    buf_free(&b);
+    struct buf z;
+    CHECK(gzip_close("short", 5, "x", 1, &z) == EBSD_EINVAL);
+}
+
 static void test_etag(void)
 {
     char out[64];
@@ -175,4 +226,4 @@ static void test_vary(void)
     CHECK(gzip_vary_add("Origin", GZIP_VARY, out, 24) == EBSD_OK);
 }
 
-TEST_MAIN(T(test_accept_q), T(test_threshold), T(test_roundtrip), T(test_etag), T(test_vary))
+TEST_MAIN(T(test_accept_q), T(test_threshold), T(test_roundtrip), T(test_open_close), T(test_etag), T(test_vary))

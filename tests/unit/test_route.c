@@ -12,6 +12,7 @@ static void test_match(void)
     CHECK_INT(route_match("/readyz", id, sizeof id), ROUTE_READY);
     CHECK_INT(route_match("/openapi.yaml", id, sizeof id), ROUTE_SPEC);
     CHECK_INT(route_match("/metrics", id, sizeof id), ROUTE_METRICS);
+    CHECK_INT(route_match("/", id, sizeof id), ROUTE_HOME);
     CHECK_INT(route_match("/volumes/total", id, sizeof id), ROUTE_TOTAL);
     CHECK_STR(id, "untouched");
     CHECK_INT(route_match("/instances/i-0123456789abcdef0/volumes", id, sizeof id),
@@ -23,7 +24,7 @@ static void test_match(void)
     CHECK_INT(route_match("/instances//volumes", id, sizeof id), ROUTE_INSTANCE);
     CHECK_STR(id, "");
 
-    const char *none[] = {"/", "", "/healthz/", "/HEALTHZ", "/volumes", "/volumes/total/",
+    const char *none[] = {"", "/healthz/", "/HEALTHZ", "/volumes", "/volumes/total/",
                           "/instances/i-1/volumes/", "/instances/i-1", "/instances/i-1/",
                           "/instances/a/b/volumes", "/instances/i-1/volumesx", "/instances"};
     for (size_t i = 0; i < sizeof none / sizeof none[0]; i++)
