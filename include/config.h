@@ -21,6 +21,7 @@ struct config_route {
 
 struct config {
     char *listen;              /* "HOST:PORT", default "127.0.0.1:8080" */
+    bool listen_overridden;    /* --listen gave it: a reload keeps it, whatever the file says */
     char *regions[CONFIG_MAX_REGIONS]; /* allowed regions; regions[0] is the default */
     size_t nregions;           /* default: 1, from AWS_REGION / AWS_DEFAULT_REGION or us-east-1 */
 

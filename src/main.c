@@ -198,6 +198,7 @@ int main(int argc, char **argv)
     if (listen_override) {
         free(cfg->listen);
         cfg->listen = xstrdup(listen_override);
+        cfg->listen_overridden = true;
     }
     log_setup(log_format_parse(cfg->log_format), log_level_parse(cfg->log_level));
     httpc_global_init();

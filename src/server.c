@@ -904,7 +904,9 @@ void server_reconfigure(struct server *s, struct config *next, struct auth *auth
 {
     auth_free(s->auth);
     s->auth = auth;
-    if (strcmp(next->listen, s->cfg->listen) != 0)
+    /* With --listen the file's address was never the one in use: nothing changes. */
+    next->listen_overridden = s->cfg->listen_overridden;
+    if (!s->cfg->listen_overridden && strcmp(next->listen, s->cfg->listen) != 0)
         log_warn("reload", "listen address change to %s needs a restart; still on %s",
                  next->listen, s->cfg->listen);
     /* These are libmicrohttpd options, fixed when the daemon starts. */

@@ -164,6 +164,8 @@ def test_sighup_reload_good_and_bad():
     n = len(e.lines)
     e.signal(signal.SIGHUP)
     e.wait_line(lambda l: "configuration reloaded" in l, start=n)
+    # --listen overrides a file without a listen key: a reload changes no address
+    assert not [l for l in e.lines[n:] if "listen address" in l], e.lines[n:]
     # the new region is now allowed (it fails later for lack of an endpoint, not with 400)
     st, _, body = e.get("/volumes/total?region=eu-west-1&timeout_ms=200")
     assert st != 400, (st, body)
