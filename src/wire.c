@@ -76,21 +76,74 @@ static void records_free(void *a, size_t n, size_t size)
         free(a);
 }
 
+/* A copy cut at dstlen - 1 bytes, on a UTF-8 boundary. */
+static void cut_copy(char *dst, size_t dstlen, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= dstlen) {
+        n = dstlen - 1;
+        while (n && ((unsigned char)src[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static bool tag_fits(const struct ec2_tag *t) { return strlen(t->key) < WIRE_TAG_KEY; }
+
+unsigned wire_pick_tags(const struct ec2_tag *src, size_t n, const struct wire_tag_pick *pick,
+                        struct wire_tag *dst)
+{
+    unsigned out = 0;
+    if (!pick)
+        return 0;
+    bool taken[EC2_MAX_TAGS] = {false};
+    size_t lim = n < EC2_MAX_TAGS ? n : EC2_MAX_TAGS;
+    for (unsigned k = 0; k < pick->nkeys && k < 2; k++)
+        for (size_t i = 0; i < lim && out < WIRE_MAX_TAGS; i++)
+            if (!taken[i] && tag_fits(&src[i]) && strcmp(src[i].key, pick->keys[k]) == 0) {
+                cut_copy(dst[out].key, sizeof dst[out].key, src[i].key);
+                cut_copy(dst[out].value, sizeof dst[out].value, src[i].value);
+                taken[i] = true;
+                out++;
+                break;
+            }
+    for (size_t i = 0; pick->all && i < lim && out < WIRE_MAX_TAGS; i++)
+        if (!taken[i] && tag_fits(&src[i])) {
+            cut_copy(dst[out].key, sizeof dst[out].key, src[i].key);
+            cut_copy(dst[out].value, sizeof dst[out].value, src[i].value);
+            out++;
+        }
+    return out;
+}
+
+const char *wire_tag_get(const struct wire_tag *tags, unsigned ntags, const char *key)
+{
+    for (unsigned i = 0; i < ntags && i < WIRE_MAX_TAGS; i++)
+        if (strcmp(tags[i].key, key) == 0)
+            return tags[i].value;
+    return NULL;
+}
+
 /* No JSON is built or parsed per item: at 10,000 instances this is what keeps the parent
  * cheap. */
-ebsd_status wire_put_instances(int fd, const struct ec2_instance_page *p)
+ebsd_status wire_put_instances(int fd, const struct ec2_instance_page *p,
+                               const struct wire_tag_pick *pick)
 {
     struct wire_inst *a = records_new(p->n, sizeof *a);
     for (size_t i = 0; i < p->n; i++) {
         str_copy(a[i].id, sizeof a[i].id, p->items[i].id);
         str_copy(a[i].state, sizeof a[i].state, p->items[i].state);
+        str_copy(a[i].type, sizeof a[i].type, p->items[i].type);
+        a[i].ntags = wire_pick_tags(p->items[i].tags, p->items[i].ntags, pick, a[i].tags);
     }
     ebsd_status st = frame_write(fd, WIRE_INSTANCES, a, p->n * sizeof *a);
     records_free(a, p->n, sizeof *a);
     return st;
 }
 
-ebsd_status wire_put_volumes(int fd, const struct ec2_volume_page *p)
+ebsd_status wire_put_volumes(int fd, const struct ec2_volume_page *p,
+                             const struct wire_tag_pick *pick)
 {
     struct wire_vol *a = records_new(p->n, sizeof *a);
     for (size_t i = 0; i < p->n; i++) {
@@ -104,6 +157,9 @@ ebsd_status wire_put_volumes(int fd, const struct ec2_volume_page *p)
         str_copy(o->state, sizeof o->state, v->state);
         o->encrypted = v->encrypted;
         o->multi = v->multi_attach;
+        str_copy(o->az, sizeof o->az, v->az);
+        str_copy(o->create_time, sizeof o->create_time, v->create_time);
+        o->ntags = wire_pick_tags(v->tags, v->ntags, pick, o->tags);
         for (size_t k = 0; k < v->nattach && o->nattach < WIRE_MAX_ATTACH; k++) {
             struct wire_attach *x = &o->attach[o->nattach++];
             str_copy(x->instance_id, sizeof x->instance_id, v->attach[k].instance_id);
@@ -130,6 +186,16 @@ static void fix_bool(bool *b)
     *b = c != 0;
 }
 
+static void take_tags(struct wire_tag *tags, unsigned *n)
+{
+    if (*n > WIRE_MAX_TAGS)
+        *n = WIRE_MAX_TAGS;
+    for (unsigned i = 0; i < WIRE_MAX_TAGS; i++) {
+        TERMINATE(tags[i].key);
+        TERMINATE(tags[i].value);
+    }
+}
+
 size_t wire_records(int type, size_t len)
 {
     size_t size = type == WIRE_INSTANCES ? sizeof(struct wire_inst)
@@ -147,6 +213,8 @@ size_t wire_take_instances(const char *data, size_t len, struct wire_inst *out)
         memcpy(in, data + i * sizeof *in, sizeof *in);
         TERMINATE(in->id);
         TERMINATE(in->state);
+        TERMINATE(in->type);
+        take_tags(in->tags, &in->ntags);
         in->nvol = 0;
         in->gib = 0;
         if (in->id[0])
@@ -164,6 +232,9 @@ size_t wire_take_volumes(const char *data, size_t len, struct wire_vol *out)
         TERMINATE(v->id);
         TERMINATE(v->type);
         TERMINATE(v->state);
+        TERMINATE(v->az);
+        TERMINATE(v->create_time);
+        take_tags(v->tags, &v->ntags);
         fix_bool(&v->encrypted);
         fix_bool(&v->multi);
         if (v->nattach > WIRE_MAX_ATTACH)

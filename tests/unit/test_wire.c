@@ -69,7 +69,7 @@ static void test_volumes_round_trip_keeps_16_attachments(void)
     struct ec2_volume_page p = {v, 2, NULL};
     int fds[2];
     CHECK(open_pipe(fds) == 0);
-    CHECK(wire_put_volumes(fds[1], &p) == EBSD_OK);
+    CHECK(wire_put_volumes(fds[1], &p, NULL) == EBSD_OK);
     close(fds[1]);
     char *data = NULL;
     size_t len = 0;
@@ -108,7 +108,7 @@ static void test_instances_round_trip(void)
     struct ec2_instance_page p = {in, 3, NULL};
     int fds[2];
     CHECK(open_pipe(fds) == 0);
-    CHECK(wire_put_instances(fds[1], &p) == EBSD_OK);
+    CHECK(wire_put_instances(fds[1], &p, NULL) == EBSD_OK);
     close(fds[1]);
     char *data = NULL;
     size_t len = 0;
@@ -184,5 +184,38 @@ static void test_malformed_frames(void)
     CHECK_STR(e.code, "");
 }
 
+/* Tags are untrusted: the picked keys come first, at most WIRE_MAX_TAGS are kept, a key
+ * too long for a record is never kept and a long value is cut on a UTF-8 boundary. */
+static void test_tag_pick_is_bounded(void)
+{
+    struct ec2_tag src[8];
+    memset(src, 0, sizeof src);
+    for (int i = 0; i < 8; i++) {
+        snprintf(src[i].key, sizeof src[i].key, "k%d", i);
+        snprintf(src[i].value, sizeof src[i].value, "v%d", i);
+    }
+    memset(src[0].key, 'x', 100);           /* a 100-byte key: too long for a record */
+    snprintf(src[6].key, sizeof src[6].key, "team");
+    memset(src[6].value, 'a', 200);
+    memcpy(src[6].value + 126, "\xc3\xa9", 2); /* an é across the cut */
+    struct wire_tag out[WIRE_MAX_TAGS];
+    struct wire_tag_pick none = {{NULL}, 0, false};
+    CHECK_INT(wire_pick_tags(src, 8, &none, out), 0);
+    CHECK_INT(wire_pick_tags(src, 8, NULL, out), 0);
+    struct wire_tag_pick team = {{"team", "k3"}, 2, false};
+    CHECK_INT(wire_pick_tags(src, 8, &team, out), 2);
+    CHECK_STR(out[0].key, "team");
+    CHECK_INT(strlen(out[0].value), 126);   /* cut before the é, never inside it */
+    CHECK_STR(out[1].key, "k3");
+    CHECK_STR(wire_tag_get(out, 2, "k3"), "v3");
+    CHECK(wire_tag_get(out, 2, "k4") == NULL);
+    struct wire_tag_pick all = {{"team", NULL}, 1, true};
+    CHECK_INT(wire_pick_tags(src, 8, &all, out), WIRE_MAX_TAGS);
+    CHECK_STR(out[0].key, "team");
+    CHECK_STR(out[1].key, "k1");            /* k0's key does not fit: skipped */
+    CHECK_STR(out[3].key, "k3");
+}
+
 TEST_MAIN(T(test_volumes_round_trip_keeps_16_attachments), T(test_instances_round_trip),
+          T(test_tag_pick_is_bounded),
           T(test_done_and_error_round_trip), T(test_malformed_frames))
