@@ -32,6 +32,7 @@ struct engine_query {
      * ENGINE_UNATTACHED (DescribeVolumes status=available|creating) keeps a bounded set. */
     char group_by[ENGINE_MAX_GROUPS][ENGINE_GROUP_LEN];
     unsigned ngroup;
+    unsigned limit;            /* ENGINE_UNATTACHED: largest/oldest listed (0: 10) */
 };
 
 /* The tags the workers of q put in their records (pointers into q). */

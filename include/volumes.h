@@ -3,9 +3,11 @@
  * deadlines, and HTTP caching (ETag / If-None-Match / Cache-Control / Age). */
 #ifndef EBSD_VOLUMES_H
 #define EBSD_VOLUMES_H
+#include <stdbool.h>
 #include <stdint.h>
 #include "config.h"
 #include "server.h"
+#include "target.h"
 
 /* (Re)applies the config: cache bounds and windows, TTLs. The cache survives reloads when
  * its bounds do not change. */
@@ -15,10 +17,19 @@ void volumes_shutdown(void);
 /* GET /volumes/total (instance_id NULL) and GET /instances/{id}/volumes (id validated). */
 void volumes_handle(struct request *r, const char *instance_id);
 
+/* GET /volumes/unattached: volumes attached to nothing, through the same cache, single
+ * flight and budget (the route takes /volumes/total's timeout, memory and TTL). */
+void volumes_handle_unattached(struct request *r);
+/* The background refresher's hook (refresh.c): starts a background fetch of t's default
+ * answer (/volumes/total, or /volumes/unattached with the default limit) unless one is in
+ * flight or the cached one is younger than max_age_ms. Returns whether it started one. */
+bool volumes_refresh(const struct config *cfg, const struct target *t, bool unattached,
+                     int64_t max_age_ms);
 /* Counters for /metrics. */
 struct volumes_stats {
     unsigned long long hits, misses, coalesced, refreshed, stale_served, refresh_ahead,
         not_modified, waiter_timeouts, refresh_limited;
+    unsigned long long background_refreshes;  /* fetches started by the refresher */
     unsigned long long entries, bytes, evictions;
     unsigned flights;
 };

@@ -5,9 +5,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "credsvc.h"
 #include "engine.h"
 #include "metrics.h"
+#include "storage.h"
 #include "route.h"
 #include "skew.h"
 #include "version.h"
@@ -137,5 +139,7 @@ ebsd_status telemetry_render(struct buf *out)
     bool ok = credsvc_status(&source, &expires_in);
     metrics_set(t.creds_info, ok ? 1 : 0, source);
     metrics_set(t.creds_expiry, (double)expires_in);
-    return metrics_render(t.reg, out);
+    ebsd_status st = metrics_render(t.reg, out);
+    /* the storage gauges: the latest answer of each target, never a fetch (storage.h) */
+    return st == EBSD_OK ? storage_render(out, clock_wall_ms()) : st;
 }
