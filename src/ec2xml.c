@@ -19,6 +19,9 @@
 
 enum doc_kind { DOC_INSTANCES, DOC_VOLUMES, DOC_ERROR };
 
+/* Bytes of a tag's key or value read; the rest is skipped (they are cut to ec2_tag's sizes). */
+#define TAG_TEXT_MAX 1024
+
 /* What an element means, decided from its parent's meaning and its own name. */
 enum kind {
     K_OTHER = 0, /* not ours: the whole subtree is skipped */
@@ -567,6 +570,14 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
     struct px *x = ud;
     if (x->st != EBSD_OK || !is_leaf(x->stack[x->depth]))
         return;
+    enum kind k = x->stack[x->depth];
+    if (k == K_TAG_KEY || k == K_TAG_VALUE) {
+        /* a tag is cut when kept (ec2.h): a long one (EC2 allows 256 characters, 1 KiB of
+         * UTF-8) is read past, never a reason to fail the page */
+        size_t room = x->text.len < TAG_TEXT_MAX ? TAG_TEXT_MAX - x->text.len : 0;
+        if ((size_t)len > room)
+            len = (int)room;
+    }
     if (buf_append(&x->text, s, (size_t)len) != EBSD_OK)
         fail(x, EBSD_ETOOBIG, "element text too long");
 }
