@@ -6,9 +6,11 @@
  * postponed while requests wait for workers or budget (background work gives way). */
 #ifndef EBSD_REFRESH_H
 #define EBSD_REFRESH_H
+#include "buf.h"
 #include "config.h"
 #include "loop.h"
 #include "server.h"
+#include "status.h"
 
 /* (Re)starts the refresher on loop l with s's config (call at start and after each reload):
  * interval_s 0 stops it. */
@@ -22,5 +24,8 @@ struct refresh_stats {
     unsigned long long deferred;  /* postponed: requests were waiting */
 };
 void refresh_get_stats(struct refresh_stats *out);
+/* Appends ebsd_refresh_total{outcome="started|skipped|deferred"} (a counter, text format
+ * 0.0.4) to out. EBSD_ETOOBIG when out's cap is reached. */
+EBSD_MUST_CHECK ebsd_status refresh_render(struct buf *out);
 
 #endif

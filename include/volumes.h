@@ -29,7 +29,6 @@ bool volumes_refresh(const struct config *cfg, const struct target *t, bool unat
 struct volumes_stats {
     unsigned long long hits, misses, coalesced, refreshed, stale_served, refresh_ahead,
         not_modified, waiter_timeouts, refresh_limited;
-    unsigned long long background_refreshes;  /* fetches started by the refresher */
     unsigned long long entries, bytes, evictions;
     unsigned flights;
 };

@@ -87,3 +87,14 @@ void refresh_shutdown(void)
 }
 
 void refresh_get_stats(struct refresh_stats *out) { *out = g.st; }
+
+ebsd_status refresh_render(struct buf *out)
+{
+    return buf_printf(out,
+                      "# HELP ebsd_refresh_total Background refreshes of the storage answers, "
+                      "by outcome.\n# TYPE ebsd_refresh_total counter\n"
+                      "ebsd_refresh_total{outcome=\"started\"} %llu\n"
+                      "ebsd_refresh_total{outcome=\"skipped\"} %llu\n"
+                      "ebsd_refresh_total{outcome=\"deferred\"} %llu\n",
+                      g.st.started, g.st.skipped, g.st.deferred);
+}

@@ -9,6 +9,7 @@
 #include "credsvc.h"
 #include "engine.h"
 #include "metrics.h"
+#include "refresh.h"
 #include "storage.h"
 #include "route.h"
 #include "skew.h"
@@ -141,5 +142,7 @@ ebsd_status telemetry_render(struct buf *out)
     metrics_set(t.creds_expiry, (double)expires_in);
     ebsd_status st = metrics_render(t.reg, out);
     /* the storage gauges: the latest answer of each target, never a fetch (storage.h) */
-    return st == EBSD_OK ? storage_render(out, clock_wall_ms()) : st;
+    if (st == EBSD_OK)
+        st = storage_render(out, clock_wall_ms());
+    return st == EBSD_OK ? refresh_render(out) : st;
 }

@@ -503,7 +503,6 @@ bool volumes_refresh(const struct config *cfg, const struct target *t, bool unat
     if (cache_lookup(g.cache, key, now, &v) != CACHE_MISS && v.status == 200 &&
         v.age_ms < max_age_ms)
         return false;
-    g.st.background_refreshes++;
     fetch_start(key, &q, false, route->cache_ttl_s, now + route->timeout_ms, route->timeout_ms,
                 true);
     return true;

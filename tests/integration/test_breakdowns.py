@@ -252,6 +252,8 @@ def test_refresher_keeps_data_fresh_within_the_budget():
     assert set(ages) == {"us-east-1", "eu-west-1"}, body.decode()[-2000:]
     assert all(a < 3 * 2 for a in ages.values()), ages
     assert set(st["targets"]) >= {"123456789012/us-east-1", "123456789012/eu-west-1"}, st
+    started = re.search(r'^ebsd_refresh_total\{outcome="started"\} (\d+)$', body.decode(), re.M)
+    assert started and int(started.group(1)) >= 4, body.decode()[-600:]
     # a request someone waits for is still answered
     code, _, doc = e.get_json("/volumes/total?region=eu-west-1")
     assert code == 200, doc
