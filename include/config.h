@@ -119,7 +119,9 @@ EBSD_MUST_CHECK ebsd_status config_load(const char *path, struct config *cfg,
 EBSD_MUST_CHECK ebsd_status config_load_buffer(const char *name, const char *data, size_t len,
                                                struct config *cfg, struct config_error *err);
 
-/* Applies environment overrides to cfg (config_load calls this; main calls it when no file). */
+/* Applies environment overrides to cfg (config_load calls this; main calls it when no file).
+ * Also resolves the retry settings (retrycfg.h) into cfg->max_attempts and this process's
+ * retry_settings_set. */
 void config_apply_env(struct config *cfg);
 
 /* True if region is one of cfg->regions. */

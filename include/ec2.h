@@ -17,7 +17,8 @@ struct ec2_options {
     const char *endpoint;          /* NULL: https://ec2.REGION.amazonaws.com(.cn) */
     const char *ca_bundle;         /* NULL: system trust store */
     const struct creds *creds;     /* borrowed; must outlive the client */
-    int max_attempts;              /* 0: 3 (SDK standard mode) */
+    int max_attempts;              /* 0: retry_settings_get()->max_attempts (3 unless
+                                    * AWS_MAX_ATTEMPTS / the profile say otherwise) */
     int instance_page_size;        /* MaxResults for DescribeInstances; 0: 1000 */
     int volume_page_size;          /* MaxResults for DescribeVolumes; 0: 500 */
     double rate_per_s;             /* client token bucket refill; 0: off */
@@ -27,6 +28,9 @@ struct ec2_options {
     int connect_timeout_ms;        /* per attempt: TCP and TLS set-up; 0: 2000 */
     int read_timeout_ms;           /* per attempt: wait for the first byte of the answer,
                                     * then for each next byte; 0: 2500 */
+    int retry_mode;                /* enum retry_mode; 0: retry_settings_get()->mode. Adaptive
+                                    * puts botocore's CUBIC rate limiter (retry.h) in front
+                                    * of every attempt of this client */
 };
 
 /* The per-attempt defaults: room for the standard mode's 3 attempts and their backoff

@@ -57,6 +57,8 @@ struct engine_outcome {
     size_t ninst;
     struct wire_vol *vols;
     size_t nvols;
+    struct wire_attach *atts;  /* the volumes' attachments (wire_vol.attach_at) */
+    size_t natts;
     unsigned children;         /* workers forked */
     unsigned ec2_calls;        /* EC2 HTTP requests made */
     long max_rss_kb;           /* largest worker's ru_maxrss */

@@ -86,4 +86,63 @@ int64_t retry_backoff_ms(int attempt, double u);
  * else retry_backoff_ms(attempt, u). */
 int64_t retry_delay_ms(enum retry_class cls, int attempt, double u);
 
+/* ---- retry mode and the adaptive mode's client-side rate limiter ------------------------ */
+
+/* The SDKs' retry modes. "legacy" is read as standard (ebsd has no legacy mode). */
+enum retry_mode {
+    RETRY_MODE_DEFAULT = 0, /* in options: the process's (retry_settings_get) */
+    RETRY_MODE_STANDARD,
+    RETRY_MODE_ADAPTIVE,
+};
+
+/* The settings in force in this process: set once in the parent (retrycfg.h resolves them
+ * from AWS_MAX_ATTEMPTS / AWS_RETRY_MODE, the profile and ebsd's config) and inherited by
+ * forked workers. Clients take them when their options leave them at 0. */
+struct retry_settings {
+    int max_attempts;     /* 1..RETRY_MAX_ATTEMPTS_CAP; default 3 */
+    enum retry_mode mode; /* default RETRY_MODE_STANDARD */
+};
+#define RETRY_MAX_ATTEMPTS_CAP 10
+
+/* Sets this process's settings (values out of range are clamped; mode DEFAULT is standard). */
+void retry_settings_set(const struct retry_settings *s);
+/* This process's settings; {3, standard} until set. Never NULL. */
+const struct retry_settings *retry_settings_get(void);
+/* "standard" or "adaptive". */
+const char *retry_mode_name(enum retry_mode m);
+
+/* botocore's adaptive mode (botocore/retries/adaptive.py, bucket.py, throttling.py): a token
+ * bucket in front of every attempt, off until the first throttling answer; its rate follows
+ * CUBIC: on throttling the rate drops to beta (0.7) times the rate measured at the time and
+ * that rate becomes w_max; on every other answer it grows as
+ * 0.4 * (t - last_fail - K)^3 + w_max, K = cbrt(w_max * (1 - beta) / 0.4), and never above
+ * twice the measured send rate. The measured rate is smoothed (0.8) over half-second
+ * buckets. Rates are in requests per second, times in seconds (any monotonic origin).
+ * Plain data; one per client, as botocore has one per client. Not thread-safe. */
+struct retry_adaptive {
+    /* token bucket (bucket.py) */
+    double fill_rate, max_capacity, capacity, last_refill;
+    bool refilled_once;
+    /* CUBIC (throttling.py) */
+    double w_max, k, last_fail;
+    /* measured send rate (adaptive.py RateClocker) */
+    double measured_rate, last_bucket, count;
+    bool enabled; /* the bucket is consulted only after the first throttle */
+};
+
+#define RETRY_ADAPTIVE_MIN_RATE 0.5 /* bucket.py _MIN_RATE */
+#define RETRY_ADAPTIVE_BETA 0.7
+#define RETRY_ADAPTIVE_SCALE 0.4
+
+/* botocore's register_retry_handler: CUBIC from w_max 0 at now_s, a bucket of rate 1. */
+void retry_adaptive_init(struct retry_adaptive *a, double now_s);
+/* Before sending an attempt: 0 when it may go (a token was taken, or the limiter is not
+ * enabled yet), else the seconds to wait before asking again (nothing taken). */
+double retry_adaptive_acquire(struct retry_adaptive *a, double now_s);
+/* After every attempt (answers and transport errors alike): throttled is true for a
+ * throttling answer (RETRY_THROTTLE). Updates the measured rate and the bucket's rate. */
+void retry_adaptive_update(struct retry_adaptive *a, double now_s, bool throttled);
+/* The bucket's current rate (its max_rate in botocore). */
+double retry_adaptive_rate(const struct retry_adaptive *a);
+
 #endif

@@ -59,13 +59,18 @@ struct request {
 /* Routes a request: on return either a response is set on r or r has been suspended with
  * async work that will respond and resume it. */
 typedef void (*server_dispatch_fn)(struct request *r);
+/* Told of every completed request: its path, status (499: the client left first) and
+ * duration (the request metrics). */
+typedef void (*server_observe_fn)(const char *path, unsigned status, double seconds);
 
 /* Creates the server: binds the listen socket (cfg->listen), starts libmicrohttpd in
- * external epoll mode and registers with loop l; every request is handed to dispatch. On
+ * external epoll mode and registers with loop l; every request is handed to dispatch, and
+ * observe (may be NULL) is told when it completes. On
  * success cfg and auth (bearer tokens, NULL = auth off) are owned by the server (replaced
  * by server_reconfigure, freed at exit); on failure the caller keeps them. */
 EBSD_MUST_CHECK ebsd_status server_new(struct loop *l, struct config *cfg, struct auth *auth,
-                                       server_dispatch_fn dispatch, struct server **out);
+                                       server_dispatch_fn dispatch, server_observe_fn observe,
+                                       struct server **out);
 /* Writes the "listening" line (URL and pid). */
 void server_announce(const struct server *s);
 /* Runs the loop until it is stopped (drained, or server_stop_now); after a drain, lets the

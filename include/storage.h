@@ -17,10 +17,12 @@
 #define STORAGE_MAX_VALUES 16
 
 /* Keeps what a finished /volumes/total job found for t, fetched at wall ms fetched_at: the
- * counted volumes per type (as answer_groups counts them) and every instance per state.
+ * counted volumes per type (as answer_groups counts them) and every instance per state;
+ * atts: the volumes' attachments (wire_vol.attach_at).
  * Sorts inst and vols in place. */
 void storage_note_total(const struct target *t, struct wire_inst *inst, size_t ninst,
-                        struct wire_vol *vols, size_t nvols, int64_t fetched_at);
+                        struct wire_vol *vols, size_t nvols, const struct wire_attach *atts,
+                        int64_t fetched_at);
 /* Keeps what a finished /volumes/unattached job found for t. Sorts vols in place. */
 void storage_note_unattached(const struct target *t, struct wire_vol *vols, size_t nvols,
                              int64_t fetched_at);

@@ -2,10 +2,13 @@
  * records (the one model of an instance and of a volume that the engine collects and the
  * answer aggregates), and their encoding (child side) and decoding (parent side).
  *
- * INSTANCES and VOLUMES frames carry arrays of the records below copied as they are: parent
- * and child are the same binary. The decoder checks that a frame is a whole number of
- * records, terminates every string and normalises every bool, so a corrupt frame can fail
- * its request but never overrun. DONE and ERROR frames are small JSON objects. */
+ * INSTANCES and VOLUMES frames carry the records below copied as they are: parent and child
+ * are the same binary. An INSTANCES frame is an array of struct wire_inst; a VOLUMES frame
+ * is, for each volume, a struct wire_vol followed by its nattach struct wire_attach (most
+ * volumes have one: a fixed array of 16 would triple the bytes copied and kept). The
+ * decoder checks every length, terminates every string and normalises every bool, so a
+ * corrupt frame can fail its request but never overrun. DONE and ERROR frames are small
+ * JSON objects. */
 #ifndef EBSD_WIRE_H
 #define EBSD_WIRE_H
 #include <stdbool.h>
@@ -59,6 +62,8 @@ struct wire_attach {
     bool dot;                       /* delete on termination */
 };
 
+/* A volume; its attachments are atts[attach_at .. attach_at + nattach) of the array they
+ * were decoded into (on the wire they follow the record). */
 struct wire_vol {
     char id[32];
     int64_t size_gib;
@@ -66,8 +71,8 @@ struct wire_vol {
     int iops, throughput;
     char state[16];
     bool encrypted, multi;
-    unsigned nattach;
-    struct wire_attach attach[WIRE_MAX_ATTACH];
+    unsigned nattach;          /* at most WIRE_MAX_ATTACH */
+    size_t attach_at;
     char az[32];                    /* availabilityZone */
     char create_time[32];           /* createTime as EC2 wrote it */
     unsigned ntags;
@@ -117,14 +122,22 @@ EBSD_MUST_CHECK ebsd_status wire_put_error(int fd, ebsd_status st, const struct 
 
 /* ---- parent side */
 
-/* How many records of type (WIRE_INSTANCES or WIRE_VOLUMES) a frame of len bytes holds, or
- * (size_t)-1 when len is not a whole number of them (a malformed frame). */
+/* How many instances an INSTANCES frame of len bytes holds, or (size_t)-1 when len is not a
+ * whole number of records (a malformed frame). */
 size_t wire_records(int type, size_t len);
-/* Decodes a frame's records into out, which has room for wire_records(type, len) of them;
- * returns how many were kept (records with an empty id are dropped). Strings come out
- * terminated, bools 0 or 1, nattach at most WIRE_MAX_ATTACH; nvol and gib are zeroed. */
+/* Counts the volumes and attachments of a VOLUMES frame; false when it is malformed (a
+ * record cut short, or more than WIRE_MAX_ATTACH attachments). */
+bool wire_count_volumes(const char *data, size_t len, size_t *nvols, size_t *natts);
+/* Decodes an INSTANCES frame into out (room for wire_records of them); returns how many were
+ * kept (records with an empty id are dropped). Strings come out terminated; nvol and gib are
+ * zeroed. */
 size_t wire_take_instances(const char *data, size_t len, struct wire_inst *out);
-size_t wire_take_volumes(const char *data, size_t len, struct wire_vol *out);
+/* Decodes a VOLUMES frame that wire_count_volumes accepted into vols and atts (room for its
+ * counts); each kept volume's attach_at is atts_base + its first attachment's index in
+ * atts. Volumes with an empty id are dropped, with their attachments. Strings come out
+ * terminated, bools 0 or 1. Returns the volumes kept; *natts_kept the attachments kept. */
+size_t wire_take_volumes(const char *data, size_t len, struct wire_vol *vols,
+                         struct wire_attach *atts, size_t atts_base, size_t *natts_kept);
 /* Decodes a DONE or ERROR frame. EBSD_EPARSE when it is not the JSON object expected. */
 EBSD_MUST_CHECK ebsd_status wire_decode_done(const char *data, size_t len,
                                              struct wire_stats *out);

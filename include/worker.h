@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "config.h"
+#include "credentials.h"
 #include "target.h"
 #include "wire.h"
 
@@ -28,9 +29,13 @@ struct worker_task {
     struct wire_tag_pick tags; /* which tags go into the records */
 };
 
-/* Takes the EC2 client settings from cfg (endpoint, CA bundle, attempts, page sizes, rate);
- * call in the parent, before forking and after each reload. */
-void worker_configure(const struct config *cfg);
+/* A target's current credentials (NULL: none), as the credentials service hands them. */
+typedef const struct creds *(*worker_creds_fn)(const struct target *t);
+
+/* Takes the EC2 client settings from cfg (endpoint, CA bundle, attempts, page sizes, rate)
+ * and where the credentials come from; call in the parent, before forking and after each
+ * reload. */
+void worker_configure(const struct config *cfg, worker_creds_fn creds);
 
 /* Signs a dummy request once in the parent, so OpenSSL's algorithm fetches are inherited
  * instead of redone in every worker. */

@@ -35,7 +35,7 @@ static bool attach_counts(const char *state)
 }
 
 cJSON *answer_total(const char *region, struct wire_inst *inst, size_t ninst,
-                    struct wire_vol *vols, size_t nvols)
+                    struct wire_vol *vols, size_t nvols, const struct wire_attach *atts)
 {
     sort_items(inst, ninst, sizeof *inst, cmp_inst);
     sort_items(vols, nvols, sizeof *vols, cmp_vol);
@@ -46,11 +46,12 @@ cJSON *answer_total(const char *region, struct wire_inst *inst, size_t ninst,
         if (i > 0 && strcmp(v->id, vols[i - 1].id) == 0)
             continue; /* a multi-attach volume reported by two groups */
         bool counted = false;
+        const struct wire_attach *va = atts + v->attach_at;
         for (unsigned k = 0; k < v->nattach; k++) {
-            if (!attach_counts(v->attach[k].state))
+            if (!attach_counts(va[k].state))
                 continue;
             struct wire_inst key;
-            snprintf(key.id, sizeof key.id, "%s", v->attach[k].instance_id);
+            snprintf(key.id, sizeof key.id, "%s", va[k].instance_id);
             struct wire_inst *in =
                 ninst ? bsearch(&key, inst, ninst, sizeof *inst, cmp_inst) : NULL;
             if (!in)
@@ -83,7 +84,7 @@ cJSON *answer_total(const char *region, struct wire_inst *inst, size_t ninst,
 }
 
 cJSON *answer_instance(const char *region, const char *instance_id, const char *state,
-                       struct wire_vol *vols, size_t nvols)
+                       struct wire_vol *vols, size_t nvols, const struct wire_attach *atts)
 {
     sort_items(vols, nvols, sizeof *vols, cmp_vol);
     cJSON *o = cJSON_CreateObject();
@@ -96,10 +97,10 @@ cJSON *answer_instance(const char *region, const char *instance_id, const char *
         const struct wire_vol *v = &vols[i];
         if (i > 0 && strcmp(v->id, vols[i - 1].id) == 0)
             continue;
-        const struct wire_attach *a = NULL;
+        const struct wire_attach *a = NULL, *va = atts + v->attach_at;
         for (unsigned k = 0; k < v->nattach; k++)
-            if (strcmp(v->attach[k].instance_id, instance_id) == 0)
-                a = &v->attach[k];
+            if (strcmp(va[k].instance_id, instance_id) == 0)
+                a = &va[k];
         if (!a || !attach_counts(a->state))
             continue;
         total += v->size_gib;
@@ -188,7 +189,7 @@ static int cmp_group(const void *a, const void *b)
 }
 
 cJSON *answer_groups(const char *const *keys, size_t nkeys, struct wire_inst *inst, size_t ninst,
-                     struct wire_vol *vols, size_t nvols)
+                     struct wire_vol *vols, size_t nvols, const struct wire_attach *atts)
 {
     sort_items(inst, ninst, sizeof *inst, cmp_inst);
     sort_items(vols, nvols, sizeof *vols, cmp_vol);
@@ -200,8 +201,8 @@ cJSON *answer_groups(const char *const *keys, size_t nkeys, struct wire_inst *in
             continue;
         const struct wire_inst *owner = NULL;
         for (unsigned k = 0; k < v->nattach && !owner; k++)
-            if (attach_counts(v->attach[k].state))
-                owner = find_inst(inst, ninst, v->attach[k].instance_id);
+            if (attach_counts(atts[v->attach_at + k].state))
+                owner = find_inst(inst, ninst, atts[v->attach_at + k].instance_id);
         if (!owner)
             continue;
         struct buf b;
@@ -230,8 +231,8 @@ cJSON *answer_groups(const char *const *keys, size_t nkeys, struct wire_inst *in
             gib += v->size_gib;
             for (unsigned k = 0; k < v->nattach; k++) {
                 const struct wire_inst *in =
-                    attach_counts(v->attach[k].state)
-                        ? find_inst(inst, ninst, v->attach[k].instance_id) : NULL;
+                    attach_counts(atts[v->attach_at + k].state)
+                        ? find_inst(inst, ninst, atts[v->attach_at + k].instance_id) : NULL;
                 if (!in)
                     continue;
                 if (nseen == cap) {
@@ -453,12 +454,14 @@ void answer_from_outcome(const struct engine_query *q, struct engine_outcome *o,
     out->http_status = 200;
     if (q->kind == ENGINE_INSTANCE)
         out->data = answer_instance(q->target.region, q->instance_id,
-                                    o->ninst ? o->inst[0].state : "unknown", o->vols, o->nvols);
+                                    o->ninst ? o->inst[0].state : "unknown", o->vols, o->nvols,
+                                    o->atts);
     else if (q->kind == ENGINE_UNATTACHED)
         out->data = answer_unattached(q->target.region, o->vols, o->nvols,
                                       q->limit ? q->limit : 10);
     else
-        out->data = answer_total(q->target.region, o->inst, o->ninst, o->vols, o->nvols);
+        out->data = answer_total(q->target.region, o->inst, o->ninst, o->vols, o->nvols,
+                                 o->atts);
     if (q->kind == ENGINE_TOTAL && q->ngroup > 0) {
         const char *keys[ENGINE_MAX_GROUPS];
         for (unsigned i = 0; i < q->ngroup && i < ENGINE_MAX_GROUPS; i++)
@@ -468,6 +471,6 @@ void answer_from_outcome(const struct engine_query *q, struct engine_outcome *o,
             cJSON_AddItemToArray(by, cJSON_CreateString(keys[i]));
         cJSON_AddItemToObject(out->data, "groups",
                               answer_groups(keys, q->ngroup, o->inst, o->ninst, o->vols,
-                                            o->nvols));
+                                            o->nvols, o->atts));
     }
 }

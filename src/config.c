@@ -20,10 +20,12 @@
 
 #include "buf.h"
 #include "cors.h"
+#include "endpoint.h"
 #include "log.h"
 #include "mem.h"
 #include "realip.h"
 #include "redisurl.h"
+#include "retrycfg.h"
 
 #define CONFIG_MAX_FILE (1024 * 1024) /* a config file is a few KiB; refuse anything huge */
 #define CONFIG_MAX_STRING 4096        /* paths, URLs and names; PATH_MAX on Linux */
@@ -1174,7 +1176,8 @@ void config_defaults(struct config *c)
 /* Region: the environment's region becomes the default when it is one of the configured
  * regions (with no `regions` in the file the list is already just that region); one the file
  * does not allow is ignored, since the file is the operator's allow-list. Endpoint: as in the
- * AWS SDKs, AWS_ENDPOINT_URL_EC2, else AWS_ENDPOINT_URL, wins over the file. Invalid values
+ * AWS SDKs, AWS_ENDPOINT_URL_EC2, else AWS_ENDPOINT_URL, wins over the file (neither with
+ * AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true; endpoint.h). Retries: retrycfg.h. Invalid values
  * are ignored with a warning. */
 void config_apply_env(struct config *c)
 {
@@ -1193,15 +1196,8 @@ void config_apply_env(struct config *c)
             c->regions[0] = r;
         }
     }
-    const char *var = "AWS_ENDPOINT_URL_EC2";
-    const char *ep = getenv(var);
-    if (!ep || !*ep) {
-        var = "AWS_ENDPOINT_URL";
-        ep = getenv(var);
-    }
-    const char *ignore = getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
-    if (ignore && strcmp(ignore, "true") == 0)
-        ep = NULL;
+    const char *var = NULL;
+    const char *ep = endpoint_configured("EC2", &var);
     if (ep && *ep) {
         if (endpoint_valid(ep))
             set_str(&c->ec2_endpoint, ep);
@@ -1219,6 +1215,16 @@ void config_apply_env(struct config *c)
         else
             log_warn("config", "ignoring EBSD_REDIS_URL: %s", why);
     }
+    /* AWS_MAX_ATTEMPTS / AWS_RETRY_MODE, then the profile's max_attempts / retry_mode, over
+     * ec2.max_attempts (retrycfg.h); the mode becomes this process's (workers inherit it). */
+    struct retry_settings rs;
+    char note[300];
+    if (retrycfg_load((int)c->max_attempts, &rs, note, sizeof note) != EBSD_OK)
+        log_warn("config", "%s", note);
+    else if (note[0])
+        log_info("config", "%s", note);
+    c->max_attempts = (uint32_t)rs.max_attempts;
+    retry_settings_set(&rs);
 }
 
 ebsd_status config_load_buffer(const char *name, const char *data, size_t len,

@@ -1,7 +1,7 @@
 /* creds.c - the AWS credential chain in the SDKs' order: environment, web identity token
- * (STS AssumeRoleWithWebIdentity), shared config/credentials files (static keys, or
- * role_arn via STS AssumeRole), container credentials (ECS, EKS Pod Identity), EC2
- * instance metadata (IMDSv2, IMDSv1 only where the SDKs fall back to it).
+ * (STS AssumeRoleWithWebIdentity), shared config/credentials files (static keys,
+ * credential_process, or role_arn via STS AssumeRole), container credentials (ECS, EKS Pod
+ * Identity), EC2 instance metadata (IMDSv2, IMDSv1 only where the SDKs fall back to it).
  * A source that is not configured passes to the next; a configured source that fails
  * stops the chain with an error naming it, except IMDS, which is only tried and so ends
  * the chain with "no credentials found" when nothing answers. Messages never carry a
@@ -23,6 +23,7 @@
 
 #include "awsconfig.h"
 #include "clock.h"
+#include "credproc.h"
 #include "httpc.h"
 #include "mem.h"
 #include "sigv4.h"
@@ -328,6 +329,20 @@ static ebsd_status role_source(struct chain *x, const struct awsconfig *cfg, con
     return EBSD_EINVAL;
 }
 
+/* credential_process (credproc.h): blocking, which the chain may be. */
+static ebsd_status from_process(struct chain *x, const char *source, const char *command,
+                                struct creds *out, struct creds_error *err)
+{
+    char msg[sizeof err->message - 70];
+    ebsd_status st = credproc_run(command, x->deadline, source, out, msg, sizeof msg);
+    if (st != EBSD_OK) {
+        set_err(err, source, "%s: %s", source, msg);
+        if (st == EBSD_ENOTFOUND) /* configured but unusable: stop the chain */
+            st = EBSD_EAUTH;
+    }
+    return st;
+}
+
 static ebsd_status resolve_profile(struct chain *x, const struct awsconfig *cfg,
                                    const char *name, int depth, struct creds *out,
                                    struct creds_error *err)
@@ -346,6 +361,9 @@ static ebsd_status resolve_profile(struct chain *x, const struct awsconfig *cfg,
     if (!role_arn) {
         const char *ak = awsconfig_get(cfg, name, "aws_access_key_id");
         const char *sk = awsconfig_get(cfg, name, "aws_secret_access_key");
+        const char *process = awsconfig_get(cfg, name, "credential_process");
+        if (!ak && !sk && process)
+            return from_process(x, source, process, out, err);
         if (!ak && !sk)
             return EBSD_ENOTFOUND;
         if (!ak || !sk) {

@@ -45,7 +45,7 @@ static void configure(struct daemon *d, const struct config *cfg, bool first)
 {
     if (first)
         telemetry_init();
-    worker_configure(cfg);
+    worker_configure(cfg, credsvc_current);
     engine_init(d->loop, cfg, credsvc_ready);
     if (first) {
         worker_prepare();
@@ -173,7 +173,7 @@ ebsd_status daemon_new(struct loop *l, struct config *cfg, const char *config_pa
     ebsd_status st = setup_signals(d);
     if (st != EBSD_OK)
         goto fail;
-    st = server_new(l, cfg, auth, api_dispatch, &d->srv);
+    st = server_new(l, cfg, auth, api_dispatch, telemetry_request, &d->srv);
     if (st != EBSD_OK)
         goto fail; /* the caller still owns cfg and auth */
     configure(d, cfg, true);

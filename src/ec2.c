@@ -17,6 +17,7 @@
 #include "ec2.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "ec2xml.h"
+#include "endpoint.h"
 #include "httpc.h"
 #include "mem.h"
 #include "ratelimit.h"
@@ -57,6 +59,8 @@ struct ec2_client {
     struct ec2_stats stats;
     struct retry_quota quota;
     struct retry_rng rng;
+    bool adaptive;               /* retry mode adaptive: ad gates every attempt */
+    struct retry_adaptive ad;
     struct ratelimit rl;
 };
 
@@ -91,8 +95,7 @@ static bool region_valid(const char *r)
 
 void ec2_default_endpoint(const char *region, char *out, size_t outlen)
 {
-    bool china = strncmp(region, "cn-", 3) == 0;
-    snprintf(out, outlen, "https://ec2.%s.amazonaws.com%s", region, china ? ".cn" : "");
+    endpoint_default("ec2", region, out, outlen);
 }
 
 /* Splits http(s)://authority[/path] into *host and *path (caller frees both). */
@@ -283,7 +286,11 @@ ebsd_status ec2_client_new(const struct ec2_options *opt, struct ec2_client **ou
     url = host = path = NULL;
     c->ca_bundle = opt->ca_bundle && *opt->ca_bundle ? xstrdup(opt->ca_bundle) : NULL;
     c->creds = opt->creds;
-    c->max_attempts = opt->max_attempts > 0 ? opt->max_attempts : RETRY_DEFAULT_MAX_ATTEMPTS;
+    c->max_attempts = opt->max_attempts > 0 ? opt->max_attempts
+                                            : retry_settings_get()->max_attempts;
+    c->adaptive = (opt->retry_mode ? (enum retry_mode)opt->retry_mode
+                                   : retry_settings_get()->mode) == RETRY_MODE_ADAPTIVE;
+    retry_adaptive_init(&c->ad, (double)clock_now_us() / 1e6);
     c->instance_page = clamp_page(opt->instance_page_size, 1000);
     c->volume_page = clamp_page(opt->volume_page_size, 500);
     c->max_response = opt->max_response_bytes ? opt->max_response_bytes : DEFAULT_MAX_RESPONSE;
@@ -448,6 +455,21 @@ static void sleep_ms(int64_t ms)
         ;
 }
 
+/* Adaptive mode: waits for the CUBIC limiter's send token. EBSD_ETHROTTLED when the token
+ * would come after the deadline (then nothing is sent, as with the client rate limit). */
+static ebsd_status adaptive_wait(struct ec2_client *c, int64_t deadline)
+{
+    for (;;) {
+        double w = retry_adaptive_acquire(&c->ad, (double)clock_now_us() / 1e6);
+        if (w <= 0)
+            return EBSD_OK;
+        int64_t ms = (int64_t)ceil(w * 1000);
+        if (clock_now_ms() + ms >= deadline)
+            return EBSD_ETHROTTLED;
+        sleep_ms(ms);
+    }
+}
+
 /* One operation: attempts with SDK standard-mode retries, never past deadline. */
 static ebsd_status perform(struct ec2_client *c, const char *body, unsigned *action_counter,
                            int64_t deadline, parse_fn parse, void *out, struct ec2_error *err)
@@ -465,9 +487,21 @@ static ebsd_status perform(struct ec2_client *c, const char *body, unsigned *act
             }
             break;
         }
+        if (c->adaptive && adaptive_wait(c, deadline) != EBSD_OK) {
+            st = attempt == 1 ? EBSD_ETHROTTLED : st;
+            if (attempt == 1) {
+                memset(&e, 0, sizeof e);
+                snprintf(e.message, sizeof e.message,
+                         "adaptive retry mode: no send token before the deadline");
+            }
+            break;
+        }
         enum retry_class cls;
         (*action_counter)++;
         st = attempt_once(c, body, deadline, parse, out, &e, &cls);
+        if (c->adaptive)
+            retry_adaptive_update(&c->ad, (double)clock_now_us() / 1e6,
+                                  cls == RETRY_THROTTLE);
         if (st == EBSD_OK || cls == RETRY_NONE || attempt >= c->max_attempts)
             break;
         int64_t delay = retry_delay_ms(cls, attempt,

@@ -59,6 +59,8 @@ struct engine_job {
     size_t dispatched;         /* instances [0, dispatched) have their volume work queued */
     struct wire_vol *vols;
     size_t nvols, capvols;
+    struct wire_attach *atts;  /* the volumes' attachments (wire_vol.attach_at) */
+    size_t natts, capatts;
     bool instance_seen;        /* ENGINE_INSTANCE: DescribeInstances found it */
 };
 
@@ -176,6 +178,7 @@ static void job_free(struct engine_job *job)
         loop_timer_stop(g.loop, job->queue_timer);
     xprivate_free(job->inst);
     xprivate_free(job->vols);
+    xprivate_free(job->atts);
     free(job);
 }
 
@@ -381,10 +384,10 @@ static void *room_for(void *arr, size_t *cap, size_t len, size_t n, size_t size)
 static bool take_records(struct task *t, int type, const char *data, size_t len)
 {
     struct engine_job *job = t->job;
-    size_t n = wire_records(type, len);
-    if (n == (size_t)-1)
-        return false;
     if (type == WIRE_INSTANCES) {
+        size_t n = wire_records(type, len);
+        if (n == (size_t)-1)
+            return false;
         job->inst = room_for(job->inst, &job->capinst, job->ninst, n, sizeof *job->inst);
         job->ninst += wire_take_instances(data, len, job->inst + job->ninst);
         if (t->kind == T_INSTANCE)
@@ -395,8 +398,14 @@ static bool take_records(struct task *t, int type, const char *data, size_t len)
             enqueue_volume_groups(job);
         return true;
     }
-    job->vols = room_for(job->vols, &job->capvols, job->nvols, n, sizeof *job->vols);
-    job->nvols += wire_take_volumes(data, len, job->vols + job->nvols);
+    size_t nv, na, kept_atts;
+    if (!wire_count_volumes(data, len, &nv, &na))
+        return false;
+    job->vols = room_for(job->vols, &job->capvols, job->nvols, nv, sizeof *job->vols);
+    job->atts = room_for(job->atts, &job->capatts, job->natts, na, sizeof *job->atts);
+    job->nvols += wire_take_volumes(data, len, job->vols + job->nvols, job->atts + job->natts,
+                                    job->natts, &kept_atts);
+    job->natts += kept_atts;
     return true;
 }
 
@@ -677,6 +686,8 @@ static void job_maybe_finish(struct engine_job *job)
         .ninst = job->ninst,
         .vols = job->vols,
         .nvols = job->nvols,
+        .atts = job->atts,
+        .natts = job->natts,
     };
     job_deliver(job, &out);
 }

@@ -96,7 +96,7 @@ int once_run(const struct config *cfg, const char *query, const char *instance_i
         q->kind = ENGINE_TOTAL;
     }
     q->memory_mb = route->memory_mb;
-    worker_configure(cfg);
+    worker_configure(cfg, credsvc_current);
     engine_init(os.loop, cfg, credsvc_ready);
     worker_prepare();
     credsvc_init(os.loop);

@@ -1,6 +1,8 @@
-/* retry.c - SDK standard-mode retry decisions, retry quota and fork-aware jitter RNG. */
+/* retry.c - SDK standard-mode retry decisions, retry quota, fork-aware jitter RNG, the
+ * process's retry settings and the adaptive mode's CUBIC client rate limiter. */
 #include "retry.h"
 
+#include <math.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -167,4 +169,123 @@ int64_t retry_backoff_ms(int attempt, double u)
 int64_t retry_delay_ms(enum retry_class cls, int attempt, double u)
 {
     return cls == RETRY_CLOCK_SKEW ? 0 : retry_backoff_ms(attempt, u);
+}
+
+/* ---- settings --------------------------------------------------------------------------- */
+
+static struct retry_settings settings = {RETRY_DEFAULT_MAX_ATTEMPTS, RETRY_MODE_STANDARD};
+
+void retry_settings_set(const struct retry_settings *s)
+{
+    settings.max_attempts = s->max_attempts < 1 ? 1
+                            : s->max_attempts > RETRY_MAX_ATTEMPTS_CAP ? RETRY_MAX_ATTEMPTS_CAP
+                                                                       : s->max_attempts;
+    settings.mode = s->mode == RETRY_MODE_ADAPTIVE ? RETRY_MODE_ADAPTIVE : RETRY_MODE_STANDARD;
+}
+
+const struct retry_settings *retry_settings_get(void)
+{
+    return &settings;
+}
+
+const char *retry_mode_name(enum retry_mode m)
+{
+    return m == RETRY_MODE_ADAPTIVE ? "adaptive" : "standard";
+}
+
+/* ---- adaptive mode ---------------------------------------------------------------------- */
+
+/* bucket.py TokenBucket._refill */
+static void bucket_refill(struct retry_adaptive *a, double now)
+{
+    if (!a->refilled_once) {
+        a->refilled_once = true;
+        a->last_refill = now;
+        return;
+    }
+    double c = a->capacity + (now - a->last_refill) * a->fill_rate;
+    a->capacity = c < a->max_capacity ? c : a->max_capacity;
+    a->last_refill = now;
+}
+
+/* bucket.py TokenBucket.max_rate setter */
+static void bucket_set_rate(struct retry_adaptive *a, double rate, double now)
+{
+    bucket_refill(a, now);
+    a->fill_rate = rate > RETRY_ADAPTIVE_MIN_RATE ? rate : RETRY_ADAPTIVE_MIN_RATE;
+    a->max_capacity = rate >= 1 ? rate : 1;
+    if (a->capacity > a->max_capacity)
+        a->capacity = a->max_capacity;
+}
+
+static double cubic_zero_point(double w_max)
+{
+    return pow(w_max * (1 - RETRY_ADAPTIVE_BETA) / RETRY_ADAPTIVE_SCALE, 1.0 / 3.0);
+}
+
+void retry_adaptive_init(struct retry_adaptive *a, double now_s)
+{
+    memset(a, 0, sizeof *a);
+    a->w_max = 0;
+    a->k = cubic_zero_point(0);
+    a->last_fail = now_s;
+    a->last_bucket = floor(now_s);
+    /* TokenBucket(max_rate=1): capacity 0, no refill time yet */
+    a->fill_rate = 1;
+    a->max_capacity = 1;
+    a->refilled_once = true; /* the constructor's max_rate setter refills once */
+    a->last_refill = now_s;
+}
+
+double retry_adaptive_acquire(struct retry_adaptive *a, double now_s)
+{
+    if (!a->enabled)
+        return 0;
+    bucket_refill(a, now_s);
+    /* The tolerance: a caller that slept exactly the wait given must get its token, not a
+     * rounding error's worth of further waiting. */
+    if (a->capacity >= 1 - 1e-9) {
+        a->capacity = a->capacity > 1 ? a->capacity - 1 : 0;
+        return 0;
+    }
+    return (1 - a->capacity) / a->fill_rate;
+}
+
+/* adaptive.py RateClocker.record: the smoothed send rate over half-second buckets. */
+static double clocker_record(struct retry_adaptive *a, double now)
+{
+    double bucket = floor(now * 2) / 2;
+    a->count += 1;
+    if (bucket > a->last_bucket) {
+        double rate = a->count / (bucket - a->last_bucket);
+        a->measured_rate = rate * 0.8 + a->measured_rate * 0.2;
+        a->count = 0;
+        a->last_bucket = bucket;
+    }
+    return a->measured_rate;
+}
+
+void retry_adaptive_update(struct retry_adaptive *a, double now_s, bool throttled)
+{
+    double measured = clocker_record(a, now_s);
+    double new_rate;
+    if (!throttled) {
+        double dt = now_s - a->last_fail - a->k;
+        new_rate = RETRY_ADAPTIVE_SCALE * dt * dt * dt + a->w_max;
+    } else {
+        double use = !a->enabled ? measured
+                     : measured < a->fill_rate ? measured : a->fill_rate;
+        a->w_max = use;
+        a->k = cubic_zero_point(use);
+        a->last_fail = now_s;
+        new_rate = use * RETRY_ADAPTIVE_BETA;
+        a->enabled = true;
+    }
+    double cap = 2.0 * measured;
+    bucket_set_rate(a, new_rate < cap ? new_rate : cap, now_s);
+}
+
+double retry_adaptive_rate(const struct retry_adaptive *a)
+{
+    return a->fill_rate;
 }

@@ -27,7 +27,6 @@
 #include "mem.h"
 #include "reqid.h"
 #include "route.h"
-#include "telemetry.h"
 
 /* Longest URL (decoded path plus query keys and values) and most query parameters. */
 #define SERVER_MAX_URL ROUTE_MAX_QUERY
@@ -59,6 +58,7 @@ struct server {
     struct loop *loop;
     struct config *cfg;
     server_dispatch_fn dispatch;
+    server_observe_fn observe;
     struct MHD_Daemon *mhd;
     int listen_fd;            /* ours: accepted here, handed to MHD_add_connection */
     bool accept_paused;       /* out of descriptors: retried from a timer */
@@ -499,7 +499,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     bool hit = r->report.cache && strcmp(r->report.cache, "hit") == 0;
     if (r->report.enabled && (!hit || log_enabled(LOGL_INFO)))
         write_report(r, duration_ms);
-    telemetry_request(r->path, r->queued ? r->status : 499, duration_ms / 1000.0);
+    if (s->observe)
+        s->observe(r->path, r->queued ? r->status : 499, duration_ms / 1000.0);
 
     for (size_t i = 0; i < r->nresp_headers; i++)
         free(r->resp_headers[i]);
@@ -905,7 +906,8 @@ static int64_t before_wait(struct loop *l, void *arg)
 }
 
 ebsd_status server_new(struct loop *l, struct config *cfg, struct auth *auth,
-                       server_dispatch_fn dispatch, struct server **out)
+                       server_dispatch_fn dispatch, server_observe_fn observe,
+                       struct server **out)
 {
     ebsd_status st;
     struct server *s = xcalloc(1, sizeof *s);
@@ -913,6 +915,7 @@ ebsd_status server_new(struct loop *l, struct config *cfg, struct auth *auth,
     s->cfg = cfg;
     s->auth = auth;
     s->dispatch = dispatch;
+    s->observe = observe;
     s->listen_fd = -1;
 
     st = open_listener(cfg->listen, &s->listen_fd, &s->port);

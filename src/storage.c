@@ -78,7 +78,8 @@ static void add(struct tallies *t, const char *name, double gib, double count)
 }
 
 void storage_note_total(const struct target *t, struct wire_inst *inst, size_t ninst,
-                        struct wire_vol *vols, size_t nvols, int64_t fetched_at)
+                        struct wire_vol *vols, size_t nvols, const struct wire_attach *atts,
+                        int64_t fetched_at)
 {
     struct slot *s = slot_for(t);
     if (!s)
@@ -86,7 +87,7 @@ void storage_note_total(const struct target *t, struct wire_inst *inst, size_t n
     memset(&s->attached, 0, sizeof s->attached);
     memset(&s->states, 0, sizeof s->states);
     const char *key = "volume_type";
-    cJSON *groups = answer_groups(&key, 1, inst, ninst, vols, nvols);
+    cJSON *groups = answer_groups(&key, 1, inst, ninst, vols, nvols, atts);
     const cJSON *g1;
     cJSON_ArrayForEach(g1, groups)
     {

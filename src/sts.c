@@ -10,9 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "buf.h"
+#include "awsid.h"
 #include "clock.h"
+#include "endpoint.h"
 #include "mem.h"
 #include "retry.h"
 #include "sigv4.h"
@@ -27,9 +30,10 @@
 struct xml_ctx {
     XML_Parser p;
     int depth;
-    bool in_creds, in_error, too_big, doctype;
+    bool in_creds, in_error, in_user, too_big, doctype;
     struct buf text;
-    char *ak, *sk, *token, *exp, *code, *message;
+    char *ak, *sk, *token, *exp, *code, *message, *user_arn;
+    char *account, *caller_arn; /* GetCallerIdentityResult */
 };
 
 static const char *local_name(const char *name)
@@ -47,6 +51,8 @@ static void on_start(void *ud, const char *name, const char **attrs)
         x->in_creds = true;
     else if (strcmp(n, "Error") == 0)
         x->in_error = true;
+    else if (strcmp(n, "AssumedRoleUser") == 0)
+        x->in_user = true;
     buf_reset(&x->text);
 }
 
@@ -79,6 +85,15 @@ static void on_end(void *ud, const char *name)
             keep(&x->message, &x->text);
         else if (strcmp(n, "Error") == 0)
             x->in_error = false;
+    } else if (x->in_user) {
+        if (strcmp(n, "Arn") == 0)
+            keep(&x->user_arn, &x->text);
+        else if (strcmp(n, "AssumedRoleUser") == 0)
+            x->in_user = false;
+    } else if (strcmp(n, "Account") == 0) {
+        keep(&x->account, &x->text);
+    } else if (strcmp(n, "Arn") == 0) {
+        keep(&x->caller_arn, &x->text);
     }
     buf_reset(&x->text);
 }
@@ -118,9 +133,28 @@ static bool copy_field(char *dst, size_t dstlen, const char *src)
     return true;
 }
 
-/* sts_parse_response, also giving the error code of an ErrorResponse in code. */
+/* The account id in an assumed-role ARN "arn:PARTITION:sts::ACCOUNT:assumed-role/R/S". */
+static void account_of(const char *arn, char out[13])
+{
+    out[0] = '\0';
+    const char *p = arn;
+    for (int field = 0; field < 4 && p; field++) {
+        p = strchr(p, ':');
+        if (p)
+            p++;
+    }
+    if (p && strspn(p, "0123456789") == 12 && p[12] == ':') {
+        memcpy(out, p, 12);
+        out[12] = '\0';
+    }
+}
+
+/* sts_parse_response, also giving the error code of an ErrorResponse in code and the
+ * assumed role's ARN and account in *o (when not NULL). out NULL: a GetCallerIdentity
+ * answer, whose Account and Arn go to *o (then required). */
 static ebsd_status parse_response(const char *xml, size_t len, struct creds *out, char *err,
-                                  size_t errlen, char *code, size_t codelen)
+                                  size_t errlen, char *code, size_t codelen,
+                                  struct sts_outcome *o)
 {
     ebsd_status st = EBSD_EPARSE;
     struct xml_ctx x = {0};
@@ -155,6 +189,18 @@ static ebsd_status parse_response(const char *xml, size_t len, struct creds *out
         st = EBSD_EUPSTREAM;
         goto out;
     }
+    if (!out) {
+        if (!o || !x.account || strlen(x.account) != 12 ||
+            strspn(x.account, "0123456789") != 12) {
+            snprintf(err, errlen, "the answer lacks a 12-digit GetCallerIdentityResult/Account");
+            goto out;
+        }
+        snprintf(o->account_id, sizeof o->account_id, "%s", x.account);
+        snprintf(o->assumed_role_arn, sizeof o->assumed_role_arn, "%s",
+                 x.caller_arn ? x.caller_arn : "");
+        st = EBSD_OK;
+        goto out;
+    }
     if (!x.ak || !x.sk || !x.token || !x.exp) {
         snprintf(err, errlen, "the answer lacks %s", !x.ak ? "Credentials/AccessKeyId"
                                                      : !x.sk ? "Credentials/SecretAccessKey"
@@ -172,6 +218,11 @@ static ebsd_status parse_response(const char *xml, size_t len, struct creds *out
         snprintf(err, errlen, "a credential in the answer is empty or too long");
         goto out;
     }
+    if (o) {
+        snprintf(o->assumed_role_arn, sizeof o->assumed_role_arn, "%s",
+                 x.user_arn ? x.user_arn : "");
+        account_of(o->assumed_role_arn, o->account_id);
+    }
     *out = c;
     st = EBSD_OK;
 out:
@@ -183,6 +234,9 @@ out:
     free(x.exp);
     free(x.code);
     free(x.message);
+    free(x.user_arn);
+    free(x.account);
+    free(x.caller_arn);
     OPENSSL_cleanse(&c, sizeof c);
     return st;
 }
@@ -190,19 +244,37 @@ out:
 ebsd_status sts_parse_response(const char *xml, size_t len, struct creds *out, char *err,
                                size_t errlen)
 {
-    return parse_response(xml, len, out, err, errlen, NULL, 0);
+    return parse_response(xml, len, out, err, errlen, NULL, 0, NULL);
 }
 
 /* ---- the call --------------------------------------------------------------------------- */
 
 char *sts_endpoint(const char *region)
 {
-    const char *e = getenv("AWS_ENDPOINT_URL_STS");
-    if (!e || !*e)
-        e = getenv("AWS_ENDPOINT_URL");
-    if (e && *e)
-        return xstrdup(e);
-    return xasprintf("https://sts.%s.amazonaws.com", region && *region ? region : "us-east-1");
+    return endpoint_resolve("sts", "STS", region);
+}
+
+void sts_default_session_name(char *out, size_t outlen)
+{
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) != 0 || !host[0])
+        snprintf(host, sizeof host, "host");
+    char raw[300];
+    snprintf(raw, sizeof raw, "ebsd-%s", host);
+    awsid_session_name_sanitize(raw, out, outlen);
+}
+
+bool sts_auth_code(const char *code)
+{
+    static const char *const codes[] = {
+        "AccessDenied", "AccessDeniedException", "InvalidClientTokenId", "ExpiredToken",
+        "ExpiredTokenException", "MissingAuthenticationToken", "UnrecognizedClientException",
+        "SignatureDoesNotMatch", "InvalidIdentityToken", "IDPRejectedClaim",
+    };
+    for (size_t i = 0; code && i < sizeof codes / sizeof codes[0]; i++)
+        if (strcmp(code, codes[i]) == 0)
+            return true;
+    return false;
 }
 
 /* Splits "scheme://authority/path?x" into authority and path ("/" when empty). */
@@ -237,7 +309,8 @@ static void form_add(struct buf *b, const char *key, const char *value, bool *ok
 static ebsd_status attempt(struct httpc *h, const struct sts_assume *a, const char *action,
                            const char *authority, const char *path, const char *url,
                            const struct buf *body, int64_t deadline, struct creds *out,
-                           char *err, size_t errlen, enum retry_class *cls)
+                           char *err, size_t errlen, enum retry_class *cls,
+                           struct sts_outcome *o)
 {
     ebsd_status st;
     bool web = a->web_identity_token != NULL;
@@ -283,6 +356,9 @@ static ebsd_status attempt(struct httpc *h, const struct sts_assume *a, const ch
             a->read_timeout_ms > 0 ? a->read_timeout_ms : STS_DEFAULT_READ_TIMEOUT_MS};
     st = httpc_perform(h, &req, &resp);
     have_resp = true;
+    o->attempts++;
+    o->http_status = resp.status;
+    o->code[0] = '\0';
     if (st != EBSD_OK) {
         snprintf(err, errlen, "STS %s at %s: %s%s%s", action, url,
                  st == EBSD_ETIMEDOUT ? "no answer before the deadline" : status_str(st),
@@ -292,14 +368,18 @@ static ebsd_status attempt(struct httpc *h, const struct sts_assume *a, const ch
     }
     char perr[400] = "", code[64] = "";
     st = parse_response(resp.body.data ? resp.body.data : "", resp.body.len, out, perr,
-                        sizeof perr, code, sizeof code);
+                        sizeof perr, code, sizeof code, o);
+    snprintf(o->code, sizeof o->code, "%s", code);
     if (resp.status != 200) {
         snprintf(err, errlen, "STS %s at %s: HTTP %ld%s%s", action, url, resp.status,
                  st == EBSD_EUPSTREAM ? ": " : "", st == EBSD_EUPSTREAM ? perr : "");
-        if (st == EBSD_OK)
+        if (st == EBSD_OK && out)
             OPENSSL_cleanse(out, sizeof *out); /* credentials under an error status: unused */
-        st = EBSD_EUPSTREAM;
         *cls = retry_classify(EBSD_OK, false, resp.status, code);
+        st = *cls == RETRY_THROTTLE ? EBSD_ETHROTTLED
+             : sts_auth_code(code)  ? EBSD_EAUTH
+             : strcmp(code, "ValidationError") == 0 ? EBSD_EINVAL
+                                                    : EBSD_EUPSTREAM;
         if (!web && retry_is_clock_skew_code(code) && skew_correct_from_date(resp.date)) {
             *cls = RETRY_CLOCK_SKEW;
             skew_announce();
@@ -330,58 +410,33 @@ static void sleep_ms(int64_t ms)
         ;
 }
 
-ebsd_status sts_assume_role(struct httpc *h, const struct sts_assume *a, struct creds *out,
-                            char *err, size_t errlen)
+/* Sends body to the endpoint with the retries of the standard mode, within a->deadline.
+ * out NULL: a GetCallerIdentity call (its answer goes to *o). */
+static ebsd_status send_with_retries(struct httpc *h, const struct sts_assume *a,
+                                     const char *action, const char *endpoint,
+                                     const struct buf *body, struct creds *out,
+                                     struct sts_outcome *o, char *err, size_t errlen)
 {
     ebsd_status st = EBSD_EINVAL;
-    bool web = a->web_identity_token != NULL;
-    const char *action = web ? "AssumeRoleWithWebIdentity" : "AssumeRole";
     char *authority = NULL, *path = NULL, *url = NULL;
-    struct creds got;
-    memset(&got, 0, sizeof got);
-    struct buf body;
-    buf_init(&body, 64u << 10);
     /* STS is called once per credential refresh, so there is no retry quota to share: the
      * attempts and the deadline bound the retries. */
     static struct retry_rng rng;
-
-    if (!a->role_arn || !*a->role_arn || !a->endpoint ||
-        !split_url(a->endpoint, &authority, &path)) {
-        snprintf(err, errlen, "STS %s: bad role ARN or endpoint URL", action);
-        goto out;
-    }
-    if (!web && !a->source) {
-        snprintf(err, errlen, "STS %s: no source credentials", action);
-        goto out;
-    }
-    bool ok = true;
-    form_add(&body, "Action", action, &ok);
-    form_add(&body, "Version", STS_VERSION, &ok);
-    form_add(&body, "RoleArn", a->role_arn, &ok);
-    form_add(&body, "RoleSessionName", a->session_name ? a->session_name : "ebsd", &ok);
-    if (a->external_id && *a->external_id)
-        form_add(&body, "ExternalId", a->external_id, &ok);
-    if (a->duration_s > 0) {
-        char d[16];
-        snprintf(d, sizeof d, "%d", a->duration_s);
-        form_add(&body, "DurationSeconds", d, &ok);
-    }
-    if (web)
-        form_add(&body, "WebIdentityToken", a->web_identity_token, &ok);
-    if (!ok) {
-        snprintf(err, errlen, "STS %s: request body too large", action);
-        st = EBSD_ETOOBIG;
+    if (!split_url(endpoint, &authority, &path)) {
+        snprintf(err, errlen, "STS %s: bad endpoint URL", action);
         goto out;
     }
     /* The endpoint as given, path included (the query part, if any, is dropped). */
-    url = xasprintf("%.*s%s%s", (int)(strstr(a->endpoint, "://") + 3 - a->endpoint),
-                    a->endpoint, authority, path);
+    url = xasprintf("%.*s%s%s", (int)(strstr(endpoint, "://") + 3 - endpoint), endpoint,
+                    authority, path);
     int64_t deadline = a->deadline ? a->deadline : clock_now_ms() + 30000;
+    int max_attempts = a->max_attempts > 0 ? a->max_attempts
+                                           : retry_settings_get()->max_attempts;
     for (int n = 1;; n++) {
         enum retry_class cls;
-        st = attempt(h, a, action, authority, path, url, &body, deadline, &got, err, errlen,
-                     &cls);
-        if (st == EBSD_OK || cls == RETRY_NONE || n >= RETRY_DEFAULT_MAX_ATTEMPTS)
+        st = attempt(h, a, action, authority, path, url, body, deadline, out, err, errlen,
+                     &cls, o);
+        if (st == EBSD_OK || cls == RETRY_NONE || n >= max_attempts)
             break;
         int64_t delay = retry_delay_ms(cls, n, retry_rng_uniform(&rng));
         if (clock_now_ms() + delay >= deadline)
@@ -389,6 +444,64 @@ ebsd_status sts_assume_role(struct httpc *h, const struct sts_assume *a, struct 
         if (delay > 0)
             sleep_ms(delay);
     }
+out:
+    free(authority);
+    free(path);
+    free(url);
+    return st;
+}
+
+ebsd_status sts_assume_role(struct httpc *h, const struct sts_assume *a, struct creds *out,
+                            char *err, size_t errlen)
+{
+    ebsd_status st = EBSD_EINVAL;
+    bool web = a->web_identity_token != NULL;
+    const char *action = web ? "AssumeRoleWithWebIdentity" : "AssumeRole";
+    char *endpoint = NULL;
+    struct sts_outcome scratch;
+    struct sts_outcome *o = a->outcome ? a->outcome : &scratch;
+    memset(o, 0, sizeof *o);
+    struct creds got;
+    memset(&got, 0, sizeof got);
+    struct buf body;
+    buf_init(&body, 64u << 10);
+
+    endpoint = a->endpoint && *a->endpoint ? xstrdup(a->endpoint) : sts_endpoint(a->region);
+    if (!a->role_arn || !*a->role_arn) {
+        snprintf(err, errlen, "STS %s: no role ARN", action);
+        goto out;
+    }
+    if (!web && !a->source) {
+        snprintf(err, errlen, "STS %s: no source credentials", action);
+        goto out;
+    }
+    char session[AWSID_SESSION_NAME_MAX + 1];
+    if (a->session_name && *a->session_name)
+        snprintf(session, sizeof session, "%s", a->session_name);
+    else
+        sts_default_session_name(session, sizeof session);
+    /* Parameters in the order botocore serializes them (the request shape's member order),
+     * so the same inputs give the same bytes and the same signature. */
+    bool ok = true;
+    form_add(&body, "Action", action, &ok);
+    form_add(&body, "Version", STS_VERSION, &ok);
+    form_add(&body, "RoleArn", a->role_arn, &ok);
+    form_add(&body, "RoleSessionName", session, &ok);
+    if (web)
+        form_add(&body, "WebIdentityToken", a->web_identity_token, &ok);
+    if (a->duration_s > 0) {
+        char d[16];
+        snprintf(d, sizeof d, "%d", a->duration_s);
+        form_add(&body, "DurationSeconds", d, &ok);
+    }
+    if (!web && a->external_id && *a->external_id)
+        form_add(&body, "ExternalId", a->external_id, &ok);
+    if (!ok) {
+        snprintf(err, errlen, "STS %s: request body too large", action);
+        st = EBSD_ETOOBIG;
+        goto out;
+    }
+    st = send_with_retries(h, a, action, endpoint, &body, &got, o, err, errlen);
     if (st == EBSD_OK)
         *out = got;
 out:
@@ -396,8 +509,33 @@ out:
     if (body.data)
         OPENSSL_cleanse(body.data, body.len);
     buf_free(&body);
-    free(authority);
-    free(path);
-    free(url);
+    free(endpoint);
+    return st;
+}
+
+ebsd_status sts_get_caller_identity(struct httpc *h, const struct sts_assume *a,
+                                    struct sts_outcome *o, char *err, size_t errlen)
+{
+    ebsd_status st = EBSD_EINVAL;
+    memset(o, 0, sizeof *o);
+    char *endpoint =
+        a->endpoint && *a->endpoint ? xstrdup(a->endpoint) : sts_endpoint(a->region);
+    struct buf body;
+    buf_init(&body, 256);
+    if (!a->source || a->web_identity_token) {
+        snprintf(err, errlen, "STS GetCallerIdentity: no credentials to sign with");
+        goto out;
+    }
+    bool ok = true;
+    form_add(&body, "Action", "GetCallerIdentity", &ok);
+    form_add(&body, "Version", STS_VERSION, &ok);
+    if (!ok) {
+        st = EBSD_ETOOBIG;
+        goto out;
+    }
+    st = send_with_retries(h, a, "GetCallerIdentity", endpoint, &body, NULL, o, err, errlen);
+out:
+    buf_free(&body);
+    free(endpoint);
     return st;
 }

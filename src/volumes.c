@@ -310,7 +310,7 @@ static void fetch_done(void *arg, struct engine_outcome *out)
     /* the gauges of /metrics follow every answer a target gets (storage.h) */
     if (out->status == EBSD_OK && f->q.kind == ENGINE_TOTAL)
         storage_note_total(&f->q.target, out->inst, out->ninst, out->vols, out->nvols,
-                           out->fetched_at);
+                           out->atts, out->fetched_at);
     else if (out->status == EBSD_OK && f->q.kind == ENGINE_UNATTACHED)
         storage_note_unattached(&f->q.target, out->vols, out->nvols, out->fetched_at);
     answer_from_outcome(&f->q, out, res);
@@ -603,8 +603,16 @@ static void handle(struct request *r, enum route route_kind, const char *instanc
         g.st.misses++;
     /* The job runs to this request's deadline (its workers' EC2 calls respect it); a waiter
      * that joins later with a later deadline extends it. Each waiter enforces its own, and a
-     * flight left with no waiters is cancelled. */
-    struct fetch *f = fetch_start(key, &q, detail, route->cache_ttl_s, r->deadline,
+     * flight left with no waiters is cancelled. When a stale-if-error answer is at hand,
+     * the request gets it at its deadline if the fetch has not landed, and the fetch may
+     * run on to its route's bound to refresh the cache: the job gets that bound, so its
+     * own deadline does not end it in the same instant as the waiter's. */
+    int64_t job_deadline = r->deadline;
+    struct cache_view sv;
+    if (cache_lookup(g.cache, key, now, &sv) != CACHE_MISS && sv.status == 200 &&
+        now + (int64_t)route->timeout_ms > job_deadline)
+        job_deadline = now + (int64_t)route->timeout_ms;
+    struct fetch *f = fetch_start(key, &q, detail, route->cache_ttl_s, job_deadline,
                                   route->timeout_ms, false);
     add_waiter(r, f->flight, refresh ? "refreshed" : "miss", timeout_ms);
 }

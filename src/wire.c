@@ -1,6 +1,7 @@
 /* wire.c - the worker-to-parent frames: fixed-size records and small JSON (see wire.h). */
 #include "wire.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,34 +143,52 @@ ebsd_status wire_put_instances(int fd, const struct ec2_instance_page *p,
     return st;
 }
 
+static unsigned attach_count(const struct ec2_volume *v)
+{
+    return v->nattach < WIRE_MAX_ATTACH ? (unsigned)v->nattach : WIRE_MAX_ATTACH;
+}
+
+/* Records follow each other unaligned (a struct wire_attach is 73 bytes): both sides copy
+ * them with memcpy. */
 ebsd_status wire_put_volumes(int fd, const struct ec2_volume_page *p,
                              const struct wire_tag_pick *pick)
 {
-    struct wire_vol *a = records_new(p->n, sizeof *a);
+    size_t bytes = p->n * sizeof(struct wire_vol);
+    for (size_t i = 0; i < p->n; i++)
+        bytes += attach_count(&p->items[i]) * sizeof(struct wire_attach);
+    char *a = records_new(bytes, 1);
+    char *at = a;
     for (size_t i = 0; i < p->n; i++) {
         const struct ec2_volume *v = &p->items[i];
-        struct wire_vol *o = &a[i];
-        str_copy(o->id, sizeof o->id, v->id);
-        o->size_gib = v->size_gib;
-        str_copy(o->type, sizeof o->type, v->type);
-        o->iops = v->iops;
-        o->throughput = v->throughput;
-        str_copy(o->state, sizeof o->state, v->state);
-        o->encrypted = v->encrypted;
-        o->multi = v->multi_attach;
-        str_copy(o->az, sizeof o->az, v->az);
-        str_copy(o->create_time, sizeof o->create_time, v->create_time);
-        o->ntags = wire_pick_tags(v->tags, v->ntags, pick, o->tags);
-        for (size_t k = 0; k < v->nattach && o->nattach < WIRE_MAX_ATTACH; k++) {
-            struct wire_attach *x = &o->attach[o->nattach++];
-            str_copy(x->instance_id, sizeof x->instance_id, v->attach[k].instance_id);
-            str_copy(x->device, sizeof x->device, v->attach[k].device);
-            str_copy(x->state, sizeof x->state, v->attach[k].state);
-            x->dot = v->attach[k].delete_on_termination;
+        struct wire_vol o;
+        memset(&o, 0, sizeof o);
+        str_copy(o.id, sizeof o.id, v->id);
+        o.size_gib = v->size_gib;
+        str_copy(o.type, sizeof o.type, v->type);
+        o.iops = v->iops;
+        o.throughput = v->throughput;
+        str_copy(o.state, sizeof o.state, v->state);
+        o.encrypted = v->encrypted;
+        o.multi = v->multi_attach;
+        str_copy(o.az, sizeof o.az, v->az);
+        str_copy(o.create_time, sizeof o.create_time, v->create_time);
+        o.ntags = wire_pick_tags(v->tags, v->ntags, pick, o.tags);
+        o.nattach = attach_count(v);
+        memcpy(at, &o, sizeof o);
+        at += sizeof o;
+        for (size_t k = 0; k < o.nattach; k++) {
+            struct wire_attach x;
+            memset(&x, 0, sizeof x);
+            str_copy(x.instance_id, sizeof x.instance_id, v->attach[k].instance_id);
+            str_copy(x.device, sizeof x.device, v->attach[k].device);
+            str_copy(x.state, sizeof x.state, v->attach[k].state);
+            x.dot = v->attach[k].delete_on_termination;
+            memcpy(at, &x, sizeof x);
+            at += sizeof x;
         }
     }
-    ebsd_status st = frame_write(fd, WIRE_VOLUMES, a, p->n * sizeof *a);
-    records_free(a, p->n, sizeof *a);
+    ebsd_status st = frame_write(fd, WIRE_VOLUMES, a, bytes);
+    records_free(a, bytes, 1);
     return st;
 }
 
@@ -198,11 +217,38 @@ static void take_tags(struct wire_tag *tags, unsigned *n)
 
 size_t wire_records(int type, size_t len)
 {
-    size_t size = type == WIRE_INSTANCES ? sizeof(struct wire_inst)
-                  : type == WIRE_VOLUMES ? sizeof(struct wire_vol) : 0;
-    if (!size || len % size != 0)
+    if (type != WIRE_INSTANCES || len % sizeof(struct wire_inst) != 0)
         return (size_t)-1;
-    return len / size;
+    return len / sizeof(struct wire_inst);
+}
+
+/* The nattach of the volume record at data (not aligned: read by copy). */
+static unsigned nattach_at(const char *data)
+{
+    unsigned n;
+    memcpy(&n, data + offsetof(struct wire_vol, nattach), sizeof n);
+    return n;
+}
+
+bool wire_count_volumes(const char *data, size_t len, size_t *nvols, size_t *natts)
+{
+    size_t off = 0, nv = 0, na = 0;
+    while (off < len) {
+        if (len - off < sizeof(struct wire_vol))
+            return false;
+        unsigned n = nattach_at(data + off);
+        if (n > WIRE_MAX_ATTACH)
+            return false;
+        off += sizeof(struct wire_vol);
+        if ((len - off) / sizeof(struct wire_attach) < n)
+            return false;
+        off += n * sizeof(struct wire_attach);
+        nv++;
+        na += n;
+    }
+    *nvols = nv;
+    *natts = na;
+    return true;
 }
 
 size_t wire_take_instances(const char *data, size_t len, struct wire_inst *out)
@@ -223,12 +269,14 @@ size_t wire_take_instances(const char *data, size_t len, struct wire_inst *out)
     return kept;
 }
 
-size_t wire_take_volumes(const char *data, size_t len, struct wire_vol *out)
+size_t wire_take_volumes(const char *data, size_t len, struct wire_vol *vols,
+                         struct wire_attach *atts, size_t atts_base, size_t *natts_kept)
 {
-    size_t n = len / sizeof *out, kept = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct wire_vol *v = &out[kept];
-        memcpy(v, data + i * sizeof *v, sizeof *v);
+    size_t off = 0, kept = 0, na = 0;
+    while (off + sizeof(struct wire_vol) <= len) {
+        struct wire_vol *v = &vols[kept];
+        memcpy(v, data + off, sizeof *v);
+        off += sizeof *v;
         TERMINATE(v->id);
         TERMINATE(v->type);
         TERMINATE(v->state);
@@ -239,15 +287,24 @@ size_t wire_take_volumes(const char *data, size_t len, struct wire_vol *out)
         fix_bool(&v->multi);
         if (v->nattach > WIRE_MAX_ATTACH)
             v->nattach = WIRE_MAX_ATTACH;
+        if ((len - off) / sizeof(struct wire_attach) < v->nattach)
+            v->nattach = (unsigned)((len - off) / sizeof(struct wire_attach));
+        v->attach_at = atts_base + na;
         for (unsigned k = 0; k < v->nattach; k++) {
-            TERMINATE(v->attach[k].instance_id);
-            TERMINATE(v->attach[k].device);
-            TERMINATE(v->attach[k].state);
-            fix_bool(&v->attach[k].dot);
+            struct wire_attach *x = &atts[na + k];
+            memcpy(x, data + off, sizeof *x);
+            off += sizeof *x;
+            TERMINATE(x->instance_id);
+            TERMINATE(x->device);
+            TERMINATE(x->state);
+            fix_bool(&x->dot);
         }
-        if (v->id[0])
+        if (v->id[0]) {
             kept++;
+            na += v->nattach;
+        }
     }
+    *natts_kept = na;
     return kept;
 }
 

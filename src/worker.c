@@ -6,12 +6,12 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "credsvc.h"
 #include "ec2.h"
 #include "mem.h"
 #include "sigv4.h"
 
 static struct {
+    worker_creds_fn creds;
     unsigned max_attempts, instance_page, volume_page;
     unsigned connect_timeout_ms, read_timeout_ms; /* per EC2 attempt */
     double rate, burst;
@@ -19,8 +19,9 @@ static struct {
     char ca_bundle[512];
 } g;
 
-void worker_configure(const struct config *cfg)
+void worker_configure(const struct config *cfg, worker_creds_fn creds)
 {
+    g.creds = creds;
     g.max_attempts = cfg->max_attempts;
     g.instance_page = cfg->instance_page_size;
     g.volume_page = cfg->volume_page_size;
@@ -120,7 +121,7 @@ int worker_main(int fd, const struct worker_task *t)
         .region = t->target->region,
         .endpoint = g.endpoint[0] ? g.endpoint : NULL,
         .ca_bundle = g.ca_bundle[0] ? g.ca_bundle : NULL,
-        .creds = credsvc_current(t->target),
+        .creds = g.creds ? g.creds(t->target) : NULL,
         .max_attempts = (int)g.max_attempts,
         .instance_page_size = (int)g.instance_page,
         .volume_page_size = (int)g.volume_page,

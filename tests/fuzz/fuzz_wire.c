@@ -1,7 +1,8 @@
 /* fuzz_wire.c - the wire decoder the parent runs on bytes from its workers (src/wire.c). The
  * first byte is the frame type, the rest its payload, as frame_reader_next hands them out.
- * Invariants: a record frame is taken only when it is a whole number of records, and what
- * is taken has terminated strings, 0/1 bools and at most WIRE_MAX_ATTACH attachments. */
+ * Invariants: a record frame is taken only when its lengths add up, and what is taken has
+ * terminated strings, 0/1 bools, at most WIRE_MAX_ATTACH attachments per volume, and
+ * attachment indexes inside the attachments decoded. */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,22 +33,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_ASSERT(out[i].id[0] && memchr(out[i].id, 0, sizeof out[i].id) &&
                         memchr(out[i].state, 0, sizeof out[i].state) && out[i].nvol == 0);
         free(out);
-    } else if (type == WIRE_VOLUMES && n != (size_t)-1) {
-        struct wire_vol *out = malloc((n ? n : 1) * sizeof *out);
-        size_t kept = wire_take_volumes(payload, len, out);
-        FUZZ_ASSERT(kept <= n);
+    } else if (type == WIRE_VOLUMES) {
+        size_t nv, na, kept_atts;
+        if (!wire_count_volumes(payload, len, &nv, &na))
+            return 0;
+        FUZZ_ASSERT(na <= nv * WIRE_MAX_ATTACH);
+        struct wire_vol *out = malloc((nv ? nv : 1) * sizeof *out);
+        struct wire_attach *atts = malloc((na ? na : 1) * sizeof *atts);
+        size_t kept = wire_take_volumes(payload, len, out, atts, 0, &kept_atts);
+        FUZZ_ASSERT(kept <= nv && kept_atts <= na);
         for (size_t i = 0; i < kept; i++) {
             const struct wire_vol *v = &out[i];
             FUZZ_ASSERT(v->id[0] && memchr(v->type, 0, sizeof v->type) &&
                         memchr(v->state, 0, sizeof v->state));
             FUZZ_ASSERT(byte01(&v->encrypted) && byte01(&v->multi));
-            FUZZ_ASSERT(v->nattach <= WIRE_MAX_ATTACH);
-            for (unsigned k = 0; k < v->nattach; k++)
-                FUZZ_ASSERT(memchr(v->attach[k].instance_id, 0, WIRE_ID_LEN) &&
-                            memchr(v->attach[k].device, 0, sizeof v->attach[k].device) &&
-                            byte01(&v->attach[k].dot));
+            FUZZ_ASSERT(v->nattach <= WIRE_MAX_ATTACH && v->attach_at + v->nattach <= kept_atts);
+            for (unsigned k = 0; k < v->nattach; k++) {
+                const struct wire_attach *a = &atts[v->attach_at + k];
+                FUZZ_ASSERT(memchr(a->instance_id, 0, WIRE_ID_LEN) &&
+                            memchr(a->device, 0, sizeof a->device) && byte01(&a->dot));
+            }
         }
         free(out);
+        free(atts);
     } else if (type == WIRE_DONE) {
         struct wire_stats s;
         if (wire_decode_done(payload, len, &s) == EBSD_OK)
@@ -59,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         memchr(e.code, 0, sizeof e.code) &&
                         memchr(e.message, 0, sizeof e.message));
     } else {
-        FUZZ_ASSERT(n == (size_t)-1 || type == WIRE_INSTANCES || type == WIRE_VOLUMES);
+        FUZZ_ASSERT(n == (size_t)-1 || type == WIRE_INSTANCES);
     }
     return 0;
 }

@@ -9,7 +9,8 @@
  * With no mode: the region total (instances, then volumes). --group N lists the volumes with
  * the attachment.instance-id filter, N instance ids per call (as ebsd's children do), else
  * unfiltered. Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
- * AWS_SESSION_TOKEN. Exit status: 0 ok, 1 the EC2 call failed, 2 bad usage. */
+ * AWS_SESSION_TOKEN; the retry settings from AWS_MAX_ATTEMPTS / AWS_RETRY_MODE and the
+ * profile (retrycfg_load; --max-attempts wins). Exit status: 0 ok, 1 the EC2 call failed, 2 bad usage. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -21,6 +22,8 @@
 #include "ec2.h"
 #include "httpc.h"
 #include "mem.h"
+#include "retry.h"
+#include "retrycfg.h"
 
 enum mode { M_TOTAL, M_INSTANCES, M_VOLUMES, M_ONE };
 
@@ -258,6 +261,12 @@ int main(int argc, char **argv)
     snprintf(cr.source, sizeof cr.source, "environment");
 
     httpc_global_init();
+    /* AWS_MAX_ATTEMPTS / AWS_RETRY_MODE and the profile, as ebsd applies them at start */
+    struct retry_settings rs;
+    char note[300];
+    if (retrycfg_load(0, &rs, note, sizeof note) != EBSD_OK)
+        fprintf(stderr, "ec2_probe: %s\n", note);
+    retry_settings_set(&rs);
     struct ec2_options eo = {.region = o.region,
                              .endpoint = o.endpoint,
                              .ca_bundle = o.ca,
@@ -273,6 +282,8 @@ int main(int argc, char **argv)
         return usage("ec2_client_new refused the options");
 
     cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "retry_mode", retry_mode_name(retry_settings_get()->mode));
+    cJSON_AddNumberToObject(out, "max_attempts", retry_settings_get()->max_attempts);
     struct ec2_instance_page ip = {0};
     struct ec2_volume_page vp = {0};
     struct ec2_error err;

@@ -13,9 +13,15 @@ static void inst(struct wire_inst *i, int n, const char *state)
     snprintf(i->state, sizeof i->state, "%s", state);
 }
 
+/* The attachments of the volumes below, in the order they are added (each volume's are
+ * contiguous, as the decoder lays them out). */
+static struct wire_attach atts[64];
+static size_t natts;
+
 static void vol(struct wire_vol *v, const char *id, int64_t gib)
 {
     memset(v, 0, sizeof *v);
+    v->attach_at = natts;
     snprintf(v->id, sizeof v->id, "%s", id);
     v->size_gib = gib;
     snprintf(v->type, sizeof v->type, "io2");
@@ -24,7 +30,8 @@ static void vol(struct wire_vol *v, const char *id, int64_t gib)
 
 static void attach(struct wire_vol *v, int n, const char *state)
 {
-    struct wire_attach *a = &v->attach[v->nattach++];
+    struct wire_attach *a = &atts[natts++];
+    v->nattach++;
     snprintf(a->instance_id, sizeof a->instance_id, "i-%017x", n);
     snprintf(a->device, sizeof a->device, "/dev/sdf");
     snprintf(a->state, sizeof a->state, "%s", state);
@@ -64,7 +71,7 @@ static void test_total_counts_all_16_attachments(void)
     attach(&v[2], 17, "attached");
     vol(&v[3], "vol-elsewhere", 1000);
     attach(&v[3], 99, "attached"); /* attached to an instance not listed */
-    cJSON *o = answer_total("us-east-1", in, 17, v, 4);
+    cJSON *o = answer_total("us-east-1", in, 17, v, 4, atts);
     CHECK_INT(num(o, "total_gib"), 58);
     CHECK_INT(num(o, "volume_count"), 2);
     CHECK_INT(num(o, "instance_count"), 17);
@@ -91,7 +98,7 @@ static void test_total_skips_detached(void)
     attach(&v[0], 1, "detached");
     vol(&v[1], "vol-b", 20);
     attach(&v[1], 2, "detaching"); /* still counts, as EC2 still bills it there */
-    cJSON *o = answer_total("eu-west-1", in, 2, v, 2);
+    cJSON *o = answer_total("eu-west-1", in, 2, v, 2, atts);
     CHECK_INT(num(o, "total_gib"), 20);
     CHECK_INT(num(instance_of(o, 1), "volume_count"), 0);
     CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "region")), "eu-west-1");
@@ -105,7 +112,7 @@ static void test_instance_sixteenth_attachment(void)
     v[0].multi = true;
     for (int i = 1; i <= 16; i++)
         attach(&v[0], i, "attached");
-    cJSON *o = answer_instance("us-east-1", "i-00000000000000010", "running", v, 1);
+    cJSON *o = answer_instance("us-east-1", "i-00000000000000010", "running", v, 1, atts);
     CHECK_INT(num(o, "total_gib"), 50);
     CHECK_INT(num(o, "volume_count"), 1);
     const cJSON *x = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "volumes"), 0);
@@ -186,6 +193,7 @@ static void tag(struct wire_tag *tags, unsigned *n, const char *k, const char *v
  * attachment, untagged as null, instance_count distinct, sorted by size then values. */
 static void test_groups(void)
 {
+    natts = 0;
     struct wire_inst in[3];
     inst(&in[0], 1, "running");
     inst(&in[1], 2, "stopped");
@@ -205,7 +213,7 @@ static void test_groups(void)
     attach(&v[3], 9, "attached");
     v[4] = v[1];                    /* vol-2 reported twice: counted once */
     const char *keys[] = {"instance_tag:team", "instance_state"};
-    cJSON *g = answer_groups(keys, 2, in, 3, v, 5);
+    cJSON *g = answer_groups(keys, 2, in, 3, v, 5, atts);
     CHECK_INT(cJSON_GetArraySize(g), 3);
     const cJSON *g0 = cJSON_GetArrayItem(g, 0), *g1 = cJSON_GetArrayItem(g, 1),
                 *g2 = cJSON_GetArrayItem(g, 2);

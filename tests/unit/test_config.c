@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "harness.h"
+#include "retry.h"
 
 static void clear_env(void)
 {
@@ -15,6 +16,9 @@ static void clear_env(void)
     unsetenv("AWS_ENDPOINT_URL_EC2");
     unsetenv("AWS_ENDPOINT_URL");
     unsetenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+    unsetenv("AWS_MAX_ATTEMPTS");
+    unsetenv("AWS_RETRY_MODE");
+    setenv("AWS_CONFIG_FILE", "/nonexistent/ebsd-test-aws-config", 1); /* no profile settings */
     unsetenv("EBSD_REDIS_URL");
 }
 
@@ -621,6 +625,37 @@ static void test_env_endpoint(void)
     clear_env();
 }
 
+/* AWS_MAX_ATTEMPTS (else the profile's max_attempts) replaces ec2.max_attempts, and
+ * AWS_RETRY_MODE becomes the process's retry mode; an invalid value keeps the file's. */
+static void test_env_retry(void)
+{
+    char path[64];
+    struct config c;
+    struct config_error err;
+    clear_env();
+    const char *yaml = "ec2:\n  max_attempts: 4\n";
+    CHECK_INT(load_text(yaml, &c, &err, path), EBSD_OK);
+    CHECK_INT(c.max_attempts, 4);
+    CHECK_INT(retry_settings_get()->mode, RETRY_MODE_STANDARD);
+    config_free(&c);
+    setenv("AWS_MAX_ATTEMPTS", "7", 1);
+    setenv("AWS_RETRY_MODE", "adaptive", 1);
+    CHECK_INT(load_text(yaml, &c, &err, path), EBSD_OK);
+    CHECK_INT(c.max_attempts, 7);
+    CHECK_INT(retry_settings_get()->max_attempts, 7);
+    CHECK_INT(retry_settings_get()->mode, RETRY_MODE_ADAPTIVE);
+    config_free(&c);
+    setenv("AWS_MAX_ATTEMPTS", "many", 1);
+    setenv("AWS_RETRY_MODE", "standard", 1);
+    CHECK_INT(load_text(yaml, &c, &err, path), EBSD_OK);
+    CHECK_INT(c.max_attempts, 4);
+    CHECK_INT(retry_settings_get()->mode, RETRY_MODE_STANDARD);
+    config_free(&c);
+    clear_env();
+    struct retry_settings dflt = {3, RETRY_MODE_STANDARD};
+    retry_settings_set(&dflt);
+}
+
 /* server.trusted_proxies and server.cors_origins: lists, each entry checked with its line. */
 static void test_edge_lists(void)
 {
@@ -837,4 +872,4 @@ TEST_MAIN(T(test_defaults), T(test_empty_documents), T(test_full_file),
           T(test_wrong_types), T(test_out_of_range), T(test_cross_field_rules),
           T(test_duplicate_keys), T(test_invalid_yaml), T(test_unreadable), T(test_load_buffer),
           T(test_env_region), T(test_env_endpoint), T(test_edge_lists), T(test_redis_block),
-          T(test_redis_errors), T(test_env_redis_url), T(test_refresh_block))
+          T(test_redis_errors), T(test_env_redis_url), T(test_env_retry), T(test_refresh_block))

@@ -6,15 +6,21 @@
 #include "harness.h"
 #include "storage.h"
 
+static struct wire_attach atts[8];
+static size_t natts;
+
 static void vol(struct wire_vol *v, int n, const char *type, int64_t gib, const char *inst)
 {
     memset(v, 0, sizeof *v);
     snprintf(v->id, sizeof v->id, "vol-%017x", n);
     snprintf(v->type, sizeof v->type, "%s", type);
     v->size_gib = gib;
+    v->attach_at = natts;
     if (inst) {
-        snprintf(v->attach[0].instance_id, sizeof v->attach[0].instance_id, "%s", inst);
-        snprintf(v->attach[0].state, sizeof v->attach[0].state, "attached");
+        struct wire_attach *a = &atts[natts++];
+        memset(a, 0, sizeof *a);
+        snprintf(a->instance_id, sizeof a->instance_id, "%s", inst);
+        snprintf(a->state, sizeof a->state, "attached");
         v->nattach = 1;
     }
 }
@@ -47,7 +53,7 @@ static void test_figures_and_age(void)
     vol(&v[0], 1, "gp3", 100, "i-00000000000000001");
     vol(&v[1], 2, "gp3", 28, "i-00000000000000002");
     vol(&v[2], 3, "gp2", 5, "i-00000000000000009"); /* not a listed instance: not counted */
-    storage_note_total(&tg, in, 2, v, 3, 10000);
+    storage_note_total(&tg, in, 2, v, 3, atts, 10000);
     struct wire_vol u[1];
     vol(&u[0], 4, "st1", 7, NULL);
     storage_note_unattached(&tg, u, 1, 4000);
@@ -78,7 +84,7 @@ static void test_bounded_labels(void)
         snprintf(in[i].state, sizeof in[i].state, "s%d", i);
     }
     snprintf(in[0].state, sizeof in[0].state, "a\"b\\c");
-    storage_note_total(&tg, in, 40, NULL, 0, 0);
+    storage_note_total(&tg, in, 40, NULL, 0, atts, 0);
     struct buf b;
     char *t = render(&b, 0);
     int n = 0;

@@ -1,7 +1,9 @@
 /* test_sts.c - STS calls against a scripted server on 127.0.0.1 (forked): a hung first
  * attempt is abandoned at the read timeout and retried; a 500 is retried; RequestExpired
  * with a Date an hour ahead corrects the clock offset and the call is re-signed at once;
- * a 403 AccessDenied is not retried. (Response parsing is in test_creds.c.) */
+ * a 403 AccessDenied is not retried (EBSD_EAUTH, the code in the outcome); throttling and
+ * ValidationError statuses; the account id of the assumed role; endpoints by partition.
+ * (Response parsing is in test_creds.c.) */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -12,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "awsid.h"
 #include "clock.h"
 #include "harness.h"
 #include "httpc.h"
@@ -23,7 +26,9 @@
     "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>" \
     "<Credentials><AccessKeyId>ASIAEXAMPLE</AccessKeyId><SecretAccessKey>sk</SecretAccessKey>" \
     "<SessionToken>tok</SessionToken><Expiration>2030-01-01T00:00:00Z</Expiration>"           \
-    "</Credentials></AssumeRoleResult></AssumeRoleResponse>"
+    "</Credentials><AssumedRoleUser><AssumedRoleId>AROA:s</AssumedRoleId>"                     \
+    "<Arn>arn:aws:sts::111122223333:assumed-role/r/s</Arn></AssumedRoleUser>"                  \
+    "</AssumeRoleResult></AssumeRoleResponse>"
 #define ERR_XML(code)                                                                         \
     "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender"   \
     "</Type><Code>" code "</Code><Message>m</Message></Error><RequestId>r</RequestId>"        \
@@ -137,6 +142,9 @@ static struct creds source_creds(void)
     return c;
 }
 
+static struct sts_outcome last_outcome;
+static int attempts_allowed; /* 0: the default */
+
 /* AssumeRole against the scripted server; *ms receives the time it took. */
 static ebsd_status assume(int port, struct creds *out, char *err, size_t errlen, int64_t *ms)
 {
@@ -146,7 +154,8 @@ static ebsd_status assume(int port, struct creds *out, char *err, size_t errlen,
     struct sts_assume a = {.role_arn = "arn:aws:iam::123456789012:role/r",
                            .session_name = "s", .source = &src, .region = "us-east-1",
                            .endpoint = url, .deadline = clock_now_ms() + 10000,
-                           .read_timeout_ms = 300};
+                           .read_timeout_ms = 300, .outcome = &last_outcome,
+                           .max_attempts = attempts_allowed};
     struct httpc *h = httpc_new();
     int64_t t0 = clock_now_ms();
     ebsd_status st = sts_assume_role(h, &a, out, err, errlen);
@@ -224,9 +233,13 @@ static void test_access_denied_not_retried(void)
         struct creds c;
         char err[512] = "";
         int64_t ms;
-        CHECK_INT(assume(port, &c, err, sizeof err, &ms), EBSD_EUPSTREAM);
+        CHECK_INT(assume(port, &c, err, sizeof err, &ms), EBSD_EAUTH);
         CHECK(strstr(err, i ? "SignatureDoesNotMatch" : "AccessDenied") != NULL);
         CHECK(strstr(err, "HTTP 403") != NULL);
+        CHECK_STR(last_outcome.code, i ? "SignatureDoesNotMatch" : "AccessDenied");
+        CHECK_INT(last_outcome.http_status, 403);
+        CHECK_INT(last_outcome.attempts, 1);
+        CHECK_STR(last_outcome.account_id, "");
         waitpid(pid, NULL, 0);
         time_t d[8];
         CHECK_INT(dates_seen(logfd, d, 8), 1);
@@ -234,5 +247,124 @@ static void test_access_denied_not_retried(void)
     CHECK(!skew_offset_known());
 }
 
+/* Throttled on every attempt: EBSD_ETHROTTLED after max_attempts requests; a
+ * ValidationError is EBSD_EINVAL at once; success reports the role's account. */
+static void test_statuses_and_outcome(void)
+{
+    static const struct reply throttled[] = {
+        {400, ERR_XML("Throttling"), NULL},
+        {400, ERR_XML("Throttling"), NULL},
+    };
+    int port, logfd;
+    struct creds c;
+    char err[512] = "";
+    int64_t ms;
+    time_t d[8];
+    attempts_allowed = 2;
+    pid_t pid = serve(throttled, 2, &port, &logfd);
+    CHECK_INT(assume(port, &c, err, sizeof err, &ms), EBSD_ETHROTTLED);
+    CHECK_STR(last_outcome.code, "Throttling");
+    CHECK_INT(last_outcome.attempts, 2);
+    waitpid(pid, NULL, 0);
+    CHECK_INT(dates_seen(logfd, d, 8), 2);
+    attempts_allowed = 0;
+
+    static const struct reply invalid[] = {{400, ERR_XML("ValidationError"), NULL}};
+    pid = serve(invalid, 1, &port, &logfd);
+    CHECK_INT(assume(port, &c, err, sizeof err, &ms), EBSD_EINVAL);
+    CHECK(strstr(err, "ValidationError") != NULL);
+    waitpid(pid, NULL, 0);
+    CHECK_INT(dates_seen(logfd, d, 8), 1);
+
+    static const struct reply ok[] = {{200, OK_XML, NULL}};
+    pid = serve(ok, 1, &port, &logfd);
+    CHECK_INT(assume(port, &c, err, sizeof err, &ms), EBSD_OK);
+    CHECK_STR(last_outcome.account_id, "111122223333");
+    CHECK_STR(last_outcome.assumed_role_arn, "arn:aws:sts::111122223333:assumed-role/r/s");
+    CHECK_STR(last_outcome.code, "");
+    CHECK_INT(last_outcome.http_status, 200);
+    waitpid(pid, NULL, 0);
+    CHECK_INT(dates_seen(logfd, d, 8), 1);
+}
+
+/* GetCallerIdentity: the Account of the answer; an answer without one is EBSD_EPARSE. */
+static void test_caller_identity(void)
+{
+    static const struct reply replies[] = {
+        {200, "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+              "<GetCallerIdentityResult><Arn>arn:aws:iam::444455556666:user/u</Arn>"
+              "<UserId>AIDA</UserId><Account>444455556666</Account></GetCallerIdentityResult>"
+              "</GetCallerIdentityResponse>", NULL},
+        {200, "<GetCallerIdentityResponse><GetCallerIdentityResult><Account>12</Account>"
+              "</GetCallerIdentityResult></GetCallerIdentityResponse>", NULL},
+    };
+    for (int i = 0; i < 2; i++) {
+        int port, logfd;
+        pid_t pid = serve(&replies[i], 1, &port, &logfd);
+        char url[64], err[512] = "";
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+        struct creds src = source_creds();
+        struct sts_assume a = {.source = &src, .region = "us-east-1", .endpoint = url,
+                               .deadline = clock_now_ms() + 5000};
+        struct sts_outcome o;
+        struct httpc *h = httpc_new();
+        ebsd_status st = sts_get_caller_identity(h, &a, &o, err, sizeof err);
+        httpc_free(h);
+        waitpid(pid, NULL, 0);
+        time_t d[4];
+        CHECK_INT(dates_seen(logfd, d, 4), 1); /* signed: X-Amz-Date present */
+        CHECK(d[0] > 0);
+        if (i == 0) {
+            CHECK_INT(st, EBSD_OK);
+            CHECK_STR(o.account_id, "444455556666");
+            CHECK_STR(o.assumed_role_arn, "arn:aws:iam::444455556666:user/u");
+        } else {
+            CHECK_INT(st, EBSD_EPARSE);
+            CHECK(strstr(err, "Account") != NULL);
+        }
+    }
+}
+
+/* The endpoint: partition-aware default, the STS variable over the generic one, both off
+ * with AWS_IGNORE_CONFIGURED_ENDPOINT_URLS; the default session name is valid for STS. */
+static void test_endpoint_and_session_name(void)
+{
+    unsetenv("AWS_ENDPOINT_URL_STS");
+    unsetenv("AWS_ENDPOINT_URL");
+    unsetenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+    char *e = sts_endpoint("cn-northwest-1");
+    CHECK_STR(e, "https://sts.cn-northwest-1.amazonaws.com.cn");
+    free(e);
+    e = sts_endpoint("us-gov-west-1");
+    CHECK_STR(e, "https://sts.us-gov-west-1.amazonaws.com");
+    free(e);
+    e = sts_endpoint("us-isob-east-1");
+    CHECK_STR(e, "https://sts.us-isob-east-1.sc2s.sgov.gov");
+    free(e);
+    setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1", 1);
+    setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:2", 1);
+    e = sts_endpoint("eu-west-1");
+    CHECK_STR(e, "http://127.0.0.1:2");
+    free(e);
+    setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "True", 1);
+    e = sts_endpoint("eu-west-1");
+    CHECK_STR(e, "https://sts.eu-west-1.amazonaws.com");
+    free(e);
+    unsetenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+    unsetenv("AWS_ENDPOINT_URL_STS");
+    unsetenv("AWS_ENDPOINT_URL");
+
+    char name[AWSID_SESSION_NAME_MAX + 1];
+    sts_default_session_name(name, sizeof name);
+    CHECK(strncmp(name, "ebsd-", 5) == 0);
+    CHECK(awsid_session_name_valid(name));
+
+    CHECK(sts_auth_code("AccessDenied"));
+    CHECK(sts_auth_code("ExpiredToken"));
+    CHECK(!sts_auth_code("Throttling"));
+    CHECK(!sts_auth_code(""));
+}
+
 TEST_MAIN(T(test_hang_and_500_retried), T(test_clock_skew_corrected),
-          T(test_access_denied_not_retried))
+          T(test_access_denied_not_retried), T(test_statuses_and_outcome),
+          T(test_endpoint_and_session_name), T(test_caller_identity))

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <unistd.h>
 
 #include "frame.h"
@@ -75,9 +76,18 @@ static void test_volumes_round_trip_keeps_16_attachments(void)
     size_t len = 0;
     CHECK_INT(read_frame(fds[0], &data, &len), WIRE_VOLUMES);
     close(fds[0]);
-    CHECK_INT(wire_records(WIRE_VOLUMES, len), 2);
+    size_t nv = 0, na = 0, kept_atts = 0;
+    CHECK(wire_count_volumes(data, len, &nv, &na));
+    CHECK_INT(nv, 2);
+    CHECK_INT(na, 17);
+    /* only what is sent is copied: no room kept for 16 attachments of a single one */
+    CHECK_INT(len, 2 * sizeof(struct wire_vol) + 17 * sizeof(struct wire_attach));
     struct wire_vol out[2];
-    CHECK_INT(wire_take_volumes(data, len, out), 2);
+    struct wire_attach atts[17];
+    CHECK_INT(wire_take_volumes(data, len, out, atts, 100, &kept_atts), 2);
+    CHECK_INT(kept_atts, 17);
+    CHECK_INT(out[0].attach_at, 100);
+    CHECK_INT(out[1].attach_at, 116);
     CHECK_STR(out[0].id, "vol-multi");
     CHECK_INT(out[0].size_gib, 100);
     CHECK_STR(out[0].type, "io2");
@@ -85,11 +95,12 @@ static void test_volumes_round_trip_keeps_16_attachments(void)
     CHECK(out[0].multi);
     CHECK_INT(out[0].nattach, 16);
     for (int i = 0; i < 16; i++) {
-        CHECK_STR(out[0].attach[i].instance_id, att[i].instance_id);
-        CHECK_STR(out[0].attach[i].device, att[i].device);
-        CHECK_STR(out[0].attach[i].state, att[i].state);
-        CHECK_INT(out[0].attach[i].dot, i % 2);
+        CHECK_STR(atts[i].instance_id, att[i].instance_id);
+        CHECK_STR(atts[i].device, att[i].device);
+        CHECK_STR(atts[i].state, att[i].state);
+        CHECK_INT(atts[i].dot, i % 2);
     }
+    CHECK_STR(atts[16].instance_id, att[0].instance_id);
     CHECK_STR(out[1].id, "vol-single");
     CHECK(out[1].encrypted && !out[1].multi);
     CHECK_INT(out[1].nattach, 1);
@@ -160,21 +171,34 @@ static void test_done_and_error_round_trip(void)
 
 static void test_malformed_frames(void)
 {
-    CHECK(wire_records(WIRE_VOLUMES, sizeof(struct wire_vol) + 1) == (size_t)-1);
     CHECK(wire_records(WIRE_INSTANCES, 3) == (size_t)-1);
     CHECK(wire_records(WIRE_DONE, 0) == (size_t)-1);
-    CHECK_INT(wire_records(WIRE_VOLUMES, 0), 0);
-    /* every byte 0xff: strings get terminated, bools become 0/1, nattach is capped */
-    unsigned char raw[sizeof(struct wire_vol)];
+    CHECK_INT(wire_records(WIRE_INSTANCES, 0), 0);
+    size_t nv, na, kept_atts;
+    CHECK(wire_count_volumes("", 0, &nv, &na) && nv == 0 && na == 0);
+    /* every byte 0xff: nattach over 16 is refused */
+    unsigned char raw[sizeof(struct wire_vol) + 2 * sizeof(struct wire_attach)];
     memset(raw, 0xff, sizeof raw);
+    CHECK(!wire_count_volumes((const char *)raw, sizeof raw, &nv, &na));
+    /* two attachments announced, one sent: cut short */
+    unsigned two = 2;
+    memcpy(raw + offsetof(struct wire_vol, nattach), &two, sizeof two);
+    CHECK(!wire_count_volumes((const char *)raw, sizeof raw - 1, &nv, &na));
+    CHECK(!wire_count_volumes((const char *)raw, sizeof(struct wire_vol) - 1, &nv, &na));
+    /* whole: strings get terminated, bools become 0/1 */
+    CHECK(wire_count_volumes((const char *)raw, sizeof raw, &nv, &na) && nv == 1 && na == 2);
     struct wire_vol v;
-    CHECK_INT(wire_take_volumes((const char *)raw, sizeof raw, &v), 1);
+    struct wire_attach a[2];
+    CHECK_INT(wire_take_volumes((const char *)raw, sizeof raw, &v, a, 0, &kept_atts), 1);
     CHECK(strlen(v.id) < sizeof v.id);
-    CHECK_INT(v.nattach, WIRE_MAX_ATTACH);
+    CHECK_INT(v.nattach, 2);
+    CHECK_INT(kept_atts, 2);
     unsigned char b;
     memcpy(&b, &v.encrypted, 1);
     CHECK_INT(b, 1);
-    CHECK(strlen(v.attach[15].state) < sizeof v.attach[15].state);
+    memcpy(&b, &a[1].dot, 1);
+    CHECK_INT(b, 1);
+    CHECK(strlen(a[1].state) < sizeof a[1].state);
     struct wire_stats s;
     CHECK(wire_decode_done("[1]", 3, &s) == EBSD_EPARSE);
     CHECK(wire_decode_done("{\"calls\":", 9, &s) == EBSD_EPARSE);

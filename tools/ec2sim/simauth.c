@@ -141,10 +141,9 @@ void simauth_account_of(const char *access_key, char out[SIMAUTH_ACCOUNT_LEN])
         memcpy(out, access_key + n - 12, SIMAUTH_ACCOUNT_LEN);
         return;
     }
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)access_key[i]) * 1099511628211ULL;
-    snprintf(out, SIMAUTH_ACCOUNT_LEN, "%012llu", (unsigned long long)(h % 1000000000000ULL));
+    /* Any other key is in the home account, so a second key pair (--credentials AKID:SECRET)
+     * sees the same fleet as AKIDEXAMPLE, as it did before ec2sim had accounts. */
+    memcpy(out, SIMAUTH_DEFAULT_ACCOUNT, SIMAUTH_ACCOUNT_LEN);
 }
 
 /* ---- sessions ----------------------------------------------------------------------------- */

@@ -59,7 +59,7 @@ bool simauth_region_allowed(const char *region);
 bool simauth_account_valid(const char *account);
 
 /* The account of an access key: the one configured with it; else, when the key ends in 12
- * digits, those digits; else 12 digits from a hash of the key. out gets 13 bytes. */
+ * digits, those digits; else the home account. out gets 13 bytes. */
 void simauth_account_of(const char *access_key, char out[SIMAUTH_ACCOUNT_LEN]);
 
 /* Verifies req (all headers as received) with max_skew seconds of clock skew allowed, and
