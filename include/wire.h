@@ -122,11 +122,13 @@ EBSD_MUST_CHECK ebsd_status wire_put_error(int fd, ebsd_status st, const struct 
 
 /* ---- parent side */
 
-/* How many instances an INSTANCES frame of len bytes holds, or (size_t)-1 when len is not a
- * whole number of records (a malformed frame). */
-size_t wire_records(int type, size_t len);
+/* How many instances an INSTANCES frame (data, len bytes) holds, or (size_t)-1 when it is
+ * malformed (a record or its tags cut short, more than WIRE_MAX_TAGS tags). On the wire each
+ * record stops before its tag slots and is followed by its ntags tags (a volume's after its
+ * attachments): tags cost bytes only when a query asks for them. */
+size_t wire_records(int type, const char *data, size_t len);
 /* Counts the volumes and attachments of a VOLUMES frame; false when it is malformed (a
- * record cut short, or more than WIRE_MAX_ATTACH attachments). */
+ * record cut short, more than WIRE_MAX_ATTACH attachments or WIRE_MAX_TAGS tags). */
 bool wire_count_volumes(const char *data, size_t len, size_t *nvols, size_t *natts);
 /* Decodes an INSTANCES frame into out (room for wire_records of them); returns how many were
  * kept (records with an empty id are dropped). Strings come out terminated; nvol and gib are

@@ -385,7 +385,7 @@ static bool take_records(struct task *t, int type, const char *data, size_t len)
 {
     struct engine_job *job = t->job;
     if (type == WIRE_INSTANCES) {
-        size_t n = wire_records(type, len);
+        size_t n = wire_records(type, data, len);
         if (n == (size_t)-1)
             return false;
         job->inst = room_for(job->inst, &job->capinst, job->ninst, n, sizeof *job->inst);
