@@ -31,6 +31,20 @@ void answer_from_outcome(const struct engine_query *q, struct engine_outcome *o,
  * is attached to; a volume attached to no listed instance is not counted. Caller deletes. */
 cJSON *answer_total(const char *region, struct wire_inst *inst, size_t ninst,
                     struct wire_vol *vols, size_t nvols, const struct wire_attach *atts);
+/* The groups of a breakdown of /volumes/total by keys (route_group_key_valid ones, nkeys
+ * 1..2), as the simulator's truth defines them (docs/ec2sim.md): the counted volumes (as in
+ * answer_total) partitioned by their values, volume keys from the volume, instance keys from
+ * the instance of its first counted attachment; a missing tag is null; instance_count is the
+ * distinct instances with a counted attachment to a volume of the group. Sorted by
+ * total_gib (largest first), then by the values. Sorts inst and vols in place. atts: the
+ * attachments (wire_vol.attach_at). Caller deletes the array. */
+cJSON *answer_groups(const char *const *keys, size_t nkeys, struct wire_inst *inst, size_t ninst,
+                     struct wire_vol *vols, size_t nvols, const struct wire_attach *atts);
+/* /volumes/unattached from the records of an ENGINE_UNATTACHED job: total_gib, volume_count,
+ * by_type and by_availability_zone ({value: {total_gib, volume_count}}), and the limit
+ * largest (ties by id) and oldest (by create time, ties by id) volumes. Sorts vols in place.
+ * Caller deletes. */
+cJSON *answer_unattached(const char *region, struct wire_vol *vols, size_t nvols, unsigned limit);
 /* /instances/{id}/volumes: the volumes attached to instance_id (sorted in place); state is
  * the instance's state. Caller deletes. (atts: the attachments, wire_vol.attach_at.) */
 cJSON *answer_instance(const char *region, const char *instance_id, const char *state,

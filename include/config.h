@@ -86,6 +86,9 @@ struct config {
     char *redis_key_prefix;    /* "ebsd:" */
     uint32_t redis_connect_timeout_ms; /* 500 */
     uint32_t redis_command_timeout_ms; /* 200 */
+
+    /* refresh: the background refresher of every target's storage (src/refresh.c) */
+    uint32_t refresh_interval_s;  /* 300; 0 = off */
     char *redis_ca_file;       /* rediss:// trust: "" = system store */
     char *redis_iam_user;      /* redis.iam_auth.user: "" = no ElastiCache IAM auth */
     char *redis_iam_cache;     /* redis.iam_auth.cache: replication group or serverless cache */

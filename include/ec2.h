@@ -62,11 +62,22 @@ struct ec2_stats {
                                     * reports it so the parent adopts it (skew_adopt) */
 };
 
+/* A resource tag as EC2 lists it. Tags are untrusted input: a key is cut at 128 bytes and a
+ * value at 256 (EC2's own limits, in characters), on a UTF-8 boundary, and an item keeps at
+ * most EC2_MAX_TAGS of them (EC2's limit; more are ignored). */
+#define EC2_MAX_TAGS 50
+struct ec2_tag {
+    char key[129];
+    char value[257];
+};
+
 struct ec2_instance {
     char id[24];                   /* "i-0123456789abcdef0" */
     char state[16];                /* pending|running|shutting-down|terminated|stopping|stopped */
     char type[32];
     char az[32];
+    size_t ntags;
+    struct ec2_tag *tags;          /* owned by the page */
 };
 
 struct ec2_attachment {
@@ -87,6 +98,10 @@ struct ec2_volume {
     bool multi_attach;
     size_t nattach;
     struct ec2_attachment *attach; /* owned by the page */
+    char az[32];                   /* availabilityZone */
+    char create_time[32];          /* createTime as EC2 wrote it (ISO 8601, UTC) */
+    size_t ntags;
+    struct ec2_tag *tags;          /* owned by the page */
 };
 
 struct ec2_instance_page {
@@ -140,6 +155,17 @@ EBSD_MUST_CHECK ebsd_status ec2_describe_volumes(struct ec2_client *c,
                                                  const char *next_token, int64_t deadline,
                                                  struct ec2_volume_page *out,
                                                  struct ec2_error *err);
+
+/* One page of the volumes attached to nothing: DescribeVolumes with Filter.1.Name=status,
+ * values available and creating (a volume in either state has no attachment). */
+EBSD_MUST_CHECK ebsd_status ec2_describe_unattached_volumes(struct ec2_client *c,
+                                                            const char *next_token,
+                                                            int64_t deadline,
+                                                            struct ec2_volume_page *out,
+                                                            struct ec2_error *err);
+/* Its request body (exposed for tests). Caller frees *out. */
+EBSD_MUST_CHECK ebsd_status ec2_unattached_body(const char *next_token, int max_results,
+                                                char **out);
 
 void ec2_instance_page_free(struct ec2_instance_page *p);
 void ec2_volume_page_free(struct ec2_volume_page *p);

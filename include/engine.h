@@ -15,7 +15,11 @@
 #include "target.h"
 #include "wire.h"
 
-enum engine_kind { ENGINE_TOTAL, ENGINE_INSTANCE };
+enum engine_kind { ENGINE_TOTAL, ENGINE_INSTANCE, ENGINE_UNATTACHED };
+
+/* Longest group_by key ("instance_tag:" and a tag key of up to WIRE_TAG_KEY - 1 bytes). */
+#define ENGINE_GROUP_LEN 80
+#define ENGINE_MAX_GROUPS 2
 
 struct engine_query {
     enum engine_kind kind;
@@ -23,7 +27,16 @@ struct engine_query {
     char instance_id[24];      /* ENGINE_INSTANCE */
     bool sequential;           /* the seed's one-call-after-another strategy */
     unsigned memory_mb;        /* each worker's memory limit */
+    /* ENGINE_TOTAL: the breakdown asked (route.c checked the keys); the tags named by
+     * instance_tag:/volume_tag: keys are what the workers keep in their records.
+     * ENGINE_UNATTACHED (DescribeVolumes status=available|creating) keeps a bounded set. */
+    char group_by[ENGINE_MAX_GROUPS][ENGINE_GROUP_LEN];
+    unsigned ngroup;
+    unsigned limit;            /* ENGINE_UNATTACHED: largest/oldest listed (0: 10) */
 };
+
+/* The tags the workers of q put in their records (pointers into q). */
+struct wire_tag_pick engine_tag_pick(const struct engine_query *q);
 
 /* What a job produced. status EBSD_OK: the records are the answer's material. Otherwise:
  *  - from_ec2: a worker's EC2 call failed with status; ec2_code and ec2_http say what EC2

@@ -23,8 +23,18 @@ enum route {
     ROUTE_METRICS,   /* /metrics */
     ROUTE_TOTAL,     /* /volumes/total */
     ROUTE_INSTANCE,  /* /instances/{id}/volumes */
-    ROUTE_HOME       /* / (the page for browsers, JSON otherwise) */
+    ROUTE_HOME,      /* / (the page for browsers, JSON otherwise) */
+    ROUTE_UNATTACHED /* /volumes/unattached */
 };
+
+/* group_by may be given up to ROUTE_MAX_GROUPS times (the one repeatable parameter); a tag
+ * key in instance_tag:NAME / volume_tag:NAME is 1 to ROUTE_MAX_TAG_KEY bytes (what a worker
+ * record holds, wire.h). /volumes/unattached's limit is 1 to ROUTE_MAX_LIMIT, by default
+ * ROUTE_DEFAULT_LIMIT. */
+#define ROUTE_MAX_GROUPS 2
+#define ROUTE_MAX_TAG_KEY 63
+#define ROUTE_MAX_LIMIT 100
+#define ROUTE_DEFAULT_LIMIT 10
 
 /* Longest instance id segment routed (api.c's idbuf); a longer one is ROUTE_NONE. */
 #define ROUTE_ID_MAX 64
@@ -55,7 +65,7 @@ bool route_printable(const char *s);
 
 /* The URL checks of the request path, fed one parameter at a time (as libmicrohttpd hands
  * them out): the length of path, keys and values, printable ASCII, the parameter count and
- * a key given twice. Keys are not copied: they must outlive the check. */
+ * a key given twice (group_by excepted: it repeats). Keys are not copied: they must outlive the check. */
 struct route_query {
     size_t len;                /* path plus keys and values (2 bytes each for '=' and '&') */
     bool bad;                  /* a byte outside printable ASCII */
@@ -80,7 +90,9 @@ EBSD_MUST_CHECK ebsd_status route_query_verdict(const struct route_query *q, cha
  * route_params_set. NULL when the parameter was not given; "" for "?k" or
  * "?k=". */
 struct route_params {
-    const char *region, *detail, *mode, *timeout_ms;
+    const char *region, *detail, *mode, *timeout_ms, *limit;
+    const char *group_by[ROUTE_MAX_GROUPS];   /* in query order */
+    unsigned ngroup;
     char storage[ROUTE_MAX_RAW_QUERY + 1];
 };
 
@@ -103,9 +115,14 @@ EBSD_MUST_CHECK ebsd_status route_params_set(struct route_params *p, const char 
 EBSD_MUST_CHECK ebsd_status route_parse_query(const char *raw_query, struct route_params *out,
                                               char *err, size_t errlen);
 
-/* volumes_handle's value checks for route (ROUTE_TOTAL or ROUTE_INSTANCE), in its order:
- * region allowed by cfg (400 InvalidRegion), detail/mode only on /volumes/total, detail is
- * "instances", mode is "parallel" or "sequential", timeout_ms a whole number from 1 to
+/* Whether key is a group_by key: volume_type, availability_zone, instance_state,
+ * instance_type, instance_tag:NAME or volume_tag:NAME (NAME 1..ROUTE_MAX_TAG_KEY bytes). */
+bool route_group_key_valid(const char *key);
+/* volumes_handle's value checks for route (ROUTE_TOTAL, ROUTE_INSTANCE or ROUTE_UNATTACHED),
+ * in its order: region allowed by cfg (400 InvalidRegion), detail/mode/group_by only on
+ * /volumes/total, limit only on /volumes/unattached, detail is "instances", mode is
+ * "parallel" or "sequential", each group_by key valid (the message names it) and not given
+ * twice, limit a whole number from 1 to ROUTE_MAX_LIMIT, timeout_ms a whole number from 1 to
  * cfg->max_timeout_ms. EBSD_OK, or EBSD_EINVAL with the error code of the answer in code
  * ("InvalidRegion", "InvalidParameter"; codelen bytes) and its message in err. */
 EBSD_MUST_CHECK ebsd_status route_check_params(enum route r, const struct route_params *p,

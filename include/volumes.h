@@ -3,6 +3,7 @@
  * deadlines, and HTTP caching (ETag / If-None-Match / Cache-Control / Age). */
 #ifndef EBSD_VOLUMES_H
 #define EBSD_VOLUMES_H
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdbool.h>
 #include "cache.h"
@@ -24,6 +25,14 @@ void volumes_handle(struct request *r, const char *instance_id);
  * False if there is none. *out is valid as cache_lookup's views are (cache.h). */
 bool volumes_latest(const struct target *t, struct cache_view *out);
 
+/* GET /volumes/unattached: volumes attached to nothing, through the same cache, single
+ * flight and budget (the route takes /volumes/total's timeout, memory and TTL). */
+void volumes_handle_unattached(struct request *r);
+/* The background refresher's hook (refresh.c): starts a background fetch of t's default
+ * answer (/volumes/total, or /volumes/unattached with the default limit) unless one is in
+ * flight or the cached one is younger than max_age_ms. Returns whether it started one. */
+bool volumes_refresh(const struct config *cfg, const struct target *t, bool unattached,
+                     int64_t max_age_ms);
 /* Counters for /metrics. */
 struct volumes_stats {
     unsigned long long hits, misses, coalesced, refreshed, stale_served, refresh_ahead,

@@ -24,11 +24,35 @@ enum wire_type { WIRE_INSTANCES = 1, WIRE_VOLUMES = 2, WIRE_DONE = 3, WIRE_ERROR
 #define WIRE_MAX_ATTACH 16          /* EC2 multi-attach: up to 16 instances per volume */
 #define WIRE_FRAME_MAX (64u << 20)  /* the largest frame the parent accepts */
 
+/* What breakdowns need of tags, bounded so that records stay fixed-size: at most
+ * WIRE_MAX_TAGS per record (the keys a query groups by first, then, when the task keeps
+ * every tag, the others in EC2's order), keys of at most WIRE_TAG_KEY - 1 bytes (a longer
+ * key is never kept; route.c refuses to group by one) and values cut at WIRE_TAG_VALUE - 1
+ * bytes on a UTF-8 boundary. */
+#define WIRE_MAX_TAGS 4
+#define WIRE_TAG_KEY 64
+#define WIRE_TAG_VALUE 128
+struct wire_tag {
+    char key[WIRE_TAG_KEY];
+    char value[WIRE_TAG_VALUE];
+};
+
+/* Which tags a worker puts in its records: the keys asked for (a query's group_by tags; the
+ * same names are looked for on instances and volumes) and whether the rest follow. */
+struct wire_tag_pick {
+    const char *keys[2];
+    unsigned nkeys;
+    bool all;
+};
+
 struct wire_inst {
     char id[WIRE_ID_LEN];
     char state[16];
     unsigned nvol;                  /* filled by the aggregation, not sent */
     int64_t gib;                    /* filled by the aggregation, not sent */
+    char type[32];                  /* instanceType */
+    unsigned ntags;
+    struct wire_tag tags[WIRE_MAX_TAGS];
 };
 
 struct wire_attach {
@@ -49,7 +73,14 @@ struct wire_vol {
     bool encrypted, multi;
     unsigned nattach;          /* at most WIRE_MAX_ATTACH */
     size_t attach_at;
+    char az[32];                    /* availabilityZone */
+    char create_time[32];           /* createTime as EC2 wrote it */
+    unsigned ntags;
+    struct wire_tag tags[WIRE_MAX_TAGS];
 };
+
+/* The value of tag key in a record's tags, or NULL when it carries none. */
+const char *wire_tag_get(const struct wire_tag *tags, unsigned ntags, const char *key);
 
 /* A worker's EC2 call counts (DONE and ERROR frames) and, in DONE, its peak RSS. */
 struct wire_stats {
@@ -72,10 +103,16 @@ struct wire_error {
 
 /* ---- child side: each writes one frame to fd (blocking); EBSD_EIO when the pipe fails */
 
-/* One INSTANCES frame with the page's instances. */
-EBSD_MUST_CHECK ebsd_status wire_put_instances(int fd, const struct ec2_instance_page *p);
-/* One VOLUMES frame with the page's volumes (every attachment, up to WIRE_MAX_ATTACH). */
-EBSD_MUST_CHECK ebsd_status wire_put_volumes(int fd, const struct ec2_volume_page *p);
+/* One INSTANCES frame with the page's instances, tags as pick says (NULL: none). */
+EBSD_MUST_CHECK ebsd_status wire_put_instances(int fd, const struct ec2_instance_page *p,
+                                               const struct wire_tag_pick *pick);
+/* One VOLUMES frame with the page's volumes (every attachment, up to WIRE_MAX_ATTACH), tags
+ * as pick says (NULL: none). */
+EBSD_MUST_CHECK ebsd_status wire_put_volumes(int fd, const struct ec2_volume_page *p,
+                                             const struct wire_tag_pick *pick);
+/* Copies the tags pick keeps from src (n of them) into dst; returns how many. */
+unsigned wire_pick_tags(const struct ec2_tag *src, size_t n, const struct wire_tag_pick *pick,
+                        struct wire_tag *dst);
 /* DONE with the client's counts (s may be NULL) and the worker's peak RSS in KiB. */
 EBSD_MUST_CHECK ebsd_status wire_put_done(int fd, const struct ec2_stats *s, long rss_kb);
 /* ERROR with st, EC2's answer in e (code and message may be empty) and the counts (s may be
@@ -85,11 +122,13 @@ EBSD_MUST_CHECK ebsd_status wire_put_error(int fd, ebsd_status st, const struct 
 
 /* ---- parent side */
 
-/* How many instances an INSTANCES frame of len bytes holds, or (size_t)-1 when len is not a
- * whole number of records (a malformed frame). */
-size_t wire_records(int type, size_t len);
+/* How many instances an INSTANCES frame (data, len bytes) holds, or (size_t)-1 when it is
+ * malformed (a record or its tags cut short, more than WIRE_MAX_TAGS tags). On the wire each
+ * record stops before its tag slots and is followed by its ntags tags (a volume's after its
+ * attachments): tags cost bytes only when a query asks for them. */
+size_t wire_records(int type, const char *data, size_t len);
 /* Counts the volumes and attachments of a VOLUMES frame; false when it is malformed (a
- * record cut short, or more than WIRE_MAX_ATTACH attachments). */
+ * record cut short, more than WIRE_MAX_ATTACH attachments or WIRE_MAX_TAGS tags). */
 bool wire_count_volumes(const char *data, size_t len, size_t *nvols, size_t *natts);
 /* Decodes an INSTANCES frame into out (room for wire_records of them); returns how many were
  * kept (records with an empty id are dropped). Strings come out terminated; nvol and gib are

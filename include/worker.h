@@ -14,7 +14,8 @@ enum worker_kind {
     WORKER_LIST,        /* DescribeInstances pages (one share of the listing) */
     WORKER_VOLUMES,     /* DescribeVolumes for a group of instance ids */
     WORKER_INSTANCE,    /* DescribeInstances InstanceId.1 */
-    WORKER_SEQUENTIAL   /* the seed: list, then one DescribeVolumes per instance */
+    WORKER_SEQUENTIAL,  /* the seed: list, then one DescribeVolumes per instance */
+    WORKER_UNATTACHED   /* DescribeVolumes status=available|creating, paginated */
 };
 
 struct worker_task {
@@ -25,6 +26,7 @@ struct worker_task {
     unsigned part, nparts;     /* WORKER_LIST: this lister's share of the listing */
     bool own_volumes;          /* WORKER_LIST: also fetch the volumes of what it lists */
     int64_t deadline;          /* monotonic ms every EC2 call (and retry) must respect */
+    struct wire_tag_pick tags; /* which tags go into the records */
 };
 
 /* A target's current credentials (NULL: none), as the credentials service hands them. */

@@ -2,6 +2,10 @@
  * and error code (see answer.h). */
 #include "answer.h"
 
+#include "buf.h"
+#include "clock.h"
+#include "mem.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +130,248 @@ cJSON *answer_instance(const char *region, const char *instance_id, const char *
     return o;
 }
 
+/* ---------------------------------------------------------------- breakdowns */
+
+static struct wire_inst *find_inst(struct wire_inst *inst, size_t ninst, const char *id)
+{
+    struct wire_inst key;
+    snprintf(key.id, sizeof key.id, "%s", id);
+    return ninst ? bsearch(&key, inst, ninst, sizeof *inst, cmp_inst) : NULL;
+}
+
+/* One key's value for a counted volume and the instance it is grouped with; NULL: untagged. */
+static const char *group_value(const struct wire_vol *v, const struct wire_inst *in,
+                               const char *key)
+{
+    if (strcmp(key, "volume_type") == 0)
+        return v->type;
+    if (strcmp(key, "availability_zone") == 0)
+        return v->az;
+    if (strcmp(key, "instance_state") == 0)
+        return in->state;
+    if (strcmp(key, "instance_type") == 0)
+        return in->type;
+    if (strncmp(key, "instance_tag:", 13) == 0)
+        return wire_tag_get(in->tags, in->ntags, key + 13);
+    return wire_tag_get(v->tags, v->ntags, key + 11);
+}
+
+struct member {
+    char *key;     /* the values, each 'v' + value or 'n' (null), each ended by 0x1f */
+    size_t vol;
+};
+
+static int cmp_member(const void *a, const void *b)
+{
+    const struct member *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->vol < y->vol ? -1 : x->vol > y->vol);
+}
+
+static int cmp_ptr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+struct group {
+    cJSON *json;
+    int64_t gib;
+    const char *sort;
+};
+
+static int cmp_group(const void *a, const void *b)
+{
+    const struct group *x = a, *y = b;
+    if (x->gib != y->gib)
+        return x->gib > y->gib ? -1 : 1;
+    return strcmp(x->sort, y->sort);
+}
+
+cJSON *answer_groups(const char *const *keys, size_t nkeys, struct wire_inst *inst, size_t ninst,
+                     struct wire_vol *vols, size_t nvols, const struct wire_attach *atts)
+{
+    sort_items(inst, ninst, sizeof *inst, cmp_inst);
+    sort_items(vols, nvols, sizeof *vols, cmp_vol);
+    struct member *m = xmalloc((nvols + 1) * sizeof *m);
+    size_t n = 0;
+    for (size_t i = 0; i < nvols; i++) {
+        const struct wire_vol *v = &vols[i];
+        if (i > 0 && strcmp(v->id, vols[i - 1].id) == 0)
+            continue;
+        const struct wire_inst *owner = NULL;
+        for (unsigned k = 0; k < v->nattach && !owner; k++)
+            if (attach_counts(atts[v->attach_at + k].state))
+                owner = find_inst(inst, ninst, atts[v->attach_at + k].instance_id);
+        if (!owner)
+            continue;
+        struct buf b;
+        buf_init(&b, 4096); /* two values of at most WIRE_TAG_VALUE or 32 bytes */
+        for (size_t k = 0; k < nkeys; k++) {
+            const char *val = group_value(v, owner, keys[k]);
+            if (buf_puts(&b, val ? "v" : "n") != EBSD_OK || buf_puts(&b, val ? val : "") != EBSD_OK ||
+                buf_append(&b, "\x1f", 1) != EBSD_OK)
+                abort(); /* cannot happen: the values are bounded by the records */
+        }
+        m[n].key = buf_steal(&b);
+        m[n].vol = i;
+        n++;
+    }
+    if (n > 1)
+        qsort(m, n, sizeof *m, cmp_member);
+    struct group *groups = xmalloc((n + 1) * sizeof *groups);
+    size_t ngroups = 0;
+    const struct wire_inst **seen = NULL;
+    size_t cap = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i, nseen = 0;
+        int64_t gib = 0;
+        for (; j < n && strcmp(m[j].key, m[i].key) == 0; j++) {
+            const struct wire_vol *v = &vols[m[j].vol];
+            gib += v->size_gib;
+            for (unsigned k = 0; k < v->nattach; k++) {
+                const struct wire_inst *in =
+                    attach_counts(atts[v->attach_at + k].state)
+                        ? find_inst(inst, ninst, atts[v->attach_at + k].instance_id) : NULL;
+                if (!in)
+                    continue;
+                if (nseen == cap) {
+                    cap = cap ? cap * 2 : 64;
+                    seen = xrealloc(seen, cap * sizeof *seen);
+                }
+                seen[nseen++] = in;
+            }
+        }
+        if (nseen > 1)
+            qsort(seen, nseen, sizeof *seen, cmp_ptr);
+        size_t distinct = 0;
+        for (size_t k = 0; k < nseen; k++)
+            distinct += k == 0 || seen[k] != seen[k - 1];
+        cJSON *g = cJSON_CreateObject();
+        cJSON *key = cJSON_AddObjectToObject(g, "key");
+        const char *p = m[i].key;
+        for (size_t k = 0; k < nkeys; k++) {
+            const char *end = strchr(p, '\x1f');
+            if (*p == 'n') {
+                cJSON_AddNullToObject(key, keys[k]);
+            } else {
+                char *val = xstrndup(p + 1, (size_t)(end - p - 1));
+                cJSON_AddStringToObject(key, keys[k], val);
+                free(val);
+            }
+            p = end + 1;
+        }
+        cJSON_AddNumberToObject(g, "total_gib", (double)gib);
+        cJSON_AddNumberToObject(g, "volume_count", (double)(j - i));
+        cJSON_AddNumberToObject(g, "instance_count", (double)distinct);
+        groups[ngroups++] = (struct group){g, gib, m[i].key};
+        i = j;
+    }
+    if (ngroups > 1)
+        qsort(groups, ngroups, sizeof *groups, cmp_group);
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < ngroups; i++)
+        cJSON_AddItemToArray(arr, groups[i].json);
+    for (size_t i = 0; i < n; i++)
+        free(m[i].key);
+    free(m);
+    free(groups);
+    free(seen);
+    return arr;
+}
+
+/* ---------------------------------------------------------------- unattached */
+
+static int64_t create_ms(const struct wire_vol *v)
+{
+    time_t t;
+    return clock_parse_rfc3339(v->create_time, &t) ? (int64_t)t : INT64_MAX;
+}
+
+static int cmp_largest(const void *a, const void *b)
+{
+    const struct wire_vol *x = *(const struct wire_vol *const *)a;
+    const struct wire_vol *y = *(const struct wire_vol *const *)b;
+    if (x->size_gib != y->size_gib)
+        return x->size_gib > y->size_gib ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+static int cmp_oldest(const void *a, const void *b)
+{
+    const struct wire_vol *x = *(const struct wire_vol *const *)a;
+    const struct wire_vol *y = *(const struct wire_vol *const *)b;
+    int64_t tx = create_ms(x), ty = create_ms(y);
+    if (tx != ty)
+        return tx < ty ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+static void bump(cJSON *by, const char *name, int64_t gib)
+{
+    cJSON *g = cJSON_GetObjectItemCaseSensitive(by, name);
+    if (!g) {
+        g = cJSON_AddObjectToObject(by, name);
+        cJSON_AddNumberToObject(g, "total_gib", 0);
+        cJSON_AddNumberToObject(g, "volume_count", 0);
+    }
+    cJSON *t = cJSON_GetObjectItemCaseSensitive(g, "total_gib");
+    cJSON *c = cJSON_GetObjectItemCaseSensitive(g, "volume_count");
+    cJSON_SetNumberValue(t, t->valuedouble + (double)gib);
+    cJSON_SetNumberValue(c, c->valuedouble + 1);
+}
+
+static void add_brief(cJSON *arr, const struct wire_vol *v)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "volume_id", v->id);
+    cJSON_AddNumberToObject(o, "size_gib", (double)v->size_gib);
+    cJSON_AddStringToObject(o, "volume_type", v->type);
+    cJSON_AddStringToObject(o, "availability_zone", v->az);
+    cJSON_AddStringToObject(o, "create_time", v->create_time);
+    cJSON *tags = cJSON_AddObjectToObject(o, "tags");
+    for (unsigned t = 0; t < v->ntags; t++)
+        cJSON_AddStringToObject(tags, v->tags[t].key, v->tags[t].value);
+    cJSON_AddItemToArray(arr, o);
+}
+
+cJSON *answer_unattached(const char *region, struct wire_vol *vols, size_t nvols, unsigned limit)
+{
+    sort_items(vols, nvols, sizeof *vols, cmp_vol);
+    const struct wire_vol **list = xmalloc((nvols + 1) * sizeof *list);
+    size_t n = 0;
+    int64_t gib = 0;
+    cJSON *by_type = cJSON_CreateObject(), *by_az = cJSON_CreateObject();
+    for (size_t i = 0; i < nvols; i++) {
+        const struct wire_vol *v = &vols[i];
+        if (i > 0 && strcmp(v->id, vols[i - 1].id) == 0)
+            continue; /* a volume seen on two pages (it changed state while we paged) */
+        list[n++] = v;
+        gib += v->size_gib;
+        bump(by_type, v->type, v->size_gib);
+        bump(by_az, v->az, v->size_gib);
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "region", region);
+    cJSON_AddNumberToObject(o, "total_gib", (double)gib);
+    cJSON_AddNumberToObject(o, "volume_count", (double)n);
+    cJSON_AddItemToObject(o, "by_type", by_type);
+    cJSON_AddItemToObject(o, "by_availability_zone", by_az);
+    cJSON_AddNumberToObject(o, "limit", limit);
+    cJSON *largest = cJSON_AddArrayToObject(o, "largest");
+    cJSON *oldest = cJSON_AddArrayToObject(o, "oldest");
+    if (n > 1)
+        qsort(list, n, sizeof *list, cmp_largest);
+    for (size_t i = 0; i < n && i < limit; i++)
+        add_brief(largest, list[i]);
+    if (n > 1)
+        qsort(list, n, sizeof *list, cmp_oldest);
+    for (size_t i = 0; i < n && i < limit; i++)
+        add_brief(oldest, list[i]);
+    free(list);
+    return o;
+}
+
 static void fail(struct answer *a, unsigned http, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -210,7 +456,21 @@ void answer_from_outcome(const struct engine_query *q, struct engine_outcome *o,
         out->data = answer_instance(q->target.region, q->instance_id,
                                     o->ninst ? o->inst[0].state : "unknown", o->vols, o->nvols,
                                     o->atts);
+    else if (q->kind == ENGINE_UNATTACHED)
+        out->data = answer_unattached(q->target.region, o->vols, o->nvols,
+                                      q->limit ? q->limit : 10);
     else
         out->data = answer_total(q->target.region, o->inst, o->ninst, o->vols, o->nvols,
                                  o->atts);
+    if (q->kind == ENGINE_TOTAL && q->ngroup > 0) {
+        const char *keys[ENGINE_MAX_GROUPS];
+        for (unsigned i = 0; i < q->ngroup && i < ENGINE_MAX_GROUPS; i++)
+            keys[i] = q->group_by[i];
+        cJSON *by = cJSON_AddArrayToObject(out->data, "group_by");
+        for (unsigned i = 0; i < q->ngroup && i < ENGINE_MAX_GROUPS; i++)
+            cJSON_AddItemToArray(by, cJSON_CreateString(keys[i]));
+        cJSON_AddItemToObject(out->data, "groups",
+                              answer_groups(keys, q->ngroup, o->inst, o->ninst, o->vols,
+                                            o->nvols, o->atts));
+    }
 }

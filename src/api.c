@@ -172,7 +172,8 @@ void api_dispatch(struct request *r)
         request_error(r, 404, "NotFound", "no such path; see /openapi.yaml");
         return;
     }
-    bool data = route == ROUTE_TOTAL || route == ROUTE_INSTANCE || route == ROUTE_HOME;
+    bool data = route == ROUTE_TOTAL || route == ROUTE_INSTANCE || route == ROUTE_UNATTACHED ||
+                route == ROUTE_HOME;
     if (data && cors(r, get))
         return;
     if (!get) {
@@ -199,6 +200,7 @@ void api_dispatch(struct request *r)
     case ROUTE_METRICS: route_metrics(r); break;
     case ROUTE_TOTAL: volumes_handle(r, NULL); break;
     case ROUTE_HOME: route_home(r); break;
+    case ROUTE_UNATTACHED: volumes_handle_unattached(r); break;
     case ROUTE_INSTANCE:
         if (!ec2_instance_id_valid(instance_id)) {
             request_error(r, 400, "InvalidInstanceID.Malformed",

@@ -80,6 +80,9 @@ struct doc_redis {
     uint32_t *connect_timeout_ms, *command_timeout_ms;
     struct doc_iam_auth *iam_auth;
 };
+struct doc_refresh {
+    uint32_t *interval_s;
+};
 struct doc {
     char *listen;
     char **regions;
@@ -92,6 +95,7 @@ struct doc {
     struct doc_log *log;
     struct doc_security *security;
     struct doc_redis *redis;
+    struct doc_refresh *refresh;
 };
 
 #define OPT CYAML_FLAG_OPTIONAL
@@ -150,6 +154,10 @@ static const cyaml_schema_field_t fanout_fields[] = {
     CYAML_FIELD_UINT_PTR("worker_nice", OPT, struct doc_fanout, worker_nice),
     CYAML_FIELD_END,
 };
+static const cyaml_schema_field_t refresh_fields[] = {
+    CYAML_FIELD_UINT_PTR("interval_s", OPT, struct doc_refresh, interval_s),
+    CYAML_FIELD_END,
+};
 static const cyaml_schema_field_t cache_fields[] = {
     CYAML_FIELD_UINT_PTR("max_entries", OPT, struct doc_cache, max_entries),
     CYAML_FIELD_UINT_PTR("max_bytes", OPT, struct doc_cache, max_bytes),
@@ -202,6 +210,7 @@ static const cyaml_schema_field_t doc_fields[] = {
     CYAML_FIELD_MAPPING_PTR("log", SECTION, struct doc, log, logsec_fields),
     CYAML_FIELD_MAPPING_PTR("security", SECTION, struct doc, security, security_fields),
     CYAML_FIELD_MAPPING_PTR("redis", SECTION, struct doc, redis, redis_fields),
+    CYAML_FIELD_MAPPING_PTR("refresh", SECTION, struct doc, refresh, refresh_fields),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_value_t doc_schema = {
@@ -827,6 +836,7 @@ static const struct range ranges[] = {
     R("cache.min_refresh_s", min_refresh_s, 0, 86400),
     R("redis.connect_timeout_ms", redis_connect_timeout_ms, 10, 60000),
     R("redis.command_timeout_ms", redis_command_timeout_ms, 1, 60000),
+    R("refresh.interval_s", refresh_interval_s, 0, 86400),
 };
 #undef R
 
@@ -1071,6 +1081,8 @@ static void merge(struct config *c, const struct doc *d, bool regions_given)
         SET(c->negative_ttl_s, d->cache->negative_ttl_s);
         SET(c->min_refresh_s, d->cache->min_refresh_s);
     }
+    if (d->refresh)
+        SET(c->refresh_interval_s, d->refresh->interval_s);
     if (d->log) {
         set_str(&c->log_format, d->log->format);
         set_str(&c->log_level, d->log->level);
@@ -1144,6 +1156,7 @@ void config_defaults(struct config *c)
     c->stale_while_revalidate_s = 30;
     c->negative_ttl_s = 10;
     c->min_refresh_s = 10;
+    c->refresh_interval_s = 300;
     c->log_format = xstrdup("json");
     c->log_level = xstrdup("info");
     c->auth_tokens_file = xstrdup("");

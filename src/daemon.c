@@ -23,6 +23,7 @@
 #include "server.h"
 #include "telemetry.h"
 #include "volumes.h"
+#include "refresh.h"
 #include "worker.h"
 
 struct daemon {
@@ -53,6 +54,7 @@ static void configure(struct daemon *d, const struct config *cfg, bool first)
         credsvc_init(d->loop);
     }
     volumes_configure(d->srv, cfg);
+    refresh_configure(d->loop, d->srv, cfg);
 }
 
 static void on_drain_deadline(struct loop *l, void *arg)
@@ -71,6 +73,7 @@ static void start_drain(struct daemon *d, const char *why)
     if (d->draining)
         return;
     d->draining = true;
+    refresh_shutdown(); /* no new background work while draining */
     notify(sdnotify_stopping());
     const struct config *cfg = server_config(d->srv);
     log_info("drain", "%s: no longer accepting connections; draining %u in-flight requests "
@@ -220,6 +223,7 @@ void daemon_free(struct daemon *d)
         return;
     if (d->drain_timer)
         loop_timer_stop(d->loop, d->drain_timer);
+    refresh_shutdown();
     server_close(d->srv); /* resumes suspended requests first: their owners detach */
     volumes_shutdown();
     redisshare_stop();

@@ -242,6 +242,23 @@ out:
     return st;
 }
 
+ebsd_status ec2_unattached_body(const char *next_token, int max_results, char **out)
+{
+    struct buf b;
+    buf_init(&b, MAX_BODY);
+    ebsd_status st = buf_puts(&b, "Action=DescribeVolumes&Version=" EC2_API_VERSION
+                                  "&Filter.1.Name=status&Filter.1.Value.1=available"
+                                  "&Filter.1.Value.2=creating");
+    if (st == EBSD_OK)
+        st = buf_printf(&b, "&MaxResults=%d", clamp_page(max_results, 500));
+    if (st == EBSD_OK && next_token && *next_token)
+        st = add_param(&b, "NextToken", next_token);
+    if (st == EBSD_OK)
+        *out = buf_steal(&b);
+    buf_free(&b);
+    return st;
+}
+
 /* ---- client ----------------------------------------------------------------------------- */
 
 ebsd_status ec2_client_new(const struct ec2_options *opt, struct ec2_client **out)
@@ -579,6 +596,26 @@ out:
     return st;
 }
 
+ebsd_status ec2_describe_unattached_volumes(struct ec2_client *c, const char *next_token,
+                                            int64_t deadline, struct ec2_volume_page *out,
+                                            struct ec2_error *err)
+{
+    char *body = NULL;
+    struct ec2_volume_page page = {0};
+    if (err)
+        memset(err, 0, sizeof *err);
+    ebsd_status st = ec2_unattached_body(next_token, c->volume_page, &body);
+    if (st != EBSD_OK)
+        goto out;
+    st = perform(c, body, &c->stats.describe_volumes, effective_deadline(deadline),
+                 parse_volumes_cb, &page, err);
+    if (st == EBSD_OK)
+        *out = page;
+out:
+    free(body);
+    return st;
+}
+
 /* ---- pagination ------------------------------------------------------------------------- */
 
 void ec2_pager_init(struct ec2_pager *pg)
@@ -651,6 +688,7 @@ ebsd_status ec2_list_instances_all(struct ec2_client *c, const char *const *ids,
         if (page.n)
             memcpy(all.items + all.n, page.items, page.n * sizeof *page.items);
         all.n += page.n;
+        page.n = 0; /* the tag arrays now belong to all */
         st = EBSD_OK;
         bool more = ec2_pager_next(&pg, &page.next_token, err, &st);
         if (st != EBSD_OK)
@@ -660,11 +698,11 @@ ebsd_status ec2_list_instances_all(struct ec2_client *c, const char *const *ids,
             break;
     }
     *out = all;
-    all.items = NULL;
+    memset(&all, 0, sizeof all);
     st = EBSD_OK;
 out:
     ec2_instance_page_free(&page);
-    free(all.items);
+    ec2_instance_page_free(&all);
     ec2_pager_free(&pg);
     return st;
 }

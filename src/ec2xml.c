@@ -19,6 +19,9 @@
 
 enum doc_kind { DOC_INSTANCES, DOC_VOLUMES, DOC_ERROR };
 
+/* Bytes of a tag's key or value read; the rest is skipped (they are cut to ec2_tag's sizes). */
+#define TAG_TEXT_MAX 1024
+
 /* What an element means, decided from its parent's meaning and its own name. */
 enum kind {
     K_OTHER = 0, /* not ours: the whole subtree is skipped */
@@ -53,6 +56,14 @@ enum kind {
     K_A_DEV,
     K_A_STATUS,
     K_A_DOT,
+    K_I_TAGSET,
+    K_V_TAGSET,
+    K_I_TAG,
+    K_V_TAG,
+    K_TAG_KEY,
+    K_TAG_VALUE,
+    K_V_AZ,
+    K_V_CTIME,
     K_ERRORS,
     K_ERROR,
     K_E_CODE,
@@ -78,6 +89,16 @@ static const struct transition transitions[] = {
     {K_INST, "placement", K_I_PLACEMENT},
     {K_I_STATE, "name", K_I_STATE_NAME},
     {K_I_PLACEMENT, "availabilityZone", K_I_AZ},
+    {K_INST, "tagSet", K_I_TAGSET},
+    {K_I_TAGSET, "item", K_I_TAG},
+    {K_I_TAG, "key", K_TAG_KEY},
+    {K_I_TAG, "value", K_TAG_VALUE},
+    {K_VOL, "tagSet", K_V_TAGSET},
+    {K_V_TAGSET, "item", K_V_TAG},
+    {K_V_TAG, "key", K_TAG_KEY},
+    {K_V_TAG, "value", K_TAG_VALUE},
+    {K_VOL, "availabilityZone", K_V_AZ},
+    {K_VOL, "createTime", K_V_CTIME},
     {K_DV_ROOT, "volumeSet", K_VOLSET},
     {K_DV_ROOT, "nextToken", K_NEXT},
     {K_VOLSET, "item", K_VOL},
@@ -124,6 +145,10 @@ static bool is_leaf(enum kind k)
     case K_A_DEV:
     case K_A_STATUS:
     case K_A_DOT:
+    case K_TAG_KEY:
+    case K_TAG_VALUE:
+    case K_V_AZ:
+    case K_V_CTIME:
     case K_E_CODE:
     case K_E_MSG:
     case K_E_REQID:
@@ -154,6 +179,8 @@ struct px {
     bool cur_vol_size_seen;
     size_t capatt;
     struct ec2_attachment cur_att;
+    struct ec2_tag cur_tag;
+    size_t captag;           /* room in the tag array of the open instance or volume */
 
     struct ec2_error e;
     int nerrors;             /* <Error> elements closed (only the first is kept) */
@@ -367,6 +394,18 @@ static void commit_leaf(struct px *x, enum kind k)
     case K_A_DOT:
         set_bool(x, &x->cur_att.delete_on_termination, "deleteOnTermination");
         break;
+    case K_TAG_KEY:
+        set_cut(x, x->cur_tag.key, sizeof x->cur_tag.key);
+        break;
+    case K_TAG_VALUE:
+        set_cut(x, x->cur_tag.value, sizeof x->cur_tag.value);
+        break;
+    case K_V_AZ:
+        set_exact(x, x->cur_vol.az, sizeof x->cur_vol.az, "availabilityZone");
+        break;
+    case K_V_CTIME:
+        set_cut(x, x->cur_vol.create_time, sizeof x->cur_vol.create_time);
+        break;
     case K_E_CODE:
         if (x->nerrors == 0)
             set_cut(x, x->e.code, sizeof x->e.code);
@@ -391,7 +430,13 @@ static void begin_item(struct px *x, enum kind k)
             fail(x, EBSD_ETOOBIG, "too many instances");
             return;
         }
+        free(x->cur_inst.tags);
         memset(&x->cur_inst, 0, sizeof x->cur_inst);
+        x->captag = 0;
+        break;
+    case K_I_TAG:
+    case K_V_TAG:
+        memset(&x->cur_tag, 0, sizeof x->cur_tag);
         break;
     case K_VOL:
         if (x->nvol >= EC2XML_MAX_ITEMS) {
@@ -399,9 +444,11 @@ static void begin_item(struct px *x, enum kind k)
             return;
         }
         free(x->cur_vol.attach);
+        free(x->cur_vol.tags);
         memset(&x->cur_vol, 0, sizeof x->cur_vol);
         x->cur_vol_size_seen = false;
         x->capatt = 0;
+        x->captag = 0;
         break;
     case K_ATT:
         if (x->cur_vol.nattach >= EC2XML_MAX_ATTACH) {
@@ -413,6 +460,18 @@ static void begin_item(struct px *x, enum kind k)
     default:
         break;
     }
+}
+
+/* Keeps the tag just closed: a tag without a key is not one; past EC2_MAX_TAGS, ignored. */
+static void add_tag(struct px *x, struct ec2_tag **tags, size_t *n)
+{
+    if (!x->cur_tag.key[0] || *n >= EC2_MAX_TAGS)
+        return;
+    if (*n == x->captag) {
+        x->captag = x->captag ? x->captag * 2 : 4;
+        *tags = xrealloc(*tags, x->captag * sizeof **tags);
+    }
+    (*tags)[(*n)++] = x->cur_tag;
 }
 
 static void end_item(struct px *x, enum kind k)
@@ -427,7 +486,14 @@ static void end_item(struct px *x, enum kind k)
             x->capinst = x->capinst ? x->capinst * 2 : 64;
             x->inst = xrealloc(x->inst, x->capinst * sizeof *x->inst);
         }
-        x->inst[x->ninst++] = x->cur_inst;
+        x->inst[x->ninst++] = x->cur_inst; /* the tag array moves with it */
+        memset(&x->cur_inst, 0, sizeof x->cur_inst);
+        break;
+    case K_I_TAG:
+        add_tag(x, &x->cur_inst.tags, &x->cur_inst.ntags);
+        break;
+    case K_V_TAG:
+        add_tag(x, &x->cur_vol.tags, &x->cur_vol.ntags);
         break;
     case K_VOL:
         if (!x->cur_vol.id[0] || !x->cur_vol_size_seen) {
@@ -504,6 +570,14 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
     struct px *x = ud;
     if (x->st != EBSD_OK || !is_leaf(x->stack[x->depth]))
         return;
+    enum kind k = x->stack[x->depth];
+    if (k == K_TAG_KEY || k == K_TAG_VALUE) {
+        /* a tag is cut when kept (ec2.h): a long one (EC2 allows 256 characters, 1 KiB of
+         * UTF-8) is read past, never a reason to fail the page */
+        size_t room = x->text.len < TAG_TEXT_MAX ? TAG_TEXT_MAX - x->text.len : 0;
+        if ((size_t)len > room)
+            len = (int)room;
+    }
     if (buf_append(&x->text, s, (size_t)len) != EBSD_OK)
         fail(x, EBSD_ETOOBIG, "element text too long");
 }
@@ -536,11 +610,17 @@ static void XMLCALL on_entity_decl(void *ud, const XML_Char *name, int is_param,
 
 static void px_free(struct px *x)
 {
-    for (size_t i = 0; i < x->nvol; i++)
+    for (size_t i = 0; i < x->nvol; i++) {
         free(x->vol[i].attach);
+        free(x->vol[i].tags);
+    }
     free(x->vol);
     free(x->cur_vol.attach);
+    free(x->cur_vol.tags);
+    for (size_t i = 0; i < x->ninst; i++)
+        free(x->inst[i].tags);
     free(x->inst);
+    free(x->cur_inst.tags);
     free(x->next_token);
     buf_free(&x->text);
     if (x->p)
@@ -640,6 +720,7 @@ ebsd_status ec2_parse_instances(const char *xml, size_t len, struct ec2_instance
         out->n = x.ninst;
         out->next_token = x.next_token;
         x.inst = NULL;
+        x.ninst = 0;
         x.next_token = NULL;
     }
     px_free(&x);
@@ -684,6 +765,8 @@ void ec2_instance_page_free(struct ec2_instance_page *p)
 {
     if (!p)
         return;
+    for (size_t i = 0; i < p->n; i++)
+        free(p->items[i].tags);
     free(p->items);
     free(p->next_token);
     memset(p, 0, sizeof *p);
@@ -693,8 +776,10 @@ void ec2_volume_page_free(struct ec2_volume_page *p)
 {
     if (!p)
         return;
-    for (size_t i = 0; i < p->n; i++)
+    for (size_t i = 0; i < p->n; i++) {
         free(p->items[i].attach);
+        free(p->items[i].tags);
+    }
     free(p->items);
     free(p->next_token);
     memset(p, 0, sizeof *p);

@@ -30,7 +30,7 @@
 #include "skew.h"
 #include "worker.h"
 
-enum task_kind { T_LIST, T_VOLUMES, T_INSTANCE, T_SEQUENTIAL, T_SERVICE };
+enum task_kind { T_LIST, T_VOLUMES, T_INSTANCE, T_SEQUENTIAL, T_UNATTACHED, T_SERVICE };
 
 #define ID_LEN WIRE_ID_LEN
 /* The job's own kill comes just after its deadline: the waiters' timers, set for the same
@@ -273,7 +273,8 @@ static void on_not_ready(struct loop *l, void *arg)
     job_fail(job, EBSD_EAUTH, "no usable AWS credentials yet; see /readyz and the log");
 }
 
-static const char *const task_names[] = {"LIST", "VOLUMES", "INSTANCE", "SEQUENTIAL", "SERVICE"};
+static const char *const task_names[] = {"LIST", "VOLUMES", "INSTANCE", "SEQUENTIAL",
+                                          "UNATTACHED", "SERVICE"};
 
 /* At log level debug, each task's start and end in ms from its job's start: the timeline of a
  * fan-out (how long the listing took, when volume work started, where the time went). */
@@ -384,7 +385,7 @@ static bool take_records(struct task *t, int type, const char *data, size_t len)
 {
     struct engine_job *job = t->job;
     if (type == WIRE_INSTANCES) {
-        size_t n = wire_records(type, len);
+        size_t n = wire_records(type, data, len);
         if (n == (size_t)-1)
             return false;
         job->inst = room_for(job->inst, &job->capinst, job->ninst, n, sizeof *job->inst);
@@ -515,7 +516,7 @@ static int task_main(int fd, void *arg)
     if (t->kind == T_SERVICE)
         return t->svc.fn(fd, t->svc.arg);
     static const enum worker_kind kinds[] = {WORKER_LIST, WORKER_VOLUMES, WORKER_INSTANCE,
-                                             WORKER_SEQUENTIAL};
+                                             WORKER_SEQUENTIAL, WORKER_UNATTACHED};
     const struct worker_task wt = {
         .kind = kinds[t->kind],
         .target = &t->job->q.target,
@@ -525,6 +526,7 @@ static int task_main(int fd, void *arg)
         .nparts = t->nparts,
         .own_volumes = t->own_volumes,
         .deadline = t->deadline,
+        .tags = engine_tag_pick(&t->job->q),
     };
     return worker_main(fd, &wt);
 }
@@ -772,7 +774,9 @@ struct engine_job *engine_start(const struct engine_query *q, int64_t deadline,
         job->queue_timer = loop_timer_start(g.loop, clock_now_ms(), on_not_ready, job);
         return job;
     }
-    if (q->kind == ENGINE_INSTANCE) {
+    if (q->kind == ENGINE_UNATTACHED) {
+        enqueue(job, T_UNATTACHED, NULL, 0);
+    } else if (q->kind == ENGINE_INSTANCE) {
         char(*a)[ID_LEN] = xmalloc(ID_LEN), (*b)[ID_LEN] = xmalloc(ID_LEN);
         snprintf(a[0], ID_LEN, "%s", q->instance_id);
         snprintf(b[0], ID_LEN, "%s", q->instance_id);
@@ -799,6 +803,19 @@ struct engine_job *engine_start(const struct engine_query *q, int64_t deadline,
     }
     kick(); /* workers are forked from the loop, so done never runs inside engine_start */
     return job;
+}
+
+struct wire_tag_pick engine_tag_pick(const struct engine_query *q)
+{
+    struct wire_tag_pick p = {.all = q->kind == ENGINE_UNATTACHED};
+    for (unsigned i = 0; i < q->ngroup && i < ENGINE_MAX_GROUPS; i++) {
+        const char *k = q->group_by[i];
+        if (strncmp(k, "instance_tag:", 13) == 0)
+            p.keys[p.nkeys++] = k + 13;
+        else if (strncmp(k, "volume_tag:", 11) == 0)
+            p.keys[p.nkeys++] = k + 11;
+    }
+    return p;
 }
 
 void engine_extend(struct engine_job *job, int64_t deadline)

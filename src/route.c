@@ -18,6 +18,7 @@ enum route route_match(const char *path, char *instance_id_out, size_t len)
         {"/healthz", ROUTE_HEALTH},       {"/readyz", ROUTE_READY},
         {"/openapi.yaml", ROUTE_SPEC},    {"/metrics", ROUTE_METRICS},
         {"/volumes/total", ROUTE_TOTAL},  {"/", ROUTE_HOME},
+        {"/volumes/unattached", ROUTE_UNATTACHED},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (strcmp(path, fixed[i].path) == 0)
@@ -46,6 +47,7 @@ const char *route_label(enum route r)
     case ROUTE_HOME: return "/";
     case ROUTE_TOTAL: return "/volumes/total";
     case ROUTE_INSTANCE: return "/instances/{id}/volumes";
+    case ROUTE_UNATTACHED: return "/volumes/unattached";
     case ROUTE_NONE: break;
     }
     return "other";
@@ -99,13 +101,23 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 
 void route_params_init(struct route_params *p)
 {
-    p->region = p->detail = p->mode = p->timeout_ms = NULL;
+    p->region = p->detail = p->mode = p->timeout_ms = p->limit = NULL;
+    p->ngroup = 0;
 }
 
 ebsd_status route_params_set(struct route_params *p, const char *key, const char *value,
                              char *err, size_t errlen)
 {
+    if (strcmp(key, "group_by") == 0) {
+        if (p->ngroup >= ROUTE_MAX_GROUPS) {
+            set_err(err, errlen, "group_by is given more than %d times", ROUTE_MAX_GROUPS);
+            return EBSD_EINVAL;
+        }
+        p->group_by[p->ngroup++] = value;
+        return EBSD_OK;
+    }
     const char **slot = strcmp(key, "region") == 0       ? &p->region
+                        : strcmp(key, "limit") == 0      ? &p->limit
                         : strcmp(key, "detail") == 0     ? &p->detail
                         : strcmp(key, "mode") == 0       ? &p->mode
                         : strcmp(key, "timeout_ms") == 0 ? &p->timeout_ms
@@ -140,7 +152,7 @@ void route_query_add(struct route_query *q, const char *key, const char *value)
     if (!route_printable(key) || (value && !route_printable(value)))
         q->bad = true;
     for (unsigned i = 0; i < q->nparams && i < ROUTE_MAX_PARAMS && !q->dup; i++)
-        if (strcmp(q->keys[i], key) == 0)
+        if (strcmp(q->keys[i], key) == 0 && strcmp(key, "group_by") != 0)
             q->dup = q->keys[i];
     if (q->nparams < ROUTE_MAX_PARAMS)
         q->keys[q->nparams] = key;
@@ -238,6 +250,50 @@ static ebsd_status refuse(char *code, size_t codelen, const char *c)
     return EBSD_EINVAL;
 }
 
+bool route_group_key_valid(const char *key)
+{
+    static const char *const fixed[] = {"volume_type", "availability_zone", "instance_state",
+                                        "instance_type"};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (strcmp(key, fixed[i]) == 0)
+            return true;
+    const char *name = strncmp(key, "instance_tag:", 13) == 0 ? key + 13
+                       : strncmp(key, "volume_tag:", 11) == 0 ? key + 11
+                                                              : NULL;
+    size_t n = name ? strlen(name) : 0;
+    return n >= 1 && n <= ROUTE_MAX_TAG_KEY;
+}
+
+/* A whole number from 1 to max, digits only (strtol alone would take "+5" and " 5"). */
+static bool whole_in(const char *v, long max)
+{
+    size_t nd = strspn(v, "0123456789");
+    char *end;
+    long n = nd ? strtol(v, &end, 10) : 0; /* overflow: LONG_MAX */
+    return nd && !v[nd] && n >= 1 && n <= max;
+}
+
+static ebsd_status check_groups(const struct route_params *p, char *code, size_t codelen,
+                                char *err, size_t errlen)
+{
+    for (unsigned i = 0; i < p->ngroup; i++) {
+        const char *k = p->group_by[i] ? p->group_by[i] : "";
+        if (!route_group_key_valid(k)) {
+            set_err(err, errlen,
+                    "group_by key '%.80s' is not one of volume_type, availability_zone, "
+                    "instance_state, instance_type, instance_tag:NAME, volume_tag:NAME "
+                    "(NAME 1 to %d bytes)", k, ROUTE_MAX_TAG_KEY);
+            return refuse(code, codelen, "InvalidParameter");
+        }
+        for (unsigned j = 0; j < i; j++)
+            if (strcmp(p->group_by[j], k) == 0) {
+                set_err(err, errlen, "group_by key '%.80s' is given twice", k);
+                return refuse(code, codelen, "InvalidParameter");
+            }
+    }
+    return EBSD_OK;
+}
+
 ebsd_status route_check_params(enum route r, const struct route_params *p,
                                const struct config *cfg, char *code, size_t codelen, char *err,
                                size_t errlen)
@@ -253,13 +309,24 @@ ebsd_status route_check_params(enum route r, const struct route_params *p,
                      strlen(region) < 32 ? region : "(too long)");
         return refuse(code, codelen, "InvalidRegion");
     }
-    if (r == ROUTE_INSTANCE) {
-        if (p->detail || p->mode) {
+    if (r != ROUTE_TOTAL) {
+        if (p->detail || p->mode || p->ngroup) {
             set_err(err, errlen, "'%s' applies to /volumes/total only",
-                    p->detail ? "detail" : "mode");
+                    p->detail ? "detail" : p->mode ? "mode" : "group_by");
             return refuse(code, codelen, "InvalidParameter");
         }
-    } else {
+    }
+    if (r != ROUTE_UNATTACHED && p->limit) {
+        set_err(err, errlen, "%s", "'limit' applies to /volumes/unattached only");
+        return refuse(code, codelen, "InvalidParameter");
+    }
+    if (r == ROUTE_UNATTACHED && p->limit && !whole_in(p->limit, ROUTE_MAX_LIMIT)) {
+        set_err(err, errlen, "limit must be a whole number from 1 to %d", ROUTE_MAX_LIMIT);
+        return refuse(code, codelen, "InvalidParameter");
+    }
+    if (r == ROUTE_TOTAL) {
+        if (check_groups(p, code, codelen, err, errlen) != EBSD_OK)
+            return EBSD_EINVAL;
         if (p->detail && strcmp(p->detail, "instances") != 0) {
             set_err(err, errlen, "%s", "detail takes the value 'instances'");
             return refuse(code, codelen, "InvalidParameter");

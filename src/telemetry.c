@@ -5,10 +5,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "credsvc.h"
 #include "engine.h"
 #include "metrics.h"
 #include "redisshare.h"
+#include "refresh.h"
+#include "storage.h"
 #include "route.h"
 #include "skew.h"
 #include "version.h"
@@ -175,16 +178,20 @@ ebsd_status telemetry_render(struct buf *out)
 
     struct redisshare_stats rs;
     redisshare_get_stats(&rs);
-    if (!rs.enabled) /* no series without Redis: an alert on ebsd_redis_up == 0 stays quiet */
-        return metrics_render(t.reg, out);
-    metrics_set(t.redis_up, rs.up && rs.sub_up ? 1 : 0);
-    metrics_set(t.redis_errors, (double)rs.errors, "command");
-    metrics_set(t.redis_errors, (double)rs.connect_failures, "connect");
-    metrics_set(t.redis_fallbacks, (double)rs.fallbacks);
-    metrics_set(t.redis_rejected, (double)rs.rejected);
-    metrics_set(t.redis_shared, (double)rs.l2_hits, "value");
-    metrics_set(t.redis_shared, (double)rs.owned, "owner");
-    metrics_set(t.redis_shared, (double)rs.waited, "waited");
-    metrics_set(t.redis_shared, (double)rs.updates, "update");
-    return metrics_render(t.reg, out);
+    if (rs.enabled) { /* no series without Redis: an alert on ebsd_redis_up == 0 stays quiet */
+        metrics_set(t.redis_up, rs.up && rs.sub_up ? 1 : 0);
+        metrics_set(t.redis_errors, (double)rs.errors, "command");
+        metrics_set(t.redis_errors, (double)rs.connect_failures, "connect");
+        metrics_set(t.redis_fallbacks, (double)rs.fallbacks);
+        metrics_set(t.redis_rejected, (double)rs.rejected);
+        metrics_set(t.redis_shared, (double)rs.l2_hits, "value");
+        metrics_set(t.redis_shared, (double)rs.owned, "owner");
+        metrics_set(t.redis_shared, (double)rs.waited, "waited");
+        metrics_set(t.redis_shared, (double)rs.updates, "update");
+    }
+    ebsd_status st = metrics_render(t.reg, out);
+    /* the storage gauges: the latest answer of each target, never a fetch (storage.h) */
+    if (st == EBSD_OK)
+        st = storage_render(out, clock_wall_ms());
+    return st == EBSD_OK ? refresh_render(out) : st;
 }

@@ -26,6 +26,7 @@
 #include "mem.h"
 #include "redisshare.h"
 #include "route.h"
+#include "storage.h"
 
 /* A fetch in progress: the data of one flight. */
 struct fetch {
@@ -429,6 +430,12 @@ static void fetch_done(void *arg, struct engine_outcome *out)
     struct fetch *f = arg;
     struct answer ans;
     struct answer *res = &ans;
+    /* the gauges of /metrics follow every answer a target gets (storage.h) */
+    if (out->status == EBSD_OK && f->q.kind == ENGINE_TOTAL)
+        storage_note_total(&f->q.target, out->inst, out->ninst, out->vols, out->nvols,
+                           out->atts, out->fetched_at);
+    else if (out->status == EBSD_OK && f->q.kind == ENGINE_UNATTACHED)
+        storage_note_unattached(&f->q.target, out->vols, out->nvols, out->fetched_at);
     answer_from_outcome(&f->q, out, res);
     struct flight *fl = f->flight;
     const char *key = flight_key(fl);
@@ -646,7 +653,65 @@ static bool no_cache_requested(struct request *r)
     return false;
 }
 
+/* The cache key of a query: everything that changes its answer. */
+static void query_key(const struct engine_query *q, bool detail, char *key, size_t len)
+{
+    char tk[80];
+    target_key(&q->target, tk, sizeof tk);
+    if (q->kind == ENGINE_INSTANCE) {
+        snprintf(key, len, "%s|instance|%s", tk, q->instance_id);
+    } else if (q->kind == ENGINE_UNATTACHED) {
+        snprintf(key, len, "%s|unattached|%u", tk, q->limit);
+    } else {
+        /* the grouping in query order: it is the order of the answer's key members */
+        /* without a grouping the key is what it always was (and what the page and other
+         * replicas look up) */
+        snprintf(key, len, "%s|total|%s|%s%s%s%s%s", tk, detail ? "detail" : "-",
+                 q->sequential ? "sequential" : "parallel", q->ngroup > 0 ? "|" : "",
+                 q->ngroup > 0 ? q->group_by[0] : "", q->ngroup > 1 ? "\x1f" : "",
+                 q->ngroup > 1 ? q->group_by[1] : "");
+    }
+}
+
+static void handle(struct request *r, enum route route_kind, const char *instance_id);
+
 void volumes_handle(struct request *r, const char *instance_id)
+{
+    handle(r, instance_id ? ROUTE_INSTANCE : ROUTE_TOTAL, instance_id);
+}
+
+void volumes_handle_unattached(struct request *r) { handle(r, ROUTE_UNATTACHED, NULL); }
+
+bool volumes_refresh(const struct config *cfg, const struct target *t, bool unattached,
+                     int64_t max_age_ms)
+{
+    if (!g.cache || !g.flights)
+        return false;
+    struct engine_query q = {0};
+    q.target = *t;
+    q.kind = unattached ? ENGINE_UNATTACHED : ENGINE_TOTAL;
+    q.limit = unattached ? ROUTE_DEFAULT_LIMIT : 0;
+    const struct config_route *route = &cfg->volumes_total;
+    q.memory_mb = route->memory_mb;
+    char key[320];
+    query_key(&q, false, key, sizeof key);
+    int64_t now = clock_now_ms();
+    if (flight_find(g.flights, key))
+        return false;
+    struct cache_view v;
+    int64_t have_ms = 0;
+    if (cache_lookup(g.cache, key, now, &v) != CACHE_MISS && v.status == 200) {
+        if (v.age_ms < max_age_ms)
+            return false;
+        have_ms = v.fetched_at_wall_ms;
+    }
+    /* with Redis, another replica's newer answer counts, and one replica refreshes */
+    fetch_start(key, &q, false, route->cache_ttl_s, now + route->timeout_ms, route->timeout_ms,
+                true, have_ms, true);
+    return true;
+}
+
+static void handle(struct request *r, enum route route_kind, const char *instance_id)
 {
     const struct config *cfg = server_config(r->srv);
     struct collect c; /* its storage is never read: no need to clear 12 KiB per request */
@@ -657,7 +722,7 @@ void volumes_handle(struct request *r, const char *instance_id)
     }
     const struct route_params *prm = &c.prm;
     char code[32], msg[160];
-    if (route_check_params(instance_id ? ROUTE_INSTANCE : ROUTE_TOTAL, prm, cfg, code,
+    if (route_check_params(route_kind, prm, cfg, code,
                            sizeof code, msg, sizeof msg) != EBSD_OK) {
         request_error(r, 400, code, "%s", msg);
         return;
@@ -669,9 +734,15 @@ void volumes_handle(struct request *r, const char *instance_id)
     if (instance_id) {
         q.kind = ENGINE_INSTANCE;
         snprintf(q.instance_id, sizeof q.instance_id, "%s", instance_id);
+    } else if (route_kind == ROUTE_UNATTACHED) {
+        q.kind = ENGINE_UNATTACHED;
+        q.limit = prm->limit ? (unsigned)strtoul(prm->limit, NULL, 10) : ROUTE_DEFAULT_LIMIT;
     } else {
         q.kind = ENGINE_TOTAL;
         q.sequential = prm->mode && strcmp(prm->mode, "sequential") == 0;
+        for (unsigned i = 0; i < prm->ngroup && i < ENGINE_MAX_GROUPS; i++)
+            snprintf(q.group_by[i], sizeof q.group_by[i], "%s", prm->group_by[i]);
+        q.ngroup = prm->ngroup < ENGINE_MAX_GROUPS ? prm->ngroup : ENGINE_MAX_GROUPS;
     }
     const struct config_route *route = instance_id ? &cfg->instance_volumes : &cfg->volumes_total;
     int64_t timeout_ms = prm->timeout_ms ? strtol(prm->timeout_ms, NULL, 10) : route->timeout_ms;
@@ -680,13 +751,8 @@ void volumes_handle(struct request *r, const char *instance_id)
     r->report.memory_mb = q.memory_mb;
     r->deadline = clock_now_ms() + timeout_ms;
 
-    char key[128], tk[80];
-    target_key(&q.target, tk, sizeof tk);
-    if (instance_id)
-        snprintf(key, sizeof key, "%s|instance|%s", tk, instance_id);
-    else
-        snprintf(key, sizeof key, "%s|total|%s|%s", tk, detail ? "detail" : "-",
-                 q.sequential ? "sequential" : "parallel");
+    char key[320];
+    query_key(&q, detail, key, sizeof key);
 
     int64_t now = clock_now_ms();
     bool refresh = no_cache_requested(r);

@@ -56,6 +56,11 @@ ebsd_status wire_put_done(int fd, const struct ec2_stats *s, long rss_kb)
     return put_json(fd, WIRE_DONE, o);
 }
 
+/* On the wire a record stops before its tag slots: its ntags tags follow it (a volume's
+ * after its attachments), so a frame carries only the tags a query asked for. */
+#define INST_HEAD offsetof(struct wire_inst, tags)
+#define VOL_HEAD offsetof(struct wire_vol, tags)
+
 /* A worker's record array: zeroed; past 64 KiB a private mapping in one huge page or more,
  * since each 4 KiB page of a fresh heap area would be a page fault of its own. */
 static bool records_private(size_t bytes) { return bytes > (64u << 10); }
@@ -77,17 +82,80 @@ static void records_free(void *a, size_t n, size_t size)
         free(a);
 }
 
+/* A copy cut at dstlen - 1 bytes, on a UTF-8 boundary. */
+static void cut_copy(char *dst, size_t dstlen, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= dstlen) {
+        n = dstlen - 1;
+        while (n && ((unsigned char)src[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static bool tag_fits(const struct ec2_tag *t) { return strlen(t->key) < WIRE_TAG_KEY; }
+
+unsigned wire_pick_tags(const struct ec2_tag *src, size_t n, const struct wire_tag_pick *pick,
+                        struct wire_tag *dst)
+{
+    unsigned out = 0;
+    if (!pick)
+        return 0;
+    bool taken[EC2_MAX_TAGS] = {false};
+    size_t lim = n < EC2_MAX_TAGS ? n : EC2_MAX_TAGS;
+    for (unsigned k = 0; k < pick->nkeys && k < 2; k++)
+        for (size_t i = 0; i < lim && out < WIRE_MAX_TAGS; i++)
+            if (!taken[i] && tag_fits(&src[i]) && strcmp(src[i].key, pick->keys[k]) == 0) {
+                cut_copy(dst[out].key, sizeof dst[out].key, src[i].key);
+                cut_copy(dst[out].value, sizeof dst[out].value, src[i].value);
+                taken[i] = true;
+                out++;
+                break;
+            }
+    for (size_t i = 0; pick->all && i < lim && out < WIRE_MAX_TAGS; i++)
+        if (!taken[i] && tag_fits(&src[i])) {
+            cut_copy(dst[out].key, sizeof dst[out].key, src[i].key);
+            cut_copy(dst[out].value, sizeof dst[out].value, src[i].value);
+            out++;
+        }
+    return out;
+}
+
+const char *wire_tag_get(const struct wire_tag *tags, unsigned ntags, const char *key)
+{
+    for (unsigned i = 0; i < ntags && i < WIRE_MAX_TAGS; i++)
+        if (strcmp(tags[i].key, key) == 0)
+            return tags[i].value;
+    return NULL;
+}
+
 /* No JSON is built or parsed per item: at 10,000 instances this is what keeps the parent
  * cheap. */
-ebsd_status wire_put_instances(int fd, const struct ec2_instance_page *p)
+ebsd_status wire_put_instances(int fd, const struct ec2_instance_page *p,
+                               const struct wire_tag_pick *pick)
 {
-    struct wire_inst *a = records_new(p->n, sizeof *a);
+    /* each record without its unused tag slots: tags travel only when a query asks */
+    struct wire_inst *tmp = xcalloc(p->n ? p->n : 1, sizeof *tmp);
+    size_t bytes = 0;
     for (size_t i = 0; i < p->n; i++) {
-        str_copy(a[i].id, sizeof a[i].id, p->items[i].id);
-        str_copy(a[i].state, sizeof a[i].state, p->items[i].state);
+        str_copy(tmp[i].id, sizeof tmp[i].id, p->items[i].id);
+        str_copy(tmp[i].state, sizeof tmp[i].state, p->items[i].state);
+        str_copy(tmp[i].type, sizeof tmp[i].type, p->items[i].type);
+        tmp[i].ntags = wire_pick_tags(p->items[i].tags, p->items[i].ntags, pick, tmp[i].tags);
+        bytes += INST_HEAD + tmp[i].ntags * sizeof(struct wire_tag);
     }
-    ebsd_status st = frame_write(fd, WIRE_INSTANCES, a, p->n * sizeof *a);
-    records_free(a, p->n, sizeof *a);
+    char *a = records_new(bytes, 1), *at = a;
+    for (size_t i = 0; i < p->n; i++) {
+        memcpy(at, &tmp[i], INST_HEAD);
+        at += INST_HEAD;
+        memcpy(at, tmp[i].tags, tmp[i].ntags * sizeof(struct wire_tag));
+        at += tmp[i].ntags * sizeof(struct wire_tag);
+    }
+    free(tmp);
+    ebsd_status st = frame_write(fd, WIRE_INSTANCES, a, bytes);
+    records_free(a, bytes, 1);
     return st;
 }
 
@@ -98,11 +166,16 @@ static unsigned attach_count(const struct ec2_volume *v)
 
 /* Records follow each other unaligned (a struct wire_attach is 73 bytes): both sides copy
  * them with memcpy. */
-ebsd_status wire_put_volumes(int fd, const struct ec2_volume_page *p)
+ebsd_status wire_put_volumes(int fd, const struct ec2_volume_page *p,
+                             const struct wire_tag_pick *pick)
 {
-    size_t bytes = p->n * sizeof(struct wire_vol);
-    for (size_t i = 0; i < p->n; i++)
-        bytes += attach_count(&p->items[i]) * sizeof(struct wire_attach);
+    size_t bytes = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        struct wire_tag scratch[WIRE_MAX_TAGS];
+        bytes += VOL_HEAD + attach_count(&p->items[i]) * sizeof(struct wire_attach) +
+                 wire_pick_tags(p->items[i].tags, p->items[i].ntags, pick, scratch) *
+                     sizeof(struct wire_tag);
+    }
     char *a = records_new(bytes, 1);
     char *at = a;
     for (size_t i = 0; i < p->n; i++) {
@@ -117,9 +190,12 @@ ebsd_status wire_put_volumes(int fd, const struct ec2_volume_page *p)
         str_copy(o.state, sizeof o.state, v->state);
         o.encrypted = v->encrypted;
         o.multi = v->multi_attach;
+        str_copy(o.az, sizeof o.az, v->az);
+        str_copy(o.create_time, sizeof o.create_time, v->create_time);
+        o.ntags = wire_pick_tags(v->tags, v->ntags, pick, o.tags);
         o.nattach = attach_count(v);
-        memcpy(at, &o, sizeof o);
-        at += sizeof o;
+        memcpy(at, &o, VOL_HEAD);
+        at += VOL_HEAD;
         for (size_t k = 0; k < o.nattach; k++) {
             struct wire_attach x;
             memset(&x, 0, sizeof x);
@@ -130,6 +206,8 @@ ebsd_status wire_put_volumes(int fd, const struct ec2_volume_page *p)
             memcpy(at, &x, sizeof x);
             at += sizeof x;
         }
+        memcpy(at, o.tags, o.ntags * sizeof(struct wire_tag));
+        at += o.ntags * sizeof(struct wire_tag);
     }
     ebsd_status st = frame_write(fd, WIRE_VOLUMES, a, bytes);
     records_free(a, bytes, 1);
@@ -149,11 +227,40 @@ static void fix_bool(bool *b)
     *b = c != 0;
 }
 
-size_t wire_records(int type, size_t len)
+static void take_tags(struct wire_tag *tags, unsigned *n)
 {
-    if (type != WIRE_INSTANCES || len % sizeof(struct wire_inst) != 0)
+    if (*n > WIRE_MAX_TAGS)
+        *n = WIRE_MAX_TAGS;
+    for (unsigned i = 0; i < WIRE_MAX_TAGS; i++) {
+        TERMINATE(tags[i].key);
+        TERMINATE(tags[i].value);
+    }
+}
+
+/* The unsigned at offset off of a record at data (not aligned: read by copy). */
+static unsigned field_at(const char *data, size_t off)
+{
+    unsigned n;
+    memcpy(&n, data + off, sizeof n);
+    return n;
+}
+
+size_t wire_records(int type, const char *data, size_t len)
+{
+    if (type != WIRE_INSTANCES)
         return (size_t)-1;
-    return len / sizeof(struct wire_inst);
+    size_t off = 0, n = 0;
+    while (off < len) {
+        if (len - off < INST_HEAD)
+            return (size_t)-1;
+        unsigned nt = field_at(data + off, offsetof(struct wire_inst, ntags));
+        off += INST_HEAD;
+        if (nt > WIRE_MAX_TAGS || (len - off) / sizeof(struct wire_tag) < nt)
+            return (size_t)-1;
+        off += nt * sizeof(struct wire_tag);
+        n++;
+    }
+    return n;
 }
 
 /* The nattach of the volume record at data (not aligned: read by copy). */
@@ -168,15 +275,19 @@ bool wire_count_volumes(const char *data, size_t len, size_t *nvols, size_t *nat
 {
     size_t off = 0, nv = 0, na = 0;
     while (off < len) {
-        if (len - off < sizeof(struct wire_vol))
+        if (len - off < VOL_HEAD)
             return false;
         unsigned n = nattach_at(data + off);
-        if (n > WIRE_MAX_ATTACH)
+        unsigned nt = field_at(data + off, offsetof(struct wire_vol, ntags));
+        if (n > WIRE_MAX_ATTACH || nt > WIRE_MAX_TAGS)
             return false;
-        off += sizeof(struct wire_vol);
+        off += VOL_HEAD;
         if ((len - off) / sizeof(struct wire_attach) < n)
             return false;
         off += n * sizeof(struct wire_attach);
+        if ((len - off) / sizeof(struct wire_tag) < nt)
+            return false;
+        off += nt * sizeof(struct wire_tag);
         nv++;
         na += n;
     }
@@ -187,12 +298,22 @@ bool wire_count_volumes(const char *data, size_t len, size_t *nvols, size_t *nat
 
 size_t wire_take_instances(const char *data, size_t len, struct wire_inst *out)
 {
-    size_t n = len / sizeof *out, kept = 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t off = 0, kept = 0;
+    while (off + INST_HEAD <= len) {
         struct wire_inst *in = &out[kept];
-        memcpy(in, data + i * sizeof *in, sizeof *in);
+        memset(in, 0, sizeof *in);
+        memcpy(in, data + off, INST_HEAD);
+        off += INST_HEAD;
+        if (in->ntags > WIRE_MAX_TAGS)
+            in->ntags = WIRE_MAX_TAGS;
+        if ((len - off) / sizeof(struct wire_tag) < in->ntags)
+            in->ntags = (unsigned)((len - off) / sizeof(struct wire_tag));
+        memcpy(in->tags, data + off, in->ntags * sizeof(struct wire_tag));
+        off += in->ntags * sizeof(struct wire_tag);
         TERMINATE(in->id);
         TERMINATE(in->state);
+        TERMINATE(in->type);
+        take_tags(in->tags, &in->ntags);
         in->nvol = 0;
         in->gib = 0;
         if (in->id[0])
@@ -205,13 +326,16 @@ size_t wire_take_volumes(const char *data, size_t len, struct wire_vol *vols,
                          struct wire_attach *atts, size_t atts_base, size_t *natts_kept)
 {
     size_t off = 0, kept = 0, na = 0;
-    while (off + sizeof(struct wire_vol) <= len) {
+    while (off + VOL_HEAD <= len) {
         struct wire_vol *v = &vols[kept];
-        memcpy(v, data + off, sizeof *v);
-        off += sizeof *v;
+        memset(v, 0, sizeof *v);
+        memcpy(v, data + off, VOL_HEAD);
+        off += VOL_HEAD;
         TERMINATE(v->id);
         TERMINATE(v->type);
         TERMINATE(v->state);
+        TERMINATE(v->az);
+        TERMINATE(v->create_time);
         fix_bool(&v->encrypted);
         fix_bool(&v->multi);
         if (v->nattach > WIRE_MAX_ATTACH)
@@ -228,6 +352,13 @@ size_t wire_take_volumes(const char *data, size_t len, struct wire_vol *vols,
             TERMINATE(x->state);
             fix_bool(&x->dot);
         }
+        if (v->ntags > WIRE_MAX_TAGS)
+            v->ntags = WIRE_MAX_TAGS;
+        if ((len - off) / sizeof(struct wire_tag) < v->ntags)
+            v->ntags = (unsigned)((len - off) / sizeof(struct wire_tag));
+        memcpy(v->tags, data + off, v->ntags * sizeof(struct wire_tag));
+        off += v->ntags * sizeof(struct wire_tag);
+        take_tags(v->tags, &v->ntags);
         if (v->id[0]) {
             kept++;
             na += v->nattach;

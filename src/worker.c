@@ -46,17 +46,19 @@ void worker_prepare(void)
 }
 
 static ebsd_status worker_volumes(int fd, struct ec2_client *c, const char *const *ids, size_t n,
-                                  int64_t deadline, struct ec2_error *err)
+                                  int64_t deadline, const struct wire_tag_pick *pick,
+                                  struct ec2_error *err)
 {
     struct ec2_pager pg;
     ec2_pager_init(&pg);
     ebsd_status st = EBSD_OK;
     for (;;) {
         struct ec2_volume_page p = {0};
-        st = ec2_describe_volumes(c, ids, n, pg.token, deadline, &p, err);
+        st = ids ? ec2_describe_volumes(c, ids, n, pg.token, deadline, &p, err)
+                 : ec2_describe_unattached_volumes(c, pg.token, deadline, &p, err);
         if (st != EBSD_OK)
             break;
-        st = wire_put_volumes(fd, &p);
+        st = wire_put_volumes(fd, &p, pick);
         bool more = st == EBSD_OK && ec2_pager_next(&pg, &p.next_token, err, &st);
         ec2_volume_page_free(&p);
         if (!more)
@@ -80,7 +82,7 @@ static ebsd_status worker_list(int fd, struct ec2_client *c, const struct worker
                                          deadline, &p, err);
         if (st != EBSD_OK)
             break;
-        st = wire_put_instances(fd, &p);
+        st = wire_put_instances(fd, &p, &t->tags);
         if (st == EBSD_OK && t->own_volumes && p.n > 0) {
             /* this lister's share fits one page: its volumes come from here, with no
              * worker of their own to fork and no round trip through the parent */
@@ -89,14 +91,14 @@ static ebsd_status worker_list(int fd, struct ec2_client *c, const struct worker
                 size_t n = p.n - i < EC2_MAX_IDS ? p.n - i : EC2_MAX_IDS;
                 for (size_t k = 0; k < n; k++)
                     ids[k] = p.items[i + k].id;
-                st = worker_volumes(fd, c, ids, n, deadline, err);
+                st = worker_volumes(fd, c, ids, n, deadline, &t->tags, err);
             }
         }
         if (st == EBSD_OK && sequential) {
             /* the seed: one DescribeVolumes call (and its pages) per instance */
             for (size_t i = 0; i < p.n && st == EBSD_OK; i++) {
                 const char *one = p.items[i].id;
-                st = worker_volumes(fd, c, &one, 1, deadline, err);
+                st = worker_volumes(fd, c, &one, 1, deadline, &t->tags, err);
             }
         }
         bool more = st == EBSD_OK && ec2_pager_next(&pg, &p.next_token, err, &st);
@@ -147,13 +149,16 @@ int worker_main(int fd, const struct worker_task *t)
         st = worker_list(fd, c, t, &err);
         break;
     case WORKER_VOLUMES:
-        st = worker_volumes(fd, c, ids, n, t->deadline, &err);
+        st = worker_volumes(fd, c, ids, n, t->deadline, &t->tags, &err);
+        break;
+    case WORKER_UNATTACHED: /* ids NULL: the status filter instead of attachment ids */
+        st = worker_volumes(fd, c, NULL, 0, t->deadline, &t->tags, &err);
         break;
     case WORKER_INSTANCE: {
         struct ec2_instance_page p = {0};
         st = ec2_describe_instances(c, ids, n, NULL, t->deadline, &p, &err);
         if (st == EBSD_OK) {
-            st = wire_put_instances(fd, &p);
+            st = wire_put_instances(fd, &p, &t->tags);
             ec2_instance_page_free(&p);
         }
         break;

@@ -43,15 +43,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     char err[256], code[48];
     if (route_parse_query(query, &p, err, sizeof err) == EBSD_OK) {
-        const char *v[] = {p.region, p.detail, p.mode, p.timeout_ms};
-        for (size_t i = 0; i < 4; i++)
+        const char *v[] = {p.region, p.detail, p.mode, p.timeout_ms, p.limit,
+                           p.ngroup > 0 ? p.group_by[0] : NULL,
+                           p.ngroup > 1 ? p.group_by[1] : NULL};
+        for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
             FUZZ_ASSERT(inside(&p, v[i]) && (!v[i] || printable(v[i])));
+        FUZZ_ASSERT(p.ngroup <= ROUTE_MAX_GROUPS);
         FUZZ_ASSERT(err[0] == '\0');
-        for (enum route dr = ROUTE_TOTAL; dr <= ROUTE_INSTANCE; dr++) {
+        for (enum route dr = ROUTE_TOTAL; dr <= ROUTE_UNATTACHED; dr++) {
             if (route_check_params(dr, &p, &cfg, code, sizeof code, err, sizeof err) ==
                 EBSD_OK) {
                 FUZZ_ASSERT(!p.timeout_ms || (p.timeout_ms[0] != '\0'));
-                FUZZ_ASSERT(dr == ROUTE_TOTAL || (!p.detail && !p.mode));
+                FUZZ_ASSERT(dr == ROUTE_TOTAL || (!p.detail && !p.mode && !p.ngroup));
+                FUZZ_ASSERT(dr == ROUTE_UNATTACHED || !p.limit);
+                /* an accepted grouping is what the records can hold (wire.h) */
+                for (unsigned g = 0; g < p.ngroup; g++)
+                    FUZZ_ASSERT(route_group_key_valid(p.group_by[g]) &&
+                                strlen(p.group_by[g]) < 80);
             } else {
                 FUZZ_ASSERT(code[0] != '\0' && err[0] != '\0');
             }

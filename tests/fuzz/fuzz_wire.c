@@ -24,14 +24,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int type = data[0];
     const char *payload = (const char *)data + 1;
     size_t len = size - 1;
-    size_t n = wire_records(type, len);
+    size_t n = wire_records(type, payload, len);
     if (type == WIRE_INSTANCES && n != (size_t)-1) {
         struct wire_inst *out = malloc((n ? n : 1) * sizeof *out);
         size_t kept = wire_take_instances(payload, len, out);
         FUZZ_ASSERT(kept <= n);
         for (size_t i = 0; i < kept; i++)
             FUZZ_ASSERT(out[i].id[0] && memchr(out[i].id, 0, sizeof out[i].id) &&
-                        memchr(out[i].state, 0, sizeof out[i].state) && out[i].nvol == 0);
+                        memchr(out[i].state, 0, sizeof out[i].state) && out[i].nvol == 0 &&
+                        out[i].ntags <= WIRE_MAX_TAGS);
         free(out);
     } else if (type == WIRE_VOLUMES) {
         size_t nv, na, kept_atts;
@@ -48,6 +49,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         memchr(v->state, 0, sizeof v->state));
             FUZZ_ASSERT(byte01(&v->encrypted) && byte01(&v->multi));
             FUZZ_ASSERT(v->nattach <= WIRE_MAX_ATTACH && v->attach_at + v->nattach <= kept_atts);
+            FUZZ_ASSERT(v->ntags <= WIRE_MAX_TAGS && memchr(v->az, 0, sizeof v->az));
+            for (unsigned k = 0; k < v->ntags; k++)
+                FUZZ_ASSERT(memchr(v->tags[k].key, 0, sizeof v->tags[k].key) &&
+                            memchr(v->tags[k].value, 0, sizeof v->tags[k].value));
             for (unsigned k = 0; k < v->nattach; k++) {
                 const struct wire_attach *a = &atts[v->attach_at + k];
                 FUZZ_ASSERT(memchr(a->instance_id, 0, WIRE_ID_LEN) &&

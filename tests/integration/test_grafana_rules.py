@@ -146,6 +146,41 @@ def test_metric_names_exist():
         assert name in text, name
 
 
+STORAGE = {"ebsd_storage_attached_bytes", "ebsd_storage_attached_volumes",
+           "ebsd_storage_unattached_bytes", "ebsd_storage_unattached_volumes",
+           "ebsd_instances", "ebsd_storage_data_age_seconds"}
+
+
+def test_metric_names_in_a_real_scrape():
+    """Every name the dashboard and alerts use that a running ebsd exports after one answer
+    of each data route is in its /metrics; the storage gauges (issue 18) all are, with
+    samples. Names still missing from a real scrape are printed."""
+    from harness import Ebsd, Sim
+    sim = Sim("--instances", "30", "--seed", "2")
+    e = Ebsd(config="refresh:\n  interval_s: 0\n", sim=sim)
+    try:
+        assert e.get("/volumes/total")[0] == 200
+        assert e.get("/volumes/unattached")[0] == 200
+        st, _, body = e.get("/metrics")
+        assert st == 200
+    finally:
+        e.stop()
+        sim.stop()
+    text = body.decode()
+    families = set(re.findall(r"^# TYPE (ebsd_[a-z0-9_]+) ", text, re.M))
+    sampled = set(re.findall(r"^(ebsd_[a-z0-9_]+?)(?:_bucket|_sum|_count)?[{ ]", text, re.M))
+    _, targets = panel_targets()
+    used = set()
+    for expr in [t["expr"] for _, t in targets] + [r["expr"] for r in rules(ALERTS)]:
+        used |= metrics_in(expr)
+    missing = sorted(used - families)
+    if missing:
+        print("    not in a real scrape yet: %s" % ", ".join(missing))
+    assert STORAGE <= families, sorted(STORAGE - families)
+    assert STORAGE <= sampled, sorted(STORAGE - sampled)
+    assert not (missing and set(missing) - PENDING), "unknown names: %s" % missing
+
+
 def test_dashboard_shape():
     dash, targets = panel_targets()
     assert dash["uid"] and dash["title"]

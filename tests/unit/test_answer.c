@@ -182,5 +182,90 @@ static void test_outcome_ok(void)
     cJSON_Delete(a.data);
 }
 
-TEST_MAIN(T(test_total_counts_all_16_attachments), T(test_total_skips_detached),
+static void tag(struct wire_tag *tags, unsigned *n, const char *k, const char *v)
+{
+    snprintf(tags[*n].key, sizeof tags[*n].key, "%s", k);
+    snprintf(tags[*n].value, sizeof tags[*n].value, "%s", v);
+    (*n)++;
+}
+
+/* The group rule: counted volumes once each, instance keys from the first counted
+ * attachment, untagged as null, instance_count distinct, sorted by size then values. */
+static void test_groups(void)
+{
+    natts = 0;
+    struct wire_inst in[3];
+    inst(&in[0], 1, "running");
+    inst(&in[1], 2, "stopped");
+    inst(&in[2], 3, "running");
+    tag(in[0].tags, &in[0].ntags, "team", "a");
+    tag(in[1].tags, &in[1].ntags, "team", "b");
+    struct wire_vol v[5];
+    vol(&v[0], "vol-1", 100);
+    attach(&v[0], 2, "detached");   /* not counted: the owner is instance 1 */
+    attach(&v[0], 1, "attached");
+    attach(&v[0], 3, "attached");   /* multi-attach: counts instance 3 too */
+    vol(&v[1], "vol-2", 30);
+    attach(&v[1], 2, "attached");
+    vol(&v[2], "vol-3", 30);
+    attach(&v[2], 3, "attached");   /* instance 3 has no team tag: null */
+    vol(&v[3], "vol-4", 500);       /* attached to nothing listed: not counted */
+    attach(&v[3], 9, "attached");
+    v[4] = v[1];                    /* vol-2 reported twice: counted once */
+    const char *keys[] = {"instance_tag:team", "instance_state"};
+    cJSON *g = answer_groups(keys, 2, in, 3, v, 5, atts);
+    CHECK_INT(cJSON_GetArraySize(g), 3);
+    const cJSON *g0 = cJSON_GetArrayItem(g, 0), *g1 = cJSON_GetArrayItem(g, 1),
+                *g2 = cJSON_GetArrayItem(g, 2);
+    const cJSON *k0 = cJSON_GetObjectItemCaseSensitive(g0, "key");
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(k0, "instance_tag:team")->valuestring, "a");
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(k0, "instance_state")->valuestring, "running");
+    CHECK_INT(num(g0, "total_gib"), 100);
+    CHECK_INT(num(g0, "instance_count"), 2);
+    /* 30 and 30: ties by the values, 'n' (null) before 'v' */
+    CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(g1, "key"),
+                                                      "instance_tag:team")));
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(g2, "key"),
+                                               "instance_state")->valuestring, "stopped");
+    CHECK_INT(num(g1, "volume_count") + num(g2, "volume_count"), 2);
+    cJSON_Delete(g);
+}
+
+static void test_unattached(void)
+{
+    struct wire_vol v[4];
+    vol(&v[0], "vol-b", 50);
+    snprintf(v[0].create_time, sizeof v[0].create_time, "2020-01-01T00:00:00.000Z");
+    snprintf(v[0].az, sizeof v[0].az, "us-east-1a");
+    tag(v[0].tags, &v[0].ntags, "env", "dev");
+    vol(&v[1], "vol-a", 50);
+    snprintf(v[1].create_time, sizeof v[1].create_time, "2019-06-01T00:00:00Z");
+    snprintf(v[1].az, sizeof v[1].az, "us-east-1b");
+    vol(&v[2], "vol-c", 10);
+    snprintf(v[2].type, sizeof v[2].type, "gp3");
+    snprintf(v[2].create_time, sizeof v[2].create_time, "2018-01-01T00:00:00.000Z");
+    snprintf(v[2].az, sizeof v[2].az, "us-east-1a");
+    v[3] = v[0]; /* seen on two pages: once */
+    cJSON *o = answer_unattached("us-east-1", v, 4, 2);
+    CHECK_INT(num(o, "total_gib"), 110);
+    CHECK_INT(num(o, "volume_count"), 3);
+    const cJSON *bt = cJSON_GetObjectItemCaseSensitive(o, "by_type");
+    CHECK_INT(num(cJSON_GetObjectItemCaseSensitive(bt, "io2"), "total_gib"), 100);
+    CHECK_INT(num(cJSON_GetObjectItemCaseSensitive(bt, "gp3"), "volume_count"), 1);
+    const cJSON *largest = cJSON_GetObjectItemCaseSensitive(o, "largest");
+    const cJSON *oldest = cJSON_GetObjectItemCaseSensitive(o, "oldest");
+    CHECK_INT(cJSON_GetArraySize(largest), 2);
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(largest, 0), "volume_id")->valuestring,
+              "vol-a"); /* 50 and 50: ties by id */
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(oldest, 0), "volume_id")->valuestring,
+              "vol-c");
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(oldest, 1), "volume_id")->valuestring,
+              "vol-a"); /* create times with and without milliseconds compare as times */
+    const cJSON *tags = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(largest, 1), "tags");
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(tags, "env")->valuestring, "dev");
+    cJSON_Delete(o);
+}
+
+TEST_MAIN(T(test_groups), T(test_unattached),
+          T(test_total_counts_all_16_attachments), T(test_total_skips_detached),
           T(test_instance_sixteenth_attachment), T(test_outcome_mapping), T(test_outcome_ok))

@@ -105,6 +105,7 @@ static void check_defaults(const struct config *c)
     CHECK_INT(c->stale_while_revalidate_s, 30);
     CHECK_INT(c->negative_ttl_s, 10);
     CHECK_INT(c->min_refresh_s, 10);
+    CHECK_INT(c->refresh_interval_s, 300);
     CHECK_STR(c->log_format, "json");
     CHECK_STR(c->log_level, "info");
     CHECK_STR(c->auth_tokens_file, "");
@@ -312,7 +313,7 @@ static void test_unknown_keys(void)
     clear_env();
     expect_error("listen: \"127.0.0.1:1\"\nbogus: 1\n", EBSD_EPARSE, 2, "bogus",
                  "unknown key (known here: listen, regions, ec2, server, routes, fanout, "
-                 "cache, log, security, redis)");
+                 "cache, log, security, redis, refresh)");
     expect_error("server:\n  max_connections: 10\n\n  idle_timeout: 5\n", EBSD_EPARSE, 4,
                  "server.idle_timeout",
                  "unknown key (known here: max_connections, max_connections_per_ip, "
@@ -324,7 +325,7 @@ static void test_unknown_keys(void)
     /* keys are case-sensitive */
     expect_error("Listen: x\n", EBSD_EPARSE, 1, "Listen",
                  "unknown key (known here: listen, regions, ec2, server, routes, fanout, "
-                 "cache, log, security, redis)");
+                 "cache, log, security, redis, refresh)");
 }
 
 static void test_wrong_types(void)
@@ -369,7 +370,7 @@ static void test_wrong_types(void)
                  "the top level must be a mapping of keys, got a sequence");
     expect_error("base: &b {timeout_ms: 100}\n", EBSD_EPARSE, 1, "base",
                  "unknown key (known here: listen, regions, ec2, server, routes, fanout, "
-                 "cache, log, security, redis)");
+                 "cache, log, security, redis, refresh)");
     expect_error("routes:\n  volumes_total: &r {timeout_ms: 100}\n  instance_volumes: *r\n",
                  EBSD_EPARSE, 3, "routes.instance_volumes",
                  "aliases (*r) are not supported; write the value out");
@@ -764,6 +765,28 @@ static void test_redis_block(void)
     }
 }
 
+/* refresh.interval_s: 0 turns the refresher off; a day at most; errors name the key. */
+static void test_refresh_block(void)
+{
+    clear_env();
+    struct config c;
+    struct config_error err;
+    char path[64];
+    CHECK_INT(load_text("refresh:\n  interval_s: 0\n", &c, &err, path), EBSD_OK);
+    CHECK_INT(c.refresh_interval_s, 0);
+    config_free(&c);
+    CHECK_INT(load_text("refresh:\n  interval_s: 60\n", &c, &err, path), EBSD_OK);
+    CHECK_INT(c.refresh_interval_s, 60);
+    config_free(&c);
+    CHECK_INT(load_text("refresh:\n", &c, &err, path), EBSD_OK);
+    CHECK_INT(c.refresh_interval_s, 300);
+    config_free(&c);
+    expect_error("refresh:\n  interval_s: 86401\n", EBSD_EINVAL, 2, "refresh.interval_s",
+                 "value 86401 out of range 0..86400");
+    expect_error("refresh:\n  interval_s: soon\n", EBSD_EPARSE, 2, "refresh.interval_s",
+                 "expected an unsigned integer, got 'soon'");
+}
+
 static void test_redis_errors(void)
 {
     clear_env();
@@ -849,4 +872,4 @@ TEST_MAIN(T(test_defaults), T(test_empty_documents), T(test_full_file),
           T(test_wrong_types), T(test_out_of_range), T(test_cross_field_rules),
           T(test_duplicate_keys), T(test_invalid_yaml), T(test_unreadable), T(test_load_buffer),
           T(test_env_region), T(test_env_endpoint), T(test_edge_lists), T(test_redis_block),
-          T(test_redis_errors), T(test_env_redis_url), T(test_env_retry))
+          T(test_redis_errors), T(test_env_redis_url), T(test_env_retry), T(test_refresh_block))

@@ -762,5 +762,59 @@ static void test_many_volumes(void)
     buf_free(&b);
 }
 
+/* Tags, a volume's zone and create time: what breakdowns need. Tags are capped: 50 per
+ * item (EC2's limit; more are ignored), keys cut at 128 bytes and values at 256. */
+static void test_tags_and_breakdown_fields(void)
+{
+    struct ec2_instance_page p;
+    struct ec2_error e;
+    CHECK_INT(inst("<DescribeInstancesResponse>" ONE_INSTANCE "</DescribeInstancesResponse>", &p, &e),
+              EBSD_OK);
+    CHECK_INT(p.n, 1);
+    if (p.n == 1) {
+        CHECK_STR(p.items[0].type, "m5.large");
+        CHECK_INT(p.items[0].ntags, 2);
+        CHECK_STR(p.items[0].tags[0].key, "Name");
+        CHECK_STR(p.items[0].tags[0].value, "");
+        CHECK_STR(p.items[0].tags[1].key, "instanceId"); /* a tag, not the instance's id */
+        CHECK_STR(p.items[0].id, "i-0123456789abcdef0");
+    }
+    ec2_instance_page_free(&p);
+
+    struct buf b;
+    buf_init(&b, 1u << 20);
+    CHECK(buf_puts(&b, "<DescribeVolumesResponse><volumeSet><item><volumeId>vol-1</volumeId>"
+                       "<size>8</size><availabilityZone>us-east-1b</availabilityZone>"
+                       "<createTime>2024-01-02T03:04:05.000Z</createTime><tagSet>") == EBSD_OK);
+    for (int i = 0; i < 60; i++)
+        CHECK(buf_printf(&b, "<item><key>k%d</key><value>v%d</value></item>", i, i) == EBSD_OK);
+    CHECK(buf_puts(&b, "</tagSet><attachmentSet/></item><item><volumeId>vol-2"
+                       "</volumeId><size>1</size><tagSet><item><value>no key</value></item>"
+                       "<item><key>") == EBSD_OK);
+    for (int i = 0; i < 300; i++)
+        CHECK(buf_puts(&b, "k") == EBSD_OK);
+    CHECK(buf_puts(&b, "</key><value>") == EBSD_OK);
+    for (int i = 0; i < 20000; i++) /* past the parser's 8 KiB text cap: read past, cut */
+        CHECK(buf_puts(&b, "v") == EBSD_OK);
+    CHECK(buf_puts(&b, "</value></item></tagSet></item></volumeSet></DescribeVolumesResponse>") ==
+          EBSD_OK);
+    struct ec2_volume_page vp = {0};
+    CHECK_INT(ec2_parse_volumes(b.data, b.len, &vp, &e), EBSD_OK);
+    CHECK_INT(vp.n, 2);
+    if (vp.n == 2) {
+        CHECK_STR(vp.items[0].az, "us-east-1b");
+        CHECK_STR(vp.items[0].create_time, "2024-01-02T03:04:05.000Z");
+        CHECK_INT(vp.items[0].ntags, EC2_MAX_TAGS);
+        CHECK_STR(vp.items[0].tags[49].key, "k49");
+        CHECK_STR(vp.items[0].tags[49].value, "v49");
+        CHECK_INT(vp.items[1].ntags, 1); /* a tag without a key is none */
+        CHECK_INT(strlen(vp.items[1].tags[0].key), 128);
+        CHECK_INT(strlen(vp.items[1].tags[0].value), 256);
+    }
+    ec2_volume_page_free(&vp);
+    buf_free(&b);
+}
+
 TEST_MAIN(T(test_every_fixture), T(test_fields), T(test_namespaces), T(test_error_envelope),
-          T(test_malformed), T(test_hostile), T(test_many_volumes))
+          T(test_malformed), T(test_hostile), T(test_many_volumes),
+          T(test_tags_and_breakdown_fields))

@@ -234,4 +234,66 @@ static void labels(void)
     CHECK_STR(route_label(route_match("/nope", id, sizeof id)), "other");
 }
 
-TEST_MAIN(T(labels), T(test_match), T(test_query), T(test_check), T(test_pieces))
+/* group_by repeats up to twice with valid keys only (the message names the bad key);
+ * limit belongs to /volumes/unattached, 1..ROUTE_MAX_LIMIT. */
+static void test_group_by_and_limit(void)
+{
+    struct config cfg;
+    config_defaults(&cfg);
+    char code[48], err[256], id[ROUTE_ID_MAX];
+    CHECK_INT(route_match("/volumes/unattached", id, sizeof id), ROUTE_UNATTACHED);
+    CHECK_STR(route_label(ROUTE_UNATTACHED), "/volumes/unattached");
+    CHECK_INT(parse("group_by=volume_type&group_by=instance_tag:team", err, sizeof err), EBSD_OK);
+    CHECK_INT(p.ngroup, 2);
+    CHECK_STR(p.group_by[1], "instance_tag:team");
+    CHECK_INT(route_check_params(ROUTE_TOTAL, &p, &cfg, code, sizeof code, err, sizeof err),
+              EBSD_OK);
+    CHECK_INT(route_check_params(ROUTE_INSTANCE, &p, &cfg, code, sizeof code, err, sizeof err),
+              EBSD_EINVAL);
+    CHECK_STR(err, "'group_by' applies to /volumes/total only");
+    CHECK_INT(route_check_params(ROUTE_UNATTACHED, &p, &cfg, code, sizeof code, err, sizeof err),
+              EBSD_EINVAL);
+    CHECK_INT(parse("group_by=a&group_by=b&group_by=c", err, sizeof err), EBSD_EINVAL);
+    CHECK_STR(err, "group_by is given more than 2 times");
+    const char *bad[] = {"bogus", "", "instance_tag:", "volume_tag:", "Volume_type",
+                         "instance_tag:0123456789012345678901234567890123456789012345678901234567890123"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char q[160];
+        snprintf(q, sizeof q, "group_by=%s", bad[i]);
+        CHECK_INT(parse(q, err, sizeof err), EBSD_OK);
+        CHECK_INT(route_check_params(ROUTE_TOTAL, &p, &cfg, code, sizeof code, err, sizeof err),
+                  EBSD_EINVAL);
+        CHECK_STR(code, "InvalidParameter");
+        char want[120];
+        snprintf(want, sizeof want, "group_by key '%.80s' is not one of", bad[i]);
+        CHECK(strncmp(err, want, strlen(want)) == 0);
+    }
+    CHECK(route_group_key_valid("volume_tag:a"));
+    CHECK(route_group_key_valid("instance_tag:012345678901234567890123456789012345678901234567890123456789012"));
+    CHECK_INT(parse("group_by=volume_type&group_by=volume_type", err, sizeof err), EBSD_OK);
+    CHECK_INT(route_check_params(ROUTE_TOTAL, &p, &cfg, code, sizeof code, err, sizeof err),
+              EBSD_EINVAL);
+    CHECK_STR(err, "group_by key 'volume_type' is given twice");
+    CHECK_INT(parse("limit=100", err, sizeof err), EBSD_OK);
+    CHECK_INT(route_check_params(ROUTE_UNATTACHED, &p, &cfg, code, sizeof code, err, sizeof err),
+              EBSD_OK);
+    CHECK_INT(route_check_params(ROUTE_TOTAL, &p, &cfg, code, sizeof code, err, sizeof err),
+              EBSD_EINVAL);
+    CHECK_STR(err, "'limit' applies to /volumes/unattached only");
+    const char *badlim[] = {"0", "101", "+5", "", "1x", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof badlim / sizeof badlim[0]; i++) {
+        char q[64];
+        snprintf(q, sizeof q, "limit=%s", badlim[i]);
+        CHECK_INT(parse(q, err, sizeof err), EBSD_OK);
+        CHECK_INT(route_check_params(ROUTE_UNATTACHED, &p, &cfg, code, sizeof code, err,
+                                     sizeof err), EBSD_EINVAL);
+        CHECK_STR(err, "limit must be a whole number from 1 to 100");
+    }
+    CHECK_INT(parse("detail=instances", err, sizeof err), EBSD_OK);
+    CHECK_INT(route_check_params(ROUTE_UNATTACHED, &p, &cfg, code, sizeof code, err, sizeof err),
+              EBSD_EINVAL);
+    config_free(&cfg);
+}
+
+TEST_MAIN(T(labels), T(test_match), T(test_query), T(test_check), T(test_pieces),
+          T(test_group_by_and_limit))

@@ -70,7 +70,7 @@ static void test_volumes_round_trip_keeps_16_attachments(void)
     struct ec2_volume_page p = {v, 2, NULL};
     int fds[2];
     CHECK(open_pipe(fds) == 0);
-    CHECK(wire_put_volumes(fds[1], &p) == EBSD_OK);
+    CHECK(wire_put_volumes(fds[1], &p, NULL) == EBSD_OK);
     close(fds[1]);
     char *data = NULL;
     size_t len = 0;
@@ -81,7 +81,7 @@ static void test_volumes_round_trip_keeps_16_attachments(void)
     CHECK_INT(nv, 2);
     CHECK_INT(na, 17);
     /* only what is sent is copied: no room kept for 16 attachments of a single one */
-    CHECK_INT(len, 2 * sizeof(struct wire_vol) + 17 * sizeof(struct wire_attach));
+    CHECK_INT(len, 2 * offsetof(struct wire_vol, tags) + 17 * sizeof(struct wire_attach));
     struct wire_vol out[2];
     struct wire_attach atts[17];
     CHECK_INT(wire_take_volumes(data, len, out, atts, 100, &kept_atts), 2);
@@ -119,13 +119,13 @@ static void test_instances_round_trip(void)
     struct ec2_instance_page p = {in, 3, NULL};
     int fds[2];
     CHECK(open_pipe(fds) == 0);
-    CHECK(wire_put_instances(fds[1], &p) == EBSD_OK);
+    CHECK(wire_put_instances(fds[1], &p, NULL) == EBSD_OK);
     close(fds[1]);
     char *data = NULL;
     size_t len = 0;
     CHECK_INT(read_frame(fds[0], &data, &len), WIRE_INSTANCES);
     close(fds[0]);
-    CHECK_INT(wire_records(WIRE_INSTANCES, len), 3);
+    CHECK_INT(wire_records(WIRE_INSTANCES, data, len), 3);
     struct wire_inst out[3];
     CHECK_INT(wire_take_instances(data, len, out), 2);
     CHECK_STR(out[0].id, "i-0000000000000000a");
@@ -171,20 +171,22 @@ static void test_done_and_error_round_trip(void)
 
 static void test_malformed_frames(void)
 {
-    CHECK(wire_records(WIRE_INSTANCES, 3) == (size_t)-1);
-    CHECK(wire_records(WIRE_DONE, 0) == (size_t)-1);
-    CHECK_INT(wire_records(WIRE_INSTANCES, 0), 0);
+    CHECK(wire_records(WIRE_INSTANCES, "abc", 3) == (size_t)-1);
+    CHECK(wire_records(WIRE_DONE, "", 0) == (size_t)-1);
+    CHECK_INT(wire_records(WIRE_INSTANCES, "", 0), 0);
     size_t nv, na, kept_atts;
     CHECK(wire_count_volumes("", 0, &nv, &na) && nv == 0 && na == 0);
     /* every byte 0xff: nattach over 16 is refused */
-    unsigned char raw[sizeof(struct wire_vol) + 2 * sizeof(struct wire_attach)];
+    unsigned char raw[offsetof(struct wire_vol, tags) + 2 * sizeof(struct wire_attach)];
     memset(raw, 0xff, sizeof raw);
     CHECK(!wire_count_volumes((const char *)raw, sizeof raw, &nv, &na));
     /* two attachments announced, one sent: cut short */
-    unsigned two = 2;
+    unsigned two = 2, none = 0;
     memcpy(raw + offsetof(struct wire_vol, nattach), &two, sizeof two);
+    CHECK(!wire_count_volumes((const char *)raw, sizeof raw, &nv, &na)); /* 0xffffffff tags */
+    memcpy(raw + offsetof(struct wire_vol, ntags), &none, sizeof none);
     CHECK(!wire_count_volumes((const char *)raw, sizeof raw - 1, &nv, &na));
-    CHECK(!wire_count_volumes((const char *)raw, sizeof(struct wire_vol) - 1, &nv, &na));
+    CHECK(!wire_count_volumes((const char *)raw, offsetof(struct wire_vol, tags) - 1, &nv, &na));
     /* whole: strings get terminated, bools become 0/1 */
     CHECK(wire_count_volumes((const char *)raw, sizeof raw, &nv, &na) && nv == 1 && na == 2);
     struct wire_vol v;
@@ -208,5 +210,110 @@ static void test_malformed_frames(void)
     CHECK_STR(e.code, "");
 }
 
-TEST_MAIN(T(test_volumes_round_trip_keeps_16_attachments), T(test_instances_round_trip),
+/* Tags are untrusted: the picked keys come first, at most WIRE_MAX_TAGS are kept, a key
+ * too long for a record is never kept and a long value is cut on a UTF-8 boundary. */
+static void test_tag_pick_is_bounded(void)
+{
+    struct ec2_tag src[8];
+    memset(src, 0, sizeof src);
+    for (int i = 0; i < 8; i++) {
+        snprintf(src[i].key, sizeof src[i].key, "k%d", i);
+        snprintf(src[i].value, sizeof src[i].value, "v%d", i);
+    }
+    memset(src[0].key, 'x', 100);           /* a 100-byte key: too long for a record */
+    snprintf(src[6].key, sizeof src[6].key, "team");
+    memset(src[6].value, 'a', 200);
+    memcpy(src[6].value + 126, "\xc3\xa9", 2); /* an é across the cut */
+    struct wire_tag out[WIRE_MAX_TAGS];
+    struct wire_tag_pick none = {{NULL}, 0, false};
+    CHECK_INT(wire_pick_tags(src, 8, &none, out), 0);
+    CHECK_INT(wire_pick_tags(src, 8, NULL, out), 0);
+    struct wire_tag_pick team = {{"team", "k3"}, 2, false};
+    CHECK_INT(wire_pick_tags(src, 8, &team, out), 2);
+    CHECK_STR(out[0].key, "team");
+    CHECK_INT(strlen(out[0].value), 126);   /* cut before the é, never inside it */
+    CHECK_STR(out[1].key, "k3");
+    CHECK_STR(wire_tag_get(out, 2, "k3"), "v3");
+    CHECK(wire_tag_get(out, 2, "k4") == NULL);
+    struct wire_tag_pick all = {{"team", NULL}, 1, true};
+    CHECK_INT(wire_pick_tags(src, 8, &all, out), WIRE_MAX_TAGS);
+    CHECK_STR(out[0].key, "team");
+    CHECK_STR(out[1].key, "k1");            /* k0's key does not fit: skipped */
+    CHECK_STR(out[3].key, "k3");
+}
+
+/* Tags travel after their record (a volume's after its attachments) and only as many as
+ * were picked: a frame without tags is as small as before them. */
+static void test_tags_round_trip(void)
+{
+    struct ec2_tag it[2] = {{"team", "data & analytics <ml>"}, {"env", "prod"}};
+    struct ec2_instance in[2];
+    memset(in, 0, sizeof in);
+    snprintf(in[0].id, sizeof in[0].id, "i-0000000000000000a");
+    snprintf(in[0].type, sizeof in[0].type, "m5.large");
+    in[0].tags = it;
+    in[0].ntags = 2;
+    snprintf(in[1].id, sizeof in[1].id, "i-0000000000000000b");
+    struct ec2_instance_page p = {in, 2, NULL};
+    struct wire_tag_pick team = {{"team", NULL}, 1, false};
+    int fds[2], fds2[2];
+    CHECK(open_pipe(fds) == 0);
+    CHECK(open_pipe(fds2) == 0);
+    CHECK(wire_put_instances(fds[1], &p, &team) == EBSD_OK);
+    CHECK(wire_put_instances(fds2[1], &p, NULL) == EBSD_OK);
+    close(fds[1]);
+    close(fds2[1]);
+    char *data = NULL, *bare = NULL;
+    size_t len = 0, bare_len = 0;
+    CHECK_INT(read_frame(fds[0], &data, &len), WIRE_INSTANCES);
+    CHECK_INT(read_frame(fds2[0], &bare, &bare_len), WIRE_INSTANCES);
+    close(fds[0]);
+    close(fds2[0]);
+    CHECK_INT(bare_len, 2 * offsetof(struct wire_inst, tags));
+    CHECK_INT(len - bare_len, sizeof(struct wire_tag));
+    CHECK_INT(wire_records(WIRE_INSTANCES, data, len), 2);
+    CHECK(wire_records(WIRE_INSTANCES, data, len - 1) == (size_t)-1);
+    struct wire_inst out[2];
+    CHECK_INT(wire_take_instances(data, len, out), 2);
+    CHECK_STR(out[0].type, "m5.large");
+    CHECK_INT(out[0].ntags, 1);
+    CHECK_STR(wire_tag_get(out[0].tags, out[0].ntags, "team"), "data & analytics <ml>");
+    CHECK_INT(out[1].ntags, 0);
+    free(data);
+    free(bare);
+
+    struct ec2_attachment at = {"i-0000000000000000a", "/dev/sdf", "attached", true};
+    struct ec2_volume v;
+    memset(&v, 0, sizeof v);
+    snprintf(v.id, sizeof v.id, "vol-1");
+    snprintf(v.az, sizeof v.az, "us-east-1a");
+    snprintf(v.create_time, sizeof v.create_time, "2024-01-01T00:00:00.000Z");
+    v.attach = &at;
+    v.nattach = 1;
+    v.tags = it;
+    v.ntags = 2;
+    struct ec2_volume_page vp = {&v, 1, NULL};
+    struct wire_tag_pick all = {{NULL, NULL}, 0, true};
+    CHECK(open_pipe(fds) == 0);
+    CHECK(wire_put_volumes(fds[1], &vp, &all) == EBSD_OK);
+    close(fds[1]);
+    CHECK_INT(read_frame(fds[0], &data, &len), WIRE_VOLUMES);
+    close(fds[0]);
+    size_t nv, na, kept;
+    CHECK(wire_count_volumes(data, len, &nv, &na));
+    CHECK_INT(nv, 1);
+    CHECK(!wire_count_volumes(data, len - 1, &nv, &na));
+    struct wire_vol ov;
+    struct wire_attach oa;
+    CHECK_INT(wire_take_volumes(data, len, &ov, &oa, 0, &kept), 1);
+    CHECK_STR(ov.az, "us-east-1a");
+    CHECK_STR(ov.create_time, "2024-01-01T00:00:00.000Z");
+    CHECK_INT(ov.ntags, 2);
+    CHECK_STR(wire_tag_get(ov.tags, ov.ntags, "env"), "prod");
+    CHECK_STR(oa.instance_id, "i-0000000000000000a");
+    free(data);
+}
+
+TEST_MAIN(T(test_tags_round_trip), T(test_volumes_round_trip_keeps_16_attachments), T(test_instances_round_trip),
+          T(test_tag_pick_is_bounded),
           T(test_done_and_error_round_trip), T(test_malformed_frames))
