@@ -8,6 +8,7 @@
 #define EBSD_STORAGE_H
 #include <stddef.h>
 #include <stdint.h>
+#include <cjson/cJSON.h>
 #include "buf.h"
 #include "status.h"
 #include "target.h"
@@ -29,6 +30,10 @@ void storage_note_unattached(const struct target *t, struct wire_vol *vols, size
 /* Appends the ebsd_storage_* and ebsd_instances families (text format 0.0.4) to out, ages
  * taken at wall ms now. EBSD_ETOOBIG when out's cap is reached. */
 EBSD_MUST_CHECK ebsd_status storage_render(struct buf *out, int64_t now);
+/* For the page at /: adds to obj (a target in page_input_from_json's shape) "by_type"
+ * ({type: GiB}, attached storage of t's latest total) and "unattached_gib", each only when
+ * it is known. Reads what was kept; never starts a fetch. */
+void storage_page_fill(const struct target *t, cJSON *obj);
 /* Forgets every target (tests, shutdown). */
 void storage_reset(void);
 

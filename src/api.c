@@ -19,6 +19,7 @@
 #include "page.h"
 #include "route.h"
 #include "skew.h"
+#include "storage.h"
 #include "telemetry.h"
 #include "volumes.h"
 
@@ -101,6 +102,10 @@ static void route_home(struct request *r)
         page_target_from_answer(targets, t.account, t.region, have ? v.body : NULL,
                                 have ? v.len : 0,
                                 have ? (double)(wall - v.fetched_at_wall_ms) / 1000.0 : -1);
+        /* storage by volume type and unattached storage, as the gauges have them */
+        cJSON *last = cJSON_GetArrayItem(targets, cJSON_GetArraySize(targets) - 1);
+        if (last)
+            storage_page_fill(&t, last);
     }
     request_vary(r, "Accept");
     request_add_header(r, "Cache-Control", "no-cache");

@@ -122,6 +122,28 @@ void storage_note_unattached(const struct target *t, struct wire_vol *vols, size
     s->unattached_at = fetched_at;
 }
 
+void storage_page_fill(const struct target *t, cJSON *obj)
+{
+    for (unsigned i = 0; i < g.n; i++) {
+        const struct slot *s = &g.s[i];
+        if (!target_equal(&s->target, t))
+            continue;
+        if (s->have_total && !cJSON_GetObjectItemCaseSensitive(obj, "by_type")) {
+            cJSON *by = cJSON_AddObjectToObject(obj, "by_type");
+            for (unsigned k = 0; k <= STORAGE_MAX_VALUES; k++)
+                if (s->attached.v[k].name[0] && s->attached.v[k].count > 0)
+                    cJSON_AddNumberToObject(by, s->attached.v[k].name, s->attached.v[k].gib);
+        }
+        if (s->have_unattached && !cJSON_GetObjectItemCaseSensitive(obj, "unattached_gib")) {
+            double gib = 0;
+            for (unsigned k = 0; k <= STORAGE_MAX_VALUES; k++)
+                gib += s->unattached.v[k].gib;
+            cJSON_AddNumberToObject(obj, "unattached_gib", gib);
+        }
+        return;
+    }
+}
+
 void storage_reset(void) { memset(&g, 0, sizeof g); }
 
 /* A label value in the text format: backslash, quote and newline escaped. */

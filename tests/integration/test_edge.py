@@ -184,7 +184,14 @@ def test_home_json_from_the_cache_without_a_fetch():
             assert (eu["total_gib"], eu["instance_count"], eu["volume_count"]) == (
                 total["total_gib"], total["instance_count"], total["volume_count"])
             assert 0 <= eu["age_s"] < 30
+            # storage by volume type, as the gauges have it: it adds up to the total
+            assert eu["by_type"] and abs(sum(eu["by_type"].values()) - total["total_gib"]) < 1e-6, eu
         assert sim.stats() == calls, "GET / started an EC2 call"
+        # with the unattached volumes fetched, the page knows them too
+        st, _, ub = e.get("/volumes/unattached?region=eu-west-1")
+        assert st == 200, ub
+        eu = {x["region"]: x for x in json.loads(e.get("/")[2])["targets"]}["eu-west-1"]
+        assert eu["unattached_gib"] == json.loads(ub)["total_gib"], eu
         st, h, body = e.get("/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
         assert st == 200 and h["content-type"].startswith("text/html")
         assert h["content-security-policy"].startswith("default-src 'none'")
