@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "markup.h"
 #include "mem.h"
 
 /* The page's only style. Its exact bytes are hashed into the CSP: change it freely, the
@@ -207,15 +208,7 @@ static ebsd_status put_esc(struct buf *b, const char *s)
     ebsd_status st = EBSD_OK;
     const char *run = s;
     for (; *s && st == EBSD_OK; s++) {
-        const char *rep = NULL;
-        switch (*s) {
-        case '&': rep = "&amp;"; break;
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '"': rep = "&quot;"; break;
-        case '\'': rep = "&#39;"; break;
-        default: break;
-        }
+        const char *rep = markup_entity(*s, "&#39;");
         if (!rep)
             continue;
         st = buf_append(b, run, (size_t)(s - run));

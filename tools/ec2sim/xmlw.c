@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "clock.h"
+#include "markup.h"
 
 void xw_puts(struct xw *w, const char *s)
 {
@@ -15,15 +16,7 @@ void xw_text(struct xw *w, const char *s)
 {
     const char *run = s;
     for (; *s; s++) {
-        const char *rep = NULL;
-        switch (*s) {
-        case '&': rep = "&amp;"; break;
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '"': rep = "&quot;"; break;
-        case '\'': rep = "&apos;"; break;
-        default: break;
-        }
+        const char *rep = markup_entity(*s, "&apos;");
         if (rep) {
             if (w->st == EBSD_OK && s > run)
                 w->st = buf_append(&w->b, run, (size_t)(s - run));
