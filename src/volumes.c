@@ -406,12 +406,13 @@ static struct fetch *fetch_start(const char *key, const struct engine_query *q, 
     f->background = background;
     f->ttl_s = ttl_s;
     f->q = *q;
+    f->q.background = background; /* its EC2 calls leave the budget's reserve to requests */
     f->is_instance = q->kind == ENGINE_INSTANCE;
     f->strip_instances = q->kind == ENGINE_TOTAL && !detail;
     f->started_ms = clock_now_ms();
     f->bound_ms = bound_ms;
     flight_set_data(fl, f);
-    f->job = engine_start(q, deadline, fetch_done, f);
+    f->job = engine_start(&f->q, deadline, fetch_done, f);
     return f;
 }
 
