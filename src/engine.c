@@ -102,9 +102,8 @@ static struct {
     struct loop_timer *wake;   /* runs schedule() from the loop: now, or when the budget */
     int64_t wake_at;           /* has a token again */
     struct loop_timer *trim;   /* malloc_trim once a large job's memory is freed */
-    /* The EC2 budget (limiter.c): one token of the target's bucket per worker started (a
-     * worker makes about one call; see docs/ARCHITECTURE.md), so many workers cannot
-     * multiply the rate. */
+    /* The EC2 budget (limiter.c) is taken by the workers, a token per EC2 call; the engine
+     * only looks at it before forking (budget_blocks). */
     struct task *queue_head, *queue_tail;
     struct task *running;
     unsigned nrunning, nqueued;
