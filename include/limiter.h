@@ -37,10 +37,11 @@ void limiter_configure(double rate, double burst, int64_t now_us);
 int64_t limiter_take(const struct target *t, enum limiter_class c, int64_t now_us,
                      int64_t max_wait_us, bool background);
 
-/* How long (us, 0: now) until one token of t's class c budget is there for a foreground (or
- * background) call; takes nothing. 0 when the budget is off. */
+/* How long (us, 0: now) until one more token of t's class c budget is there for a
+ * foreground (or background) call, after `ahead` tokens others are about to take; takes
+ * nothing. 0 when the budget is off. */
 int64_t limiter_wait_us(const struct target *t, enum limiter_class c, int64_t now_us,
-                        bool background);
+                        bool background, unsigned ahead);
 
 /* Counts a refusal made on the budget's word without a take (the engine refusing a job). */
 void limiter_count_refusal(const struct target *t, enum limiter_class c);

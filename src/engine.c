@@ -103,7 +103,7 @@ static struct {
     int64_t wake_at;           /* has a token again */
     struct loop_timer *trim;   /* malloc_trim once a large job's memory is freed */
     /* The EC2 budget (limiter.c) is taken by the workers, a token per EC2 call; the engine
-     * only looks at it before forking (budget_blocks). */
+     * only looks at it before forking (budget_check). */
     struct task *queue_head, *queue_tail;
     struct task *running;
     unsigned nrunning, nqueued;
@@ -285,7 +285,7 @@ static void job_fail(struct engine_job *job, ebsd_status st, const char *fmt, ..
 static unsigned budget_retry_after(const struct engine_job *job)
 {
     int64_t us = limiter_wait_us(&job->q.target, LIMITER_DESCRIBE, clock_now_us(),
-                                 job->q.background);
+                                 job->q.background, 0);
     int64_t s = (us + 999999) / 1000000;
     return s < 1 ? 1 : (unsigned)s;
 }
@@ -664,20 +664,23 @@ static void spawn(struct task *t)
     }
 }
 
-/* The EC2 budget before a job's worker is forked (each of its calls takes its own token):
- * when the target's bucket is empty, the task waits for a token that comes within
- * fanout.queue_timeout_ms of its queueing and the job's deadline (the queue timer armed
- * meanwhile), and the job is refused at once (503 RequestLimitExceeded) when it would come
- * later. Whether the queue head must wait (the caller stops scheduling). */
-static bool budget_blocks(struct task *t)
+enum budget_verdict { BUDGET_GO, BUDGET_WAIT, BUDGET_REFUSED };
+
+/* The EC2 budget before a job's worker is forked (each of its calls takes its own token;
+ * ahead: workers just forked for the same target that have not taken theirs yet): with a
+ * token there, go; when the next comes within fanout.queue_timeout_ms of the task's queueing
+ * and the job's deadline, wait (the wake timer set for it, the job's queue timer armed);
+ * when it would come later, the job is refused at once: 503 RequestLimitExceeded with
+ * Retry-After, and its tasks leave the queue. */
+static enum budget_verdict budget_check(struct task *t, unsigned ahead)
 {
     struct engine_job *job = t->job;
     int64_t now_us = clock_now_us();
     int64_t wait_us = limiter_wait_us(&job->q.target, LIMITER_DESCRIBE, now_us,
-                                      job->q.background);
+                                      job->q.background, ahead);
     if (wait_us == 0) {
         job->budget_wait = false;
-        return false;
+        return BUDGET_GO;
     }
     int64_t now = now_us / 1000, ready = now + (wait_us + 999) / 1000;
     int64_t limit = t->queued_ms + g.queue_timeout_ms;
@@ -685,27 +688,59 @@ static bool budget_blocks(struct task *t)
         limit = job->deadline;
     if (ready > limit) {
         limiter_count_refusal(&job->q.target, LIMITER_DESCRIBE);
-        job_fail_budget(job); /* drops its queued tasks: the caller goes on with the next */
-        kick();
-        return true;
+        job_fail_budget(job);
+        return BUDGET_REFUSED;
     }
     job->budget_wait = true;
     if (!job->queue_timer)
         job->queue_timer = loop_timer_start(g.loop, limit, on_queue_timeout, job);
     wake_at(ready);
-    return true;
+    return BUDGET_WAIT;
 }
 
+/* Starts queued tasks while there are child slots, in queue order except that a task whose
+ * EC2 budget has no token yet stays queued and those behind it may go (background work waits
+ * for tokens above the reserve, and requests behind it need not). */
 static void schedule(void)
 {
-    while (g.queue_head && g.nrunning < g.max_children) {
-        struct task *t = g.queue_head;
-        if (t->kind != T_SERVICE && t->job && !t->job->finished &&
-            budget_blocks(t))
-            return;
-        g.queue_head = t->next;
-        if (!g.queue_head)
-            g.queue_tail = NULL;
+    struct task *prev = NULL, *t = g.queue_head;
+    /* workers forked in this pass have not taken their first token yet: count them ahead */
+    struct {
+        const struct target *target;
+        unsigned n;
+    } pass[8];
+    unsigned npass = 0;
+    while (t && g.nrunning < g.max_children) {
+        if (t->kind != T_SERVICE && t->job && !t->job->finished) {
+            unsigned ahead = 0, k = 0;
+            for (; k < npass; k++)
+                if (target_equal(pass[k].target, &t->job->q.target)) {
+                    ahead = pass[k].n;
+                    break;
+                }
+            enum budget_verdict v = budget_check(t, ahead);
+            if (v == BUDGET_REFUSED) { /* the job's tasks left the queue: start over */
+                prev = NULL;
+                t = g.queue_head;
+                continue;
+            }
+            if (v == BUDGET_WAIT) {
+                prev = t;
+                t = t->next;
+                continue;
+            }
+            if (k < npass)
+                pass[k].n++;
+            else if (npass < sizeof pass / sizeof pass[0])
+                pass[npass++] = (__typeof__(pass[0])){&t->job->q.target, 1};
+        }
+        struct task *next = t->next;
+        if (prev)
+            prev->next = next;
+        else
+            g.queue_head = next;
+        if (g.queue_tail == t)
+            g.queue_tail = prev;
         t->next = NULL;
         g.nqueued--;
         if (t->job && (t->job->finished || clock_remaining_ms(t->job->deadline) == 0)) {
@@ -713,9 +748,10 @@ static void schedule(void)
             job->tasks--;
             task_free(t);
             job_release(job);
-            continue;
+        } else {
+            spawn(t);
         }
-        spawn(t);
+        t = next;
     }
 }
 

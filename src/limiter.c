@@ -147,7 +147,7 @@ int64_t limiter_take(const struct target *t, enum limiter_class c, int64_t now_u
 }
 
 int64_t limiter_wait_us(const struct target *t, enum limiter_class c, int64_t now_us,
-                        bool background)
+                        bool background, unsigned ahead)
 {
     struct shared *s = sh();
     int64_t interval = atomic_load(&s->interval_us);
@@ -155,7 +155,7 @@ int64_t limiter_wait_us(const struct target *t, enum limiter_class c, int64_t no
         return 0;
     struct slot *x = find(t, c, true);
     int64_t tat = atomic_load(&x->tat_us);
-    int64_t base = tat > now_us ? tat : now_us;
+    int64_t base = (tat > now_us ? tat : now_us) + (int64_t)ahead * interval;
     int64_t wait = allowed_at(base, interval, atomic_load(&s->burst), background) - now_us;
     return wait > 0 ? wait : 0;
 }

@@ -18,7 +18,8 @@ static void test_buckets_per_target(void)
     CHECK_INT(FG(&a, NOW), 0);
     int64_t wait = FG(&a, NOW);
     CHECK(wait < 0 && wait >= -1000000); /* a's burst is spent: refused, a second to refill */
-    CHECK_INT(limiter_wait_us(&a, LIMITER_DESCRIBE, NOW, false), -wait);
+    CHECK_INT(limiter_wait_us(&a, LIMITER_DESCRIBE, NOW, false, 0), -wait);
+    CHECK_INT(limiter_wait_us(&a, LIMITER_DESCRIBE, NOW, false, 1), -wait + 1000000);
     CHECK_INT(FG(&b, NOW), 0); /* b has a budget of its own */
     CHECK_INT(FG(&a, NOW + 1000000), 0); /* refilled */
     struct target other = target_make("prod", "us-east-1");
