@@ -479,9 +479,9 @@ static ebsd_status perform(struct ec2_client *c, const char *body, unsigned *act
             st = attempt == 1 ? EBSD_ETHROTTLED : st;
             if (attempt == 1) {
                 memset(&e, 0, sizeof e);
-                snprintf(e.code, sizeof e.code, "RequestLimitExceeded");
                 snprintf(e.message, sizeof e.message,
-                         "ebsd's EC2 call budget has no token within the wait allowed");
+                         "ebsd's EC2 call budget has no token within fanout.queue_timeout_ms "
+                         "and the deadline");
             }
             break;
         }

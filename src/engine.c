@@ -309,8 +309,12 @@ static void job_fail_ec2(struct engine_job *job, const struct wire_error *e)
     if (job->finished)
         return;
     struct engine_outcome out = {.status = e->status, .from_ec2 = true, .ec2_http = e->http_status};
-    if (e->status == EBSD_ETHROTTLED && e->http_status == 0)
-        out.retry_after_s = budget_retry_after(job); /* the worker's budget refused a call */
+    if (e->status == EBSD_ETHROTTLED && e->http_status == 0) {
+        /* nothing was sent: the worker's budget (or adaptive limiter) refused the call, an
+         * engine verdict rather than EC2's answer */
+        out.from_ec2 = false;
+        out.retry_after_s = budget_retry_after(job);
+    }
     snprintf(out.ec2_code, sizeof out.ec2_code, "%s", e->code);
     snprintf(out.message, sizeof out.message, "%s", e->message);
     job_end_failed(job, &out);
@@ -534,7 +538,8 @@ static void task_on_frame(struct task *t, int type, const char *data, size_t len
         t->got_done = true;
         t->failed = true;
         account_stats(job, &e.stats);
-        count_error_code(e.code[0] ? e.code : status_str(e.status));
+        if (!(e.status == EBSD_ETHROTTLED && e.http_status == 0)) /* sent nothing */
+            count_error_code(e.code[0] ? e.code : status_str(e.status));
         job_fail_ec2(job, &e);
         break;
     }

@@ -123,6 +123,9 @@ def test_exhausted_budget_answers_503_with_retry_after_never_504():
                   action="Describe") >= codes.count(503)
     assert metric(e, "ebsd_ec2_budget_tokens", account="default", region="us-east-1",
                   action="Describe") <= 4
+    # ebsd's own refusals are not EC2 errors (the EC2-throttling alert reads those)
+    assert metric(e, "ebsd_ec2_errors_total", code="RequestLimitExceeded") == 0
+    assert metric(e, "ebsd_ec2_errors_total", code="throttled") == 0
     e.stop()
     sim.stop()
 
