@@ -134,6 +134,29 @@ def test_exhausted_budget_answers_503_with_retry_after_never_504():
     sim.stop()
 
 
+def test_budget_refusal_serves_stale_and_computes_retry_after():
+    """With a budget of 2 calls and one more every 10 s: the first total spends it; a forced
+    refresh then gets the cached answer, marked stale, instead of an error; a key with
+    nothing cached gets 503 RequestLimitExceeded with a Retry-After from the budget (several
+    seconds, not a constant 1)."""
+    sim = Sim("--instances", "5", "--seed", "9")
+    e = Ebsd(config="ec2:\n  rate_limit: 0.1\n  rate_burst: 2\ncache:\n  min_refresh_s: 0\n"
+             "fanout:\n  queue_timeout_ms: 200\n", sim=sim)
+    st, _, first = e.get_json("/volumes/total")
+    assert st == 200, first
+    spent = sim_calls(sim)
+    assert spent == 2, sim.stats()
+    st, hdrs, doc = e.get_json("/volumes/total", headers=NO_CACHE)
+    assert st == 200 and hdrs.get("x-cache") == "stale", (st, hdrs, doc)
+    assert doc["total_gib"] == first["total_gib"]
+    st, hdrs, doc = e.get_json("/instances/i-0123456789abcdef0/volumes")
+    assert st == 503 and doc["error"]["code"] == "RequestLimitExceeded", (st, doc)
+    assert 5 <= int(hdrs["retry-after"]) <= 10, hdrs
+    assert sim_calls(sim) == spent  # nothing was sent to EC2
+    e.stop()
+    sim.stop()
+
+
 def test_no_cache_flood_holds_the_budget():
     """min_refresh_s: 0 lets no-cache requests reach the budget directly: one sequential
     client and then 50 concurrent ones, with totals, per-instance misses, unknown instances
