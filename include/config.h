@@ -31,8 +31,8 @@ struct config {
     uint32_t max_attempts;     /* 3 */
     uint32_t instance_page_size; /* 1000 (5..1000) */
     uint32_t volume_page_size;   /* 500 (5..500) */
-    double rate_limit;         /* process-wide EC2 token bucket refill per second, 18; 0 = off */
-    double rate_burst;         /* 90 */
+    double rate_limit;         /* EC2 calls per second per target and action class, 10; 0 = off */
+    double rate_burst;         /* 50 */
     uint32_t connect_timeout_ms; /* 2000: per EC2 attempt, TCP and TLS set-up */
     uint32_t read_timeout_ms;    /* 2500: per EC2 attempt, first byte, then each stall */
 

@@ -31,6 +31,11 @@ struct ec2_options {
     int retry_mode;                /* enum retry_mode; 0: retry_settings_get()->mode. Adaptive
                                     * puts botocore's CUBIC rate limiter (retry.h) in front
                                     * of every attempt of this client */
+    /* The EC2 call budget (limiter.h), asked right before every HTTP attempt (retries
+     * included): EBSD_OK to send (it may have slept for its token), EBSD_ETHROTTLED to send
+     * nothing (no token within the wait allowed). NULL: no budget. */
+    ebsd_status (*budget)(void *arg, int volumes, int64_t deadline_ms);
+    void *budget_arg;              /* volumes: 1 for DescribeVolumes, 0 DescribeInstances */
 };
 
 /* The per-attempt defaults: room for the standard mode's 3 attempts and their backoff

@@ -33,6 +33,8 @@ struct engine_query {
     char group_by[ENGINE_MAX_GROUPS][ENGINE_GROUP_LEN];
     unsigned ngroup;
     unsigned limit;            /* ENGINE_UNATTACHED: largest/oldest listed (0: 10) */
+    bool background;           /* nobody waits (refresh ahead): its EC2 calls leave the
+                                * budget's reserve (half the burst) to requests */
 };
 
 /* The tags the workers of q put in their records (pointers into q). */
@@ -44,7 +46,8 @@ struct wire_tag_pick engine_tag_pick(const struct engine_query *q);
  *  - else the engine's own verdict, message in words: EBSD_ETIMEDOUT (the deadline),
  *    EBSD_EBUSY (no worker could start), EBSD_EAUTH (the gate said the target is not ready),
  *    EBSD_ENOTFOUND (the instance does not exist), EBSD_ENOMEM (a worker's memory limit),
- *    EBSD_ECHILD (a worker died or sent garbage).
+ *    EBSD_ECHILD (a worker died or sent garbage), EBSD_ETHROTTLED (ebsd's EC2 budget has no
+ *    token in time: retry_after_s says when it will).
  * The record arrays belong to the engine and are valid during the done callback only (the
  * callback may reorder them). */
 struct engine_outcome {
@@ -63,6 +66,8 @@ struct engine_outcome {
     unsigned ec2_calls;        /* EC2 HTTP requests made */
     long max_rss_kb;           /* largest worker's ru_maxrss */
     int64_t fetched_at;        /* wall ms when the job finished */
+    unsigned retry_after_s;    /* EBSD_ETHROTTLED by ebsd's own EC2 budget: when it has a
+                                * token again (s); 0 otherwise */
 };
 
 struct engine_job;
@@ -107,8 +112,12 @@ void engine_run_service(const struct engine_service *svc);
 void engine_on_sigchld(void);
 
 /* Counters for /metrics. */
+#define ENGINE_MAX_SIGNAL 65
+
 struct engine_stats {
     unsigned long long forked, killed_deadline, killed_memory, crashed, jobs, jobs_failed;
+    unsigned long long killed_signal[ENGINE_MAX_SIGNAL]; /* by signal number: workers killed
+                                                          * from outside (operator, OOM killer) */
     unsigned long long ec2_calls, ec2_throttled, ec2_retries;
     unsigned long long describe_instances, describe_volumes;
     struct {

@@ -1,9 +1,18 @@
-/* limiter.h - the EC2 budget: one token bucket (ratelimit.h) per target and per class of
- * EC2 actions that EC2 meters apart. EC2 throttles per account and region, and all the
- * Describe* (non-mutating) actions draw on one shared bucket, so today every call ebsd
- * makes is LIMITER_DESCRIBE. The engine takes one token per worker it starts. */
+/* limiter.h - the EC2 budget: EC2 calls per second per target (account x region) and per
+ * class of EC2 actions that EC2 meters apart. EC2 throttles per account and region, and all
+ * the Describe* (non-mutating) actions draw on one shared bucket, so today every call ebsd
+ * makes is LIMITER_DESCRIBE.
+ *
+ * Each bucket is a GCRA (a token bucket kept as one "theoretical arrival time") in a
+ * MAP_SHARED anonymous mapping made by limiter_configure before any fork, updated with C11
+ * atomics (CAS), so every worker process takes a token right before each EC2 HTTP attempt
+ * (retries included) without asking the parent, and the parent reads the same buckets for
+ * scheduling and /metrics. CLOCK_MONOTONIC is system-wide, so times agree across processes.
+ * Take/refill sit behind these few functions so that a shared (Redis) budget can replace
+ * the mapping later. */
 #ifndef EBSD_LIMITER_H
 #define EBSD_LIMITER_H
+#include <stdbool.h>
 #include <stdint.h>
 #include "target.h"
 
@@ -11,15 +20,42 @@ enum limiter_class {
     LIMITER_DESCRIBE   /* DescribeInstances, DescribeVolumes: EC2's non-mutating bucket */
 };
 
-/* Sets the rate (tokens per second; <= 0: off) and burst of every bucket. Buckets are
- * refilled to full when the values change (and at the first call), kept otherwise. */
+/* The label /metrics gives class c ("Describe"). */
+const char *limiter_class_name(enum limiter_class c);
+
+/* Sets the rate (calls per second; <= 0: no limit) and burst of every bucket. Maps the shared
+ * buckets at the first call (call it before forking workers). Buckets are refilled to full
+ * when the values change, kept otherwise. */
 void limiter_configure(double rate, double burst, int64_t now_us);
 
-/* Takes one token of t's class c budget at now_us: 0, or the microseconds until one will be
- * there (nothing taken). */
-int64_t limiter_take(const struct target *t, enum limiter_class c, int64_t now_us);
+/* Takes one token of t's class c budget at now_us, or reserves the next one when it comes
+ * within max_wait_us: returns 0 (taken now), the microseconds the caller must wait before
+ * calling EC2 (reserved: the token is the caller's then), or -(microseconds until a token
+ * would be there) when that is past max_wait_us (nothing taken: a refusal). background work
+ * may only use the bucket above a reserve of half the burst, so requests someone waits for
+ * go first. Counts waits and refusals. Safe from any process. */
+int64_t limiter_take(const struct target *t, enum limiter_class c, int64_t now_us,
+                     int64_t max_wait_us, bool background);
 
-/* Forgets every bucket. */
+/* How long (us, 0: now) until one more token of t's class c budget is there for a
+ * foreground (or background) call, after `ahead` tokens others are about to take; takes
+ * nothing. 0 when the budget is off. */
+int64_t limiter_wait_us(const struct target *t, enum limiter_class c, int64_t now_us,
+                        bool background, unsigned ahead);
+
+/* Counts a refusal made on the budget's word without a take (the engine refusing a job). */
+void limiter_count_refusal(const struct target *t, enum limiter_class c);
+
+/* Calls fn for each bucket in use: its target, class, tokens now (may be negative while
+ * callers wait for reserved tokens), waits and refusals so far. */
+typedef void (*limiter_visit_fn)(void *arg, const struct target *t, enum limiter_class c,
+                                 double tokens, uint64_t waits, uint64_t refusals);
+void limiter_foreach(int64_t now_us, limiter_visit_fn fn, void *arg);
+
+/* Whether the budget limits anything (rate > 0). */
+bool limiter_enabled(void);
+
+/* Forgets every bucket (the mapping is kept). */
 void limiter_reset(void);
 
 #endif

@@ -129,4 +129,8 @@ long proc_kb_to_mb(long kb);
  * "crashed: SIGSEGV", "killed: SIGKILL") written into buf. Returns buf. */
 const char *proc_exit_describe(const struct proc_exit *e, char *buf, size_t len);
 
+/* The peak resident set of a live child so far (VmHWM of /proc/PID/status, KiB: what
+ * wait4's ru_maxrss will say once it is reaped); 0 when it cannot be read. */
+long proc_peak_rss_kb(pid_t pid);
+
 #endif

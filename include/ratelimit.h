@@ -1,7 +1,6 @@
 /* ratelimit.h - a token bucket: at most `burst` requests at once, refilled at rate_per_s.
- * The EC2 client embeds one per client, so it limits one process. A forked child builds its
- * own client and so its own bucket: the budget across children is the parent's job
- * (limiter.h keeps one bucket per target; the engine takes a token per worker it starts).
+ * The EC2 client embeds one per client (ec2_options.rate_per_s, off in ebsd's workers), so
+ * it limits one process. ebsd's EC2 budget across all its processes is limiter.h's.
  * Plain data, no locks: one owner per bucket. */
 #ifndef EBSD_RATELIMIT_H
 #define EBSD_RATELIMIT_H

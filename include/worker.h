@@ -27,6 +27,12 @@ struct worker_task {
     bool own_volumes;          /* WORKER_LIST: also fetch the volumes of what it lists */
     int64_t deadline;          /* monotonic ms every EC2 call (and retry) must respect */
     struct wire_tag_pick tags; /* which tags go into the records */
+    bool background;           /* nobody waits (refresh ahead): the budget's reserve is not
+                                * this worker's to use */
+    _Atomic unsigned *calls;   /* shared with the parent: [0] DescribeInstances, [1]
+                                * DescribeVolumes, one more before each EC2 attempt, so
+                                * calls are counted even if the worker is killed; NULL: not
+                                * counted */
 };
 
 /* A target's current credentials (NULL: none), as the credentials service hands them. */

@@ -420,6 +420,9 @@ static void map_engine(const struct engine_query *q, const struct engine_outcome
     case EBSD_EBUSY:
         fail(a, 503, "Busy", "%s", o->message);
         break;
+    case EBSD_ETHROTTLED:
+        fail(a, 503, "RequestLimitExceeded", "%s", o->message);
+        break;
     case EBSD_EAUTH:
         fail(a, 503, "CredentialsUnavailable", "%s", o->message);
         break;
@@ -449,6 +452,8 @@ void answer_from_outcome(const struct engine_query *q, struct engine_outcome *o,
             map_ec2(q, o, out);
         else
             map_engine(q, o, out);
+        if (out->http_status == 503 && o->retry_after_s)
+            out->retry_after_s = o->retry_after_s; /* from ebsd's EC2 budget */
         return;
     }
     out->http_status = 200;

@@ -1131,8 +1131,8 @@ void config_defaults(struct config *c)
     c->max_attempts = 3;
     c->instance_page_size = 1000;
     c->volume_page_size = 500;
-    c->rate_limit = 18;
-    c->rate_burst = 90;
+    c->rate_limit = 10;
+    c->rate_burst = 50;
     c->connect_timeout_ms = 2000;
     c->read_timeout_ms = 2500;
     c->max_connections = 4096;

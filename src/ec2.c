@@ -49,6 +49,8 @@ struct ec2_client {
     char *path;       /* request path ("/" unless the endpoint has one) */
     char *ca_bundle;
     const struct creds *creds;
+    ebsd_status (*budget)(void *arg, int volumes, int64_t deadline_ms);
+    void *budget_arg;
     int max_attempts;
     int instance_page;
     int volume_page;
@@ -286,6 +288,8 @@ ebsd_status ec2_client_new(const struct ec2_options *opt, struct ec2_client **ou
     url = host = path = NULL;
     c->ca_bundle = opt->ca_bundle && *opt->ca_bundle ? xstrdup(opt->ca_bundle) : NULL;
     c->creds = opt->creds;
+    c->budget = opt->budget;
+    c->budget_arg = opt->budget_arg;
     c->max_attempts = opt->max_attempts > 0 ? opt->max_attempts
                                             : retry_settings_get()->max_attempts;
     c->adaptive = (opt->retry_mode ? (enum retry_mode)opt->retry_mode
@@ -484,6 +488,17 @@ static ebsd_status perform(struct ec2_client *c, const char *body, unsigned *act
                 memset(&e, 0, sizeof e);
                 snprintf(e.message, sizeof e.message,
                          "client rate limit: no request token before the deadline");
+            }
+            break;
+        }
+        if (c->budget && c->budget(c->budget_arg, action_counter == &c->stats.describe_volumes,
+                                    deadline) != EBSD_OK) {
+            st = attempt == 1 ? EBSD_ETHROTTLED : st;
+            if (attempt == 1) {
+                memset(&e, 0, sizeof e);
+                snprintf(e.message, sizeof e.message,
+                         "ebsd's EC2 call budget has no token within fanout.queue_timeout_ms "
+                         "and the deadline");
             }
             break;
         }

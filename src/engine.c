@@ -13,11 +13,14 @@
 #include "engine.h"
 
 #include <malloc.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -62,6 +65,7 @@ struct engine_job {
     struct wire_attach *atts;  /* the volumes' attachments (wire_vol.attach_at) */
     size_t natts, capatts;
     bool instance_seen;        /* ENGINE_INSTANCE: DescribeInstances found it */
+    bool budget_wait;          /* a task of the job waits for the EC2 budget */
 };
 
 struct task {
@@ -73,6 +77,10 @@ struct task {
     unsigned part, nparts;     /* T_LIST: this lister's share of the listing */
     bool own_volumes;          /* T_LIST: also fetches the volumes of what it lists */
     int64_t deadline;
+    int64_t queued_ms;         /* when it was queued: the budget wait is bounded from here */
+    _Atomic unsigned *calls;   /* shared with the worker: its EC2 calls by action, as it goes */
+    bool calls_counted;        /* ...added to the job's and the process's counts */
+    bool killed;               /* by the engine (deadline, failed job), not from outside */
     pid_t pid;
     int fd;
     struct frame_reader rd;
@@ -94,9 +102,8 @@ static struct {
     struct loop_timer *wake;   /* runs schedule() from the loop: now, or when the budget */
     int64_t wake_at;           /* has a token again */
     struct loop_timer *trim;   /* malloc_trim once a large job's memory is freed */
-    /* The EC2 budget (limiter.c): one token of the target's bucket per worker started (a
-     * worker makes about one call; see docs/ARCHITECTURE.md), so many workers cannot
-     * multiply the rate. */
+    /* The EC2 budget (limiter.c) is taken by the workers, a token per EC2 call; the engine
+     * only looks at it before forking (budget_check). */
     struct task *queue_head, *queue_tail;
     struct task *running;
     unsigned nrunning, nqueued;
@@ -111,6 +118,7 @@ static struct {
 
 static void schedule(void);
 static void kick(void);
+static void job_fail_budget(struct engine_job *job);
 static void wake_at(int64_t at);
 static void job_maybe_finish(struct engine_job *job);
 
@@ -130,12 +138,52 @@ static void job_fail(struct engine_job *job, ebsd_status st, const char *fmt, ..
 static void kill_job_children(struct engine_job *job)
 {
     for (struct task *t = g.running; t; t = t->next)
-        if (t->job == job && !t->reaped && t->pid > 0)
+        if (t->job == job && !t->reaped && t->pid > 0) {
+            t->killed = true;
             proc_kill(t->pid);
+        }
+}
+
+/* Adds what a worker that sent no DONE (killed, crashed) did before it ended: the EC2 calls
+ * it counted in its shared counters, and its peak memory once reaped. */
+static void account_unfinished(struct task *t)
+{
+    struct engine_job *job = t->job;
+    if (!job || t->got_done || t->calls_counted || !t->calls)
+        return;
+    t->calls_counted = true;
+    unsigned di = atomic_load(&t->calls[0]), dv = atomic_load(&t->calls[1]);
+    job->ec2_calls += di + dv;
+    g.stats.ec2_calls += di + dv;
+    g.stats.describe_instances += di;
+    g.stats.describe_volumes += dv;
+}
+
+/* Kills the job's workers and reaps them at once (a SIGKILLed process is gone within a few
+ * ms), so the job's counts include their calls and peak memory before it is answered. */
+static void kill_and_count(struct engine_job *job)
+{
+    kill_job_children(job);
+    int64_t until = clock_now_ms() + 100;
+    for (struct task *t = g.running; t; t = t->next) {
+        if (t->job != job || t->reaped || t->pid <= 0)
+            continue;
+        struct proc_exit ex;
+        int64_t left = until - clock_now_ms();
+        if (left <= 0 || proc_wait(t->pid, left, &ex) != EBSD_OK)
+            continue;
+        t->exit = ex;
+        t->reaped = true;
+        if (ex.maxrss_kb > job->max_rss_kb)
+            job->max_rss_kb = ex.maxrss_kb;
+        account_unfinished(t);
+    }
 }
 
 static void task_free(struct task *t)
 {
+    if (t->calls)
+        munmap((void *)t->calls, sizeof(_Atomic unsigned) * 2);
     free(t->ids);
     free(t);
 }
@@ -233,12 +281,40 @@ static void job_fail(struct engine_job *job, ebsd_status st, const char *fmt, ..
     job_end_failed(job, &out);
 }
 
+/* Seconds until t's budget has a token again, for Retry-After (at least 1). */
+static unsigned budget_retry_after(const struct engine_job *job)
+{
+    int64_t us = limiter_wait_us(&job->q.target, LIMITER_DESCRIBE, clock_now_us(),
+                                 job->q.background, 0);
+    int64_t s = (us + 999999) / 1000000;
+    return s < 1 ? 1 : (unsigned)s;
+}
+
+/* Ends a job the EC2 budget cannot serve in time: 503 RequestLimitExceeded, Retry-After
+ * from the budget. */
+static void job_fail_budget(struct engine_job *job)
+{
+    if (job->finished)
+        return;
+    struct engine_outcome out = {.status = EBSD_ETHROTTLED, .retry_after_s = budget_retry_after(job)};
+    snprintf(out.message, sizeof out.message, "ebsd's EC2 call budget for %s/%s (%s) has no "
+             "token within fanout.queue_timeout_ms and the deadline",
+             job->q.target.account, job->q.target.region, limiter_class_name(LIMITER_DESCRIBE));
+    job_end_failed(job, &out);
+}
+
 /* Ends a job with what a worker's EC2 call answered. */
 static void job_fail_ec2(struct engine_job *job, const struct wire_error *e)
 {
     if (job->finished)
         return;
     struct engine_outcome out = {.status = e->status, .from_ec2 = true, .ec2_http = e->http_status};
+    if (e->status == EBSD_ETHROTTLED && e->http_status == 0) {
+        /* nothing was sent: the worker's budget (or adaptive limiter) refused the call, an
+         * engine verdict rather than EC2's answer */
+        out.from_ec2 = false;
+        out.retry_after_s = budget_retry_after(job);
+    }
     snprintf(out.ec2_code, sizeof out.ec2_code, "%s", e->code);
     snprintf(out.message, sizeof out.message, "%s", e->message);
     job_end_failed(job, &out);
@@ -252,6 +328,7 @@ static void on_deadline(struct loop *l, void *arg)
     for (struct task *t = g.running; t; t = t->next)
         if (t->job == job && !t->reaped)
             g.stats.killed_deadline++;
+    kill_and_count(job);
     job_fail(job, EBSD_ETIMEDOUT, "EC2 calls did not finish by the deadline");
 }
 
@@ -260,7 +337,9 @@ static void on_queue_timeout(struct loop *l, void *arg)
     (void)l;
     struct engine_job *job = arg;
     job->queue_timer = NULL;
-    if (job->children == 0)
+    if (job->budget_wait)
+        job_fail_budget(job);
+    else if (job->children == 0)
         job_fail(job, EBSD_EBUSY, "no capacity to start EC2 calls within %u ms (%u children "
                  "running)", g.queue_timeout_ms, g.nrunning);
 }
@@ -297,6 +376,7 @@ static struct task *enqueue(struct engine_job *job, enum task_kind kind, char (*
     t->nids = nids;
     t->fd = -1;
     t->deadline = job ? job->deadline : clock_now_ms() + 10000;
+    t->queued_ms = clock_now_ms();
     if (job) {
         job->tasks++;
         job->pending++;
@@ -459,7 +539,8 @@ static void task_on_frame(struct task *t, int type, const char *data, size_t len
         t->got_done = true;
         t->failed = true;
         account_stats(job, &e.stats);
-        count_error_code(e.code[0] ? e.code : status_str(e.status));
+        if (!(e.status == EBSD_ETHROTTLED && e.http_status == 0)) /* sent nothing */
+            count_error_code(e.code[0] ? e.code : status_str(e.status));
         job_fail_ec2(job, &e);
         break;
     }
@@ -527,6 +608,8 @@ static int task_main(int fd, void *arg)
         .own_volumes = t->own_volumes,
         .deadline = t->deadline,
         .tags = engine_tag_pick(&t->job->q),
+        .background = t->job->q.background,
+        .calls = t->calls,
     };
     return worker_main(fd, &wt);
 }
@@ -543,6 +626,11 @@ static void spawn(struct task *t)
         .mem_limit_bytes = t->job ? (size_t)t->job->q.memory_mb << 20 : 0,
         .nice = g.worker_nice,
     };
+    if (t->job) {
+        void *p = mmap(NULL, sizeof(_Atomic unsigned) * 2, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        t->calls = p == MAP_FAILED ? NULL : p; /* zero-filled */
+    }
     struct proc_child pc;
     fflush(stdout);
     fflush(stderr);
@@ -560,6 +648,8 @@ static void spawn(struct task *t)
     }
     t->pid = pc.pid;
     t->fd = pc.fd;
+    if (t->job)
+        t->job->budget_wait = false;
     trace_task(t, "started");
     frame_reader_init(&t->rd, WIRE_FRAME_MAX);
     t->next = g.running;
@@ -581,21 +671,83 @@ static void spawn(struct task *t)
     }
 }
 
+enum budget_verdict { BUDGET_GO, BUDGET_WAIT, BUDGET_REFUSED };
+
+/* The EC2 budget before a job's worker is forked (each of its calls takes its own token;
+ * ahead: workers just forked for the same target that have not taken theirs yet): with a
+ * token there, go; when the next comes within fanout.queue_timeout_ms of the task's queueing
+ * and the job's deadline, wait (the wake timer set for it, the job's queue timer armed);
+ * when it would come later, the job is refused at once: 503 RequestLimitExceeded with
+ * Retry-After, and its tasks leave the queue. */
+static enum budget_verdict budget_check(struct task *t, unsigned ahead)
+{
+    struct engine_job *job = t->job;
+    int64_t now_us = clock_now_us();
+    int64_t wait_us = limiter_wait_us(&job->q.target, LIMITER_DESCRIBE, now_us,
+                                      job->q.background, ahead);
+    if (wait_us == 0) {
+        job->budget_wait = false;
+        return BUDGET_GO;
+    }
+    int64_t now = now_us / 1000, ready = now + (wait_us + 999) / 1000;
+    int64_t limit = t->queued_ms + g.queue_timeout_ms;
+    if (job->deadline < limit)
+        limit = job->deadline;
+    if (ready > limit) {
+        limiter_count_refusal(&job->q.target, LIMITER_DESCRIBE);
+        job_fail_budget(job);
+        return BUDGET_REFUSED;
+    }
+    job->budget_wait = true;
+    if (!job->queue_timer)
+        job->queue_timer = loop_timer_start(g.loop, limit, on_queue_timeout, job);
+    wake_at(ready);
+    return BUDGET_WAIT;
+}
+
+/* Starts queued tasks while there are child slots, in queue order except that a task whose
+ * EC2 budget has no token yet stays queued and those behind it may go (background work waits
+ * for tokens above the reserve, and requests behind it need not). */
 static void schedule(void)
 {
-    while (g.queue_head && g.nrunning < g.max_children) {
-        struct task *t = g.queue_head;
+    struct task *prev = NULL, *t = g.queue_head;
+    /* workers forked in this pass have not taken their first token yet: count them ahead */
+    struct {
+        const struct target *target;
+        unsigned n;
+    } pass[8];
+    unsigned npass = 0;
+    while (t && g.nrunning < g.max_children) {
         if (t->kind != T_SERVICE && t->job && !t->job->finished) {
-            int64_t wait_us =
-                limiter_take(&t->job->q.target, LIMITER_DESCRIBE, clock_now_us());
-            if (wait_us > 0) {
-                wake_at(clock_now_ms() + wait_us / 1000 + 1);
-                return;
+            unsigned ahead = 0, k = 0;
+            for (; k < npass; k++)
+                if (target_equal(pass[k].target, &t->job->q.target)) {
+                    ahead = pass[k].n;
+                    break;
+                }
+            enum budget_verdict v = budget_check(t, ahead);
+            if (v == BUDGET_REFUSED) { /* the job's tasks left the queue: start over */
+                prev = NULL;
+                t = g.queue_head;
+                continue;
             }
+            if (v == BUDGET_WAIT) {
+                prev = t;
+                t = t->next;
+                continue;
+            }
+            if (k < npass)
+                pass[k].n++;
+            else if (npass < sizeof pass / sizeof pass[0])
+                pass[npass++] = (__typeof__(pass[0])){&t->job->q.target, 1};
         }
-        g.queue_head = t->next;
-        if (!g.queue_head)
-            g.queue_tail = NULL;
+        struct task *next = t->next;
+        if (prev)
+            prev->next = next;
+        else
+            g.queue_head = next;
+        if (g.queue_tail == t)
+            g.queue_tail = prev;
         t->next = NULL;
         g.nqueued--;
         if (t->job && (t->job->finished || clock_remaining_ms(t->job->deadline) == 0)) {
@@ -603,9 +755,10 @@ static void schedule(void)
             job->tasks--;
             task_free(t);
             job_release(job);
-            continue;
+        } else {
+            spawn(t);
         }
-        spawn(t);
+        t = next;
     }
 }
 
@@ -622,6 +775,15 @@ static void task_done(struct task *t)
     trace_task(t, "ended");
     long rss = t->exit.maxrss_kb;
     g.stats.last_child_rss_kb = rss;
+    account_unfinished(t);
+    if (!t->killed && t->exit.kind == PROC_EXIT_SIGNALED && t->exit.signal > 0 &&
+        t->exit.signal < ENGINE_MAX_SIGNAL) {
+        g.stats.killed_signal[t->exit.signal]++;
+        char what[64];
+        log_warn("fanout", "worker %d was killed from outside (%s): its job fails; "
+                 "counted in ebsd_children_killed_total{reason=\"signal\"}", (int)t->pid,
+                 proc_exit_describe(&t->exit, what, sizeof what));
+    }
     if (t->exit.kind == PROC_EXIT_OOM)
         g.stats.killed_memory++;
     else if (t->exit.kind == PROC_EXIT_CRASHED)
@@ -834,6 +996,20 @@ void engine_job_counts(const struct engine_job *job, unsigned *children, unsigne
     *children = job ? job->children : 0;
     *ec2_calls = job ? job->ec2_calls : 0;
     *max_rss_kb = job ? job->max_rss_kb : 0;
+    if (!job)
+        return;
+    /* Workers still at work (a request answered at its deadline before they are killed):
+     * the calls they have counted so far and their peak memory (VmHWM, what wait4's
+     * ru_maxrss will say once they are reaped). */
+    for (const struct task *t = g.running; t; t = t->next) {
+        if (t->job != job || t->got_done || t->calls_counted)
+            continue;
+        if (t->calls)
+            *ec2_calls += atomic_load(&t->calls[0]) + atomic_load(&t->calls[1]);
+        long rss = t->reaped ? t->exit.maxrss_kb : proc_peak_rss_kb(t->pid);
+        if (rss > *max_rss_kb)
+            *max_rss_kb = rss;
+    }
 }
 
 void engine_cancel(struct engine_job *job)

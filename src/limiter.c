@@ -1,48 +1,192 @@
-/* limiter.c - EC2 budgets keyed by target and action class (see limiter.h). */
+/* limiter.c - EC2 budgets keyed by target and action class: GCRA buckets in memory shared
+ * with every worker process (see limiter.h). */
 #include "limiter.h"
 
-#include <stdbool.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <sys/mman.h>
 
-#include "ratelimit.h"
+#include "log.h"
 
-#define LIMITER_MAX 64 /* targets x classes kept; past that the oldest slot is reused */
+#define LIMITER_MAX 64 /* targets x classes kept; past that the last slot is shared */
+
+enum { SLOT_FREE, SLOT_CLAIMED, SLOT_READY };
+
+struct slot {
+    _Atomic int state;
+    struct target t;            /* written once, before state becomes SLOT_READY */
+    enum limiter_class c;
+    _Atomic int64_t tat_us;     /* GCRA theoretical arrival time (monotonic us) */
+    _Atomic uint64_t waits, refusals;
+};
+
+struct shared {
+    _Atomic int64_t interval_us; /* 1e6 / rate; 0: no limit */
+    _Atomic int64_t burst;       /* tokens */
+    struct slot slot[LIMITER_MAX];
+};
 
 static struct {
-    bool configured;
+    struct shared *sh;
     double rate, burst;
-    struct {
-        struct target t;
-        enum limiter_class c;
-        struct ratelimit rl;
-    } slot[LIMITER_MAX];
-    unsigned n, next;
+    struct shared local; /* when the mapping cannot be made: this process only */
 } g;
+
+const char *limiter_class_name(enum limiter_class c)
+{
+    (void)c;
+    return "Describe";
+}
+
+static struct shared *sh(void)
+{
+    return g.sh ? g.sh : &g.local;
+}
+
+static void clear_slots(struct shared *s)
+{
+    for (unsigned i = 0; i < LIMITER_MAX; i++) {
+        atomic_store(&s->slot[i].state, SLOT_FREE);
+        atomic_store(&s->slot[i].tat_us, 0);
+        atomic_store(&s->slot[i].waits, 0);
+        atomic_store(&s->slot[i].refusals, 0);
+    }
+}
 
 void limiter_configure(double rate, double burst, int64_t now_us)
 {
-    if (g.configured && g.rate == rate && g.burst == burst)
+    (void)now_us; /* a tat of 0 is a full bucket */
+    if (!g.sh) {
+        void *p = mmap(NULL, sizeof(struct shared), PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            log_warn("budget", "cannot map the shared EC2 budget: each process keeps its own");
+        else
+            g.sh = p; /* zero-filled: every slot free */
+    } else if (g.rate == rate && g.burst == burst) {
         return;
-    g.configured = true;
+    }
     g.rate = rate;
     g.burst = burst;
-    for (unsigned i = 0; i < g.n; i++)
-        ratelimit_init(&g.slot[i].rl, rate, burst, now_us);
+    struct shared *s = sh();
+    atomic_store(&s->interval_us, rate > 0 ? (int64_t)(1e6 / rate) : 0);
+    if (rate > 0 && atomic_load(&s->interval_us) < 1)
+        atomic_store(&s->interval_us, 1);
+    atomic_store(&s->burst, burst >= 1 ? (int64_t)burst : 1);
+    for (unsigned i = 0; i < LIMITER_MAX; i++)
+        atomic_store(&s->slot[i].tat_us, 0);
 }
 
-int64_t limiter_take(const struct target *t, enum limiter_class c, int64_t now_us)
+bool limiter_enabled(void)
 {
-    for (unsigned i = 0; i < g.n; i++)
-        if (g.slot[i].c == c && target_equal(&g.slot[i].t, t))
-            return ratelimit_take_at(&g.slot[i].rl, now_us);
-    unsigned i = g.n < LIMITER_MAX ? g.n++ : g.next++ % LIMITER_MAX;
-    g.slot[i].t = *t;
-    g.slot[i].c = c;
-    ratelimit_init(&g.slot[i].rl, g.rate, g.burst, now_us);
-    return ratelimit_take_at(&g.slot[i].rl, now_us);
+    return atomic_load(&sh()->interval_us) > 0;
+}
+
+/* The slot of (t, c), claimed when there is none yet. */
+static struct slot *find(const struct target *t, enum limiter_class c, bool create)
+{
+    struct shared *s = sh();
+    for (unsigned i = 0; i < LIMITER_MAX; i++) {
+        struct slot *x = &s->slot[i];
+        int st = atomic_load(&x->state);
+        if (st == SLOT_FREE) {
+            if (!create)
+                return NULL;
+            int expect = SLOT_FREE;
+            if (atomic_compare_exchange_strong(&x->state, &expect, SLOT_CLAIMED)) {
+                x->t = *t;
+                x->c = c;
+                atomic_store(&x->state, SLOT_READY);
+                return x;
+            }
+            st = atomic_load(&x->state);
+        }
+        while (st == SLOT_CLAIMED) /* another process is writing the key: a few stores */
+            st = atomic_load(&x->state);
+        if (x->c == c && target_equal(&x->t, t))
+            return x;
+    }
+    return create ? &s->slot[LIMITER_MAX - 1] : NULL;
+}
+
+/* The earliest time the next call may go: tat - tolerance, the tolerance being the burst
+ * (less the reserve for background work). */
+static int64_t allowed_at(int64_t tat, int64_t interval, int64_t burst, bool background)
+{
+    int64_t room = background ? burst - burst / 2 : burst;
+    if (room < 1)
+        room = 1;
+    return tat + interval - room * interval;
+}
+
+int64_t limiter_take(const struct target *t, enum limiter_class c, int64_t now_us,
+                     int64_t max_wait_us, bool background)
+{
+    struct shared *s = sh();
+    int64_t interval = atomic_load(&s->interval_us);
+    if (interval <= 0)
+        return 0;
+    int64_t burst = atomic_load(&s->burst);
+    struct slot *x = find(t, c, true);
+    int64_t tat = atomic_load(&x->tat_us);
+    for (;;) {
+        int64_t base = tat > now_us ? tat : now_us;
+        int64_t wait = allowed_at(base, interval, burst, background) - now_us;
+        if (wait < 0)
+            wait = 0;
+        if (wait > max_wait_us) {
+            atomic_fetch_add(&x->refusals, 1);
+            return -wait;
+        }
+        if (atomic_compare_exchange_weak(&x->tat_us, &tat, base + interval)) {
+            if (wait > 0)
+                atomic_fetch_add(&x->waits, 1);
+            return wait;
+        }
+    }
+}
+
+int64_t limiter_wait_us(const struct target *t, enum limiter_class c, int64_t now_us,
+                        bool background, unsigned ahead)
+{
+    struct shared *s = sh();
+    int64_t interval = atomic_load(&s->interval_us);
+    if (interval <= 0)
+        return 0;
+    struct slot *x = find(t, c, true);
+    int64_t tat = atomic_load(&x->tat_us);
+    int64_t base = (tat > now_us ? tat : now_us) + (int64_t)ahead * interval;
+    int64_t wait = allowed_at(base, interval, atomic_load(&s->burst), background) - now_us;
+    return wait > 0 ? wait : 0;
+}
+
+void limiter_count_refusal(const struct target *t, enum limiter_class c)
+{
+    atomic_fetch_add(&find(t, c, true)->refusals, 1);
+}
+
+void limiter_foreach(int64_t now_us, limiter_visit_fn fn, void *arg)
+{
+    struct shared *s = sh();
+    int64_t interval = atomic_load(&s->interval_us);
+    int64_t burst = atomic_load(&s->burst);
+    for (unsigned i = 0; i < LIMITER_MAX; i++) {
+        struct slot *x = &s->slot[i];
+        if (atomic_load(&x->state) != SLOT_READY)
+            continue;
+        double tokens = 0;
+        if (interval > 0) {
+            int64_t tat = atomic_load(&x->tat_us);
+            tokens = (double)burst;
+            if (tat > now_us)
+                tokens -= (double)(tat - now_us) / (double)interval;
+        }
+        fn(arg, &x->t, x->c, tokens, atomic_load(&x->waits), atomic_load(&x->refusals));
+    }
 }
 
 void limiter_reset(void)
 {
-    memset(&g, 0, sizeof g);
+    clear_slots(sh());
+    g.rate = g.burst = -1;
 }

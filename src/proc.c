@@ -387,3 +387,22 @@ const char *proc_exit_describe(const struct proc_exit *e, char *buf, size_t len)
     }
     return buf;
 }
+
+long proc_peak_rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    long kb = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "VmHWM:", 6) == 0) {
+            char *end;
+            kb = strtol(line + 6, &end, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return kb > 0 ? kb : 0;
+}

@@ -1,13 +1,16 @@
 /* telemetry.c - the process's metric registry (see telemetry.h). */
 #include "telemetry.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "clock.h"
 #include "credsvc.h"
+#include "clock.h"
 #include "engine.h"
+#include "limiter.h"
 #include "metrics.h"
 #include "redisshare.h"
 #include "refresh.h"
@@ -28,6 +31,7 @@ static struct {
     struct metric_family *redis_up, *redis_errors, *redis_fallbacks, *redis_rejected,
         *redis_shared;
     struct metric_family *client_refused, *gzip_responses, *gzip_bodies;
+    struct metric_family *budget_tokens, *budget_waits, *budget_refusals, *killed_signal;
 } t;
 
 void telemetry_init(void)
@@ -73,6 +77,20 @@ void telemetry_init(void)
     t.creds_expiry = metrics_gauge(r, "ebsd_credentials_expiry_seconds",
                                    "Seconds until the credentials expire (-1: they do not).", 0);
     t.build = metrics_gauge(r, "ebsd_build_info", "Build information.", 1, "version");
+    t.budget_tokens = metrics_gauge(r, "ebsd_ec2_budget_tokens",
+                                    "EC2 calls ebsd's budget allows at once now, per target and "
+                                    "action class (negative: tokens promised to waiting calls).",
+                                    3, "account", "region", "action");
+    t.budget_waits = metrics_counter(r, "ebsd_ec2_budget_waits_total",
+                                     "EC2 calls that waited for a budget token.", 3, "account",
+                                     "region", "action");
+    t.budget_refusals = metrics_counter(r, "ebsd_ec2_budget_refusals_total",
+                                        "Requests refused (503 RequestLimitExceeded) because the "
+                                        "budget had no token within fanout.queue_timeout_ms.",
+                                        3, "account", "region", "action");
+    t.killed_signal = metrics_counter(r, "ebsd_children_killed_by_signal_total",
+                                      "Worker processes killed from outside (an operator, the "
+                                      "OOM killer), by signal.", 1, "signal");
     (void)metrics_gauge_fn(r, "ebsd_clock_offset_seconds",
                            "AWS's clock minus this host's, learned from a server's Date header "
                            "(0 until a clock-skew error taught it); requests are signed with it.",
@@ -129,6 +147,16 @@ void telemetry_request(const char *path, unsigned status, double seconds)
     metrics_observe(t.latency, seconds, route);
 }
 
+static void budget_visit(void *arg, const struct target *tg, enum limiter_class c,
+                         double tokens, uint64_t waits, uint64_t refusals)
+{
+    (void)arg;
+    const char *action = limiter_class_name(c);
+    metrics_set(t.budget_tokens, tokens, tg->account, tg->region, action);
+    metrics_set(t.budget_waits, (double)waits, tg->account, tg->region, action);
+    metrics_set(t.budget_refusals, (double)refusals, tg->account, tg->region, action);
+}
+
 ebsd_status telemetry_render(struct buf *out)
 {
     telemetry_init();
@@ -158,6 +186,18 @@ ebsd_status telemetry_render(struct buf *out)
     metrics_set(t.killed, (double)fs->killed_deadline, "deadline");
     metrics_set(t.killed, (double)fs->killed_memory, "memory");
     metrics_set(t.crashed, (double)fs->crashed);
+    unsigned long long by_signal = 0;
+    for (int sig = 1; sig < ENGINE_MAX_SIGNAL; sig++) {
+        if (!fs->killed_signal[sig])
+            continue;
+        by_signal += fs->killed_signal[sig];
+        const char *name = sigabbrev_np(sig);
+        char num[16];
+        snprintf(num, sizeof num, "%d", sig);
+        metrics_set(t.killed_signal, (double)fs->killed_signal[sig], name ? name : num);
+    }
+    metrics_set(t.killed, (double)by_signal, "signal");
+    limiter_foreach(clock_now_us(), budget_visit, NULL);
     metrics_set(t.running, fs->running);
     metrics_set(t.queued, fs->queued);
     metrics_set(t.max_children, fs->max_children);

@@ -606,6 +606,7 @@ static struct fetch *fetch_start(const char *key, const struct engine_query *q, 
     f->background = background;
     f->ttl_s = ttl_s;
     f->q = *q;
+    f->q.background = background; /* its EC2 calls leave the budget's reserve to requests */
     f->is_instance = q->kind == ENGINE_INSTANCE;
     f->strip_instances = q->kind == ENGINE_TOTAL && !detail;
     f->started_ms = clock_now_ms();
@@ -614,7 +615,7 @@ static struct fetch *fetch_start(const char *key, const struct engine_query *q, 
     flight_set_data(fl, f);
     f->claim = redisshare_claim(&q->target, key, newer_than_ms, check_first, deadline, on_claim, f);
     if (!f->claim)
-        f->job = engine_start(q, deadline, fetch_done, f);
+        f->job = engine_start(&f->q, deadline, fetch_done, f);
     return f;
 }
 

@@ -1,12 +1,17 @@
 /* worker.c - the workers' bodies: EC2 calls in a forked child, results as frames (worker.h). */
 #include "worker.h"
 
+#include <errno.h>
 #include <malloc.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
+#include "clock.h"
 #include "ec2.h"
+#include "limiter.h"
 #include "mem.h"
 #include "sigv4.h"
 
@@ -14,7 +19,7 @@ static struct {
     worker_creds_fn creds;
     unsigned max_attempts, instance_page, volume_page;
     unsigned connect_timeout_ms, read_timeout_ms; /* per EC2 attempt */
-    double rate, burst;
+    unsigned budget_wait_ms; /* fanout.queue_timeout_ms: longest wait for a budget token */
     char endpoint[512];
     char ca_bundle[512];
 } g;
@@ -27,8 +32,7 @@ void worker_configure(const struct config *cfg, worker_creds_fn creds)
     g.volume_page = cfg->volume_page_size;
     g.connect_timeout_ms = cfg->connect_timeout_ms;
     g.read_timeout_ms = cfg->read_timeout_ms;
-    g.rate = cfg->rate_limit;
-    g.burst = cfg->rate_burst;
+    g.budget_wait_ms = cfg->queue_timeout_ms;
     snprintf(g.endpoint, sizeof g.endpoint, "%s", cfg->ec2_endpoint ? cfg->ec2_endpoint : "");
     snprintf(g.ca_bundle, sizeof g.ca_bundle, "%s", cfg->ca_bundle ? cfg->ca_bundle : "");
 }
@@ -110,6 +114,30 @@ static ebsd_status worker_list(int fd, struct ec2_client *c, const struct worker
     return st;
 }
 
+/* The EC2 budget, right before each attempt: takes (or reserves and sleeps for) a token of
+ * the target's shared bucket when it comes within fanout.queue_timeout_ms and the deadline;
+ * otherwise refuses, and the request is answered 503 at once. */
+static ebsd_status take_budget(void *arg, int volumes, int64_t deadline_ms)
+{
+    const struct worker_task *t = arg;
+    int64_t now = clock_now_us();
+    int64_t max_wait = (int64_t)g.budget_wait_ms * 1000;
+    if (deadline_ms && deadline_ms * 1000 - now < max_wait)
+        max_wait = deadline_ms * 1000 - now;
+    int64_t wait = limiter_take(t->target, LIMITER_DESCRIBE, now, max_wait < 0 ? 0 : max_wait,
+                                t->background);
+    if (wait < 0)
+        return EBSD_ETHROTTLED;
+    if (wait > 0) {
+        struct timespec ts = {.tv_sec = wait / 1000000, .tv_nsec = (long)(wait % 1000000) * 1000};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+    if (t->calls)
+        atomic_fetch_add(&t->calls[volumes ? 1 : 0], 1);
+    return EBSD_OK;
+}
+
 int worker_main(int fd, const struct worker_task *t)
 {
     /* Large buffers (response bodies, parsed pages) come from fresh mappings, not from free
@@ -125,10 +153,9 @@ int worker_main(int fd, const struct worker_task *t)
         .max_attempts = (int)g.max_attempts,
         .instance_page_size = (int)g.instance_page,
         .volume_page_size = (int)g.volume_page,
-        /* Parallel workers were admitted by the parent's bucket; the sequential worker
-         * makes all its calls alone, so it paces itself with the same budget. */
-        .rate_per_s = t->kind == WORKER_SEQUENTIAL ? g.rate : 0,
-        .rate_burst = g.burst,
+        /* every worker, the sequential one too, takes a token of the shared budget per call */
+        .budget = take_budget,
+        .budget_arg = (void *)t,
         .connect_timeout_ms = (int)g.connect_timeout_ms,
         .read_timeout_ms = (int)g.read_timeout_ms,
     };

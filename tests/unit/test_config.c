@@ -75,8 +75,8 @@ static void check_defaults(const struct config *c)
     CHECK_INT(c->max_attempts, 3);
     CHECK_INT(c->instance_page_size, 1000);
     CHECK_INT(c->volume_page_size, 500);
-    CHECK(c->rate_limit == 18);
-    CHECK(c->rate_burst == 90);
+    CHECK(c->rate_limit == 10);
+    CHECK(c->rate_burst == 50);
     CHECK_INT(c->connect_timeout_ms, 2000);
     CHECK_INT(c->read_timeout_ms, 2500);
     CHECK_INT(c->max_connections, 4096);
