@@ -167,9 +167,10 @@ static ebsd_status volumes_grouped(struct ec2_client *c, const char **ids, size_
         qsort(all.items, all.n, sizeof *all.items, cmp_vol);
         size_t w = 1;
         for (size_t i = 1; i < all.n; i++) {
-            if (strcmp(all.items[i].id, all.items[w - 1].id) == 0)
-                free(all.items[i].attach);
-            else
+            if (strcmp(all.items[i].id, all.items[w - 1].id) == 0) {
+                free(all.items[i].attach); /* a duplicate (multi-attach across groups) */
+                free(all.items[i].tags);
+            } else
                 all.items[w++] = all.items[i];
         }
         all.n = w;
