@@ -80,6 +80,7 @@ EBSD_MUST_CHECK ebsd_status route_query_verdict(const struct route_query *q, cha
  * "?k=". */
 struct route_params {
     const char *region, *detail, *mode, *timeout_ms;
+    const char *account; /* issue 16: a configured account's name, or "all" */
     char storage[ROUTE_MAX_RAW_QUERY + 1];
 };
 
@@ -103,7 +104,8 @@ EBSD_MUST_CHECK ebsd_status route_parse_query(const char *raw_query, struct rout
                                               char *err, size_t errlen);
 
 /* volumes_handle's value checks for route (ROUTE_TOTAL or ROUTE_INSTANCE), in its order:
- * region allowed by cfg (400 InvalidRegion), detail/mode only on /volumes/total, detail is
+ * region allowed by cfg or "all" (400 InvalidRegion), account configured or "all" (400
+ * InvalidAccount), a region the account has (400 InvalidRegion), detail/mode only on /volumes/total, detail is
  * "instances", mode is "parallel" or "sequential", timeout_ms a whole number from 1 to
  * cfg->max_timeout_ms. EBSD_OK, or EBSD_EINVAL with the error code of the answer in code
  * ("InvalidRegion", "InvalidParameter"; codelen bytes) and its message in err. */

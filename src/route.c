@@ -99,6 +99,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 void route_params_init(struct route_params *p)
 {
     p->region = p->detail = p->mode = p->timeout_ms = NULL;
+    p->account = NULL;
 }
 
 ebsd_status route_params_set(struct route_params *p, const char *key, const char *value,
@@ -108,6 +109,7 @@ ebsd_status route_params_set(struct route_params *p, const char *key, const char
                         : strcmp(key, "detail") == 0     ? &p->detail
                         : strcmp(key, "mode") == 0       ? &p->mode
                         : strcmp(key, "timeout_ms") == 0 ? &p->timeout_ms
+                        : strcmp(key, "account") == 0    ? &p->account
                                                          : NULL;
     if (!slot) {
         set_err(err, errlen, "unknown query parameter '%.48s'", key);
@@ -246,11 +248,27 @@ ebsd_status route_check_params(enum route r, const struct route_params *p,
     if (errlen)
         err[0] = '\0';
     const char *region = p->region ? p->region : cfg->regions[0];
-    if (!config_region_allowed(cfg, region)) {
+    bool all_regions = strcmp(region, "all") == 0;
+    if (!all_regions && !config_region_allowed(cfg, region)) {
         if (errlen)
             snprintf(err, errlen, "region '%.32s' is not one this service is configured for",
                      strlen(region) < 32 ? region : "(too long)");
         return refuse(code, codelen, "InvalidRegion");
+    }
+    if (p->account && strcmp(p->account, "all") != 0) {
+        const struct config_account *a = config_account_find(cfg, p->account);
+        if (!a) {
+            set_err(err, errlen, "account '%.32s' is not one this service is configured for",
+                    strlen(p->account) < 32 ? p->account : "(too long)");
+            for (char *c = err; errlen && *c; c++)
+                if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+                    *c = '?';
+            return refuse(code, codelen, "InvalidAccount");
+        }
+        if (!all_regions && p->region && !config_account_region_allowed(cfg, a, region)) {
+            set_err(err, errlen, "region '%s' is not one of account '%s'", region, a->name);
+            return refuse(code, codelen, "InvalidRegion");
+        }
     }
     if (r == ROUTE_INSTANCE) {
         if (p->detail || p->mode) {
