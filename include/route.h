@@ -22,7 +22,8 @@ enum route {
     ROUTE_SPEC,      /* /openapi.yaml */
     ROUTE_METRICS,   /* /metrics */
     ROUTE_TOTAL,     /* /volumes/total */
-    ROUTE_INSTANCE   /* /instances/{id}/volumes */
+    ROUTE_INSTANCE,  /* /instances/{id}/volumes */
+    ROUTE_ACCOUNTS   /* /accounts (issue 16) */
 };
 
 /* Longest instance id segment routed (api.c's idbuf); a longer one is ROUTE_NONE. */

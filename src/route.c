@@ -18,6 +18,7 @@ enum route route_match(const char *path, char *instance_id_out, size_t len)
         {"/healthz", ROUTE_HEALTH},       {"/readyz", ROUTE_READY},
         {"/openapi.yaml", ROUTE_SPEC},    {"/metrics", ROUTE_METRICS},
         {"/volumes/total", ROUTE_TOTAL},
+        {"/accounts", ROUTE_ACCOUNTS},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (strcmp(path, fixed[i].path) == 0)
@@ -45,6 +46,7 @@ const char *route_label(enum route r)
     case ROUTE_METRICS: return "/metrics";
     case ROUTE_TOTAL: return "/volumes/total";
     case ROUTE_INSTANCE: return "/instances/{id}/volumes";
+    case ROUTE_ACCOUNTS: return "/accounts";
     case ROUTE_NONE: break;
     }
     return "other";

@@ -4,9 +4,12 @@ simulator's truths, a refused role and a hanging region giving partial answers, 
 of each account refreshed before expiry while requests flow, and no secret anywhere."""
 import contextlib
 import json
+import os
+import tempfile
 import time
 import urllib.parse
 
+import schema
 from harness import Ebsd, Sim, TEST_SECRET_KEY, run, sim_env
 
 REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
@@ -199,6 +202,43 @@ def test_credentials_refresh_before_expiry_while_requests_flow():
             loads = [l for l in e.lines if "credentials of account %s loaded" % name in l]
             assert len(loads) >= 3, (name, len(loads))
         assert not any("credential refresh failed" in l for l in e.lines)
+
+
+def test_accounts_endpoint():
+    with started(denied=True) as (sim, e):
+        st, _, doc = e.get_json("/accounts")
+        assert st == 200, doc
+        schema.validate(doc, "Accounts")
+        by = {a["name"]: a for a in doc["accounts"]}
+        assert list(by) == ["home", "dev", "ext", "denied"]
+        assert by["home"]["account_id"] == HOME and "role_arn" not in by["home"]
+        assert by["home"]["credentials"]["source"] == "environment"
+        assert by["dev"]["account_id"] == DEV
+        assert by["dev"]["credentials"]["source"] == "assume-role:dev"
+        assert 800 < by["dev"]["credentials"]["expires_in_s"] <= 900
+        assert by["dev"]["last_fetch"]["outcome"] == "ok"
+        assert by["dev"]["regions"] == REGIONS
+        d = by["denied"]
+        assert d["regions"] == ["us-east-1", "eu-west-1"]
+        assert d["credentials"]["ready"] is False and d["credentials"]["source"] == "none"
+        assert d["last_fetch"]["outcome"] == "AccessDenied" and d["last_fetch"]["failures"] >= 1
+        assert TEST_SECRET_KEY not in json.dumps(doc)
+    # behind the bearer token like the data routes
+    with tempfile.NamedTemporaryFile("w", suffix=".tokens", delete=False) as f:
+        f.write("s3cret-token-for-accounts\n")
+    sim = start_sim()
+    try:
+        e = Ebsd(config() + "security:\n  auth_tokens_file: %s\n" % f.name,
+                 env=sim_env(sim, {"AWS_ENDPOINT_URL_STS": sim.url}))
+        st, hdrs, _ = e.get("/accounts")
+        assert st == 401
+        st, _, doc = e.get_json("/accounts",
+                                headers={"Authorization": "Bearer s3cret-token-for-accounts"})
+        assert st == 200 and len(doc["accounts"]) == 3
+        e.stop()
+    finally:
+        sim.stop()
+        os.unlink(f.name)
 
 
 def test_no_secret_in_logs_bodies_or_metrics():
