@@ -21,6 +21,7 @@ static struct {
     struct metric_family *forked, *killed, *crashed, *running, *queued, *max_children, *child_rss;
     struct metric_family *ec2_calls, *ec2_retries, *ec2_throttled, *ec2_errors, *retry_quota;
     struct metric_family *creds_info, *creds_expiry, *build;
+    struct metric_family *acct_info, *acct_expiry, *acct_fetches; /* per account (issue 16) */
 } t;
 
 void telemetry_init(void)
@@ -65,6 +66,15 @@ void telemetry_init(void)
                                  "1 for the credential source in use.", 1, "source");
     t.creds_expiry = metrics_gauge(r, "ebsd_credentials_expiry_seconds",
                                    "Seconds until the credentials expire (-1: they do not).", 0);
+    t.acct_info = metrics_gauge(r, "ebsd_account_credentials_info",
+                                "1 while the account has credentials (0: none), by source.", 3,
+                                "account", "account_id", "source");
+    t.acct_expiry = metrics_gauge(r, "ebsd_account_credentials_expiry_seconds",
+                                  "Seconds until the account's credentials expire (-1: never or "
+                                  "none).", 1, "account");
+    t.acct_fetches = metrics_counter(r, "ebsd_account_credentials_fetches_total",
+                                     "Credential fetches (AssumeRole...) of each account by "
+                                     "outcome.", 2, "account", "outcome");
     t.build = metrics_gauge(r, "ebsd_build_info", "Build information.", 1, "version");
     (void)metrics_gauge_fn(r, "ebsd_clock_offset_seconds",
                            "AWS's clock minus this host's, learned from a server's Date header "
@@ -137,5 +147,14 @@ ebsd_status telemetry_render(struct buf *out)
     bool ok = credsvc_status(&source, &expires_in);
     metrics_set(t.creds_info, ok ? 1 : 0, source);
     metrics_set(t.creds_expiry, (double)expires_in);
+    for (size_t i = 0; i < credsvc_count(); i++) {
+        struct credsvc_account a;
+        if (!credsvc_account_at(i, &a))
+            break;
+        metrics_set(t.acct_info, a.ready ? 1 : 0, a.name, a.account_id, a.source);
+        metrics_set(t.acct_expiry, (double)a.expires_in_s, a.name);
+        metrics_set(t.acct_fetches, (double)a.refreshes, a.name, "ok");
+        metrics_set(t.acct_fetches, (double)a.failures, a.name, "error");
+    }
     return metrics_render(t.reg, out);
 }

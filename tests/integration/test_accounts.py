@@ -223,6 +223,15 @@ def test_accounts_endpoint():
         assert d["credentials"]["ready"] is False and d["credentials"]["source"] == "none"
         assert d["last_fetch"]["outcome"] == "AccessDenied" and d["last_fetch"]["failures"] >= 1
         assert TEST_SECRET_KEY not in json.dumps(doc)
+        # the same, per account, in the metrics
+        m = e.get("/metrics")[2].decode()
+        assert ('ebsd_account_credentials_info{account="dev",account_id="%s",'
+                'source="assume-role:dev"} 1' % DEV) in m, m
+        assert 'ebsd_account_credentials_info{account="denied",account_id="",source="none"} 0' in m
+        assert 'ebsd_account_credentials_fetches_total{account="denied",outcome="error"} ' in m
+        exp = [l for l in m.splitlines()
+               if l.startswith('ebsd_account_credentials_expiry_seconds{account="ext"}')]
+        assert len(exp) == 1 and 800 < float(exp[0].split()[1]) <= 900, exp
     # behind the bearer token like the data routes
     with tempfile.NamedTemporaryFile("w", suffix=".tokens", delete=False) as f:
         f.write("s3cret-token-for-accounts\n")
