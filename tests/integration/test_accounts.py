@@ -54,6 +54,9 @@ def started(sim_args=(), **kw):
     try:
         e = Ebsd(config(**kw), env=sim_env(sim, {"AWS_ENDPOINT_URL_STS": sim.url}))
         yield sim, e
+        # a clean exit (under the Sanitize build: no leak or error report)
+        rc = e.stop()
+        assert rc == 0, (rc, e.lines[-20:])
     finally:
         if e:
             e.stop()
@@ -244,7 +247,7 @@ def test_accounts_endpoint():
         st, _, doc = e.get_json("/accounts",
                                 headers={"Authorization": "Bearer s3cret-token-for-accounts"})
         assert st == 200 and len(doc["accounts"]) == 3
-        e.stop()
+        assert e.stop() == 0, e.lines[-20:]
     finally:
         sim.stop()
         os.unlink(f.name)
