@@ -694,6 +694,15 @@ void volumes_handle(struct request *r, const char *instance_id)
         add_waiter(r, fl, "coalesced", timeout_ms);
         return;
     }
+    const char *ccode, *cmsg;
+    if (credsvc_failure(q.target.account, &ccode, &cmsg) &&
+        strcmp(ccode, "CredentialsUnavailable") != 0) {
+        /* STS refused the account's role (AccessDenied...): say why, no EC2 call; a base
+         * chain without credentials stays the engine's 503 CredentialsUnavailable */
+        request_add_header(r, "Cache-Control", "no-store");
+        request_error(r, 502, ccode, "%s", cmsg);
+        return;
+    }
     if (refresh)
         g.st.refreshed++;
     else

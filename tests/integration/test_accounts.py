@@ -160,6 +160,10 @@ def test_refused_role_gives_a_partial_answer():
         ok = [(t["account_id"], t["region"]) for t in doc["targets"] if "error" not in t]
         assert len(ok) == 9
         assert [doc["total_gib"], doc["instance_count"], doc["volume_count"]] == sums(sim, ok)
+        # one target of the denied account: its STS error, no EC2 call
+        st, doc, _ = get(e, "/volumes/total", account="denied", region="eu-west-1")
+        assert st == 502 and doc["error"]["code"] == "AccessDenied", doc
+        assert "account denied" in doc["error"]["message"]
         # only the denied account: nobody answered
         st, doc, _ = get(e, "/volumes/total", account="denied", region="all")
         assert st == 502 and doc["error"]["code"] == "AllTargetsFailed", doc
