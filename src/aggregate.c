@@ -144,7 +144,7 @@ static void agg_finish(struct agg *a)
     cJSON_AddNumberToObject(o, "total_gib", total);
     cJSON_AddNumberToObject(o, "instance_count", instances);
     cJSON_AddNumberToObject(o, "volume_count", volumes);
-    cJSON_AddBoolToObject(o, "complete", answered == a->n);
+    cJSON_AddBoolToObject(o, "complete", answered == a->n && !any_stale);
     cJSON_AddItemToObject(o, "targets", targets);
     if (all_instances)
         cJSON_AddItemToObject(o, "instances", all_instances);

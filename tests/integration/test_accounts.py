@@ -27,7 +27,7 @@ def start_sim(*extra):
                "--deny-role", "arn:aws:iam::%s:role/ebsd-read" % DENIED, *extra)
 
 
-def config(denied=False, duration=900):
+def config(denied=False, duration=900, extra=""):
     text = ("regions: [%s]\n" % ", ".join(REGIONS) +
             "accounts:\n"
             "  - name: home\n"
@@ -43,11 +43,11 @@ def config(denied=False, duration=900):
         text += ("  - name: denied\n"
                  "    role_arn: \"arn:aws:iam::%s:role/ebsd-read\"\n"
                  "    regions: [us-east-1, eu-west-1]\n" % DENIED)
-    return text
+    return text + extra
 
 
 @contextlib.contextmanager
-def started(sim_args=(), **kw):
+def started(sim_args=(), **kw):  # kw: config()'s
     """ec2sim and an ebsd on it (STS through the simulator too); both stopped after."""
     sim = start_sim(*sim_args)
     e = None
@@ -190,6 +190,31 @@ def test_hanging_region_times_out_alone():
         st, doc, _ = get(e, "/volumes/total", account="all", region="eu-west-1",
                          timeout_ms="2000")
         assert st == 200 and doc["complete"] is True and time.monotonic() - t0 < 1.0
+
+
+def test_hanging_region_serves_its_stale_answer_at_the_deadline():
+    extra = ("routes:\n  volumes_total: {cache_ttl_s: 1}\n"
+             "cache: {stale_while_revalidate_s: 0, stale_if_error_s: 300}\n")
+    with started(extra=extra) as (sim, e):
+        st, doc, _ = get(e, "/volumes/total", account="all", region="all")
+        assert st == 200 and doc["complete"] is True
+        sim.faults(region="ap-southeast-2", p_hang=1)
+        time.sleep(1.5)  # every entry is past its TTL, within stale-if-error
+        t0 = time.monotonic()
+        st, doc, _ = get(e, "/volumes/total", account="all", region="all", timeout_ms="1500")
+        assert st == 200 and time.monotonic() - t0 < 2.5, doc
+        assert doc["complete"] is False
+        for t in doc["targets"]:
+            tr = truth(sim, t["account_id"], t["region"])
+            assert t["total_gib"] == tr["total_gib"], t
+            if t["region"] == "ap-southeast-2":
+                assert t["source"]["cache"] == "stale", t
+                assert t["source"]["stale_reason"] == "TaskTimedOut"
+                assert t["error"]["code"] == "TaskTimedOut"
+            else:
+                assert "error" not in t and t["source"]["cache"] == "miss", t
+        assert [doc["total_gib"], doc["instance_count"], doc["volume_count"]] == sums(
+            sim, [(t["account_id"], t["region"]) for t in doc["targets"]])
 
 
 def test_credentials_refresh_before_expiry_while_requests_flow():
