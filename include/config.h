@@ -12,6 +12,19 @@
 #define CONFIG_MAX_REGIONS 32
 #define CONFIG_MAX_TRUSTED_PROXIES 64 /* server.trusted_proxies entries */
 #define CONFIG_MAX_CORS_ORIGINS 64    /* server.cors_origins entries */
+#define CONFIG_MAX_ACCOUNTS 64        /* accounts entries */
+
+/* One entry of `accounts:` (issue 16): an AWS account reached with the base credentials or
+ * through AssumeRole of role_arn. Strings owned by the config; "" when not given. */
+struct config_account {
+    char *name;                /* [a-z0-9][a-z0-9-]{0,31}, unique */
+    char *role_arn;            /* "" = the credential chain itself */
+    char *external_id;         /* "" = none */
+    char *session_name;        /* "" = "ebsd-<hostname>" */
+    uint32_t duration_s;       /* 900..43200, default 3600 */
+    char *regions[CONFIG_MAX_REGIONS]; /* allowed for this account, each in cfg->regions */
+    size_t nregions;           /* 0 = every top-level region */
+};
 
 struct config_route {
     uint32_t timeout_ms;       /* default deadline (Lambda "timeout"), default 10000 */
@@ -93,6 +106,10 @@ struct config {
     char *redis_iam_user;      /* redis.iam_auth.user: "" = no ElastiCache IAM auth */
     char *redis_iam_cache;     /* redis.iam_auth.cache: replication group or serverless cache */
     bool redis_iam_serverless; /* redis.iam_auth.serverless: ResourceType=ServerlessCache */
+    /* accounts (issue 16): at least one; absent = one named "default" with no role */
+    struct config_account *accounts;
+    size_t naccounts;
+    bool accounts_given;       /* the file has an `accounts:` list */
 };
 
 struct config_error {
@@ -124,6 +141,12 @@ EBSD_MUST_CHECK ebsd_status config_load_buffer(const char *name, const char *dat
  * Also resolves the retry settings (retrycfg.h) into cfg->max_attempts and this process's
  * retry_settings_set. */
 void config_apply_env(struct config *cfg);
+
+/* The account named name, or NULL. */
+const struct config_account *config_account_find(const struct config *cfg, const char *name);
+/* True if region is allowed for account a (its own regions, else the top-level ones). */
+bool config_account_region_allowed(const struct config *cfg, const struct config_account *a,
+                                   const char *region);
 
 /* True if region is one of cfg->regions. */
 bool config_region_allowed(const struct config *cfg, const char *region);

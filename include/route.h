@@ -24,7 +24,8 @@ enum route {
     ROUTE_TOTAL,     /* /volumes/total */
     ROUTE_INSTANCE,  /* /instances/{id}/volumes */
     ROUTE_HOME,      /* / (the page for browsers, JSON otherwise) */
-    ROUTE_UNATTACHED /* /volumes/unattached */
+    ROUTE_UNATTACHED, /* /volumes/unattached */
+    ROUTE_ACCOUNTS   /* /accounts (issue 16) */
 };
 
 /* group_by may be given up to ROUTE_MAX_GROUPS times (the one repeatable parameter); a tag
@@ -93,6 +94,7 @@ struct route_params {
     const char *region, *detail, *mode, *timeout_ms, *limit;
     const char *group_by[ROUTE_MAX_GROUPS];   /* in query order */
     unsigned ngroup;
+    const char *account; /* issue 16: a configured account's name, or "all" */
     char storage[ROUTE_MAX_RAW_QUERY + 1];
 };
 
@@ -119,7 +121,9 @@ EBSD_MUST_CHECK ebsd_status route_parse_query(const char *raw_query, struct rout
  * instance_type, instance_tag:NAME or volume_tag:NAME (NAME 1..ROUTE_MAX_TAG_KEY bytes). */
 bool route_group_key_valid(const char *key);
 /* volumes_handle's value checks for route (ROUTE_TOTAL, ROUTE_INSTANCE or ROUTE_UNATTACHED),
- * in its order: region allowed by cfg (400 InvalidRegion), detail/mode/group_by only on
+ * in its order: region allowed by cfg or "all" (400 InvalidRegion), account configured or "all" (400
+ * InvalidAccount), a region the account has (400 InvalidRegion), "all" only on /volumes/total
+ * without group_by (400 InvalidParameter), detail/mode/group_by only on
  * /volumes/total, limit only on /volumes/unattached, detail is "instances", mode is
  * "parallel" or "sequential", each group_by key valid (the message names it) and not given
  * twice, limit a whole number from 1 to ROUTE_MAX_LIMIT, timeout_ms a whole number from 1 to

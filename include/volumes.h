@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include "cache.h"
 #include "config.h"
+#include "engine.h"
 #include "server.h"
 #include "target.h"
 
@@ -33,6 +34,35 @@ void volumes_handle_unattached(struct request *r);
  * flight or the cached one is younger than max_age_ms. Returns whether it started one. */
 bool volumes_refresh(const struct config *cfg, const struct target *t, bool unattached,
                      int64_t max_age_ms);
+/* One target's answer as aggregate.c gets it: status 200 with the cached JSON (without
+ * source and request_id; valid only during the callback), or an error. */
+struct volumes_target_result {
+    int status;                /* 200, or the HTTP status the error would have */
+    const char *body;          /* 200: the answer's JSON object */
+    size_t len;
+    const char *label;         /* hit, miss, coalesced, stale */
+    const char *stale_reason;  /* label "stale": the error code or "TaskTimedOut"; else NULL */
+    const char *code, *message; /* errors */
+    int64_t fetched_at_wall_ms;
+    unsigned ec2_calls, children;
+};
+typedef void (*volumes_target_cb)(void *ctx, const struct volumes_target_result *res);
+struct volumes_sub;
+
+/* Gets the answer of query q (a total, detail adding its instances) through the same
+ * cache, single flight and stale-if-error as a request for that target: cb(ctx, ...) is
+ * called once, at once for a cached answer (then NULL is returned), else when the flight
+ * lands. The fetch runs at most to deadline (monotonic ms) unless a stale answer is at
+ * hand; the caller ends a pending one at its deadline with volumes_target_expire. */
+struct volumes_sub *volumes_target_get(const struct engine_query *q, bool detail,
+                                       int64_t deadline, volumes_target_cb cb, void *ctx);
+/* The caller's deadline for sub: cb gets the stale answer (label "stale", reason
+ * TaskTimedOut) when stale-if-error has one, else a 504 TaskTimedOut; the fetch is
+ * abandoned when nobody else waits and no stale answer wants refreshing. */
+void volumes_target_expire(struct volumes_sub *sub);
+/* Drops sub without calling cb (the request is gone). */
+void volumes_target_cancel(struct volumes_sub *sub);
+
 /* Counters for /metrics. */
 struct volumes_stats {
     unsigned long long hits, misses, coalesced, refreshed, stale_served, refresh_ahead,

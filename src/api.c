@@ -2,6 +2,7 @@
  * fan-out, and the small endpoints (health, readiness, spec, metrics). */
 #include "api.h"
 
+#include "accounts.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,7 +192,7 @@ void api_dispatch(struct request *r)
      * when auth is on. Checked before the instance id, so a caller without a token learns
      * nothing from the answers. */
     const struct auth *auth = server_auth(r->srv);
-    if (auth && (data || route == ROUTE_METRICS) &&
+    if (auth && (data || route == ROUTE_METRICS || route == ROUTE_ACCOUNTS) &&
         !auth_check(auth, request_header(r, "Authorization"))) {
         request_add_header(r, "WWW-Authenticate", "Bearer realm=\"ebsd\"");
         request_error(r, 401, "Unauthorized",
@@ -206,6 +207,7 @@ void api_dispatch(struct request *r)
     case ROUTE_TOTAL: volumes_handle(r, NULL); break;
     case ROUTE_HOME: route_home(r); break;
     case ROUTE_UNATTACHED: volumes_handle_unattached(r); break;
+    case ROUTE_ACCOUNTS: accounts_handle(r); break;
     case ROUTE_INSTANCE:
         if (!ec2_instance_id_valid(instance_id)) {
             request_error(r, 400, "InvalidInstanceID.Malformed",

@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <yaml.h>
 
+#include "awsid.h"
 #include "buf.h"
 #include "cors.h"
 #include "endpoint.h"
@@ -83,6 +84,12 @@ struct doc_redis {
 struct doc_refresh {
     uint32_t *interval_s;
 };
+struct doc_account {
+    char *name, *role_arn, *external_id, *session_name;
+    uint32_t *duration_s;
+    char **regions;
+    unsigned regions_count;
+};
 struct doc {
     char *listen;
     char **regions;
@@ -96,6 +103,8 @@ struct doc {
     struct doc_security *security;
     struct doc_redis *redis;
     struct doc_refresh *refresh;
+    struct doc_account *accounts;
+    unsigned accounts_count;
 };
 
 #define OPT CYAML_FLAG_OPTIONAL
@@ -198,6 +207,19 @@ static const cyaml_schema_field_t redis_fields[] = {
 static const cyaml_schema_value_t region_entry = {
     CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, CONFIG_MAX_STRING),
 };
+static const cyaml_schema_field_t account_fields[] = {
+    STR("name", struct doc_account, name),
+    STR("role_arn", struct doc_account, role_arn),
+    STR("external_id", struct doc_account, external_id),
+    STR("session_name", struct doc_account, session_name),
+    CYAML_FIELD_UINT_PTR("duration_s", OPT, struct doc_account, duration_s),
+    CYAML_FIELD_SEQUENCE("regions", OPT | CYAML_FLAG_POINTER, struct doc_account, regions,
+                         &region_entry, 0, CONFIG_MAX_REGIONS),
+    CYAML_FIELD_END,
+};
+static const cyaml_schema_value_t account_entry = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct doc_account, account_fields),
+};
 static const cyaml_schema_field_t doc_fields[] = {
     STR("listen", struct doc, listen),
     CYAML_FIELD_SEQUENCE("regions", OPT | CYAML_FLAG_POINTER, struct doc, regions,
@@ -211,6 +233,8 @@ static const cyaml_schema_field_t doc_fields[] = {
     CYAML_FIELD_MAPPING_PTR("security", SECTION, struct doc, security, security_fields),
     CYAML_FIELD_MAPPING_PTR("redis", SECTION, struct doc, redis, redis_fields),
     CYAML_FIELD_MAPPING_PTR("refresh", SECTION, struct doc, refresh, refresh_fields),
+    CYAML_FIELD_SEQUENCE("accounts", OPT | CYAML_FLAG_POINTER, struct doc, accounts,
+                         &account_entry, 1, CONFIG_MAX_ACCOUNTS),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_value_t doc_schema = {
@@ -918,6 +942,53 @@ static ebsd_status validate_redis(struct load *ld, const struct config *c)
     return EBSD_OK;
 }
 
+/* accounts: names, roles, external ids, session names, durations and regions (awsid.h). */
+static ebsd_status validate_accounts(struct load *ld, const struct config *c)
+{
+    for (size_t i = 0; i < c->naccounts; i++) {
+        const struct config_account *a = &c->accounts[i];
+        char key[96];
+        snprintf(key, sizeof key, "accounts[%zu].name", i);
+        if (!a->name[0])
+            return fail_key(ld, EBSD_EINVAL, key, "every account needs a name");
+        if (!awsid_account_name_valid(a->name))
+            return fail_key(ld, EBSD_EINVAL, key, "'%.40s' is not [a-z0-9][a-z0-9-]{0,31}",
+                            a->name);
+        if (strcmp(a->name, "all") == 0)
+            return fail_key(ld, EBSD_EINVAL, key, "'all' is reserved (account=all aggregates)");
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(a->name, c->accounts[j].name) == 0)
+                return fail_key(ld, EBSD_EINVAL, key, "'%s' is already the name of accounts[%zu]",
+                                a->name, j);
+        const char *why = NULL;
+        snprintf(key, sizeof key, "accounts[%zu].role_arn", i);
+        if (a->role_arn[0] && !awsid_role_arn_valid(a->role_arn, NULL, &why))
+            return fail_key(ld, EBSD_EINVAL, key, "'%.80s' is not an IAM role ARN: %s",
+                            a->role_arn, why ? why : "malformed");
+        snprintf(key, sizeof key, "accounts[%zu].external_id", i);
+        if (a->external_id[0] && !awsid_external_id_valid(a->external_id))
+            return fail_key(ld, EBSD_EINVAL, key, "is not 2..1224 of [A-Za-z0-9_+=,.@:/-]");
+        snprintf(key, sizeof key, "accounts[%zu].session_name", i);
+        if (a->session_name[0] && !awsid_session_name_valid(a->session_name))
+            return fail_key(ld, EBSD_EINVAL, key, "'%.64s' is not 2..64 of [A-Za-z0-9_+=,.@-]",
+                            a->session_name);
+        snprintf(key, sizeof key, "accounts[%zu].duration_s", i);
+        if (!awsid_duration_valid((long)a->duration_s))
+            return fail_key(ld, EBSD_EINVAL, key, "value %u out of range %d..%d", a->duration_s,
+                            AWSID_DURATION_MIN_S, AWSID_DURATION_MAX_S);
+        for (size_t r = 0; r < a->nregions; r++) {
+            snprintf(key, sizeof key, "accounts[%zu].regions[%zu]", i, r);
+            if (!config_region_allowed(c, a->regions[r]))
+                return fail_key(ld, EBSD_EINVAL, key,
+                                "'%.64s' is not one of the top-level regions", a->regions[r]);
+            for (size_t q = 0; q < r; q++)
+                if (strcmp(a->regions[r], a->regions[q]) == 0)
+                    return fail_key(ld, EBSD_EINVAL, key, "'%s' is listed twice", a->regions[r]);
+        }
+    }
+    return EBSD_OK;
+}
+
 static ebsd_status validate(struct load *ld, const struct config *c)
 {
     const char *why;
@@ -977,6 +1048,9 @@ static ebsd_status validate(struct load *ld, const struct config *c)
     ebsd_status st = validate_edge(ld, c);
     if (st != EBSD_OK)
         return st;
+    st = validate_accounts(ld, c);
+    if (st != EBSD_OK)
+        return st;
     return validate_redis(ld, c);
 }
 
@@ -1030,10 +1104,58 @@ static void merge_edge(struct config *c, const struct doc_server *d)
     }
 }
 
+static void accounts_free(struct config *c)
+{
+    for (size_t i = 0; i < c->naccounts; i++) {
+        struct config_account *a = &c->accounts[i];
+        free(a->name);
+        free(a->role_arn);
+        free(a->external_id);
+        free(a->session_name);
+        for (size_t r = 0; r < a->nregions; r++)
+            free(a->regions[r]);
+    }
+    free(c->accounts);
+    c->accounts = NULL;
+    c->naccounts = 0;
+}
+
+/* The one account of a file without `accounts:`: the credential chain, every region. */
+static void accounts_default(struct config *c)
+{
+    c->accounts = xcalloc(1, sizeof *c->accounts);
+    c->naccounts = 1;
+    c->accounts[0] = (struct config_account){.name = xstrdup("default"),
+                                             .role_arn = xstrdup(""),
+                                             .external_id = xstrdup(""),
+                                             .session_name = xstrdup(""),
+                                             .duration_s = 3600};
+}
+
+static void merge_accounts(struct config *c, const struct doc *d)
+{
+    accounts_free(c);
+    c->accounts_given = true;
+    c->accounts = xcalloc(d->accounts_count ? d->accounts_count : 1, sizeof *c->accounts);
+    for (unsigned i = 0; i < d->accounts_count; i++) {
+        const struct doc_account *da = &d->accounts[i];
+        struct config_account *a = &c->accounts[c->naccounts++];
+        a->name = xstrdup(da->name ? da->name : "");
+        a->role_arn = xstrdup(da->role_arn ? da->role_arn : "");
+        a->external_id = xstrdup(da->external_id ? da->external_id : "");
+        a->session_name = xstrdup(da->session_name ? da->session_name : "");
+        a->duration_s = da->duration_s ? *da->duration_s : 3600;
+        for (unsigned r = 0; r < da->regions_count && r < CONFIG_MAX_REGIONS; r++)
+            a->regions[a->nregions++] = xstrdup(da->regions[r]);
+    }
+}
+
 /* Copies every value the file gives over the defaults in c. */
 static void merge(struct config *c, const struct doc *d, bool regions_given)
 {
     set_str(&c->listen, d->listen);
+    if (d->accounts)
+        merge_accounts(c, d);
     if (regions_given) {
         for (size_t i = 0; i < c->nregions; i++)
             free(c->regions[i]);
@@ -1171,6 +1293,7 @@ void config_defaults(struct config *c)
     c->redis_iam_user = xstrdup("");
     c->redis_iam_cache = xstrdup("");
     c->redis_iam_serverless = false;
+    accounts_default(c);
 }
 
 /* Region: the environment's region becomes the default when it is one of the configured
@@ -1323,6 +1446,25 @@ out:
     return st;
 }
 
+const struct config_account *config_account_find(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; name && i < cfg->naccounts; i++)
+        if (strcmp(cfg->accounts[i].name, name) == 0)
+            return &cfg->accounts[i];
+    return NULL;
+}
+
+bool config_account_region_allowed(const struct config *cfg, const struct config_account *a,
+                                   const char *region)
+{
+    if (!a || !a->nregions)
+        return config_region_allowed(cfg, region);
+    for (size_t i = 0; region && i < a->nregions; i++)
+        if (strcmp(a->regions[i], region) == 0)
+            return true;
+    return false;
+}
+
 bool config_region_allowed(const struct config *cfg, const char *region)
 {
     if (!region)
@@ -1357,5 +1499,6 @@ void config_free(struct config *cfg)
     free(cfg->redis_ca_file);
     free(cfg->redis_iam_user);
     free(cfg->redis_iam_cache);
+    accounts_free(cfg);
     memset(cfg, 0, sizeof *cfg);
 }

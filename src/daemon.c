@@ -51,6 +51,7 @@ static void configure(struct daemon *d, const struct config *cfg, bool first)
     engine_init(d->loop, cfg, credsvc_ready);
     if (first) {
         worker_prepare();
+        credsvc_configure(cfg);
         credsvc_init(d->loop);
     }
     volumes_configure(d->srv, cfg);

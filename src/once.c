@@ -99,6 +99,7 @@ int once_run(const struct config *cfg, const char *query, const char *instance_i
     worker_configure(cfg, credsvc_current);
     engine_init(os.loop, cfg, credsvc_ready);
     worker_prepare();
+    credsvc_configure(cfg);
     credsvc_init(os.loop);
     started = true;
     if (!credsvc_ready(&q->target)) {

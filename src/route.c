@@ -19,6 +19,7 @@ enum route route_match(const char *path, char *instance_id_out, size_t len)
         {"/openapi.yaml", ROUTE_SPEC},    {"/metrics", ROUTE_METRICS},
         {"/volumes/total", ROUTE_TOTAL},  {"/", ROUTE_HOME},
         {"/volumes/unattached", ROUTE_UNATTACHED},
+        {"/accounts", ROUTE_ACCOUNTS},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (strcmp(path, fixed[i].path) == 0)
@@ -48,6 +49,7 @@ const char *route_label(enum route r)
     case ROUTE_TOTAL: return "/volumes/total";
     case ROUTE_INSTANCE: return "/instances/{id}/volumes";
     case ROUTE_UNATTACHED: return "/volumes/unattached";
+    case ROUTE_ACCOUNTS: return "/accounts";
     case ROUTE_NONE: break;
     }
     return "other";
@@ -103,6 +105,7 @@ void route_params_init(struct route_params *p)
 {
     p->region = p->detail = p->mode = p->timeout_ms = p->limit = NULL;
     p->ngroup = 0;
+    p->account = NULL;
 }
 
 ebsd_status route_params_set(struct route_params *p, const char *key, const char *value,
@@ -121,6 +124,7 @@ ebsd_status route_params_set(struct route_params *p, const char *key, const char
                         : strcmp(key, "detail") == 0     ? &p->detail
                         : strcmp(key, "mode") == 0       ? &p->mode
                         : strcmp(key, "timeout_ms") == 0 ? &p->timeout_ms
+                        : strcmp(key, "account") == 0    ? &p->account
                                                          : NULL;
     if (!slot) {
         set_err(err, errlen, "unknown query parameter '%.48s'", key);
@@ -303,11 +307,33 @@ ebsd_status route_check_params(enum route r, const struct route_params *p,
     if (errlen)
         err[0] = '\0';
     const char *region = p->region ? p->region : cfg->regions[0];
-    if (!config_region_allowed(cfg, region)) {
+    bool all_regions = strcmp(region, "all") == 0;
+    if (!all_regions && !config_region_allowed(cfg, region)) {
         if (errlen)
             snprintf(err, errlen, "region '%.32s' is not one this service is configured for",
                      strlen(region) < 32 ? region : "(too long)");
         return refuse(code, codelen, "InvalidRegion");
+    }
+    if (p->account && strcmp(p->account, "all") != 0) {
+        const struct config_account *a = config_account_find(cfg, p->account);
+        if (!a) {
+            set_err(err, errlen, "account '%.32s' is not one this service is configured for",
+                    strlen(p->account) < 32 ? p->account : "(too long)");
+            for (char *c = err; errlen && *c; c++)
+                if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+                    *c = '?';
+            return refuse(code, codelen, "InvalidAccount");
+        }
+        if (!all_regions && p->region && !config_account_region_allowed(cfg, a, region)) {
+            set_err(err, errlen, "region '%s' is not one of account '%s'", region, a->name);
+            return refuse(code, codelen, "InvalidRegion");
+        }
+    }
+    bool aggregate = all_regions || (p->account && strcmp(p->account, "all") == 0);
+    if (aggregate && (r != ROUTE_TOTAL || p->ngroup)) {
+        set_err(err, errlen, "%s", "account=all and region=all aggregate /volumes/total without "
+                "group_by only");
+        return refuse(code, codelen, "InvalidParameter");
     }
     if (r != ROUTE_TOTAL) {
         if (p->detail || p->mode || p->ngroup) {

@@ -32,6 +32,7 @@ static struct {
         *redis_shared;
     struct metric_family *client_refused, *gzip_responses, *gzip_bodies;
     struct metric_family *budget_tokens, *budget_waits, *budget_refusals, *killed_signal;
+    struct metric_family *acct_info, *acct_expiry, *acct_fetches; /* per account (issue 16) */
 } t;
 
 void telemetry_init(void)
@@ -76,6 +77,15 @@ void telemetry_init(void)
                                  "1 for the credential source in use.", 1, "source");
     t.creds_expiry = metrics_gauge(r, "ebsd_credentials_expiry_seconds",
                                    "Seconds until the credentials expire (-1: they do not).", 0);
+    t.acct_info = metrics_gauge(r, "ebsd_account_credentials_info",
+                                "1 while the account has credentials (0: none), by source.", 3,
+                                "account", "account_id", "source");
+    t.acct_expiry = metrics_gauge(r, "ebsd_account_credentials_expiry_seconds",
+                                  "Seconds until the account's credentials expire (-1: never or "
+                                  "none).", 1, "account");
+    t.acct_fetches = metrics_counter(r, "ebsd_account_credentials_fetches_total",
+                                     "Credential fetches (AssumeRole...) of each account by "
+                                     "outcome.", 2, "account", "outcome");
     t.build = metrics_gauge(r, "ebsd_build_info", "Build information.", 1, "version");
     t.budget_tokens = metrics_gauge(r, "ebsd_ec2_budget_tokens",
                                     "EC2 calls ebsd's budget allows at once now, per target and "
@@ -215,6 +225,15 @@ ebsd_status telemetry_render(struct buf *out)
     bool ok = credsvc_status(&source, &expires_in);
     metrics_set(t.creds_info, ok ? 1 : 0, source);
     metrics_set(t.creds_expiry, (double)expires_in);
+    for (size_t i = 0; i < credsvc_count(); i++) {
+        struct credsvc_account a;
+        if (!credsvc_account_at(i, &a))
+            break;
+        metrics_set(t.acct_info, a.ready ? 1 : 0, a.name, a.account_id, a.source);
+        metrics_set(t.acct_expiry, (double)a.expires_in_s, a.name);
+        metrics_set(t.acct_fetches, (double)a.refreshes, a.name, "ok");
+        metrics_set(t.acct_fetches, (double)a.failures, a.name, "error");
+    }
 
     struct redisshare_stats rs;
     redisshare_get_stats(&rs);

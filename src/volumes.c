@@ -18,7 +18,9 @@
 
 #include "cache.h"
 #include "clock.h"
+#include "aggregate.h"
 #include "answer.h"
+#include "credsvc.h"
 #include "engine.h"
 #include "flight.h"
 #include "gzip.h"
@@ -43,9 +45,11 @@ struct fetch {
     int64_t bound_ms;         /* the route's timeout: how long it may run once nobody waits */
 };
 
-/* A request waiting on a flight. */
+/* A request waiting on a flight, or (cb set, r NULL) an aggregate's target. */
 struct waiter {
     struct request *r;
+    volumes_target_cb cb;
+    void *ctx;
     struct flight *flight;
     struct loop_timer *timer;
     const char *label;        /* "miss", "coalesced", "refreshed" */
@@ -423,6 +427,32 @@ static void add_waiter(struct request *r, struct flight *fl, const char *label, 
     request_suspend(r);
 }
 
+/* ---------------------------------------------------------------- aggregate waiters */
+
+static void deliver_view(struct waiter *w, const struct cache_view *v, const char *label,
+                         const char *stale_reason, unsigned ec2_calls, unsigned children)
+{
+    struct volumes_target_result res = {.status = v->status, .body = v->body, .len = v->len,
+                                        .label = label, .stale_reason = stale_reason,
+                                        .fetched_at_wall_ms = v->fetched_at_wall_ms,
+                                        .ec2_calls = ec2_calls, .children = children};
+    if (v->status != 200) {
+        res.code = "NotFound";
+        res.message = v->body;
+    }
+    w->cb(w->ctx, &res);
+}
+
+static void deliver_error(struct waiter *w, const struct answer *a)
+{
+    struct volumes_target_result res = {.status = (int)a->http_status,
+                                        .code = a->http_status == 504 ? "TaskTimedOut" : a->code,
+                                        .message = a->http_status == 504 ? "Task timed out"
+                                                                         : a->message,
+                                        .ec2_calls = a->ec2_calls, .children = a->children};
+    w->cb(w->ctx, &res);
+}
+
 /* ---------------------------------------------------------------- flights */
 
 static void fetch_done(void *arg, struct engine_outcome *out)
@@ -449,6 +479,10 @@ static void fetch_done(void *arg, struct engine_outcome *out)
         if (res->http_status == 200) {
             if (f->strip_instances)
                 cJSON_DeleteItemFromObjectCaseSensitive(res->data, "instances");
+            /* which account answered (issue 16); its id once the credentials taught it */
+            cJSON_AddStringToObject(res->data, "account", f->q.target.account);
+            cJSON_AddStringToObject(res->data, "account_id",
+                                    credsvc_account_id(f->q.target.account));
             txt = cJSON_PrintUnformatted(res->data);
         } else {
             txt = xstrdup(res->message);
@@ -495,6 +529,11 @@ static void fetch_done(void *arg, struct engine_outcome *out)
         }
         struct waiter *w;
         while (have_view && (w = flight_pop_waiter(fl)) != NULL) {
+            if (w->cb) {
+                deliver_view(w, &v, w->label, NULL, res->ec2_calls, res->children);
+                waiter_free(w);
+                continue;
+            }
             struct request *r = w->r;
             r->work = NULL;
             r->cancel = NULL;
@@ -514,6 +553,16 @@ static void fetch_done(void *arg, struct engine_outcome *out)
         bool stale_ok = cs != CACHE_MISS && v.status == 200;
         struct waiter *w;
         while ((w = flight_pop_waiter(fl)) != NULL) {
+            if (w->cb) {
+                if (stale_ok) {
+                    g.st.stale_served++;
+                    deliver_view(w, &v, "stale", res->code, res->ec2_calls, res->children);
+                } else {
+                    deliver_error(w, res);
+                }
+                waiter_free(w);
+                continue;
+            }
             struct request *r = w->r;
             r->work = NULL;
             r->cancel = NULL;
@@ -619,6 +668,114 @@ static struct fetch *fetch_start(const char *key, const struct engine_query *q, 
     return f;
 }
 
+/* The cache and flight key of q: everything that changes its answer. */
+static void query_key(const struct engine_query *q, bool detail, char *key, size_t len)
+{
+    char tk[80];
+    target_key(&q->target, tk, sizeof tk);
+    if (q->kind == ENGINE_INSTANCE) {
+        snprintf(key, len, "%s|instance|%s", tk, q->instance_id);
+    } else if (q->kind == ENGINE_UNATTACHED) {
+        snprintf(key, len, "%s|unattached|%u", tk, q->limit);
+    } else {
+        /* the grouping in query order: it is the order of the answer's key members */
+        /* without a grouping the key is what it always was (and what the page and other
+         * replicas look up) */
+        snprintf(key, len, "%s|total|%s|%s%s%s%s%s", tk, detail ? "detail" : "-",
+                 q->sequential ? "sequential" : "parallel", q->ngroup > 0 ? "|" : "",
+                 q->ngroup > 0 ? q->group_by[0] : "", q->ngroup > 1 ? "\x1f" : "",
+                 q->ngroup > 1 ? q->group_by[1] : "");
+    }
+}
+
+struct volumes_sub *volumes_target_get(const struct engine_query *q, bool detail,
+                                       int64_t deadline, volumes_target_cb cb, void *ctx)
+{
+    char key[320];
+    query_key(q, detail, key, sizeof key);
+    int64_t now = clock_now_ms();
+    const struct config_route *route = NULL;
+    const struct config *cfg = server_config(g.srv);
+    route = q->kind == ENGINE_INSTANCE ? &cfg->instance_volumes : &cfg->volumes_total;
+    struct flight *fl = flight_find(g.flights, key);
+    struct cache_view v;
+    enum cache_state cs = cache_lookup(g.cache, key, now, &v);
+    if (cs == CACHE_FRESH || cs == CACHE_STALE_SWR) {
+        g.st.hits++;
+        if (!fl && cs == CACHE_STALE_SWR) {
+            g.st.refresh_ahead++;
+            fetch_start(key, q, detail, route->cache_ttl_s, now + route->timeout_ms,
+                        route->timeout_ms, true, v.fetched_at_wall_ms, true);
+        }
+        struct waiter tmp = {.cb = cb, .ctx = ctx};
+        deliver_view(&tmp, &v, "hit", NULL, 0, 0);
+        return NULL;
+    }
+    struct waiter *w = xcalloc(1, sizeof *w);
+    w->cb = cb;
+    w->ctx = ctx;
+    w->timeout_s = (double)(deadline - now) / 1000.0;
+    if (fl) {
+        g.st.coalesced++;
+        struct fetch *running = flight_data(fl);
+        if (running)
+            engine_extend(running->job, deadline);
+        w->label = "coalesced";
+    } else {
+        g.st.misses++;
+        int64_t job_deadline = deadline;
+        if (cs != CACHE_MISS && v.status == 200 && now + (int64_t)route->timeout_ms > job_deadline)
+            job_deadline = now + (int64_t)route->timeout_ms;
+        fl = fetch_start(key, q, detail, route->cache_ttl_s, job_deadline, route->timeout_ms,
+                         false, 0, true)->flight;
+        w->label = "miss";
+    }
+    w->flight = fl;
+    flight_add_waiter(fl, w);
+    return (struct volumes_sub *)w;
+}
+
+void volumes_target_cancel(struct volumes_sub *sub)
+{
+    struct waiter *w = (struct waiter *)sub;
+    if (!w)
+        return;
+    struct flight *fl = w->flight;
+    flight_remove_waiter(fl, w);
+    waiter_free(w);
+    fetch_abandon_if_unwanted(flight_data(fl));
+}
+
+void volumes_target_expire(struct volumes_sub *sub)
+{
+    struct waiter *w = (struct waiter *)sub;
+    if (!w)
+        return;
+    struct fetch *f = flight_data(w->flight);
+    struct cache_view v;
+    unsigned children = 0, calls = 0;
+    long rss = 0;
+    engine_job_counts(f ? f->job : NULL, &children, &calls, &rss);
+    if (cache_lookup(g.cache, flight_key(w->flight), clock_now_ms(), &v) != CACHE_MISS &&
+        v.status == 200) {
+        /* as on_waiter_deadline: the fetch goes on for the cache within its route's bound */
+        g.st.stale_served++;
+        if (f && !f->background) {
+            f->background = true;
+            if (f->started_ms + f->bound_ms > clock_now_ms())
+                engine_extend(f->job, f->started_ms + f->bound_ms);
+        }
+        flight_remove_waiter(w->flight, w);
+        deliver_view(w, &v, "stale", "TaskTimedOut", calls, children);
+        waiter_free(w);
+        return;
+    }
+    g.st.waiter_timeouts++;
+    struct answer a = {.http_status = 504, .ec2_calls = calls, .children = children};
+    deliver_error(w, &a);
+    volumes_target_cancel(sub);
+}
+
 /* ---------------------------------------------------------------- the endpoint */
 
 /* The query parameters (values point into libmicrohttpd's copy of the request; only the
@@ -655,24 +812,6 @@ static bool no_cache_requested(struct request *r)
 }
 
 /* The cache key of a query: everything that changes its answer. */
-static void query_key(const struct engine_query *q, bool detail, char *key, size_t len)
-{
-    char tk[80];
-    target_key(&q->target, tk, sizeof tk);
-    if (q->kind == ENGINE_INSTANCE) {
-        snprintf(key, len, "%s|instance|%s", tk, q->instance_id);
-    } else if (q->kind == ENGINE_UNATTACHED) {
-        snprintf(key, len, "%s|unattached|%u", tk, q->limit);
-    } else {
-        /* the grouping in query order: it is the order of the answer's key members */
-        /* without a grouping the key is what it always was (and what the page and other
-         * replicas look up) */
-        snprintf(key, len, "%s|total|%s|%s%s%s%s%s", tk, detail ? "detail" : "-",
-                 q->sequential ? "sequential" : "parallel", q->ngroup > 0 ? "|" : "",
-                 q->ngroup > 0 ? q->group_by[0] : "", q->ngroup > 1 ? "\x1f" : "",
-                 q->ngroup > 1 ? q->group_by[1] : "");
-    }
-}
 
 static void handle(struct request *r, enum route route_kind, const char *instance_id);
 
@@ -728,9 +867,21 @@ static void handle(struct request *r, enum route route_kind, const char *instanc
         request_error(r, 400, code, "%s", msg);
         return;
     }
-    /* The values are valid from here on. */
+    /* The values are valid from here on. account=all or region=all: aggregate.c. */
+    if ((prm->account && strcmp(prm->account, "all") == 0) ||
+        (prm->region && strcmp(prm->region, "all") == 0)) {
+        aggregate_handle(r, instance_id, prm);
+        return;
+    }
     struct engine_query q = {0};
-    q.target = target_make(NULL, prm->region ? prm->region : cfg->regions[0]);
+    const struct config_account *acct =
+        prm->account ? config_account_find(cfg, prm->account) : &cfg->accounts[0];
+    /* no region asked: the default one, else the account's first when it lacks it */
+    const char *region = prm->region ? prm->region
+                         : config_account_region_allowed(cfg, acct, cfg->regions[0])
+                             ? cfg->regions[0]
+                             : acct->regions[0];
+    q.target = target_make(acct->name, region);
     bool detail = prm->detail != NULL;
     if (instance_id) {
         q.kind = ENGINE_INSTANCE;
@@ -798,6 +949,15 @@ static void handle(struct request *r, enum route route_kind, const char *instanc
         struct fetch *running = flight_data(fl);
         fetch_extend(running, r->deadline); /* the job serves this waiter too */
         add_waiter(r, fl, "coalesced", timeout_ms);
+        return;
+    }
+    const char *ccode, *cmsg;
+    if (credsvc_failure(q.target.account, &ccode, &cmsg) &&
+        strcmp(ccode, "CredentialsUnavailable") != 0) {
+        /* STS refused the account's role (AccessDenied...): say why, no EC2 call; a base
+         * chain without credentials stays the engine's 503 CredentialsUnavailable */
+        request_add_header(r, "Cache-Control", "no-store");
+        request_error(r, 502, ccode, "%s", cmsg);
         return;
     }
     if (refresh)

@@ -115,7 +115,9 @@ def test_exhausted_budget_answers_503_with_retry_after_never_504():
     codes = sorted(r[0] for r in res)
     assert 504 not in codes, res
     assert set(codes) <= {200, 503}, codes
-    assert codes.count(200) >= 2 and codes.count(503) >= 5, codes
+    # the burst serves one or two requests (two calls each); on a busy machine the second
+    # may miss its queue_timeout_ms wait and be refused too
+    assert codes.count(200) >= 1 and codes.count(503) >= 5, codes
     for st, ra, took, body in res:
         if st == 503:
             assert b"RequestLimitExceeded" in body, body

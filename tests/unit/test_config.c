@@ -313,7 +313,7 @@ static void test_unknown_keys(void)
     clear_env();
     expect_error("listen: \"127.0.0.1:1\"\nbogus: 1\n", EBSD_EPARSE, 2, "bogus",
                  "unknown key (known here: listen, regions, ec2, server, routes, fanout, "
-                 "cache, log, security, redis, refresh)");
+                 "cache, log, security, redis, refresh, accounts)");
     expect_error("server:\n  max_connections: 10\n\n  idle_timeout: 5\n", EBSD_EPARSE, 4,
                  "server.idle_timeout",
                  "unknown key (known here: max_connections, max_connections_per_ip, "
@@ -325,7 +325,7 @@ static void test_unknown_keys(void)
     /* keys are case-sensitive */
     expect_error("Listen: x\n", EBSD_EPARSE, 1, "Listen",
                  "unknown key (known here: listen, regions, ec2, server, routes, fanout, "
-                 "cache, log, security, redis, refresh)");
+                 "cache, log, security, redis, refresh, accounts)");
 }
 
 static void test_wrong_types(void)
@@ -370,7 +370,7 @@ static void test_wrong_types(void)
                  "the top level must be a mapping of keys, got a sequence");
     expect_error("base: &b {timeout_ms: 100}\n", EBSD_EPARSE, 1, "base",
                  "unknown key (known here: listen, regions, ec2, server, routes, fanout, "
-                 "cache, log, security, redis, refresh)");
+                 "cache, log, security, redis, refresh, accounts)");
     expect_error("routes:\n  volumes_total: &r {timeout_ms: 100}\n  instance_volumes: *r\n",
                  EBSD_EPARSE, 3, "routes.instance_volumes",
                  "aliases (*r) are not supported; write the value out");
@@ -867,7 +867,77 @@ static void test_env_redis_url(void)
     clear_env();
 }
 
-TEST_MAIN(T(test_defaults), T(test_empty_documents), T(test_full_file),
+static void test_accounts(void)
+{
+    clear_env();
+    struct config c;
+    struct config_error err;
+    char path[64];
+    /* absent: one account named "default", no role, every region */
+    CHECK_INT(load_text("regions: [us-east-1, eu-west-1]\n", &c, &err, path), EBSD_OK);
+    CHECK_INT((int)c.naccounts, 1);
+    CHECK_STR(c.accounts[0].name, "default");
+    CHECK_STR(c.accounts[0].role_arn, "");
+    CHECK(!c.accounts_given);
+    CHECK(config_account_region_allowed(&c, &c.accounts[0], "eu-west-1"));
+    config_free(&c);
+    const char *yaml = "regions: [us-east-1, eu-west-1]\n"
+                       "accounts:\n"
+                       "  - name: prod\n"
+                       "    role_arn: \"arn:aws:iam::111122223333:role/ebsd-read\"\n"
+                       "    external_id: \"ext-1\"\n"
+                       "    session_name: \"ebsd\"\n"
+                       "    duration_s: 900\n"
+                       "    regions: [eu-west-1]\n"
+                       "  - name: base\n";
+    CHECK_INT(load_text(yaml, &c, &err, path), EBSD_OK);
+    CHECK_INT((int)c.naccounts, 2);
+    CHECK(c.accounts_given);
+    const struct config_account *a = config_account_find(&c, "prod");
+    CHECK(a != NULL);
+    CHECK_STR(a->role_arn, "arn:aws:iam::111122223333:role/ebsd-read");
+    CHECK_STR(a->external_id, "ext-1");
+    CHECK_STR(a->session_name, "ebsd");
+    CHECK_INT((int)a->duration_s, 900);
+    CHECK(config_account_region_allowed(&c, a, "eu-west-1"));
+    CHECK(!config_account_region_allowed(&c, a, "us-east-1"));
+    a = config_account_find(&c, "base");
+    CHECK(a != NULL && a->role_arn[0] == '\0' && a->duration_s == 3600);
+    CHECK(config_account_region_allowed(&c, a, "us-east-1"));
+    CHECK(config_account_find(&c, "nope") == NULL);
+    config_free(&c);
+    expect_error("accounts:\n  - name: a\n  - name: a\n", EBSD_EINVAL, 3, "accounts[1].name",
+                 "'a' is already the name of accounts[0]");
+    expect_error("accounts:\n  - name: Prod\n", EBSD_EINVAL, 2, "accounts[0].name",
+                 "'Prod' is not [a-z0-9][a-z0-9-]{0,31}");
+    expect_error("accounts:\n  - name: all\n", EBSD_EINVAL, 2, "accounts[0].name",
+                 "'all' is reserved (account=all aggregates)");
+    expect_error("accounts:\n  - role_arn: \"\"\n", EBSD_EINVAL, 2, "accounts[0].name",
+                 "every account needs a name");
+    struct config bad;
+    CHECK_INT(load_text("accounts:\n  - name: p\n    role_arn: \"arn:aws:iam::12:role/r\"\n", &bad,
+                        &err, path), EBSD_EINVAL);
+    CHECK_STR(err.key, "accounts[0].role_arn");
+    CHECK_INT((int)err.line, 3);
+    CHECK(strstr(err.message, "is not an IAM role ARN") != NULL);
+    expect_error("accounts:\n  - name: p\n    duration_s: 899\n", EBSD_EINVAL, 3,
+                 "accounts[0].duration_s", "value 899 out of range 900..43200");
+    expect_error("accounts:\n  - name: p\n    duration_s: 43201\n", EBSD_EINVAL, 3,
+                 "accounts[0].duration_s", "value 43201 out of range 900..43200");
+    expect_error("regions: [us-east-1]\naccounts:\n  - name: p\n    regions: [us-east-1, "
+                 "eu-west-1]\n", EBSD_EINVAL, 4, "accounts[0].regions[1]",
+                 "'eu-west-1' is not one of the top-level regions");
+    expect_error("accounts:\n  - name: p\n    external_id: \"x\"\n", EBSD_EINVAL, 3,
+                 "accounts[0].external_id", "is not 2..1224 of [A-Za-z0-9_+=,.@:/-]");
+    expect_error("accounts:\n  - name: p\n    session_name: \"a b\"\n", EBSD_EINVAL, 3,
+                 "accounts[0].session_name", "'a b' is not 2..64 of [A-Za-z0-9_+=,.@-]");
+    expect_error("accounts:\n  - name: p\n    colour: red\n", EBSD_EPARSE, 3,
+                 "accounts[0].colour",
+                 "unknown key (known here: name, role_arn, external_id, session_name, "
+                 "duration_s, regions)");
+}
+
+TEST_MAIN(T(test_accounts), T(test_defaults), T(test_empty_documents), T(test_full_file),
           T(test_partial_file_keeps_defaults), T(test_example_file), T(test_unknown_keys),
           T(test_wrong_types), T(test_out_of_range), T(test_cross_field_rules),
           T(test_duplicate_keys), T(test_invalid_yaml), T(test_unreadable), T(test_load_buffer),

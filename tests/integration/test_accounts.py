@@ -1,0 +1,303 @@
+"""Many accounts and regions (issue 16) against ec2sim with 3 accounts x 3 regions: one target
+by account= and region=, the aggregates (account=all, region=all) equal to the sums of the
+simulator's truths, a refused role and a hanging region giving partial answers, credentials
+of each account refreshed before expiry while requests flow, and no secret anywhere."""
+import contextlib
+import json
+import os
+import tempfile
+import time
+import urllib.parse
+
+import schema
+from harness import Ebsd, Sim, TEST_SECRET_KEY, run, sim_env
+
+REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
+HOME = "123456789012"
+DEV = "111122223333"
+EXT = "222233334444"
+DENIED = "333344445555"
+ACCOUNT_IDS = {"home": HOME, "dev": DEV, "ext": EXT}
+
+
+def start_sim(*extra):
+    return Sim("--instances", "60", "--seed", "7", "--regions", ",".join(REGIONS),
+               "--accounts", ",".join([HOME, DEV, EXT, DENIED]),
+               "--role-external-id", "arn:aws:iam::%s:role/ebsd-read=ext-1" % EXT,
+               "--deny-role", "arn:aws:iam::%s:role/ebsd-read" % DENIED, *extra)
+
+
+def config(denied=False, duration=900, extra=""):
+    text = ("regions: [%s]\n" % ", ".join(REGIONS) +
+            "accounts:\n"
+            "  - name: home\n"
+            "  - name: dev\n"
+            "    role_arn: \"arn:aws:iam::%s:role/ebsd-read\"\n"
+            "    duration_s: %d\n"
+            "  - name: ext\n"
+            "    role_arn: \"arn:aws:iam::%s:role/ebsd-read\"\n"
+            "    external_id: \"ext-1\"\n"
+            "    session_name: \"ebsd-test\"\n"
+            "    duration_s: %d\n" % (DEV, duration, EXT, duration))
+    if denied:
+        text += ("  - name: denied\n"
+                 "    role_arn: \"arn:aws:iam::%s:role/ebsd-read\"\n"
+                 "    regions: [us-east-1, eu-west-1]\n" % DENIED)
+    return text + extra
+
+
+@contextlib.contextmanager
+def started(sim_args=(), **kw):  # kw: config()'s
+    """ec2sim and an ebsd on it (STS through the simulator too); both stopped after."""
+    sim = start_sim(*sim_args)
+    e = None
+    try:
+        e = Ebsd(config(**kw), env=sim_env(sim, {"AWS_ENDPOINT_URL_STS": sim.url}))
+        yield sim, e
+        # a clean exit (under the Sanitize build: no leak or error report)
+        rc = e.stop()
+        assert rc == 0, (rc, e.lines[-20:])
+    finally:
+        if e:
+            e.stop()
+        sim.stop()
+
+
+def truth(sim, account, region):
+    return sim.get_json("/_sim/truth?" + urllib.parse.urlencode({"account": account,
+                                                                 "region": region}))
+
+
+def get(e, path, **q):
+    st, hdrs, body = e.get(path + ("?" + urllib.parse.urlencode(q) if q else ""))
+    return st, json.loads(body) if body else None, body
+
+
+def test_one_target_by_account_and_region():
+    with started() as (sim, e):
+        for name, acct in ACCOUNT_IDS.items():
+            for region in REGIONS:
+                st, doc, _ = get(e, "/volumes/total", account=name, region=region)
+                t = truth(sim, acct, region)
+                assert st == 200, doc
+                assert doc["account"] == name and doc["account_id"] == acct, doc
+                assert doc["region"] == region
+                assert (doc["total_gib"], doc["instance_count"], doc["volume_count"]) == \
+                    (t["total_gib"], t["instance_count"], t["volume_count"]), (name, region)
+        # defaults: the first account, the default region
+        st, doc, _ = get(e, "/volumes/total")
+        t = truth(sim, HOME, "us-east-1")
+        assert st == 200 and doc["account"] == "home" and doc["total_gib"] == t["total_gib"]
+        # one instance of dev's eu-west-1 fleet, through its role
+        t = truth(sim, DEV, "eu-west-1")
+        iid, gib = next(iter(t["instances"].items()))
+        st, doc, _ = get(e, "/instances/%s/volumes" % iid, account="dev", region="eu-west-1")
+        assert st == 200 and doc["total_gib"] == gib and doc["account_id"] == DEV, doc
+        # the same id is unknown in another account
+        st, doc, _ = get(e, "/instances/%s/volumes" % iid, account="home", region="eu-west-1")
+        assert st == 404, doc
+        st, doc, _ = get(e, "/volumes/total", account="nope")
+        assert st == 400 and doc["error"]["code"] == "InvalidAccount", doc
+        st, doc, _ = get(e, "/volumes/total", account="dev", region="sa-east-1")
+        assert st == 400 and doc["error"]["code"] == "InvalidRegion", doc
+
+
+def sums(sim, pairs):
+    out = [0, 0, 0]
+    for acct, region in pairs:
+        t = truth(sim, acct, region)
+        out[0] += t["total_gib"]
+        out[1] += t["instance_count"]
+        out[2] += t["volume_count"]
+    return out
+
+
+def test_aggregates_equal_the_sum_of_truths():
+    with started() as (sim, e):
+        cases = [({"account": "all", "region": "all"},
+                  [(a, r) for a in ACCOUNT_IDS.values() for r in REGIONS]),
+                 ({"account": "all", "region": "eu-west-1"},
+                  [(a, "eu-west-1") for a in ACCOUNT_IDS.values()]),
+                 ({"account": "ext", "region": "all"}, [(EXT, r) for r in REGIONS]),
+                 ({"region": "all"}, [(HOME, r) for r in REGIONS])]
+        for q, pairs in cases:
+            st, doc, _ = get(e, "/volumes/total", **q)
+            assert st == 200, doc
+            assert doc["complete"] is True, doc
+            assert [doc["total_gib"], doc["instance_count"], doc["volume_count"]] == \
+                sums(sim, pairs), q
+            got = sorted((t["account_id"], t["region"]) for t in doc["targets"])
+            assert got == sorted(pairs), (q, got)
+            for t in doc["targets"]:
+                tr = truth(sim, t["account_id"], t["region"])
+                assert t["total_gib"] == tr["total_gib"] and "error" not in t, t
+                assert t["source"]["cache"] in ("hit", "miss", "coalesced")
+        # a second ask is served from the per-target cache
+        st, doc, _ = get(e, "/volumes/total", account="all", region="all")
+        assert st == 200 and all(t["source"]["cache"] == "hit" for t in doc["targets"])
+        # detail=instances: every instance with its account and region
+        st, doc, _ = get(e, "/volumes/total", account="all", region="all", detail="instances")
+        assert st == 200
+        assert len(doc["instances"]) == doc["instance_count"]
+        for i in doc["instances"][:50]:
+            acct = ACCOUNT_IDS[i["account"]]
+            assert truth(sim, acct, i["region"])["instances"][i["instance_id"]] == i["total_gib"]
+        # aggregates are for totals
+        st, doc, _ = get(e, "/instances/i-0123456789abcdef0/volumes", account="all")
+        assert st == 400 and doc["error"]["code"] == "InvalidParameter"
+
+
+def test_refused_role_gives_a_partial_answer():
+    with started(denied=True) as (sim, e):
+        st, doc, _ = get(e, "/volumes/total", account="all", region="all")
+        assert st == 200, doc
+        assert doc["complete"] is False
+        denied = [t for t in doc["targets"] if t["account"] == "denied"]
+        assert len(denied) == 2  # its own two regions
+        for t in denied:
+            assert t["error"]["code"] == "AccessDenied", t
+            assert t["total_gib"] == 0 and "source" not in t
+        ok = [(t["account_id"], t["region"]) for t in doc["targets"] if "error" not in t]
+        assert len(ok) == 9
+        assert [doc["total_gib"], doc["instance_count"], doc["volume_count"]] == sums(sim, ok)
+        # one target of the denied account: its STS error, no EC2 call
+        st, doc, _ = get(e, "/volumes/total", account="denied", region="eu-west-1")
+        assert st == 502 and doc["error"]["code"] == "AccessDenied", doc
+        assert "account denied" in doc["error"]["message"]
+        # only the denied account: nobody answered
+        st, doc, _ = get(e, "/volumes/total", account="denied", region="all")
+        assert st == 502 and doc["error"]["code"] == "AllTargetsFailed", doc
+        assert "AccessDenied" in doc["error"]["message"]
+
+
+def test_hanging_region_times_out_alone():
+    with started() as (sim, e):
+        sim.faults(region="ap-southeast-2", p_hang=1)
+        t0 = time.monotonic()
+        st, doc, _ = get(e, "/volumes/total", account="all", region="all", timeout_ms="2000")
+        took = time.monotonic() - t0
+        assert st == 200, doc
+        assert 1.9 <= took < 3.0, took
+        assert doc["complete"] is False
+        for t in doc["targets"]:
+            if t["region"] == "ap-southeast-2":
+                assert t["error"]["code"] == "TaskTimedOut", t
+            else:
+                assert "error" not in t, t
+                assert t["total_gib"] == truth(sim, t["account_id"], t["region"])["total_gib"]
+        # the other regions answer on time, with nothing hanging in them
+        t0 = time.monotonic()
+        st, doc, _ = get(e, "/volumes/total", account="all", region="eu-west-1",
+                         timeout_ms="2000")
+        assert st == 200 and doc["complete"] is True and time.monotonic() - t0 < 1.0
+
+
+def test_hanging_region_serves_its_stale_answer_at_the_deadline():
+    # the route's bound (2 s) ends the hanging fetches that go on for the cache, so that
+    # none is left at shutdown (volumes.c does not free a running background fetch then)
+    extra = ("routes:\n  volumes_total: {cache_ttl_s: 1, timeout_ms: 2000}\n"
+             "cache: {stale_while_revalidate_s: 0, stale_if_error_s: 300}\n")
+    with started(extra=extra) as (sim, e):
+        st, doc, _ = get(e, "/volumes/total", account="all", region="all")
+        assert st == 200 and doc["complete"] is True
+        sim.faults(region="ap-southeast-2", p_hang=1)
+        time.sleep(1.5)  # every entry is past its TTL, within stale-if-error
+        t0 = time.monotonic()
+        st, doc, _ = get(e, "/volumes/total", account="all", region="all", timeout_ms="1500")
+        assert st == 200 and time.monotonic() - t0 < 2.5, doc
+        assert doc["complete"] is False
+        for t in doc["targets"]:
+            tr = truth(sim, t["account_id"], t["region"])
+            assert t["total_gib"] == tr["total_gib"], t
+            if t["region"] == "ap-southeast-2":
+                assert t["source"]["cache"] == "stale", t
+                assert t["source"]["stale_reason"] == "TaskTimedOut"
+                assert t["error"]["code"] == "TaskTimedOut"
+            else:
+                assert "error" not in t and t["source"]["cache"] == "miss", t
+        assert [doc["total_gib"], doc["instance_count"], doc["volume_count"]] == sums(
+            sim, [(t["account_id"], t["region"]) for t in doc["targets"]])
+        time.sleep(1.5)  # past the hanging fetches' bound
+
+
+def test_credentials_refresh_before_expiry_while_requests_flow():
+    # STS caps the roles' credentials at 6 s: each account must refresh every ~3 s
+    with started(("--sts-max-duration", "6")) as (sim, e):
+        end = time.monotonic() + 14
+        n = 0
+        while time.monotonic() < end:
+            st, _, doc = e.get("/volumes/total?account=all&region=us-east-1",
+                               headers={"Cache-Control": "no-cache"})
+            doc = json.loads(doc)
+            assert st == 200 and doc["complete"] is True, doc
+            n += 1
+            time.sleep(0.3)
+        assert n > 20
+        for name in ("dev", "ext"):
+            loads = [l for l in e.lines if "credentials of account %s loaded" % name in l]
+            assert len(loads) >= 3, (name, len(loads))
+        assert not any("credential refresh failed" in l for l in e.lines)
+
+
+def test_accounts_endpoint():
+    with started(denied=True) as (sim, e):
+        st, _, doc = e.get_json("/accounts")
+        assert st == 200, doc
+        schema.validate(doc, "Accounts")
+        by = {a["name"]: a for a in doc["accounts"]}
+        assert list(by) == ["home", "dev", "ext", "denied"]
+        assert by["home"]["account_id"] == HOME and "role_arn" not in by["home"]
+        assert by["home"]["credentials"]["source"] == "environment"
+        assert by["dev"]["account_id"] == DEV
+        assert by["dev"]["credentials"]["source"] == "assume-role:dev"
+        assert 800 < by["dev"]["credentials"]["expires_in_s"] <= 900
+        assert by["dev"]["last_fetch"]["outcome"] == "ok"
+        assert by["dev"]["regions"] == REGIONS
+        d = by["denied"]
+        assert d["regions"] == ["us-east-1", "eu-west-1"]
+        assert d["credentials"]["ready"] is False and d["credentials"]["source"] == "none"
+        assert d["last_fetch"]["outcome"] == "AccessDenied" and d["last_fetch"]["failures"] >= 1
+        assert TEST_SECRET_KEY not in json.dumps(doc)
+        # the same, per account, in the metrics
+        m = e.get("/metrics")[2].decode()
+        assert ('ebsd_account_credentials_info{account="dev",account_id="%s",'
+                'source="assume-role:dev"} 1' % DEV) in m, m
+        assert 'ebsd_account_credentials_info{account="denied",account_id="",source="none"} 0' in m
+        assert 'ebsd_account_credentials_fetches_total{account="denied",outcome="error"} ' in m
+        exp = [l for l in m.splitlines()
+               if l.startswith('ebsd_account_credentials_expiry_seconds{account="ext"}')]
+        assert len(exp) == 1 and 800 < float(exp[0].split()[1]) <= 900, exp
+    # behind the bearer token like the data routes
+    with tempfile.NamedTemporaryFile("w", suffix=".tokens", delete=False) as f:
+        f.write("s3cret-token-for-accounts\n")
+    sim = start_sim()
+    try:
+        e = Ebsd(config() + "security:\n  auth_tokens_file: %s\n" % f.name,
+                 env=sim_env(sim, {"AWS_ENDPOINT_URL_STS": sim.url}))
+        st, hdrs, _ = e.get("/accounts")
+        assert st == 401
+        st, _, doc = e.get_json("/accounts",
+                                headers={"Authorization": "Bearer s3cret-token-for-accounts"})
+        assert st == 200 and len(doc["accounts"]) == 3
+        assert e.stop() == 0, e.lines[-20:]
+    finally:
+        sim.stop()
+        os.unlink(f.name)
+
+
+def test_no_secret_in_logs_bodies_or_metrics():
+    with started(denied=True) as (sim, e):
+        bodies = []
+        for q in ("account=all&region=all", "account=dev", "account=denied&region=all",
+                  "account=all&region=all&detail=instances"):
+            bodies.append(e.get("/volumes/total?" + q)[2])
+        bodies.append(e.get("/metrics")[2])
+        bodies.append(e.get("/readyz")[2])
+        text = "\n".join(b.decode() if isinstance(b, bytes) else b for b in bodies)
+        text += "\n".join(e.lines)
+        assert TEST_SECRET_KEY not in text
+        assert "SessionToken" not in text and "SecretAccessKey" not in text
+
+
+if __name__ == "__main__":
+    run(globals())
