@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""The cold time of an aggregate over many targets against one target's (issue 16's goal:
+account=all&region=all over 9 targets within 1.5x of one target), side by side in one run.
+
+ec2sim serves 3 accounts x 3 regions (one account through the base credentials, two through
+STS AssumeRole); ebsd caches nothing (TTL 0) and has no client rate limit, so every request
+is a cold fetch. The requests alternate between one target and the aggregate, so both see the
+same machine noise. Prints a Markdown table (medians of --repeat).
+
+Usage: bench/accounts.py [--instances 1000] [--latency 50] [--repeat 5]
+Needs a build (build/ebsd, build/tools/ec2sim/ec2sim). Only loopback traffic; every process
+it starts is stopped at exit."""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+os.environ.setdefault("EBSD_BIN", os.path.join(ROOT, "build", "ebsd"))
+os.environ.setdefault("EC2SIM_BIN", os.path.join(ROOT, "build", "tools", "ec2sim", "ec2sim"))
+from harness import Ebsd, Sim, sim_env  # noqa: E402
+
+REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
+ACCOUNTS = {"home": "123456789012", "dev": "111122223333", "ops": "222233334444"}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--instances", type=int, default=1000, help="per target")
+    ap.add_argument("--latency", type=int, default=50, help="ms per EC2 call")
+    ap.add_argument("--repeat", type=int, default=5)
+    a = ap.parse_args()
+    sim = Sim("--instances", str(a.instances), "--seed", "42", "--latency-ms", str(a.latency),
+              "--regions", ",".join(REGIONS), "--accounts", ",".join(ACCOUNTS.values()))
+    config = ("regions: [%s]\n" % ", ".join(REGIONS) +
+              "ec2:\n  rate_limit: 0\n"
+              "routes:\n  volumes_total:\n    cache_ttl_s: 0\n    timeout_ms: 29000\n"
+              "accounts:\n  - name: home\n" +
+              "".join("  - name: %s\n    role_arn: \"arn:aws:iam::%s:role/ebsd-read\"\n" % (n, i)
+                      for n, i in ACCOUNTS.items() if n != "home"))
+    e = Ebsd(config, env=sim_env(sim, {"AWS_ENDPOINT_URL_STS": sim.url}))
+    one_path = "/volumes/total?account=home&region=us-east-1"
+    all_path = "/volumes/total?account=all&region=all"
+    try:
+        # the first fetch of each target lists it unsplit (its size is not known yet)
+        for path in (one_path, all_path):
+            st, _, doc = e.get_json(path, timeout=120)
+            assert st == 200 and doc.get("complete", True), (st, doc)
+        times = {one_path: [], all_path: []}
+        want = {}
+        for _ in range(a.repeat):
+            for path in (one_path, all_path):
+                t0 = time.time()
+                st, _, doc = e.get_json(path, timeout=120)
+                times[path].append(time.time() - t0)
+                assert st == 200 and doc.get("complete", True), (st, doc)
+                want.setdefault(path, doc["total_gib"])
+                assert doc["total_gib"] == want[path], (path, doc["total_gib"], want[path])
+        one, agg = statistics.median(times[one_path]), statistics.median(times[all_path])
+        print("## cold /volumes/total, %d instances per target, %d ms per EC2 call, median of %d"
+              % (a.instances, a.latency, a.repeat))
+        print()
+        print("| request | targets | seconds | vs one target |")
+        print("|---|---:|---:|---:|")
+        print("| `account=home&region=us-east-1` | 1 | %.3f | 1.00x |" % one)
+        print("| `account=all&region=all` | %d | %.3f | %.2fx |"
+              % (len(ACCOUNTS) * len(REGIONS), agg, agg / one))
+        print()
+        print("goal (within 1.5x of one target): %s" % ("met" if agg <= 1.5 * one else "missed"))
+    finally:
+        e.stop()
+        sim.stop()
+
+
+if __name__ == "__main__":
+    main()
