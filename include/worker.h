@@ -31,8 +31,9 @@ struct worker_task {
                                 * this worker's to use */
     _Atomic unsigned *calls;   /* shared with the parent: [0] DescribeInstances, [1]
                                 * DescribeVolumes, one more before each EC2 attempt, so
-                                * calls are counted even if the worker is killed; NULL: not
-                                * counted */
+                                * calls are counted even if the worker is killed; [2] its
+                                * peak RSS in KiB as of its last attempt (for a REPORT of a
+                                * worker not reaped yet); NULL: not counted */
 };
 
 /* A target's current credentials (NULL: none), as the credentials service hands them. */

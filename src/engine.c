@@ -183,7 +183,7 @@ static void kill_and_count(struct engine_job *job)
 static void task_free(struct task *t)
 {
     if (t->calls)
-        munmap((void *)t->calls, sizeof(_Atomic unsigned) * 2);
+        munmap((void *)t->calls, sizeof(_Atomic unsigned) * 3);
     free(t->ids);
     free(t);
 }
@@ -627,7 +627,7 @@ static void spawn(struct task *t)
         .nice = g.worker_nice,
     };
     if (t->job) {
-        void *p = mmap(NULL, sizeof(_Atomic unsigned) * 2, PROT_READ | PROT_WRITE,
+        void *p = mmap(NULL, sizeof(_Atomic unsigned) * 3, PROT_READ | PROT_WRITE,
                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         t->calls = p == MAP_FAILED ? NULL : p; /* zero-filled */
     }
@@ -1007,6 +1007,9 @@ void engine_job_counts(const struct engine_job *job, unsigned *children, unsigne
         if (t->calls)
             *ec2_calls += atomic_load(&t->calls[0]) + atomic_load(&t->calls[1]);
         long rss = t->reaped ? t->exit.maxrss_kb : proc_peak_rss_kb(t->pid);
+        /* a worker that has exited but is not reaped yet has no VmHWM: its own last word */
+        if (!t->reaped && t->calls && (long)atomic_load(&t->calls[2]) > rss)
+            rss = (long)atomic_load(&t->calls[2]);
         if (rss > *max_rss_kb)
             *max_rss_kb = rss;
     }

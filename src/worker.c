@@ -133,8 +133,12 @@ static ebsd_status take_budget(void *arg, int volumes, int64_t deadline_ms)
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
             ;
     }
-    if (t->calls)
+    if (t->calls) {
         atomic_fetch_add(&t->calls[volumes ? 1 : 0], 1);
+        struct rusage ru;
+        if (getrusage(RUSAGE_SELF, &ru) == 0 && ru.ru_maxrss > 0)
+            atomic_store(&t->calls[2], (unsigned)ru.ru_maxrss);
+    }
     return EBSD_OK;
 }
 
