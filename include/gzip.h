@@ -34,10 +34,10 @@ bool gzip_wanted(const char *accept_encoding, size_t len, size_t min_bytes);
  * "Vary: Accept-Encoding" whichever representation it gets: len >= min_bytes. */
 bool gzip_varies(size_t len, size_t min_bytes);
 
-/* Compresses in[0..len) into a gzip stream (RFC 1952; zlib's deflate with a gzip wrapper,
- * level 6) in out, which this initialises (caller frees with buf_free, or takes the bytes
- * with buf_steal). EBSD_ETOOBIG if len > GZIP_MAX_INPUT; EBSD_EIO if zlib fails (out then
- * holds nothing to free). */
+/* Compresses in[0..len) into one whole gzip stream (RFC 1952, level 6): gzip_open then
+ * gzip_close with an empty tail. out is initialised here (caller frees with buf_free, or
+ * takes the bytes with buf_steal). EBSD_ETOOBIG if len > GZIP_MAX_INPUT; EBSD_EIO if zlib
+ * fails (out then holds nothing to free). */
 EBSD_MUST_CHECK ebsd_status gzip_compress(const void *in, size_t len, struct buf *out);
 
 /* Bytes of state gzip_open puts before the stream: CRC-32 and length of the input. */

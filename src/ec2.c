@@ -165,6 +165,22 @@ static int clamp_page(int n, int dflt)
     return n < 5 ? 5 : n > 1000 ? 1000 : n; /* the range EC2 accepts */
 }
 
+/* Ends a request body begun in b (st: how building it went so far): MaxResults (page > 0:
+ * the page size, clamped) and NextToken when there is one; on success *out gets the body
+ * (caller frees). Frees b either way. */
+static ebsd_status end_body(struct buf *b, ebsd_status st, int page, const char *next_token,
+                            char **out)
+{
+    if (st == EBSD_OK && page > 0)
+        st = buf_printf(b, "&MaxResults=%d", page);
+    if (st == EBSD_OK && next_token && *next_token)
+        st = add_param(b, "NextToken", next_token);
+    if (st == EBSD_OK)
+        *out = buf_steal(b);
+    buf_free(b);
+    return st;
+}
+
 ebsd_status ec2_instances_body(const char *const *ids, size_t nids, const char *next_token,
                                int max_results, char **out)
 {
@@ -179,15 +195,9 @@ ebsd_status ec2_instances_body(const char *const *ids, size_t nids, const char *
         snprintf(key, sizeof key, "InstanceId.%zu", i + 1);
         st = add_param(&b, key, ids[i]);
     }
-    if (st == EBSD_OK && nids == 0) /* EC2 refuses MaxResults together with ids */
-        st = buf_printf(&b, "&MaxResults=%d", clamp_page(max_results, 1000));
-    if (st == EBSD_OK && next_token && *next_token)
-        st = add_param(&b, "NextToken", next_token);
-    if (st == EBSD_OK)
-        *out = buf_steal(&b);
 out:
-    buf_free(&b);
-    return st;
+    /* EC2 refuses MaxResults together with ids */
+    return end_body(&b, st, nids == 0 ? clamp_page(max_results, 1000) : 0, next_token, out);
 }
 
 ebsd_status ec2_instances_part_body(unsigned part, unsigned nparts, const char *next_token,
@@ -207,14 +217,7 @@ ebsd_status ec2_instances_part_body(unsigned part, unsigned nparts, const char *
         snprintf(key, sizeof key, "Filter.1.Value.%u", ++n);
         st = add_param(&b, key, value);
     }
-    if (st == EBSD_OK)
-        st = buf_printf(&b, "&MaxResults=%d", clamp_page(max_results, 1000));
-    if (st == EBSD_OK && next_token && *next_token)
-        st = add_param(&b, "NextToken", next_token);
-    if (st == EBSD_OK)
-        *out = buf_steal(&b);
-    buf_free(&b);
-    return st;
+    return end_body(&b, st, clamp_page(max_results, 1000), next_token, out);
 }
 
 ebsd_status ec2_volumes_body(const char *const *instance_ids, size_t nids, const char *next_token,
@@ -233,15 +236,8 @@ ebsd_status ec2_volumes_body(const char *const *instance_ids, size_t nids, const
         snprintf(key, sizeof key, "Filter.1.Value.%zu", i + 1);
         st = add_param(&b, key, instance_ids[i]);
     }
-    if (st == EBSD_OK)
-        st = buf_printf(&b, "&MaxResults=%d", clamp_page(max_results, 500));
-    if (st == EBSD_OK && next_token && *next_token)
-        st = add_param(&b, "NextToken", next_token);
-    if (st == EBSD_OK)
-        *out = buf_steal(&b);
 out:
-    buf_free(&b);
-    return st;
+    return end_body(&b, st, clamp_page(max_results, 500), next_token, out);
 }
 
 ebsd_status ec2_unattached_body(const char *next_token, int max_results, char **out)
@@ -251,14 +247,7 @@ ebsd_status ec2_unattached_body(const char *next_token, int max_results, char **
     ebsd_status st = buf_puts(&b, "Action=DescribeVolumes&Version=" EC2_API_VERSION
                                   "&Filter.1.Name=status&Filter.1.Value.1=available"
                                   "&Filter.1.Value.2=creating");
-    if (st == EBSD_OK)
-        st = buf_printf(&b, "&MaxResults=%d", clamp_page(max_results, 500));
-    if (st == EBSD_OK && next_token && *next_token)
-        st = add_param(&b, "NextToken", next_token);
-    if (st == EBSD_OK)
-        *out = buf_steal(&b);
-    buf_free(&b);
-    return st;
+    return end_body(&b, st, clamp_page(max_results, 500), next_token, out);
 }
 
 /* ---- client ----------------------------------------------------------------------------- */

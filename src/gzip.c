@@ -128,40 +128,6 @@ bool gzip_varies(size_t len, size_t min_bytes)
     return len >= min_bytes;
 }
 
-ebsd_status gzip_compress(const void *in, size_t len, struct buf *out)
-{
-    ebsd_status st = EBSD_EIO;
-    z_stream zs;
-    bool inited = false;
-    buf_init(out, 0);
-    if (len > GZIP_MAX_INPUT)
-        return EBSD_ETOOBIG;
-    memset(&zs, 0, sizeof zs);
-    /* windowBits 15 + 16: zlib writes a gzip header and trailer instead of zlib's own */
-    if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        goto out;
-    inited = true;
-    uLong bound = deflateBound(&zs, (uLong)len);
-    char *dst = xmalloc(bound + 1);
-    zs.next_in = (Bytef *)(uintptr_t)in;
-    zs.avail_in = (uInt)len;
-    zs.next_out = (Bytef *)dst;
-    zs.avail_out = (uInt)bound;
-    if (deflate(&zs, Z_FINISH) != Z_STREAM_END) {
-        free(dst);
-        goto out;
-    }
-    dst[zs.total_out] = '\0';
-    out->data = dst;
-    out->len = zs.total_out;
-    out->cap = bound + 1;
-    out->max = bound;
-    st = EBSD_OK;
-out:
-    if (inited)
-        deflateEnd(&zs);
-    return st;
-}
 
 static void put_le32(unsigned char *p, uint32_t v)
 {
@@ -256,6 +222,19 @@ ebsd_status gzip_close(const void *open, size_t open_len, const void *tail, size
 out:
     if (inited)
         deflateEnd(&zs);
+    return st;
+}
+
+ebsd_status gzip_compress(const void *in, size_t len, struct buf *out)
+{
+    /* one whole member: an open stream closed with nothing after it */
+    struct buf open;
+    ebsd_status st = gzip_open(in, len, &open);
+    if (st == EBSD_OK)
+        st = gzip_close(open.data, open.len, "", 0, out);
+    else
+        buf_init(out, 0);
+    buf_free(&open);
     return st;
 }
 
