@@ -343,6 +343,75 @@ def run(namespace):
 
 # ---- Redis (tests/integration/test_redis.py; docs/ARCHITECTURE.md "Redis")
 
+def ec2_calls(sim):
+    """EC2 calls ec2sim has served since its last reset (every action)."""
+    return sum(sim.stats()["calls"].values())
+
+
+def settled_calls(sim, quiet=0.4, limit=20):
+    """ec2sim's call count once no call has come in for `quiet` seconds (at most `limit`
+    seconds, scaled by SLOW)."""
+    seen, end = ec2_calls(sim), time.time() + limit * SLOW
+    while time.time() < end:
+        time.sleep(quiet)
+        now = ec2_calls(sim)
+        if now == seen:
+            break
+        seen = now
+    return seen
+
+
+class Nginx:
+    """Debian's nginx in the foreground on 127.0.0.1:<free port>, with one server block:
+    server_body is its directives after `listen` (e.g. a location). Stopped by stop()."""
+
+    def __init__(self, server_body, listen_opts="", worker_connections=64, extra_main="",
+                 error_level="warn"):
+        import shutil
+        import socket
+        exe = shutil.which("nginx") or "/usr/sbin/nginx"
+        assert os.path.exists(exe), "nginx is missing (Debian package nginx; scripts/deps.sh)"
+        self.dir = tempfile.mkdtemp(prefix="nginx.")
+        self.port = free_port()
+        temp = "".join("  %s_temp_path %s/%s;\n" % (k, self.dir, k)
+                       for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("daemon off;\nmaster_process off;\nworker_processes 1;\n%s"
+                    "error_log stderr %s;\npid %s/nginx.pid;\n"
+                    "events { worker_connections %d; }\n"
+                    "http {\n  access_log off;\n%s"
+                    "  server {\n    listen 127.0.0.1:%d%s;\n%s  }\n}\n"
+                    % (extra_main, error_level, self.dir, worker_connections, temp, self.port,
+                       listen_opts, server_body))
+        self.p = subprocess.Popen([exe, "-p", self.dir, "-c", conf], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.p.poll() is not None:
+                    out = self.p.stdout.read().decode()
+                    self.stop()
+                    raise AssertionError("nginx exited: " + out)
+                time.sleep(0.05)
+        self.stop()
+        raise AssertionError("nginx did not start")
+
+    def stop(self):
+        import shutil
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now (redis-server's --port 0
     means "no TCP", so it cannot pick its own)."""

@@ -8,24 +8,8 @@ import subprocess
 import threading
 import time
 
-from harness import Ebsd, Sim, SLOW, SANITIZE, run
+from harness import Ebsd, Sim, SLOW, SANITIZE, ec2_calls, run, settled_calls
 from schema import validate
-
-
-def ec2_calls(sim):
-    return sum(sim.stats()["calls"].values())
-
-
-def settled_calls(sim, quiet=0.4, limit=20):
-    """ec2sim's call count once no call has come in for `quiet` seconds."""
-    seen, end = ec2_calls(sim), time.time() + limit * SLOW
-    while time.time() < end:
-        time.sleep(quiet)
-        now = ec2_calls(sim)
-        if now == seen:
-            break
-        seen = now
-    return seen
 
 
 async def _one(port, path, results):

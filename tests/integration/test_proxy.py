@@ -15,64 +15,20 @@ X-Forwarded-For ($proxy_add_x_forwarded_for) and is stopped at the end, also on 
 import asyncio
 import http.client
 import json
-import os
-import shutil
 import socket
-import subprocess
-import tempfile
 import threading
 import time
 
-from harness import Ebsd, Sim, free_port, run
+from harness import Ebsd, Nginx, Sim, run
 
 
-class Nginx:
-    """nginx in the foreground, proxying everything to 127.0.0.1:upstream."""
-
-    def __init__(self, upstream):
-        exe = shutil.which("nginx") or "/usr/sbin/nginx"
-        assert os.path.exists(exe), "nginx is missing (Debian package nginx; scripts/deps.sh)"
-        self.dir = tempfile.mkdtemp(prefix="nginx.")
-        self.port = free_port()
-        temp = "".join("  %s_temp_path %s/%s;\n" % (k, self.dir, k)
-                       for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-        conf = os.path.join(self.dir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write("daemon off;\nmaster_process off;\nworker_processes 1;\n"
-                    "worker_rlimit_nofile 8192;\n"
-                    "error_log stderr error;\npid %s/nginx.pid;\n"
-                    "events { worker_connections 4096; }\n"
-                    "http {\n  access_log off;\n%s"
-                    "  server {\n    listen 127.0.0.1:%d backlog=2048;\n"
-                    "    location / {\n      proxy_pass http://127.0.0.1:%d;\n"
-                    "      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
-                    "      proxy_read_timeout 60s;\n    }\n  }\n}\n"
-                    % (self.dir, temp, self.port, upstream))
-        self.p = subprocess.Popen([exe, "-p", self.dir, "-c", conf], stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                if self.p.poll() is not None:
-                    out = self.p.stdout.read().decode()
-                    self.stop()
-                    raise AssertionError("nginx exited: " + out)
-                time.sleep(0.05)
-        self.stop()
-        raise AssertionError("nginx did not start")
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.terminate()
-            try:
-                self.p.wait(10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
+def proxy_to(upstream):
+    """nginx proxying everything to 127.0.0.1:upstream, adding X-Forwarded-For."""
+    return Nginx("    location / {\n      proxy_pass http://127.0.0.1:%d;\n"
+                 "      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
+                 "      proxy_read_timeout 60s;\n    }\n" % upstream,
+                 listen_opts=" backlog=2048", worker_connections=4096,
+                 extra_main="worker_rlimit_nofile 8192;\n", error_level="error")
 
 
 def get_from(src, port, path, timeout=30):
@@ -117,7 +73,7 @@ def test_burst_of_1000_through_nginx_all_200():
     sim = Sim("--instances", "200", "--latency-ms", "700")
     conf = "server:\n  max_connections_per_ip: 100\n%s"
     e = Ebsd(conf % '  trusted_proxies: ["127.0.0.1"]\n', sim=sim)
-    ngx = Nginx(e.port)
+    ngx = proxy_to(e.port)
     try:
         t0 = time.time()
         got = burst(ngx.port, "/volumes/total", SOURCES, 1000)
@@ -141,7 +97,7 @@ def test_burst_of_1000_through_nginx_all_200():
         e.stop()
     # the control: nginx not trusted, so it is one client with 1,000 connections
     e = Ebsd(conf % "", sim=sim)
-    ngx = Nginx(e.port)
+    ngx = proxy_to(e.port)
     try:
         got = burst(ngx.port, "/volumes/total", SOURCES, 1000)
         refused = sum(1 for s in got if s == 503)
@@ -159,7 +115,7 @@ def test_per_client_limit_applies_behind_the_proxy():
     sim = Sim("--instances", "50", "--latency-ms", "1500")
     e = Ebsd('server:\n  max_connections_per_ip: 20\n  trusted_proxies: ["127.0.0.1"]\n',
              sim=sim)
-    ngx = Nginx(e.port)
+    ngx = proxy_to(e.port)
     try:
         flood = []
         th = threading.Thread(target=lambda: flood.extend(

@@ -5,13 +5,10 @@ tests/tools/realip_probe computes the same cases with ebsd's src/realip.c: the a
 be equal, case for case (one documented difference: nginx reads octets with leading zeros,
 inet_pton refuses them)."""
 import os
-import shutil
 import socket
 import subprocess
-import tempfile
-import time
 
-from harness import SOURCE_DIR, run
+from harness import SOURCE_DIR, Nginx, run
 
 TOOLS = os.environ.get("EBSD_TOOLS_DIR", os.path.join(SOURCE_DIR, "build", "tests", "tools"))
 TRUSTED = ["127.0.0.1", "10.0.0.0/8", "192.168.0.0/16", "fd00::/8"]
@@ -63,44 +60,13 @@ CASES = [
 DIFFERENT = {("010.0.0.1",): ("10.0.0.1", "127.0.0.1")}
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+class RealipNginx(Nginx):
+    """nginx with the realip module trusting TRUSTED, answering each request $remote_addr."""
 
-
-class Nginx:
     def __init__(self):
-        exe = shutil.which("nginx") or "/usr/sbin/nginx"
-        assert os.path.exists(exe), "nginx is missing (Debian package nginx; scripts/deps.sh)"
-        self.dir = tempfile.mkdtemp(prefix="nginx.")
-        self.port = free_port()
-        trusted = "".join("    set_real_ip_from %s;\n" % t for t in TRUSTED)
-        temp = "".join("  %s_temp_path %s/%s;\n" % (k, self.dir, k)
-                       for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-        conf = os.path.join(self.dir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write("daemon off;\nmaster_process off;\nworker_processes 1;\n"
-                    "error_log stderr warn;\npid %s/nginx.pid;\n"
-                    "events { worker_connections 64; }\n"
-                    "http {\n  access_log off;\n%s"
-                    "  server {\n    listen 127.0.0.1:%d;\n%s"
-                    "    real_ip_header X-Forwarded-For;\n    real_ip_recursive on;\n"
-                    "    location / { default_type text/plain; return 200 $remote_addr; }\n"
-                    "  }\n}\n" % (self.dir, temp, self.port, trusted))
-        self.p = subprocess.Popen([exe, "-p", self.dir, "-c", conf], stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                assert self.p.poll() is None, self.p.stdout.read().decode()
-                time.sleep(0.05)
-        raise AssertionError("nginx did not start")
+        super().__init__("".join("    set_real_ip_from %s;\n" % t for t in TRUSTED) +
+                         "    real_ip_header X-Forwarded-For;\n    real_ip_recursive on;\n"
+                         "    location / { default_type text/plain; return 200 $remote_addr; }\n")
 
     def client(self, headers):
         """$remote_addr for a request with these X-Forwarded-For values, over a raw socket so
@@ -119,11 +85,6 @@ class Nginx:
         assert head.startswith(b"HTTP/1.1 200"), data
         return body.decode()
 
-    def stop(self):
-        self.p.terminate()
-        self.p.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
 
 def ebsd_clients(cases):
     lines = "".join("\t".join(["127.0.0.1"] + c) + "\n" for c in cases)
@@ -133,7 +94,7 @@ def ebsd_clients(cases):
 
 
 def test_same_client_as_nginx():
-    ngx = Nginx()
+    ngx = RealipNginx()
     try:
         want = [ngx.client(c) for c in CASES]
         got = ebsd_clients(CASES)

@@ -17,7 +17,7 @@ import threading
 import time
 
 from harness import (SLOW, TEST_ACCESS_KEY, TEST_SECRET_KEY, Ebsd, RedisServer, Sim,
-                     make_server_cert, make_test_ca, run)
+                     make_server_cert, make_test_ca, run, settled_calls)
 
 PASSWORD = "share-Redis-pw-7"
 # A fixed listing split, so a fan-out costs the same EC2 calls cold and warm.
@@ -62,21 +62,6 @@ def rcli(srv, *args):
     if srv.password:
         argv += ["-a", srv.password]
     return subprocess.run(argv + list(args), capture_output=True, timeout=10).stdout
-
-
-def ec2_calls(sim):
-    return sum(sim.stats()["calls"].values())
-
-
-def settled_calls(sim, quiet=0.5, limit=20):
-    seen, end = ec2_calls(sim), time.time() + limit * SLOW
-    while time.time() < end:
-        time.sleep(quiet)
-        now = ec2_calls(sim)
-        if now == seen:
-            break
-        seen = now
-    return seen
 
 
 def metric(e, name, labels=""):
@@ -139,10 +124,10 @@ def wait_redis(es, want, limit=10):
 def cold_cost(sim, path, extra=""):
     """The EC2 calls of one cold fan-out of path, on a replica of its own without Redis."""
     e = Ebsd(config=BASE + extra, sim=sim)
-    before = settled_calls(sim)
+    before = settled_calls(sim, quiet=0.5)
     st, _, _ = e.get(path)
     assert st == 200
-    cost = settled_calls(sim) - before
+    cost = settled_calls(sim, quiet=0.5) - before
     e.stop()
     assert cost > 0
     return cost
@@ -155,9 +140,9 @@ def test_cold_burst_over_three_replicas_is_one_fanout():
         one = cold_cost(sim, "/volumes/total")
         es = replicas(3, sim, redis_block("redis://127.0.0.1:%d" % srv.port))
         wait_redis(es, "up")
-        before = settled_calls(sim)
+        before = settled_calls(sim, quiet=0.5)
         res = spread_gets([e.port for e in es], "/volumes/total", 300)
-        spent = settled_calls(sim) - before
+        spent = settled_calls(sim, quiet=0.5) - before
         assert [r[0] for r in res] == [200] * 300, sorted(set(r[0] for r in res))
         etags = {header(r[1], "ETag") for r in res}
         stamps = {fetched_at(r[2]) for r in res}
@@ -193,7 +178,7 @@ def test_round_robin_polling_costs_one_replica():
         one = cold_cost(sim, "/volumes/total", ttl_block(ttl))
         es = replicas(3, sim, ttl_block(ttl) + redis_block("redis://127.0.0.1:%d" % srv.port))
         wait_redis(es, "up")
-        before = settled_calls(sim)
+        before = settled_calls(sim, quiet=0.5)
         end, i, seen = time.time() + duration, 0, {}
         statuses = set()
         newest, regressions = "", 0
@@ -212,7 +197,7 @@ def test_round_robin_polling_costs_one_replica():
             time.sleep(0.05)
         print("polling: %d requests, %d answers older than one already served" % (
             i, regressions))
-        spent = settled_calls(sim) - before
+        spent = settled_calls(sim, quiet=0.5) - before
         assert statuses == {200}, statuses
         # one ETag per fetched_at: the replicas never disagree about an answer
         assert all(len(t) == 1 for t in seen.values()), seen
@@ -283,10 +268,10 @@ def test_redis_killed_mid_load_then_restarted():
             time.time() - t_up)
         # sharing again: one cold instance asked of all three costs one replica's calls
         one = cold_cost(sim, "/instances/%s/volumes" % ids[1])
-        before = settled_calls(sim)
+        before = settled_calls(sim, quiet=0.5)
         res = spread_gets([e.port for e in es], "/instances/%s/volumes" % ids[2], 30)
         assert {r[0] for r in res} == {200}
-        assert settled_calls(sim) - before == one
+        assert settled_calls(sim, quiet=0.5) - before == one
         assert len({header(r[1], "ETag") for r in res}) == 1
     finally:
         srv.stop()
@@ -366,10 +351,10 @@ def test_redis_stopped_is_slow_not_fatal():
             srv.resume()
         wait_redis(es, "up", limit=10)
         one = cold_cost(sim, "/instances/%s/volumes" % ids[10])
-        before = settled_calls(sim)
+        before = settled_calls(sim, quiet=0.5)
         res = spread_gets([e.port for e in es], "/instances/%s/volumes" % ids[11], 30)
         assert {r[0] for r in res} == {200}
-        assert settled_calls(sim) - before == one
+        assert settled_calls(sim, quiet=0.5) - before == one
     finally:
         srv.stop()
 
@@ -388,12 +373,12 @@ def test_corrupted_value_is_a_counted_miss():
         assert real.startswith(b"EBSD") and ha["etag"].encode() in real
         # garbage: refused by the decoder, one miss, counted once
         srv.cli("SET", keys[0], "EBSD garbage that is not a value")
-        before = settled_calls(sim)
+        before = settled_calls(sim, quiet=0.5)
         rejected0 = metric(b, "ebsd_redis_rejected_total")
         st, hb, body = b.get("/volumes/total")
         assert st == 200 and hb["x-cache"] == "miss" and b'"total' in body
         assert metric(b, "ebsd_redis_rejected_total") == rejected0 + 1
-        assert settled_calls(sim) > before  # b fetched it itself
+        assert settled_calls(sim, quiet=0.5) > before  # b fetched it itself
         # a well-formed value whose body is not the one its ETag names: refused too
         good = rcli(srv, "GET", keys[0]).rstrip(b"\n")
         assert good.startswith(b"EBSD")
@@ -402,11 +387,11 @@ def test_corrupted_value_is_a_counted_miss():
         subprocess.run(["redis-cli", "-s", srv.sock, "-x", "SET", keys[0]], input=tampered,
                        check=True, capture_output=True)
         rejected0 = metric(c, "ebsd_redis_rejected_total")
-        before = settled_calls(sim)
+        before = settled_calls(sim, quiet=0.5)
         st, hc, body = c.get("/volumes/total")
         assert st == 200 and hc["x-cache"] == "miss"
         assert metric(c, "ebsd_redis_rejected_total") == rejected0 + 1
-        assert settled_calls(sim) > before
+        assert settled_calls(sim, quiet=0.5) > before
     finally:
         srv.stop()
 
@@ -428,10 +413,10 @@ def test_tls_and_password_and_no_secret_in_redis():
         assert st == 200
         st, _, _ = a.get("/instances/%s/volumes" % ids[0])
         assert st == 200
-        before = settled_calls(sim)
+        before = settled_calls(sim, quiet=0.5)
         st, hb, bb = b.get("/volumes/total?detail=instances")
         assert st == 200 and hb["etag"] == ha["etag"] and fetched_at(bb) == fetched_at(ba)
-        assert settled_calls(sim) == before, "b fetched what a had stored"
+        assert settled_calls(sim, quiet=0.5) == before, "b fetched what a had stored"
         # SIGHUP re-reads the password file: a new password, then a reconnect with it
         srv.cli("CONFIG", "SET", "requirepass", PASSWORD + "-2")
         srv.password = PASSWORD + "-2"
@@ -486,9 +471,9 @@ def test_elasticache_iam_auth_through_tls():
         assert clients.count("user=ebsd-iam") >= 4, clients  # 2 connections per replica
         st, ha, _ = a.get("/volumes/total")
         assert st == 200
-        before = settled_calls(sim)
+        before = settled_calls(sim, quiet=0.5)
         st, hb, _ = b.get("/volumes/total")
-        assert st == 200 and hb["etag"] == ha["etag"] and settled_calls(sim) == before
+        assert st == 200 and hb["etag"] == ha["etag"] and settled_calls(sim, quiet=0.5) == before
         a.stop()
         b.stop()
         for k in [k for k in srv.cli("--scan").split("\n") if k]:
