@@ -455,6 +455,30 @@ static void deliver_error(struct waiter *w, const struct answer *a)
 
 /* ---------------------------------------------------------------- flights */
 
+/* Answers every waiter of fl from view v (requests are resumed; aggregate targets get their
+ * callback), with what the fetch cost. */
+static void serve_waiters(struct flight *fl, struct cache_view *v, unsigned ec2_calls,
+                          unsigned children, long max_rss_kb)
+{
+    struct waiter *w;
+    while ((w = flight_pop_waiter(fl)) != NULL) {
+        if (w->cb) {
+            deliver_view(w, v, w->label, NULL, ec2_calls, children);
+            waiter_free(w);
+            continue;
+        }
+        struct request *r = w->r;
+        r->work = NULL;
+        r->cancel = NULL;
+        r->report.children = children;
+        r->report.ec2_calls = ec2_calls;
+        r->report.max_rss_kb = max_rss_kb;
+        respond_from_view(r, v, w->label, ec2_calls, children, NULL);
+        waiter_free(w);
+        request_resume(r);
+    }
+}
+
 static void fetch_done(void *arg, struct engine_outcome *out)
 {
     struct fetch *f = arg;
@@ -527,23 +551,8 @@ static void fetch_done(void *arg, struct engine_outcome *out)
             v.stored_at_ms = now;
             have_view = true;
         }
-        struct waiter *w;
-        while (have_view && (w = flight_pop_waiter(fl)) != NULL) {
-            if (w->cb) {
-                deliver_view(w, &v, w->label, NULL, res->ec2_calls, res->children);
-                waiter_free(w);
-                continue;
-            }
-            struct request *r = w->r;
-            r->work = NULL;
-            r->cancel = NULL;
-            r->report.children = res->children;
-            r->report.ec2_calls = res->ec2_calls;
-            r->report.max_rss_kb = res->max_rss_kb;
-            respond_from_view(r, &v, w->label, res->ec2_calls, res->children, NULL);
-            waiter_free(w);
-            request_resume(r);
-        }
+        if (have_view)
+            serve_waiters(fl, &v, res->ec2_calls, res->children, res->max_rss_kb);
         free(txt); /* the views above were used before this point */
     } else {
         redisshare_done(f->claim, NULL); /* releases the lock: another replica may try */
@@ -614,30 +623,21 @@ static void on_claim(void *arg, enum redisshare_verdict verdict, const struct re
     int64_t now = clock_now_ms();
     volumes_l1_update(key, rv);
     struct cache_view v;
-    bool have_view = cache_lookup(g.cache, key, now, &v) != CACHE_MISS;
-    struct waiter *w;
-    while ((w = flight_pop_waiter(fl)) != NULL) {
-        struct request *r = w->r;
-        r->work = NULL;
-        r->cancel = NULL;
-        if (have_view) {
-            respond_from_view(r, &v, w->label, 0, 0, NULL);
-        } else {
-            /* not storable here (over the cache's bounds): answer from the value itself */
-            char *body = xmalloc(rv->body_len + 1);
-            memcpy(body, rv->body, rv->body_len);
-            body[rv->body_len] = '\0';
-            char etag[CACHE_ETAG_SIZE];
-            cache_etag(body, rv->body_len, etag);
-            struct cache_view own = {.key = key, .body = body, .len = rv->body_len,
-                                     .status = rv->status, .etag = etag,
-                                     .fetched_at_wall_ms = (int64_t)rv->fetched_at_ms,
-                                     .stored_at_ms = now, .ttl_ms = (int64_t)rv->ttl_s * 1000};
-            respond_from_view(r, &own, w->label, 0, 0, NULL);
-            free(body);
-        }
-        waiter_free(w);
-        request_resume(r);
+    if (cache_lookup(g.cache, key, now, &v) != CACHE_MISS) {
+        serve_waiters(fl, &v, 0, 0, 0);
+    } else {
+        /* not storable here (over the cache's bounds): answer from the value itself */
+        char *body = xmalloc(rv->body_len + 1);
+        memcpy(body, rv->body, rv->body_len);
+        body[rv->body_len] = '\0';
+        char etag[CACHE_ETAG_SIZE];
+        cache_etag(body, rv->body_len, etag);
+        struct cache_view own = {.key = key, .body = body, .len = rv->body_len,
+                                 .status = rv->status, .etag = etag,
+                                 .fetched_at_wall_ms = (int64_t)rv->fetched_at_ms,
+                                 .stored_at_ms = now, .ttl_ms = (int64_t)rv->ttl_s * 1000};
+        serve_waiters(fl, &own, 0, 0, 0);
+        free(body);
     }
     flight_finish(g.flights, fl);
     free(f);

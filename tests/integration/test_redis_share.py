@@ -321,6 +321,36 @@ def test_owner_dies_lock_expires_each_waiter_keeps_its_deadline():
         srv.stop()
 
 
+def test_aggregate_waiting_on_another_replica_gets_the_shared_value():
+    """account=all on replica b while replica a fetches the same target: b's aggregate waits
+    on a's lock and is answered from the value a wrote (it crashed b once: an aggregate's
+    target has no request of its own to resume)."""
+    srv = RedisServer()
+    sim = Sim("--instances", "1000", "--latency-ms", "300")
+    try:
+        a, b = replicas(2, sim, redis_block("redis://127.0.0.1:%d" % srv.port))
+        wait_redis([a, b], "up")
+        out = {}
+
+        def ask(name, e, path):
+            st, _, body = e.get_json(path, timeout=30)
+            out[name] = (st, body)
+        owner = threading.Thread(target=ask, args=("a", a, "/volumes/total?timeout_ms=8000"))
+        owner.start()
+        time.sleep(0.2)  # a holds the lock and is fetching
+        assert srv.cli("--scan", "--pattern", "ebsd:*flight*").split(), "a took no lock"
+        ask("b", b, "/volumes/total?account=all&timeout_ms=8000")
+        owner.join()
+        assert out["a"][0] == 200 and out["b"][0] == 200, out
+        assert out["b"][1]["total_gib"] == out["a"][1]["total_gib"] == sim.truth()["total_gib"]
+        assert metric(b, "ebsd_redis_shared_total", '{outcome="value"}') >= 1
+        assert metric(b, "ebsd_redis_shared_total", '{outcome="owner"}') in (None, 0)
+        assert readyz(b)[0] == 200
+        assert b.stop() == 0, b.lines[-20:]
+    finally:
+        srv.stop()
+
+
 def test_redis_stopped_is_slow_not_fatal():
     """redis-server stopped (SIGSTOP): commands get no answer. Hits stay local and fast,
     a miss waits at most a command timeout before it is fetched locally, and sharing comes
