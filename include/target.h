@@ -17,6 +17,11 @@ struct target {
 /* A target for account (NULL: the default account) and region; both are cut to fit. */
 struct target target_make(const char *account, const char *region);
 
+struct config;
+/* The i-th target cfg configures: accounts in config order, each with its regions in the
+ * order of the top-level list (an account's own `regions` narrow it). False past the last. */
+bool target_nth(const struct config *cfg, size_t i, struct target *out);
+
 /* Whether a and b name the same account and region. */
 bool target_equal(const struct target *a, const struct target *b);
 

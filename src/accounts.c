@@ -33,7 +33,7 @@ void accounts_handle(struct request *r)
         cJSON *regions = cJSON_AddArrayToObject(e, "regions");
         const struct config_account *ca = config_account_find(cfg, a.name);
         for (size_t j = 0; j < cfg->nregions; j++)
-            if (!ca || config_account_region_allowed(cfg, ca, cfg->regions[j]))
+            if (config_account_region_allowed(cfg, ca, cfg->regions[j]))
                 cJSON_AddItemToArray(regions, cJSON_CreateString(cfg->regions[j]));
         cJSON *c = cJSON_AddObjectToObject(e, "credentials");
         cJSON_AddBoolToObject(c, "ready", a.ready);

@@ -235,14 +235,6 @@ static void agg_cancel(struct request *r)
     agg_free(a);
 }
 
-static bool in_list(const char *const *list, size_t n, const char *s)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(list[i], s) == 0)
-            return true;
-    return false;
-}
-
 void aggregate_handle(struct request *r, const char *instance_id,
                       const struct route_params *prm)
 {
@@ -269,7 +261,7 @@ void aggregate_handle(struct request *r, const char *instance_id,
         /* the account's regions in the order of the top-level list */
         for (size_t j = 0; j < cfg->nregions; j++) {
             const char *rg = cfg->regions[j];
-            if (ac->nregions && !in_list((const char *const *)ac->regions, ac->nregions, rg))
+            if (!config_account_region_allowed(cfg, ac, rg))
                 continue;
             if (!all_regions && strcmp(rg, region) != 0)
                 continue;

@@ -96,8 +96,8 @@ static void route_home(struct request *r)
     cJSON_AddStringToObject(o, "generated_at", clock_format_rfc3339(wall, now, sizeof now));
     cJSON_AddNumberToObject(o, "refresh_s", PAGE_DEFAULT_REFRESH_S);
     cJSON *targets = cJSON_AddArrayToObject(o, "targets");
-    for (size_t i = 0; i < cfg->nregions; i++) {
-        struct target t = target_make(NULL, cfg->regions[i]);
+    struct target t;
+    for (size_t i = 0; target_nth(cfg, i, &t); i++) {
         struct cache_view v;
         bool have = volumes_latest(&t, &v);
         page_target_from_answer(targets, t.account, t.region, have ? v.body : NULL,

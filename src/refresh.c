@@ -45,8 +45,8 @@ static void on_tick(struct loop *l, void *arg)
         return;
     }
     unsigned i = g.next % g.nitems;
-    if (i / 2 < cfg->nregions) {
-        struct target t = target_make(NULL, cfg->regions[i / 2]);
+    struct target t;
+    if (target_nth(cfg, i / 2, &t)) {
         /* an answer younger than half the interval (a client's, or the last round's) is
          * fresh enough: skipping it saves the budget */
         if (volumes_refresh(cfg, &t, i % 2 == 1, g.interval_ms / 2))
@@ -64,7 +64,11 @@ void refresh_configure(struct loop *l, struct server *s, const struct config *cf
     g.loop = l;
     g.srv = s;
     g.interval_ms = (int64_t)cfg->refresh_interval_s * 1000;
-    g.nitems = (unsigned)cfg->nregions * 2;
+    struct target t;
+    unsigned ntargets = 0;
+    while (target_nth(cfg, ntargets, &t))
+        ntargets++;
+    g.nitems = ntargets * 2; /* each target's total and its unattached volumes */
     g.next = 0;
     if (g.interval_ms <= 0 || g.nitems == 0)
         return;
@@ -75,7 +79,7 @@ void refresh_configure(struct loop *l, struct server *s, const struct config *cf
      * (which fills the gauges too) should not find its answer already being fetched, and a
      * restart loop must not become a burst of EC2 calls. */
     arm(clock_now_ms() + g.step_ms);
-    log_info("refresh", "refreshing %u targets every %u s", (unsigned)cfg->nregions,
+    log_info("refresh", "refreshing %u targets every %u s", ntargets,
              cfg->refresh_interval_s);
 }
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config.h"
 #include "mem.h"
 
 struct target target_make(const char *account, const char *region)
@@ -12,6 +13,18 @@ struct target target_make(const char *account, const char *region)
     str_copy(t.account, sizeof t.account, account ? account : TARGET_DEFAULT_ACCOUNT);
     str_copy(t.region, sizeof t.region, region ? region : "");
     return t;
+}
+
+bool target_nth(const struct config *cfg, size_t i, struct target *out)
+{
+    for (size_t a = 0; a < cfg->naccounts; a++)
+        for (size_t r = 0; r < cfg->nregions; r++)
+            if (config_account_region_allowed(cfg, &cfg->accounts[a], cfg->regions[r]) &&
+                i-- == 0) {
+                *out = target_make(cfg->accounts[a].name, cfg->regions[r]);
+                return true;
+            }
+    return false;
 }
 
 bool target_equal(const struct target *a, const struct target *b)

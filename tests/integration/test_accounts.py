@@ -5,6 +5,7 @@ of each account refreshed before expiry while requests flow, and no secret anywh
 import contextlib
 import json
 import os
+import re
 import tempfile
 import time
 import urllib.parse
@@ -283,6 +284,35 @@ def test_accounts_endpoint():
     finally:
         sim.stop()
         os.unlink(f.name)
+
+
+def test_refresher_and_page_cover_every_account_and_region():
+    # 3 accounts x 3 regions, refreshed every 3 s: each target is fetched in its own account
+    # (through its role), its storage gauges carry its account, and the page lists it
+    with started(extra="refresh:\n  interval_s: 3\n") as (sim, e):
+        want = {(name, region) for name in ACCOUNT_IDS for region in REGIONS}
+        deadline = time.time() + 20
+        while True:
+            m = e.get("/metrics")[2].decode()
+            aged = set(re.findall(r'^ebsd_storage_data_age_seconds\{account="([^"]+)",'
+                                  r'region="([^"]+)"\} ', m, re.M))
+            if aged >= want or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        assert aged == want, (sorted(want - aged), m[-1500:])
+        fetched = set(sim.stats()["targets"])
+        assert fetched >= {"%s/%s" % (ACCOUNT_IDS[a], r) for a, r in want}, fetched
+        for name, region in want:
+            t = truth(sim, ACCOUNT_IDS[name], region)
+            got = re.findall(r'^ebsd_storage_attached_bytes\{account="%s",region="%s",[^}]*\} '
+                             r'(\S+)$' % (name, region), m, re.M)
+            assert sum(float(v) for v in got) == t["total_gib"] * 2**30, (name, region, got)
+        st, _, page = e.get_json("/")  # the page's data (HTML with Accept: text/html)
+        assert st == 200, page
+        rows = {(t["account"], t["region"]): t for t in page["targets"]}
+        assert set(rows) == want, sorted(rows)
+        for (name, region), row in rows.items():
+            assert row["total_gib"] == truth(sim, ACCOUNT_IDS[name], region)["total_gib"], row
 
 
 def test_no_secret_in_logs_bodies_or_metrics():
