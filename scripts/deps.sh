@@ -8,7 +8,7 @@ EBSD_BUILD_PACKAGES="build-essential cmake pkg-config libmicrohttpd-dev libcurl4
 EBSD_TEST_PACKAGES="python3 python3-boto3 python3-botocore python3-yaml python3-jsonschema awscli prometheus
   yamllint systemd clang libclang-rt-14-dev valgrind procps openssl
   redis-server redis-tools"
-# zlib: gzip bodies (src/gzip.c); chromium: renders the page at / headless (test_page.py);
+# zlib: gzip bodies (src/core/gzip.c); chromium: renders the page at / headless (test_page.py);
 # nginx: the reference for X-Forwarded-For handling (test_realip_nginx.py).
 EBSD_BUILD_PACKAGES="$EBSD_BUILD_PACKAGES zlib1g-dev"
 EBSD_TEST_PACKAGES="$EBSD_TEST_PACKAGES chromium nginx"

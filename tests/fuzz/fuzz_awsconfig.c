@@ -1,4 +1,4 @@
-/* fuzz_awsconfig.c - the shared config and credentials INI files (src/awsconfig.c with
+/* fuzz_awsconfig.c - the shared config and credentials INI files (src/aws/awsconfig.c with
  * libinih, including its long-line side table). The input is loaded once as the config
  * file and once as the credentials file, through a memfd (no disk I/O), and looked up. */
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* fuzz_config.c - the YAML config (config_load_buffer, src/config.c with libcyaml). */
+/* fuzz_config.c - the YAML config (config_load_buffer, src/core/config.c with libcyaml). */
 #include <string.h>
 
 #include "config.h"

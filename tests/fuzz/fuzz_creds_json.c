@@ -1,5 +1,5 @@
 /* fuzz_creds_json.c - the credential JSON of the container endpoints and IMDS
- * (creds_parse_json, src/creds.c) and the RFC 3339 times in it (creds_parse_time). */
+ * (creds_parse_json, src/aws/creds.c) and the RFC 3339 times in it (creds_parse_time). */
 #include <string.h>
 
 #include "creds.h"

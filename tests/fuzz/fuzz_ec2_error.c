@@ -1,4 +1,4 @@
-/* fuzz_ec2_error.c - EC2 error envelopes (<Response><Errors><Error>, src/ec2xml.c): the
+/* fuzz_ec2_error.c - EC2 error envelopes (<Response><Errors><Error>, src/aws/ec2xml.c): the
  * fields of struct ec2_error must always come back NUL-terminated. */
 #include <string.h>
 

@@ -1,4 +1,4 @@
-/* fuzz_ec2_xml.c - DescribeInstances and DescribeVolumes answers (src/ec2xml.c): every input
+/* fuzz_ec2_xml.c - DescribeInstances and DescribeVolumes answers (src/aws/ec2xml.c): every input
  * goes through both parsers; an answer that parses must be internally consistent. */
 #include <string.h>
 

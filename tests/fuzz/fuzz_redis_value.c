@@ -1,5 +1,5 @@
 /* fuzz_redis_value.c - a cache value as read back from Redis (redis_value_decode in
- * src/redisvalue.c), untrusted input. Oracle: whatever decodes re-encodes to the same
+ * src/store/redisvalue.c), untrusted input. Oracle: whatever decodes re-encodes to the same
  * bytes, and every accepted field is within the documented ranges. */
 #include <stdlib.h>
 #include <string.h>

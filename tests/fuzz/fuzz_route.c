@@ -1,4 +1,4 @@
-/* fuzz_route.c - routing and query parsing (src/route.c). The input is a request target
+/* fuzz_route.c - routing and query parsing (src/http/route.c). The input is a request target
  * "PATH?QUERY"; the path is routed, the query decoded and, for the data routes, checked
  * against the default config. Invariants: what is accepted is printable ASCII, known keys
  * only, and an instance id never holds a '/'. */

@@ -1,4 +1,4 @@
-/* fuzz_sigv4.c - SigV4 canonicalization (src/sigv4.c). The input is a raw HTTP request in
+/* fuzz_sigv4.c - SigV4 canonicalization (src/aws/sigv4.c). The input is a raw HTTP request in
  * the test suite's .req form: "METHOD TARGET HTTP/1.1", header lines "Name:value" (a line
  * starting with a space or tab continues the previous one), a blank line, the body. It is
  * signed, presigned, signed-then-verified (which must pass: a round-trip oracle between the

@@ -1,5 +1,5 @@
 /* fuzz_sts.c - STS answers (AssumeRole*Response, ErrorResponse; sts_parse_response in
- * src/sts.c), the XML half of the web identity and role_arn credential sources. */
+ * src/aws/sts.c), the XML half of the web identity and role_arn credential sources. */
 #include <string.h>
 
 #include "fuzz.h"

@@ -1,4 +1,4 @@
-/* fuzz_wire.c - the wire decoder the parent runs on bytes from its workers (src/wire.c). The
+/* fuzz_wire.c - the wire decoder the parent runs on bytes from its workers (src/engine/wire.c). The
  * first byte is the frame type, the rest its payload, as frame_reader_next hands them out.
  * Invariants: a record frame is taken only when its lengths add up, and what is taken has
  * terminated strings, 0/1 bools, at most WIRE_MAX_ATTACH attachments per volume, and

@@ -69,7 +69,7 @@ def panel_targets():
 
 def source_metric_names():
     names = set()
-    for path in glob.glob(os.path.join(SOURCE_DIR, "src", "*.c")):
+    for path in glob.glob(os.path.join(SOURCE_DIR, "src", "*", "*.c")):
         with open(path) as f:
             names |= set(re.findall(r'"(ebsd_[a-z0-9_]+)"', f.read()))
     return names

@@ -1,7 +1,7 @@
 """realip_client against nginx itself: Debian's nginx, started on 127.0.0.1 with the realip
 module (set_real_ip_from, real_ip_header X-Forwarded-For, real_ip_recursive on) and
 `return 200 $remote_addr`, is sent every case over a real socket from 127.0.0.1, and
-tests/tools/realip_probe computes the same cases with ebsd's src/realip.c: the answers must
+tests/tools/realip_probe computes the same cases with ebsd's src/http/realip.c: the answers must
 be equal, case for case (one documented difference: nginx reads octets with leading zeros,
 inet_pton refuses them)."""
 import os

@@ -1,4 +1,4 @@
-"""The Redis connection (src/redis.c) and the shared-state primitives (src/redisstate.c)
+"""The Redis connection (src/store/redis.c) and the shared-state primitives (src/store/redisstate.c)
 against a real redis-server from Debian started here on 127.0.0.1 (a free port, a Unix
 socket, a TLS port with a test CA made by openssl), driven through tests/tools/redis_probe:
 AUTH (password, ACL user), SELECT, the GCRA limiter holding one rate for two connections

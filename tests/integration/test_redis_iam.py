@@ -1,4 +1,4 @@
-"""ElastiCache IAM auth tokens (src/redisiam.c) held to botocore's presigner, the one AWS's
+"""ElastiCache IAM auth tokens (src/store/redisiam.c) held to botocore's presigner, the one AWS's
 own ElastiCache IAM examples use (RequestSigner.generate_presigned_url for service
 elasticache, GET http://CACHE/?Action=connect&User=USER[&ResourceType=ServerlessCache],
 900 s, "http://" stripped), for the same inputs and a frozen clock; and the renewer

@@ -1,4 +1,4 @@
-/* redis_probe.c - drives src/redis.c and src/redisstate.c on a real loop for
+/* redis_probe.c - drives src/store/redis.c and src/store/redisstate.c on a real loop for
  * tests/integration/test_redis.py: two command connections (a, b) and one subscriber to
  * one Redis, and a line protocol on stdin/stdout (one request line, one answer line), so
  * the test can kill, stop and restart redis-server between steps.

@@ -2,7 +2,7 @@
  * credential table (the test suite's AKIDEXAMPLE pair by default, plus any configured, plus
  * the temporary credentials its STS endpoint issued), the caller's account (a key -> account
  * map, or an account id derived from the access key) and the region and service of the
- * credential scope. The cryptography is sigv4_verify()'s (include/sigv4.h). Thread-safe. */
+ * credential scope. The cryptography is sigv4_verify()'s (src/aws/sigv4.h). Thread-safe. */
 #ifndef EC2SIM_SIMAUTH_H
 #define EC2SIM_SIMAUTH_H
 #include <stdbool.h>

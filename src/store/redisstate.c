@@ -1,4 +1,4 @@
-/* redisstate.c - the shared-state primitives of include/redisstate.h: Lua scripts run
+/* redisstate.c - the shared-state primitives of src/store/redisstate.h: Lua scripts run
  * atomically in Redis (GCRA limiter, owner-only lock release/extend, replica count), each
  * sent as EVALSHA with one EVAL retry, and the key layout with one hash tag per target. */
 #include "redisstate.h"

@@ -1,7 +1,7 @@
 /* redis.h - one asynchronous connection to Redis (Valkey, ElastiCache) on ebsd's own event
  * loop (h2o's lib/common/redis.c is the model). hiredis is used only for what does no I/O:
  * its reply reader and its command formatter. The socket is ebsd's: TCP, Unix or TLS
- * (OpenSSL, certificate and host name verified), non-blocking, on include/loop.h.
+ * (OpenSSL, certificate and host name verified), non-blocking, on src/core/loop.h.
  *
  * A connection is up or down. Up: commands are pipelined, each with its own callback, and
  * each fails (EBSD_ETIMEDOUT) once command_timeout_ms has passed without a reply; a timeout
@@ -44,7 +44,7 @@ struct redis;
 #define REDIS_MAX_SECRET 4096                     /* password or IAM token */
 
 struct redis_options {
-    struct redis_url url;          /* where (include/redisurl.h); user = the ACL user */
+    struct redis_url url;          /* where (src/store/redisurl.h); user = the ACL user */
     const char *password;          /* AUTH password; NULL or "" = no AUTH (copied) */
     const char *ca_file;           /* rediss:// trust; NULL or "" = system store (copied) */
     uint32_t connect_timeout_ms;   /* connect + TLS + AUTH + SELECT + PING */

@@ -1,4 +1,4 @@
-/* redisurl.c - parses the Redis URL forms ebsd accepts (see include/redisurl.h). Strict:
+/* redisurl.c - parses the Redis URL forms ebsd accepts (see src/store/redisurl.h). Strict:
  * anything not in the documented grammar is refused, so a typo is a config error rather
  * than a connection to somewhere unexpected. */
 #include "redisurl.h"

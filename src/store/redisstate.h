@@ -8,13 +8,13 @@
  * keeps them, and every script's keys, in one slot:
  *   PREFIX{ACCOUNT:REGION}:budget:ACTION   GCRA theoretical arrival time (us), PX = backlog
  *   PREFIX{ACCOUNT:REGION}:flight:NAME     single-flight lock: a random token, PX = ttl
- *   PREFIX{ACCOUNT:REGION}:cache:NAME      a cached answer (include/redisvalue.h)
+ *   PREFIX{ACCOUNT:REGION}:cache:NAME      a cached answer (src/store/redisvalue.h)
  *   PREFIXreplicas                         sorted set: replica id -> expiry (Redis ms)
  * Channel PREFIXwake:KEY (one per lock key) carries "released" when a lock is released;
  * subscribe to the pattern PREFIXwake:* once (redisstate_wake_pattern).
  *
  * Every call is asynchronous: EBSD_OK means fn will run exactly once (with the outcome or a
- * failure status from include/redis.h: EBSD_ETIMEDOUT, EBSD_ENETWORK, EBSD_EUPSTREAM, or
+ * failure status from src/store/redis.h: EBSD_ETIMEDOUT, EBSD_ENETWORK, EBSD_EUPSTREAM, or
  * EBSD_EPARSE for a reply of the wrong shape); any other return means fn will not run and
  * the caller falls back to local state at once. Scripts go as EVALSHA and fall back to
  * EVAL once when the server does not know them (NOSCRIPT). All times are Redis' own clock

@@ -10,7 +10,7 @@
  * while Redis is down, slow or answers garbage, a claim answers REDISSHARE_FETCH (locally,
  * without the lock) as soon as a command fails or command_timeout_ms passes, counted as a
  * fallback. Nothing that is a credential goes to Redis: keys are prefix, target and route
- * names; values are the cached JSON answers (include/redisvalue.h). */
+ * names; values are the cached JSON answers (src/store/redisvalue.h). */
 #ifndef EBSD_REDISSHARE_H
 #define EBSD_REDISSHARE_H
 #include <stdbool.h>

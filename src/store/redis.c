@@ -1,4 +1,4 @@
-/* redis.c - an asynchronous Redis connection on ebsd's loop (contract in include/redis.h):
+/* redis.c - an asynchronous Redis connection on ebsd's loop (contract in src/store/redis.h):
  * ebsd's own non-blocking socket (TCP, Unix or OpenSSL TLS), hiredis' reader and formatter
  * for RESP, a FIFO of pending commands with one timer for the oldest, and reconnection
  * with backoff. */

@@ -1,5 +1,5 @@
-/* redisiam.c - ElastiCache IAM auth tokens (include/redisiam.h): a presigned SigV4 URL
- * from src/sigv4.c, and a loop timer that renews it and re-AUTHs the connections. */
+/* redisiam.c - ElastiCache IAM auth tokens (src/store/redisiam.h): a presigned SigV4 URL
+ * from src/aws/sigv4.c, and a loop timer that renews it and re-AUTHs the connections. */
 #include "redisiam.h"
 
 #include <stdlib.h>

@@ -94,13 +94,13 @@ struct config {
     char **cors_origins;        /* server.cors_origins; default none = no CORS headers */
     size_t ncors_origins;
     /* redis (shared state between replicas; docs/ARCHITECTURE.md "Redis") */
-    char *redis_url;           /* "" = off; EBSD_REDIS_URL overrides (include/redisurl.h) */
+    char *redis_url;           /* "" = off; EBSD_REDIS_URL overrides (src/store/redisurl.h) */
     char *redis_password_file; /* "" = no AUTH password; read at start and on reload */
     char *redis_key_prefix;    /* "ebsd:" */
     uint32_t redis_connect_timeout_ms; /* 500 */
     uint32_t redis_command_timeout_ms; /* 200 */
 
-    /* refresh: the background refresher of every target's storage (src/refresh.c) */
+    /* refresh: the background refresher of every target's storage (src/service/refresh.c) */
     uint32_t refresh_interval_s;  /* 300; 0 = off */
     char *redis_ca_file;       /* rediss:// trust: "" = system store */
     char *redis_iam_user;      /* redis.iam_auth.user: "" = no ElastiCache IAM auth */

@@ -1,4 +1,4 @@
-/* redisvalue.c - the cache value codec of include/redisvalue.h: fixed header, strict
+/* redisvalue.c - the cache value codec of src/store/redisvalue.h: fixed header, strict
  * validation, exact length. Written by hand because it is ebsd's own format (40 bytes of
  * big-endian integers), not a general serialization a library would provide. */
 #include "redisvalue.h"
