@@ -5,7 +5,9 @@ account=all&region=all over 9 targets within 1.5x of one target), side by side i
 ec2sim serves 3 accounts x 3 regions (one account through the base credentials, two through
 STS AssumeRole); ebsd caches nothing (TTL 0) and has no client rate limit, so every request
 is a cold fetch. The requests alternate between one target and the aggregate, so both see the
-same machine noise. Prints a Markdown table (medians of --repeat).
+same machine noise. Prints a Markdown table (medians of --repeat), with the CPU seconds each
+request cost ebsd (parent and its reaped children) and ec2sim: on a small machine the
+aggregate's floor is its CPU divided by the cores, whatever the concurrency.
 
 Usage: bench/accounts.py [--instances 1000] [--latency 50] [--repeat 5]
 Needs a build (build/ebsd, build/tools/ec2sim/ec2sim). Only loopback traffic; every process
@@ -25,6 +27,13 @@ from harness import Ebsd, Sim, sim_env  # noqa: E402
 
 REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
 ACCOUNTS = {"home": "123456789012", "dev": "111122223333", "ops": "222233334444"}
+
+
+def cpu_s(pid):
+    """CPU seconds of pid and its reaped children (utime, stime, cutime, cstime)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def main():
@@ -50,24 +59,37 @@ def main():
             st, _, doc = e.get_json(path, timeout=120)
             assert st == 200 and doc.get("complete", True), (st, doc)
         times = {one_path: [], all_path: []}
+        cpu = {one_path: [], all_path: []}
         want = {}
         for _ in range(a.repeat):
             for path in (one_path, all_path):
+                c0 = (cpu_s(e.p.pid), cpu_s(sim.p.pid))
                 t0 = time.time()
                 st, _, doc = e.get_json(path, timeout=120)
                 times[path].append(time.time() - t0)
+                time.sleep(0.2)  # the last children reaped
+                c1 = (cpu_s(e.p.pid), cpu_s(sim.p.pid))
+                cpu[path].append((c1[0] - c0[0], c1[1] - c0[1]))
                 assert st == 200 and doc.get("complete", True), (st, doc)
                 want.setdefault(path, doc["total_gib"])
                 assert doc["total_gib"] == want[path], (path, doc["total_gib"], want[path])
         one, agg = statistics.median(times[one_path]), statistics.median(times[all_path])
+        med = {p: (statistics.median(c[0] for c in cpu[p]), statistics.median(c[1] for c in cpu[p]))
+               for p in cpu}
         print("## cold /volumes/total, %d instances per target, %d ms per EC2 call, median of %d"
               % (a.instances, a.latency, a.repeat))
         print()
-        print("| request | targets | seconds | vs one target |")
-        print("|---|---:|---:|---:|")
-        print("| `account=home&region=us-east-1` | 1 | %.3f | 1.00x |" % one)
-        print("| `account=all&region=all` | %d | %.3f | %.2fx |"
-              % (len(ACCOUNTS) * len(REGIONS), agg, agg / one))
+        print("| request | targets | seconds | vs one target | ebsd CPU s | ec2sim CPU s |")
+        print("|---|---:|---:|---:|---:|---:|")
+        print("| `account=home&region=us-east-1` | 1 | %.3f | 1.00x | %.3f | %.3f |"
+              % ((one,) + med[one_path]))
+        print("| `account=all&region=all` | %d | %.3f | %.2fx | %.3f | %.3f |"
+              % ((len(ACCOUNTS) * len(REGIONS), agg, agg / one) + med[all_path]))
+        ncpu = os.cpu_count() or 1
+        floor = (med[all_path][0] + med[all_path][1]) / ncpu
+        print()
+        print("CPU floor of the aggregate on %d cores: %.3f s (%.2fx of one target's time)"
+              % (ncpu, floor, floor / one))
         print()
         print("goal (within 1.5x of one target): %s" % ("met" if agg <= 1.5 * one else "missed"))
     finally:
