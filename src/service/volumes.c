@@ -354,6 +354,32 @@ static void fetch_extend(struct fetch *f, int64_t deadline)
     redisshare_extend(f->claim, deadline);
 }
 
+/* A waiter's deadline passed with a usable older answer at hand: the fetch goes on for the
+ * cache (stale-if-error covers a fetch that hangs as well as one that fails), within its own
+ * bound (the route's timeout from its start), even when that was its last waiter. */
+static void fetch_keep_for_cache(struct fetch *f)
+{
+    if (!f || f->background)
+        return;
+    f->background = true;
+    if (f->started_ms + f->bound_ms > clock_now_ms())
+        fetch_extend(f, f->started_ms + f->bound_ms);
+}
+
+/* The deadline of a job started for a waiter due at deadline. The job runs to the waiter's
+ * deadline (its workers' EC2 calls respect it), but when a usable older answer is cached the
+ * waiter gets that at its deadline and the fetch may run on to its route's bound to refresh
+ * the cache: the job gets that bound, so the waiter's deadline does not end it too. */
+static int64_t job_deadline_for(const char *key, int64_t now, int64_t deadline,
+                                const struct config_route *route)
+{
+    struct cache_view v;
+    int64_t bound = now + (int64_t)route->timeout_ms;
+    if (bound > deadline && cache_lookup(g.cache, key, now, &v) != CACHE_MISS && v.status == 200)
+        return bound;
+    return deadline;
+}
+
 static void waiter_free(struct waiter *w)
 {
     if (w->timer)
@@ -384,18 +410,12 @@ static void on_waiter_deadline(struct loop *l, void *arg)
     struct fetch *f = flight_data(w->flight);
     engine_job_counts(f ? f->job : NULL, &r->report.children, &r->report.ec2_calls,
                       &r->report.max_rss_kb);
-    /* stale-if-error covers a fetch that hangs as well as one that fails: a usable older
-     * answer beats a 504. The fetch goes on for the cache, within its own bound (the
-     * route's timeout from its start), even when this was its last waiter. */
+    /* a usable older answer beats a 504 */
     struct cache_view v;
     if (cache_lookup(g.cache, flight_key(w->flight), clock_now_ms(), &v) != CACHE_MISS &&
         v.status == 200) {
         g.st.stale_served++;
-        if (f && !f->background) {
-            f->background = true;
-            if (f->started_ms + f->bound_ms > clock_now_ms())
-                fetch_extend(f, f->started_ms + f->bound_ms);
-        }
+        fetch_keep_for_cache(f);
         r->work = NULL;
         r->cancel = NULL;
         flight_remove_waiter(w->flight, w);
@@ -717,17 +737,13 @@ struct volumes_sub *volumes_target_get(const struct engine_query *q, bool detail
     w->timeout_s = (double)(deadline - now) / 1000.0;
     if (fl) {
         g.st.coalesced++;
-        struct fetch *running = flight_data(fl);
-        if (running)
-            engine_extend(running->job, deadline);
+        fetch_extend(flight_data(fl), deadline); /* the job serves this waiter too */
         w->label = "coalesced";
     } else {
         g.st.misses++;
-        int64_t job_deadline = deadline;
-        if (cs != CACHE_MISS && v.status == 200 && now + (int64_t)route->timeout_ms > job_deadline)
-            job_deadline = now + (int64_t)route->timeout_ms;
-        fl = fetch_start(key, q, detail, route->cache_ttl_s, job_deadline, route->timeout_ms,
-                         false, 0, true)->flight;
+        fl = fetch_start(key, q, detail, route->cache_ttl_s,
+                         job_deadline_for(key, now, deadline, route), route->timeout_ms, false,
+                         0, true)->flight;
         w->label = "miss";
     }
     w->flight = fl;
@@ -758,13 +774,8 @@ void volumes_target_expire(struct volumes_sub *sub)
     engine_job_counts(f ? f->job : NULL, &children, &calls, &rss);
     if (cache_lookup(g.cache, flight_key(w->flight), clock_now_ms(), &v) != CACHE_MISS &&
         v.status == 200) {
-        /* as on_waiter_deadline: the fetch goes on for the cache within its route's bound */
         g.st.stale_served++;
-        if (f && !f->background) {
-            f->background = true;
-            if (f->started_ms + f->bound_ms > clock_now_ms())
-                engine_extend(f->job, f->started_ms + f->bound_ms);
-        }
+        fetch_keep_for_cache(f);
         flight_remove_waiter(w->flight, w);
         deliver_view(w, &v, "stale", "TaskTimedOut", calls, children);
         waiter_free(w);
@@ -964,18 +975,10 @@ static void handle(struct request *r, enum route route_kind, const char *instanc
         g.st.refreshed++;
     else
         g.st.misses++;
-    /* The job runs to this request's deadline (its workers' EC2 calls respect it); a waiter
-     * that joins later with a later deadline extends it. Each waiter enforces its own, and a
-     * flight left with no waiters is cancelled. When a stale-if-error answer is at hand,
-     * the request gets it at its deadline if the fetch has not landed, and the fetch may
-     * run on to its route's bound to refresh the cache: the job gets that bound, so its
-     * own deadline does not end it in the same instant as the waiter's. */
-    int64_t job_deadline = r->deadline;
-    struct cache_view sv;
-    if (cache_lookup(g.cache, key, now, &sv) != CACHE_MISS && sv.status == 200 &&
-        now + (int64_t)route->timeout_ms > job_deadline)
-        job_deadline = now + (int64_t)route->timeout_ms;
-    struct fetch *f = fetch_start(key, &q, detail, route->cache_ttl_s, job_deadline,
+    /* A waiter that joins later with a later deadline extends the job. Each waiter enforces
+     * its own, and a flight left with no waiters is cancelled. */
+    struct fetch *f = fetch_start(key, &q, detail, route->cache_ttl_s,
+                                  job_deadline_for(key, now, r->deadline, route),
                                   route->timeout_ms, false, refresh ? clock_wall_ms() : 0,
                                   !refresh);
     add_waiter(r, f->flight, refresh ? "refreshed" : "miss", timeout_ms);
