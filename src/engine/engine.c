@@ -138,11 +138,9 @@ const struct engine_stats *engine_stats(void)
 static void job_fail(struct engine_job *job, ebsd_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Counts a worker's EC2 calls of job, by action, in the process's totals and its target's. */
-static void count_calls(struct engine_job *job, unsigned di, unsigned dv)
+/* The EC2 call counts of job's target (created at 0 on its first call). */
+static struct engine_target_calls *target_calls(const struct engine_job *job)
 {
-    g.stats.describe_instances += di;
-    g.stats.describe_volumes += dv;
     const struct target *t = &job->q.target;
     size_t i = 0;
     while (i < g.ncalls && !target_equal(&g.calls[i].target, t))
@@ -154,8 +152,17 @@ static void count_calls(struct engine_job *job, unsigned di, unsigned dv)
         }
         g.calls[g.ncalls++] = (struct engine_target_calls){.target = *t};
     }
-    g.calls[i].describe_instances += di;
-    g.calls[i].describe_volumes += dv;
+    return &g.calls[i];
+}
+
+/* Counts a worker's EC2 calls of job, by action, in the process's totals and its target's. */
+static void count_calls(struct engine_job *job, unsigned di, unsigned dv)
+{
+    g.stats.describe_instances += di;
+    g.stats.describe_volumes += dv;
+    struct engine_target_calls *c = target_calls(job);
+    c->describe_instances += di;
+    c->describe_volumes += dv;
 }
 
 void engine_foreach_target(engine_target_fn fn, void *arg)
@@ -455,6 +462,9 @@ static void account_stats(struct engine_job *job, const struct wire_stats *s)
     count_calls(job, s->describe_instances, s->describe_volumes);
     g.stats.ec2_retries += s->retries;
     g.stats.ec2_throttled += s->throttled;
+    struct engine_target_calls *c = target_calls(job);
+    c->retries += s->retries;
+    c->throttled += s->throttled;
     if (s->has_quota)
         g.stats.retry_quota = s->retry_quota;
     if (s->clock_offset_set) /* later workers inherit it (skew.h) */

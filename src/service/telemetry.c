@@ -69,9 +69,14 @@ void telemetry_init(void)
                                   "account", "region", "action");
     /* one series per configured target and action: bounded by the config, never by clients */
     metrics_set_max_series(t.ec2_calls, (size_t)CONFIG_MAX_ACCOUNTS * CONFIG_MAX_REGIONS * 2);
-    t.ec2_retries = metrics_counter(r, "ebsd_ec2_retries_total", "EC2 requests retried.", 0);
+    t.ec2_retries = metrics_counter(r, "ebsd_ec2_retries_total",
+                                    "EC2 requests retried, by target (account, region).", 2,
+                                    "account", "region");
+    metrics_set_max_series(t.ec2_retries, (size_t)CONFIG_MAX_ACCOUNTS * CONFIG_MAX_REGIONS);
     t.ec2_throttled = metrics_counter(r, "ebsd_ec2_throttled_total",
-                                      "EC2 answers that were throttling errors.", 0);
+                                      "EC2 answers that were throttling errors, by target "
+                                      "(account, region).", 2, "account", "region");
+    metrics_set_max_series(t.ec2_throttled, (size_t)CONFIG_MAX_ACCOUNTS * CONFIG_MAX_REGIONS);
     t.ec2_errors = metrics_counter(r, "ebsd_ec2_errors_total",
                                    "EC2 calls that failed after retries, by error code.", 1, "code");
     t.retry_quota = metrics_gauge(r, "ebsd_ec2_retry_quota_remaining",
@@ -178,6 +183,8 @@ static void calls_visit(void *arg, const struct engine_target_calls *c)
                 "DescribeInstances");
     metrics_set(t.ec2_calls, (double)c->describe_volumes, tg->account, tg->region,
                 "DescribeVolumes");
+    metrics_set(t.ec2_retries, (double)c->retries, tg->account, tg->region);
+    metrics_set(t.ec2_throttled, (double)c->throttled, tg->account, tg->region);
 }
 
 ebsd_status telemetry_render(struct buf *out)
@@ -226,8 +233,6 @@ ebsd_status telemetry_render(struct buf *out)
     metrics_set(t.max_children, fs->max_children);
     metrics_set(t.child_rss, (double)fs->last_child_rss_kb * 1024.0);
     engine_foreach_target(calls_visit, NULL);
-    metrics_set(t.ec2_retries, (double)fs->ec2_retries);
-    metrics_set(t.ec2_throttled, (double)fs->ec2_throttled);
     for (size_t i = 0; i < fs->nerror_codes; i++)
         metrics_set(t.ec2_errors, (double)fs->error_codes[i].count, fs->error_codes[i].code);
     metrics_set(t.retry_quota, fs->retry_quota);

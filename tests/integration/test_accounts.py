@@ -287,23 +287,34 @@ def test_unattached_aggregates_equal_the_merged_truths():
         assert st == 400 and doc["error"]["code"] == "InvalidParameter", doc
 
 
+def per_target(m, name):
+    """{"account_id/region": summed value} of the samples of name in metrics text m."""
+    got = {}
+    for acct, region, v in re.findall(r'^%s\{account="([^"]+)",region="([^"]+)"[^}]*\} (\S+)$'
+                                       % name, m, re.M):
+        key = "%s/%s" % (ACCOUNT_IDS[acct], region)
+        got[key] = got.get(key, 0) + float(v)
+    return got
+
+
 def test_ec2_calls_are_counted_per_target():
     with started(extra="refresh:\n  interval_s: 0\n") as (sim, e):
+        # dev in eu-west-1: one call throttled, the next a 500, each retried
+        sim.faults(account=DEV, region="eu-west-1", next=["throttle", "500"])
         st, doc, _ = get(e, "/volumes/total", account="all", region="all")
         assert st == 200 and doc["complete"] is True
         st, doc, _ = get(e, "/volumes/total", account="dev", region="eu-west-1",
                          group_by="volume_type")
         assert st == 200
         m = e.get("/metrics")[2].decode()
-        got = {}
-        for acct, region, action, v in re.findall(
-                r'^ebsd_ec2_calls_total\{account="([^"]+)",region="([^"]+)",'
-                r'action="([^"]+)"\} (\S+)$', m, re.M):
-            key = "%s/%s" % (ACCOUNT_IDS[acct], region)
-            got[key] = got.get(key, 0) + float(v)
+        got = per_target(m, "ebsd_ec2_calls_total")
         served = sim.stats()["targets"]  # EC2 calls the simulator served, per target
         assert got == {k: float(v) for k, v in served.items()}, (got, served)
         assert len(got) == 9 and got["%s/eu-west-1" % DEV] > got["%s/us-east-1" % DEV]
+        assert {k for k, v in per_target(m, "ebsd_ec2_throttled_total").items() if v} == \
+            {"%s/eu-west-1" % DEV}, m
+        retried = {k: v for k, v in per_target(m, "ebsd_ec2_retries_total").items() if v}
+        assert retried == {"%s/eu-west-1" % DEV: 2.0}, retried
 
 
 def test_refused_role_gives_a_partial_answer():
