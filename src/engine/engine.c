@@ -114,6 +114,9 @@ static struct {
         size_t instances;
     } seen[16];
     unsigned nseen;
+    /* EC2 calls per target (the configured targets only: the table is bounded by config) */
+    struct engine_target_calls *calls;
+    size_t ncalls, calls_cap;
 } g;
 
 static void schedule(void);
@@ -135,6 +138,39 @@ const struct engine_stats *engine_stats(void)
 static void job_fail(struct engine_job *job, ebsd_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The EC2 call counts of job's target (created at 0 on its first call). */
+static struct engine_target_calls *target_calls(const struct engine_job *job)
+{
+    const struct target *t = &job->q.target;
+    size_t i = 0;
+    while (i < g.ncalls && !target_equal(&g.calls[i].target, t))
+        i++;
+    if (i == g.ncalls) {
+        if (g.ncalls == g.calls_cap) {
+            g.calls_cap = g.calls_cap ? g.calls_cap * 2 : 16;
+            g.calls = xrealloc(g.calls, g.calls_cap * sizeof *g.calls);
+        }
+        g.calls[g.ncalls++] = (struct engine_target_calls){.target = *t};
+    }
+    return &g.calls[i];
+}
+
+/* Counts a worker's EC2 calls of job, by action, in the process's totals and its target's. */
+static void count_calls(struct engine_job *job, unsigned di, unsigned dv)
+{
+    g.stats.describe_instances += di;
+    g.stats.describe_volumes += dv;
+    struct engine_target_calls *c = target_calls(job);
+    c->describe_instances += di;
+    c->describe_volumes += dv;
+}
+
+void engine_foreach_target(engine_target_fn fn, void *arg)
+{
+    for (size_t i = 0; i < g.ncalls; i++)
+        fn(arg, &g.calls[i]);
+}
+
 static void kill_job_children(struct engine_job *job)
 {
     for (struct task *t = g.running; t; t = t->next)
@@ -155,8 +191,7 @@ static void account_unfinished(struct task *t)
     unsigned di = atomic_load(&t->calls[0]), dv = atomic_load(&t->calls[1]);
     job->ec2_calls += di + dv;
     g.stats.ec2_calls += di + dv;
-    g.stats.describe_instances += di;
-    g.stats.describe_volumes += dv;
+    count_calls(job, di, dv);
 }
 
 /* Kills the job's workers and reaps them at once (a SIGKILLed process is gone within a few
@@ -424,10 +459,12 @@ static void account_stats(struct engine_job *job, const struct wire_stats *s)
 {
     job->ec2_calls += s->calls;
     g.stats.ec2_calls += s->calls;
-    g.stats.describe_instances += s->describe_instances;
-    g.stats.describe_volumes += s->describe_volumes;
+    count_calls(job, s->describe_instances, s->describe_volumes);
     g.stats.ec2_retries += s->retries;
     g.stats.ec2_throttled += s->throttled;
+    struct engine_target_calls *c = target_calls(job);
+    c->retries += s->retries;
+    c->throttled += s->throttled;
     if (s->has_quota)
         g.stats.retry_quota = s->retry_quota;
     if (s->clock_offset_set) /* later workers inherit it (skew.h) */
@@ -1113,5 +1150,8 @@ void engine_shutdown(void)
         loop_timer_stop(g.loop, g.trim);
     g.trim = NULL;
     limiter_reset();
+    free(g.calls);
+    g.calls = NULL;
+    g.ncalls = g.calls_cap = 0;
     g.ready = false;
 }

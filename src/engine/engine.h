@@ -131,4 +131,17 @@ struct engine_stats {
 };
 const struct engine_stats *engine_stats(void);
 
+/* The EC2 calls made for one target so far, by action, and its retries and throttling
+ * answers (the account and region labels of ebsd_ec2_calls_total, ebsd_ec2_retries_total
+ * and ebsd_ec2_throttled_total). Only targets a job asked about appear: the configured
+ * ones. */
+struct engine_target_calls {
+    struct target target;
+    unsigned long long describe_instances, describe_volumes, retries, throttled;
+};
+typedef void (*engine_target_fn)(void *arg, const struct engine_target_calls *c);
+/* Calls fn(arg, c) for each target with calls, in the order they first made one; c is
+ * valid during the call only. */
+void engine_foreach_target(engine_target_fn fn, void *arg);
+
 #endif

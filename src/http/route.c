@@ -330,9 +330,9 @@ ebsd_status route_check_params(enum route r, const struct route_params *p,
         }
     }
     bool aggregate = all_regions || (p->account && strcmp(p->account, "all") == 0);
-    if (aggregate && (r != ROUTE_TOTAL || p->ngroup)) {
-        set_err(err, errlen, "%s", "account=all and region=all aggregate /volumes/total without "
-                "group_by only");
+    if (aggregate && r != ROUTE_TOTAL && r != ROUTE_UNATTACHED) {
+        set_err(err, errlen, "%s", "account=all and region=all aggregate /volumes/total and "
+                "/volumes/unattached only");
         return refuse(code, codelen, "InvalidParameter");
     }
     if (r != ROUTE_TOTAL) {

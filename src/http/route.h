@@ -123,7 +123,7 @@ bool route_group_key_valid(const char *key);
 /* volumes_handle's value checks for route (ROUTE_TOTAL, ROUTE_INSTANCE or ROUTE_UNATTACHED),
  * in its order: region allowed by cfg or "all" (400 InvalidRegion), account configured or "all" (400
  * InvalidAccount), a region the account has (400 InvalidRegion), "all" only on /volumes/total
- * without group_by (400 InvalidParameter), detail/mode/group_by only on
+ * and /volumes/unattached (400 InvalidParameter), detail/mode/group_by only on
  * /volumes/total, limit only on /volumes/unattached, detail is "instances", mode is
  * "parallel" or "sequential", each group_by key valid (the message names it) and not given
  * twice, limit a whole number from 1 to ROUTE_MAX_LIMIT, timeout_ms a whole number from 1 to

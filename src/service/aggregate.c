@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "answer.h"
 #include "clock.h"
 #include "credsvc.h"
 #include "mem.h"
@@ -34,6 +35,7 @@ struct agg {
     struct agg_target *t;
     size_t n, pending;
     bool dispatching, suspended, detail;
+    struct engine_query q;    /* the per-target query (its target aside): kind, keys, limit */
     struct loop_timer *timer;
     struct loop *loop;
     char account[32], region[32]; /* as asked: a name or "all" */
@@ -68,20 +70,69 @@ static double num(const cJSON *o, const char *k)
     return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
+/* The answer's sums over the targets that answered (parts): the totals, with their
+ * breakdown when grouped and their instances with detail=instances; or the unattached
+ * volumes. */
+static void add_sums(cJSON *o, const struct agg *a, const struct answer_part *parts,
+                     size_t nparts)
+{
+    if (a->q.kind == ENGINE_UNATTACHED) {
+        answer_unattached_merge(o, parts, nparts, a->q.limit);
+        return;
+    }
+    static const char *const counts[] = {"total_gib", "instance_count", "volume_count"};
+    for (size_t k = 0; k < 3; k++) {
+        double sum = 0;
+        for (size_t i = 0; i < nparts; i++)
+            sum += num(parts[i].data, counts[k]);
+        cJSON_AddNumberToObject(o, counts[k], sum);
+    }
+}
+
+/* What comes after complete and targets: the instances (detail=instances), each with its
+ * account and region, and the breakdown summed by key. */
+static void add_lists(cJSON *o, const struct agg *a, const struct answer_part *parts,
+                      size_t nparts)
+{
+    if (a->detail) {
+        cJSON *all = cJSON_AddArrayToObject(o, "instances");
+        for (size_t i = 0; i < nparts; i++) {
+            const cJSON *it;
+            cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(parts[i].data, "instances"))
+            {
+                cJSON *c = cJSON_Duplicate(it, 1);
+                cJSON_AddStringToObject(c, "account", parts[i].account);
+                cJSON_AddStringToObject(c, "region", parts[i].region);
+                cJSON_AddItemToArray(all, c);
+            }
+        }
+    }
+    if (a->q.kind == ENGINE_TOTAL && a->q.ngroup > 0) {
+        const char *keys[ENGINE_MAX_GROUPS];
+        const cJSON **lists = xcalloc(nparts + 1, sizeof *lists);
+        cJSON *by = cJSON_AddArrayToObject(o, "group_by");
+        for (unsigned k = 0; k < a->q.ngroup; k++) {
+            keys[k] = a->q.group_by[k];
+            cJSON_AddItemToArray(by, cJSON_CreateString(keys[k]));
+        }
+        for (size_t i = 0; i < nparts; i++)
+            lists[i] = cJSON_GetObjectItemCaseSensitive(parts[i].data, "groups");
+        cJSON_AddItemToObject(o, "groups", answer_groups_merge(keys, a->q.ngroup, lists, nparts));
+        free(lists);
+    }
+}
+
 /* Builds and sends the answer from every target's outcome. */
 static void agg_finish(struct agg *a)
 {
     struct request *r = a->r;
-    double total = 0, instances = 0, volumes = 0;
     size_t answered = 0;
     unsigned calls = 0, children = 0;
     bool any_stale = false, any_fetch = false;
     int64_t oldest = 0;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "account", a->account);
-    cJSON_AddStringToObject(o, "region", a->region);
+    bool unattached = a->q.kind == ENGINE_UNATTACHED;
+    struct answer_part *parts = xcalloc(a->n + 1, sizeof *parts);
     cJSON *targets = cJSON_CreateArray();
-    cJSON *all_instances = a->detail ? cJSON_CreateArray() : NULL;
     for (size_t i = 0; i < a->n; i++) {
         struct agg_target *t = &a->t[i];
         calls += t->ec2_calls;
@@ -90,16 +141,13 @@ static void agg_finish(struct agg *a)
         cJSON_AddStringToObject(e, "account", t->target.account);
         cJSON_AddStringToObject(e, "account_id", credsvc_account_id(t->target.account));
         cJSON_AddStringToObject(e, "region", t->target.region);
-        double tg = num(t->data, "total_gib"), ic = num(t->data, "instance_count"),
-               vc = num(t->data, "volume_count");
-        cJSON_AddNumberToObject(e, "total_gib", tg);
-        cJSON_AddNumberToObject(e, "instance_count", ic);
-        cJSON_AddNumberToObject(e, "volume_count", vc);
+        cJSON_AddNumberToObject(e, "total_gib", num(t->data, "total_gib"));
+        if (!unattached)
+            cJSON_AddNumberToObject(e, "instance_count", num(t->data, "instance_count"));
+        cJSON_AddNumberToObject(e, "volume_count", num(t->data, "volume_count"));
         if (t->data) {
-            answered++;
-            total += tg;
-            instances += ic;
-            volumes += vc;
+            parts[answered++] = (struct answer_part){t->data, t->target.account,
+                                                     t->target.region};
             add_source(e, t);
             if (t->stale_reason[0])
                 any_stale = true;
@@ -107,17 +155,6 @@ static void agg_finish(struct agg *a)
                 any_fetch = true;
             if (!oldest || t->fetched_at_wall_ms < oldest)
                 oldest = t->fetched_at_wall_ms;
-            cJSON *list = cJSON_GetObjectItemCaseSensitive(t->data, "instances");
-            cJSON *it;
-            cJSON_ArrayForEach(it, list)
-            {
-                if (!all_instances)
-                    break;
-                cJSON *c = cJSON_Duplicate(it, 1);
-                cJSON_AddStringToObject(c, "account", t->target.account);
-                cJSON_AddStringToObject(c, "region", t->target.region);
-                cJSON_AddItemToArray(all_instances, c);
-            }
         }
         if (t->stale_reason[0] || !t->data) {
             cJSON *err = cJSON_AddObjectToObject(e, "error");
@@ -132,22 +169,22 @@ static void agg_finish(struct agg *a)
     r->report.cache = any_stale ? "stale" : any_fetch ? "miss" : "hit";
     request_add_header(r, "Cache-Control", "no-store");
     if (answered == 0) {
-        cJSON_Delete(o);
         cJSON_Delete(targets);
-        cJSON_Delete(all_instances);
+        free(parts);
         const struct agg_target *t = &a->t[0];
         request_error(r, 502, "AllTargetsFailed",
                       "none of the %zu targets answered; %s/%s: %s: %.200s", a->n,
                       t->target.account, t->target.region, t->code, t->message);
         return;
     }
-    cJSON_AddNumberToObject(o, "total_gib", total);
-    cJSON_AddNumberToObject(o, "instance_count", instances);
-    cJSON_AddNumberToObject(o, "volume_count", volumes);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "account", a->account);
+    cJSON_AddStringToObject(o, "region", a->region);
+    add_sums(o, a, parts, answered);
     cJSON_AddBoolToObject(o, "complete", answered == a->n && !any_stale);
     cJSON_AddItemToObject(o, "targets", targets);
-    if (all_instances)
-        cJSON_AddItemToObject(o, "instances", all_instances);
+    add_lists(o, a, parts, answered);
+    free(parts);
     cJSON *s = cJSON_AddObjectToObject(o, "source");
     char ts[40];
     cJSON_AddStringToObject(s, "fetched_at", clock_format_rfc3339(oldest, ts, sizeof ts));
@@ -235,13 +272,14 @@ static void agg_cancel(struct request *r)
     agg_free(a);
 }
 
-void aggregate_handle(struct request *r, const char *instance_id,
+void aggregate_handle(struct request *r, enum route kind, const char *instance_id,
                       const struct route_params *prm)
 {
     const struct config *cfg = server_config(r->srv);
-    if (instance_id) {
+    if (instance_id || (kind != ROUTE_TOTAL && kind != ROUTE_UNATTACHED)) {
         request_error(r, 400, "InvalidParameter",
-                      "account=all and region=all apply to /volumes/total only");
+                      "account=all and region=all apply to /volumes/total and "
+                      "/volumes/unattached only");
         return;
     }
     const char *account = prm->account ? prm->account : cfg->accounts[0].name;
@@ -276,6 +314,7 @@ void aggregate_handle(struct request *r, const char *instance_id,
                       region);
         return;
     }
+    volumes_query(cfg, kind, NULL, prm, &a->t[0].target, &a->q);
     const struct config_route *route = &cfg->volumes_total;
     int64_t timeout_ms = prm->timeout_ms ? strtol(prm->timeout_ms, NULL, 10) : route->timeout_ms;
     r->report.enabled = true;
@@ -294,11 +333,8 @@ void aggregate_handle(struct request *r, const char *instance_id,
             on_target(t, &res);
             continue;
         }
-        struct engine_query q = {0};
-        q.kind = ENGINE_TOTAL;
+        struct engine_query q = a->q;
         q.target = t->target;
-        q.sequential = prm->mode && strcmp(prm->mode, "sequential") == 0;
-        q.memory_mb = route->memory_mb;
         t->sub = volumes_target_get(&q, a->detail, r->deadline, on_target, t);
     }
     a->dispatching = false;

@@ -188,6 +188,51 @@ static int cmp_group(const void *a, const void *b)
     return strcmp(x->sort, y->sort);
 }
 
+/* Appends one key's value to a group's sort key: 'v' + value, or 'n' for null (untagged),
+ * ended by 0x1f, so that the keys sort and compare as the values do. */
+static void key_put(struct buf *b, const char *val)
+{
+    if (buf_puts(b, val ? "v" : "n") != EBSD_OK || buf_puts(b, val ? val : "") != EBSD_OK ||
+        buf_append(b, "\x1f", 1) != EBSD_OK)
+        abort(); /* cannot happen: the values are bounded by the records (or by the answers
+                  * they were built from) and the buffer's cap is above them */
+}
+
+/* The group of sort key skey (key_put's encoding of the nkeys values), with its counts. */
+static struct group group_make(const char *const *keys, size_t nkeys, const char *skey,
+                               int64_t gib, double volumes, double instances)
+{
+    cJSON *g = cJSON_CreateObject();
+    cJSON *key = cJSON_AddObjectToObject(g, "key");
+    const char *p = skey;
+    for (size_t k = 0; k < nkeys; k++) {
+        const char *end = strchr(p, '\x1f');
+        if (*p == 'n') {
+            cJSON_AddNullToObject(key, keys[k]);
+        } else {
+            char *val = xstrndup(p + 1, (size_t)(end - p - 1));
+            cJSON_AddStringToObject(key, keys[k], val);
+            free(val);
+        }
+        p = end + 1;
+    }
+    cJSON_AddNumberToObject(g, "total_gib", (double)gib);
+    cJSON_AddNumberToObject(g, "volume_count", volumes);
+    cJSON_AddNumberToObject(g, "instance_count", instances);
+    return (struct group){g, gib, skey};
+}
+
+/* The groups as the answer's array, in the answer's order (sorts groups in place). */
+static cJSON *groups_sorted(struct group *groups, size_t ngroups)
+{
+    if (ngroups > 1)
+        qsort(groups, ngroups, sizeof *groups, cmp_group);
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < ngroups; i++)
+        cJSON_AddItemToArray(arr, groups[i].json);
+    return arr;
+}
+
 cJSON *answer_groups(const char *const *keys, size_t nkeys, struct wire_inst *inst, size_t ninst,
                      struct wire_vol *vols, size_t nvols, const struct wire_attach *atts)
 {
@@ -207,12 +252,8 @@ cJSON *answer_groups(const char *const *keys, size_t nkeys, struct wire_inst *in
             continue;
         struct buf b;
         buf_init(&b, 4096); /* two values of at most WIRE_TAG_VALUE or 32 bytes */
-        for (size_t k = 0; k < nkeys; k++) {
-            const char *val = group_value(v, owner, keys[k]);
-            if (buf_puts(&b, val ? "v" : "n") != EBSD_OK || buf_puts(&b, val ? val : "") != EBSD_OK ||
-                buf_append(&b, "\x1f", 1) != EBSD_OK)
-                abort(); /* cannot happen: the values are bounded by the records */
-        }
+        for (size_t k = 0; k < nkeys; k++)
+            key_put(&b, group_value(v, owner, keys[k]));
         m[n].key = buf_steal(&b);
         m[n].vol = i;
         n++;
@@ -247,31 +288,11 @@ cJSON *answer_groups(const char *const *keys, size_t nkeys, struct wire_inst *in
         size_t distinct = 0;
         for (size_t k = 0; k < nseen; k++)
             distinct += k == 0 || seen[k] != seen[k - 1];
-        cJSON *g = cJSON_CreateObject();
-        cJSON *key = cJSON_AddObjectToObject(g, "key");
-        const char *p = m[i].key;
-        for (size_t k = 0; k < nkeys; k++) {
-            const char *end = strchr(p, '\x1f');
-            if (*p == 'n') {
-                cJSON_AddNullToObject(key, keys[k]);
-            } else {
-                char *val = xstrndup(p + 1, (size_t)(end - p - 1));
-                cJSON_AddStringToObject(key, keys[k], val);
-                free(val);
-            }
-            p = end + 1;
-        }
-        cJSON_AddNumberToObject(g, "total_gib", (double)gib);
-        cJSON_AddNumberToObject(g, "volume_count", (double)(j - i));
-        cJSON_AddNumberToObject(g, "instance_count", (double)distinct);
-        groups[ngroups++] = (struct group){g, gib, m[i].key};
+        groups[ngroups++] = group_make(keys, nkeys, m[i].key, gib, (double)(j - i),
+                                       (double)distinct);
         i = j;
     }
-    if (ngroups > 1)
-        qsort(groups, ngroups, sizeof *groups, cmp_group);
-    cJSON *arr = cJSON_CreateArray();
-    for (size_t i = 0; i < ngroups; i++)
-        cJSON_AddItemToArray(arr, groups[i].json);
+    cJSON *arr = groups_sorted(groups, ngroups);
     for (size_t i = 0; i < n; i++)
         free(m[i].key);
     free(m);
@@ -280,34 +301,112 @@ cJSON *answer_groups(const char *const *keys, size_t nkeys, struct wire_inst *in
     return arr;
 }
 
+/* One group of one part: its sort key and where its counts are. */
+struct part_group {
+    char *key;
+    const cJSON *json;
+};
+
+static int cmp_part_group(const void *a, const void *b)
+{
+    return strcmp(((const struct part_group *)a)->key, ((const struct part_group *)b)->key);
+}
+
+static double num(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+cJSON *answer_groups_merge(const char *const *keys, size_t nkeys, const cJSON *const *lists,
+                           size_t nlists)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < nlists; i++)
+        n += (size_t)cJSON_GetArraySize(lists[i]);
+    struct part_group *m = xmalloc((n + 1) * sizeof *m);
+    n = 0;
+    for (size_t i = 0; i < nlists; i++) {
+        const cJSON *g;
+        cJSON_ArrayForEach(g, lists[i])
+        {
+            const cJSON *key = cJSON_GetObjectItemCaseSensitive(g, "key");
+            struct buf b;
+            buf_init(&b, 4096); /* the values came from answer_groups: bounded as there */
+            for (size_t k = 0; k < nkeys; k++) {
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(key, keys[k]);
+                key_put(&b, cJSON_IsString(v) ? v->valuestring : NULL);
+            }
+            m[n].key = buf_steal(&b);
+            m[n].json = g;
+            n++;
+        }
+    }
+    if (n > 1)
+        qsort(m, n, sizeof *m, cmp_part_group);
+    struct group *groups = xmalloc((n + 1) * sizeof *groups);
+    size_t ngroups = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        double gib = 0, volumes = 0, instances = 0;
+        for (; j < n && strcmp(m[j].key, m[i].key) == 0; j++) {
+            gib += num(m[j].json, "total_gib");
+            volumes += num(m[j].json, "volume_count");
+            /* the parts are disjoint targets: their instances are distinct */
+            instances += num(m[j].json, "instance_count");
+        }
+        groups[ngroups++] = group_make(keys, nkeys, m[i].key, (int64_t)gib, volumes, instances);
+        i = j;
+    }
+    cJSON *arr = groups_sorted(groups, ngroups);
+    for (size_t i = 0; i < n; i++)
+        free(m[i].key);
+    free(m);
+    free(groups);
+    return arr;
+}
+
 /* ---------------------------------------------------------------- unattached */
 
-static int64_t create_ms(const struct wire_vol *v)
+/* A create time in seconds; an unreadable one sorts last. */
+static int64_t create_s(const char *text)
 {
     time_t t;
-    return clock_parse_rfc3339(v->create_time, &t) ? (int64_t)t : INT64_MAX;
+    return text && clock_parse_rfc3339(text, &t) ? (int64_t)t : INT64_MAX;
+}
+
+/* The orders of `largest` (size, largest first, then id) and `oldest` (create time, then
+ * id), on the fields whatever holds the volume: a record, or an answer's entry. */
+static int order_largest(int64_t sx, const char *idx, int64_t sy, const char *idy)
+{
+    if (sx != sy)
+        return sx > sy ? -1 : 1;
+    return strcmp(idx, idy);
+}
+
+static int order_oldest(int64_t tx, const char *idx, int64_t ty, const char *idy)
+{
+    if (tx != ty)
+        return tx < ty ? -1 : 1;
+    return strcmp(idx, idy);
 }
 
 static int cmp_largest(const void *a, const void *b)
 {
     const struct wire_vol *x = *(const struct wire_vol *const *)a;
     const struct wire_vol *y = *(const struct wire_vol *const *)b;
-    if (x->size_gib != y->size_gib)
-        return x->size_gib > y->size_gib ? -1 : 1;
-    return strcmp(x->id, y->id);
+    return order_largest(x->size_gib, x->id, y->size_gib, y->id);
 }
 
 static int cmp_oldest(const void *a, const void *b)
 {
     const struct wire_vol *x = *(const struct wire_vol *const *)a;
     const struct wire_vol *y = *(const struct wire_vol *const *)b;
-    int64_t tx = create_ms(x), ty = create_ms(y);
-    if (tx != ty)
-        return tx < ty ? -1 : 1;
-    return strcmp(x->id, y->id);
+    return order_oldest(create_s(x->create_time), x->id, create_s(y->create_time), y->id);
 }
 
-static void bump(cJSON *by, const char *name, int64_t gib)
+/* Adds gib and count to by[name] ({total_gib, volume_count}, created at 0). */
+static void bump(cJSON *by, const char *name, double gib, double count)
 {
     cJSON *g = cJSON_GetObjectItemCaseSensitive(by, name);
     if (!g) {
@@ -317,8 +416,8 @@ static void bump(cJSON *by, const char *name, int64_t gib)
     }
     cJSON *t = cJSON_GetObjectItemCaseSensitive(g, "total_gib");
     cJSON *c = cJSON_GetObjectItemCaseSensitive(g, "volume_count");
-    cJSON_SetNumberValue(t, t->valuedouble + (double)gib);
-    cJSON_SetNumberValue(c, c->valuedouble + 1);
+    cJSON_SetNumberValue(t, t->valuedouble + gib);
+    cJSON_SetNumberValue(c, c->valuedouble + count);
 }
 
 static void add_brief(cJSON *arr, const struct wire_vol *v)
@@ -348,8 +447,8 @@ cJSON *answer_unattached(const char *region, struct wire_vol *vols, size_t nvols
             continue; /* a volume seen on two pages (it changed state while we paged) */
         list[n++] = v;
         gib += v->size_gib;
-        bump(by_type, v->type, v->size_gib);
-        bump(by_az, v->az, v->size_gib);
+        bump(by_type, v->type, (double)v->size_gib, 1);
+        bump(by_az, v->az, (double)v->size_gib, 1);
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "region", region);
@@ -370,6 +469,98 @@ cJSON *answer_unattached(const char *region, struct wire_vol *vols, size_t nvols
         add_brief(oldest, list[i]);
     free(list);
     return o;
+}
+
+/* One volume of a part's list, with its part (for the merged lists' order). */
+struct part_vol {
+    const cJSON *json;
+    const struct answer_part *part;
+    int64_t size, created;
+    const char *id;
+};
+
+/* Ties of id (two targets' volumes) go by account, then region: a stable order. */
+static int cmp_part_tie(const struct part_vol *x, const struct part_vol *y)
+{
+    int c = strcmp(x->part->account, y->part->account);
+    return c ? c : strcmp(x->part->region, y->part->region);
+}
+
+static int cmp_part_largest(const void *a, const void *b)
+{
+    const struct part_vol *x = a, *y = b;
+    int c = order_largest(x->size, x->id, y->size, y->id);
+    return c ? c : cmp_part_tie(x, y);
+}
+
+static int cmp_part_oldest(const void *a, const void *b)
+{
+    const struct part_vol *x = a, *y = b;
+    int c = order_oldest(x->created, x->id, y->created, y->id);
+    return c ? c : cmp_part_tie(x, y);
+}
+
+/* The parts' list `name` merged into into's array `name`: the first limit in the order of
+ * cmp, each volume copied with its account and region. */
+static void merge_list(cJSON *into, const char *name, const struct answer_part *parts,
+                       size_t nparts, unsigned limit, int (*cmp)(const void *, const void *))
+{
+    size_t n = 0;
+    for (size_t i = 0; i < nparts; i++)
+        n += (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(parts[i].data, name));
+    struct part_vol *all = xmalloc((n + 1) * sizeof *all);
+    n = 0;
+    for (size_t i = 0; i < nparts; i++) {
+        const cJSON *v;
+        cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(parts[i].data, name))
+        {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(v, "volume_id");
+            const cJSON *ct = cJSON_GetObjectItemCaseSensitive(v, "create_time");
+            all[n++] = (struct part_vol){.json = v, .part = &parts[i],
+                                         .size = (int64_t)num(v, "size_gib"),
+                                         .created = create_s(cJSON_GetStringValue(ct)),
+                                         .id = cJSON_IsString(id) ? id->valuestring : ""};
+        }
+    }
+    if (n > 1)
+        qsort(all, n, sizeof *all, cmp);
+    cJSON *arr = cJSON_AddArrayToObject(into, name);
+    for (size_t i = 0; i < n && i < limit; i++) {
+        cJSON *c = cJSON_Duplicate(all[i].json, 1);
+        cJSON_AddStringToObject(c, "account", all[i].part->account);
+        cJSON_AddStringToObject(c, "region", all[i].part->region);
+        cJSON_AddItemToArray(arr, c);
+    }
+    free(all);
+}
+
+/* Sums the parts' tallies {value: {total_gib, volume_count}} named name into into. */
+static void merge_tallies(cJSON *into, const char *name, const struct answer_part *parts,
+                          size_t nparts)
+{
+    cJSON *by = cJSON_AddObjectToObject(into, name);
+    for (size_t i = 0; i < nparts; i++) {
+        const cJSON *g;
+        cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(parts[i].data, name))
+            bump(by, g->string, num(g, "total_gib"), num(g, "volume_count"));
+    }
+}
+
+void answer_unattached_merge(cJSON *into, const struct answer_part *parts, size_t nparts,
+                             unsigned limit)
+{
+    double gib = 0, count = 0;
+    for (size_t i = 0; i < nparts; i++) {
+        gib += num(parts[i].data, "total_gib");
+        count += num(parts[i].data, "volume_count");
+    }
+    cJSON_AddNumberToObject(into, "total_gib", gib);
+    cJSON_AddNumberToObject(into, "volume_count", count);
+    merge_tallies(into, "by_type", parts, nparts);
+    merge_tallies(into, "by_availability_zone", parts, nparts);
+    cJSON_AddNumberToObject(into, "limit", limit);
+    merge_list(into, "largest", parts, nparts, limit, cmp_part_largest);
+    merge_list(into, "oldest", parts, nparts, limit, cmp_part_oldest);
 }
 
 static void fail(struct answer *a, unsigned http, const char *code, const char *fmt, ...)

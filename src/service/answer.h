@@ -40,6 +40,24 @@ cJSON *answer_total(const char *region, struct wire_inst *inst, size_t ninst,
  * attachments (wire_vol.attach_at). Caller deletes the array. */
 cJSON *answer_groups(const char *const *keys, size_t nkeys, struct wire_inst *inst, size_t ninst,
                      struct wire_vol *vols, size_t nvols, const struct wire_attach *atts);
+/* account=all / region=all: the groups of several targets' breakdowns by the same keys
+ * (lists: their `groups` arrays, read only) summed by key (total_gib, volume_count, and
+ * instance_count: the targets' instances are distinct), null (untagged) keys merging as any
+ * value does, sorted as answer_groups sorts. Caller deletes the array. */
+cJSON *answer_groups_merge(const char *const *keys, size_t nkeys, const cJSON *const *lists,
+                           size_t nlists);
+/* One target's answer in a merge: its JSON (read only) and where it came from. */
+struct answer_part {
+    const cJSON *data;
+    const char *account, *region;
+};
+/* account=all / region=all on /volumes/unattached: adds to into the parts' answers (each an
+ * answer_unattached with the same limit) summed: total_gib, volume_count, by_type,
+ * by_availability_zone, limit, and the limit largest and oldest of all the parts' lists in
+ * answer_unattached's orders (ties of id by account, then region), each volume with its
+ * account and region. */
+void answer_unattached_merge(cJSON *into, const struct answer_part *parts, size_t nparts,
+                             unsigned limit);
 /* /volumes/unattached from the records of an ENGINE_UNATTACHED job: total_gib, volume_count,
  * by_type and by_availability_zone ({value: {total_gib, volume_count}}), and the limit
  * largest (ties by id) and oldest (by create time, ties by id) volumes. Sorts vols in place.

@@ -64,11 +64,19 @@ void telemetry_init(void)
     t.max_children = metrics_gauge(r, "ebsd_children_max", "Configured bound on live workers.", 0);
     t.child_rss = metrics_gauge(r, "ebsd_child_max_rss_bytes",
                                 "Peak resident memory of the last worker reaped.", 0);
-    t.ec2_calls = metrics_counter(r, "ebsd_ec2_calls_total", "EC2 HTTP requests by action.", 1,
-                                  "action");
-    t.ec2_retries = metrics_counter(r, "ebsd_ec2_retries_total", "EC2 requests retried.", 0);
+    t.ec2_calls = metrics_counter(r, "ebsd_ec2_calls_total",
+                                  "EC2 HTTP requests by target (account, region) and action.", 3,
+                                  "account", "region", "action");
+    /* one series per configured target and action: bounded by the config, never by clients */
+    metrics_set_max_series(t.ec2_calls, (size_t)CONFIG_MAX_ACCOUNTS * CONFIG_MAX_REGIONS * 2);
+    t.ec2_retries = metrics_counter(r, "ebsd_ec2_retries_total",
+                                    "EC2 requests retried, by target (account, region).", 2,
+                                    "account", "region");
+    metrics_set_max_series(t.ec2_retries, (size_t)CONFIG_MAX_ACCOUNTS * CONFIG_MAX_REGIONS);
     t.ec2_throttled = metrics_counter(r, "ebsd_ec2_throttled_total",
-                                      "EC2 answers that were throttling errors.", 0);
+                                      "EC2 answers that were throttling errors, by target "
+                                      "(account, region).", 2, "account", "region");
+    metrics_set_max_series(t.ec2_throttled, (size_t)CONFIG_MAX_ACCOUNTS * CONFIG_MAX_REGIONS);
     t.ec2_errors = metrics_counter(r, "ebsd_ec2_errors_total",
                                    "EC2 calls that failed after retries, by error code.", 1, "code");
     t.retry_quota = metrics_gauge(r, "ebsd_ec2_retry_quota_remaining",
@@ -167,6 +175,18 @@ static void budget_visit(void *arg, const struct target *tg, enum limiter_class 
     metrics_set(t.budget_refusals, (double)refusals, tg->account, tg->region, action);
 }
 
+static void calls_visit(void *arg, const struct engine_target_calls *c)
+{
+    (void)arg;
+    const struct target *tg = &c->target;
+    metrics_set(t.ec2_calls, (double)c->describe_instances, tg->account, tg->region,
+                "DescribeInstances");
+    metrics_set(t.ec2_calls, (double)c->describe_volumes, tg->account, tg->region,
+                "DescribeVolumes");
+    metrics_set(t.ec2_retries, (double)c->retries, tg->account, tg->region);
+    metrics_set(t.ec2_throttled, (double)c->throttled, tg->account, tg->region);
+}
+
 ebsd_status telemetry_render(struct buf *out)
 {
     telemetry_init();
@@ -212,10 +232,7 @@ ebsd_status telemetry_render(struct buf *out)
     metrics_set(t.queued, fs->queued);
     metrics_set(t.max_children, fs->max_children);
     metrics_set(t.child_rss, (double)fs->last_child_rss_kb * 1024.0);
-    metrics_set(t.ec2_calls, (double)fs->describe_instances, "DescribeInstances");
-    metrics_set(t.ec2_calls, (double)fs->describe_volumes, "DescribeVolumes");
-    metrics_set(t.ec2_retries, (double)fs->ec2_retries);
-    metrics_set(t.ec2_throttled, (double)fs->ec2_throttled);
+    engine_foreach_target(calls_visit, NULL);
     for (size_t i = 0; i < fs->nerror_codes; i++)
         metrics_set(t.ec2_errors, (double)fs->error_codes[i].count, fs->error_codes[i].code);
     metrics_set(t.retry_quota, fs->retry_quota);

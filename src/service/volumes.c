@@ -862,6 +862,28 @@ bool volumes_refresh(const struct config *cfg, const struct target *t, bool unat
     return true;
 }
 
+void volumes_query(const struct config *cfg, enum route kind, const char *instance_id,
+                   const struct route_params *prm, const struct target *t,
+                   struct engine_query *q)
+{
+    memset(q, 0, sizeof *q);
+    q->target = *t;
+    if (instance_id) {
+        q->kind = ENGINE_INSTANCE;
+        snprintf(q->instance_id, sizeof q->instance_id, "%s", instance_id);
+    } else if (kind == ROUTE_UNATTACHED) {
+        q->kind = ENGINE_UNATTACHED;
+        q->limit = prm->limit ? (unsigned)strtoul(prm->limit, NULL, 10) : ROUTE_DEFAULT_LIMIT;
+    } else {
+        q->kind = ENGINE_TOTAL;
+        q->sequential = prm->mode && strcmp(prm->mode, "sequential") == 0;
+        for (unsigned i = 0; i < prm->ngroup && i < ENGINE_MAX_GROUPS; i++)
+            snprintf(q->group_by[i], sizeof q->group_by[i], "%s", prm->group_by[i]);
+        q->ngroup = prm->ngroup < ENGINE_MAX_GROUPS ? prm->ngroup : ENGINE_MAX_GROUPS;
+    }
+    q->memory_mb = (instance_id ? &cfg->instance_volumes : &cfg->volumes_total)->memory_mb;
+}
+
 static void handle(struct request *r, enum route route_kind, const char *instance_id)
 {
     const struct config *cfg = server_config(r->srv);
@@ -881,10 +903,9 @@ static void handle(struct request *r, enum route route_kind, const char *instanc
     /* The values are valid from here on. account=all or region=all: aggregate.c. */
     if ((prm->account && strcmp(prm->account, "all") == 0) ||
         (prm->region && strcmp(prm->region, "all") == 0)) {
-        aggregate_handle(r, instance_id, prm);
+        aggregate_handle(r, route_kind, instance_id, prm);
         return;
     }
-    struct engine_query q = {0};
     const struct config_account *acct =
         prm->account ? config_account_find(cfg, prm->account) : &cfg->accounts[0];
     /* no region asked: the default one, else the account's first when it lacks it */
@@ -892,24 +913,12 @@ static void handle(struct request *r, enum route route_kind, const char *instanc
                          : config_account_region_allowed(cfg, acct, cfg->regions[0])
                              ? cfg->regions[0]
                              : acct->regions[0];
-    q.target = target_make(acct->name, region);
+    struct engine_query q;
+    struct target tg = target_make(acct->name, region);
+    volumes_query(cfg, route_kind, instance_id, prm, &tg, &q);
     bool detail = prm->detail != NULL;
-    if (instance_id) {
-        q.kind = ENGINE_INSTANCE;
-        snprintf(q.instance_id, sizeof q.instance_id, "%s", instance_id);
-    } else if (route_kind == ROUTE_UNATTACHED) {
-        q.kind = ENGINE_UNATTACHED;
-        q.limit = prm->limit ? (unsigned)strtoul(prm->limit, NULL, 10) : ROUTE_DEFAULT_LIMIT;
-    } else {
-        q.kind = ENGINE_TOTAL;
-        q.sequential = prm->mode && strcmp(prm->mode, "sequential") == 0;
-        for (unsigned i = 0; i < prm->ngroup && i < ENGINE_MAX_GROUPS; i++)
-            snprintf(q.group_by[i], sizeof q.group_by[i], "%s", prm->group_by[i]);
-        q.ngroup = prm->ngroup < ENGINE_MAX_GROUPS ? prm->ngroup : ENGINE_MAX_GROUPS;
-    }
     const struct config_route *route = instance_id ? &cfg->instance_volumes : &cfg->volumes_total;
     int64_t timeout_ms = prm->timeout_ms ? strtol(prm->timeout_ms, NULL, 10) : route->timeout_ms;
-    q.memory_mb = route->memory_mb;
     r->report.enabled = true;
     r->report.memory_mb = q.memory_mb;
     r->deadline = clock_now_ms() + timeout_ms;

@@ -9,6 +9,7 @@
 #include "cache.h"
 #include "config.h"
 #include "engine.h"
+#include "route.h"
 #include "server.h"
 #include "target.h"
 
@@ -19,6 +20,13 @@ void volumes_shutdown(void);
 
 /* GET /volumes/total (instance_id NULL) and GET /instances/{id}/volumes (id validated). */
 void volumes_handle(struct request *r, const char *instance_id);
+
+/* The engine query of data route kind (ROUTE_TOTAL, ROUTE_UNATTACHED, ROUTE_INSTANCE with
+ * instance_id) for target t, from parameters route_check_params accepted: the grouping,
+ * the limit, the mode and the route's memory size. Fills *q whole. */
+void volumes_query(const struct config *cfg, enum route kind, const char *instance_id,
+                   const struct route_params *prm, const struct target *t,
+                   struct engine_query *q);
 
 /* The latest cached GET /volumes/total answer of target t (with or without
  * ?detail=instances, parallel or sequential: the most recently fetched), in any state a

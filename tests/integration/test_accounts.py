@@ -3,6 +3,7 @@ by account= and region=, the aggregates (account=all, region=all) equal to the s
 simulator's truths, a refused role and a hanging region giving partial answers, credentials
 of each account refreshed before expiry while requests flow, and no secret anywhere."""
 import contextlib
+import datetime
 import json
 import os
 import re
@@ -148,6 +149,174 @@ def test_aggregates_equal_the_sum_of_truths():
         assert st == 400 and doc["error"]["code"] == "InvalidParameter"
 
 
+NAMES = {v: k for k, v in ACCOUNT_IDS.items()}
+ALL_PAIRS = [(a, r) for a in ACCOUNT_IDS.values() for r in REGIONS]
+
+
+def truth_groups(sim, account, region, keys):
+    q = [("account", account), ("region", region)] + [("group_by", k) for k in keys]
+    return sim.get_json("/_sim/truth?" + urllib.parse.urlencode(q))["groups"]
+
+
+def sort_key(keys, g):
+    """answer.c's order of groups: by size (largest first), then by the values, each as
+    'v' + value or 'n' for null, ended by 0x1f."""
+    enc = "".join(("n" if g["key"][k] is None else "v" + g["key"][k]) + "\x1f" for k in keys)
+    return (-g["total_gib"], enc)
+
+
+def summed_groups(sim, pairs, keys):
+    """The simulator's groups of every target of pairs, summed by key."""
+    out = {}
+    for acct, region in pairs:
+        for g in truth_groups(sim, acct, region, keys):
+            s = out.setdefault(tuple(g["key"][k] for k in keys), [0, 0, 0])
+            s[0] += g["total_gib"]
+            s[1] += g["volume_count"]
+            s[2] += g["instance_count"]
+    return out
+
+
+def check_groups(sim, doc, pairs, keys):
+    schema.validate(doc, "VolumesTotal")
+    assert doc["group_by"] == keys, doc.get("group_by")
+    got = {tuple(g["key"][k] for k in keys): [g["total_gib"], g["volume_count"],
+                                              g["instance_count"]] for g in doc["groups"]}
+    assert len(got) == len(doc["groups"]), "a key given twice"
+    assert got == summed_groups(sim, pairs, keys), keys
+    assert sum(g["total_gib"] for g in doc["groups"]) == doc["total_gib"]
+    assert sum(g["volume_count"] for g in doc["groups"]) == doc["volume_count"]
+    assert [sort_key(keys, g) for g in doc["groups"]] == \
+        sorted(sort_key(keys, g) for g in doc["groups"])
+    ok = sorted((t["account_id"], t["region"]) for t in doc["targets"] if "error" not in t)
+    assert ok == sorted(pairs), ok
+
+
+def test_group_by_aggregates_equal_the_sum_of_truths():
+    with started() as (sim, e):
+        for keys in (["volume_type"], ["instance_tag:team"], ["volume_type", "instance_state"]):
+            q = [("account", "all"), ("region", "all")] + [("group_by", k) for k in keys]
+            st, _, doc = e.get_json("/volumes/total?" + urllib.parse.urlencode(q))
+            assert st == 200, doc
+            assert doc["complete"] is True and len(doc["targets"]) == 9, doc
+            assert [doc["total_gib"], doc["instance_count"], doc["volume_count"]] == \
+                sums(sim, ALL_PAIRS)
+            check_groups(sim, doc, ALL_PAIRS, keys)
+            if keys == ["instance_tag:team"]:  # the untagged groups of 9 targets: one group
+                assert [g["key"] for g in doc["groups"]].count({"instance_tag:team": None}) == 1
+        # one account's regions, through the same per-target cache (a second ask: all hits)
+        q = {"account": "dev", "region": "all", "group_by": "volume_type"}
+        for cache in (None, "hit"):
+            st, doc, _ = get(e, "/volumes/total", **q)
+            assert st == 200 and doc["complete"] is True, doc
+            check_groups(sim, doc, [(DEV, r) for r in REGIONS], ["volume_type"])
+            if cache:
+                assert all(t["source"]["cache"] == cache for t in doc["targets"]), doc
+        # with detail=instances as well: the instances and the groups
+        st, doc, _ = get(e, "/volumes/total", account="all", region="eu-west-1",
+                         group_by="volume_type", detail="instances")
+        assert st == 200 and len(doc["instances"]) == doc["instance_count"], doc
+        check_groups(sim, doc, [(a, "eu-west-1") for a in ACCOUNT_IDS.values()],
+                     ["volume_type"])
+
+
+def merged_unattached(sim, pairs, limit):
+    """The simulator's unattached blocks of pairs merged: sums, tallies, and the limit
+    largest and oldest (ties of id by account name, then region), as (id, account, region)."""
+    out = {"total_gib": 0, "volume_count": 0, "by_type": {}, "by_availability_zone": {}}
+    largest, oldest = [], []
+    for acct, region in pairs:
+        u = truth(sim, acct, region)["unattached"]
+        out["total_gib"] += u["total_gib"]
+        out["volume_count"] += u["volume_count"]
+        for mine, theirs in (("by_type", "by_volume_type"),
+                             ("by_availability_zone", "by_availability_zone")):
+            for k, v in u[theirs].items():
+                s = out[mine].setdefault(k, {"total_gib": 0, "volume_count": 0})
+                s["total_gib"] += v["total_gib"]
+                s["volume_count"] += v["volume_count"]
+        for v in u["largest"]:
+            largest.append(((-v["size_gib"], v["volume_id"], NAMES[acct], region),
+                            (v["volume_id"], NAMES[acct], region)))
+        for v in u["oldest"]:
+            oldest.append(((when(v["create_time"]), v["volume_id"], NAMES[acct], region),
+                           (v["volume_id"], NAMES[acct], region)))
+    out["largest"] = [x[1] for x in sorted(largest)[:limit]]
+    out["oldest"] = [x[1] for x in sorted(oldest)[:limit]]
+    return out
+
+
+def when(text):
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def check_unattached(sim, doc, pairs, limit):
+    schema.validate(doc, "VolumesUnattached")
+    want = merged_unattached(sim, pairs, limit)
+    for k in ("total_gib", "volume_count", "by_type", "by_availability_zone"):
+        assert doc[k] == want[k], (k, doc[k], want[k])
+    assert doc["limit"] == limit
+    for k in ("largest", "oldest"):
+        assert [(v["volume_id"], v["account"], v["region"]) for v in doc[k]] == want[k], k
+    ok = sorted((t["account_id"], t["region"]) for t in doc["targets"] if "error" not in t)
+    assert ok == sorted(pairs), ok
+    for t in doc["targets"]:
+        if "error" not in t:
+            u = truth(sim, t["account_id"], t["region"])["unattached"]
+            assert (t["total_gib"], t["volume_count"]) == (u["total_gib"], u["volume_count"])
+
+
+def test_unattached_aggregates_equal_the_merged_truths():
+    with started() as (sim, e):
+        st, doc, _ = get(e, "/volumes/unattached", account="all", region="all")
+        assert st == 200, doc
+        assert doc["complete"] is True and len(doc["targets"]) == 9
+        assert doc["account"] == "all" and doc["region"] == "all"
+        check_unattached(sim, doc, ALL_PAIRS, 10)
+        st, doc, _ = get(e, "/volumes/unattached", account="all", region="all", limit="3")
+        assert st == 200 and len(doc["largest"]) == 3, doc
+        check_unattached(sim, doc, ALL_PAIRS, 3)
+        st, doc, _ = get(e, "/volumes/unattached", region="all", limit="25")
+        assert st == 200, doc
+        check_unattached(sim, doc, [(HOME, r) for r in REGIONS], 25)
+        # a second ask: every target from the per-target cache
+        st, doc, _ = get(e, "/volumes/unattached", account="all", region="all", limit="3")
+        assert st == 200 and all(t["source"]["cache"] == "hit" for t in doc["targets"]), doc
+        # aggregates stay for totals and unattached volumes
+        st, doc, _ = get(e, "/instances/i-0123456789abcdef0/volumes", region="all")
+        assert st == 400 and doc["error"]["code"] == "InvalidParameter", doc
+
+
+def per_target(m, name):
+    """{"account_id/region": summed value} of the samples of name in metrics text m."""
+    got = {}
+    for acct, region, v in re.findall(r'^%s\{account="([^"]+)",region="([^"]+)"[^}]*\} (\S+)$'
+                                       % name, m, re.M):
+        key = "%s/%s" % (ACCOUNT_IDS[acct], region)
+        got[key] = got.get(key, 0) + float(v)
+    return got
+
+
+def test_ec2_calls_are_counted_per_target():
+    with started(extra="refresh:\n  interval_s: 0\n") as (sim, e):
+        # dev in eu-west-1: one call throttled, the next a 500, each retried
+        sim.faults(account=DEV, region="eu-west-1", next=["throttle", "500"])
+        st, doc, _ = get(e, "/volumes/total", account="all", region="all")
+        assert st == 200 and doc["complete"] is True
+        st, doc, _ = get(e, "/volumes/total", account="dev", region="eu-west-1",
+                         group_by="volume_type")
+        assert st == 200
+        m = e.get("/metrics")[2].decode()
+        got = per_target(m, "ebsd_ec2_calls_total")
+        served = sim.stats()["targets"]  # EC2 calls the simulator served, per target
+        assert got == {k: float(v) for k, v in served.items()}, (got, served)
+        assert len(got) == 9 and got["%s/eu-west-1" % DEV] > got["%s/us-east-1" % DEV]
+        assert {k for k, v in per_target(m, "ebsd_ec2_throttled_total").items() if v} == \
+            {"%s/eu-west-1" % DEV}, m
+        retried = {k: v for k, v in per_target(m, "ebsd_ec2_retries_total").items() if v}
+        assert retried == {"%s/eu-west-1" % DEV: 2.0}, retried
+
+
 def test_refused_role_gives_a_partial_answer():
     with started(denied=True) as (sim, e):
         st, doc, _ = get(e, "/volumes/total", account="all", region="all")
@@ -165,6 +334,21 @@ def test_refused_role_gives_a_partial_answer():
         st, doc, _ = get(e, "/volumes/total", account="denied", region="eu-west-1")
         assert st == 502 and doc["error"]["code"] == "AccessDenied", doc
         assert "account denied" in doc["error"]["message"]
+        # the breakdown and the unattached volumes: the same partial answer
+        st, doc, _ = get(e, "/volumes/total", account="all", region="all",
+                         group_by="instance_tag:team")
+        assert st == 200 and doc["complete"] is False, doc
+        assert [t["error"]["code"] for t in doc["targets"] if "error" in t] == ["AccessDenied"] * 2
+        check_groups(sim, doc, ok, ["instance_tag:team"])
+        assert [doc["total_gib"], doc["instance_count"], doc["volume_count"]] == sums(sim, ok)
+        st, doc, _ = get(e, "/volumes/unattached", account="all", region="all")
+        assert st == 200 and doc["complete"] is False, doc
+        assert [t["error"]["code"] for t in doc["targets"] if "error" in t] == ["AccessDenied"] * 2
+        check_unattached(sim, doc, ok, 10)
+        for q in ({"group_by": "volume_type"}, {}):
+            path = "/volumes/total" if q else "/volumes/unattached"
+            st, doc, _ = get(e, path, account="denied", region="all", **q)
+            assert st == 502 and doc["error"]["code"] == "AllTargetsFailed", doc
         # only the denied account: nobody answered
         st, doc, _ = get(e, "/volumes/total", account="denied", region="all")
         assert st == 502 and doc["error"]["code"] == "AllTargetsFailed", doc

@@ -216,8 +216,9 @@ def test_sequential_killed_at_deadline_reports_its_calls_and_memory():
     # /metrics counts them too, once the killed worker is reaped
     deadline = time.time() + 5
     while time.time() < deadline:
-        got = metric(e, "ebsd_ec2_calls_total", action="DescribeInstances") + \
-            metric(e, "ebsd_ec2_calls_total", action="DescribeVolumes")
+        here = {"account": "default", "region": "us-east-1"}  # the one target's labels
+        got = metric(e, "ebsd_ec2_calls_total", action="DescribeInstances", **here) + \
+            metric(e, "ebsd_ec2_calls_total", action="DescribeVolumes", **here)
         if got >= calls:
             break
         time.sleep(0.1)

@@ -26,6 +26,9 @@ def metrics(e):
         if line and not line.startswith("#"):
             name, value = line.rsplit(" ", 1)
             out[name] = float(value)
+            if "{" in name:  # per-target series (account, region) add up under the name
+                base = name.split("{", 1)[0]
+                out[base] = out.get(base, 0.0) + float(value)
     return out
 
 

@@ -266,6 +266,112 @@ static void test_unattached(void)
     cJSON_Delete(o);
 }
 
-TEST_MAIN(T(test_groups), T(test_unattached),
+static const char *key_value(const cJSON *group, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(group, "key"), key);
+    return cJSON_IsNull(v) ? "(null)" : cJSON_GetStringValue(v);
+}
+
+/* account=all: the targets' groups summed by key, nulls merged, in answer_groups' order. */
+static void test_groups_merge(void)
+{
+    cJSON *a = cJSON_Parse(
+        "[{\"key\":{\"volume_type\":\"gp3\",\"instance_tag:team\":\"a\"},\"total_gib\":10,"
+        "\"volume_count\":1,\"instance_count\":1},"
+        "{\"key\":{\"volume_type\":\"gp2\",\"instance_tag:team\":null},\"total_gib\":5,"
+        "\"volume_count\":2,\"instance_count\":2}]");
+    cJSON *b = cJSON_Parse(
+        "[{\"key\":{\"volume_type\":\"io2\",\"instance_tag:team\":\"a\"},\"total_gib\":15,"
+        "\"volume_count\":1,\"instance_count\":1},"
+        "{\"key\":{\"volume_type\":\"gp2\",\"instance_tag:team\":null},\"total_gib\":10,"
+        "\"volume_count\":3,\"instance_count\":1},"
+        "{\"key\":{\"volume_type\":\"gp3\",\"instance_tag:team\":\"a\"},\"total_gib\":5,"
+        "\"volume_count\":1,\"instance_count\":1}]");
+    const cJSON *lists[] = {a, NULL, b}; /* a target that answered no groups is skipped */
+    const char *keys[] = {"volume_type", "instance_tag:team"};
+    cJSON *m = answer_groups_merge(keys, 2, lists, 3);
+    /* 15, 15, 15: ties by the values, volume_type first: gp2 < gp3 < io2 */
+    CHECK_INT(cJSON_GetArraySize(m), 3);
+    const cJSON *g0 = cJSON_GetArrayItem(m, 0), *g1 = cJSON_GetArrayItem(m, 1),
+                *g2 = cJSON_GetArrayItem(m, 2);
+    CHECK_STR(key_value(g0, "volume_type"), "gp2");
+    CHECK_STR(key_value(g0, "instance_tag:team"), "(null)");
+    CHECK_INT(num(g0, "total_gib"), 15);
+    CHECK_INT(num(g0, "volume_count"), 5);
+    CHECK_INT(num(g0, "instance_count"), 3);
+    CHECK_STR(key_value(g1, "volume_type"), "gp3");
+    CHECK_INT(num(g1, "volume_count"), 2);
+    CHECK_STR(key_value(g2, "volume_type"), "io2");
+    cJSON_Delete(m);
+    /* a null sorts before any value on a tie, as in answer_groups */
+    cJSON *c = cJSON_Parse("[{\"key\":{\"t\":\"\"},\"total_gib\":1,\"volume_count\":1,"
+                           "\"instance_count\":1},{\"key\":{\"t\":null},\"total_gib\":1,"
+                           "\"volume_count\":1,\"instance_count\":1}]");
+    const cJSON *one[] = {c};
+    const char *tk[] = {"t"};
+    m = answer_groups_merge(tk, 1, one, 1);
+    CHECK_STR(key_value(cJSON_GetArrayItem(m, 0), "t"), "(null)");
+    CHECK_STR(key_value(cJSON_GetArrayItem(m, 1), "t"), "");
+    cJSON_Delete(m);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    cJSON_Delete(c);
+}
+
+static const char *field(const cJSON *arr, int i, const char *k)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(arr, i), k));
+}
+
+/* account=all on /volumes/unattached: sums, tallies, and the lists merged to the limit. */
+static void test_unattached_merge(void)
+{
+    struct wire_vol v[3];
+    vol(&v[0], "vol-1", 50);
+    snprintf(v[0].create_time, sizeof v[0].create_time, "2020-01-01T00:00:00Z");
+    snprintf(v[0].az, sizeof v[0].az, "us-east-1a");
+    vol(&v[1], "vol-2", 20);
+    snprintf(v[1].create_time, sizeof v[1].create_time, "2017-01-01T00:00:00Z");
+    snprintf(v[1].az, sizeof v[1].az, "us-east-1b");
+    cJSON *x = answer_unattached("us-east-1", v, 2, 2);
+    vol(&v[0], "vol-1", 50); /* the same id in another target: ties go by account */
+    snprintf(v[0].create_time, sizeof v[0].create_time, "2019-01-01T00:00:00.000Z");
+    snprintf(v[0].az, sizeof v[0].az, "eu-west-1a");
+    vol(&v[1], "vol-0", 10);
+    snprintf(v[1].type, sizeof v[1].type, "gp3");
+    snprintf(v[1].create_time, sizeof v[1].create_time, "2018-06-01T00:00:00Z");
+    snprintf(v[1].az, sizeof v[1].az, "eu-west-1a");
+    cJSON *y = answer_unattached("eu-west-1", v, 2, 2);
+    struct answer_part parts[] = {{x, "prod", "us-east-1"}, {y, "dev", "eu-west-1"}};
+    cJSON *o = cJSON_CreateObject();
+    answer_unattached_merge(o, parts, 2, 2);
+    CHECK_INT(num(o, "total_gib"), 130);
+    CHECK_INT(num(o, "volume_count"), 4);
+    CHECK_INT(num(o, "limit"), 2);
+    const cJSON *bt = cJSON_GetObjectItemCaseSensitive(o, "by_type");
+    CHECK_INT(num(cJSON_GetObjectItemCaseSensitive(bt, "io2"), "total_gib"), 120);
+    CHECK_INT(num(cJSON_GetObjectItemCaseSensitive(bt, "io2"), "volume_count"), 3);
+    CHECK_INT(num(cJSON_GetObjectItemCaseSensitive(bt, "gp3"), "total_gib"), 10);
+    const cJSON *az = cJSON_GetObjectItemCaseSensitive(o, "by_availability_zone");
+    CHECK_INT(num(cJSON_GetObjectItemCaseSensitive(az, "eu-west-1a"), "volume_count"), 2);
+    const cJSON *largest = cJSON_GetObjectItemCaseSensitive(o, "largest");
+    CHECK_INT(cJSON_GetArraySize(largest), 2);
+    CHECK_STR(field(largest, 0, "volume_id"), "vol-1");
+    CHECK_STR(field(largest, 0, "account"), "dev"); /* 50 and 50, same id: dev < prod */
+    CHECK_STR(field(largest, 0, "region"), "eu-west-1");
+    CHECK_STR(field(largest, 1, "account"), "prod");
+    const cJSON *oldest = cJSON_GetObjectItemCaseSensitive(o, "oldest");
+    CHECK_INT(cJSON_GetArraySize(oldest), 2);
+    CHECK_STR(field(oldest, 0, "volume_id"), "vol-2"); /* 2017, prod */
+    CHECK_STR(field(oldest, 0, "account"), "prod");
+    CHECK_STR(field(oldest, 1, "volume_id"), "vol-0"); /* 2018, dev */
+    CHECK_STR(field(oldest, 1, "region"), "eu-west-1");
+    cJSON_Delete(o);
+    cJSON_Delete(x);
+    cJSON_Delete(y);
+}
+
+TEST_MAIN(T(test_groups), T(test_unattached), T(test_groups_merge), T(test_unattached_merge),
           T(test_total_counts_all_16_attachments), T(test_total_skips_detached),
           T(test_instance_sixteenth_attachment), T(test_outcome_mapping), T(test_outcome_ok))

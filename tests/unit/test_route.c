@@ -189,6 +189,24 @@ static void test_check(void)
     CHECK_INT(parse("timeout_ms=05000", err, sizeof err), EBSD_OK);
     CHECK_INT(route_check_params(ROUTE_TOTAL, &p, &cfg, code, sizeof code, err, sizeof err),
               EBSD_OK);
+
+    /* account=all / region=all aggregate /volumes/total (with group_by) and
+     * /volumes/unattached (with limit), never one instance's volumes */
+    CHECK_INT(parse("account=all&region=all&group_by=volume_type&group_by=instance_tag:team",
+                    err, sizeof err), EBSD_OK);
+    CHECK_INT(route_check_params(ROUTE_TOTAL, &p, &cfg, code, sizeof code, err, sizeof err),
+              EBSD_OK);
+    CHECK_INT(parse("region=all&limit=5", err, sizeof err), EBSD_OK);
+    CHECK_INT(route_check_params(ROUTE_UNATTACHED, &p, &cfg, code, sizeof code, err, sizeof err),
+              EBSD_OK);
+    CHECK_INT(parse("account=all", err, sizeof err), EBSD_OK);
+    CHECK_INT(route_check_params(ROUTE_UNATTACHED, &p, &cfg, code, sizeof code, err, sizeof err),
+              EBSD_OK);
+    CHECK_INT(route_check_params(ROUTE_INSTANCE, &p, &cfg, code, sizeof code, err, sizeof err),
+              EBSD_EINVAL);
+    CHECK_STR(code, "InvalidParameter");
+    CHECK_STR(err, "account=all and region=all aggregate /volumes/total and /volumes/unattached "
+                   "only");
     config_free(&cfg);
 }
 
