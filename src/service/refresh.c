@@ -92,6 +92,9 @@ void refresh_shutdown(void)
 
 void refresh_get_stats(struct refresh_stats *out) { *out = g.st; }
 
+/* The stale-data alert compares each target's data age with 3 of these. */
+#define INTERVAL_METRIC "ebsd_refresh_interval_seconds"
+
 ebsd_status refresh_render(struct buf *out)
 {
     return buf_printf(out,
@@ -99,6 +102,9 @@ ebsd_status refresh_render(struct buf *out)
                       "by outcome.\n# TYPE ebsd_refresh_total counter\n"
                       "ebsd_refresh_total{outcome=\"started\"} %llu\n"
                       "ebsd_refresh_total{outcome=\"skipped\"} %llu\n"
-                      "ebsd_refresh_total{outcome=\"deferred\"} %llu\n",
-                      g.st.started, g.st.skipped, g.st.deferred);
+                      "ebsd_refresh_total{outcome=\"deferred\"} %llu\n"
+                      "# HELP %s refresh.interval_s: seconds between two fetches of one "
+                      "target's answers (0: the refresher is off).\n# TYPE %s gauge\n%s %lld\n",
+                      g.st.started, g.st.skipped, g.st.deferred, INTERVAL_METRIC,
+                      INTERVAL_METRIC, INTERVAL_METRIC, (long long)(g.interval_ms / 1000));
 }
