@@ -405,6 +405,34 @@ static void test_queue_waits_for_slot(void)
     settle(100);
 }
 
+/* Two jobs started in the same loop turn with one child slot: the second cannot start
+ * within queue_timeout_ms either (the first holds the slot for 2 s), so it is EBSD_EBUSY at
+ * about +200 ms, as for a job started while the slot is visibly taken (above); not left
+ * queued until its deadline. */
+static void test_queue_timeout_same_turn(void)
+{
+    cfg.max_children = 1;
+    cfg.queue_timeout_ms = 200;
+    engine_setup();
+    sim_faults("{\"latency\": {\"DescribeVolumes\": 2000}}");
+    struct seen a = {0}, b = {0};
+    struct engine_query q = query(ENGINE_UNATTACHED);
+    int64_t t0 = clock_now_ms();
+    engine_start(&q, t0 + 5000, on_done, &a);
+    engine_start(&q, t0 + 1500, on_done, &b);
+    run_for(1, 3000);
+    CHECK_INT(b.calls, 1);
+    CHECK_INT(b.status, EBSD_EBUSY);
+    CHECK(b.at_ms - t0 < 1000);
+    CHECK_INT(b.children, 0);
+    CHECK_INT(a.calls, 0);
+    run_for(1, 3000);
+    CHECK_INT(a.status, EBSD_OK);
+    cfg.max_children = 32;
+    cfg.queue_timeout_ms = 2000;
+    settle(100);
+}
+
 static void test_cancel(void)
 {
     engine_setup();
@@ -602,5 +630,5 @@ static void test_teardown(void)
 
 TEST_MAIN(T(test_setup), T(test_total_matches_truth), T(test_instance_job),
           T(test_deadline_kills), T(test_extend), T(test_extend_running),
-          T(test_queue_waits_for_slot), T(test_cancel), T(test_worker_killed_or_crashed),
+          T(test_queue_waits_for_slot), T(test_queue_timeout_same_turn), T(test_cancel), T(test_worker_killed_or_crashed),
           T(test_ec2_error), T(test_gate_closed), T(test_budget), T(test_teardown))
