@@ -137,8 +137,16 @@ bool harness_sim_start(struct harness_sim *s, const char *const *args)
 void harness_sim_stop(struct harness_sim *s)
 {
     if (s->pid > 0) {
+        /* SIGTERM lets it finish its requests; one sleeping in injected latency may hold
+         * it for seconds, which a test need not wait for */
         kill(s->pid, SIGTERM);
-        (void)waitpid(s->pid, NULL, 0);
+        pid_t r = 0;
+        for (int i = 0; i < 50 && (r = waitpid(s->pid, NULL, WNOHANG)) == 0; i++)
+            usleep(10000);
+        if (r == 0) {
+            kill(s->pid, SIGKILL);
+            (void)waitpid(s->pid, NULL, 0);
+        }
     }
     s->pid = -1;
 }
