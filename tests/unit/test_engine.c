@@ -6,7 +6,9 @@
  * worker is killed; a worker killed from outside or crashing fails its job at once
  * (EBSD_ECHILD), not at the deadline; an EC2 error is the job's outcome; the gate refuses a
  * target without credentials from the loop; the EC2 budget refuses a job it cannot serve by
- * its deadline (EBSD_ETHROTTLED, Retry-After) and lets a patient one wait for its token. */
+ * its deadline (EBSD_ETHROTTLED, Retry-After) and lets a patient one wait for its token; a
+ * service task's frames arrive in order and its end is reported once, also after garbage
+ * on its pipe or a crash. */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -22,6 +24,7 @@
 #include "clock.h"
 #include "config.h"
 #include "engine.h"
+#include "frame.h"
 #include "harness.h"
 #include "loop.h"
 #include "mem.h"
@@ -591,6 +594,82 @@ static void test_budget(void)
     settle(100);
 }
 
+/* A service task (the credentials refresh's kind): its frames reach on_frame in order,
+ * on_end comes once, after them, when the worker has exited and been reaped; garbage on its
+ * pipe or a crash end it the same way, never hang it. */
+struct svc_seen {
+    int frames, ends, frames_at_end;
+    char first[16];
+};
+static struct svc_seen svc_seen[3];
+
+static void svc_frame(void *arg, int type, const char *data, size_t len)
+{
+    struct svc_seen *s = arg;
+    if (s->frames++ == 0 && type == WIRE_CREDS)
+        snprintf(s->first, sizeof s->first, "%.*s", (int)len, data);
+}
+
+static void svc_end(void *arg)
+{
+    struct svc_seen *s = arg;
+    s->ends++;
+    s->frames_at_end = s->frames;
+    if (svc_seen[0].ends && svc_seen[1].ends && svc_seen[2].ends)
+        loop_stop(L);
+}
+
+static int svc_ok(int fd, void *arg)
+{
+    (void)arg;
+    return frame_write(fd, WIRE_CREDS, "first", 5) == EBSD_OK &&
+                   frame_write(fd, WIRE_DONE, "", 0) == EBSD_OK
+               ? 0
+               : 1;
+}
+
+static int svc_garbage(int fd, void *arg)
+{
+    (void)arg;
+    static const char junk[] = "\x07\xff\xff\xff\xff garbage"; /* a length over any cap */
+    if (write(fd, junk, sizeof junk) < 0)
+        return 1;
+    pause(); /* the parent kills it */
+    return 0;
+}
+
+static int svc_crash(int fd, void *arg)
+{
+    (void)fd;
+    (void)arg;
+    abort();
+}
+
+static void test_service_tasks(void)
+{
+    engine_setup();
+    memset(svc_seen, 0, sizeof svc_seen);
+    unsigned long long crashed0 = engine_stats()->crashed;
+    const struct engine_service a = {svc_ok, &svc_seen[0], svc_frame, svc_end},
+                                b = {svc_garbage, &svc_seen[1], svc_frame, svc_end},
+                                c = {svc_crash, &svc_seen[2], svc_frame, svc_end};
+    engine_run_service(&a);
+    engine_run_service(&b);
+    engine_run_service(&c);
+    int64_t t0 = clock_now_ms();
+    settle(3000); /* svc_end stops the loop once all three have ended */
+    CHECK(clock_now_ms() - t0 < 2000);
+    CHECK_INT(svc_seen[0].ends, 1);
+    CHECK_INT(svc_seen[0].frames_at_end, 2);
+    CHECK_STR(svc_seen[0].first, "first");
+    CHECK_INT(svc_seen[1].ends, 1);
+    CHECK_INT(svc_seen[1].frames, 0);
+    CHECK_INT(svc_seen[2].ends, 1);
+    CHECK_INT(svc_seen[2].frames, 0);
+    CHECK_INT(engine_stats()->crashed, crashed0 + 1);
+    CHECK_INT(engine_stats()->running, 0);
+}
+
 static void setup_all(void)
 {
     unsetenv("AWS_ENDPOINT_URL");
@@ -649,4 +728,4 @@ static void test_teardown(void)
 TEST_MAIN(T(test_setup), T(test_total_matches_truth), T(test_instance_job),
           T(test_deadline_kills), T(test_extend), T(test_extend_running),
           T(test_queue_waits_for_slot), T(test_queue_timeout_same_turn), T(test_cancel), T(test_worker_killed_or_crashed),
-          T(test_ec2_error), T(test_gate_closed), T(test_budget), T(test_teardown))
+          T(test_ec2_error), T(test_gate_closed), T(test_service_tasks), T(test_budget), T(test_teardown))
