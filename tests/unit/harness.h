@@ -1,9 +1,12 @@
 /* harness.h - a tiny assert harness for unit tests: CHECK() records a failure and goes on;
- * TEST_MAIN runs the listed tests and prints "N passed, N failed". */
+ * TEST_MAIN runs the listed tests and prints "N passed, N failed"; harness_sim_* run the
+ * EC2 simulator for tests whose workers make real EC2 or STS calls. */
 #ifndef EBSD_TEST_HARNESS_H
 #define EBSD_TEST_HARNESS_H
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
 
 extern int harness_failures;
 extern const char *harness_current;
@@ -58,8 +61,6 @@ const char *harness_shared_path(const char *rel);
 
 /* The EC2 simulator (tools/ec2sim) as a child process, for tests whose workers make real EC2
  * or STS calls: $EC2SIM_BIN, else tools/ec2sim/ec2sim of the build the test runs from. */
-#include <stdbool.h>
-#include <sys/types.h>
 struct harness_sim {
     pid_t pid;
     int port;
