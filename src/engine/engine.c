@@ -797,6 +797,15 @@ static void schedule(void)
         }
         t = next;
     }
+    /* Out of slots: a job none of whose workers has started gets its queue timeout from
+     * when it was queued. engine_start arms it only when the slots are already taken, and
+     * jobs started in the same loop turn (forked from the loop) all see them free. */
+    for (; t && g.nrunning >= g.max_children; t = t->next) {
+        struct engine_job *job = t->job;
+        if (job && !job->finished && job->children == 0 && !job->queue_timer)
+            job->queue_timer =
+                loop_timer_start(g.loop, t->queued_ms + g.queue_timeout_ms, on_queue_timeout, job);
+    }
 }
 
 static void task_done(struct task *t)

@@ -1,9 +1,12 @@
 /* harness.h - a tiny assert harness for unit tests: CHECK() records a failure and goes on;
- * TEST_MAIN runs the listed tests and prints "N passed, N failed". */
+ * TEST_MAIN runs the listed tests and prints "N passed, N failed"; harness_sim_* run the
+ * EC2 simulator for tests whose workers make real EC2 or STS calls. */
 #ifndef EBSD_TEST_HARNESS_H
 #define EBSD_TEST_HARNESS_H
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
 
 extern int harness_failures;
 extern const char *harness_current;
@@ -55,5 +58,22 @@ const char *harness_shared_path(const char *rel);
         return harness_run(tests_, sizeof tests_ / sizeof tests_[0]);                \
     }
 #define T(fn) {#fn, fn}
+
+/* The EC2 simulator (tools/ec2sim) as a child process, for tests whose workers make real EC2
+ * or STS calls: $EC2SIM_BIN, else tools/ec2sim/ec2sim of the build the test runs from. */
+struct harness_sim {
+    pid_t pid;
+    int port;
+    char url[64];              /* "http://127.0.0.1:PORT" */
+};
+/* Starts ec2sim --listen 127.0.0.1:0 plus args (NULL-terminated, may be NULL) and reads the
+ * URL it prints; it dies with the test (PR_SET_PDEATHSIG). False if it did not start. */
+bool harness_sim_start(struct harness_sim *s, const char *const *args);
+/* Stops it (SIGTERM, then reaps it). */
+void harness_sim_stop(struct harness_sim *s);
+/* One HTTP/1.0 request to the simulator (its /_sim/ endpoints): the response body (caller
+ * frees) or NULL; *status gets the HTTP status when not NULL. body may be NULL. */
+char *harness_sim_call(const struct harness_sim *s, const char *method, const char *path,
+                       const char *body, int *status);
 
 #endif
