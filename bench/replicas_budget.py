@@ -13,7 +13,7 @@ the budget's. ec2sim's call counter is read at the start and once no call came i
 every N with Redis (one budget), against N budgets without it.
 
 Usage: bench/replicas_budget.py [--duration 20] [--replicas 1,3,6] [--rate 5] [--burst 5]
-                                [--rps 30] [--keys 200] [--ttl 2] [--no-redis]
+                                [--rps 30] [--clients 60] [--keys 200] [--ttl 2] [--no-redis]
 """
 import argparse
 import os
@@ -106,7 +106,7 @@ def main():
     ap.add_argument("--rate", type=float, default=5)
     ap.add_argument("--burst", type=float, default=5)
     ap.add_argument("--rps", type=float, default=30)
-    ap.add_argument("--clients", type=int, default=6)
+    ap.add_argument("--clients", type=int, default=60)
     ap.add_argument("--keys", type=int, default=200)
     ap.add_argument("--ttl", type=int, default=2)
     ap.add_argument("--instances", type=int, default=1000)
