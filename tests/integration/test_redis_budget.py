@@ -171,7 +171,8 @@ def test_three_replicas_flood_spends_one_budget():
 def test_redis_killed_mid_flood_each_replica_takes_a_third_then_grants_resume():
     """redis-server killed mid-flood: the replicas keep answering (200 or the budget's 503,
     nothing else), refill by time at rate / 3 (the live count they last read) and so stay
-    within one budget together; restarted, Redis grants tokens again within 5 s."""
+    within one budget together; restarted, Redis grants tokens again (within the
+    connection's reconnect backoff, at most 5 s, plus a tick)."""
     srv = RedisServer()
     sim = Sim("--instances", "3000", "--seed", "22", "--latency-ms", "10")
     ids = sorted(sim.truth()["instances"])
@@ -206,7 +207,7 @@ def test_redis_killed_mid_flood_each_replica_takes_a_third_then_grants_resume():
         srv.start()
         restarted = time.time()
         g = Flood(es, sim, ids[f.next:])
-        end = restarted + 5 * SLOW
+        end = restarted + 6 * SLOW
         while time.time() < end:
             now = [metric(e, "ebsd_redis_budget_grants_total", '{outcome="granted"}') for e in es]
             if all(n > b for n, b in zip(now, granted)):
@@ -216,7 +217,9 @@ def test_redis_killed_mid_flood_each_replica_takes_a_third_then_grants_resume():
         g.stop()
         check_answers(g.answers)
         assert all(n > b for n, b in zip(now, granted)), (now, granted)
-        assert resumed <= 5 * SLOW, resumed
+        # the connection's reconnect backoff is at most 5 s after this long an outage,
+        # then one tick (100 ms) and one grant
+        assert resumed <= 6 * SLOW, resumed
         print("  grants resumed %.1f s after the restart" % resumed)
     finally:
         for e in es:
