@@ -80,6 +80,7 @@ struct doc_redis {
     char *url, *password_file, *key_prefix, *ca_file;
     uint32_t *connect_timeout_ms, *command_timeout_ms;
     struct doc_iam_auth *iam_auth;
+    uint32_t *replicas_hint;
 };
 struct doc_refresh {
     uint32_t *interval_s;
@@ -202,6 +203,7 @@ static const cyaml_schema_field_t redis_fields[] = {
     CYAML_FIELD_UINT_PTR("command_timeout_ms", OPT, struct doc_redis, command_timeout_ms),
     STR("ca_file", struct doc_redis, ca_file),
     CYAML_FIELD_MAPPING_PTR("iam_auth", SECTION, struct doc_redis, iam_auth, iam_auth_fields),
+    CYAML_FIELD_UINT_PTR("replicas_hint", OPT, struct doc_redis, replicas_hint),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_value_t region_entry = {
@@ -860,6 +862,7 @@ static const struct range ranges[] = {
     R("cache.min_refresh_s", min_refresh_s, 0, 86400),
     R("redis.connect_timeout_ms", redis_connect_timeout_ms, 10, 60000),
     R("redis.command_timeout_ms", redis_command_timeout_ms, 1, 60000),
+    R("redis.replicas_hint", redis_replicas_hint, 1, 1000),
     R("refresh.interval_s", refresh_interval_s, 0, 86400),
 };
 #undef R
@@ -1221,6 +1224,7 @@ static void merge(struct config *c, const struct doc *d, bool regions_given)
         SET(c->redis_connect_timeout_ms, d->redis->connect_timeout_ms);
         SET(c->redis_command_timeout_ms, d->redis->command_timeout_ms);
         set_str(&c->redis_ca_file, d->redis->ca_file);
+        SET(c->redis_replicas_hint, d->redis->replicas_hint);
         if (d->redis->iam_auth) {
             set_str(&c->redis_iam_user, d->redis->iam_auth->user);
             set_str(&c->redis_iam_cache, d->redis->iam_auth->cache);
@@ -1293,6 +1297,7 @@ void config_defaults(struct config *c)
     c->redis_iam_user = xstrdup("");
     c->redis_iam_cache = xstrdup("");
     c->redis_iam_serverless = false;
+    c->redis_replicas_hint = 1;
     accounts_default(c);
 }
 

@@ -106,6 +106,8 @@ struct config {
     char *redis_iam_user;      /* redis.iam_auth.user: "" = no ElastiCache IAM auth */
     char *redis_iam_cache;     /* redis.iam_auth.cache: replication group or serverless cache */
     bool redis_iam_serverless; /* redis.iam_auth.serverless: ResourceType=ServerlessCache */
+    uint32_t redis_replicas_hint; /* 1: live replicas assumed while Redis is lost before any
+                                   * count was read (src/service/budgetshare.c) */
     /* accounts (issue 16): at least one; absent = one named "default" with no role */
     struct config_account *accounts;
     size_t naccounts;

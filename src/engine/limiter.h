@@ -8,8 +8,13 @@
  * atomics (CAS), so every worker process takes a token right before each EC2 HTTP attempt
  * (retries included) without asking the parent, and the parent reads the same buckets for
  * scheduling and /metrics. CLOCK_MONOTONIC is system-wide, so times agree across processes.
- * Take/refill sit behind these few functions so that a shared (Redis) budget can replace
- * the mapping later. */
+ *
+ * Across replicas (src/service/budgetshare.c) the buckets are *refilled*: time no longer
+ * fills them; each bucket keeps a clock of its own that only limiter_refill moves (by the
+ * tokens the parent got from Redis, or by time at this replica's share of the rate while
+ * Redis is lost), holds at most this replica's share of the burst, and its waits are
+ * paced at this replica's share of the rate. Workers take exactly as before, never
+ * waiting on anything but the mapping. */
 #ifndef EBSD_LIMITER_H
 #define EBSD_LIMITER_H
 #include <stdbool.h>
@@ -55,7 +60,23 @@ void limiter_foreach(int64_t now_us, limiter_visit_fn fn, void *arg);
 /* Whether the budget limits anything (rate > 0). */
 bool limiter_enabled(void);
 
-/* Forgets every bucket (the mapping is kept). */
+/* Refilled mode on (true) or off: buckets keep their tokens across the switch; on, they
+ * fill only through limiter_refill. Call from the parent. */
+void limiter_set_refilled(bool on, int64_t now_us);
+
+/* Refilled mode: the replicas the budget is split among (>= 1; 0 counts as 1): each
+ * bucket here holds at most ceil(burst / replicas) tokens, and waits are estimated at
+ * rate / replicas. */
+void limiter_set_share(unsigned replicas);
+
+/* The tokens one bucket may hold here (the burst, or its share in refilled mode). */
+double limiter_local_burst(void);
+
+/* Refilled mode: adds tokens (> 0, fractions kept) to t's class c bucket; past the local
+ * burst they are lost. Safe from any process; meant for the parent. */
+void limiter_refill(const struct target *t, enum limiter_class c, double tokens);
+
+/* Forgets every bucket (the mapping is kept) and leaves refilled mode. */
 void limiter_reset(void);
 
 #endif

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "budgetshare.h"
 #include "clock.h"
 #include "credsvc.h"
 #include "engine.h"
@@ -116,6 +117,7 @@ static void reload(struct daemon *d)
     log_setup(log_format_parse(cfg->log_format), log_level_parse(cfg->log_level));
     configure(d, cfg, false);
     redisshare_reload(cfg);
+    budgetshare_configure(cfg);
     log_info("reload", "configuration reloaded from %s", d->config_path);
     notify(sdnotify_ready());
 }
@@ -199,6 +201,7 @@ ebsd_status daemon_new(struct loop *l, struct config *cfg, const char *config_pa
      * Redis is optional at run time, so a failure here leaves the replica on its own */
     if (redisshare_start(l, cfg) != EBSD_OK)
         log_error("redis", "not sharing with other replicas: Redis could not be set up");
+    budgetshare_start(l, cfg); /* on redisshare's connection: nothing without it */
     *out = d;
     return EBSD_OK;
 fail:
@@ -227,6 +230,7 @@ void daemon_free(struct daemon *d)
     refresh_shutdown();
     server_close(d->srv); /* resumes suspended requests first: their owners detach */
     volumes_shutdown();
+    budgetshare_stop();
     redisshare_stop();
     engine_shutdown();
     credsvc_shutdown();

@@ -670,3 +670,13 @@ void redisshare_get_stats(struct redisshare_stats *out)
     out->up = g.cmd && redis_is_up(g.cmd);
     out->sub_up = g.sub && redis_is_up(g.sub);
 }
+
+struct redis *redisshare_connection(void)
+{
+    return g.cmd;
+}
+
+const char *redisshare_prefix(void)
+{
+    return g.prefix;
+}

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include "config.h"
 #include "loop.h"
+#include "redis.h"
 #include "redisvalue.h"
 #include "status.h"
 #include "target.h"
@@ -49,6 +50,12 @@ void redisshare_reload(const struct config *cfg);
 void redisshare_stop(void);
 
 void redisshare_get_stats(struct redisshare_stats *out);
+
+/* The command connection and the key prefix, for the other users of Redis in the service
+ * (budgetshare.c); NULL while Redis is off or stopped. Owned here: valid until
+ * redisshare_stop. */
+struct redis *redisshare_connection(void);
+const char *redisshare_prefix(void);
 
 /* The L1 coherence hooks, set by the cache's owner (volumes.c). have: whether key is held
  * in L1, and its fetched_at (wall ms) into *fetched_at_ms. update: a newer value for key

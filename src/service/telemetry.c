@@ -12,6 +12,7 @@
 #include "engine.h"
 #include "limiter.h"
 #include "metrics.h"
+#include "budgetshare.h"
 #include "redisshare.h"
 #include "refresh.h"
 #include "storage.h"
@@ -29,7 +30,8 @@ static struct {
     struct metric_family *ec2_calls, *ec2_retries, *ec2_throttled, *ec2_errors, *retry_quota;
     struct metric_family *creds_info, *creds_expiry, *build;
     struct metric_family *redis_up, *redis_errors, *redis_fallbacks, *redis_rejected,
-        *redis_shared;
+        *redis_shared, *redis_budget_grants, *redis_budget_tokens, *redis_budget_local,
+        *redis_live;
     struct metric_family *client_refused, *gzip_responses, *gzip_bodies;
     struct metric_family *budget_tokens, *budget_waits, *budget_refusals, *killed_signal;
     struct metric_family *acct_info, *acct_expiry, *acct_fetches; /* per account (issue 16) */
@@ -129,6 +131,21 @@ void telemetry_init(void)
                                      "(fetched for every replica), waited (for another "
                                      "replica's fetch), update (L1 refreshed by a wake message).",
                                      1, "outcome");
+    t.redis_budget_grants = metrics_counter(r, "ebsd_redis_budget_grants_total",
+                                            "Asks for EC2 budget tokens from Redis, every 100 ms "
+                                            "per target and action that spent some: granted, "
+                                            "refused (the shared budget was empty), failed "
+                                            "(Redis lost: refilled by time at rate / live "
+                                            "replicas).", 1, "outcome");
+    t.redis_budget_tokens = metrics_counter(r, "ebsd_redis_budget_tokens_granted_total",
+                                            "EC2 budget tokens Redis granted this replica.", 0);
+    t.redis_budget_local = metrics_counter(r, "ebsd_redis_budget_local_refills_total",
+                                           "Refills of the EC2 budget by time, at this replica's "
+                                           "share of the rate, while Redis was lost.", 0);
+    t.redis_live = metrics_gauge(r, "ebsd_redis_live_replicas",
+                                 "Replicas the EC2 budget is split among when Redis is lost: "
+                                 "the live count last read from Redis (redis.replicas_hint "
+                                 "before any).", 0);
     t.client_refused = metrics_counter(r, "ebsd_http_client_refused_total",
                                        "Refusals by the per-client limits, by what was counted "
                                        "(connections of one peer address, requests in flight "
@@ -264,6 +281,16 @@ ebsd_status telemetry_render(struct buf *out)
         metrics_set(t.redis_shared, (double)rs.owned, "owner");
         metrics_set(t.redis_shared, (double)rs.waited, "waited");
         metrics_set(t.redis_shared, (double)rs.updates, "update");
+    }
+    struct budgetshare_stats bs;
+    budgetshare_get_stats(&bs);
+    if (bs.enabled) {
+        metrics_set(t.redis_budget_grants, (double)bs.granted, "granted");
+        metrics_set(t.redis_budget_grants, (double)bs.refused, "refused");
+        metrics_set(t.redis_budget_grants, (double)bs.failed, "failed");
+        metrics_set(t.redis_budget_tokens, (double)bs.tokens_granted);
+        metrics_set(t.redis_budget_local, (double)bs.local_refills);
+        metrics_set(t.redis_live, (double)bs.live_replicas);
     }
     ebsd_status st = metrics_render(t.reg, out);
     /* the storage gauges: the latest answer of each target, never a fetch (storage.h) */

@@ -116,6 +116,7 @@ static void check_defaults(const struct config *c)
     CHECK_STR(c->redis_key_prefix, "ebsd:");
     CHECK_INT(c->redis_connect_timeout_ms, 500);
     CHECK_INT(c->redis_command_timeout_ms, 200);
+    CHECK_INT(c->redis_replicas_hint, 1);
     CHECK_STR(c->redis_ca_file, "");
     CHECK_STR(c->redis_iam_user, "");
     CHECK_STR(c->redis_iam_cache, "");
@@ -737,6 +738,12 @@ static void test_redis_block(void)
     CHECK_INT(c.redis_connect_timeout_ms, 800);
     CHECK_INT(c.redis_command_timeout_ms, 50);
     CHECK_STR(c.redis_ca_file, "/etc/ca.pem");
+    CHECK_INT(c.redis_replicas_hint, 1); /* default: this replica alone */
+    config_free(&c);
+
+    CHECK_INT(load_text("redis:\n  url: redis://h\n  replicas_hint: 6\n", &c, &err, path),
+              EBSD_OK);
+    CHECK_INT(c.redis_replicas_hint, 6);
     config_free(&c);
 
     CHECK_INT(load_text("redis:\n"
@@ -829,7 +836,13 @@ static void test_redis_errors(void)
                  "ElastiCache IAM auth needs a rediss:// URL (the token is a credential)");
     expect_error("redis:\n  nope: 1\n", EBSD_EPARSE, 2, "redis.nope",
                  "unknown key (known here: url, password_file, key_prefix, connect_timeout_ms, "
-                 "command_timeout_ms, ca_file, iam_auth)");
+                 "command_timeout_ms, ca_file, iam_auth, replicas_hint)");
+    expect_error("redis:\n  replicas_hint: 0\n", EBSD_EINVAL, 2, "redis.replicas_hint",
+                 "value 0 out of range 1..1000");
+    expect_error("redis:\n  replicas_hint: 1001\n", EBSD_EINVAL, 2, "redis.replicas_hint",
+                 "value 1001 out of range 1..1000");
+    expect_error("redis:\n  replicas_hint: many\n", EBSD_EPARSE, 2, "redis.replicas_hint",
+                 "expected an unsigned integer, got 'many'");
 }
 
 static void test_env_redis_url(void)

@@ -95,5 +95,91 @@ static void test_reconfigure_and_off(void)
         CHECK_INT(FG(&a, NOW), 0);
 }
 
+static double tokens_of(const struct target *a, int64_t now)
+{
+    (void)a;
+    uint64_t w, r;
+    double tk = -99;
+    struct seen out = {&w, &r, &tk};
+    limiter_foreach(now, visit, &out);
+    return tk;
+}
+
+/* Refilled mode (the budget across replicas): time does not fill a bucket, limiter_refill
+ * does; a bucket holds this replica's share of the burst; waits are paced at its share of
+ * the rate; back to time refill, it keeps what it had. */
+static void test_refilled_by_the_parent_not_by_time(void)
+{
+    limiter_reset();
+    limiter_configure(10.0, 6.0, 0);
+    struct target a = target_make(NULL, "us-east-1");
+    CHECK_INT(FG(&a, NOW), 0); /* one of six spent on the monotonic clock */
+    limiter_set_refilled(true, NOW);
+    limiter_set_share(3);
+    CHECK_INT((int64_t)limiter_local_burst(), 2); /* ceil(6 / 3) */
+    /* the token spent is owed still: one of this replica's two is left */
+    CHECK_INT(FG(&a, NOW), 0);
+    CHECK(FG(&a, NOW) < 0);
+    limiter_refill(&a, LIMITER_DESCRIBE, 1.0);
+    CHECK_INT(FG(&a, NOW), 0);
+    CHECK(FG(&a, NOW) < 0);
+    /* an hour later nothing came back: only refills fill the bucket */
+    CHECK(FG(&a, NOW + 3600000000LL) < 0);
+    /* the next token is 100 ms of the bucket's clock away, 300 ms of real time at a third
+     * of the rate; a caller that may wait that long gets it reserved */
+    CHECK_INT(limiter_wait_us(&a, LIMITER_DESCRIBE, NOW, false, 0), 300000);
+    CHECK_INT(limiter_take(&a, LIMITER_DESCRIBE, NOW, 300000, false), 300000);
+    CHECK(tokens_of(&a, NOW) < -0.99 && tokens_of(&a, NOW) > -1.01);
+    limiter_refill(&a, LIMITER_DESCRIBE, 1.0); /* pays the reserved token */
+    CHECK(FG(&a, NOW) < 0);
+    limiter_refill(&a, LIMITER_DESCRIBE, 0.5);
+    CHECK(FG(&a, NOW) < 0);
+    limiter_refill(&a, LIMITER_DESCRIBE, 0.5); /* fractions add up */
+    CHECK_INT(FG(&a, NOW), 0);
+    /* a refill past the share is lost: the bucket holds two */
+    limiter_refill(&a, LIMITER_DESCRIBE, 50.0);
+    CHECK(tokens_of(&a, NOW) > 1.99 && tokens_of(&a, NOW) < 2.01);
+    CHECK_INT(FG(&a, NOW), 0);
+    CHECK_INT(FG(&a, NOW), 0);
+    CHECK(FG(&a, NOW) < 0);
+    /* a target first seen in refilled mode starts with its share */
+    struct target b = target_make("prod", "eu-west-1");
+    CHECK_INT(FG(&b, NOW), 0);
+    CHECK_INT(FG(&b, NOW), 0);
+    CHECK(FG(&b, NOW) < 0);
+    /* one replica alone: the whole burst and real-time waits */
+    limiter_set_share(1);
+    CHECK_INT((int64_t)limiter_local_burst(), 6);
+    /* back to time refill: a still owes its two tokens (four of six left), and time
+     * fills it again */
+    limiter_set_refilled(false, NOW);
+    CHECK_INT((int64_t)limiter_local_burst(), 6);
+    for (int i = 0; i < 4; i++)
+        CHECK_INT(FG(&a, NOW), 0);
+    CHECK(FG(&a, NOW) < 0);
+    CHECK_INT(FG(&a, NOW + 100000), 0);
+}
+
+/* Refills made by the parent reach a worker's takes (the same mapping). */
+static void test_refill_seen_across_fork(void)
+{
+    limiter_reset();
+    limiter_configure(1.0, 1.0, 0);
+    limiter_set_refilled(true, NOW);
+    struct target a = target_make(NULL, "us-east-1");
+    CHECK_INT(FG(&a, NOW), 0);
+    CHECK(FG(&a, NOW) < 0);
+    limiter_refill(&a, LIMITER_DESCRIBE, 1.0);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(FG(&a, NOW) == 0 && FG(&a, NOW) < 0 ? 0 : 1);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(FG(&a, NOW) < 0);
+    limiter_reset();
+}
+
 TEST_MAIN(T(test_buckets_per_target), T(test_reserve_wait_and_counts),
-          T(test_shared_across_fork), T(test_reconfigure_and_off))
+          T(test_shared_across_fork), T(test_reconfigure_and_off),
+          T(test_refilled_by_the_parent_not_by_time), T(test_refill_seen_across_fork))
