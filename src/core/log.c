@@ -1,4 +1,4 @@
-/* log.c - one structured line per event on stdout (see log.h). */
+/* log.c - one structured line per event on stdout, or stderr for --once (see log.h). */
 #include "log.h"
 
 #include <limits.h>
@@ -16,6 +16,16 @@
 static enum log_format g_format = LOG_FORMAT_JSON;
 static enum log_level g_min = LOGL_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+static bool g_stderr; /* log_to_stderr() */
+
+/* Where the lines go: stdout, or stderr once log_to_stderr() was called. */
+static FILE *out(void) { return g_stderr ? stderr : stdout; }
+
+void log_to_stderr(void)
+{
+    fflush(stdout);
+    g_stderr = true;
+}
 
 void log_setup(enum log_format fmt, enum log_level min_level)
 {
@@ -53,32 +63,32 @@ static void on_fork_child(void) { g_batch = false; }
 
 void log_batch(bool on)
 {
-    fflush(stdout);
+    fflush(out());
     if (on && !g_atfork_set) {
         /* flush before every fork, so a child never inherits (and repeats) our batch */
         if (pthread_atfork(log_flush, NULL, on_fork_child) != 0)
             return; /* only ENOMEM: stay unbatched */
         g_atfork_set = true;
     }
-    if (on && setvbuf(stdout, g_batch_buf, _IOFBF, sizeof g_batch_buf) != 0)
+    if (on && setvbuf(out(), g_batch_buf, _IOFBF, sizeof g_batch_buf) != 0)
         return;
     g_batch = on;
 }
 
 void log_flush(void)
 {
-    if (__fpending(stdout))
-        fflush(stdout);
+    if (__fpending(out()))
+        fflush(out());
 }
 
 static void write_line(const char *line, size_t len)
 {
-    if (g_batch && __fpending(stdout) + len + 1 > sizeof g_batch_buf)
-        fflush(stdout);
-    fwrite(line, 1, len, stdout);
-    fputc('\n', stdout);
+    if (g_batch && __fpending(out()) + len + 1 > sizeof g_batch_buf)
+        fflush(out());
+    fwrite(line, 1, len, out());
+    fputc('\n', out());
     if (!g_batch)
-        fflush(stdout);
+        fflush(out());
 }
 
 void log_line(const char *line) { write_line(line, strlen(line)); }

@@ -59,6 +59,9 @@ void log_line(const char *line);
 void log_batch(bool on);
 /* Writes out the batched lines, if any. */
 void log_flush(void);
+/* From now on, lines go to stderr instead of stdout (ebsd --once: stdout holds only the
+ * document it prints). Workers forked later inherit it. */
+void log_to_stderr(void);
 
 #define log_debug(ev, ...) log_msg(LOGL_DEBUG, ev, __VA_ARGS__)
 #define log_info(ev, ...) log_msg(LOGL_INFO, ev, __VA_ARGS__)

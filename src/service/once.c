@@ -18,6 +18,7 @@
 #include "credsvc.h"
 #include "ec2.h"
 #include "engine.h"
+#include "log.h"
 #include "loop.h"
 #include "worker.h"
 
@@ -59,6 +60,7 @@ int once_run(const struct config *cfg, const char *query, const char *instance_i
              const char *region)
 {
     (void)query;
+    log_to_stderr(); /* stdout is the document's alone: `ebsd --once ... | jq` */
     int rc = 1;
     struct once_state os = {0};
     int sfd = -1;

@@ -477,13 +477,14 @@ def test_once_mode():
     r = subprocess.run([EBSD_BIN, "--once", "volumes-total"], env=sim_env(sim),
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, (r.stdout, r.stderr)
-    doc = json.loads(r.stdout[r.stdout.index("{\n"):])
+    doc = json.loads(r.stdout)  # stdout is the document alone (`| jq`); the log is on stderr
+    assert any(json.loads(l).get("event") for l in r.stderr.splitlines() if l.startswith("{"))
     assert doc["total_gib"] == sim.truth()["total_gib"]
     iid = next(iter(sim.truth()["instances"]))
     r = subprocess.run([EBSD_BIN, "--once", "instance-volumes", iid], env=sim_env(sim),
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    doc = json.loads(r.stdout[r.stdout.index("{\n"):])
+    doc = json.loads(r.stdout)
     assert doc["total_gib"] == sim.truth()["instances"][iid]
     sim.stop()
 
