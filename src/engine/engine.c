@@ -194,6 +194,18 @@ static void account_unfinished(struct task *t)
     count_calls(job, di, dv);
 }
 
+/* A worker's peak memory: wait4's once it is reaped, else its VmHWM, else (it has exited
+ * but is not reaped: a zombie has no VmHWM) the peak it recorded before its last EC2 call. */
+static long task_peak_rss(const struct task *t)
+{
+    if (t->reaped)
+        return t->exit.maxrss_kb;
+    long rss = proc_peak_rss_kb(t->pid);
+    if (t->calls && (long)atomic_load(&t->calls[2]) > rss)
+        rss = (long)atomic_load(&t->calls[2]);
+    return rss;
+}
+
 /* Kills the job's workers and reaps them at once (a SIGKILLed process is gone within a few
  * ms), so the job's counts include their calls and peak memory before it is answered. */
 static void kill_and_count(struct engine_job *job)
@@ -205,8 +217,13 @@ static void kill_and_count(struct engine_job *job)
             continue;
         struct proc_exit ex;
         int64_t left = until - clock_now_ms();
-        if (left <= 0 || proc_wait(t->pid, left, &ex) != EBSD_OK)
+        if (left <= 0 || proc_wait(t->pid, left, &ex) != EBSD_OK) {
+            /* not reaped in time (a busy machine): its peak so far, as it last said */
+            long rss = task_peak_rss(t);
+            if (rss > job->max_rss_kb)
+                job->max_rss_kb = rss;
             continue;
+        }
         t->exit = ex;
         t->reaped = true;
         if (ex.maxrss_kb > job->max_rss_kb)
@@ -1052,10 +1069,7 @@ void engine_job_counts(const struct engine_job *job, unsigned *children, unsigne
             continue;
         if (t->calls)
             *ec2_calls += atomic_load(&t->calls[0]) + atomic_load(&t->calls[1]);
-        long rss = t->reaped ? t->exit.maxrss_kb : proc_peak_rss_kb(t->pid);
-        /* a worker that has exited but is not reaped yet has no VmHWM: its own last word */
-        if (!t->reaped && t->calls && (long)atomic_load(&t->calls[2]) > rss)
-            rss = (long)atomic_load(&t->calls[2]);
+        long rss = task_peak_rss(t);
         if (rss > *max_rss_kb)
             *max_rss_kb = rss;
     }
