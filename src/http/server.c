@@ -269,13 +269,14 @@ static void client_address(struct request *r)
         return;
     const struct config *cfg = r->srv->cfg;
     char text[REALIP_ADDRSTRLEN];
-    if (cfg->ntrusted_proxies == 0) {
+    if (!realip_trusted(cfg->trusted_proxies, cfg->ntrusted_proxies, &peer)) {
+        /* X-Forwarded-For from any other peer is not read: anyone can write it */
         realip_addr_str(&peer, text);
     } else {
         struct xff_list x = {.n = 0};
         MHD_get_connection_values(r->conn, MHD_HEADER_KIND, xff_cb, &x);
-        r->client_forwarded = realip_client(cfg->trusted_proxies, cfg->ntrusted_proxies, &peer,
-                                            x.v, x.n, &client, text);
+        (void)realip_client(cfg->trusted_proxies, cfg->ntrusted_proxies, &peer, x.v, x.n,
+                            &client, text);
     }
     snprintf(r->client, sizeof r->client, "%s", text);
 }
