@@ -281,8 +281,8 @@ ebsd_status ec2_client_new(const struct ec2_options *opt, struct ec2_client **ou
     c->budget_arg = opt->budget_arg;
     c->max_attempts = opt->max_attempts > 0 ? opt->max_attempts
                                             : retry_settings_get()->max_attempts;
-    c->adaptive = (opt->retry_mode ? (enum retry_mode)opt->retry_mode
-                                   : retry_settings_get()->mode) == RETRY_MODE_ADAPTIVE;
+    /* adaptive puts botocore's CUBIC rate limiter (retry.h) in front of every attempt */
+    c->adaptive = retry_settings_get()->mode == RETRY_MODE_ADAPTIVE;
     retry_adaptive_init(&c->ad, (double)clock_now_us() / 1e6);
     c->instance_page = clamp_page(opt->instance_page_size, 1000);
     c->volume_page = clamp_page(opt->volume_page_size, 500);
