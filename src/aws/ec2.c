@@ -281,8 +281,8 @@ ebsd_status ec2_client_new(const struct ec2_options *opt, struct ec2_client **ou
     c->budget_arg = opt->budget_arg;
     c->max_attempts = opt->max_attempts > 0 ? opt->max_attempts
                                             : retry_settings_get()->max_attempts;
-    c->adaptive = (opt->retry_mode ? (enum retry_mode)opt->retry_mode
-                                   : retry_settings_get()->mode) == RETRY_MODE_ADAPTIVE;
+    /* adaptive puts botocore's CUBIC rate limiter (retry.h) in front of every attempt */
+    c->adaptive = retry_settings_get()->mode == RETRY_MODE_ADAPTIVE;
     retry_adaptive_init(&c->ad, (double)clock_now_us() / 1e6);
     c->instance_page = clamp_page(opt->instance_page_size, 1000);
     c->volume_page = clamp_page(opt->volume_page_size, 500);
@@ -463,6 +463,23 @@ static ebsd_status adaptive_wait(struct ec2_client *c, int64_t deadline)
     }
 }
 
+/* What holds back the next attempt, in order: the client rate limit, ebsd's EC2 call budget,
+ * the adaptive mode's limiter (each may sleep for its token). NULL: send it; otherwise why
+ * not (a static string), when the token would come after the deadline or not at all. */
+static const char *send_refused(struct ec2_client *c, const unsigned *action_counter,
+                                int64_t deadline)
+{
+    if (ratelimit_acquire(&c->rl, deadline) != EBSD_OK)
+        return "client rate limit: no request token before the deadline";
+    if (c->budget && c->budget(c->budget_arg, action_counter == &c->stats.describe_volumes,
+                                deadline) != EBSD_OK)
+        return "ebsd's EC2 call budget has no token within fanout.queue_timeout_ms and the "
+               "deadline";
+    if (c->adaptive && adaptive_wait(c, deadline) != EBSD_OK)
+        return "adaptive retry mode: no send token before the deadline";
+    return NULL;
+}
+
 /* One operation: attempts with SDK standard-mode retries, never past deadline. */
 static ebsd_status perform(struct ec2_client *c, const char *body, unsigned *action_counter,
                            int64_t deadline, parse_fn parse, void *out, struct ec2_error *err)
@@ -471,32 +488,13 @@ static ebsd_status perform(struct ec2_client *c, const char *body, unsigned *act
     struct ec2_error e;
     memset(&e, 0, sizeof e);
     for (int attempt = 1;; attempt++) {
-        if (ratelimit_acquire(&c->rl, deadline) != EBSD_OK) {
-            st = attempt == 1 ? EBSD_ETHROTTLED : st;
+        const char *refused = send_refused(c, action_counter, deadline);
+        if (refused) {
+            /* on a retry the last attempt's error stands */
             if (attempt == 1) {
+                st = EBSD_ETHROTTLED;
                 memset(&e, 0, sizeof e);
-                snprintf(e.message, sizeof e.message,
-                         "client rate limit: no request token before the deadline");
-            }
-            break;
-        }
-        if (c->budget && c->budget(c->budget_arg, action_counter == &c->stats.describe_volumes,
-                                    deadline) != EBSD_OK) {
-            st = attempt == 1 ? EBSD_ETHROTTLED : st;
-            if (attempt == 1) {
-                memset(&e, 0, sizeof e);
-                snprintf(e.message, sizeof e.message,
-                         "ebsd's EC2 call budget has no token within fanout.queue_timeout_ms "
-                         "and the deadline");
-            }
-            break;
-        }
-        if (c->adaptive && adaptive_wait(c, deadline) != EBSD_OK) {
-            st = attempt == 1 ? EBSD_ETHROTTLED : st;
-            if (attempt == 1) {
-                memset(&e, 0, sizeof e);
-                snprintf(e.message, sizeof e.message,
-                         "adaptive retry mode: no send token before the deadline");
+                snprintf(e.message, sizeof e.message, "%s", refused);
             }
             break;
         }

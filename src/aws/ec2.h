@@ -28,9 +28,6 @@ struct ec2_options {
     int connect_timeout_ms;        /* per attempt: TCP and TLS set-up; 0: 2000 */
     int read_timeout_ms;           /* per attempt: wait for the first byte of the answer,
                                     * then for each next byte; 0: 2500 */
-    int retry_mode;                /* enum retry_mode; 0: retry_settings_get()->mode. Adaptive
-                                    * puts botocore's CUBIC rate limiter (retry.h) in front
-                                    * of every attempt of this client */
     /* The EC2 call budget (limiter.h), asked right before every HTTP attempt (retries
      * included): EBSD_OK to send (it may have slept for its token), EBSD_ETHROTTLED to send
      * nothing (no token within the wait allowed). NULL: no budget. */

@@ -90,7 +90,7 @@ int64_t retry_delay_ms(enum retry_class cls, int attempt, double u);
 
 /* The SDKs' retry modes. "legacy" is read as standard (ebsd has no legacy mode). */
 enum retry_mode {
-    RETRY_MODE_DEFAULT = 0, /* in options: the process's (retry_settings_get) */
+    RETRY_MODE_DEFAULT = 0, /* unset: retry_settings_set reads it as standard */
     RETRY_MODE_STANDARD,
     RETRY_MODE_ADAPTIVE,
 };

@@ -20,6 +20,7 @@ enum engine_kind { ENGINE_TOTAL, ENGINE_INSTANCE, ENGINE_UNATTACHED };
 /* Longest group_by key ("instance_tag:" and a tag key of up to WIRE_TAG_KEY - 1 bytes). */
 #define ENGINE_GROUP_LEN 80
 #define ENGINE_MAX_GROUPS 2
+_Static_assert(ENGINE_MAX_GROUPS <= WIRE_PICK_KEYS, "a tag pick holds every group_by key");
 
 struct engine_query {
     enum engine_kind kind;

@@ -35,18 +35,14 @@ const char *__asan_default_options(void);
 const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
 #endif
 
-/* ------------------------------------------------------------------ child side
- * Everything below runs between fork and fn. The parent is single-threaded, so libc is in
- * a consistent state, but we still keep to plain system calls: no stdio, no malloc. */
-
-static void child_die(void) { _exit(PROC_EXIT_SETUP); }
-
-/* VmData of this process in bytes, parsed from /proc/self/status; 0 if unavailable. */
-static size_t child_vmdata(void)
+/* One field of a /proc status file ("\nVmHWM:" for "VmHWM:   1234 kB"), in KiB; 0 if the
+ * file or the field cannot be read. Plain system calls only, no stdio and no malloc, since
+ * the child side below calls it between fork and fn. */
+static long status_kb(const char *path, const char *field)
 {
     char b[4096];
     size_t got = 0;
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
     for (;;) {
@@ -61,16 +57,28 @@ static size_t child_vmdata(void)
     }
     close(fd);
     b[got] = '\0';
-    const char *p = strstr(b, "\nVmData:");
+    const char *p = strstr(b, field);
     if (!p)
         return 0;
-    p += 8;
+    p += strlen(field);
     while (*p == ' ' || *p == '\t')
         p++;
-    size_t kb = 0;
+    long kb = 0;
     while (*p >= '0' && *p <= '9')
-        kb = kb * 10 + (size_t)(*p++ - '0');
-    return kb * 1024;
+        kb = kb * 10 + (*p++ - '0');
+    return kb;
+}
+
+/* ------------------------------------------------------------------ child side
+ * Everything below runs between fork and fn. The parent is single-threaded, so libc is in
+ * a consistent state, but we still keep to plain system calls: no stdio, no malloc. */
+
+static void child_die(void) { _exit(PROC_EXIT_SETUP); }
+
+/* VmData of this process in bytes, from /proc/self/status; 0 if unavailable. */
+static size_t child_vmdata(void)
+{
+    return (size_t)status_kb("/proc/self/status", "\nVmData:") * 1024;
 }
 
 static void child_limits(const struct proc_spec *spec)
@@ -390,19 +398,7 @@ const char *proc_exit_describe(const struct proc_exit *e, char *buf, size_t len)
 
 long proc_peak_rss_kb(pid_t pid)
 {
-    char path[64], line[256];
+    char path[64];
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return 0;
-    long kb = 0;
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "VmHWM:", 6) == 0) {
-            char *end;
-            kb = strtol(line + 6, &end, 10);
-            break;
-        }
-    }
-    fclose(f);
-    return kb > 0 ? kb : 0;
+    return status_kb(path, "\nVmHWM:");
 }

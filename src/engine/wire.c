@@ -105,7 +105,7 @@ unsigned wire_pick_tags(const struct ec2_tag *src, size_t n, const struct wire_t
         return 0;
     bool taken[EC2_MAX_TAGS] = {false};
     size_t lim = n < EC2_MAX_TAGS ? n : EC2_MAX_TAGS;
-    for (unsigned k = 0; k < pick->nkeys && k < 2; k++)
+    for (unsigned k = 0; k < pick->nkeys && k < WIRE_PICK_KEYS; k++)
         for (size_t i = 0; i < lim && out < WIRE_MAX_TAGS; i++)
             if (!taken[i] && tag_fits(&src[i]) && strcmp(src[i].key, pick->keys[k]) == 0) {
                 cut_copy(dst[out].key, sizeof dst[out].key, src[i].key);
@@ -131,31 +131,45 @@ const char *wire_tag_get(const struct wire_tag *tags, unsigned ntags, const char
     return NULL;
 }
 
+/* The most tags pick keeps per record: what a frame's buffer reserves for them, since the
+ * tags are picked once, as each record is written. */
+static unsigned pick_max(const struct wire_tag_pick *pick)
+{
+    if (!pick)
+        return 0;
+    if (pick->all)
+        return WIRE_MAX_TAGS;
+    return pick->nkeys < WIRE_MAX_TAGS ? pick->nkeys : WIRE_MAX_TAGS;
+}
+
+/* Appends ntags tags at *at and moves it past them. */
+static void put_tags(char **at, const struct wire_tag *tags, unsigned ntags)
+{
+    memcpy(*at, tags, ntags * sizeof(struct wire_tag));
+    *at += ntags * sizeof(struct wire_tag);
+}
+
 /* No JSON is built or parsed per item: at 10,000 instances this is what keeps the parent
- * cheap. */
+ * cheap. Each record goes without its unused tag slots (tags travel only when a query asks):
+ * the buffer has room for the most pick can keep, and the frame is what was written. */
 ebsd_status wire_put_instances(int fd, const struct ec2_instance_page *p,
                                const struct wire_tag_pick *pick)
 {
-    /* each record without its unused tag slots: tags travel only when a query asks */
-    struct wire_inst *tmp = xcalloc(p->n ? p->n : 1, sizeof *tmp);
-    size_t bytes = 0;
+    size_t cap = p->n * (INST_HEAD + pick_max(pick) * sizeof(struct wire_tag));
+    char *a = records_new(cap, 1), *at = a;
     for (size_t i = 0; i < p->n; i++) {
-        str_copy(tmp[i].id, sizeof tmp[i].id, p->items[i].id);
-        str_copy(tmp[i].state, sizeof tmp[i].state, p->items[i].state);
-        str_copy(tmp[i].type, sizeof tmp[i].type, p->items[i].type);
-        tmp[i].ntags = wire_pick_tags(p->items[i].tags, p->items[i].ntags, pick, tmp[i].tags);
-        bytes += INST_HEAD + tmp[i].ntags * sizeof(struct wire_tag);
-    }
-    char *a = records_new(bytes, 1), *at = a;
-    for (size_t i = 0; i < p->n; i++) {
-        memcpy(at, &tmp[i], INST_HEAD);
+        struct wire_inst o;
+        memset(&o, 0, sizeof o);
+        str_copy(o.id, sizeof o.id, p->items[i].id);
+        str_copy(o.state, sizeof o.state, p->items[i].state);
+        str_copy(o.type, sizeof o.type, p->items[i].type);
+        o.ntags = wire_pick_tags(p->items[i].tags, p->items[i].ntags, pick, o.tags);
+        memcpy(at, &o, INST_HEAD);
         at += INST_HEAD;
-        memcpy(at, tmp[i].tags, tmp[i].ntags * sizeof(struct wire_tag));
-        at += tmp[i].ntags * sizeof(struct wire_tag);
+        put_tags(&at, o.tags, o.ntags);
     }
-    free(tmp);
-    ebsd_status st = frame_write(fd, WIRE_INSTANCES, a, bytes);
-    records_free(a, bytes, 1);
+    ebsd_status st = frame_write(fd, WIRE_INSTANCES, a, (size_t)(at - a));
+    records_free(a, cap, 1);
     return st;
 }
 
@@ -169,15 +183,11 @@ static unsigned attach_count(const struct ec2_volume *v)
 ebsd_status wire_put_volumes(int fd, const struct ec2_volume_page *p,
                              const struct wire_tag_pick *pick)
 {
-    size_t bytes = 0;
-    for (size_t i = 0; i < p->n; i++) {
-        struct wire_tag scratch[WIRE_MAX_TAGS];
-        bytes += VOL_HEAD + attach_count(&p->items[i]) * sizeof(struct wire_attach) +
-                 wire_pick_tags(p->items[i].tags, p->items[i].ntags, pick, scratch) *
-                     sizeof(struct wire_tag);
-    }
-    char *a = records_new(bytes, 1);
-    char *at = a;
+    size_t cap = 0;
+    for (size_t i = 0; i < p->n; i++)
+        cap += VOL_HEAD + attach_count(&p->items[i]) * sizeof(struct wire_attach) +
+               pick_max(pick) * sizeof(struct wire_tag);
+    char *a = records_new(cap, 1), *at = a;
     for (size_t i = 0; i < p->n; i++) {
         const struct ec2_volume *v = &p->items[i];
         struct wire_vol o;
@@ -206,11 +216,10 @@ ebsd_status wire_put_volumes(int fd, const struct ec2_volume_page *p,
             memcpy(at, &x, sizeof x);
             at += sizeof x;
         }
-        memcpy(at, o.tags, o.ntags * sizeof(struct wire_tag));
-        at += o.ntags * sizeof(struct wire_tag);
+        put_tags(&at, o.tags, o.ntags);
     }
-    ebsd_status st = frame_write(fd, WIRE_VOLUMES, a, bytes);
-    records_free(a, bytes, 1);
+    ebsd_status st = frame_write(fd, WIRE_VOLUMES, a, (size_t)(at - a));
+    records_free(a, cap, 1);
     return st;
 }
 

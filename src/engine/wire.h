@@ -38,9 +38,11 @@ struct wire_tag {
 };
 
 /* Which tags a worker puts in its records: the keys asked for (a query's group_by tags; the
- * same names are looked for on instances and volumes) and whether the rest follow. */
+ * same names are looked for on instances and volumes) and whether the rest follow. At most
+ * WIRE_PICK_KEYS keys: one per group_by key (engine.h's ENGINE_MAX_GROUPS). */
+#define WIRE_PICK_KEYS 2
 struct wire_tag_pick {
-    const char *keys[2];
+    const char *keys[WIRE_PICK_KEYS];
     unsigned nkeys;
     bool all;
 };

@@ -269,13 +269,14 @@ static void client_address(struct request *r)
         return;
     const struct config *cfg = r->srv->cfg;
     char text[REALIP_ADDRSTRLEN];
-    if (cfg->ntrusted_proxies == 0) {
+    if (!realip_trusted(cfg->trusted_proxies, cfg->ntrusted_proxies, &peer)) {
+        /* X-Forwarded-For from any other peer is not read: anyone can write it */
         realip_addr_str(&peer, text);
     } else {
         struct xff_list x = {.n = 0};
         MHD_get_connection_values(r->conn, MHD_HEADER_KIND, xff_cb, &x);
-        r->client_forwarded = realip_client(cfg->trusted_proxies, cfg->ntrusted_proxies, &peer,
-                                            x.v, x.n, &client, text);
+        (void)realip_client(cfg->trusted_proxies, cfg->ntrusted_proxies, &peer, x.v, x.n,
+                            &client, text);
     }
     snprintf(r->client, sizeof r->client, "%s", text);
 }
@@ -431,16 +432,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             request_error(r, 400, code, "%s", msg);
             return queue(r);
         }
-        /* The per-client limit: requests in flight per client address. Probes are always
-         * answered, whatever one client does. */
-        char idbuf[ROUTE_ID_MAX];
-        enum route rt = route_match(r->path, idbuf, sizeof idbuf);
-        if (!client_admit(s, r) && rt != ROUTE_HEALTH && rt != ROUTE_READY) {
-            refused.requests++;
-            request_add_header(r, "Retry-After", "1");
-            request_error(r, 429, "TooManyRequests",
-                          "too many requests in flight from this client; retry");
-            return queue(r);
+        /* The per-client limit: requests in flight per client address. It is the only
+         * per-client bound behind a trusted proxy; without one, a client's requests in
+         * flight never outnumber its connections, which on_connection already holds to
+         * max_connections_per_ip, so it is not counted at all. Probes are always answered,
+         * whatever one client does. */
+        if (s->cfg->ntrusted_proxies && !client_admit(s, r)) {
+            char idbuf[ROUTE_ID_MAX];
+            enum route rt = route_match(r->path, idbuf, sizeof idbuf);
+            if (rt != ROUTE_HEALTH && rt != ROUTE_READY) {
+                refused.requests++;
+                request_add_header(r, "Retry-After", "1");
+                request_error(r, 429, "TooManyRequests",
+                              "too many requests in flight from this client; retry");
+                return queue(r);
+            }
         }
         /* Reject other methods before any body is read. */
         if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {

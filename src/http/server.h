@@ -38,7 +38,6 @@ struct request {
     char *path;                 /* owned */
     char client[64];            /* client address: the peer, or behind a trusted proxy the
                                  * X-Forwarded-For client (realip.h) */
-    bool client_forwarded;      /* client came from X-Forwarded-For */
     void *client_slot;          /* the server's in-flight count for client (server.c) */
     int64_t start_us;           /* monotonic */
     int64_t deadline;           /* monotonic ms; set by the route */

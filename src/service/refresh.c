@@ -12,6 +12,13 @@
 /* While requests wait, a refresh is tried again this soon (never later than its turn). */
 #define GIVE_WAY_MS 1000
 
+/* What the refresher did, for ebsd_refresh_total (refresh_render). */
+struct refresh_stats {
+    unsigned long long started;   /* background fetches started */
+    unsigned long long skipped;   /* a fresh enough answer was cached, or in flight */
+    unsigned long long deferred;  /* postponed: requests were waiting */
+};
+
 static struct {
     struct loop *loop;
     struct server *srv;
@@ -89,8 +96,6 @@ void refresh_shutdown(void)
         loop_timer_stop(g.loop, g.timer);
     g.timer = NULL;
 }
-
-void refresh_get_stats(struct refresh_stats *out) { *out = g.st; }
 
 /* The stale-data alert compares each target's data age with 3 of these. */
 #define INTERVAL_METRIC "ebsd_refresh_interval_seconds"

@@ -18,12 +18,6 @@ void refresh_configure(struct loop *l, struct server *s, const struct config *cf
 /* Stops it (drain, shutdown). */
 void refresh_shutdown(void);
 
-struct refresh_stats {
-    unsigned long long started;   /* background fetches started */
-    unsigned long long skipped;   /* a fresh enough answer was cached, or in flight */
-    unsigned long long deferred;  /* postponed: requests were waiting */
-};
-void refresh_get_stats(struct refresh_stats *out);
 /* Appends ebsd_refresh_total{outcome="started|skipped|deferred"} (a counter, text format
  * 0.0.4) to out. EBSD_ETOOBIG when out's cap is reached. */
 EBSD_MUST_CHECK ebsd_status refresh_render(struct buf *out);

@@ -60,8 +60,8 @@ KEYS = [["volume_type"], ["availability_zone"], ["instance_state"], ["instance_t
 
 
 def test_every_breakdown_equals_the_truth():
-    sim = Sim("--instances", "400", "--seed", "18")
-    e = Ebsd(config=QUIET, sim=sim)
+    sim = Sim("--instances", "400", "--seed", "18", "--regions", "us-east-1,eu-west-1")
+    e = Ebsd(config=QUIET + "regions: [us-east-1, eu-west-1]\n", sim=sim)
     _, _, plain = e.get_json("/volumes/total")
     for keys in KEYS:
         st, hdrs, doc = e.get_json("/volumes/total?" + query(keys))
@@ -83,6 +83,13 @@ def test_every_breakdown_equals_the_truth():
     _, _, doc = e.get_json("/volumes/total?group_by=instance_tag:absent")
     assert [g["key"] for g in doc["groups"]] == [{"instance_tag:absent": None}]
     # another region's fleet has its own breakdown
+    keys = ["volume_type", "instance_state"]
+    st, _, doc = e.get_json("/volumes/total?region=eu-west-1&" + query(keys))
+    assert st == 200, doc
+    truth = sim.get_json("/_sim/truth?region=eu-west-1&" + query(keys))
+    assert doc["groups"] == truth["groups"]
+    home = sim.get_json("/_sim/truth?" + query(keys))
+    assert truth["groups"] != home["groups"]
     e.stop()
     sim.stop()
 

@@ -38,6 +38,15 @@ def test_open_endpoints_are_declared_open_and_the_rest_take_the_bearer():
             assert "401" in op["responses"], path
 
 
+def test_every_get_but_the_probes_declares_429():
+    # server.c's per-client limit refuses any route but /healthz and /readyz
+    with open(SPEC) as f:
+        spec = yaml.safe_load(f)
+    for path, item in spec["paths"].items():
+        declared = "429" in item["get"]["responses"]
+        assert declared == (path not in ("/healthz", "/readyz")), path
+
+
 def test_open_endpoints_answer_414_as_declared():
     e = Ebsd()
     try:

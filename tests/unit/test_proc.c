@@ -629,7 +629,22 @@ static void test_bad_args(void)
     CHECK_INT(proc_reap(-1, &e), EBSD_EINVAL);
 }
 
+/* proc_peak_rss_kb reads VmHWM, the peak that getrusage's ru_maxrss also reports; a pid
+ * that cannot exist (above any pid_max) reads as 0. */
+static void test_peak_rss(void)
+{
+    char *touched = xmalloc(8 << 20);
+    memset(touched, 1, 8 << 20);
+    struct rusage ru;
+    CHECK(getrusage(RUSAGE_SELF, &ru) == 0);
+    long kb = proc_peak_rss_kb(getpid());
+    CHECK(kb >= 8 * 1024);
+    CHECK(kb >= ru.ru_maxrss - 1024 && kb <= ru.ru_maxrss + 1024);
+    CHECK_INT(proc_peak_rss_kb(2147483647), 0);
+    free(touched);
+}
+
 TEST_MAIN(T(test_frames_and_sigchld_loop), T(test_exit_codes), T(test_crash),
           T(test_memory_limit), T(test_kill_at_deadline), T(test_garbage_from_child),
           T(test_child_fds), T(test_child_signals), T(test_dies_with_parent), T(test_cpu_limit),
-          T(test_no_leaks), T(test_child_priority), T(test_bad_args))
+          T(test_no_leaks), T(test_child_priority), T(test_bad_args), T(test_peak_rss))

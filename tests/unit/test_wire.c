@@ -299,6 +299,9 @@ static void test_tags_round_trip(void)
     close(fds[1]);
     CHECK_INT(read_frame(fds[0], &data, &len), WIRE_VOLUMES);
     close(fds[0]);
+    /* room was made for WIRE_MAX_TAGS tags; the frame holds the 2 the volume has */
+    CHECK_INT(len, offsetof(struct wire_vol, tags) + sizeof(struct wire_attach) +
+                       2 * sizeof(struct wire_tag));
     size_t nv, na, kept;
     CHECK(wire_count_volumes(data, len, &nv, &na));
     CHECK_INT(nv, 1);
