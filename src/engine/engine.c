@@ -1034,11 +1034,9 @@ struct wire_tag_pick engine_tag_pick(const struct engine_query *q)
 {
     struct wire_tag_pick p = {.all = q->kind == ENGINE_UNATTACHED};
     for (unsigned i = 0; i < q->ngroup && i < ENGINE_MAX_GROUPS; i++) {
-        const char *k = q->group_by[i];
-        if (strncmp(k, "instance_tag:", 13) == 0)
-            p.keys[p.nkeys++] = k + 13;
-        else if (strncmp(k, "volume_tag:", 11) == 0)
-            p.keys[p.nkeys++] = k + 11;
+        const char *tag = wire_group_tag(q->group_by[i], NULL);
+        if (tag)
+            p.keys[p.nkeys++] = tag;
     }
     return p;
 }

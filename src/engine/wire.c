@@ -435,3 +435,16 @@ ebsd_status wire_decode_error(const char *data, size_t len, struct wire_error *o
     cJSON_Delete(o);
     return EBSD_OK;
 }
+
+#define INSTANCE_TAG "instance_tag:"
+#define VOLUME_TAG "volume_tag:"
+
+const char *wire_group_tag(const char *key, bool *on_instance)
+{
+    bool inst = strncmp(key, INSTANCE_TAG, sizeof INSTANCE_TAG - 1) == 0;
+    if (!inst && strncmp(key, VOLUME_TAG, sizeof VOLUME_TAG - 1) != 0)
+        return NULL;
+    if (on_instance)
+        *on_instance = inst;
+    return key + (inst ? sizeof INSTANCE_TAG : sizeof VOLUME_TAG) - 1;
+}

@@ -81,6 +81,10 @@ struct wire_vol {
     struct wire_tag tags[WIRE_MAX_TAGS];
 };
 
+/* The tag name of a group_by key "instance_tag:NAME" or "volume_tag:NAME" (*on_instance, when
+ * not NULL, says which), or NULL for any other key. */
+const char *wire_group_tag(const char *key, bool *on_instance);
+
 /* The value of tag key in a record's tags, or NULL when it carries none. */
 const char *wire_tag_get(const struct wire_tag *tags, unsigned ntags, const char *key);
 

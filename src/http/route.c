@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "hex.h"
+#include "wire.h"
 
 enum route route_match(const char *path, char *instance_id_out, size_t len)
 {
@@ -261,9 +262,7 @@ bool route_group_key_valid(const char *key)
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (strcmp(key, fixed[i]) == 0)
             return true;
-    const char *name = strncmp(key, "instance_tag:", 13) == 0 ? key + 13
-                       : strncmp(key, "volume_tag:", 11) == 0 ? key + 11
-                                                              : NULL;
+    const char *name = wire_group_tag(key, NULL);
     size_t n = name ? strlen(name) : 0;
     return n >= 1 && n <= ROUTE_MAX_TAG_KEY;
 }

@@ -151,9 +151,12 @@ static const char *group_value(const struct wire_vol *v, const struct wire_inst 
         return in->state;
     if (strcmp(key, "instance_type") == 0)
         return in->type;
-    if (strncmp(key, "instance_tag:", 13) == 0)
-        return wire_tag_get(in->tags, in->ntags, key + 13);
-    return wire_tag_get(v->tags, v->ntags, key + 11);
+    bool on_instance = false;
+    const char *tag = wire_group_tag(key, &on_instance);
+    if (!tag)
+        return NULL;
+    return on_instance ? wire_tag_get(in->tags, in->ntags, tag)
+                       : wire_tag_get(v->tags, v->ntags, tag);
 }
 
 struct member {
