@@ -115,21 +115,27 @@ static void claim_fallback(struct redisshare_claim *c)
     claim_resolve(c, REDISSHARE_FETCH, NULL);
 }
 
+/* A command answered with st: a failure is counted here unless redis.c counted it already
+ * (a timeout, an error reply); what is left is a command lost with its connection. */
+static void count_failure(ebsd_status st)
+{
+    if (st != EBSD_OK && st != EBSD_ETIMEDOUT && st != EBSD_EUPSTREAM)
+        g.failed++;
+}
+
 static void on_fire_and_forget(struct redis *r, const redisReply *reply, ebsd_status st, void *arg)
 {
     (void)r;
     (void)reply;
     (void)arg;
-    if (st != EBSD_OK)
-        g.failed++;
+    count_failure(st);
 }
 
 static void on_released(ebsd_status st, bool done, void *arg)
 {
     (void)done;
     (void)arg;
-    if (st != EBSD_OK)
-        g.failed++;
+    count_failure(st);
 }
 
 static void release_lock(struct redisshare_claim *c)
@@ -184,7 +190,7 @@ static void on_claim_get(struct redis *r, const redisReply *rep, ebsd_status st,
         return;
     }
     if (st != EBSD_OK) {
-        g.failed++;
+        count_failure(st);
         release_lock(c);
         claim_fallback(c);
         return;
@@ -250,7 +256,7 @@ static void on_claim_lock(ebsd_status st, bool acquired, int64_t ttl_left_ms, vo
         return;
     }
     if (st != EBSD_OK) {
-        g.failed++;
+        count_failure(st);
         claim_fallback(c);
         return;
     }
@@ -399,7 +405,7 @@ static void on_update_get(struct redis *r, const redisReply *rep, ebsd_status st
     struct update *u = arg;
     struct redis_value v;
     if (st != EBSD_OK)
-        g.failed++;
+        count_failure(st);
     else if (g.update && value_usable(rep, u->have_ms, &v)) {
         g.updates++;
         g.update(u->key, &v);
