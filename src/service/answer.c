@@ -462,11 +462,12 @@ cJSON *answer_unattached(const char *region, struct wire_vol *vols, size_t nvols
     cJSON_AddNumberToObject(o, "limit", limit);
     cJSON *largest = cJSON_AddArrayToObject(o, "largest");
     cJSON *oldest = cJSON_AddArrayToObject(o, "oldest");
-    if (n > 1)
+    /* limit 0 (the storage gauges' figures): no lists, nothing to sort */
+    if (n > 1 && limit)
         qsort(list, n, sizeof *list, cmp_largest);
     for (size_t i = 0; i < n && i < limit; i++)
         add_brief(largest, list[i]);
-    if (n > 1)
+    if (n > 1 && limit)
         qsort(list, n, sizeof *list, cmp_oldest);
     for (size_t i = 0; i < n && i < limit; i++)
         add_brief(oldest, list[i]);
