@@ -1,6 +1,8 @@
 /* harness.c - runner for the unit test harness (see harness.h). */
 #include "harness.h"
 
+#include "engine.h"
+
 #include <stdlib.h>
 
 int harness_failures;
@@ -59,6 +61,7 @@ const char *harness_shared_path(const char *rel)
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -191,4 +194,31 @@ char *harness_sim_call(const struct harness_sim *s, const char *method, const ch
 out:
     close(fd);
     return out;
+}
+
+void harness_aws_env(const char *home, const char *key_id, const char *secret)
+{
+    setenv("HOME", home, 1);
+    setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    static const char *const unset[] = {
+        "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_EC2", "EBSD_REDIS_URL"};
+    for (size_t i = 0; i < sizeof unset / sizeof unset[0]; i++)
+        unsetenv(unset[i]);
+    setenv("AWS_ACCESS_KEY_ID", key_id, 1);
+    setenv("AWS_SECRET_ACCESS_KEY", secret, 1);
+}
+
+void harness_on_sigchld(struct loop *l, int fd, uint32_t events, void *arg)
+{
+    (void)l;
+    (void)events;
+    (void)arg;
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si)
+        ;
+    engine_on_sigchld();
 }

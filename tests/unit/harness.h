@@ -4,6 +4,7 @@
 #ifndef EBSD_TEST_HARNESS_H
 #define EBSD_TEST_HARNESS_H
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/types.h>
@@ -75,5 +76,14 @@ void harness_sim_stop(struct harness_sim *s);
  * frees) or NULL; *status gets the HTTP status when not NULL. body may be NULL. */
 char *harness_sim_call(const struct harness_sim *s, const char *method, const char *path,
                        const char *body, int *status);
+
+/* An AWS environment where the credential chain finds the static pair key_id/secret and
+ * nothing else: HOME is home, no shared config or credentials files, no IMDS, no container
+ * or web identity credentials, no profile, no EC2 endpoint override, no Redis override. */
+void harness_aws_env(const char *home, const char *key_id, const char *secret);
+
+struct loop;
+/* A loop callback for a signalfd of SIGCHLD: drains it and lets the engine reap. */
+void harness_on_sigchld(struct loop *l, int fd, uint32_t events, void *arg);
 
 #endif

@@ -31,17 +31,6 @@ static struct harness_sim sim;
 static struct config cfg;
 static int sig_fd = -1;
 
-static void on_sigchld(struct loop *l, int fd, uint32_t events, void *arg)
-{
-    (void)l;
-    (void)events;
-    (void)arg;
-    struct signalfd_siginfo si;
-    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si)
-        ;
-    engine_on_sigchld();
-}
-
 static struct credsvc_account account(const char *name)
 {
     struct credsvc_account a = {0};
@@ -243,19 +232,8 @@ static void test_setup(void)
         exit(1);
     static char home[] = "/tmp/test_credsvc_XXXXXX";
     CHECK(mkdtemp(home) != NULL);
-    setenv("HOME", home, 1);
-    setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
-    setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
-    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-    unsetenv("AWS_PROFILE");
-    unsetenv("AWS_SESSION_TOKEN");
-    unsetenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
-    unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
-    unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
-    unsetenv("AWS_ENDPOINT_URL");
+    harness_aws_env(home, BASE_KEY, BASE_SECRET);
     setenv("AWS_ENDPOINT_URL_STS", sim.url, 1);
-    setenv("AWS_ACCESS_KEY_ID", BASE_KEY, 1);
-    setenv("AWS_SECRET_ACCESS_KEY", BASE_SECRET, 1);
 
     char path[256];
     snprintf(path, sizeof path, "%s/ebsd.yaml", home);
@@ -286,7 +264,7 @@ static void test_setup(void)
     sigaddset(&set, SIGCHLD);
     sigprocmask(SIG_BLOCK, &set, NULL);
     sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (sig_fd < 0 || loop_add_fd(L, sig_fd, EPOLLIN, on_sigchld, NULL) != EBSD_OK)
+    if (sig_fd < 0 || loop_add_fd(L, sig_fd, EPOLLIN, harness_on_sigchld, NULL) != EBSD_OK)
         exit(1);
     engine_init(L, &cfg, credsvc_ready);
     credsvc_configure(&cfg);

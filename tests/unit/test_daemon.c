@@ -392,20 +392,7 @@ static void test_setup(void)
     setenv("NOTIFY_SOCKET", notify_path, 1);
     static char home[300];
     snprintf(home, sizeof home, "%s", dir);
-    setenv("HOME", home, 1);
-    setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
-    setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
-    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-    unsetenv("AWS_PROFILE");
-    unsetenv("AWS_SESSION_TOKEN");
-    unsetenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
-    unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
-    unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
-    unsetenv("AWS_ENDPOINT_URL");
-    unsetenv("AWS_ENDPOINT_URL_EC2");
-    unsetenv("EBSD_REDIS_URL");
-    setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
-    setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
+    harness_aws_env(home, "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
 }
 
 static void test_teardown(void)

@@ -56,17 +56,6 @@ static bool test_gate(const struct target *t)
     return gate_open;
 }
 
-static void on_sigchld(struct loop *l, int fd, uint32_t events, void *arg)
-{
-    (void)l;
-    (void)events;
-    (void)arg;
-    struct signalfd_siginfo si;
-    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si)
-        ;
-    engine_on_sigchld();
-}
-
 /* The simulator's latency and faults for the next test ("{}": none). */
 static void sim_faults(const char *json)
 {
@@ -697,7 +686,7 @@ static void setup_all(void)
     sigaddset(&set, SIGCHLD);
     sigprocmask(SIG_BLOCK, &set, NULL);
     sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (sig_fd < 0 || loop_add_fd(L, sig_fd, EPOLLIN, on_sigchld, NULL) != EBSD_OK)
+    if (sig_fd < 0 || loop_add_fd(L, sig_fd, EPOLLIN, harness_on_sigchld, NULL) != EBSD_OK)
         exit(1);
     worker_configure(&cfg, test_creds);
     engine_init(L, &cfg, test_gate);

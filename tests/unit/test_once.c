@@ -157,8 +157,6 @@ static void test_no_credentials(void)
     CHECK(clock_now_ms() - t0 < 6000); /* the start's bound on the credential chain */
     CHECK_STR(out, "");
     free(out);
-    setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
-    setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
 }
 
 static void test_setup(void)
@@ -173,19 +171,7 @@ static void test_setup(void)
     /* the chain finds these first; nothing else may answer (no files, no IMDS) */
     static char home[] = "/tmp/test_once_home_XXXXXX";
     CHECK(mkdtemp(home) != NULL);
-    setenv("HOME", home, 1);
-    setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
-    setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
-    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-    unsetenv("AWS_PROFILE");
-    unsetenv("AWS_SESSION_TOKEN");
-    unsetenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
-    unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
-    unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
-    unsetenv("AWS_ENDPOINT_URL");
-    unsetenv("AWS_ENDPOINT_URL_EC2");
-    setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
-    setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
+    harness_aws_env(home, "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
     config_defaults(&cfg);
     free(cfg.ec2_endpoint);
     cfg.ec2_endpoint = xstrdup(sim.url);
