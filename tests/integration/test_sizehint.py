@@ -10,7 +10,7 @@ import shutil
 import stat
 import tempfile
 
-from harness import Ebsd, Sim, SANITIZE, run
+from harness import SLOW, Ebsd, RedisServer, Sim, SANITIZE, run
 
 NO_CACHE = {"Cache-Control": "no-cache"}
 FLEET = 2500 if SANITIZE else 10000
@@ -152,6 +152,39 @@ def test_small_fleet_keeps_one_lister():
     finally:
         sim.stop()
         shutil.rmtree(d)
+
+
+def test_new_replica_starts_split_from_redis():
+    """Without a state file, a replica shares its count in Redis (PREFIX{ACCOUNT:REGION}:hint,
+    for a day), and a new replica's first listing is split from it; a malformed value there
+    is ignored with a log line."""
+    srv = RedisServer()
+    sim = Sim("--instances", str(FLEET), "--seed", "19")
+    cfg = ("fanout:\n  list_partitions: 0\ncache:\n  min_refresh_s: 0\n"
+           "refresh:\n  interval_s: 0\nec2:\n  rate_limit: 0\n"
+           "redis:\n  url: \"redis://127.0.0.1:%d\"\n  key_prefix: \"t19:\"\n"
+           "  command_timeout_ms: %d\n" % (srv.port, int(400 * SLOW)))
+    key = "t19:{default:us-east-1}:hint"
+    try:
+        a = Ebsd(config=cfg, sim=sim)
+        assert first_listing(a, sim) == unsplit_calls(FLEET)
+        a.stop()
+        assert srv.cli("GET", key).strip() == str(FLEET)
+        ttl = int(srv.cli("TTL", key).strip())
+        assert 86000 < ttl <= 86400, ttl
+        b = Ebsd(config=cfg, sim=sim)
+        b.wait_line(lambda l: '"sizehint"' in l and "from Redis" in l, timeout=10 * SLOW)
+        assert first_listing(b, sim) == split_calls(FLEET)
+        b.stop()
+        srv.cli("SET", key, "12e9")
+        c = Ebsd(config=cfg, sim=sim)
+        c.wait_line(lambda l: '"sizehint"' in l and "malformed size hint" in l,
+                    timeout=10 * SLOW)
+        assert first_listing(c, sim) == unsplit_calls(FLEET)
+        c.stop()
+    finally:
+        sim.stop()
+        srv.stop()
 
 
 if __name__ == "__main__":
