@@ -59,6 +59,7 @@ struct doc_server {
 };
 struct doc_fanout {
     uint32_t *max_children, *group_size, *list_partitions, *queue_timeout_ms, *worker_nice;
+    char *state_file;
 };
 struct doc_cache {
     uint32_t *max_entries;
@@ -162,6 +163,7 @@ static const cyaml_schema_field_t fanout_fields[] = {
     CYAML_FIELD_UINT_PTR("list_partitions", OPT, struct doc_fanout, list_partitions),
     CYAML_FIELD_UINT_PTR("queue_timeout_ms", OPT, struct doc_fanout, queue_timeout_ms),
     CYAML_FIELD_UINT_PTR("worker_nice", OPT, struct doc_fanout, worker_nice),
+    STR("state_file", struct doc_fanout, state_file),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t refresh_fields[] = {
@@ -1054,7 +1056,16 @@ static ebsd_status validate(struct load *ld, const struct config *c)
     st = validate_accounts(ld, c);
     if (st != EBSD_OK)
         return st;
-    return validate_redis(ld, c);
+    st = validate_redis(ld, c);
+    if (st != EBSD_OK)
+        return st;
+    /* the size hint's file is written beside a temporary of the same name: a directory
+     * path or a relative one (the working directory is / under systemd) is a mistake */
+    if (*c->fanout_state_file && (c->fanout_state_file[0] != '/' ||
+                                  c->fanout_state_file[strlen(c->fanout_state_file) - 1] == '/'))
+        return fail_key(ld, EBSD_EINVAL, "fanout.state_file",
+                        "'%.64s' is not an absolute file path", c->fanout_state_file);
+    return EBSD_OK;
 }
 
 /* ------------------------------------------------------------------ merging */
@@ -1197,6 +1208,7 @@ static void merge(struct config *c, const struct doc *d, bool regions_given)
         SET(c->list_partitions, d->fanout->list_partitions);
         SET(c->queue_timeout_ms, d->fanout->queue_timeout_ms);
         SET(c->worker_nice, d->fanout->worker_nice);
+        set_str(&c->fanout_state_file, d->fanout->state_file);
     }
     if (d->cache) {
         SET(c->cache_max_entries, d->cache->max_entries);
@@ -1286,6 +1298,7 @@ void config_defaults(struct config *c)
     c->log_format = xstrdup("json");
     c->log_level = xstrdup("info");
     c->auth_tokens_file = xstrdup("");
+    c->fanout_state_file = xstrdup("");
     c->run_as_user = xstrdup("");
     c->allow_root = false;
     c->redis_url = xstrdup("");
@@ -1490,6 +1503,7 @@ void config_free(struct config *cfg)
     free(cfg->log_format);
     free(cfg->log_level);
     free(cfg->auth_tokens_file);
+    free(cfg->fanout_state_file);
     free(cfg->run_as_user);
     for (size_t i = 0; i < cfg->ntrusted_proxy_texts; i++)
         free(cfg->trusted_proxy_texts[i]);

@@ -68,6 +68,7 @@ struct config {
     uint32_t list_partitions;  /* 0 (auto): DescribeInstances listers side by side */
     uint32_t queue_timeout_ms; /* 2000: wait for child capacity before 503 */
     uint32_t worker_nice;      /* 10: children's nice increment over the parent */
+    char *fanout_state_file;   /* "" = off: per-target instance counts kept across restarts */
 
     /* cache */
     uint32_t cache_max_entries;   /* 10000 */

@@ -114,6 +114,7 @@ static struct {
         size_t instances;
     } seen[16];
     unsigned nseen;
+    engine_seen_fn on_seen;    /* sizehint.c keeps the counts across restarts */
     /* EC2 calls per target (the configured targets only: the table is bounded by config) */
     struct engine_target_calls *calls;
     size_t ncalls, calls_cap;
@@ -974,6 +975,20 @@ static void listing_seen(const struct engine_job *job)
                  "makes this the rule)", job->partitions, job->q.target.region, *seen);
     }
     *seen = job->ninst;
+    if (g.on_seen)
+        g.on_seen(&job->q.target, job->ninst);
+}
+
+void engine_set_seen_fn(engine_seen_fn fn)
+{
+    g.on_seen = fn;
+}
+
+void engine_seen_hint(const struct target *t, size_t instances)
+{
+    if (seen_count(t) > 0)
+        return; /* a listing of this process found it: fresher than any hint */
+    *seen_slot(t, true) = instances;
 }
 
 /* ---------------------------------------------------------------- public API */

@@ -20,6 +20,7 @@
 #include "mem.h"
 #include "redis.h"
 #include "redisshare.h"
+#include "sizehint.h"
 #include "sdnotify.h"
 #include "server.h"
 #include "telemetry.h"
@@ -202,6 +203,7 @@ ebsd_status daemon_new(struct loop *l, struct config *cfg, const char *config_pa
     if (redisshare_start(l, cfg) != EBSD_OK)
         log_error("redis", "not sharing with other replicas: Redis could not be set up");
     budgetshare_start(l, cfg); /* on redisshare's connection: nothing without it */
+    sizehint_start(l, cfg);    /* after engine_init and redisshare_start */
     *out = d;
     return EBSD_OK;
 fail:
@@ -231,6 +233,7 @@ void daemon_free(struct daemon *d)
     server_close(d->srv); /* resumes suspended requests first: their owners detach */
     volumes_shutdown();
     budgetshare_stop();
+    sizehint_stop(); /* the last counts to the file, before Redis goes */
     redisshare_stop();
     engine_shutdown();
     credsvc_shutdown();

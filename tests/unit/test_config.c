@@ -109,6 +109,7 @@ static void check_defaults(const struct config *c)
     CHECK_STR(c->log_format, "json");
     CHECK_STR(c->log_level, "info");
     CHECK_STR(c->auth_tokens_file, "");
+    CHECK_STR(c->fanout_state_file, "");
     CHECK_STR(c->run_as_user, "");
     CHECK(!c->allow_root);
     CHECK_STR(c->redis_url, "");
@@ -717,6 +718,27 @@ static void test_edge_lists(void)
 
 /* ---- redis: block, URL forms, errors naming file, line and key, EBSD_REDIS_URL */
 
+/* fanout.state_file: a path, absolute and naming a file; "" (the default) is off */
+static void test_fanout_state_file(void)
+{
+    clear_env();
+    struct config c;
+    struct config_error err;
+    char path[64];
+    CHECK_INT(load_text("fanout:\n  state_file: /var/lib/ebsd/sizehint.json\n", &c, &err, path),
+              EBSD_OK);
+    CHECK_STR(c.fanout_state_file, "/var/lib/ebsd/sizehint.json");
+    CHECK_INT(c.list_partitions, 0); /* the other fanout keys keep their defaults */
+    config_free(&c);
+    CHECK_INT(load_text("fanout:\n  state_file: \"\"\n", &c, &err, path), EBSD_OK);
+    CHECK_STR(c.fanout_state_file, "");
+    config_free(&c);
+    expect_error("fanout:\n  max_children: 4\n  state_file: sizehint.json\n", EBSD_EINVAL, 3,
+                 "fanout.state_file", "'sizehint.json' is not an absolute file path");
+    expect_error("fanout:\n  state_file: /var/lib/ebsd/\n", EBSD_EINVAL, 2, "fanout.state_file",
+                 "'/var/lib/ebsd/' is not an absolute file path");
+}
+
 static void test_redis_block(void)
 {
     clear_env();
@@ -954,5 +976,5 @@ TEST_MAIN(T(test_accounts), T(test_defaults), T(test_empty_documents), T(test_fu
           T(test_partial_file_keeps_defaults), T(test_example_file), T(test_unknown_keys),
           T(test_wrong_types), T(test_out_of_range), T(test_cross_field_rules),
           T(test_duplicate_keys), T(test_invalid_yaml), T(test_unreadable), T(test_load_buffer),
-          T(test_env_region), T(test_env_endpoint), T(test_edge_lists), T(test_redis_block),
+          T(test_env_region), T(test_env_endpoint), T(test_edge_lists), T(test_redis_block), T(test_fanout_state_file),
           T(test_redis_errors), T(test_env_redis_url), T(test_env_retry), T(test_refresh_block))

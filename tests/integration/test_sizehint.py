@@ -1,0 +1,191 @@
+"""The size hint that survives restarts (issue 19, fanout.state_file): the first listing after
+a start is split as the later ones are, because the last count was kept in a small state
+file; a corrupted, oversized or hostile file is ignored with a log line; a small fleet keeps
+one lister. The observable is ec2sim's DescribeInstances count: unsplit, a fleet of N
+instances takes ceil(N / 1000) pages one after another; split (list_partitions: 0, auto),
+one call per lister, one lister per 500 instances rounded up to a power of two, at most 16."""
+import json
+import os
+import shutil
+import stat
+import tempfile
+
+from harness import SLOW, Ebsd, RedisServer, Sim, SANITIZE, run
+
+NO_CACHE = {"Cache-Control": "no-cache"}
+FLEET = 2500 if SANITIZE else 10000
+TARGET = "default/us-east-1"
+
+
+def unsplit_calls(n):
+    return (n + 999) // 1000
+
+
+def split_calls(n):
+    want = (n + 499) // 500
+    p = 1
+    while p < want:
+        p *= 2
+    return min(p, 16)
+
+
+def config(path):
+    return ("fanout:\n  state_file: %s\n  list_partitions: 0\n"
+            "cache:\n  min_refresh_s: 0\n"
+            "refresh:\n  interval_s: 0\n"
+            "ec2:\n  rate_limit: 0\n" % path)   # no budget: back-to-back cold listings
+
+
+def first_listing(e, sim):
+    """The DescribeInstances calls of one fresh total, checked against the truth."""
+    truth = sim.truth()
+    sim.reset()
+    st, _, doc = e.get_json("/volumes/total?timeout_ms=29000", headers=NO_CACHE)
+    assert st == 200, (st, doc)
+    assert doc["total_gib"] == truth["total_gib"]
+    assert doc["instance_count"] == truth["instance_count"]
+    assert doc["volume_count"] == truth["volume_count"]
+    return sim.stats()["calls"].get("DescribeInstances")
+
+
+def logged(e, text):
+    return [l for l in e.json_lines() if l.get("event") == "sizehint" and text in l.get("msg", "")]
+
+
+def read_state(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def test_first_request_after_restart_is_split():
+    d = tempfile.mkdtemp(prefix="ebsd-sizehint-")
+    path = os.path.join(d, "hint.json")
+    sim = Sim("--instances", str(FLEET), "--seed", "19")
+    try:
+        e = Ebsd(config=config(path), sim=sim)
+        assert logged(e, "no fanout.state_file"), e.lines[-10:]
+        # nothing known yet: one lister pages through the fleet
+        assert first_listing(e, sim) == unsplit_calls(FLEET)
+        assert first_listing(e, sim) == split_calls(FLEET)
+        e.stop()
+        st = os.stat(path)
+        assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600, oct(st.st_mode)
+        assert read_state(path) == {"version": 1, "targets": {TARGET: FLEET}}
+        assert not os.path.exists(path + ".tmp")
+
+        # a new process: its first listing is split from the start
+        e = Ebsd(config=config(path), sim=sim)
+        assert logged(e, "read fanout.state_file"), e.lines[-10:]
+        assert first_listing(e, sim) == split_calls(FLEET)
+        e.stop()
+    finally:
+        sim.stop()
+        shutil.rmtree(d)
+
+
+def test_bad_files_are_ignored():
+    d = tempfile.mkdtemp(prefix="ebsd-sizehint-")
+    path = os.path.join(d, "hint.json")
+    sim = Sim("--instances", str(FLEET), "--seed", "19")
+    good = json.dumps({"version": 1, "targets": {TARGET: FLEET}})
+    bad = {
+        "corrupted": b"\x00garbage{{{",
+        "truncated": good[:-5].encode(),
+        "wrong version": json.dumps({"version": 7, "targets": {TARGET: FLEET}}).encode(),
+        "oversized": (good + " " * 70000).encode(),
+    }
+    try:
+        for why, body in bad.items():
+            with open(path, "wb") as f:
+                f.write(body)
+            e = Ebsd(config=config(path), sim=sim)
+            assert logged(e, "ignoring fanout.state_file"), (why, e.lines[-10:])
+            assert first_listing(e, sim) == unsplit_calls(FLEET), why
+            e.stop()
+            # the listing's count replaced the bad file
+            assert read_state(path) == {"version": 1, "targets": {TARGET: FLEET}}, why
+        # absurd counts and unknown targets are skipped, not believed
+        with open(path, "w") as f:
+            json.dump({"version": 1, "targets": {TARGET: -5, "default/mars-north-1": 9000,
+                                                 "default/us-east-1x": "10000"}}, f)
+        e = Ebsd(config=config(path), sim=sim)
+        assert logged(e, "read fanout.state_file"), e.lines[-10:]
+        assert first_listing(e, sim) == unsplit_calls(FLEET)
+        e.stop()
+        # a symlink is not followed (nor written through: the file is replaced)
+        target = os.path.join(d, "elsewhere.json")
+        with open(target, "w") as f:
+            f.write(good)
+        os.unlink(path)
+        os.symlink(target, path)
+        e = Ebsd(config=config(path), sim=sim)
+        assert logged(e, "ignoring fanout.state_file"), e.lines[-10:]
+        assert first_listing(e, sim) == unsplit_calls(FLEET)
+        e.stop()
+        assert not os.path.islink(path)
+        with open(target) as f:
+            assert f.read() == good
+        # and a good file, written by hand (or by another replica's deploy), is believed
+        with open(path, "w") as f:
+            f.write(good)
+        os.chmod(path, 0o600)
+        e = Ebsd(config=config(path), sim=sim)
+        assert first_listing(e, sim) == split_calls(FLEET)
+        e.stop()
+    finally:
+        sim.stop()
+        shutil.rmtree(d)
+
+
+def test_small_fleet_keeps_one_lister():
+    d = tempfile.mkdtemp(prefix="ebsd-sizehint-")
+    path = os.path.join(d, "hint.json")
+    sim = Sim("--instances", "300", "--seed", "19")
+    try:
+        e = Ebsd(config=config(path), sim=sim)
+        assert first_listing(e, sim) == 1
+        e.stop()
+        assert read_state(path) == {"version": 1, "targets": {TARGET: 300}}
+        e = Ebsd(config=config(path), sim=sim)
+        assert first_listing(e, sim) == 1   # a hint below 500 instances costs no extra call
+        e.stop()
+    finally:
+        sim.stop()
+        shutil.rmtree(d)
+
+
+def test_new_replica_starts_split_from_redis():
+    """Without a state file, a replica shares its count in Redis (PREFIX{ACCOUNT:REGION}:hint,
+    for a day), and a new replica's first listing is split from it; a malformed value there
+    is ignored with a log line."""
+    srv = RedisServer()
+    sim = Sim("--instances", str(FLEET), "--seed", "19")
+    cfg = ("fanout:\n  list_partitions: 0\ncache:\n  min_refresh_s: 0\n"
+           "refresh:\n  interval_s: 0\nec2:\n  rate_limit: 0\n"
+           "redis:\n  url: \"redis://127.0.0.1:%d\"\n  key_prefix: \"t19:\"\n"
+           "  command_timeout_ms: %d\n" % (srv.port, int(400 * SLOW)))
+    key = "t19:{default:us-east-1}:hint"
+    try:
+        a = Ebsd(config=cfg, sim=sim)
+        assert first_listing(a, sim) == unsplit_calls(FLEET)
+        a.stop()
+        assert srv.cli("GET", key).strip() == str(FLEET)
+        ttl = int(srv.cli("TTL", key).strip())
+        assert 86000 < ttl <= 86400, ttl
+        b = Ebsd(config=cfg, sim=sim)
+        b.wait_line(lambda l: '"sizehint"' in l and "from Redis" in l, timeout=10 * SLOW)
+        assert first_listing(b, sim) == split_calls(FLEET)
+        b.stop()
+        srv.cli("SET", key, "12e9")
+        c = Ebsd(config=cfg, sim=sim)
+        c.wait_line(lambda l: '"sizehint"' in l and "malformed size hint" in l,
+                    timeout=10 * SLOW)
+        assert first_listing(c, sim) == unsplit_calls(FLEET)
+        c.stop()
+    finally:
+        sim.stop()
+        srv.stop()
+
+
+if __name__ == "__main__":
+    run(globals())
