@@ -55,6 +55,7 @@ struct ec2_client {
     int instance_page;
     int volume_page;
     size_t max_response;
+    bool tags;        /* ec2_options.tags */
     int64_t connect_timeout_ms, read_timeout_ms;
     bool deterministic;
     struct httpc *http;
@@ -287,6 +288,7 @@ ebsd_status ec2_client_new(const struct ec2_options *opt, struct ec2_client **ou
     c->instance_page = clamp_page(opt->instance_page_size, 1000);
     c->volume_page = clamp_page(opt->volume_page_size, 500);
     c->max_response = opt->max_response_bytes ? opt->max_response_bytes : DEFAULT_MAX_RESPONSE;
+    c->tags = opt->tags;
     c->deterministic = opt->deterministic_backoff;
     c->connect_timeout_ms =
         opt->connect_timeout_ms > 0 ? opt->connect_timeout_ms : EC2_DEFAULT_CONNECT_TIMEOUT_MS;
@@ -330,17 +332,19 @@ const char *ec2_client_endpoint(const struct ec2_client *c)
 
 /* ---- one attempt ------------------------------------------------------------------------ */
 
-typedef ebsd_status (*parse_fn)(const char *xml, size_t len, void *out, struct ec2_error *err);
+typedef ebsd_status (*parse_fn)(const char *xml, size_t len, bool tags, void *out,
+                                struct ec2_error *err);
 
-static ebsd_status parse_instances_cb(const char *xml, size_t len, void *out,
+static ebsd_status parse_instances_cb(const char *xml, size_t len, bool tags, void *out,
                                       struct ec2_error *err)
 {
-    return ec2_parse_instances(xml, len, out, err);
+    return ec2_parse_instances(xml, len, tags, out, err);
 }
 
-static ebsd_status parse_volumes_cb(const char *xml, size_t len, void *out, struct ec2_error *err)
+static ebsd_status parse_volumes_cb(const char *xml, size_t len, bool tags, void *out,
+                                    struct ec2_error *err)
 {
-    return ec2_parse_volumes(xml, len, out, err);
+    return ec2_parse_volumes(xml, len, tags, out, err);
 }
 
 /* Signs and sends body once. Returns the outcome of this attempt; *cls says whether it is
@@ -403,7 +407,7 @@ static ebsd_status attempt_once(struct ec2_client *c, const char *body, int64_t 
     }
     err->http_status = resp.status;
     if (resp.status >= 200 && resp.status < 300) {
-        st = parse(resp.body.data ? resp.body.data : "", resp.body.len, out, err);
+        st = parse(resp.body.data ? resp.body.data : "", resp.body.len, c->tags, out, err);
         err->http_status = resp.status;
         if (st == EBSD_EPARSE) {
             *cls = RETRY_TRANSIENT; /* a cut or garbled answer: try again */

@@ -24,6 +24,8 @@ struct ec2_options {
     double rate_per_s;             /* client token bucket refill; 0: off */
     double rate_burst;             /* bucket size */
     size_t max_response_bytes;     /* 0: 16 MiB */
+    bool tags;                     /* parse the tag sets of instances and volumes (breakdowns
+                                    * by tag, unattached volumes); false: skipped unread */
     bool deterministic_backoff;    /* tests only: no jitter (sleep the cap) */
     int connect_timeout_ms;        /* per attempt: TCP and TLS set-up; 0: 2000 */
     int read_timeout_ms;           /* per attempt: wait for the first byte of the answer,

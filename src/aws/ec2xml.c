@@ -180,6 +180,7 @@ struct px {
     size_t capatt;
     struct ec2_attachment cur_att;
     struct ec2_tag cur_tag;
+    bool tags;               /* keep tag sets (else skipped unread) */
     size_t captag;           /* room in the tag array of the open instance or volume */
 
     struct ec2_error e;
@@ -218,8 +219,13 @@ static enum kind child_kind(struct px *x, enum kind parent, const char *name)
     }
     for (size_t i = 0; i < sizeof transitions / sizeof transitions[0]; i++)
         if (transitions[i].parent == parent && transitions[i].name[0] == name[0] &&
-            strcmp(transitions[i].name, name) == 0)
-            return transitions[i].child;
+            strcmp(transitions[i].name, name) == 0) {
+            enum kind k = transitions[i].child;
+            /* a query that needs no tag skips the tag sets like any subtree not ours */
+            if (!x->tags && (k == K_I_TAGSET || k == K_V_TAGSET))
+                return K_OTHER;
+            return k;
+        }
     return K_OTHER;
 }
 
@@ -628,10 +634,11 @@ static void px_free(struct px *x)
 }
 
 /* Runs the parser over the document; x->st tells the outcome (root checks are the caller's). */
-static void px_run(struct px *x, enum doc_kind want, const char *xml, size_t len)
+static void px_run(struct px *x, enum doc_kind want, bool tags, const char *xml, size_t len)
 {
     memset(x, 0, sizeof *x);
     x->want = want;
+    x->tags = tags;
     x->stack[0] = K_DOC;
     buf_init(&x->text, EC2XML_MAX_TEXT);
     x->p = XML_ParserCreate(NULL);
@@ -695,12 +702,12 @@ static ebsd_status envelope_result(struct px *x, struct ec2_error *err)
 
 /* Parses one Describe document into x (caller frees x with px_free). EBSD_OK when x holds
  * the document's items; otherwise the parse failure or EC2's error envelope, with *err set. */
-static ebsd_status parse_describe(struct px *x, enum doc_kind doc, const char *xml, size_t len,
-                                  struct ec2_error *err)
+static ebsd_status parse_describe(struct px *x, enum doc_kind doc, bool tags, const char *xml,
+                                  size_t len, struct ec2_error *err)
 {
     if (err)
         memset(err, 0, sizeof *err);
-    px_run(x, doc, xml, len);
+    px_run(x, doc, tags, xml, len);
     if (x->st != EBSD_OK) {
         parse_failed(x, err);
         return x->st;
@@ -710,11 +717,11 @@ static ebsd_status parse_describe(struct px *x, enum doc_kind doc, const char *x
     return EBSD_OK;
 }
 
-ebsd_status ec2_parse_instances(const char *xml, size_t len, struct ec2_instance_page *out,
-                                struct ec2_error *err)
+ebsd_status ec2_parse_instances(const char *xml, size_t len, bool tags,
+                                struct ec2_instance_page *out, struct ec2_error *err)
 {
     struct px x;
-    ebsd_status st = parse_describe(&x, DOC_INSTANCES, xml, len, err);
+    ebsd_status st = parse_describe(&x, DOC_INSTANCES, tags, xml, len, err);
     if (st == EBSD_OK) {
         out->items = x.inst;
         out->n = x.ninst;
@@ -727,11 +734,11 @@ ebsd_status ec2_parse_instances(const char *xml, size_t len, struct ec2_instance
     return st;
 }
 
-ebsd_status ec2_parse_volumes(const char *xml, size_t len, struct ec2_volume_page *out,
-                              struct ec2_error *err)
+ebsd_status ec2_parse_volumes(const char *xml, size_t len, bool tags,
+                              struct ec2_volume_page *out, struct ec2_error *err)
 {
     struct px x;
-    ebsd_status st = parse_describe(&x, DOC_VOLUMES, xml, len, err);
+    ebsd_status st = parse_describe(&x, DOC_VOLUMES, tags, xml, len, err);
     if (st == EBSD_OK) {
         out->items = x.vol;
         out->n = x.nvol;
@@ -749,7 +756,7 @@ ebsd_status ec2_parse_error(const char *xml, size_t len, struct ec2_error *err)
     ebsd_status st;
     struct px x;
     memset(err, 0, sizeof *err);
-    px_run(&x, DOC_ERROR, xml, len);
+    px_run(&x, DOC_ERROR, false, xml, len);
     st = x.st;
     if (st != EBSD_OK) {
         parse_failed(&x, err);

@@ -30,11 +30,13 @@
 /* Parses a DescribeInstances / DescribeVolumes response body (no network), or an EC2 error
  * envelope (returns EBSD_EUPSTREAM with *err filled). Used by the client and the fuzzers.
  * Any other document (another action's answer) is EBSD_EPARSE; limits above.
+ * tags: keep the instances' and volumes' tag sets (breakdowns by tag, unattached volumes);
+ * false skips them unread, as a query that needs none does.
  * ec2_parse_error returns EBSD_OK when the document is an error envelope with a Code. */
-EBSD_MUST_CHECK ebsd_status ec2_parse_instances(const char *xml, size_t len,
+EBSD_MUST_CHECK ebsd_status ec2_parse_instances(const char *xml, size_t len, bool tags,
                                                 struct ec2_instance_page *out,
                                                 struct ec2_error *err);
-EBSD_MUST_CHECK ebsd_status ec2_parse_volumes(const char *xml, size_t len,
+EBSD_MUST_CHECK ebsd_status ec2_parse_volumes(const char *xml, size_t len, bool tags,
                                               struct ec2_volume_page *out,
                                               struct ec2_error *err);
 EBSD_MUST_CHECK ebsd_status ec2_parse_error(const char *xml, size_t len, struct ec2_error *err);

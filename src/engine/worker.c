@@ -162,6 +162,8 @@ int worker_main(int fd, const struct worker_task *t)
         .budget_arg = (void *)t,
         .connect_timeout_ms = (int)g.connect_timeout_ms,
         .read_timeout_ms = (int)g.read_timeout_ms,
+        /* tags cost parse time and memory in every record: only a query that uses some */
+        .tags = t->tags.nkeys > 0 || t->tags.all,
     };
     struct ec2_client *c = NULL;
     ebsd_status st = ec2_client_new(&opt, &c);

@@ -126,7 +126,7 @@ static char *run_digest(enum want w, const char *xml, size_t len)
     struct ec2_error e;
     if (w == W_VOL) {
         struct ec2_volume_page p = {0};
-        ebsd_status st = ec2_parse_volumes(xml, len, &p, &e);
+        ebsd_status st = ec2_parse_volumes(xml, len, true, &p, &e);
         char *d = digest_volumes(st, &p, &e);
         if (st == EBSD_OK)
             ec2_volume_page_free(&p);
@@ -138,7 +138,7 @@ static char *run_digest(enum want w, const char *xml, size_t len)
                          st == EBSD_OK ? e.message : "", st == EBSD_OK ? e.request_id : "");
     }
     struct ec2_instance_page p = {0};
-    ebsd_status st = ec2_parse_instances(xml, len, &p, &e);
+    ebsd_status st = ec2_parse_instances(xml, len, true, &p, &e);
     char *d = digest_instances(st, &p, &e);
     if (st == EBSD_OK)
         ec2_instance_page_free(&p);
@@ -289,10 +289,10 @@ static void check_other_with_token(const char *path, const char *xml, size_t len
     struct ec2_instance_page ip = {0};
     struct ec2_volume_page vp = {0};
     struct ec2_error e;
-    CHECK_INT(ec2_parse_instances(asi, n1, &ip, &e), EBSD_OK);
+    CHECK_INT(ec2_parse_instances(asi, n1, true, &ip, &e), EBSD_OK);
     CHECK_INT(ip.n, 0); /* set items of another answer are not instances */
     CHECK_STR(ip.next_token, token);
-    CHECK_INT(ec2_parse_volumes(asv, n2, &vp, &e), EBSD_OK);
+    CHECK_INT(ec2_parse_volumes(asv, n2, true, &vp, &e), EBSD_OK);
     CHECK_INT(vp.n, 0);
     CHECK_STR(vp.next_token, token);
     check_prefixes(path, W_INST, asi, n1);
@@ -321,8 +321,8 @@ static void check_fixture(const char *path)
     struct ec2_instance_page ip = {0};
     struct ec2_volume_page vp = {0};
     struct ec2_error e, e2, e3;
-    ebsd_status sti = ec2_parse_instances(xml, len, &ip, &e);
-    ebsd_status stv = ec2_parse_volumes(xml, len, &vp, &e2);
+    ebsd_status sti = ec2_parse_instances(xml, len, true, &ip, &e);
+    ebsd_status stv = ec2_parse_volumes(xml, len, true, &vp, &e2);
     ebsd_status ste = ec2_parse_error(xml, len, &e3);
 
     switch (fx->want) {
@@ -433,7 +433,7 @@ static void test_fields(void)
         return;
     struct ec2_volume_page p = {0};
     struct ec2_error e;
-    CHECK_INT(ec2_parse_volumes(xml, len, &p, &e), EBSD_OK);
+    CHECK_INT(ec2_parse_volumes(xml, len, true, &p, &e), EBSD_OK);
     CHECK_INT(p.n, 3);
     if (p.n == 3) {
         CHECK_STR(p.items[0].type, ""); /* volumeType missing */
@@ -455,7 +455,7 @@ static void test_fields(void)
     CHECK(xml != NULL);
     if (!xml)
         return;
-    CHECK_INT(ec2_parse_volumes(xml, len, &p, &e), EBSD_OK);
+    CHECK_INT(ec2_parse_volumes(xml, len, true, &p, &e), EBSD_OK);
     CHECK_INT(p.n, 2);
     if (p.n == 2) {
         CHECK_INT(p.items[1].size_gib, 800);
@@ -472,7 +472,7 @@ static void test_fields(void)
 static ebsd_status inst(const char *xml, struct ec2_instance_page *p, struct ec2_error *e)
 {
     memset(p, 0, sizeof *p);
-    return ec2_parse_instances(xml, strlen(xml), p, e);
+    return ec2_parse_instances(xml, strlen(xml), true, p, e);
 }
 
 #define ONE_INSTANCE                                                                          \
@@ -598,7 +598,7 @@ static void test_malformed(void)
     struct ec2_instance_page p;
     struct ec2_error e;
     memset(&p, 0, sizeof p);
-    CHECK_INT(ec2_parse_instances(nul, sizeof nul - 1, &p, &e), EBSD_EPARSE);
+    CHECK_INT(ec2_parse_instances(nul, sizeof nul - 1, true, &p, &e), EBSD_EPARSE);
 
     static const char *const badvol[] = {
         "<DescribeVolumesResponse><volumeSet><item><volumeId>vol-1</volumeId><size>x</size>"
@@ -617,7 +617,7 @@ static void test_malformed(void)
     };
     for (size_t i = 0; i < sizeof badvol / sizeof badvol[0]; i++) {
         struct ec2_volume_page vp = {0};
-        ebsd_status st = ec2_parse_volumes(badvol[i], strlen(badvol[i]), &vp, &e);
+        ebsd_status st = ec2_parse_volumes(badvol[i], strlen(badvol[i]), true, &vp, &e);
         if (st != EBSD_EPARSE)
             fprintf(stderr, "volume case %zu: %d\n", i, (int)st);
         CHECK_INT(st, EBSD_EPARSE);
@@ -703,7 +703,7 @@ static void test_hostile(void)
     CHECK(buf_puts(&b, "</attachmentSet></item></volumeSet></DescribeVolumesResponse>") ==
           EBSD_OK);
     struct ec2_volume_page vp = {0};
-    CHECK_INT(ec2_parse_volumes(b.data, b.len, &vp, &e), EBSD_ETOOBIG);
+    CHECK_INT(ec2_parse_volumes(b.data, b.len, true, &vp, &e), EBSD_ETOOBIG);
     buf_free(&b);
 
     /* A document larger than the whole-document cap is refused before parsing. */
@@ -711,7 +711,7 @@ static void test_hostile(void)
     char *huge = xmalloc(big);
     memset(huge, ' ', big);
     memset(&p, 0, sizeof p);
-    CHECK_INT(ec2_parse_instances(huge, big, &p, &e), EBSD_ETOOBIG);
+    CHECK_INT(ec2_parse_instances(huge, big, true, &p, &e), EBSD_ETOOBIG);
     free(huge);
 }
 
@@ -740,7 +740,7 @@ static void test_many_volumes(void)
           EBSD_OK);
     struct ec2_volume_page p = {0};
     struct ec2_error e;
-    CHECK_INT(ec2_parse_volumes(b.data, b.len, &p, &e), EBSD_OK);
+    CHECK_INT(ec2_parse_volumes(b.data, b.len, true, &p, &e), EBSD_OK);
     CHECK_INT(p.n, 500);
     int64_t total = 0;
     for (size_t i = 0; i < p.n; i++) {
@@ -799,7 +799,7 @@ static void test_tags_and_breakdown_fields(void)
     CHECK(buf_puts(&b, "</value></item></tagSet></item></volumeSet></DescribeVolumesResponse>") ==
           EBSD_OK);
     struct ec2_volume_page vp = {0};
-    CHECK_INT(ec2_parse_volumes(b.data, b.len, &vp, &e), EBSD_OK);
+    CHECK_INT(ec2_parse_volumes(b.data, b.len, true, &vp, &e), EBSD_OK);
     CHECK_INT(vp.n, 2);
     if (vp.n == 2) {
         CHECK_STR(vp.items[0].az, "us-east-1b");
@@ -812,7 +812,34 @@ static void test_tags_and_breakdown_fields(void)
         CHECK_INT(strlen(vp.items[1].tags[0].value), 256);
     }
     ec2_volume_page_free(&vp);
+
+    /* tags false (a query that needs none): the same volumes and fields, no tag kept */
+    CHECK_INT(ec2_parse_volumes(b.data, b.len, false, &vp, &e), EBSD_OK);
+    CHECK_INT(vp.n, 2);
+    if (vp.n == 2) {
+        CHECK_STR(vp.items[0].id, "vol-1");
+        CHECK_STR(vp.items[0].az, "us-east-1b");
+        CHECK_INT(vp.items[0].size_gib, 8);
+        CHECK_INT(vp.items[0].ntags, 0);
+        CHECK(vp.items[0].tags == NULL);
+        CHECK_STR(vp.items[1].id, "vol-2");
+        CHECK_INT(vp.items[1].ntags, 0);
+    }
+    ec2_volume_page_free(&vp);
     buf_free(&b);
+    CHECK_INT(ec2_parse_instances("<DescribeInstancesResponse>" ONE_INSTANCE
+                                  "</DescribeInstancesResponse>",
+                                  strlen("<DescribeInstancesResponse>" ONE_INSTANCE
+                                         "</DescribeInstancesResponse>"),
+                                  false, &p, &e),
+              EBSD_OK);
+    CHECK_INT(p.n, 1);
+    if (p.n == 1) {
+        CHECK_STR(p.items[0].id, "i-0123456789abcdef0");
+        CHECK_STR(p.items[0].type, "m5.large");
+        CHECK_INT(p.items[0].ntags, 0);
+    }
+    ec2_instance_page_free(&p);
 }
 
 TEST_MAIN(T(test_every_fixture), T(test_fields), T(test_namespaces), T(test_error_envelope),
