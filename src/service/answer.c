@@ -22,9 +22,16 @@ static int cmp_vol(const void *a, const void *b)
 }
 
 /* qsort and bsearch may not be given a NULL base, even with no elements. */
+/* Sorts n records of size bytes. The records are large (tags ride in them) and one outcome is
+ * aggregated more than once (the answer, the storage gauges): a second qsort of sorted input
+ * would still copy every record (glibc's merge sort), so sorted input is left as it is. */
 static void sort_items(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
 {
-    if (n > 1)
+    const char *p = base;
+    size_t i = 1;
+    while (i < n && cmp(p + (i - 1) * size, p + i * size) <= 0)
+        i++;
+    if (i < n)
         qsort(base, n, size, cmp);
 }
 
@@ -236,6 +243,29 @@ static cJSON *groups_sorted(struct group *groups, size_t ngroups)
     return arr;
 }
 
+/* The listed instance of v's first counted attachment (sorted inst), or NULL: v does not count. */
+static struct wire_inst *owner_of(const struct wire_vol *v, struct wire_inst *inst, size_t ninst,
+                                  const struct wire_attach *atts)
+{
+    struct wire_inst *owner = NULL;
+    for (unsigned k = 0; k < v->nattach && !owner; k++)
+        if (attach_counts(atts[v->attach_at + k].state))
+            owner = find_inst(inst, ninst, atts[v->attach_at + k].instance_id);
+    return owner;
+}
+
+void answer_foreach_counted(struct wire_inst *inst, size_t ninst, struct wire_vol *vols,
+                            size_t nvols, const struct wire_attach *atts,
+                            void (*fn)(void *ctx, const struct wire_vol *v), void *ctx)
+{
+    sort_items(inst, ninst, sizeof *inst, cmp_inst);
+    sort_items(vols, nvols, sizeof *vols, cmp_vol);
+    for (size_t i = 0; i < nvols; i++)
+        if ((i == 0 || strcmp(vols[i].id, vols[i - 1].id) != 0) &&
+            owner_of(&vols[i], inst, ninst, atts))
+            fn(ctx, &vols[i]);
+}
+
 cJSON *answer_groups(const char *const *keys, size_t nkeys, struct wire_inst *inst, size_t ninst,
                      struct wire_vol *vols, size_t nvols, const struct wire_attach *atts)
 {
@@ -247,10 +277,7 @@ cJSON *answer_groups(const char *const *keys, size_t nkeys, struct wire_inst *in
         const struct wire_vol *v = &vols[i];
         if (i > 0 && strcmp(v->id, vols[i - 1].id) == 0)
             continue;
-        const struct wire_inst *owner = NULL;
-        for (unsigned k = 0; k < v->nattach && !owner; k++)
-            if (attach_counts(atts[v->attach_at + k].state))
-                owner = find_inst(inst, ninst, atts[v->attach_at + k].instance_id);
+        const struct wire_inst *owner = owner_of(v, inst, ninst, atts);
         if (!owner)
             continue;
         struct buf b;

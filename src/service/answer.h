@@ -40,6 +40,12 @@ cJSON *answer_total(const char *region, struct wire_inst *inst, size_t ninst,
  * attachments (wire_vol.attach_at). Caller deletes the array. */
 cJSON *answer_groups(const char *const *keys, size_t nkeys, struct wire_inst *inst, size_t ninst,
                      struct wire_vol *vols, size_t nvols, const struct wire_attach *atts);
+/* The counted volumes (as in answer_total) one at a time, in id order: fn(ctx, v) for each,
+ * with no allocation. What the storage gauges sum by volume type after every total; the same
+ * volumes answer_groups would put in a breakdown by volume_type. Sorts inst and vols. */
+void answer_foreach_counted(struct wire_inst *inst, size_t ninst, struct wire_vol *vols,
+                            size_t nvols, const struct wire_attach *atts,
+                            void (*fn)(void *ctx, const struct wire_vol *v), void *ctx);
 /* account=all / region=all: the groups of several targets' breakdowns by the same keys
  * (lists: their `groups` arrays, read only) summed by key (total_gib, volume_count, and
  * instance_count: the targets' instances are distinct), null (untagged) keys merging as any

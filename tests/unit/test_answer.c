@@ -191,6 +191,21 @@ static void tag(struct wire_tag *tags, unsigned *n, const char *k, const char *v
 
 /* The group rule: counted volumes once each, instance keys from the first counted
  * attachment, untagged as null, instance_count distinct, sorted by size then values. */
+struct visit {
+    unsigned n;
+    int64_t gib;
+    char ids[128];
+};
+
+static void on_counted(void *ctx, const struct wire_vol *v)
+{
+    struct visit *x = ctx;
+    x->n++;
+    x->gib += v->size_gib;
+    size_t used = strlen(x->ids);
+    snprintf(x->ids + used, sizeof x->ids - used, "%s,", v->id);
+}
+
 static void test_groups(void)
 {
     natts = 0;
@@ -229,6 +244,13 @@ static void test_groups(void)
                                                "instance_state")->valuestring, "stopped");
     CHECK_INT(num(g1, "volume_count") + num(g2, "volume_count"), 2);
     cJSON_Delete(g);
+
+    /* the storage gauges' one pass visits exactly the counted volumes, once each */
+    struct visit vs = {0};
+    answer_foreach_counted(in, 3, v, 5, atts, on_counted, &vs);
+    CHECK_INT(vs.n, 3);
+    CHECK_INT(vs.gib, 160);
+    CHECK_STR(vs.ids, "vol-1,vol-2,vol-3,");
 }
 
 static void test_unattached(void)
