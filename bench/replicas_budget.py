@@ -26,7 +26,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 os.environ.setdefault("EBSD_BIN", os.path.join(ROOT, "build", "ebsd"))
 os.environ.setdefault("EC2SIM_BIN", os.path.join(ROOT, "build", "tools", "ec2sim", "ec2sim"))
-from harness import Ebsd, RedisServer, Sim, ec2_calls, settled_calls  # noqa: E402
+from harness import Ebsd, RedisServer, Sim, settled_calls  # noqa: E402
 
 
 def metric(e, name):

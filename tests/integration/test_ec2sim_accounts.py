@@ -4,8 +4,6 @@ region, the STS endpoint (AssumeRole with ExternalId checks, refused roles, Dura
 and the cap, expiry, session tokens checked by EC2, GetCallerIdentity, the web identity
 flavour) and faults scoped to one region."""
 import datetime
-import socket
-import threading
 import time
 import urllib.parse
 

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import urllib.parse
 from unittest import mock
 
 import boto3

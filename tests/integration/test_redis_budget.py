@@ -179,7 +179,7 @@ def test_redis_killed_mid_flood_each_replica_takes_a_third_then_grants_resume():
     es = replicas(srv, sim)
     try:
         wait_live(es, REPLICAS)
-        before = settled_calls(sim, quiet=0.5)
+        settled_calls(sim, quiet=0.5)  # the start-up's calls are over
         f = Flood(es, sim, ids)
         time.sleep(3)
         srv.kill()

@@ -8,8 +8,7 @@ import subprocess
 import threading
 import time
 
-from harness import (EBSD_BIN, Ebsd, Sim, http_request, proc_threads, run, sim_env,
-                     write_config, SLOW)
+from harness import EBSD_BIN, Ebsd, Sim, proc_threads, run, write_config
 
 
 def error_shape(body, code):
