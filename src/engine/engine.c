@@ -64,6 +64,8 @@ struct engine_job {
     size_t nvols, capvols;
     struct wire_attach *atts;  /* the volumes' attachments (wire_vol.attach_at) */
     size_t natts, capatts;
+    struct wire_tag *tags;     /* the records' tags (tags_at) */
+    size_t ntags, captags;
     bool instance_seen;        /* ENGINE_INSTANCE: DescribeInstances found it */
     bool budget_wait;          /* a task of the job waits for the EC2 budget */
 };
@@ -280,6 +282,7 @@ static void job_free(struct engine_job *job)
     xprivate_free(job->inst);
     xprivate_free(job->vols);
     xprivate_free(job->atts);
+    xprivate_free(job->tags);
     free(job);
 }
 
@@ -520,11 +523,15 @@ static bool take_records(struct task *t, int type, const char *data, size_t len)
 {
     struct engine_job *job = t->job;
     if (type == WIRE_INSTANCES) {
-        size_t n = wire_records(type, data, len);
+        size_t nt, kept_tags;
+        size_t n = wire_records(type, data, len, &nt);
         if (n == (size_t)-1)
             return false;
         job->inst = room_for(job->inst, &job->capinst, job->ninst, n, sizeof *job->inst);
-        job->ninst += wire_take_instances(data, len, job->inst + job->ninst);
+        job->tags = room_for(job->tags, &job->captags, job->ntags, nt, sizeof *job->tags);
+        job->ninst += wire_take_instances(data, len, job->inst + job->ninst,
+                                          job->tags + job->ntags, job->ntags, &kept_tags);
+        job->ntags += kept_tags;
         if (t->kind == T_INSTANCE)
             job->instance_seen = job->ninst > 0;
         else if (t->kind == T_LIST && t->own_volumes)
@@ -533,14 +540,17 @@ static bool take_records(struct task *t, int type, const char *data, size_t len)
             enqueue_volume_groups(job);
         return true;
     }
-    size_t nv, na, kept_atts;
-    if (!wire_count_volumes(data, len, &nv, &na))
+    size_t nv, na, nt, kept_atts, kept_tags;
+    if (!wire_count_volumes(data, len, &nv, &na, &nt))
         return false;
     job->vols = room_for(job->vols, &job->capvols, job->nvols, nv, sizeof *job->vols);
     job->atts = room_for(job->atts, &job->capatts, job->natts, na, sizeof *job->atts);
+    job->tags = room_for(job->tags, &job->captags, job->ntags, nt, sizeof *job->tags);
     job->nvols += wire_take_volumes(data, len, job->vols + job->nvols, job->atts + job->natts,
-                                    job->natts, &kept_atts);
+                                    job->natts, &kept_atts, job->tags + job->ntags, job->ntags,
+                                    &kept_tags);
     job->natts += kept_atts;
+    job->ntags += kept_tags;
     return true;
 }
 
@@ -914,6 +924,8 @@ static void job_maybe_finish(struct engine_job *job)
         .nvols = job->nvols,
         .atts = job->atts,
         .natts = job->natts,
+        .tags = job->tags,
+        .ntags = job->ntags,
     };
     job_deliver(job, &out);
 }

@@ -63,6 +63,8 @@ struct engine_outcome {
     size_t nvols;
     struct wire_attach *atts;  /* the volumes' attachments (wire_vol.attach_at) */
     size_t natts;
+    struct wire_tag *tags;     /* the records' tags (wire_inst.tags_at, wire_vol.tags_at) */
+    size_t ntags;
     unsigned children;         /* workers forked */
     unsigned ec2_calls;        /* EC2 HTTP requests made */
     long max_rss_kb;           /* largest worker's ru_maxrss */

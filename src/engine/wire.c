@@ -56,10 +56,11 @@ ebsd_status wire_put_done(int fd, const struct ec2_stats *s, long rss_kb)
     return put_json(fd, WIRE_DONE, o);
 }
 
-/* On the wire a record stops before its tag slots: its ntags tags follow it (a volume's
- * after its attachments), so a frame carries only the tags a query asked for. */
-#define INST_HEAD offsetof(struct wire_inst, tags)
-#define VOL_HEAD offsetof(struct wire_vol, tags)
+/* On the wire a record is followed by its ntags tags (a volume's after its attachments), so
+ * a frame carries only the tags a query asked for. tags_at and attach_at travel as they are
+ * and are set by the decoder. */
+#define INST_HEAD sizeof(struct wire_inst)
+#define VOL_HEAD sizeof(struct wire_vol)
 
 /* A worker's record array: zeroed; past 64 KiB a private mapping in one huge page or more,
  * since each 4 KiB page of a fresh heap area would be a page fault of its own. */
@@ -150,8 +151,8 @@ static void put_tags(char **at, const struct wire_tag *tags, unsigned ntags)
 }
 
 /* No JSON is built or parsed per item: at 10,000 instances this is what keeps the parent
- * cheap. Each record goes without its unused tag slots (tags travel only when a query asks):
- * the buffer has room for the most pick can keep, and the frame is what was written. */
+ * cheap. Each record is followed by the tags it carries (tags travel only when a query asks
+ * for them): the buffer has room for the most pick can keep, the frame is what was written. */
 ebsd_status wire_put_instances(int fd, const struct ec2_instance_page *p,
                                const struct wire_tag_pick *pick)
 {
@@ -159,14 +160,15 @@ ebsd_status wire_put_instances(int fd, const struct ec2_instance_page *p,
     char *a = records_new(cap, 1), *at = a;
     for (size_t i = 0; i < p->n; i++) {
         struct wire_inst o;
+        struct wire_tag tags[WIRE_MAX_TAGS];
         memset(&o, 0, sizeof o);
         str_copy(o.id, sizeof o.id, p->items[i].id);
         str_copy(o.state, sizeof o.state, p->items[i].state);
         str_copy(o.type, sizeof o.type, p->items[i].type);
-        o.ntags = wire_pick_tags(p->items[i].tags, p->items[i].ntags, pick, o.tags);
+        o.ntags = wire_pick_tags(p->items[i].tags, p->items[i].ntags, pick, tags);
         memcpy(at, &o, INST_HEAD);
         at += INST_HEAD;
-        put_tags(&at, o.tags, o.ntags);
+        put_tags(&at, tags, o.ntags);
     }
     ebsd_status st = frame_write(fd, WIRE_INSTANCES, a, (size_t)(at - a));
     records_free(a, cap, 1);
@@ -191,6 +193,7 @@ ebsd_status wire_put_volumes(int fd, const struct ec2_volume_page *p,
     for (size_t i = 0; i < p->n; i++) {
         const struct ec2_volume *v = &p->items[i];
         struct wire_vol o;
+        struct wire_tag tags[WIRE_MAX_TAGS];
         memset(&o, 0, sizeof o);
         str_copy(o.id, sizeof o.id, v->id);
         o.size_gib = v->size_gib;
@@ -202,7 +205,7 @@ ebsd_status wire_put_volumes(int fd, const struct ec2_volume_page *p,
         o.multi = v->multi_attach;
         str_copy(o.az, sizeof o.az, v->az);
         str_copy(o.create_time, sizeof o.create_time, v->create_time);
-        o.ntags = wire_pick_tags(v->tags, v->ntags, pick, o.tags);
+        o.ntags = wire_pick_tags(v->tags, v->ntags, pick, tags);
         o.nattach = attach_count(v);
         memcpy(at, &o, VOL_HEAD);
         at += VOL_HEAD;
@@ -216,7 +219,7 @@ ebsd_status wire_put_volumes(int fd, const struct ec2_volume_page *p,
             memcpy(at, &x, sizeof x);
             at += sizeof x;
         }
-        put_tags(&at, o.tags, o.ntags);
+        put_tags(&at, tags, o.ntags);
     }
     ebsd_status st = frame_write(fd, WIRE_VOLUMES, a, (size_t)(at - a));
     records_free(a, cap, 1);
@@ -236,13 +239,17 @@ static void fix_bool(bool *b)
     *b = c != 0;
 }
 
-static void take_tags(struct wire_tag *tags, unsigned *n)
+/* Copies a record's n tags from the frame at *off into dst, terminated; moves *off past
+ * them. The counting functions checked that they are there. */
+static void take_tags(const char *data, size_t *off, unsigned n, struct wire_tag *dst)
 {
-    if (*n > WIRE_MAX_TAGS)
-        *n = WIRE_MAX_TAGS;
-    for (unsigned i = 0; i < WIRE_MAX_TAGS; i++) {
-        TERMINATE(tags[i].key);
-        TERMINATE(tags[i].value);
+    if (!n)
+        return; /* dst may be NULL: no room was needed */
+    memcpy(dst, data + *off, n * sizeof *dst);
+    *off += n * sizeof *dst;
+    for (unsigned i = 0; i < n; i++) {
+        TERMINATE(dst[i].key);
+        TERMINATE(dst[i].value);
     }
 }
 
@@ -254,11 +261,12 @@ static unsigned field_at(const char *data, size_t off)
     return n;
 }
 
-size_t wire_records(int type, const char *data, size_t len)
+size_t wire_records(int type, const char *data, size_t len, size_t *ntags)
 {
+    *ntags = 0;
     if (type != WIRE_INSTANCES)
         return (size_t)-1;
-    size_t off = 0, n = 0;
+    size_t off = 0, n = 0, tags = 0;
     while (off < len) {
         if (len - off < INST_HEAD)
             return (size_t)-1;
@@ -267,8 +275,10 @@ size_t wire_records(int type, const char *data, size_t len)
         if (nt > WIRE_MAX_TAGS || (len - off) / sizeof(struct wire_tag) < nt)
             return (size_t)-1;
         off += nt * sizeof(struct wire_tag);
+        tags += nt;
         n++;
     }
+    *ntags = tags;
     return n;
 }
 
@@ -280,9 +290,10 @@ static unsigned nattach_at(const char *data)
     return n;
 }
 
-bool wire_count_volumes(const char *data, size_t len, size_t *nvols, size_t *natts)
+bool wire_count_volumes(const char *data, size_t len, size_t *nvols, size_t *natts,
+                        size_t *ntags)
 {
-    size_t off = 0, nv = 0, na = 0;
+    size_t off = 0, nv = 0, na = 0, ntg = 0;
     while (off < len) {
         if (len - off < VOL_HEAD)
             return false;
@@ -299,45 +310,49 @@ bool wire_count_volumes(const char *data, size_t len, size_t *nvols, size_t *nat
         off += nt * sizeof(struct wire_tag);
         nv++;
         na += n;
+        ntg += nt;
     }
     *nvols = nv;
     *natts = na;
+    *ntags = ntg;
     return true;
 }
 
-size_t wire_take_instances(const char *data, size_t len, struct wire_inst *out)
+size_t wire_take_instances(const char *data, size_t len, struct wire_inst *out,
+                           struct wire_tag *tags, size_t tags_base, size_t *ntags_kept)
 {
-    size_t off = 0, kept = 0;
+    size_t off = 0, kept = 0, nt = 0;
     while (off + INST_HEAD <= len) {
         struct wire_inst *in = &out[kept];
-        memset(in, 0, sizeof *in);
         memcpy(in, data + off, INST_HEAD);
         off += INST_HEAD;
         if (in->ntags > WIRE_MAX_TAGS)
             in->ntags = WIRE_MAX_TAGS;
         if ((len - off) / sizeof(struct wire_tag) < in->ntags)
             in->ntags = (unsigned)((len - off) / sizeof(struct wire_tag));
-        memcpy(in->tags, data + off, in->ntags * sizeof(struct wire_tag));
-        off += in->ntags * sizeof(struct wire_tag);
+        take_tags(data, &off, in->ntags, tags + nt);
+        in->tags_at = tags_base + nt;
         TERMINATE(in->id);
         TERMINATE(in->state);
         TERMINATE(in->type);
-        take_tags(in->tags, &in->ntags);
         in->nvol = 0;
         in->gib = 0;
-        if (in->id[0])
+        if (in->id[0]) {
             kept++;
+            nt += in->ntags;
+        }
     }
+    *ntags_kept = nt;
     return kept;
 }
 
 size_t wire_take_volumes(const char *data, size_t len, struct wire_vol *vols,
-                         struct wire_attach *atts, size_t atts_base, size_t *natts_kept)
+                         struct wire_attach *atts, size_t atts_base, size_t *natts_kept,
+                         struct wire_tag *tags, size_t tags_base, size_t *ntags_kept)
 {
-    size_t off = 0, kept = 0, na = 0;
+    size_t off = 0, kept = 0, na = 0, nt = 0;
     while (off + VOL_HEAD <= len) {
         struct wire_vol *v = &vols[kept];
-        memset(v, 0, sizeof *v);
         memcpy(v, data + off, VOL_HEAD);
         off += VOL_HEAD;
         TERMINATE(v->id);
@@ -365,15 +380,16 @@ size_t wire_take_volumes(const char *data, size_t len, struct wire_vol *vols,
             v->ntags = WIRE_MAX_TAGS;
         if ((len - off) / sizeof(struct wire_tag) < v->ntags)
             v->ntags = (unsigned)((len - off) / sizeof(struct wire_tag));
-        memcpy(v->tags, data + off, v->ntags * sizeof(struct wire_tag));
-        off += v->ntags * sizeof(struct wire_tag);
-        take_tags(v->tags, &v->ntags);
+        take_tags(data, &off, v->ntags, tags + nt);
+        v->tags_at = tags_base + nt;
         if (v->id[0]) {
             kept++;
             na += v->nattach;
+            nt += v->ntags;
         }
     }
     *natts_kept = na;
+    *ntags_kept = nt;
     return kept;
 }
 

@@ -3,9 +3,12 @@
  * answer aggregates), and their encoding (child side) and decoding (parent side).
  *
  * INSTANCES and VOLUMES frames carry the records below copied as they are: parent and child
- * are the same binary. An INSTANCES frame is an array of struct wire_inst; a VOLUMES frame
- * is, for each volume, a struct wire_vol followed by its nattach struct wire_attach (most
- * volumes have one: a fixed array of 16 would triple the bytes copied and kept). The
+ * are the same binary. An INSTANCES frame is, for each instance, a struct wire_inst followed
+ * by its ntags struct wire_tag; a VOLUMES frame is, for each volume, a struct wire_vol
+ * followed by its nattach struct wire_attach, then its ntags tags. Attachments and tags live
+ * beside the records in the parent too (attach_at, tags_at): most volumes have one
+ * attachment and most queries no tag, so fixed arrays in every record would multiply the
+ * bytes copied, sorted and kept. The
  * decoder checks every length, terminates every string and normalises every bool, so a
  * corrupt frame can fail its request but never overrun. DONE and ERROR frames are small
  * JSON objects. */
@@ -24,8 +27,7 @@ enum wire_type { WIRE_INSTANCES = 1, WIRE_VOLUMES = 2, WIRE_DONE = 3, WIRE_ERROR
 #define WIRE_MAX_ATTACH 16          /* EC2 multi-attach: up to 16 instances per volume */
 #define WIRE_FRAME_MAX (64u << 20)  /* the largest frame the parent accepts */
 
-/* What breakdowns need of tags, bounded so that records stay fixed-size: at most
- * WIRE_MAX_TAGS per record (the keys a query groups by first, then, when the task keeps
+/* What breakdowns need of tags, bounded: at most WIRE_MAX_TAGS per record (the keys a query groups by first, then, when the task keeps
  * every tag, the others in EC2's order), keys of at most WIRE_TAG_KEY - 1 bytes (a longer
  * key is never kept; route.c refuses to group by one) and values cut at WIRE_TAG_VALUE - 1
  * bytes on a UTF-8 boundary. */
@@ -53,8 +55,8 @@ struct wire_inst {
     unsigned nvol;                  /* filled by the aggregation, not sent */
     int64_t gib;                    /* filled by the aggregation, not sent */
     char type[32];                  /* instanceType */
-    unsigned ntags;
-    struct wire_tag tags[WIRE_MAX_TAGS];
+    unsigned ntags;                 /* at most WIRE_MAX_TAGS */
+    size_t tags_at;                 /* its tags: tags[tags_at .. tags_at + ntags) */
 };
 
 struct wire_attach {
@@ -64,8 +66,9 @@ struct wire_attach {
     bool dot;                       /* delete on termination */
 };
 
-/* A volume; its attachments are atts[attach_at .. attach_at + nattach) of the array they
- * were decoded into (on the wire they follow the record). */
+/* A volume; its attachments are atts[attach_at .. attach_at + nattach) and its tags
+ * tags[tags_at .. tags_at + ntags) of the arrays they were decoded into (on the wire they
+ * follow the record). */
 struct wire_vol {
     char id[32];
     int64_t size_gib;
@@ -77,8 +80,8 @@ struct wire_vol {
     size_t attach_at;
     char az[32];                    /* availabilityZone */
     char create_time[32];           /* createTime as EC2 wrote it */
-    unsigned ntags;
-    struct wire_tag tags[WIRE_MAX_TAGS];
+    unsigned ntags;                 /* at most WIRE_MAX_TAGS */
+    size_t tags_at;
 };
 
 /* The tag name of a group_by key "instance_tag:NAME" or "volume_tag:NAME" (*on_instance, when
@@ -129,23 +132,27 @@ EBSD_MUST_CHECK ebsd_status wire_put_error(int fd, ebsd_status st, const struct 
 /* ---- parent side */
 
 /* How many instances an INSTANCES frame (data, len bytes) holds, or (size_t)-1 when it is
- * malformed (a record or its tags cut short, more than WIRE_MAX_TAGS tags). On the wire each
- * record stops before its tag slots and is followed by its ntags tags (a volume's after its
- * attachments): tags cost bytes only when a query asks for them. */
-size_t wire_records(int type, const char *data, size_t len);
-/* Counts the volumes and attachments of a VOLUMES frame; false when it is malformed (a
+ * malformed (a record or its tags cut short, more than WIRE_MAX_TAGS tags); *ntags gets how
+ * many tags they carry. Tags cost bytes only when a query asks for them. */
+size_t wire_records(int type, const char *data, size_t len, size_t *ntags);
+/* Counts the volumes, attachments and tags of a VOLUMES frame; false when it is malformed (a
  * record cut short, more than WIRE_MAX_ATTACH attachments or WIRE_MAX_TAGS tags). */
-bool wire_count_volumes(const char *data, size_t len, size_t *nvols, size_t *natts);
-/* Decodes an INSTANCES frame into out (room for wire_records of them); returns how many were
- * kept (records with an empty id are dropped). Strings come out terminated; nvol and gib are
- * zeroed. */
-size_t wire_take_instances(const char *data, size_t len, struct wire_inst *out);
-/* Decodes a VOLUMES frame that wire_count_volumes accepted into vols and atts (room for its
- * counts); each kept volume's attach_at is atts_base + its first attachment's index in
- * atts. Volumes with an empty id are dropped, with their attachments. Strings come out
- * terminated, bools 0 or 1. Returns the volumes kept; *natts_kept the attachments kept. */
+bool wire_count_volumes(const char *data, size_t len, size_t *nvols, size_t *natts,
+                        size_t *ntags);
+/* Decodes an INSTANCES frame into out and tags (room for wire_records' counts); returns how
+ * many instances were kept (records with an empty id are dropped, with their tags); each
+ * kept one's tags_at is tags_base + its first tag's index in tags, *ntags_kept the tags
+ * kept. Strings come out terminated; nvol and gib are zeroed. */
+size_t wire_take_instances(const char *data, size_t len, struct wire_inst *out,
+                           struct wire_tag *tags, size_t tags_base, size_t *ntags_kept);
+/* Decodes a VOLUMES frame that wire_count_volumes accepted into vols, atts and tags (room for
+ * its counts); each kept volume's attach_at is atts_base + its first attachment's index in
+ * atts, its tags_at likewise. Volumes with an empty id are dropped, with their attachments
+ * and tags. Strings come out terminated, bools 0 or 1. Returns the volumes kept; *natts_kept
+ * and *ntags_kept the attachments and tags kept. */
 size_t wire_take_volumes(const char *data, size_t len, struct wire_vol *vols,
-                         struct wire_attach *atts, size_t atts_base, size_t *natts_kept);
+                         struct wire_attach *atts, size_t atts_base, size_t *natts_kept,
+                         struct wire_tag *tags, size_t tags_base, size_t *ntags_kept);
 /* Decodes a DONE or ERROR frame. EBSD_EPARSE when it is not the JSON object expected. */
 EBSD_MUST_CHECK ebsd_status wire_decode_done(const char *data, size_t len,
                                              struct wire_stats *out);

@@ -148,7 +148,7 @@ static struct wire_inst *find_inst(struct wire_inst *inst, size_t ninst, const c
 
 /* One key's value for a counted volume and the instance it is grouped with; NULL: untagged. */
 static const char *group_value(const struct wire_vol *v, const struct wire_inst *in,
-                               const char *key)
+                               const struct wire_tag *tags, const char *key)
 {
     if (strcmp(key, "volume_type") == 0)
         return v->type;
@@ -162,8 +162,8 @@ static const char *group_value(const struct wire_vol *v, const struct wire_inst 
     const char *tag = wire_group_tag(key, &on_instance);
     if (!tag)
         return NULL;
-    return on_instance ? wire_tag_get(in->tags, in->ntags, tag)
-                       : wire_tag_get(v->tags, v->ntags, tag);
+    return on_instance ? wire_tag_get(tags + in->tags_at, in->ntags, tag)
+                       : wire_tag_get(tags + v->tags_at, v->ntags, tag);
 }
 
 struct member {
@@ -267,7 +267,8 @@ void answer_foreach_counted(struct wire_inst *inst, size_t ninst, struct wire_vo
 }
 
 cJSON *answer_groups(const char *const *keys, size_t nkeys, struct wire_inst *inst, size_t ninst,
-                     struct wire_vol *vols, size_t nvols, const struct wire_attach *atts)
+                     struct wire_vol *vols, size_t nvols, const struct wire_attach *atts,
+                     const struct wire_tag *tags)
 {
     sort_items(inst, ninst, sizeof *inst, cmp_inst);
     sort_items(vols, nvols, sizeof *vols, cmp_vol);
@@ -283,7 +284,7 @@ cJSON *answer_groups(const char *const *keys, size_t nkeys, struct wire_inst *in
         struct buf b;
         buf_init(&b, 4096); /* two values of at most WIRE_TAG_VALUE or 32 bytes */
         for (size_t k = 0; k < nkeys; k++)
-            key_put(&b, group_value(v, owner, keys[k]));
+            key_put(&b, group_value(v, owner, tags, keys[k]));
         m[n].key = buf_steal(&b);
         m[n].vol = i;
         n++;
@@ -450,7 +451,7 @@ static void bump(cJSON *by, const char *name, double gib, double count)
     cJSON_SetNumberValue(c, c->valuedouble + count);
 }
 
-static void add_brief(cJSON *arr, const struct wire_vol *v)
+static void add_brief(cJSON *arr, const struct wire_vol *v, const struct wire_tag *tags)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "volume_id", v->id);
@@ -458,13 +459,15 @@ static void add_brief(cJSON *arr, const struct wire_vol *v)
     cJSON_AddStringToObject(o, "volume_type", v->type);
     cJSON_AddStringToObject(o, "availability_zone", v->az);
     cJSON_AddStringToObject(o, "create_time", v->create_time);
-    cJSON *tags = cJSON_AddObjectToObject(o, "tags");
+    cJSON *obj = cJSON_AddObjectToObject(o, "tags");
+    const struct wire_tag *vt = tags + v->tags_at;
     for (unsigned t = 0; t < v->ntags; t++)
-        cJSON_AddStringToObject(tags, v->tags[t].key, v->tags[t].value);
+        cJSON_AddStringToObject(obj, vt[t].key, vt[t].value);
     cJSON_AddItemToArray(arr, o);
 }
 
-cJSON *answer_unattached(const char *region, struct wire_vol *vols, size_t nvols, unsigned limit)
+cJSON *answer_unattached(const char *region, struct wire_vol *vols, size_t nvols,
+                         const struct wire_tag *tags, unsigned limit)
 {
     sort_items(vols, nvols, sizeof *vols, cmp_vol);
     const struct wire_vol **list = xmalloc((nvols + 1) * sizeof *list);
@@ -493,11 +496,11 @@ cJSON *answer_unattached(const char *region, struct wire_vol *vols, size_t nvols
     if (n > 1 && limit)
         qsort(list, n, sizeof *list, cmp_largest);
     for (size_t i = 0; i < n && i < limit; i++)
-        add_brief(largest, list[i]);
+        add_brief(largest, list[i], tags);
     if (n > 1 && limit)
         qsort(list, n, sizeof *list, cmp_oldest);
     for (size_t i = 0; i < n && i < limit; i++)
-        add_brief(oldest, list[i]);
+        add_brief(oldest, list[i], tags);
     free(list);
     return o;
 }
@@ -684,7 +687,7 @@ void answer_from_outcome(const struct engine_query *q, struct engine_outcome *o,
                                     o->ninst ? o->inst[0].state : "unknown", o->vols, o->nvols,
                                     o->atts);
     else if (q->kind == ENGINE_UNATTACHED)
-        out->data = answer_unattached(q->target.region, o->vols, o->nvols,
+        out->data = answer_unattached(q->target.region, o->vols, o->nvols, o->tags,
                                       q->limit ? q->limit : 10);
     else
         out->data = answer_total(q->target.region, o->inst, o->ninst, o->vols, o->nvols,
@@ -698,6 +701,6 @@ void answer_from_outcome(const struct engine_query *q, struct engine_outcome *o,
             cJSON_AddItemToArray(by, cJSON_CreateString(keys[i]));
         cJSON_AddItemToObject(out->data, "groups",
                               answer_groups(keys, q->ngroup, o->inst, o->ninst, o->vols,
-                                            o->nvols, o->atts));
+                                            o->nvols, o->atts, o->tags));
     }
 }

@@ -36,10 +36,11 @@ cJSON *answer_total(const char *region, struct wire_inst *inst, size_t ninst,
  * answer_total) partitioned by their values, volume keys from the volume, instance keys from
  * the instance of its first counted attachment; a missing tag is null; instance_count is the
  * distinct instances with a counted attachment to a volume of the group. Sorted by
- * total_gib (largest first), then by the values. Sorts inst and vols in place. atts: the
- * attachments (wire_vol.attach_at). Caller deletes the array. */
+ * total_gib (largest first), then by the values. Sorts inst and vols in place. atts, tags:
+ * the attachments and tags (attach_at, tags_at). Caller deletes the array. */
 cJSON *answer_groups(const char *const *keys, size_t nkeys, struct wire_inst *inst, size_t ninst,
-                     struct wire_vol *vols, size_t nvols, const struct wire_attach *atts);
+                     struct wire_vol *vols, size_t nvols, const struct wire_attach *atts,
+                     const struct wire_tag *tags);
 /* The counted volumes (as in answer_total) one at a time, in id order: fn(ctx, v) for each,
  * with no allocation. What the storage gauges sum by volume type after every total; the same
  * volumes answer_groups would put in a breakdown by volume_type. Sorts inst and vols. */
@@ -68,7 +69,8 @@ void answer_unattached_merge(cJSON *into, const struct answer_part *parts, size_
  * by_type and by_availability_zone ({value: {total_gib, volume_count}}), and the limit
  * largest (ties by id) and oldest (by create time, ties by id) volumes. Sorts vols in place.
  * Caller deletes. */
-cJSON *answer_unattached(const char *region, struct wire_vol *vols, size_t nvols, unsigned limit);
+cJSON *answer_unattached(const char *region, struct wire_vol *vols, size_t nvols,
+                         const struct wire_tag *tags, unsigned limit);
 /* /instances/{id}/volumes: the volumes attached to instance_id (sorted in place); state is
  * the instance's state. Caller deletes. (atts: the attachments, wire_vol.attach_at.) */
 cJSON *answer_instance(const char *region, const char *instance_id, const char *state,

@@ -101,13 +101,14 @@ void storage_note_total(const struct target *t, struct wire_inst *inst, size_t n
 }
 
 void storage_note_unattached(const struct target *t, struct wire_vol *vols, size_t nvols,
+                             const struct wire_tag *tags,
                              int64_t fetched_at)
 {
     struct slot *s = slot_for(t);
     if (!s)
         return;
     memset(&s->unattached, 0, sizeof s->unattached);
-    cJSON *o = answer_unattached(t->region, vols, nvols, 0);
+    cJSON *o = answer_unattached(t->region, vols, nvols, tags, 0);
     const cJSON *x;
     cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(o, "by_type"))
     add(&s->unattached, x->string,

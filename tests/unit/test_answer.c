@@ -182,10 +182,18 @@ static void test_outcome_ok(void)
     cJSON_Delete(a.data);
 }
 
-static void tag(struct wire_tag *tags, unsigned *n, const char *k, const char *v)
+/* The records' tags, beside them as the decoder lays them out (tags_at): a record's tags
+ * are added together. */
+static struct wire_tag tags[64];
+static size_t ntags;
+
+static void tag(size_t *at, unsigned *n, const char *k, const char *v)
 {
-    snprintf(tags[*n].key, sizeof tags[*n].key, "%s", k);
-    snprintf(tags[*n].value, sizeof tags[*n].value, "%s", v);
+    if (*n == 0)
+        *at = ntags;
+    snprintf(tags[ntags].key, sizeof tags[ntags].key, "%s", k);
+    snprintf(tags[ntags].value, sizeof tags[ntags].value, "%s", v);
+    ntags++;
     (*n)++;
 }
 
@@ -213,8 +221,8 @@ static void test_groups(void)
     inst(&in[0], 1, "running");
     inst(&in[1], 2, "stopped");
     inst(&in[2], 3, "running");
-    tag(in[0].tags, &in[0].ntags, "team", "a");
-    tag(in[1].tags, &in[1].ntags, "team", "b");
+    tag(&in[0].tags_at, &in[0].ntags, "team", "a");
+    tag(&in[1].tags_at, &in[1].ntags, "team", "b");
     struct wire_vol v[5];
     vol(&v[0], "vol-1", 100);
     attach(&v[0], 2, "detached");   /* not counted: the owner is instance 1 */
@@ -228,7 +236,7 @@ static void test_groups(void)
     attach(&v[3], 9, "attached");
     v[4] = v[1];                    /* vol-2 reported twice: counted once */
     const char *keys[] = {"instance_tag:team", "instance_state"};
-    cJSON *g = answer_groups(keys, 2, in, 3, v, 5, atts);
+    cJSON *g = answer_groups(keys, 2, in, 3, v, 5, atts, tags);
     CHECK_INT(cJSON_GetArraySize(g), 3);
     const cJSON *g0 = cJSON_GetArrayItem(g, 0), *g1 = cJSON_GetArrayItem(g, 1),
                 *g2 = cJSON_GetArrayItem(g, 2);
@@ -259,7 +267,7 @@ static void test_unattached(void)
     vol(&v[0], "vol-b", 50);
     snprintf(v[0].create_time, sizeof v[0].create_time, "2020-01-01T00:00:00.000Z");
     snprintf(v[0].az, sizeof v[0].az, "us-east-1a");
-    tag(v[0].tags, &v[0].ntags, "env", "dev");
+    tag(&v[0].tags_at, &v[0].ntags, "env", "dev");
     vol(&v[1], "vol-a", 50);
     snprintf(v[1].create_time, sizeof v[1].create_time, "2019-06-01T00:00:00Z");
     snprintf(v[1].az, sizeof v[1].az, "us-east-1b");
@@ -268,7 +276,7 @@ static void test_unattached(void)
     snprintf(v[2].create_time, sizeof v[2].create_time, "2018-01-01T00:00:00.000Z");
     snprintf(v[2].az, sizeof v[2].az, "us-east-1a");
     v[3] = v[0]; /* seen on two pages: once */
-    cJSON *o = answer_unattached("us-east-1", v, 4, 2);
+    cJSON *o = answer_unattached("us-east-1", v, 4, tags, 2);
     CHECK_INT(num(o, "total_gib"), 110);
     CHECK_INT(num(o, "volume_count"), 3);
     const cJSON *bt = cJSON_GetObjectItemCaseSensitive(o, "by_type");
@@ -283,8 +291,8 @@ static void test_unattached(void)
               "vol-c");
     CHECK_STR(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(oldest, 1), "volume_id")->valuestring,
               "vol-a"); /* create times with and without milliseconds compare as times */
-    const cJSON *tags = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(largest, 1), "tags");
-    CHECK_STR(cJSON_GetObjectItemCaseSensitive(tags, "env")->valuestring, "dev");
+    const cJSON *jt = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(largest, 1), "tags");
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(jt, "env")->valuestring, "dev");
     cJSON_Delete(o);
 }
 
@@ -356,7 +364,7 @@ static void test_unattached_merge(void)
     vol(&v[1], "vol-2", 20);
     snprintf(v[1].create_time, sizeof v[1].create_time, "2017-01-01T00:00:00Z");
     snprintf(v[1].az, sizeof v[1].az, "us-east-1b");
-    cJSON *x = answer_unattached("us-east-1", v, 2, 2);
+    cJSON *x = answer_unattached("us-east-1", v, 2, tags, 2);
     vol(&v[0], "vol-1", 50); /* the same id in another target: ties go by account */
     snprintf(v[0].create_time, sizeof v[0].create_time, "2019-01-01T00:00:00.000Z");
     snprintf(v[0].az, sizeof v[0].az, "eu-west-1a");
@@ -364,7 +372,7 @@ static void test_unattached_merge(void)
     snprintf(v[1].type, sizeof v[1].type, "gp3");
     snprintf(v[1].create_time, sizeof v[1].create_time, "2018-06-01T00:00:00Z");
     snprintf(v[1].az, sizeof v[1].az, "eu-west-1a");
-    cJSON *y = answer_unattached("eu-west-1", v, 2, 2);
+    cJSON *y = answer_unattached("eu-west-1", v, 2, tags, 2);
     struct answer_part parts[] = {{x, "prod", "us-east-1"}, {y, "dev", "eu-west-1"}};
     cJSON *o = cJSON_CreateObject();
     answer_unattached_merge(o, parts, 2, 2);

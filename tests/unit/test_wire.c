@@ -76,15 +76,17 @@ static void test_volumes_round_trip_keeps_16_attachments(void)
     size_t len = 0;
     CHECK_INT(read_frame(fds[0], &data, &len), WIRE_VOLUMES);
     close(fds[0]);
-    size_t nv = 0, na = 0, kept_atts = 0;
-    CHECK(wire_count_volumes(data, len, &nv, &na));
+    size_t nv = 0, na = 0, nt = 0, kept_atts = 0, kept_tags = 0;
+    CHECK(wire_count_volumes(data, len, &nv, &na, &nt));
     CHECK_INT(nv, 2);
     CHECK_INT(na, 17);
+    CHECK_INT(nt, 0);
     /* only what is sent is copied: no room kept for 16 attachments of a single one */
-    CHECK_INT(len, 2 * offsetof(struct wire_vol, tags) + 17 * sizeof(struct wire_attach));
+    CHECK_INT(len, 2 * sizeof(struct wire_vol) + 17 * sizeof(struct wire_attach));
     struct wire_vol out[2];
     struct wire_attach atts[17];
-    CHECK_INT(wire_take_volumes(data, len, out, atts, 100, &kept_atts), 2);
+    CHECK_INT(wire_take_volumes(data, len, out, atts, 100, &kept_atts, NULL, 0, &kept_tags), 2);
+    CHECK_INT(kept_tags, 0);
     CHECK_INT(kept_atts, 17);
     CHECK_INT(out[0].attach_at, 100);
     CHECK_INT(out[1].attach_at, 116);
@@ -125,9 +127,12 @@ static void test_instances_round_trip(void)
     size_t len = 0;
     CHECK_INT(read_frame(fds[0], &data, &len), WIRE_INSTANCES);
     close(fds[0]);
-    CHECK_INT(wire_records(WIRE_INSTANCES, data, len), 3);
+    size_t nt = 99, kept_tags = 99;
+    CHECK_INT(wire_records(WIRE_INSTANCES, data, len, &nt), 3);
+    CHECK_INT(nt, 0);
     struct wire_inst out[3];
-    CHECK_INT(wire_take_instances(data, len, out), 2);
+    CHECK_INT(wire_take_instances(data, len, out, NULL, 0, &kept_tags), 2);
+    CHECK_INT(kept_tags, 0);
     CHECK_STR(out[0].id, "i-0000000000000000a");
     CHECK_STR(out[1].state, "stopped");
     CHECK_INT(out[0].nvol, 0);
@@ -171,27 +176,30 @@ static void test_done_and_error_round_trip(void)
 
 static void test_malformed_frames(void)
 {
-    CHECK(wire_records(WIRE_INSTANCES, "abc", 3) == (size_t)-1);
-    CHECK(wire_records(WIRE_DONE, "", 0) == (size_t)-1);
-    CHECK_INT(wire_records(WIRE_INSTANCES, "", 0), 0);
+    size_t nt, kept_tags;
+    CHECK(wire_records(WIRE_INSTANCES, "abc", 3, &nt) == (size_t)-1);
+    CHECK(wire_records(WIRE_DONE, "", 0, &nt) == (size_t)-1);
+    CHECK_INT(wire_records(WIRE_INSTANCES, "", 0, &nt), 0);
     size_t nv, na, kept_atts;
-    CHECK(wire_count_volumes("", 0, &nv, &na) && nv == 0 && na == 0);
+    CHECK(wire_count_volumes("", 0, &nv, &na, &nt) && nv == 0 && na == 0 && nt == 0);
     /* every byte 0xff: nattach over 16 is refused */
-    unsigned char raw[offsetof(struct wire_vol, tags) + 2 * sizeof(struct wire_attach)];
+    unsigned char raw[sizeof(struct wire_vol) + 2 * sizeof(struct wire_attach)];
     memset(raw, 0xff, sizeof raw);
-    CHECK(!wire_count_volumes((const char *)raw, sizeof raw, &nv, &na));
+    CHECK(!wire_count_volumes((const char *)raw, sizeof raw, &nv, &na, &nt));
     /* two attachments announced, one sent: cut short */
     unsigned two = 2, none = 0;
     memcpy(raw + offsetof(struct wire_vol, nattach), &two, sizeof two);
-    CHECK(!wire_count_volumes((const char *)raw, sizeof raw, &nv, &na)); /* 0xffffffff tags */
+    CHECK(!wire_count_volumes((const char *)raw, sizeof raw, &nv, &na, &nt)); /* 0xffffffff tags */
     memcpy(raw + offsetof(struct wire_vol, ntags), &none, sizeof none);
-    CHECK(!wire_count_volumes((const char *)raw, sizeof raw - 1, &nv, &na));
-    CHECK(!wire_count_volumes((const char *)raw, offsetof(struct wire_vol, tags) - 1, &nv, &na));
+    CHECK(!wire_count_volumes((const char *)raw, sizeof raw - 1, &nv, &na, &nt));
+    CHECK(!wire_count_volumes((const char *)raw, sizeof(struct wire_vol) - 1, &nv, &na, &nt));
     /* whole: strings get terminated, bools become 0/1 */
-    CHECK(wire_count_volumes((const char *)raw, sizeof raw, &nv, &na) && nv == 1 && na == 2);
+    CHECK(wire_count_volumes((const char *)raw, sizeof raw, &nv, &na, &nt) && nv == 1 && na == 2);
     struct wire_vol v;
     struct wire_attach a[2];
-    CHECK_INT(wire_take_volumes((const char *)raw, sizeof raw, &v, a, 0, &kept_atts), 1);
+    CHECK_INT(wire_take_volumes((const char *)raw, sizeof raw, &v, a, 0, &kept_atts, NULL, 0,
+                                &kept_tags), 1);
+    CHECK_INT(kept_tags, 0);
     CHECK(strlen(v.id) < sizeof v.id);
     CHECK_INT(v.nattach, 2);
     CHECK_INT(kept_atts, 2);
@@ -269,15 +277,21 @@ static void test_tags_round_trip(void)
     CHECK_INT(read_frame(fds2[0], &bare, &bare_len), WIRE_INSTANCES);
     close(fds[0]);
     close(fds2[0]);
-    CHECK_INT(bare_len, 2 * offsetof(struct wire_inst, tags));
+    CHECK_INT(bare_len, 2 * sizeof(struct wire_inst));
     CHECK_INT(len - bare_len, sizeof(struct wire_tag));
-    CHECK_INT(wire_records(WIRE_INSTANCES, data, len), 2);
-    CHECK(wire_records(WIRE_INSTANCES, data, len - 1) == (size_t)-1);
+    size_t ntg = 0, kept_tags = 0;
+    CHECK_INT(wire_records(WIRE_INSTANCES, data, len, &ntg), 2);
+    CHECK_INT(ntg, 1);
+    CHECK(wire_records(WIRE_INSTANCES, data, len - 1, &ntg) == (size_t)-1);
     struct wire_inst out[2];
-    CHECK_INT(wire_take_instances(data, len, out), 2);
+    struct wire_tag itags[1];
+    CHECK_INT(wire_take_instances(data, len, out, itags, 7, &kept_tags), 2);
+    CHECK_INT(kept_tags, 1);
     CHECK_STR(out[0].type, "m5.large");
     CHECK_INT(out[0].ntags, 1);
-    CHECK_STR(wire_tag_get(out[0].tags, out[0].ntags, "team"), "data & analytics <ml>");
+    CHECK_INT(out[0].tags_at, 7); /* tags_base + its first tag's index */
+    CHECK_STR(wire_tag_get(itags + out[0].tags_at - 7, out[0].ntags, "team"),
+              "data & analytics <ml>");
     CHECK_INT(out[1].ntags, 0);
     free(data);
     free(bare);
@@ -300,19 +314,22 @@ static void test_tags_round_trip(void)
     CHECK_INT(read_frame(fds[0], &data, &len), WIRE_VOLUMES);
     close(fds[0]);
     /* room was made for WIRE_MAX_TAGS tags; the frame holds the 2 the volume has */
-    CHECK_INT(len, offsetof(struct wire_vol, tags) + sizeof(struct wire_attach) +
+    CHECK_INT(len, sizeof(struct wire_vol) + sizeof(struct wire_attach) +
                        2 * sizeof(struct wire_tag));
     size_t nv, na, kept;
-    CHECK(wire_count_volumes(data, len, &nv, &na));
+    CHECK(wire_count_volumes(data, len, &nv, &na, &ntg));
     CHECK_INT(nv, 1);
-    CHECK(!wire_count_volumes(data, len - 1, &nv, &na));
+    CHECK_INT(ntg, 2);
+    CHECK(!wire_count_volumes(data, len - 1, &nv, &na, &ntg));
     struct wire_vol ov;
     struct wire_attach oa;
-    CHECK_INT(wire_take_volumes(data, len, &ov, &oa, 0, &kept), 1);
+    struct wire_tag vtags[2];
+    CHECK_INT(wire_take_volumes(data, len, &ov, &oa, 0, &kept, vtags, 0, &kept_tags), 1);
+    CHECK_INT(kept_tags, 2);
     CHECK_STR(ov.az, "us-east-1a");
     CHECK_STR(ov.create_time, "2024-01-01T00:00:00.000Z");
     CHECK_INT(ov.ntags, 2);
-    CHECK_STR(wire_tag_get(ov.tags, ov.ntags, "env"), "prod");
+    CHECK_STR(wire_tag_get(vtags + ov.tags_at, ov.ntags, "env"), "prod");
     CHECK_STR(oa.instance_id, "i-0000000000000000a");
     free(data);
 }
