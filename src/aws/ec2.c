@@ -636,6 +636,21 @@ void ec2_pager_free(struct ec2_pager *pg)
     memset(pg, 0, sizeof *pg);
 }
 
+/* Appends m items of size bytes to items (*n used of *cap), growing it; returns it. */
+static void *append_items(void *items, size_t *n, size_t *cap, const void *more, size_t m,
+                          size_t size)
+{
+    if (*n + m > *cap) {
+        while (*n + m > *cap)
+            *cap = *cap ? *cap * 2 : 1024;
+        items = xrealloc(items, *cap * size);
+    }
+    if (m)
+        memcpy((char *)items + *n * size, more, m * size);
+    *n += m;
+    return items;
+}
+
 /* A token equal to the one just sent means the service would loop forever; MAX_PAGES bounds
  * a service that hands out a new token each time. */
 bool ec2_pager_next(struct ec2_pager *pg, char **next, struct ec2_error *err, ebsd_status *st)
@@ -686,14 +701,8 @@ ebsd_status ec2_list_instances_all(struct ec2_client *c, const char *const *ids,
                          max_items);
             goto out;
         }
-        if (all.n + page.n > cap) {
-            while (all.n + page.n > cap)
-                cap = cap ? cap * 2 : 1024;
-            all.items = xrealloc(all.items, cap * sizeof *all.items);
-        }
-        if (page.n)
-            memcpy(all.items + all.n, page.items, page.n * sizeof *page.items);
-        all.n += page.n;
+        all.items = append_items(all.items, &all.n, &cap, page.items, page.n,
+                                 sizeof *page.items);
         page.n = 0; /* the tag arrays now belong to all */
         st = EBSD_OK;
         bool more = ec2_pager_next(&pg, &page.next_token, err, &st);
@@ -735,15 +744,9 @@ ebsd_status ec2_list_volumes_all(struct ec2_client *c, const char *const *instan
                 snprintf(err->message, sizeof err->message, "more than %zu volumes", max_items);
             goto out;
         }
-        if (all.n + page.n > cap) {
-            while (all.n + page.n > cap)
-                cap = cap ? cap * 2 : 1024;
-            all.items = xrealloc(all.items, cap * sizeof *all.items);
-        }
-        if (page.n)
-            memcpy(all.items + all.n, page.items, page.n * sizeof *page.items);
-        all.n += page.n;
-        page.n = 0; /* the attachment arrays now belong to all */
+        all.items = append_items(all.items, &all.n, &cap, page.items, page.n,
+                                 sizeof *page.items);
+        page.n = 0; /* the attachment and tag arrays now belong to all */
         st = EBSD_OK;
         bool more = ec2_pager_next(&pg, &page.next_token, err, &st);
         if (st != EBSD_OK)
