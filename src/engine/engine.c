@@ -214,17 +214,20 @@ static long task_peak_rss(const struct task *t)
 static void kill_and_count(struct engine_job *job)
 {
     kill_job_children(job);
-    int64_t until = clock_now_ms() + 100;
+    /* this blocks the loop: briefly, since a worker not reaped in time still counts (below) */
+    int64_t until = clock_now_ms() + 20;
     for (struct task *t = g.running; t; t = t->next) {
         if (t->job != job || t->reaped || t->pid <= 0)
             continue;
         struct proc_exit ex;
         int64_t left = until - clock_now_ms();
         if (left <= 0 || proc_wait(t->pid, left, &ex) != EBSD_OK) {
-            /* not reaped in time (a busy machine): its peak so far, as it last said */
+            /* not reaped in time (a busy machine): its calls from the shared counters (it is
+             * SIGKILLed: it makes no more) and its peak so far, as it last said */
             long rss = task_peak_rss(t);
             if (rss > job->max_rss_kb)
                 job->max_rss_kb = rss;
+            account_unfinished(t);
             continue;
         }
         t->exit = ex;
