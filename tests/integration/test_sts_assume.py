@@ -76,6 +76,15 @@ def probe(env, *args):
 
 
 def test_request_matches_botocore():
+    # botocore's clock is frozen at ebsd's signing second; should the freeze not take (a
+    # botocore that reads its clock elsewhere), the two signings can straddle a second: the
+    # whole exchange is tried again, and one attempt must match byte for byte
+    for attempt in range(3):
+        if request_matches_botocore(last=attempt == 2):
+            return
+
+
+def request_matches_botocore(last):
     fake = FakeHTTP(lambda m, path, h, body: (200, "text/xml", OK_XML))
     try:
         role = "arn:aws:iam::111122223333:role/team/ebsd-read"
@@ -113,9 +122,12 @@ def test_request_matches_botocore():
         assert form == {"Action": "AssumeRole", "Version": "2011-06-15", "RoleArn": role,
                         "RoleSessionName": "ebsd-host.example", "DurationSeconds": "1800",
                         "ExternalId": "ext:1/a=b"}, form
+        if e_headers.get("X-Amz-Date") != b_headers.get("X-Amz-Date") and not last:
+            return False
         for h in ("Content-Type", "X-Amz-Date", "X-Amz-Security-Token", "Authorization"):
             assert e_headers.get(h) == b_headers.get(h), (h, e_headers.get(h), b_headers.get(h))
         assert "/eu-west-1/sts/aws4_request" in e_headers["Authorization"]
+        return True
     finally:
         fake.stop()
 
