@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -991,12 +992,27 @@ ebsd_status redis_new(struct loop *l, const struct redis_options *opts, struct r
     return EBSD_OK;
 }
 
+/* Sends what is queued on a live connection, waiting at most the command timeout: the
+ * commands queued just before a shutdown (a lock's release, a replica's withdrawal) reach
+ * Redis instead of dying in the buffer, where a lock would hold until it expires. */
+static void flush_out(struct redis *r)
+{
+    int64_t until = clock_now_ms() + r->opt.command_timeout_ms;
+    while (r->state == ST_UP && r->out_off < r->out.len) {
+        int64_t left = until - clock_now_ms();
+        struct pollfd p = {.fd = r->fd, .events = POLLOUT};
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0 || !do_write(r))
+            return;
+    }
+}
+
 void redis_free(struct redis *r)
 {
     if (!r)
         return;
     r->state_fn = NULL; /* no "down" callback into an owner that is going away */
     r->freeing = true;
+    flush_out(r);
     conn_close(r, EBSD_ENETWORK, "closed");
     loop_timer_stop(r->loop, r->timer);
     r->timer = NULL;

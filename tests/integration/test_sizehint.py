@@ -41,7 +41,7 @@ def first_listing(e, sim):
     truth = sim.truth()
     sim.reset()
     st, _, doc = e.get_json("/volumes/total?timeout_ms=29000", headers=NO_CACHE)
-    assert st == 200, (st, doc)
+    assert st == 200, (st, doc, e.lines[-30:])  # ebsd's last lines say what it waited on
     assert doc["total_gib"] == truth["total_gib"]
     assert doc["instance_count"] == truth["instance_count"]
     assert doc["volume_count"] == truth["volume_count"]
