@@ -158,14 +158,16 @@ static struct engine_target_calls *target_calls(const struct engine_job *job)
     return &g.calls[i];
 }
 
-/* Counts a worker's EC2 calls of job, by action, in the process's totals and its target's. */
-static void count_calls(struct engine_job *job, unsigned di, unsigned dv)
+/* Counts a worker's EC2 calls of job, by action, and its retries and throttled answers, in
+ * its target's counters (the metrics are per target). */
+static void count_calls(struct engine_job *job, unsigned di, unsigned dv, unsigned retries,
+                        unsigned throttled)
 {
-    g.stats.describe_instances += di;
-    g.stats.describe_volumes += dv;
     struct engine_target_calls *c = target_calls(job);
     c->describe_instances += di;
     c->describe_volumes += dv;
+    c->retries += retries;
+    c->throttled += throttled;
 }
 
 void engine_foreach_target(engine_target_fn fn, void *arg)
@@ -193,8 +195,7 @@ static void account_unfinished(struct task *t)
     t->calls_counted = true;
     unsigned di = atomic_load(&t->calls[0]), dv = atomic_load(&t->calls[1]);
     job->ec2_calls += di + dv;
-    g.stats.ec2_calls += di + dv;
-    count_calls(job, di, dv);
+    count_calls(job, di, dv, 0, 0);
 }
 
 /* A worker's peak memory: wait4's once it is reaped, else its VmHWM, else (it has exited
@@ -482,13 +483,7 @@ static void listing_seen(const struct engine_job *job);
 static void account_stats(struct engine_job *job, const struct wire_stats *s)
 {
     job->ec2_calls += s->calls;
-    g.stats.ec2_calls += s->calls;
-    count_calls(job, s->describe_instances, s->describe_volumes);
-    g.stats.ec2_retries += s->retries;
-    g.stats.ec2_throttled += s->throttled;
-    struct engine_target_calls *c = target_calls(job);
-    c->retries += s->retries;
-    c->throttled += s->throttled;
+    count_calls(job, s->describe_instances, s->describe_volumes, s->retries, s->throttled);
     if (s->has_quota)
         g.stats.retry_quota = s->retry_quota;
     if (s->clock_offset_set) /* later workers inherit it (skew.h) */

@@ -130,8 +130,6 @@ struct engine_stats {
     unsigned long long forked, killed_deadline, killed_memory, crashed, jobs, jobs_failed;
     unsigned long long killed_signal[ENGINE_MAX_SIGNAL]; /* by signal number: workers killed
                                                           * from outside (operator, OOM killer) */
-    unsigned long long ec2_calls, ec2_throttled, ec2_retries;
-    unsigned long long describe_instances, describe_volumes;
     struct {
         char code[64];
         unsigned long long count;
