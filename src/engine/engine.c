@@ -222,19 +222,16 @@ static void kill_and_count(struct engine_job *job)
             continue;
         struct proc_exit ex;
         int64_t left = until - clock_now_ms();
-        if (left <= 0 || proc_wait(t->pid, left, &ex) != EBSD_OK) {
-            /* not reaped in time (a busy machine): its calls from the shared counters (it is
-             * SIGKILLed: it makes no more) and its peak so far, as it last said */
-            long rss = task_peak_rss(t);
-            if (rss > job->max_rss_kb)
-                job->max_rss_kb = rss;
-            account_unfinished(t);
-            continue;
+        if (left > 0 && proc_wait(t->pid, left, &ex) == EBSD_OK) {
+            t->exit = ex;
+            t->reaped = true;
         }
-        t->exit = ex;
-        t->reaped = true;
-        if (ex.maxrss_kb > job->max_rss_kb)
-            job->max_rss_kb = ex.maxrss_kb;
+        /* reaped: wait4's figures; not reaped in time (a busy machine): its peak so far as it
+         * last said, and its calls from the shared counters (it is SIGKILLed: it makes no
+         * more) */
+        long rss = task_peak_rss(t);
+        if (rss > job->max_rss_kb)
+            job->max_rss_kb = rss;
         account_unfinished(t);
     }
 }
