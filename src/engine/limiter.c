@@ -8,7 +8,6 @@
 
 #include "log.h"
 
-#define LIMITER_MAX 64 /* targets x classes kept; past that the last slot is shared */
 
 enum { SLOT_FREE, SLOT_CLAIMED, SLOT_READY };
 

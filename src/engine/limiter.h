@@ -21,6 +21,9 @@
 #include <stdint.h>
 #include "target.h"
 
+/* Buckets kept (targets x classes); past that the last one is shared. */
+#define LIMITER_MAX 64
+
 enum limiter_class {
     LIMITER_DESCRIBE   /* DescribeInstances, DescribeVolumes: EC2's non-mutating bucket */
 };

@@ -20,7 +20,6 @@
 #define TICK_MS 100          /* how often buckets are refilled */
 #define ANNOUNCE_EVERY 10    /* ticks between two announcements (1 s) */
 #define ANNOUNCE_TTL_MS 3000 /* a replica silent this long is not counted */
-#define MAX_BUCKETS 64       /* limiter.c's LIMITER_MAX */
 
 /* One target x action class the parent refills. */
 struct bucket {
@@ -41,7 +40,7 @@ static struct {
     char id[160];
     double rate, burst;
     unsigned hint, live; /* live: 0 until a count was read */
-    struct bucket b[MAX_BUCKETS];
+    struct bucket b[LIMITER_MAX]; /* one per bucket of the limiter */
     unsigned nb;
     uint64_t granted, refused, failed, tokens_granted, local_refills;
 } g;
@@ -133,7 +132,7 @@ static struct bucket *bucket_for(const struct target *t, enum limiter_class c, i
     for (unsigned i = 0; i < g.nb; i++)
         if (g.b[i].c == c && target_equal(&g.b[i].t, t))
             return &g.b[i];
-    if (g.nb == MAX_BUCKETS)
+    if (g.nb == LIMITER_MAX)
         return NULL;
     char *key = redisstate_key(redisshare_prefix(), t->account, t->region, "budget",
                                limiter_class_name(c));
