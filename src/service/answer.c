@@ -256,39 +256,58 @@ static struct wire_inst *owner_of(const struct wire_vol *v, struct wire_inst *in
 
 void answer_foreach_counted(struct wire_inst *inst, size_t ninst, struct wire_vol *vols,
                             size_t nvols, const struct wire_attach *atts,
-                            void (*fn)(void *ctx, const struct wire_vol *v), void *ctx)
+                            answer_counted_fn fn, void *ctx)
 {
     sort_items(inst, ninst, sizeof *inst, cmp_inst);
     sort_items(vols, nvols, sizeof *vols, cmp_vol);
+    for (size_t i = 0; i < nvols; i++) {
+        if (i > 0 && strcmp(vols[i].id, vols[i - 1].id) == 0)
+            continue; /* a multi-attach volume reported by two groups */
+        const struct wire_inst *owner = owner_of(&vols[i], inst, ninst, atts);
+        if (owner)
+            fn(ctx, &vols[i], owner);
+    }
+}
+
+void answer_foreach_unattached(struct wire_vol *vols, size_t nvols,
+                               void (*fn)(void *ctx, const struct wire_vol *v), void *ctx)
+{
+    sort_items(vols, nvols, sizeof *vols, cmp_vol);
     for (size_t i = 0; i < nvols; i++)
-        if ((i == 0 || strcmp(vols[i].id, vols[i - 1].id) != 0) &&
-            owner_of(&vols[i], inst, ninst, atts))
-            fn(ctx, &vols[i]);
+        if (i == 0 || strcmp(vols[i].id, vols[i - 1].id) != 0)
+            fn(ctx, &vols[i]); /* once: a volume may be seen on two pages */
+}
+
+/* answer_groups' members: each counted volume's key values, in id order. */
+struct members {
+    const char *const *keys;
+    size_t nkeys;
+    const struct wire_tag *tags;
+    const struct wire_vol *vols;
+    struct member *m;
+    size_t n;
+};
+
+static void add_member(void *ctx, const struct wire_vol *v, const struct wire_inst *owner)
+{
+    struct members *x = ctx;
+    struct buf b;
+    buf_init(&b, 4096); /* two values of at most WIRE_TAG_VALUE or 32 bytes */
+    for (size_t k = 0; k < x->nkeys; k++)
+        key_put(&b, group_value(v, owner, x->tags, x->keys[k]));
+    x->m[x->n].key = buf_steal(&b);
+    x->m[x->n].vol = (size_t)(v - x->vols);
+    x->n++;
 }
 
 cJSON *answer_groups(const char *const *keys, size_t nkeys, struct wire_inst *inst, size_t ninst,
                      struct wire_vol *vols, size_t nvols, const struct wire_attach *atts,
                      const struct wire_tag *tags)
 {
-    sort_items(inst, ninst, sizeof *inst, cmp_inst);
-    sort_items(vols, nvols, sizeof *vols, cmp_vol);
-    struct member *m = xmalloc((nvols + 1) * sizeof *m);
-    size_t n = 0;
-    for (size_t i = 0; i < nvols; i++) {
-        const struct wire_vol *v = &vols[i];
-        if (i > 0 && strcmp(v->id, vols[i - 1].id) == 0)
-            continue;
-        const struct wire_inst *owner = owner_of(v, inst, ninst, atts);
-        if (!owner)
-            continue;
-        struct buf b;
-        buf_init(&b, 4096); /* two values of at most WIRE_TAG_VALUE or 32 bytes */
-        for (size_t k = 0; k < nkeys; k++)
-            key_put(&b, group_value(v, owner, tags, keys[k]));
-        m[n].key = buf_steal(&b);
-        m[n].vol = i;
-        n++;
-    }
+    struct members mb = {keys, nkeys, tags, vols, xmalloc((nvols + 1) * sizeof *mb.m), 0};
+    answer_foreach_counted(inst, ninst, vols, nvols, atts, add_member, &mb);
+    struct member *m = mb.m;
+    size_t n = mb.n;
     if (n > 1)
         qsort(m, n, sizeof *m, cmp_member);
     struct group *groups = xmalloc((n + 1) * sizeof *groups);
@@ -466,23 +485,33 @@ static void add_brief(cJSON *arr, const struct wire_vol *v, const struct wire_ta
     cJSON_AddItemToArray(arr, o);
 }
 
+/* answer_unattached's sums and list, a volume at a time. */
+struct unattached {
+    const struct wire_vol **list;
+    size_t n;
+    int64_t gib;
+    cJSON *by_type, *by_az;
+};
+
+static void add_unattached(void *ctx, const struct wire_vol *v)
+{
+    struct unattached *u = ctx;
+    u->list[u->n++] = v;
+    u->gib += v->size_gib;
+    bump(u->by_type, v->type, (double)v->size_gib, 1);
+    bump(u->by_az, v->az, (double)v->size_gib, 1);
+}
+
 cJSON *answer_unattached(const char *region, struct wire_vol *vols, size_t nvols,
                          const struct wire_tag *tags, unsigned limit)
 {
-    sort_items(vols, nvols, sizeof *vols, cmp_vol);
-    const struct wire_vol **list = xmalloc((nvols + 1) * sizeof *list);
-    size_t n = 0;
-    int64_t gib = 0;
-    cJSON *by_type = cJSON_CreateObject(), *by_az = cJSON_CreateObject();
-    for (size_t i = 0; i < nvols; i++) {
-        const struct wire_vol *v = &vols[i];
-        if (i > 0 && strcmp(v->id, vols[i - 1].id) == 0)
-            continue; /* a volume seen on two pages (it changed state while we paged) */
-        list[n++] = v;
-        gib += v->size_gib;
-        bump(by_type, v->type, (double)v->size_gib, 1);
-        bump(by_az, v->az, (double)v->size_gib, 1);
-    }
+    struct unattached u = {xmalloc((nvols + 1) * sizeof *u.list), 0, 0, cJSON_CreateObject(),
+                           cJSON_CreateObject()};
+    answer_foreach_unattached(vols, nvols, add_unattached, &u);
+    const struct wire_vol **list = u.list;
+    size_t n = u.n;
+    int64_t gib = u.gib;
+    cJSON *by_type = u.by_type, *by_az = u.by_az;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "region", region);
     cJSON_AddNumberToObject(o, "total_gib", (double)gib);
@@ -492,12 +521,11 @@ cJSON *answer_unattached(const char *region, struct wire_vol *vols, size_t nvols
     cJSON_AddNumberToObject(o, "limit", limit);
     cJSON *largest = cJSON_AddArrayToObject(o, "largest");
     cJSON *oldest = cJSON_AddArrayToObject(o, "oldest");
-    /* limit 0 (the storage gauges' figures): no lists, nothing to sort */
-    if (n > 1 && limit)
+    if (n > 1)
         qsort(list, n, sizeof *list, cmp_largest);
     for (size_t i = 0; i < n && i < limit; i++)
         add_brief(largest, list[i], tags);
-    if (n > 1 && limit)
+    if (n > 1)
         qsort(list, n, sizeof *list, cmp_oldest);
     for (size_t i = 0; i < n && i < limit; i++)
         add_brief(oldest, list[i], tags);

@@ -41,12 +41,20 @@ cJSON *answer_total(const char *region, struct wire_inst *inst, size_t ninst,
 cJSON *answer_groups(const char *const *keys, size_t nkeys, struct wire_inst *inst, size_t ninst,
                      struct wire_vol *vols, size_t nvols, const struct wire_attach *atts,
                      const struct wire_tag *tags);
-/* The counted volumes (as in answer_total) one at a time, in id order: fn(ctx, v) for each,
- * with no allocation. What the storage gauges sum by volume type after every total; the same
- * volumes answer_groups would put in a breakdown by volume_type. Sorts inst and vols. */
+/* The counted volumes (as in answer_total) one at a time, in id order: fn(ctx, v, owner) for
+ * each, owner the listed instance of its first counted attachment, with no allocation. The
+ * volumes answer_groups partitions, and what the storage gauges sum by volume type after
+ * every total. Sorts inst and vols. */
+typedef void (*answer_counted_fn)(void *ctx, const struct wire_vol *v,
+                                  const struct wire_inst *owner);
 void answer_foreach_counted(struct wire_inst *inst, size_t ninst, struct wire_vol *vols,
                             size_t nvols, const struct wire_attach *atts,
-                            void (*fn)(void *ctx, const struct wire_vol *v), void *ctx);
+                            answer_counted_fn fn, void *ctx);
+/* The volumes of an unattached listing once each (a volume seen on two pages counts once), in
+ * id order: what answer_unattached sums, and the storage gauges after every listing. Sorts
+ * vols. */
+void answer_foreach_unattached(struct wire_vol *vols, size_t nvols,
+                               void (*fn)(void *ctx, const struct wire_vol *v), void *ctx);
 /* account=all / region=all: the groups of several targets' breakdowns by the same keys
  * (lists: their `groups` arrays, read only) summed by key (total_gib, volume_count, and
  * instance_count: the targets' instances are distinct), null (untagged) keys merging as any

@@ -77,9 +77,15 @@ static void add(struct tallies *t, const char *name, double gib, double count)
     x->count += count;
 }
 
-static void add_attached(void *ctx, const struct wire_vol *v)
+static void add_volume(void *ctx, const struct wire_vol *v)
 {
     add(ctx, v->type, (double)v->size_gib, 1);
+}
+
+static void add_attached(void *ctx, const struct wire_vol *v, const struct wire_inst *owner)
+{
+    (void)owner;
+    add_volume(ctx, v);
 }
 
 void storage_note_total(const struct target *t, struct wire_inst *inst, size_t ninst,
@@ -101,20 +107,14 @@ void storage_note_total(const struct target *t, struct wire_inst *inst, size_t n
 }
 
 void storage_note_unattached(const struct target *t, struct wire_vol *vols, size_t nvols,
-                             const struct wire_tag *tags,
                              int64_t fetched_at)
 {
     struct slot *s = slot_for(t);
     if (!s)
         return;
     memset(&s->unattached, 0, sizeof s->unattached);
-    cJSON *o = answer_unattached(t->region, vols, nvols, tags, 0);
-    const cJSON *x;
-    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(o, "by_type"))
-    add(&s->unattached, x->string,
-        cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "total_gib")),
-        cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "volume_count")));
-    cJSON_Delete(o);
+    /* by volume type, as the answer's by_type, in one pass without building the answer */
+    answer_foreach_unattached(vols, nvols, add_volume, &s->unattached);
     s->have_unattached = true;
     s->unattached_at = fetched_at;
 }

@@ -26,7 +26,6 @@ void storage_note_total(const struct target *t, struct wire_inst *inst, size_t n
                         int64_t fetched_at);
 /* Keeps what a finished /volumes/unattached job found for t. Sorts vols in place. */
 void storage_note_unattached(const struct target *t, struct wire_vol *vols, size_t nvols,
-                             const struct wire_tag *tags,
                              int64_t fetched_at);
 /* Appends the ebsd_storage_* and ebsd_instances families (text format 0.0.4) to out, ages
  * taken at wall ms now. EBSD_ETOOBIG when out's cap is reached. */

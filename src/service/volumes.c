@@ -509,7 +509,7 @@ static void fetch_done(void *arg, struct engine_outcome *out)
         storage_note_total(&f->q.target, out->inst, out->ninst, out->vols, out->nvols,
                            out->atts, out->fetched_at);
     else if (out->status == EBSD_OK && f->q.kind == ENGINE_UNATTACHED)
-        storage_note_unattached(&f->q.target, out->vols, out->nvols, out->tags, out->fetched_at);
+        storage_note_unattached(&f->q.target, out->vols, out->nvols, out->fetched_at);
     answer_from_outcome(&f->q, out, res);
     struct flight *fl = f->flight;
     const char *key = flight_key(fl);

@@ -205,8 +205,9 @@ struct visit {
     char ids[128];
 };
 
-static void on_counted(void *ctx, const struct wire_vol *v)
+static void on_counted(void *ctx, const struct wire_vol *v, const struct wire_inst *owner)
 {
+    (void)owner;
     struct visit *x = ctx;
     x->n++;
     x->gib += v->size_gib;

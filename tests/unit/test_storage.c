@@ -56,7 +56,7 @@ static void test_figures_and_age(void)
     storage_note_total(&tg, in, 2, v, 3, atts, 10000);
     struct wire_vol u[1];
     vol(&u[0], 4, "st1", 7, NULL);
-    storage_note_unattached(&tg, u, 1, NULL, 4000);
+    storage_note_unattached(&tg, u, 1, 4000);
     t = render(&b, 14500);
     CHECK(strstr(t, "ebsd_storage_attached_bytes{account=\"default\",region=\"eu-west-1\","
                     "volume_type=\"gp3\"} 137438953472\n") != NULL);
@@ -99,7 +99,7 @@ static void test_bounded_labels(void)
         char r[32];
         snprintf(r, sizeof r, "r-%d", i);
         struct target x = target_make(NULL, r);
-        storage_note_unattached(&x, NULL, 0, NULL, 0);
+        storage_note_unattached(&x, NULL, 0, 0);
     }
     t = render(&b, 0);
     CHECK(strstr(t, "region=\"r-62\"") != NULL);
