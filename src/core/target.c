@@ -15,15 +15,26 @@ struct target target_make(const char *account, const char *region)
     return t;
 }
 
-bool target_nth(const struct config *cfg, size_t i, struct target *out)
+bool target_next(const struct config *cfg, struct target_cursor *c, struct target *out)
 {
-    for (size_t a = 0; a < cfg->naccounts; a++)
-        for (size_t r = 0; r < cfg->nregions; r++)
-            if (config_account_region_allowed(cfg, &cfg->accounts[a], cfg->regions[r]) &&
-                i-- == 0) {
-                *out = target_make(cfg->accounts[a].name, cfg->regions[r]);
+    for (; c->account < cfg->naccounts; c->account++, c->region = 0)
+        while (c->region < cfg->nregions) {
+            const struct config_account *a = &cfg->accounts[c->account];
+            const char *r = cfg->regions[c->region++];
+            if (config_account_region_allowed(cfg, a, r)) {
+                *out = target_make(a->name, r);
                 return true;
             }
+        }
+    return false;
+}
+
+bool target_nth(const struct config *cfg, size_t i, struct target *out)
+{
+    struct target_cursor c = {0};
+    while (target_next(cfg, &c, out))
+        if (i-- == 0)
+            return true;
     return false;
 }
 

@@ -18,8 +18,15 @@ struct target {
 struct target target_make(const char *account, const char *region);
 
 struct config;
-/* The i-th target cfg configures: accounts in config order, each with its regions in the
- * order of the top-level list (an account's own `regions` narrow it). False past the last. */
+/* Where a walk over the configured targets stands; start it zeroed. */
+struct target_cursor {
+    size_t account, region;
+};
+/* The next target cfg configures: accounts in config order, each with its regions in the
+ * order of the top-level list (an account's own `regions` narrow it). False past the last.
+ * A whole walk costs accounts x regions checks. */
+bool target_next(const struct config *cfg, struct target_cursor *c, struct target *out);
+/* The i-th target of that walk (a walk of i + 1 steps). */
 bool target_nth(const struct config *cfg, size_t i, struct target *out);
 
 /* Whether a and b name the same account and region. */

@@ -292,21 +292,15 @@ void aggregate_handle(struct request *r, enum route kind, const char *instance_i
     str_copy(a->account, sizeof a->account, account);
     str_copy(a->region, sizeof a->region, region);
     a->t = xcalloc(cfg->naccounts * cfg->nregions, sizeof *a->t);
-    for (size_t i = 0; i < cfg->naccounts; i++) {
-        const struct config_account *ac = &cfg->accounts[i];
-        if (!all_accounts && strcmp(ac->name, account) != 0)
+    struct target tg;
+    struct target_cursor c = {0};
+    while (target_next(cfg, &c, &tg)) {
+        if ((!all_accounts && strcmp(tg.account, account) != 0) ||
+            (!all_regions && strcmp(tg.region, region) != 0))
             continue;
-        /* the account's regions in the order of the top-level list */
-        for (size_t j = 0; j < cfg->nregions; j++) {
-            const char *rg = cfg->regions[j];
-            if (!config_account_region_allowed(cfg, ac, rg))
-                continue;
-            if (!all_regions && strcmp(rg, region) != 0)
-                continue;
-            struct agg_target *t = &a->t[a->n++];
-            t->agg = a;
-            t->target = target_make(ac->name, rg);
-        }
+        struct agg_target *t = &a->t[a->n++];
+        t->agg = a;
+        t->target = tg;
     }
     if (a->n == 0) {
         agg_free(a);

@@ -97,7 +97,8 @@ static void route_home(struct request *r)
     cJSON_AddNumberToObject(o, "refresh_s", PAGE_DEFAULT_REFRESH_S);
     cJSON *targets = cJSON_AddArrayToObject(o, "targets");
     struct target t;
-    for (size_t i = 0; target_nth(cfg, i, &t); i++) {
+    struct target_cursor c = {0};
+    while (target_next(cfg, &c, &t)) {
         struct cache_view v;
         bool have = volumes_latest(&t, &v);
         page_target_from_answer(targets, t.account, t.region, have ? v.body : NULL,

@@ -72,8 +72,9 @@ void refresh_configure(struct loop *l, struct server *s, const struct config *cf
     g.srv = s;
     g.interval_ms = (int64_t)cfg->refresh_interval_s * 1000;
     struct target t;
+    struct target_cursor c = {0};
     unsigned ntargets = 0;
-    while (target_nth(cfg, ntargets, &t))
+    while (target_next(cfg, &c, &t))
         ntargets++;
     g.nitems = ntargets * 2; /* each target's total and its unattached volumes */
     g.next = 0;

@@ -391,7 +391,8 @@ void sizehint_start(struct loop *l, const struct config *cfg)
     g.path = xstrdup(cfg->fanout_state_file ? cfg->fanout_state_file : "");
     g.n = 0;
     struct target t;
-    while (g.n < SIZEHINT_MAX_TARGETS && target_nth(cfg, g.n, &t)) {
+    struct target_cursor c = {0};
+    while (g.n < SIZEHINT_MAX_TARGETS && target_next(cfg, &c, &t)) {
         memset(&g.e[g.n], 0, sizeof g.e[g.n]);
         g.e[g.n].target = t;
         g.written[g.n] = g.published[g.n] = 0;
