@@ -367,17 +367,15 @@ static void fetch_keep_for_cache(struct fetch *f)
 }
 
 /* The deadline of a job started for a waiter due at deadline. The job runs to the waiter's
- * deadline (its workers' EC2 calls respect it), but when a usable older answer is cached the
- * waiter gets that at its deadline and the fetch may run on to its route's bound to refresh
- * the cache: the job gets that bound, so the waiter's deadline does not end it too. */
-static int64_t job_deadline_for(const char *key, int64_t now, int64_t deadline,
-                                const struct config_route *route)
+ * deadline (its workers' EC2 calls respect it), but when a usable older answer is cached
+ * (stale_usable: the caller's lookup found a 200) the waiter gets that at its deadline and
+ * the fetch may run on to its route's bound to refresh the cache: the job gets that bound,
+ * so the waiter's deadline does not end it too. */
+static int64_t job_deadline_for(int64_t now, int64_t deadline, const struct config_route *route,
+                                bool stale_usable)
 {
-    struct cache_view v;
     int64_t bound = now + (int64_t)route->timeout_ms;
-    if (bound > deadline && cache_lookup(g.cache, key, now, &v) != CACHE_MISS && v.status == 200)
-        return bound;
-    return deadline;
+    return stale_usable && bound > deadline ? bound : deadline;
 }
 
 static void waiter_free(struct waiter *w)
@@ -742,7 +740,9 @@ struct volumes_sub *volumes_target_get(const struct engine_query *q, bool detail
     } else {
         g.st.misses++;
         fl = fetch_start(key, q, detail, route->cache_ttl_s,
-                         job_deadline_for(key, now, deadline, route), route->timeout_ms, false,
+                         job_deadline_for(now, deadline, route,
+                                          cs != CACHE_MISS && v.status == 200),
+                         route->timeout_ms, false,
                          0, true)->flight;
         w->label = "miss";
     }
@@ -838,12 +838,11 @@ bool volumes_refresh(const struct config *cfg, const struct target *t, bool unat
 {
     if (!g.cache || !g.flights)
         return false;
-    struct engine_query q = {0};
-    q.target = *t;
-    q.kind = unattached ? ENGINE_UNATTACHED : ENGINE_TOTAL;
-    q.limit = unattached ? ROUTE_DEFAULT_LIMIT : 0;
+    struct route_params none; /* the default answer, as a request without parameters */
+    route_params_init(&none);
+    struct engine_query q;
+    volumes_query(cfg, unattached ? ROUTE_UNATTACHED : ROUTE_TOTAL, NULL, &none, t, &q);
     const struct config_route *route = &cfg->volumes_total;
-    q.memory_mb = route->memory_mb;
     char key[320];
     query_key(&q, false, key, sizeof key);
     int64_t now = clock_now_ms();
@@ -929,11 +928,14 @@ static void handle(struct request *r, enum route route_kind, const char *instanc
     int64_t now = clock_now_ms();
     bool refresh = no_cache_requested(r);
     struct flight *fl = flight_find(g.flights, key);
+    struct cache_view v = {0};
+    enum cache_state cs = CACHE_MISS;
+    bool looked = false; /* the key was looked up in the cache: cs and v say what was there */
     if (refresh && !fl && g.min_refresh_s) {
         /* A forced refresh fetches at most once per key per min_refresh_s, whoever asks:
          * a younger answer is served as it is, marked "limited". */
-        struct cache_view v;
-        enum cache_state cs = cache_lookup(g.cache, key, now, &v);
+        cs = cache_lookup(g.cache, key, now, &v);
+        looked = true;
         if (cs != CACHE_MISS && v.age_ms < (int64_t)g.min_refresh_s * 1000) {
             g.st.refresh_limited++;
             respond_from_view(r, &v, "limited", 0, 0, NULL);
@@ -941,8 +943,8 @@ static void handle(struct request *r, enum route route_kind, const char *instanc
         }
     }
     if (!refresh) {
-        struct cache_view v;
-        enum cache_state cs = cache_lookup(g.cache, key, now, &v);
+        cs = cache_lookup(g.cache, key, now, &v);
+        looked = true;
         if (cs == CACHE_FRESH || cs == CACHE_STALE_SWR) {
             g.st.hits++;
             /* refresh ahead: a polled key is refetched in the background shortly before
@@ -986,8 +988,11 @@ static void handle(struct request *r, enum route route_kind, const char *instanc
         g.st.misses++;
     /* A waiter that joins later with a later deadline extends the job. Each waiter enforces
      * its own, and a flight left with no waiters is cancelled. */
+    if (!looked && now + (int64_t)route->timeout_ms > r->deadline)
+        cs = cache_lookup(g.cache, key, now, &v);
     struct fetch *f = fetch_start(key, &q, detail, route->cache_ttl_s,
-                                  job_deadline_for(key, now, r->deadline, route),
+                                  job_deadline_for(now, r->deadline, route,
+                                                   cs != CACHE_MISS && v.status == 200),
                                   route->timeout_ms, false, refresh ? clock_wall_ms() : 0,
                                   !refresh);
     add_waiter(r, f->flight, refresh ? "refreshed" : "miss", timeout_ms);
