@@ -97,7 +97,8 @@ enum retry_mode {
 
 /* The settings in force in this process: set once in the parent (retrycfg.h resolves them
  * from AWS_MAX_ATTEMPTS / AWS_RETRY_MODE, the profile and ebsd's config) and inherited by
- * forked workers. Clients take them when their options leave them at 0. */
+ * forked workers. An EC2 client takes max_attempts from here when its options leave it at 0,
+ * and the mode always. */
 struct retry_settings {
     int max_attempts;     /* 1..RETRY_MAX_ATTEMPTS_CAP; default 3 */
     enum retry_mode mode; /* default RETRY_MODE_STANDARD */

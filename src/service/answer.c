@@ -21,10 +21,10 @@ static int cmp_vol(const void *a, const void *b)
     return strcmp(((const struct wire_vol *)a)->id, ((const struct wire_vol *)b)->id);
 }
 
-/* qsort and bsearch may not be given a NULL base, even with no elements. */
-/* Sorts n records of size bytes. The records are large (tags ride in them) and one outcome is
- * aggregated more than once (the answer, the storage gauges): a second qsort of sorted input
- * would still copy every record (glibc's merge sort), so sorted input is left as it is. */
+/* Sorts n records of size bytes. One outcome is aggregated more than once (the answer, the
+ * storage gauges), and a second qsort of sorted input would still copy every record (glibc's
+ * merge sort), so sorted input is left as it is. n < 2 never reaches qsort, which may not be
+ * given a NULL base. */
 static void sort_items(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
 {
     const char *p = base;

@@ -17,7 +17,8 @@
 
 #define SIZEHINT_VERSION 1
 #define SIZEHINT_MAX_BYTES 65536     /* a larger file is ignored */
-#define SIZEHINT_MAX_TARGETS 64      /* entries kept from one file; the rest are skipped */
+#define SIZEHINT_MAX_TARGETS 64      /* targets with a hint: the first 64 configured (target_next
+                                     * order); more entries in a file are skipped */
 #define SIZEHINT_MAX_COUNT 1000000u  /* more instances than this in one target is absurd */
 #define SIZEHINT_WRITE_EVERY_MS 5000 /* the file is written at most this often */
 #define SIZEHINT_REDIS_TTL_S 86400   /* a hint in Redis expires after a day */

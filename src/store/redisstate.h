@@ -9,6 +9,7 @@
  *   PREFIX{ACCOUNT:REGION}:budget:ACTION   GCRA theoretical arrival time (us), PX = backlog
  *   PREFIX{ACCOUNT:REGION}:flight:NAME     single-flight lock: a random token, PX = ttl
  *   PREFIX{ACCOUNT:REGION}:cache:NAME      a cached answer (src/store/redisvalue.h)
+ *   PREFIX{ACCOUNT:REGION}:hint            the last instance count, EX a day (sizehint.c)
  *   PREFIXreplicas                         sorted set: replica id -> expiry (Redis ms)
  * Channel PREFIXwake:KEY (one per lock key) carries "released" when a lock is released;
  * subscribe to the pattern PREFIXwake:* once (redisstate_wake_pattern).
