@@ -52,7 +52,6 @@ struct redis_iam_renewer {
     size_t nconns;
     uint32_t renew_ms;
     struct loop_timer *timer;
-    unsigned long made, failed;
 };
 
 /* Makes a token and hands it to every connection. */
@@ -66,11 +65,9 @@ static ebsd_status renew(struct redis_iam_renewer *rn, bool reauth)
         st = redis_iam_token(&p, &c, time(NULL), &token);
     }
     if (st != EBSD_OK) {
-        rn->failed++;
         log_warn("redis", "cannot make an ElastiCache IAM token: %s", status_str(st));
         return st;
     }
-    rn->made++;
     for (size_t i = 0; i < rn->nconns; i++)
         redis_set_auth(rn->conns[i], rn->user, token, reauth);
     OPENSSL_cleanse(token, strlen(token));
@@ -112,13 +109,6 @@ ebsd_status redis_iam_start(struct loop *l, const struct redis_iam_params *p,
     rn->timer = loop_timer_start(l, clock_now_ms() + rn->renew_ms, on_timer, rn);
     *out = rn;
     return EBSD_OK;
-}
-
-void redis_iam_counts(const struct redis_iam_renewer *rn, unsigned long *made,
-                      unsigned long *failed)
-{
-    *made = rn->made;
-    *failed = rn->failed;
 }
 
 void redis_iam_stop(struct redis_iam_renewer *rn)

@@ -48,9 +48,6 @@ EBSD_MUST_CHECK ebsd_status redis_iam_start(struct loop *l, const struct redis_i
                                             redis_iam_creds_fn fn, void *arg,
                                             struct redis *const *conns, size_t nconns,
                                             uint32_t renew_ms, struct redis_iam_renewer **out);
-/* Tokens made so far (first one included) and failed attempts, for tests and metrics. */
-void redis_iam_counts(const struct redis_iam_renewer *rn, unsigned long *made,
-                      unsigned long *failed);
 /* Stops renewing (NULL is a no-op). */
 void redis_iam_stop(struct redis_iam_renewer *rn);
 
