@@ -111,7 +111,7 @@ class Flood:
 def check_budget(samples, lead=LEAD):
     """Every window between two samples, from the first one's asking to the last one's
     answer (the widest it can be), stays within one budget: burst + rate x its length +
-    lead. Returns the widest window's (calls, allowed)."""
+    lead. Returns the widest window's (calls, allowed, seconds)."""
     widest = None
     for i in range(len(samples)):
         for j in range(i + 1, len(samples)):
@@ -213,7 +213,7 @@ def test_redis_killed_mid_flood_each_replica_takes_a_third_then_grants_resume():
         srv.start()
         restarted = time.time()
         g = Flood(es, sim, ids[f.next:])
-        end = restarted + 6 * SLOW
+        end = restarted + 10 * SLOW  # past the bound asserted below, so that it can fail
         while time.time() < end:
             now = [metric(e, "ebsd_redis_budget_grants_total", '{outcome="granted"}') for e in es]
             if all(n > b for n, b in zip(now, granted)):
