@@ -343,6 +343,16 @@ def run(namespace):
 
 # ---- Redis (tests/integration/test_redis.py; docs/ARCHITECTURE.md "Redis")
 
+def scraped(e, name, labels=""):
+    """The value of one series of ebsd's /metrics (labels as rendered, e.g.
+    '{outcome="owner"}'), or None when it is not there."""
+    _, _, data = e.get("/metrics")
+    for line in data.decode().splitlines():
+        if line.startswith(name + labels + " "):
+            return float(line.split()[-1])
+    return None
+
+
 def ec2_calls(sim):
     """EC2 calls ec2sim has served since its last reset (every action)."""
     return sum(sim.stats()["calls"].values())

@@ -10,7 +10,7 @@ import subprocess
 import time
 import urllib.parse
 
-from harness import Ebsd, Sim, SANITIZE, run
+from harness import Ebsd, Sim, SANITIZE, ec2_calls, run
 from schema import validate
 
 NO_CACHE = {"Cache-Control": "no-cache"}
@@ -36,10 +36,6 @@ def scrape(e):
             labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2)))
             series.setdefault(m.group(1), []).append((labels, float(m.group(3))))
     return series, body
-
-
-def calls(sim):
-    return sum(sim.stats()["calls"].values())
 
 
 def when(text):
@@ -132,7 +128,7 @@ def test_bad_keys_are_refused_before_any_call():
         assert st == 400 and doc["error"]["code"] == "InvalidParameter", (q, doc)
     st, _, doc = e.get_json("/volumes/total?limit=5")
     assert st == 400
-    assert calls(sim) == 0
+    assert ec2_calls(sim) == 0
     e.stop()
     sim.stop()
 

@@ -15,7 +15,7 @@ import math
 import threading
 import time
 
-from harness import SLOW, Ebsd, RedisServer, Sim, ec2_calls, run, settled_calls
+from harness import SLOW, Ebsd, RedisServer, Sim, ec2_calls, run, scraped as metric, settled_calls
 
 RATE, BURST, REPLICAS = 5, 5, 3
 QUEUE_MS = 1000
@@ -37,14 +37,6 @@ redis:
   url: "%%s"
   command_timeout_ms: %%d
 """ % (RATE, BURST, QUEUE_MS)
-
-
-def metric(e, name, labels=""):
-    _, _, data = e.get("/metrics")
-    for line in data.decode().splitlines():
-        if line.startswith(name + labels + " "):
-            return float(line.split()[-1])
-    return None
 
 
 def replicas(srv, sim):

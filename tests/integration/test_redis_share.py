@@ -17,7 +17,7 @@ import threading
 import time
 
 from harness import (SLOW, TEST_ACCESS_KEY, TEST_SECRET_KEY, Ebsd, RedisServer, Sim,
-                     make_server_cert, make_test_ca, run, settled_calls)
+                     make_server_cert, make_test_ca, run, scraped as metric, settled_calls)
 
 PASSWORD = "share-Redis-pw-7"
 # A fixed listing split, so a fan-out costs the same EC2 calls cold and warm.
@@ -62,14 +62,6 @@ def rcli(srv, *args):
     if srv.password:
         argv += ["-a", srv.password]
     return subprocess.run(argv + list(args), capture_output=True, timeout=10).stdout
-
-
-def metric(e, name, labels=""):
-    _, _, data = e.get("/metrics")
-    for line in data.decode().splitlines():
-        if line.startswith(name + labels + " ") or (not labels and line.startswith(name + " ")):
-            return float(line.split()[-1])
-    return None
 
 
 async def _one(port, path, results):
