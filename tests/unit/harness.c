@@ -196,6 +196,14 @@ out:
     return out;
 }
 
+bool harness_sim_faults(const struct harness_sim *s, const char *json)
+{
+    int cleared = 0, set = 0;
+    free(harness_sim_call(s, "POST", "/_sim/faults", "{\"clear\": true}", &cleared));
+    free(harness_sim_call(s, "POST", "/_sim/faults", json, &set));
+    return cleared == 200 && set == 200;
+}
+
 void harness_aws_env(const char *home, const char *key_id, const char *secret)
 {
     setenv("HOME", home, 1);

@@ -77,6 +77,10 @@ void harness_sim_stop(struct harness_sim *s);
 char *harness_sim_call(const struct harness_sim *s, const char *method, const char *path,
                        const char *body, int *status);
 
+/* The simulator's faults set to json (a /_sim/faults body) after clearing the last ones;
+ * false when it did not take either. */
+bool harness_sim_faults(const struct harness_sim *s, const char *json);
+
 /* An AWS environment where the credential chain finds the static pair key_id/secret and
  * nothing else: HOME is home, no shared config or credentials files, no IMDS, no container
  * or web identity credentials, no profile, no EC2 endpoint override, no Redis override. */

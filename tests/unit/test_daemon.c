@@ -141,10 +141,7 @@ static void sim_latency(int ms)
 {
     char body[128];
     snprintf(body, sizeof body, "{\"latency\": {\"DescribeInstances\": %d}}", ms);
-    int st = 0;
-    free(harness_sim_call(&sim, "POST", "/_sim/faults", "{\"clear\": true}", &st));
-    free(harness_sim_call(&sim, "POST", "/_sim/faults", body, &st));
-    CHECK_INT(st, 200);
+    CHECK(harness_sim_faults(&sim, body));
 }
 
 /* ---------------------------------------------------------------- the first daemon */

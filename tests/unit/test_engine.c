@@ -59,13 +59,7 @@ static bool test_gate(const struct target *t)
 /* The simulator's latency and faults for the next test ("{}": none). */
 static void sim_faults(const char *json)
 {
-    int st = 0;
-    char *r = harness_sim_call(&sim, "POST", "/_sim/faults", "{\"clear\": true}", &st);
-    CHECK_INT(st, 200);
-    free(r);
-    r = harness_sim_call(&sim, "POST", "/_sim/faults", json, &st);
-    CHECK_INT(st, 200);
-    free(r);
+    CHECK(harness_sim_faults(&sim, json));
 }
 
 /* Starts the engine afresh with cfg as the test set it. */

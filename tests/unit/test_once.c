@@ -57,11 +57,7 @@ static const char *str(const cJSON *o, const char *key)
 
 static void sim_faults(const char *json)
 {
-    int st = 0;
-    free(harness_sim_call(&sim, "POST", "/_sim/faults", "{\"clear\": true}", &st));
-    CHECK_INT(st, 200);
-    free(harness_sim_call(&sim, "POST", "/_sim/faults", json, &st));
-    CHECK_INT(st, 200);
+    CHECK(harness_sim_faults(&sim, json));
 }
 
 static void test_total(void)
