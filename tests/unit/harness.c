@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include "engine.h"
+#include "loop.h"
 
 #include <stdlib.h>
 
@@ -60,6 +61,7 @@ const char *harness_shared_path(const char *rel)
 #include <libgen.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -218,6 +220,20 @@ void harness_aws_env(const char *home, const char *key_id, const char *secret)
         unsetenv(unset[i]);
     setenv("AWS_ACCESS_KEY_ID", key_id, 1);
     setenv("AWS_SECRET_ACCESS_KEY", secret, 1);
+}
+
+int harness_sigchld_watch(struct loop *l)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd >= 0 && loop_add_fd(l, fd, EPOLLIN, harness_on_sigchld, NULL) != EBSD_OK) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 void harness_on_sigchld(struct loop *l, int fd, uint32_t events, void *arg)

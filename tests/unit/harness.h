@@ -89,5 +89,7 @@ void harness_aws_env(const char *home, const char *key_id, const char *secret);
 struct loop;
 /* A loop callback for a signalfd of SIGCHLD: drains it and lets the engine reap. */
 void harness_on_sigchld(struct loop *l, int fd, uint32_t events, void *arg);
+/* Blocks SIGCHLD and watches it on l with harness_on_sigchld: the signalfd, or -1. */
+int harness_sigchld_watch(struct loop *l);
 
 #endif

@@ -259,12 +259,8 @@ static void test_setup(void)
     rmdir(home);
     if (loop_new(&L) != EBSD_OK)
         exit(1);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (sig_fd < 0 || loop_add_fd(L, sig_fd, EPOLLIN, harness_on_sigchld, NULL) != EBSD_OK)
+    sig_fd = harness_sigchld_watch(L);
+    if (sig_fd < 0)
         exit(1);
     engine_init(L, &cfg, credsvc_ready);
     credsvc_configure(&cfg);
