@@ -16,8 +16,9 @@
 #include "redis.h"
 #include "redisshare.h"
 #include "redisstate.h"
+#include "retry.h"
 
-#define TICK_MS 100          /* how often buckets are refilled */
+#define TICK_MS 100          /* how often buckets are refilled, on average */
 #define ANNOUNCE_EVERY 10    /* ticks between two announcements (1 s) */
 #define ANNOUNCE_TTL_MS 3000 /* a replica silent this long is not counted */
 
@@ -43,15 +44,23 @@ static struct {
     struct bucket b[LIMITER_MAX]; /* one per bucket of the limiter */
     unsigned nb;
     uint64_t granted, refused, failed, tokens_granted, local_refills;
+    struct retry_rng rng; /* the ticks' jitter */
 } g;
 
-unsigned budgetshare_ask(double tokens, double local_burst, double burst)
+unsigned budgetshare_ask(double tokens, double local_burst)
 {
     double room = floor(local_burst - tokens + 1e-9);
-    double most = burst >= 1 ? floor(burst) : 1;
+    double most = local_burst >= 1 ? floor(local_burst) : 1;
     if (!(room >= 1))
         return 0;
     return (unsigned)(room < most ? room : most);
+}
+
+int64_t budgetshare_tick_ms(double u)
+{
+    if (!(u >= 0) || u >= 1)
+        u = 0.5;
+    return TICK_MS / 2 + (int64_t)(u * TICK_MS);
 }
 
 unsigned budgetshare_partial(unsigned n, int64_t wait_ms, double rate)
@@ -165,7 +174,7 @@ static void visit(void *arg, const struct target *t, enum limiter_class c, doubl
         refill_by_time(b, k->now);
         return;
     }
-    unsigned n = budgetshare_ask(tokens, limiter_local_burst(), g.burst);
+    unsigned n = budgetshare_ask(tokens, limiter_local_burst());
     if (n == 0) {
         b->last_us = k->now; /* full: nothing to ask, nothing owed by time */
         return;
@@ -209,7 +218,8 @@ static void on_tick(struct loop *l, void *arg)
         struct tick k = {.now = clock_now_us(), .up = r && redis_is_up(r)};
         limiter_foreach(k.now, visit, &k);
     }
-    g.timer = loop_timer_start(l, clock_now_ms() + TICK_MS, on_tick, NULL);
+    g.timer = loop_timer_start(l, clock_now_ms() + budgetshare_tick_ms(retry_rng_uniform(&g.rng)),
+                               on_tick, NULL);
 }
 
 void budgetshare_configure(const struct config *cfg)

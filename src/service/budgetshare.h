@@ -1,6 +1,6 @@
 /* budgetshare.h - one EC2 budget for all replicas (issue 17): refill from Redis, spend
  * locally. Workers keep taking tokens from limiter.c's shared-memory buckets without any
- * round trip; in the parent, every 100 ms, this module asks Redis for a *grant* for each
+ * round trip; in the parent, every 100 ms on average, this module asks Redis for a *grant* for each
  * target x action class whose local bucket is short of its share of the burst
  * (redisstate_limit_take on PREFIX{ACCOUNT:REGION}:budget:ACTION, the GCRA script on
  * Redis' clock, rate and burst of ec2.rate_limit / ec2.rate_burst) and adds what Redis
@@ -44,8 +44,15 @@ void budgetshare_get_stats(struct budgetshare_stats *out);
 
 /* The tokens to ask Redis for: what a bucket holding `tokens` (may be negative while
  * tokens are promised to waiting workers) lacks to hold `local_burst`, whole tokens only,
- * at most the burst (the most one GCRA take may cost); 0 when it lacks less than one. */
-unsigned budgetshare_ask(double tokens, double local_burst, double burst);
+ * at most `local_burst` (this replica's share of the burst: one ask never takes the whole
+ * shared budget from the other replicas); 0 when it lacks less than one. */
+unsigned budgetshare_ask(double tokens, double local_burst);
+
+/* The delay before the next tick for u in [0, 1): 50 to 150 ms, 100 on average. The jitter
+ * keeps replicas from asking in the same order every tick: with a fixed period the one
+ * whose tick falls first after each new token would take them all (first come, first
+ * served in Redis), and a flood would starve the others. */
+int64_t budgetshare_tick_ms(double u);
 
 /* Redis refused an ask of n tokens and said the take would be allowed in wait_ms: the
  * tokens it would grant now at rate per second (the GCRA answer rounds wait_ms up, so

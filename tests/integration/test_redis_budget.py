@@ -126,8 +126,8 @@ def check_answers(answers):
 
 def test_three_replicas_flood_spends_one_budget():
     """A flood of distinct misses over 3 replicas: ec2sim sees at most one budget's calls
-    in every window (without the shared budget each replica spends its own: 3x), and the
-    replicas got their tokens from Redis."""
+    in every window (without the shared budget each replica spends its own: 3x), the
+    replicas got their tokens from Redis, and each served a fair part of the answers."""
     srv = RedisServer()
     sim = Sim("--instances", "3000", "--seed", "21", "--latency-ms", "10")
     ids = sorted(sim.truth()["instances"])
@@ -146,8 +146,11 @@ def test_three_replicas_flood_spends_one_budget():
         # it was spent (most of rate x time), and every replica served some
         assert spent >= RATE * secs * 0.6, (spent, secs)
         assert ok >= 5 and len(f.answers) > 2 * ok, (ok, len(f.answers))
-        for k in range(REPLICAS):
-            assert any(a[0] == 200 and a[4] == k for a in f.answers), k
+        # and fairly: no replica is starved by the others asking Redis first every tick
+        # (a fixed 100 ms tick gave [18, 8, 1]; jittered ticks give about a third each)
+        per = [sum(1 for a in f.answers if a[0] == 200 and a[4] == k) for k in range(REPLICAS)]
+        print("  answers 200 per replica: %r" % per)
+        assert all(n >= max(1, ok // 8) for n in per), per
         # every replica ran short and asked Redis; together they were granted tokens (one
         # replica's asks may all time out on a loaded machine: it then refills by time at
         # its share, which the budget check above covers too)

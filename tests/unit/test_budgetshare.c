@@ -15,14 +15,25 @@
 
 static void test_ask_refills_what_was_spent(void)
 {
-    CHECK_INT(budgetshare_ask(2.0, 2.0, 5.0), 0);   /* full: nothing to ask */
-    CHECK_INT(budgetshare_ask(1.5, 2.0, 5.0), 0);   /* less than a token short */
-    CHECK_INT(budgetshare_ask(0.0, 2.0, 5.0), 2);
-    CHECK_INT(budgetshare_ask(0.25, 2.0, 5.0), 1);
-    CHECK_INT(budgetshare_ask(-1.0, 2.0, 5.0), 3);  /* a token promised to a waiting worker */
-    CHECK_INT(budgetshare_ask(-20.0, 2.0, 5.0), 5); /* at most the burst: one GCRA take */
-    CHECK_INT(budgetshare_ask(-3.0, 1.0, 0.5), 1);  /* a burst below one is one */
-    CHECK_INT(budgetshare_ask(3.0, 2.0, 5.0), 0);
+    CHECK_INT(budgetshare_ask(2.0, 2.0), 0);   /* full: nothing to ask */
+    CHECK_INT(budgetshare_ask(1.5, 2.0), 0);   /* less than a token short */
+    CHECK_INT(budgetshare_ask(0.0, 2.0), 2);
+    CHECK_INT(budgetshare_ask(0.25, 2.0), 1);
+    CHECK_INT(budgetshare_ask(1.0, 5.0), 4);
+    CHECK_INT(budgetshare_ask(-1.0, 2.0), 2);  /* a token promised to a waiting worker: */
+    CHECK_INT(budgetshare_ask(-20.0, 2.0), 2); /* at most the share, paid back over ticks */
+    CHECK_INT(budgetshare_ask(-20.0, 5.0), 5); /* one replica: its share is the burst */
+    CHECK_INT(budgetshare_ask(-3.0, 0.5), 1);  /* a share below one is one */
+    CHECK_INT(budgetshare_ask(3.0, 2.0), 0);
+}
+
+static void test_ticks_are_jittered(void)
+{
+    CHECK_INT(budgetshare_tick_ms(0.0), 50);
+    CHECK_INT(budgetshare_tick_ms(0.5), 100);
+    CHECK_INT(budgetshare_tick_ms(0.999), 149);
+    CHECK_INT(budgetshare_tick_ms(1.0), 100); /* out of range: the mean */
+    CHECK_INT(budgetshare_tick_ms(-0.1), 100);
 }
 
 static void test_partial_grant_after_a_refusal(void)
@@ -90,9 +101,9 @@ static void test_redis_unreachable_refills_by_time_at_the_hint(void)
     double secs = (double)(clock_now_ms() - t0) / 1000.0;
     tokens_now = -99;
     limiter_foreach(clock_now_us(), visit, NULL);
-    /* 10 / 2 tokens a second, a tick (100 ms) at most behind, and at most the share of
-     * the burst (3) on a machine slow enough to run the loop longer */
-    double low = 5.0 * (secs - 0.1);
+    /* 10 / 2 tokens a second, a tick (at most 150 ms with the jitter) at most behind, and
+     * at most the share of the burst (3) on a machine slow enough to run the loop longer */
+    double low = 5.0 * (secs - 0.15);
     CHECK(tokens_now >= (low < 3.0 ? low : 3.0) - 0.01 && tokens_now <= 5.0 * secs + 0.01);
     CHECK(tokens_now <= 3.0 + 0.01);
     budgetshare_get_stats(&st);
@@ -129,6 +140,7 @@ static void test_off_leaves_the_buckets_alone(void)
     limiter_reset();
 }
 
-TEST_MAIN(T(test_ask_refills_what_was_spent), T(test_partial_grant_after_a_refusal),
+TEST_MAIN(T(test_ask_refills_what_was_spent), T(test_ticks_are_jittered),
+          T(test_partial_grant_after_a_refusal),
           T(test_redis_unreachable_refills_by_time_at_the_hint),
           T(test_off_leaves_the_buckets_alone))
