@@ -439,7 +439,8 @@ ebsd_status wire_decode_error(const char *data, size_t len, struct wire_error *o
     memset(out, 0, sizeof *out);
     take_stats(o, &out->stats);
     double st = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "status"));
-    out->status = st > 0 && st <= EBSD_EUNSUPPORTED ? (ebsd_status)st : EBSD_EIO;
+    /* >= 1, not > 0: a fraction below one would truncate to EBSD_OK (found by fuzz_wire) */
+    out->status = st >= 1 && st <= EBSD_EUNSUPPORTED ? (ebsd_status)st : EBSD_EIO;
     double http = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "http_status"));
     out->http_status = http > 0 && http < 1000 ? (long)http : 0;
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(o, "code");

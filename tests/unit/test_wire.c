@@ -216,6 +216,9 @@ static void test_malformed_frames(void)
     CHECK(wire_decode_error("{\"status\":999,\"code\":7}", 23, &e) == EBSD_OK);
     CHECK_INT(e.status, EBSD_EIO); /* an unknown status is an I/O failure, never garbage */
     CHECK_STR(e.code, "");
+    const char *frac = "{\"status\":0.7}"; /* truncates to 0: an error frame saying OK */
+    CHECK(wire_decode_error(frac, strlen(frac), &e) == EBSD_OK);
+    CHECK_INT(e.status, EBSD_EIO);
 }
 
 /* Tags are untrusted: the picked keys come first, at most WIRE_MAX_TAGS are kept, a key
