@@ -487,18 +487,20 @@ static void account_stats(struct engine_job *job, const struct wire_stats *s)
         skew_adopt(s->clock_offset_ms);
 }
 
-static void count_error_code(const char *code)
+/* Counts an EC2 call of job that failed after retries, by code, in its target's counters. */
+static void count_error_code(const struct engine_job *job, const char *code)
 {
-    for (size_t i = 0; i < g.stats.nerror_codes; i++) {
-        if (strcmp(g.stats.error_codes[i].code, code) == 0) {
-            g.stats.error_codes[i].count++;
+    struct engine_target_calls *c = target_calls(job);
+    for (size_t i = 0; i < c->nerrors; i++) {
+        if (strcmp(c->errors[i].code, code) == 0) {
+            c->errors[i].count++;
             return;
         }
     }
-    if (g.stats.nerror_codes < sizeof g.stats.error_codes / sizeof g.stats.error_codes[0]) {
-        size_t i = g.stats.nerror_codes++;
-        snprintf(g.stats.error_codes[i].code, sizeof g.stats.error_codes[i].code, "%s", code);
-        g.stats.error_codes[i].count = 1;
+    if (c->nerrors < ENGINE_MAX_ERROR_CODES) {
+        size_t i = c->nerrors++;
+        snprintf(c->errors[i].code, sizeof c->errors[i].code, "%s", code);
+        c->errors[i].count = 1;
     }
 }
 
@@ -600,7 +602,7 @@ static void task_on_frame(struct task *t, int type, const char *data, size_t len
         t->failed = true;
         account_stats(job, &e.stats);
         if (!(e.status == EBSD_ETHROTTLED && e.http_status == 0)) /* sent nothing */
-            count_error_code(e.code[0] ? e.code : status_str(e.status));
+            count_error_code(job, e.code[0] ? e.code : status_str(e.status));
         job_fail_ec2(job, &e);
         break;
     }

@@ -130,24 +130,27 @@ struct engine_stats {
     unsigned long long forked, killed_deadline, killed_memory, crashed, jobs, jobs_failed;
     unsigned long long killed_signal[ENGINE_MAX_SIGNAL]; /* by signal number: workers killed
                                                           * from outside (operator, OOM killer) */
-    struct {
-        char code[64];
-        unsigned long long count;
-    } error_codes[16];          /* EC2 error codes seen (the first 16 distinct ones) */
-    size_t nerror_codes;
     int retry_quota;            /* left in the last worker's client */
     unsigned running, queued, max_children;
     long last_child_rss_kb;
 };
 const struct engine_stats *engine_stats(void);
 
-/* The EC2 calls made for one target so far, by action, and its retries and throttling
- * answers (the account and region labels of ebsd_ec2_calls_total, ebsd_ec2_retries_total
- * and ebsd_ec2_throttled_total). Only targets a job asked about appear: the configured
- * ones. */
+#define ENGINE_MAX_ERROR_CODES 16
+
+/* The EC2 calls made for one target so far, by action, its retries and throttling answers,
+ * and its failed calls by error code (the account and region labels of
+ * ebsd_ec2_calls_total, ebsd_ec2_retries_total, ebsd_ec2_throttled_total and
+ * ebsd_ec2_errors_total). Only targets a job asked about appear: the configured ones. */
 struct engine_target_calls {
     struct target target;
     unsigned long long describe_instances, describe_volumes, retries, throttled;
+    struct {
+        char code[64];
+        unsigned long long count;
+    } errors[ENGINE_MAX_ERROR_CODES]; /* EC2 calls that failed after retries, by error code
+                                       * (the first 16 distinct codes of this target) */
+    size_t nerrors;
 };
 typedef void (*engine_target_fn)(void *arg, const struct engine_target_calls *c);
 /* Calls fn(arg, c) for each target with calls, in the order they first made one; c is

@@ -80,7 +80,10 @@ void telemetry_init(void)
                                       "(account, region).", 2, "account", "region");
     metrics_set_max_series(t.ec2_throttled, (size_t)CONFIG_MAX_ACCOUNTS * CONFIG_MAX_REGIONS);
     t.ec2_errors = metrics_counter(r, "ebsd_ec2_errors_total",
-                                   "EC2 calls that failed after retries, by error code.", 1, "code");
+                                   "EC2 calls that failed after retries, by target (account, "
+                                   "region) and error code.", 3, "account", "region", "code");
+    metrics_set_max_series(t.ec2_errors, (size_t)CONFIG_MAX_ACCOUNTS * CONFIG_MAX_REGIONS *
+                                             ENGINE_MAX_ERROR_CODES);
     t.retry_quota = metrics_gauge(r, "ebsd_ec2_retry_quota_remaining",
                                   "Retry quota left in the last worker's EC2 client.", 0);
     t.creds_info = metrics_gauge(r, "ebsd_credentials_info",
@@ -202,6 +205,9 @@ static void calls_visit(void *arg, const struct engine_target_calls *c)
                 "DescribeVolumes");
     metrics_set(t.ec2_retries, (double)c->retries, tg->account, tg->region);
     metrics_set(t.ec2_throttled, (double)c->throttled, tg->account, tg->region);
+    for (size_t i = 0; i < c->nerrors; i++)
+        metrics_set(t.ec2_errors, (double)c->errors[i].count, tg->account, tg->region,
+                    c->errors[i].code);
 }
 
 ebsd_status telemetry_render(struct buf *out)
@@ -250,8 +256,6 @@ ebsd_status telemetry_render(struct buf *out)
     metrics_set(t.max_children, fs->max_children);
     metrics_set(t.child_rss, (double)fs->last_child_rss_kb * 1024.0);
     engine_foreach_target(calls_visit, NULL);
-    for (size_t i = 0; i < fs->nerror_codes; i++)
-        metrics_set(t.ec2_errors, (double)fs->error_codes[i].count, fs->error_codes[i].code);
     metrics_set(t.retry_quota, fs->retry_quota);
 
     const char *source;

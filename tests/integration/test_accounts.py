@@ -315,6 +315,18 @@ def test_ec2_calls_are_counted_per_target():
             {"%s/eu-west-1" % DEV}, m
         retried = {k: v for k, v in per_target(m, "ebsd_ec2_retries_total").items() if v}
         assert retried == {"%s/eu-west-1" % DEV: 2.0}, retried
+        assert per_target(m, "ebsd_ec2_errors_total") == {}, m  # retried, then answered
+        # dev in us-east-1: every attempt a 500, so a call fails after its retries; the
+        # error is counted for that target, by code, and for no other
+        sim.faults(account=DEV, region="us-east-1", next=["500"] * 12)
+        st, doc, _ = get(e, "/volumes/total", account="dev", region="us-east-1",
+                         group_by="availability_zone")
+        assert st == 502 and doc["error"]["code"] == "InternalError", doc
+        m = e.get("/metrics")[2].decode()
+        failed = per_target(m, "ebsd_ec2_errors_total")
+        assert list(failed) == ["%s/us-east-1" % DEV] and failed["%s/us-east-1" % DEV] >= 1, m
+        assert re.search(r'^ebsd_ec2_errors_total\{account="dev",region="us-east-1",'
+                         r'code="InternalError"\} [1-9]', m, re.M), m
 
 
 def test_refused_role_gives_a_partial_answer():

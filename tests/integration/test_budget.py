@@ -19,18 +19,19 @@ def sim_calls(sim):
 
 
 def metric(e, name, _absent=0.0, **labels):
-    """The value of one /metrics sample (_absent when there is none)."""
+    """The sum of the /metrics samples of name whose labels include labels (_absent when
+    there is none)."""
     st, _, body = e.get("/metrics")
     assert st == 200
-    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+    want = set('%s="%s"' % kv for kv in labels.items())
+    found = None
     for line in body.decode().splitlines():
         m = re.match(r'^(\w+)(?:\{([^}]*)\})? (\S+)$', line)
         if not m or m.group(1) != name:
             continue
-        got = ",".join(sorted((m.group(2) or "").split(","))) if m.group(2) else ""
-        if got == want:
-            return float(m.group(3))
-    return _absent
+        if want <= set((m.group(2) or "").split(",")):
+            found = (found or 0.0) + float(m.group(3))
+    return _absent if found is None else found
 
 
 def instance_ids(sim):
