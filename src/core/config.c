@@ -1493,6 +1493,60 @@ bool config_region_allowed(const struct config *cfg, const char *region)
     return false;
 }
 
+static bool str_eq(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+static bool account_equal(const struct config_account *a, const struct config_account *b)
+{
+    if (!str_eq(a->name, b->name) || !str_eq(a->role_arn, b->role_arn) ||
+        !str_eq(a->external_id, b->external_id) || !str_eq(a->session_name, b->session_name) ||
+        a->duration_s != b->duration_s || a->nregions != b->nregions)
+        return false;
+    for (size_t r = 0; r < a->nregions; r++)
+        if (!str_eq(a->regions[r], b->regions[r]))
+            return false;
+    return true;
+}
+
+bool config_accounts_equal(const struct config *a, const struct config *b)
+{
+    if (a->naccounts != b->naccounts || a->accounts_given != b->accounts_given)
+        return false;
+    for (size_t i = 0; i < a->naccounts; i++)
+        if (!account_equal(&a->accounts[i], &b->accounts[i]))
+            return false;
+    return true;
+}
+
+ebsd_status config_keep_accounts(struct config *next, const struct config *cur,
+                                 const char **region)
+{
+    for (size_t i = 0; i < cur->naccounts; i++)
+        for (size_t r = 0; r < cur->accounts[i].nregions; r++)
+            if (!config_region_allowed(next, cur->accounts[i].regions[r])) {
+                *region = cur->accounts[i].regions[r];
+                return EBSD_EINVAL;
+            }
+    accounts_free(next);
+    next->accounts = xcalloc(cur->naccounts ? cur->naccounts : 1, sizeof *next->accounts);
+    for (size_t i = 0; i < cur->naccounts; i++) {
+        const struct config_account *c = &cur->accounts[i];
+        struct config_account *a = &next->accounts[i];
+        a->name = xstrdup(c->name ? c->name : "");
+        a->role_arn = xstrdup(c->role_arn ? c->role_arn : "");
+        a->external_id = xstrdup(c->external_id ? c->external_id : "");
+        a->session_name = xstrdup(c->session_name ? c->session_name : "");
+        a->duration_s = c->duration_s;
+        for (size_t r = 0; r < c->nregions; r++)
+            a->regions[a->nregions++] = xstrdup(c->regions[r]);
+    }
+    next->naccounts = cur->naccounts;
+    next->accounts_given = cur->accounts_given;
+    return EBSD_OK;
+}
+
 void config_free(struct config *cfg)
 {
     free(cfg->listen);

@@ -102,6 +102,23 @@ static void reload(struct daemon *d)
         notify(sdnotify_ready());
         return;
     }
+    /* accounts: is fixed for the process's life: credsvc fetches and refreshes the
+     * credentials of the accounts ebsd started with, and a name it does not know must not
+     * pass the router */
+    const struct config *cur = server_config(d->srv);
+    if (!config_accounts_equal(cur, next)) {
+        const char *region = NULL;
+        if (config_keep_accounts(next, cur, &region) != EBSD_OK) {
+            log_error("reload", "keeping the running configuration: changes to accounts: need "
+                      "a restart, and a running account uses region %s, which the new "
+                      "regions: no longer has", region);
+            config_free(next);
+            free(next);
+            notify(sdnotify_ready());
+            return;
+        }
+        log_warn("reload", "changes to accounts: need a restart; keeping the running accounts");
+    }
     struct auth *auth = NULL;
     if (next->auth_tokens_file[0]) {
         char msg[600];

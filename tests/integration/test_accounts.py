@@ -7,6 +7,7 @@ import datetime
 import json
 import os
 import re
+import signal
 import tempfile
 import time
 import urllib.parse
@@ -327,6 +328,48 @@ def test_ec2_calls_are_counted_per_target():
         assert list(failed) == ["%s/us-east-1" % DEV] and failed["%s/us-east-1" % DEV] >= 1, m
         assert re.search(r'^ebsd_ec2_errors_total\{account="dev",region="us-east-1",'
                          r'code="InternalError"\} [1-9]', m, re.M), m
+
+
+def test_reload_keeps_the_running_accounts():
+    """SIGHUP re-reads the file, but `accounts:` is fixed for the process's life (the
+    credentials of the accounts ebsd started with are the ones fetched and refreshed): a
+    reload that adds an account says so and keeps the running accounts, so the new name is
+    an InvalidAccount (before, it passed the router and was answered with the first
+    account's credentials), while the file's other changes apply; a reload that would leave
+    a running account with a region no longer in `regions:` is refused as a whole."""
+    with started(denied=True, extra="refresh:\n  interval_s: 0\n") as (sim, e):
+        later = ("  - name: later\n"
+                 "    role_arn: \"arn:aws:iam::%s:role/ebsd-read\"\n"
+                 "    external_id: \"ext-1\"\n" % EXT)
+        with open(e.config_path, "w") as f:  # one more account, and one more region
+            f.write(config(denied=True, extra=later).replace(
+                "ap-southeast-2]", "ap-southeast-2, sa-east-1]", 1))
+        n = len(e.lines)
+        e.signal(signal.SIGHUP)
+        e.wait_line(lambda l: "configuration reloaded" in l, start=n)
+        assert any("changes to accounts: need a restart" in l for l in e.lines[n:]), e.lines[n:]
+        st, doc, _ = get(e, "/volumes/total", account="later")
+        assert st == 400 and doc["error"]["code"] == "InvalidAccount", doc
+        st, doc, _ = get(e, "/accounts")
+        assert st == 200 and [a["name"] for a in doc["accounts"]] == \
+            ["home", "dev", "ext", "denied"], doc
+        st, doc, _ = get(e, "/volumes/total", account="dev", region="eu-west-1")
+        assert st == 200 and doc["account_id"] == DEV, doc
+        # the new region applies (dev has no regions of its own): no longer a 400
+        st, doc, _ = get(e, "/volumes/total", account="dev", region="sa-east-1", timeout_ms=300)
+        assert st != 400, doc
+        # denied's own regions name eu-west-1, which this file drops: the whole reload is
+        # refused, and eu-west-1 still answers
+        with open(e.config_path, "w") as f:
+            f.write("regions: [us-east-1, ap-southeast-2]\naccounts:\n  - name: home\n")
+        n = len(e.lines)
+        e.signal(signal.SIGHUP)
+        line = e.wait_line(lambda l: "keeping the running configuration" in l, start=n)
+        assert "eu-west-1" in line and "accounts:" in line, line
+        st, doc, _ = get(e, "/volumes/total", account="home", region="eu-west-1")
+        assert st == 200, doc
+        assert [doc["total_gib"], doc["instance_count"], doc["volume_count"]] == \
+            sums(sim, [(HOME, "eu-west-1")])
 
 
 def test_refused_role_gives_a_partial_answer():

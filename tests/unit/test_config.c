@@ -972,9 +972,61 @@ static void test_accounts(void)
                  "duration_s, regions)");
 }
 
+static void load_str(const char *text, struct config *c)
+{
+    struct config_error err;
+    CHECK_INT(config_load_buffer("<memory>", text, strlen(text), c, &err), EBSD_OK);
+}
+
+/* A reload keeps the running accounts: equality over every field, a deep copy, and a
+ * refusal when a kept account's own region is gone from the new regions. */
+static void test_keep_accounts(void)
+{
+    const char *run = "regions: [us-east-1, eu-west-1]\n"
+                      "accounts:\n"
+                      "  - name: prod\n"
+                      "    role_arn: \"arn:aws:iam::111122223333:role/r\"\n"
+                      "    external_id: \"x-1\"\n"
+                      "    regions: [eu-west-1]\n"
+                      "  - name: dev\n";
+    struct config cur, same, next, gone, none;
+    load_str(run, &cur);
+    load_str(run, &same);
+    CHECK(config_accounts_equal(&cur, &same));
+    load_str("regions: [us-east-1, eu-west-1, ap-south-1]\n"
+             "accounts:\n"
+             "  - name: prod\n"
+             "    role_arn: \"arn:aws:iam::111122223333:role/r\"\n"
+             "    external_id: \"x-2\"\n"
+             "    regions: [eu-west-1]\n"
+             "  - name: dev\n"
+             "  - name: later\n", &next);
+    CHECK(!config_accounts_equal(&cur, &next));
+    const char *region = NULL;
+    CHECK_INT(config_keep_accounts(&next, &cur, &region), EBSD_OK);
+    CHECK(config_accounts_equal(&cur, &next));
+    CHECK_INT(next.naccounts, 2);
+    CHECK_STR(next.accounts[0].external_id, "x-1");
+    CHECK(next.accounts[0].regions[0] != cur.accounts[0].regions[0]); /* a copy */
+    CHECK_INT(next.nregions, 3);                                     /* its own regions */
+    load_str("regions: [us-east-1]\n", &gone);
+    CHECK(!config_accounts_equal(&cur, &gone));
+    CHECK_INT(config_keep_accounts(&gone, &cur, &region), EBSD_EINVAL);
+    CHECK_STR(region, "eu-west-1");
+    CHECK_INT(gone.naccounts, 1); /* unchanged: the default account */
+    load_str("regions: [us-east-1]\n", &none);
+    CHECK(config_accounts_equal(&gone, &none));
+    config_free(&cur);
+    config_free(&same);
+    config_free(&next);
+    config_free(&gone);
+    config_free(&none);
+}
+
 TEST_MAIN(T(test_accounts), T(test_defaults), T(test_empty_documents), T(test_full_file),
           T(test_partial_file_keeps_defaults), T(test_example_file), T(test_unknown_keys),
           T(test_wrong_types), T(test_out_of_range), T(test_cross_field_rules),
           T(test_duplicate_keys), T(test_invalid_yaml), T(test_unreadable), T(test_load_buffer),
           T(test_env_region), T(test_env_endpoint), T(test_edge_lists), T(test_redis_block), T(test_fanout_state_file),
-          T(test_redis_errors), T(test_env_redis_url), T(test_env_retry), T(test_refresh_block))
+          T(test_redis_errors), T(test_env_redis_url), T(test_env_retry), T(test_refresh_block),
+          T(test_keep_accounts))
