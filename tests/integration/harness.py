@@ -117,6 +117,16 @@ class Proc:
     def signal(self, sig):
         self.p.send_signal(sig)
 
+    def reload(self, config=None, until="configuration reloaded"):
+        """Writes config (if given) over the config file, sends SIGHUP and returns the first
+        line from then on that contains until, and the index the reload's lines start at."""
+        if config is not None:
+            with open(self.config_path, "w") as f:
+                f.write(config)
+        n = len(self.lines)
+        self.signal(signal.SIGHUP)
+        return self.wait_line(lambda l: until in l, start=n), n
+
     def stop(self, timeout=30):
         if self.p.poll() is None:
             self.p.send_signal(signal.SIGTERM)

@@ -7,7 +7,6 @@ import datetime
 import json
 import os
 import re
-import signal
 import tempfile
 import time
 import urllib.parse
@@ -341,12 +340,9 @@ def test_reload_keeps_the_running_accounts():
         later = ("  - name: later\n"
                  "    role_arn: \"arn:aws:iam::%s:role/ebsd-read\"\n"
                  "    external_id: \"ext-1\"\n" % EXT)
-        with open(e.config_path, "w") as f:  # one more account, and one more region
-            f.write(config(denied=True, extra=later).replace(
-                "ap-southeast-2]", "ap-southeast-2, sa-east-1]", 1))
-        n = len(e.lines)
-        e.signal(signal.SIGHUP)
-        e.wait_line(lambda l: "configuration reloaded" in l, start=n)
+        # one more account, and one more region
+        _, n = e.reload(config(denied=True, extra=later).replace(
+            "ap-southeast-2]", "ap-southeast-2, sa-east-1]", 1))
         assert any("changes to accounts: need a restart" in l for l in e.lines[n:]), e.lines[n:]
         st, doc, _ = get(e, "/volumes/total", account="later")
         assert st == 400 and doc["error"]["code"] == "InvalidAccount", doc
@@ -360,11 +356,8 @@ def test_reload_keeps_the_running_accounts():
         assert st != 400, doc
         # denied's own regions name eu-west-1, which this file drops: the whole reload is
         # refused, and eu-west-1 still answers
-        with open(e.config_path, "w") as f:
-            f.write("regions: [us-east-1, ap-southeast-2]\naccounts:\n  - name: home\n")
-        n = len(e.lines)
-        e.signal(signal.SIGHUP)
-        line = e.wait_line(lambda l: "keeping the running configuration" in l, start=n)
+        line, _ = e.reload("regions: [us-east-1, ap-southeast-2]\naccounts:\n  - name: home\n",
+                           until="keeping the running configuration")
         assert "eu-west-1" in line and "accounts:" in line, line
         st, doc, _ = get(e, "/volumes/total", account="home", region="eu-west-1")
         assert st == 200, doc
