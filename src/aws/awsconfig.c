@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "mem.h"
 
 #define LONG_LINE 150 /* well under libinih's 200 bytes, newline included */
@@ -41,61 +42,16 @@ struct parse_ctx {
 
 static ebsd_status read_capped(const char *path, char **out, char *err, size_t errlen)
 {
-    ebsd_status st = EBSD_EIO;
-    char *data = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT) {
-            *out = NULL;
-            return EBSD_OK;
-        }
-        snprintf(err, errlen, "open %s: %s", path, strerror(errno));
-        return EBSD_EIO;
-    }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        snprintf(err, errlen, "fstat %s: %s", path, strerror(errno));
-        goto out;
-    }
-    if (sb.st_size > (off_t)AWSCONFIG_MAX_FILE) {
+    size_t len;
+    struct file_error fe;
+    /* the credentials file holds secrets: FILE_SECRET leaves no copy behind */
+    ebsd_status st = file_read(path, AWSCONFIG_MAX_FILE, FILE_SECRET, out, &len, NULL, &fe);
+    if (st == EBSD_ENOTFOUND)
+        return EBSD_OK; /* *out is NULL: no file */
+    if (st == EBSD_ETOOBIG)
         snprintf(err, errlen, "%s is larger than %u bytes", path, AWSCONFIG_MAX_FILE);
-        st = EBSD_ETOOBIG;
-        goto out;
-    }
-    size_t cap = (size_t)sb.st_size + 1, len = 0;
-    data = xmalloc(cap);
-    for (;;) {
-        ssize_t r = read(fd, data + len, cap - 1 - len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            snprintf(err, errlen, "read %s: %s", path, strerror(errno));
-            goto out;
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
-        if (len == cap - 1) {
-            /* The file grew since fstat: stop at the cap. */
-            if (cap - 1 >= AWSCONFIG_MAX_FILE) {
-                snprintf(err, errlen, "%s is larger than %u bytes", path, AWSCONFIG_MAX_FILE);
-                st = EBSD_ETOOBIG;
-                goto out;
-            }
-            cap = cap * 2 > AWSCONFIG_MAX_FILE + 1 ? AWSCONFIG_MAX_FILE + 1 : cap * 2;
-            data = xrealloc(data, cap);
-        }
-    }
-    data[len] = '\0';
-    *out = data;
-    data = NULL;
-    st = EBSD_OK;
-out:
-    if (data) {
-        OPENSSL_cleanse(data, cap);
-        free(data);
-    }
-    close(fd);
+    else if (st != EBSD_OK)
+        snprintf(err, errlen, "%s %s: %s", fe.op, path, strerror(fe.err_no));
     return st;
 }
 

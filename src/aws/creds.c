@@ -24,6 +24,7 @@
 #include "awsconfig.h"
 #include "clock.h"
 #include "credproc.h"
+#include "file.h"
 #include "httpc.h"
 #include "mem.h"
 #include "sigv4.h"
@@ -141,47 +142,33 @@ static ebsd_status fill(struct creds *out, const char *source, const char *ak, c
 static ebsd_status read_token_file(const char *path, const char *source, char **out,
                                    struct creds_error *err)
 {
-    ebsd_status st = EBSD_EIO;
-    char *data = xmalloc(MAX_TOKEN_FILE + 1);
+    char *data = NULL;
     size_t len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        set_err(err, source, "%s: open %s: %s", source, path, strerror(errno));
-        goto out;
+    struct file_error fe;
+    ebsd_status st = file_read(path, MAX_TOKEN_FILE, FILE_SECRET, &data, &len, NULL, &fe);
+    if (st == EBSD_ENOTFOUND) {
+        fe.op = "open";
+        fe.err_no = ENOENT;
+        st = EBSD_EIO;
     }
-    for (;;) {
-        ssize_t r = read(fd, data + len, MAX_TOKEN_FILE + 1 - len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            set_err(err, source, "%s: read %s: %s", source, path, strerror(errno));
-            goto out;
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
-        if (len > MAX_TOKEN_FILE) {
-            set_err(err, source, "%s: %s is larger than %u bytes", source, path,
-                    MAX_TOKEN_FILE);
-            st = EBSD_ETOOBIG;
-            goto out;
-        }
+    if (st == EBSD_ETOOBIG) {
+        set_err(err, source, "%s: %s is larger than %u bytes", source, path, MAX_TOKEN_FILE);
+        return st;
     }
-    data[len] = '\0';
+    if (st != EBSD_OK) {
+        set_err(err, source, "%s: %s %s: %s", source, fe.op, path, strerror(fe.err_no));
+        return st;
+    }
     size_t a = strspn(data, " \t\r\n");
     while (len > a && strchr(" \t\r\n", data[len - 1]))
         data[--len] = '\0';
     if (len == a) {
         set_err(err, source, "%s: %s is empty", source, path);
         st = EBSD_EAUTH;
-        goto out;
+    } else {
+        *out = xstrdup(data + a);
     }
-    *out = xstrdup(data + a);
-    st = EBSD_OK;
-out:
-    if (fd >= 0)
-        close(fd);
-    OPENSSL_cleanse(data, MAX_TOKEN_FILE + 1);
+    OPENSSL_cleanse(data, len);
     free(data);
     return st;
 }

@@ -22,6 +22,7 @@
 #include "buf.h"
 #include "cors.h"
 #include "endpoint.h"
+#include "file.h"
 #include "log.h"
 #include "mem.h"
 #include "realip.h"
@@ -1427,40 +1428,21 @@ out:
 
 ebsd_status config_load(const char *path, struct config *cfg, struct config_error *err)
 {
-    ebsd_status st = EBSD_EIO;
     struct load ld = {.name = path, .err = err};
-    struct buf b;
-    int fd = -1;
-    buf_init(&b, CONFIG_MAX_FILE);
     memset(err, 0, sizeof *err);
     memset(cfg, 0, sizeof *cfg);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        st = fail_at(&ld, EBSD_EIO, 0, "", "open: %s", strerror(errno));
-        goto out;
-    }
-    for (;;) {
-        char chunk[16384];
-        ssize_t n = read(fd, chunk, sizeof chunk);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            st = fail_at(&ld, EBSD_EIO, 0, "", "read: %s", strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        if (buf_append(&b, chunk, (size_t)n) != EBSD_OK) {
-            st = fail_at(&ld, EBSD_ETOOBIG, 0, "", "file is larger than %d bytes",
-                         CONFIG_MAX_FILE);
-            goto out;
-        }
-    }
-    st = config_load_buffer(path, b.data ? b.data : "", b.len, cfg, err);
-out:
-    if (fd >= 0)
-        close(fd);
-    buf_free(&b);
+    char *data = NULL;
+    size_t len = 0;
+    struct file_error fe;
+    ebsd_status st = file_read(path, CONFIG_MAX_FILE, 0, &data, &len, NULL, &fe);
+    if (st == EBSD_ENOTFOUND)
+        return fail_at(&ld, EBSD_EIO, 0, "", "open: %s", strerror(ENOENT));
+    if (st == EBSD_ETOOBIG)
+        return fail_at(&ld, EBSD_ETOOBIG, 0, "", "file is larger than %d bytes", CONFIG_MAX_FILE);
+    if (st != EBSD_OK)
+        return fail_at(&ld, EBSD_EIO, 0, "", "%s: %s", fe.op, strerror(fe.err_no));
+    st = config_load_buffer(path, data, len, cfg, err);
+    free(data);
     return st;
 }
 

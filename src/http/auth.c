@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "file.h"
 #include "mem.h"
 
 #define AUTH_MAX_FILE (1u << 20)
@@ -90,56 +91,33 @@ out:
 
 ebsd_status auth_load(const char *path, struct auth **out, char *msg, size_t msglen)
 {
-    ebsd_status st = EBSD_EIO;
     char *data = NULL;
     size_t len = 0;
     struct stat sb;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        snprintf(msg, msglen, "%s: open: %s", path, strerror(errno));
-        goto out;
+    struct file_error fe;
+    ebsd_status st = file_read(path, AUTH_MAX_FILE, FILE_REGULAR | FILE_SECRET, &data, &len, &sb,
+                               &fe);
+    if (st == EBSD_ENOTFOUND) {
+        snprintf(msg, msglen, "%s: open: %s", path, strerror(ENOENT));
+        return EBSD_EIO;
     }
-    if (fstat(fd, &sb) != 0) {
-        snprintf(msg, msglen, "%s: fstat: %s", path, strerror(errno));
-        goto out;
-    }
-    if (!S_ISREG(sb.st_mode)) {
+    if (st == EBSD_EINVAL)
         snprintf(msg, msglen, "%s: not a regular file", path);
-        st = EBSD_EINVAL;
-        goto out;
-    }
-    if (sb.st_mode & S_IROTH) {
+    else if (st == EBSD_ETOOBIG)
+        snprintf(msg, msglen, "%s: larger than %u bytes", path, AUTH_MAX_FILE);
+    else if (st != EBSD_OK)
+        snprintf(msg, msglen, "%s: %s: %s", path, fe.op, strerror(fe.err_no));
+    else if (sb.st_mode & S_IROTH) {
         snprintf(msg, msglen, "%s: token file is readable by every user (mode %04o); "
                  "chmod o-rwx it", path, (unsigned)(sb.st_mode & 07777));
         st = EBSD_EINVAL;
-        goto out;
+    } else {
+        st = auth_load_buffer(path, data, len, out, msg, msglen);
     }
-    if (sb.st_size > (off_t)AUTH_MAX_FILE) {
-        snprintf(msg, msglen, "%s: larger than %u bytes", path, AUTH_MAX_FILE);
-        st = EBSD_ETOOBIG;
-        goto out;
-    }
-    data = xmalloc((size_t)sb.st_size + 1);
-    while (len < (size_t)sb.st_size) {
-        ssize_t got = read(fd, data + len, (size_t)sb.st_size - len);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            snprintf(msg, msglen, "%s: read: %s", path, strerror(errno));
-            goto out;
-        }
-        if (got == 0)
-            break;
-        len += (size_t)got;
-    }
-    st = auth_load_buffer(path, data, len, out, msg, msglen);
-out:
     if (data) {
         OPENSSL_cleanse(data, len);
         free(data);
     }
-    if (fd >= 0)
-        close(fd);
     return st;
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "clock.h"
 #include "engine.h"
+#include "file.h"
 #include "log.h"
 #include "mem.h"
 #include "redis.h"
@@ -120,41 +121,15 @@ ebsd_status sizehint_read(const char *path, struct sizehint_entry *out, size_t c
     if (skipped)
         *skipped = 0;
     char *text = NULL;
-    ebsd_status st = EBSD_EIO;
-    /* O_NONBLOCK: a FIFO put there must not hang the start */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (fd < 0) {
-        st = errno == ENOENT ? EBSD_ENOTFOUND : EBSD_EIO;
-        goto out;
-    }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
-        goto out;
-    if (sb.st_size > SIZEHINT_MAX_BYTES) {
-        st = EBSD_ETOOBIG;
-        goto out;
-    }
-    text = xmalloc(SIZEHINT_MAX_BYTES + 1);
     size_t len = 0;
-    for (;;) { /* one byte past the cap tells a file that grew after fstat */
-        ssize_t r = read(fd, text + len, SIZEHINT_MAX_BYTES + 1 - len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            goto out;
-        if (r == 0)
-            break;
-        len += (size_t)r;
-        if (len > SIZEHINT_MAX_BYTES) {
-            st = EBSD_ETOOBIG;
-            goto out;
-        }
-    }
-    st = sizehint_parse(text, len, out, cap, n, skipped);
-out:
+    /* a FIFO or a symbolic link put there must not hang the start or lead elsewhere */
+    ebsd_status st = file_read(path, SIZEHINT_MAX_BYTES, FILE_NOFOLLOW | FILE_REGULAR, &text,
+                               &len, NULL, NULL);
+    if (st == EBSD_EINVAL)
+        st = EBSD_EIO; /* not a regular file: unreadable, as sizehint.h says */
+    if (st == EBSD_OK)
+        st = sizehint_parse(text, len, out, cap, n, skipped);
     free(text);
-    if (fd >= 0)
-        close(fd);
     return st;
 }
 

@@ -25,6 +25,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "file.h"
 #include "log.h"
 #include "loop.h"
 #include "mem.h"
@@ -1109,51 +1110,34 @@ void redis_get_stats(const struct redis *r, struct redis_stats *out)
 
 ebsd_status redis_password_load(const char *path, char **out)
 {
-    ebsd_status st = EBSD_EIO;
-    struct buf b;
-    int fd = -1;
-    buf_init(&b, REDIS_MAX_SECRET + 2);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        log_error("redis", "open(%s): %s", path, strerror(errno));
-        goto out;
-    }
-    for (;;) {
-        char chunk[1024];
-        ssize_t n = read(fd, chunk, sizeof chunk);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            log_error("redis", "read(%s): %s", path, strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        st = buf_append(&b, chunk, (size_t)n);
-        OPENSSL_cleanse(chunk, sizeof chunk);
-        if (st != EBSD_OK) {
-            st = EBSD_ETOOBIG;
-            goto out;
-        }
+    char *data = NULL;
+    size_t len = 0;
+    struct file_error fe;
+    ebsd_status st = file_read(path, REDIS_MAX_SECRET + 2, FILE_SECRET, &data, &len, NULL, &fe);
+    if (st == EBSD_ENOTFOUND) {
+        fe.op = "open";
+        fe.err_no = ENOENT;
         st = EBSD_EIO;
     }
-    if (b.len && b.data[b.len - 1] == '\n')
-        b.len--;
-    if (b.len && b.data[b.len - 1] == '\r')
-        b.len--;
+    if (st == EBSD_EIO)
+        log_error("redis", "%s(%s): %s", fe.op, path, strerror(fe.err_no));
+    if (st != EBSD_OK)
+        return st;
+    size_t n = len;
+    if (n && data[n - 1] == '\n')
+        n--;
+    if (n && data[n - 1] == '\r')
+        n--;
     st = EBSD_EINVAL;
-    if (b.len == 0 || b.len > REDIS_MAX_SECRET)
+    if (n == 0 || n > REDIS_MAX_SECRET)
         goto out;
-    for (size_t i = 0; i < b.len; i++)
-        if ((unsigned char)b.data[i] < 0x20 || b.data[i] == 0x7f)
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)data[i] < 0x20 || data[i] == 0x7f)
             goto out;
-    *out = xstrndup(b.data, b.len);
+    *out = xstrndup(data, n);
     st = EBSD_OK;
 out:
-    if (fd >= 0)
-        close(fd);
-    if (b.data)
-        OPENSSL_cleanse(b.data, b.cap ? b.cap : b.len);
-    buf_free(&b);
+    OPENSSL_cleanse(data, len);
+    free(data);
     return st;
 }
