@@ -655,6 +655,10 @@ def test_systemd_unit_values():
     assert "@system-service" in u["SystemCallFilter"]
     assert any(v.startswith("~") and "@privileged" in v for v in u["SystemCallFilter"])
     assert u["CapabilityBoundingSet"] == [""]
+    # the size hint's state file lives in the unit's own persistent, private directory
+    assert u["StateDirectory"] == ["ebsd"] and u["StateDirectoryMode"] == ["0700"]
+    with open(os.path.join(DEPLOY, "systemd", "ebsd.yaml")) as f:
+        assert yaml_mod().safe_load(f)["fanout"]["state_file"] == "/var/lib/ebsd/sizehint.json"
 
 
 def test_deploy_doc_timeout_table_matches():
