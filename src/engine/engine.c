@@ -222,7 +222,10 @@ static void kill_and_count(struct engine_job *job)
             continue;
         struct proc_exit ex;
         int64_t left = until - clock_now_ms();
-        if (left > 0 && proc_wait(t->pid, left, &ex) == EBSD_OK) {
+        /* Not one whose pipe has closed (it has exited or is exiting): only SIGCHLD's reap
+         * ends it (task_done needs end of file and the reap), and a reap here would leave it
+         * counted as running, and its job held, for good. */
+        if (!t->eof && left > 0 && proc_wait(t->pid, left, &ex) == EBSD_OK) {
             t->exit = ex;
             t->reaped = true;
         }
@@ -1169,6 +1172,7 @@ void engine_shutdown(void)
             struct task *t = *pp;
             if (t->reaped) {
                 *pp = t->next;
+                g.nrunning--;
                 if (t->fd >= 0) {
                     loop_del_fd(g.loop, t->fd);
                     close(t->fd);
@@ -1182,12 +1186,15 @@ void engine_shutdown(void)
         if (g.running)
             usleep(5000);
     }
+    if (g.running)
+        log_warn("fanout", "%u workers were not reaped within 1 s of shutdown", g.nrunning);
     while (g.queue_head) {
         struct task *t = g.queue_head;
         g.queue_head = t->next;
         task_drop(t);
     }
     g.queue_tail = NULL;
+    g.nqueued = 0;
     if (g.wake)
         loop_timer_stop(g.loop, g.wake);
     g.wake = NULL;
