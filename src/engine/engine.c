@@ -480,6 +480,20 @@ static void task_done(struct task *t);
 static void listing_seen(const struct engine_job *job);
 
 /* Adds a worker's EC2 call counts to its job and to the process totals. */
+static void account_stats(struct engine_job *job, const struct wire_stats *s);
+
+/* A worker that has answered (DONE or ERROR) is no longer asked for its peak memory until it
+ * is reaped, and its job may be answered before that: its peak goes to the job now, what
+ * it said, else what it last recorded before an EC2 call. */
+static void note_peak(struct engine_job *job, const struct task *t, long said_kb)
+{
+    long rss = said_kb;
+    if (t->calls && (long)atomic_load(&t->calls[2]) > rss)
+        rss = (long)atomic_load(&t->calls[2]);
+    if (rss > job->max_rss_kb)
+        job->max_rss_kb = rss;
+}
+
 static void account_stats(struct engine_job *job, const struct wire_stats *s)
 {
     job->ec2_calls += s->calls;
@@ -583,8 +597,7 @@ static void task_on_frame(struct task *t, int type, const char *data, size_t len
         }
         t->got_done = true;
         account_stats(job, &s);
-        if (s.rss_kb > job->max_rss_kb)
-            job->max_rss_kb = s.rss_kb;
+        note_peak(job, t, s.rss_kb);
         job->pending--;
         if ((t->kind == T_LIST || t->kind == T_SEQUENTIAL) && job->listing > 0) {
             job->listing--;
@@ -604,6 +617,7 @@ static void task_on_frame(struct task *t, int type, const char *data, size_t len
         t->got_done = true;
         t->failed = true;
         account_stats(job, &e.stats);
+        note_peak(job, t, e.stats.rss_kb);
         if (!(e.status == EBSD_ETHROTTLED && e.http_status == 0)) /* sent nothing */
             count_error_code(job, e.code[0] ? e.code : status_str(e.status));
         job_fail_ec2(job, &e);

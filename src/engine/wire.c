@@ -34,7 +34,7 @@ static ebsd_status put_json(int fd, int type, cJSON *o)
 }
 
 ebsd_status wire_put_error(int fd, ebsd_status st, const struct ec2_error *e,
-                           const struct ec2_stats *s)
+                           const struct ec2_stats *s, long rss_kb)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "status", st);
@@ -43,6 +43,8 @@ ebsd_status wire_put_error(int fd, ebsd_status st, const struct ec2_error *e,
     cJSON_AddStringToObject(o, "message", e->message[0] ? e->message : status_str(st));
     if (s)
         add_stats(o, s);
+    if (rss_kb > 0)
+        cJSON_AddNumberToObject(o, "rss", (double)rss_kb);
     return put_json(fd, WIRE_ERROR, o);
 }
 

@@ -124,10 +124,11 @@ unsigned wire_pick_tags(const struct ec2_tag *src, size_t n, const struct wire_t
                         struct wire_tag *dst);
 /* DONE with the client's counts (s may be NULL) and the worker's peak RSS in KiB. */
 EBSD_MUST_CHECK ebsd_status wire_put_done(int fd, const struct ec2_stats *s, long rss_kb);
-/* ERROR with st, EC2's answer in e (code and message may be empty) and the counts (s may be
- * NULL). An empty message is sent as status_str(st). */
+/* ERROR with st, EC2's answer in e (code and message may be empty), the counts (s may be
+ * NULL) and the worker's peak memory (0: not said). An empty message is sent as
+ * status_str(st). */
 EBSD_MUST_CHECK ebsd_status wire_put_error(int fd, ebsd_status st, const struct ec2_error *e,
-                                           const struct ec2_stats *s);
+                                           const struct ec2_stats *s, long rss_kb);
 
 /* ---- parent side */
 

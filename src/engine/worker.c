@@ -170,7 +170,7 @@ int worker_main(int fd, const struct worker_task *t)
     if (st != EBSD_OK) {
         snprintf(err.message, sizeof err.message, "cannot create the EC2 client: %s",
                  status_str(st));
-        return wire_put_error(fd, st, &err, NULL) == EBSD_OK ? 0 : 1;
+        return wire_put_error(fd, st, &err, NULL, 0) == EBSD_OK ? 0 : 1;
     }
     const char *ids[EC2_MAX_IDS];
     size_t n = t->nids < EC2_MAX_IDS ? t->nids : EC2_MAX_IDS;
@@ -201,13 +201,14 @@ int worker_main(int fd, const struct worker_task *t)
         break;
     }
     const struct ec2_stats *s = ec2_client_stats(c);
+    /* the worker's peak so far, which is its peak: nothing big is allocated after DONE or
+     * ERROR, and the parent's REPORT may be written before this worker is reaped */
+    struct rusage ru;
+    long rss = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0;
     if (st == EBSD_OK) {
-        /* the worker's peak so far, which is its peak: nothing big is allocated after DONE */
-        struct rusage ru;
-        long rss = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0;
         if (wire_put_done(fd, s, rss) != EBSD_OK)
             st = EBSD_EIO;
-    } else if (wire_put_error(fd, st, &err, s) != EBSD_OK) {
+    } else if (wire_put_error(fd, st, &err, s, rss) != EBSD_OK) {
         st = EBSD_EIO;
     }
     ec2_client_free(c);

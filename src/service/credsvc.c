@@ -231,7 +231,7 @@ static int refresh_main(int fd, void *arg)
         snprintf(err.code, sizeof err.code, "%s",
                  res.code[0] ? res.code : "CredentialsUnavailable");
         snprintf(err.message, sizeof err.message, "%.250s", ce.message);
-        return wire_put_error(fd, st, &err, NULL) == EBSD_OK ? 0 : 1;
+        return wire_put_error(fd, st, &err, NULL, 0) == EBSD_OK ? 0 : 1;
     }
     st = frame_write(fd, WIRE_CREDS, &res, sizeof res);
     OPENSSL_cleanse(&res, sizeof res);

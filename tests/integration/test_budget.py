@@ -214,7 +214,9 @@ def test_sequential_killed_at_deadline_reports_its_calls_and_memory():
     calls = int(re.search(r"EC2 Calls: (\d+)", line).group(1))
     mem = int(re.search(r"Max Memory Used: (\d+) MB", line).group(1))
     assert calls > 5 and mem > 0, line
-    assert sim_calls(sim) >= calls, (sim_calls(sim), calls)
+    # a call is counted when its budget token is taken, just before it is sent: a worker
+    # killed in between has one call counted that EC2 never saw
+    assert sim_calls(sim) >= calls - 1, (sim_calls(sim), calls)
     # /metrics counts them too, once the killed worker is reaped
     deadline = time.time() + 5
     while time.time() < deadline:
@@ -224,7 +226,9 @@ def test_sequential_killed_at_deadline_reports_its_calls_and_memory():
         if got >= calls:
             break
         time.sleep(0.1)
-    assert got >= calls, (got, calls)
+    # the same boundary: counted at the token by the REPORT, at the send by a worker that
+    # answered its own deadline with the counts of its EC2 client
+    assert got >= calls - 1, (got, calls)
     e.stop()
     sim.stop()
 

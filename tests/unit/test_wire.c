@@ -160,7 +160,7 @@ static void test_done_and_error_round_trip(void)
 
     struct ec2_error e = {.http_status = 503};
     snprintf(e.code, sizeof e.code, "RequestLimitExceeded");
-    CHECK(wire_put_error(fds[1], EBSD_ETHROTTLED, &e, &s) == EBSD_OK);
+    CHECK(wire_put_error(fds[1], EBSD_ETHROTTLED, &e, &s, 4321) == EBSD_OK);
     close(fds[1]);
     CHECK_INT(read_frame(fds[0], &data, &len), WIRE_ERROR);
     close(fds[0]);
@@ -171,6 +171,7 @@ static void test_done_and_error_round_trip(void)
     CHECK_STR(we.code, "RequestLimitExceeded");
     CHECK_STR(we.message, status_str(EBSD_ETHROTTLED)); /* an empty message becomes this */
     CHECK_INT(we.stats.calls, 7);
+    CHECK_INT(we.stats.rss_kb, 4321); /* the REPORT may be written before the reap */
     free(data);
 }
 
