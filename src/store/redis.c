@@ -1007,13 +1007,43 @@ static void flush_out(struct redis *r)
     }
 }
 
+/* Waits, at most the command timeout, for the replies to the commands sent or queued, and
+ * to what their callbacks send in turn. A script call is EVALSHA first and EVAL after a
+ * NOSCRIPT reply: a lock released just before a shutdown (a fresh Redis, or one whose
+ * script cache was flushed) needs that second round trip, or the lock stays until it
+ * expires and another replica waits on it for a whole fetch deadline. */
+static void drain(struct redis *r)
+{
+    int64_t until = clock_now_ms() + r->opt.command_timeout_ms;
+    while (r->state == ST_UP && (r->npending > 0 || r->out_off < r->out.len)) {
+        if (r->ssl && SSL_pending(r->ssl) > 0) {
+            if (!do_read(r))
+                return;
+            continue;
+        }
+        int64_t left = until - clock_now_ms();
+        struct pollfd p = {.fd = r->fd, .events = POLLIN};
+        if (r->out_off < r->out.len || r->ssl_want_write)
+            p.events |= POLLOUT;
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            return;
+        if ((p.revents & POLLOUT) && !do_write(r))
+            return;
+        if ((p.revents & (POLLIN | POLLHUP | POLLERR)) && !do_read(r))
+            return;
+    }
+}
+
 void redis_free(struct redis *r)
 {
     if (!r)
         return;
     r->state_fn = NULL; /* no "down" callback into an owner that is going away */
     r->freeing = true;
-    flush_out(r);
+    if (r->opt.subscriber)
+        flush_out(r);
+    else
+        drain(r);
     conn_close(r, EBSD_ENETWORK, "closed");
     loop_timer_stop(r->loop, r->timer);
     r->timer = NULL;

@@ -86,9 +86,11 @@ typedef void (*redis_message_fn)(struct redis *r, const char *channel, size_t ch
  * be made (e.g. unreadable ca_file). Caller frees with redis_free. */
 EBSD_MUST_CHECK ebsd_status redis_new(struct loop *l, const struct redis_options *opts,
                                       struct redis **out);
-/* Closes the connection: what is queued is sent first (blocking, at most the command
- * timeout; no reply is awaited), then every pending command's callback runs with
- * EBSD_ENETWORK. NULL is a no-op. Not from inside one of r's callbacks. */
+/* Closes the connection. First, blocking for at most the command timeout, what is queued is
+ * sent and, on a command connection, the replies to every pending command are awaited and
+ * handed to their callbacks as usual (which may send more: a script's EVAL after NOSCRIPT);
+ * then every command still pending gets its callback with EBSD_ENETWORK. NULL is a no-op.
+ * Not from inside one of r's callbacks. */
 void redis_free(struct redis *r);
 
 /* Sends a command (argv/argvlen as for redisFormatCommandArgv; argvlen NULL = strlen).

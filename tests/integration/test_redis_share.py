@@ -318,6 +318,35 @@ def test_owner_dies_lock_expires_each_waiter_keeps_its_deadline():
         srv.stop()
 
 
+def test_replica_stopped_right_after_a_fetch_releases_its_lock():
+    """A replica stopped just after a fetch, while its lock's release still waits in Redis
+    (paused) and Redis' script cache is empty (EVALSHA answered NOSCRIPT, then EVAL): it
+    waits for those replies before it exits (at most command_timeout_ms), so no lock is left
+    behind for the next replica to wait on for a whole fetch deadline. The CI run of
+    test_sizehint that found it: a new replica's first request 504 after 29 s."""
+    srv = RedisServer()
+    sim = Sim("--instances", "100", "--latency-ms", "300")
+    try:
+        a = Ebsd(config=BASE + redis_block("unix://" + srv.sock,
+                                           command_timeout_ms=int(4000 * SLOW)), sim=sim)
+        wait_redis([a], "up")
+        srv.cli("SCRIPT", "FLUSH")
+        out = []
+        t = threading.Thread(target=lambda: out.append(a.get("/volumes/total", timeout=30)))
+        t.start()
+        time.sleep(0.15)  # a holds the lock; its fetch takes two 300 ms calls
+        assert srv.cli("--scan", "--pattern", "ebsd:*flight*").split(), "a took no lock"
+        srv.cli("CLIENT", "PAUSE", str(int(1500 * SLOW)), "ALL")  # every command waits
+        t.join()
+        assert out[0][0] == 200, out  # answered without waiting on Redis
+        assert a.stop() == 0
+        keys = srv.cli("KEYS", "*")
+        assert ":flight:" not in keys and ":cache:" in keys, keys
+    finally:
+        sim.stop()
+        srv.stop()
+
+
 def test_aggregate_waiting_on_another_replica_gets_the_shared_value():
     """account=all on replica b while replica a fetches the same target: b's aggregate waits
     on a's lock and is answered from the value a wrote (it crashed b once: an aggregate's
