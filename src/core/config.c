@@ -1147,6 +1147,20 @@ static void accounts_default(struct config *c)
                                              .duration_s = 3600};
 }
 
+/* Fills a (zeroed) with owned copies of an account's fields (NULL strings are ""). */
+static void account_fill(struct config_account *a, const char *name, const char *role_arn,
+                         const char *external_id, const char *session_name,
+                         uint32_t duration_s, char *const *regions, size_t nregions)
+{
+    a->name = xstrdup(name ? name : "");
+    a->role_arn = xstrdup(role_arn ? role_arn : "");
+    a->external_id = xstrdup(external_id ? external_id : "");
+    a->session_name = xstrdup(session_name ? session_name : "");
+    a->duration_s = duration_s;
+    for (size_t r = 0; r < nregions && r < CONFIG_MAX_REGIONS; r++)
+        a->regions[a->nregions++] = xstrdup(regions[r]);
+}
+
 static void merge_accounts(struct config *c, const struct doc *d)
 {
     accounts_free(c);
@@ -1154,14 +1168,9 @@ static void merge_accounts(struct config *c, const struct doc *d)
     c->accounts = xcalloc(d->accounts_count ? d->accounts_count : 1, sizeof *c->accounts);
     for (unsigned i = 0; i < d->accounts_count; i++) {
         const struct doc_account *da = &d->accounts[i];
-        struct config_account *a = &c->accounts[c->naccounts++];
-        a->name = xstrdup(da->name ? da->name : "");
-        a->role_arn = xstrdup(da->role_arn ? da->role_arn : "");
-        a->external_id = xstrdup(da->external_id ? da->external_id : "");
-        a->session_name = xstrdup(da->session_name ? da->session_name : "");
-        a->duration_s = da->duration_s ? *da->duration_s : 3600;
-        for (unsigned r = 0; r < da->regions_count && r < CONFIG_MAX_REGIONS; r++)
-            a->regions[a->nregions++] = xstrdup(da->regions[r]);
+        account_fill(&c->accounts[c->naccounts++], da->name, da->role_arn, da->external_id,
+                     da->session_name, da->duration_s ? *da->duration_s : 3600, da->regions,
+                     da->regions_count);
     }
 }
 
@@ -1515,14 +1524,8 @@ ebsd_status config_keep_accounts(struct config *next, const struct config *cur,
     next->accounts = xcalloc(cur->naccounts ? cur->naccounts : 1, sizeof *next->accounts);
     for (size_t i = 0; i < cur->naccounts; i++) {
         const struct config_account *c = &cur->accounts[i];
-        struct config_account *a = &next->accounts[i];
-        a->name = xstrdup(c->name ? c->name : "");
-        a->role_arn = xstrdup(c->role_arn ? c->role_arn : "");
-        a->external_id = xstrdup(c->external_id ? c->external_id : "");
-        a->session_name = xstrdup(c->session_name ? c->session_name : "");
-        a->duration_s = c->duration_s;
-        for (size_t r = 0; r < c->nregions; r++)
-            a->regions[a->nregions++] = xstrdup(c->regions[r]);
+        account_fill(&next->accounts[i], c->name, c->role_arn, c->external_id,
+                     c->session_name, c->duration_s, c->regions, c->nregions);
     }
     next->naccounts = cur->naccounts;
     next->accounts_given = cur->accounts_given;
