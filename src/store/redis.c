@@ -993,43 +993,33 @@ ebsd_status redis_new(struct loop *l, const struct redis_options *opts, struct r
     return EBSD_OK;
 }
 
-/* Sends what is queued on a live connection, waiting at most the command timeout: the
- * commands queued just before a shutdown (a lock's release, a replica's withdrawal) reach
- * Redis instead of dying in the buffer, where a lock would hold until it expires. */
-static void flush_out(struct redis *r)
+/* Sends what is queued on a live connection and, with replies, waits for the replies to
+ * every pending command and to what their callbacks send in turn; blocking, at most the
+ * command timeout. Commands queued just before a shutdown (a lock's release, a replica's
+ * withdrawal) then reach Redis instead of dying in the buffer. A script call is EVALSHA
+ * first and EVAL after a NOSCRIPT reply: a lock released just before a shutdown (a fresh
+ * Redis, or one whose script cache was flushed) needs that second round trip, or the lock
+ * stays until it expires and another replica waits on it for a whole fetch deadline. */
+static void drain(struct redis *r, bool replies)
 {
     int64_t until = clock_now_ms() + r->opt.command_timeout_ms;
-    while (r->state == ST_UP && r->out_off < r->out.len) {
-        int64_t left = until - clock_now_ms();
-        struct pollfd p = {.fd = r->fd, .events = POLLOUT};
-        if (left <= 0 || poll(&p, 1, (int)left) <= 0 || !do_write(r))
-            return;
-    }
-}
-
-/* Waits, at most the command timeout, for the replies to the commands sent or queued, and
- * to what their callbacks send in turn. A script call is EVALSHA first and EVAL after a
- * NOSCRIPT reply: a lock released just before a shutdown (a fresh Redis, or one whose
- * script cache was flushed) needs that second round trip, or the lock stays until it
- * expires and another replica waits on it for a whole fetch deadline. */
-static void drain(struct redis *r)
-{
-    int64_t until = clock_now_ms() + r->opt.command_timeout_ms;
-    while (r->state == ST_UP && (r->npending > 0 || r->out_off < r->out.len)) {
-        if (r->ssl && SSL_pending(r->ssl) > 0) {
+    while (r->state == ST_UP && ((replies && r->npending > 0) || r->out_off < r->out.len)) {
+        if (replies && r->ssl && SSL_pending(r->ssl) > 0) {
             if (!do_read(r))
                 return;
             continue;
         }
         int64_t left = until - clock_now_ms();
-        struct pollfd p = {.fd = r->fd, .events = POLLIN};
+        struct pollfd p = {.fd = r->fd, .events = replies ? POLLIN : 0};
         if (r->out_off < r->out.len || r->ssl_want_write)
             p.events |= POLLOUT;
         if (left <= 0 || poll(&p, 1, (int)left) <= 0)
             return;
         if ((p.revents & POLLOUT) && !do_write(r))
             return;
-        if ((p.revents & (POLLIN | POLLHUP | POLLERR)) && !do_read(r))
+        if (!replies && (p.revents & (POLLHUP | POLLERR | POLLNVAL)))
+            return; /* nothing will drain a dead socket */
+        if (replies && (p.revents & (POLLIN | POLLHUP | POLLERR)) && !do_read(r))
             return;
     }
 }
@@ -1040,10 +1030,7 @@ void redis_free(struct redis *r)
         return;
     r->state_fn = NULL; /* no "down" callback into an owner that is going away */
     r->freeing = true;
-    if (r->opt.subscriber)
-        flush_out(r);
-    else
-        drain(r);
+    drain(r, !r->opt.subscriber); /* a subscriber's pushes need no waiting for */
     conn_close(r, EBSD_ENETWORK, "closed");
     loop_timer_stop(r->loop, r->timer);
     r->timer = NULL;
