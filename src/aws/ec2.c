@@ -241,6 +241,33 @@ out:
     return end_body(&b, st, clamp_page(max_results, 500), next_token, out);
 }
 
+ebsd_status ec2_attached_part_body(unsigned part, unsigned nparts, const char *next_token,
+                                   int max_results, char **out)
+{
+    if (nparts == 0 || nparts > 256 || part >= nparts)
+        return EBSD_EINVAL;
+    struct buf b;
+    buf_init(&b, MAX_BODY);
+    ebsd_status st = buf_puts(&b, "Action=DescribeVolumes&Version=" EC2_API_VERSION
+                                  "&Filter.1.Name=attachment.status"
+                                  "&Filter.1.Value.1=attaching&Filter.1.Value.2=attached"
+                                  "&Filter.1.Value.3=detaching");
+    if (st == EBSD_OK && nparts > 1)
+        st = buf_puts(&b, "&Filter.2.Name=volume-id");
+    /* the last hex digit when nparts divides 16, the last two otherwise: shares of equal
+     * size within one value, at most 128 values (EC2 takes 200 a filter) */
+    unsigned digits = 16 % nparts == 0 ? 1 : 2, suffixes = digits == 1 ? 16 : 256, n = 0;
+    for (unsigned x = part; st == EBSD_OK && nparts > 1 && x < suffixes; x += nparts) {
+        static const char hex[] = "0123456789abcdef";
+        char key[40], value[4] = {'*', hex[digits == 1 ? x : x >> 4], hex[x & 15], '\0'};
+        if (digits == 1)
+            value[2] = '\0';
+        snprintf(key, sizeof key, "Filter.2.Value.%u", ++n);
+        st = add_param(&b, key, value);
+    }
+    return end_body(&b, st, clamp_page(max_results, 500), next_token, out);
+}
+
 ebsd_status ec2_unattached_body(const char *next_token, int max_results, char **out)
 {
     struct buf b;
@@ -579,27 +606,44 @@ ebsd_status ec2_describe_instances_part(struct ec2_client *c, unsigned part, uns
     return describe_instances(c, st, body, "invalid listing partition", deadline, out, err);
 }
 
+/* Sends a DescribeVolumes body that building (st) produced; bad says what was invalid when
+ * it did not. Takes the body. */
+static ebsd_status describe_volumes(struct ec2_client *c, ebsd_status st, char *body,
+                                    const char *bad, int64_t deadline,
+                                    struct ec2_volume_page *out, struct ec2_error *err)
+{
+    struct ec2_volume_page page = {0};
+    if (err)
+        memset(err, 0, sizeof *err);
+    if (st != EBSD_OK) {
+        if (err)
+            snprintf(err->message, sizeof err->message, "%s", bad);
+    } else {
+        st = perform(c, body, &c->stats.describe_volumes, effective_deadline(deadline),
+                     parse_volumes_cb, &page, err);
+        if (st == EBSD_OK)
+            *out = page;
+    }
+    free(body);
+    return st;
+}
+
 ebsd_status ec2_describe_volumes(struct ec2_client *c, const char *const *instance_ids,
                                  size_t nids, const char *next_token, int64_t deadline,
                                  struct ec2_volume_page *out, struct ec2_error *err)
 {
     char *body = NULL;
-    struct ec2_volume_page page = {0};
-    if (err)
-        memset(err, 0, sizeof *err);
     ebsd_status st = ec2_volumes_body(instance_ids, nids, next_token, c->volume_page, &body);
-    if (st != EBSD_OK) {
-        if (err)
-            snprintf(err->message, sizeof err->message, "invalid instance ids");
-        goto out;
-    }
-    st = perform(c, body, &c->stats.describe_volumes, effective_deadline(deadline),
-                 parse_volumes_cb, &page, err);
-    if (st == EBSD_OK)
-        *out = page;
-out:
-    free(body);
-    return st;
+    return describe_volumes(c, st, body, "invalid instance ids", deadline, out, err);
+}
+
+ebsd_status ec2_describe_attached_part(struct ec2_client *c, unsigned part, unsigned nparts,
+                                       const char *next_token, int64_t deadline,
+                                       struct ec2_volume_page *out, struct ec2_error *err)
+{
+    char *body = NULL;
+    ebsd_status st = ec2_attached_part_body(part, nparts, next_token, c->volume_page, &body);
+    return describe_volumes(c, st, body, "invalid volume listing share", deadline, out, err);
 }
 
 ebsd_status ec2_describe_unattached_volumes(struct ec2_client *c, const char *next_token,
@@ -607,19 +651,8 @@ ebsd_status ec2_describe_unattached_volumes(struct ec2_client *c, const char *ne
                                             struct ec2_error *err)
 {
     char *body = NULL;
-    struct ec2_volume_page page = {0};
-    if (err)
-        memset(err, 0, sizeof *err);
     ebsd_status st = ec2_unattached_body(next_token, c->volume_page, &body);
-    if (st != EBSD_OK)
-        goto out;
-    st = perform(c, body, &c->stats.describe_volumes, effective_deadline(deadline),
-                 parse_volumes_cb, &page, err);
-    if (st == EBSD_OK)
-        *out = page;
-out:
-    free(body);
-    return st;
+    return describe_volumes(c, st, body, "invalid request", deadline, out, err);
 }
 
 /* ---- pagination ------------------------------------------------------------------------- */

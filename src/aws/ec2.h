@@ -160,6 +160,24 @@ EBSD_MUST_CHECK ebsd_status ec2_describe_volumes(struct ec2_client *c,
                                                  struct ec2_volume_page *out,
                                                  struct ec2_error *err);
 
+/* One page of one share of the attached volumes: DescribeVolumes with Filter.1.Name=
+ * attachment.status (attaching, attached, detaching) and, split, Filter.2.Name=volume-id with
+ * "*d" values, the volume ids whose last hex digit d has d % nparts == part (when nparts
+ * divides 16), or else "*xy" values, the last two digits as a number x (x % nparts == part).
+ * nparts is 1 to 256; the shares are disjoint and cover every attached volume, so they can be
+ * listed side by side with the instances: each volume names its instances in its
+ * attachments. */
+EBSD_MUST_CHECK ebsd_status ec2_describe_attached_part(struct ec2_client *c, unsigned part,
+                                                       unsigned nparts, const char *next_token,
+                                                       int64_t deadline,
+                                                       struct ec2_volume_page *out,
+                                                       struct ec2_error *err);
+/* Its request body (exposed for tests): EBSD_EINVAL unless nparts is 1 to 256 and part <
+ * nparts. Caller frees *out. */
+EBSD_MUST_CHECK ebsd_status ec2_attached_part_body(unsigned part, unsigned nparts,
+                                                   const char *next_token, int max_results,
+                                                   char **out);
+
 /* One page of the volumes attached to nothing: DescribeVolumes with Filter.1.Name=status,
  * values available and creating (a volume in either state has no attachment). */
 EBSD_MUST_CHECK ebsd_status ec2_describe_unattached_volumes(struct ec2_client *c,

@@ -60,7 +60,7 @@ struct doc_server {
 };
 struct doc_fanout {
     uint32_t *max_children, *group_size, *list_partitions, *queue_timeout_ms, *worker_nice;
-    char *state_file;
+    char *state_file, *volume_shares;
 };
 struct doc_cache {
     uint32_t *max_entries;
@@ -162,6 +162,7 @@ static const cyaml_schema_field_t fanout_fields[] = {
     CYAML_FIELD_UINT_PTR("max_children", OPT, struct doc_fanout, max_children),
     CYAML_FIELD_UINT_PTR("group_size", OPT, struct doc_fanout, group_size),
     CYAML_FIELD_UINT_PTR("list_partitions", OPT, struct doc_fanout, list_partitions),
+    STR("volume_shares", struct doc_fanout, volume_shares),
     CYAML_FIELD_UINT_PTR("queue_timeout_ms", OPT, struct doc_fanout, queue_timeout_ms),
     CYAML_FIELD_UINT_PTR("worker_nice", OPT, struct doc_fanout, worker_nice),
     STR("state_file", struct doc_fanout, state_file),
@@ -1062,6 +1063,11 @@ static ebsd_status validate(struct load *ld, const struct config *c)
         return st;
     /* the size hint's file is written beside a temporary of the same name: a directory
      * path or a relative one (the working directory is / under systemd) is a mistake */
+    uint32_t shares;
+    if (!config_volume_shares_parse(c->fanout_volume_shares, &shares))
+        return fail_key(ld, EBSD_EINVAL, "fanout.volume_shares",
+                        "'%.64s' is not auto, off or a number from 1 to 256",
+                        c->fanout_volume_shares);
     if (*c->fanout_state_file && (c->fanout_state_file[0] != '/' ||
                                   c->fanout_state_file[strlen(c->fanout_state_file) - 1] == '/'))
         return fail_key(ld, EBSD_EINVAL, "fanout.state_file",
@@ -1216,6 +1222,7 @@ static void merge(struct config *c, const struct doc *d, bool regions_given)
         SET(c->max_children, d->fanout->max_children);
         SET(c->group_size, d->fanout->group_size);
         SET(c->list_partitions, d->fanout->list_partitions);
+        set_str(&c->fanout_volume_shares, d->fanout->volume_shares);
         SET(c->queue_timeout_ms, d->fanout->queue_timeout_ms);
         SET(c->worker_nice, d->fanout->worker_nice);
         set_str(&c->fanout_state_file, d->fanout->state_file);
@@ -1267,6 +1274,25 @@ static const char *env_region(void)
     return r && *r ? r : NULL;
 }
 
+bool config_volume_shares_parse(const char *s, uint32_t *out)
+{
+    if (strcmp(s, "auto") == 0) {
+        *out = 0;
+        return true;
+    }
+    if (strcmp(s, "off") == 0) {
+        *out = CONFIG_VOLUME_SHARES_OFF;
+        return true;
+    }
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(s, &end, 10);
+    if (s[0] < '1' || s[0] > '9' || *end || errno || n > 256)
+        return false;
+    *out = (uint32_t)n;
+    return true;
+}
+
 void config_defaults(struct config *c)
 {
     const char *region = env_region();
@@ -1296,6 +1322,7 @@ void config_defaults(struct config *c)
     c->max_children = 32;
     c->group_size = 200;
     c->list_partitions = 0; /* auto */
+    c->fanout_volume_shares = xstrdup("auto");
     c->queue_timeout_ms = 2000;
     c->worker_nice = 10;
     c->cache_max_entries = 10000;
@@ -1543,6 +1570,7 @@ void config_free(struct config *cfg)
     free(cfg->log_level);
     free(cfg->auth_tokens_file);
     free(cfg->fanout_state_file);
+    free(cfg->fanout_volume_shares);
     free(cfg->run_as_user);
     for (size_t i = 0; i < cfg->ntrusted_proxy_texts; i++)
         free(cfg->trusted_proxy_texts[i]);

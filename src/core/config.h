@@ -32,6 +32,8 @@ struct config_route {
     uint32_t cache_ttl_s;      /* default 60 */
 };
 
+#define CONFIG_VOLUME_SHARES_OFF UINT32_MAX
+
 struct config {
     char *listen;              /* "HOST:PORT", default "127.0.0.1:8080" */
     bool listen_overridden;    /* --listen gave it: a reload keeps it, whatever the file says */
@@ -66,6 +68,7 @@ struct config {
     uint32_t max_children;     /* 32: children alive at once across all requests */
     uint32_t group_size;       /* 200: instance ids per DescribeVolumes child */
     uint32_t list_partitions;  /* 0 (auto): DescribeInstances listers side by side */
+    char *fanout_volume_shares; /* auto, off or 1..256 (config_volume_shares_parse) */
     uint32_t queue_timeout_ms; /* 2000: wait for child capacity before 503 */
     uint32_t worker_nice;      /* 10: children's nice increment over the parent */
     char *fanout_state_file;   /* "" = off: per-target instance counts kept across restarts */
@@ -125,6 +128,10 @@ struct config_error {
 
 /* Fills cfg with every default (regions from AWS_REGION/AWS_DEFAULT_REGION, else us-east-1).
  * Caller frees with config_free. */
+/* fanout.volume_shares, the attached-volume shares listed beside the instance listers:
+ * "auto" (0: sized from the last listing), "off" (CONFIG_VOLUME_SHARES_OFF: the volumes by
+ * instance ids) or 1..256. False for anything else. */
+bool config_volume_shares_parse(const char *s, uint32_t *out);
 void config_defaults(struct config *cfg);
 
 /* Loads path over the defaults and applies environment overrides (AWS_REGION,

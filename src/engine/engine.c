@@ -33,7 +33,8 @@
 #include "skew.h"
 #include "worker.h"
 
-enum task_kind { T_LIST, T_VOLUMES, T_INSTANCE, T_SEQUENTIAL, T_UNATTACHED, T_SERVICE };
+enum task_kind { T_LIST, T_VOLUMES, T_INSTANCE, T_SEQUENTIAL, T_UNATTACHED, T_ATTACHED,
+                 T_SERVICE };
 
 #define ID_LEN WIRE_ID_LEN
 /* The job's own kill comes just after its deadline: the waiters' timers, set for the same
@@ -56,6 +57,8 @@ struct engine_job {
     unsigned listing;          /* listers (or the sequential worker) yet to send DONE */
     unsigned partitions;       /* listers the listing was split into */
     size_t group_size;         /* instance ids per VOLUMES task (plan_group_size) */
+    unsigned volume_shares;    /* ATTACHED tasks listing the volumes beside the listers (0:
+                                * the volumes are listed by the listed instance ids) */
     struct loop_timer *deadline_timer, *queue_timer;
     struct wire_inst *inst;
     size_t ninst, capinst;
@@ -76,7 +79,7 @@ struct task {
     struct engine_service svc; /* SERVICE */
     char (*ids)[ID_LEN];
     size_t nids;
-    unsigned part, nparts;     /* T_LIST: this lister's share of the listing */
+    unsigned part, nparts;     /* T_LIST, T_ATTACHED: this worker's share of the listing */
     bool own_volumes;          /* T_LIST: also fetches the volumes of what it lists */
     int64_t deadline;
     int64_t queued_ms;         /* when it was queued: the budget wait is bounded from here */
@@ -98,9 +101,12 @@ static struct {
     /* limits, copied from the config */
     unsigned max_children, group_size, queue_timeout_ms;
     unsigned list_partitions;  /* 0: sized from the last count; 1: never split */
+    unsigned volume_shares;    /* 0: sized from the last count; 1: one share, unsplit */
+    unsigned volume_page;
     unsigned worker_nice;
     unsigned instance_page;
     bool partitions_off;       /* a split listing came back empty: do not split again */
+    bool volume_split_off;     /* ...and the same for the attached volumes */
     struct loop_timer *wake;   /* runs schedule() from the loop: now, or when the budget */
     int64_t wake_at;           /* has a token again */
     struct loop_timer *trim;   /* malloc_trim once a large job's memory is freed */
@@ -111,9 +117,10 @@ static struct {
     unsigned nrunning, nqueued;
     struct engine_stats stats;
     /* Instances the last full listing of each target found: sizes the next listing's split */
-    struct {
+    struct seen {
         struct target target;
         size_t instances;
+        size_t volumes;        /* 0 when only a hint (sizehint.c) gave the instances */
     } seen[16];
     unsigned nseen;
     engine_seen_fn on_seen;    /* sizehint.c keeps the counts across restarts */
@@ -412,8 +419,8 @@ static void on_not_ready(struct loop *l, void *arg)
     job_fail(job, EBSD_EAUTH, "no usable AWS credentials yet; see /readyz and the log");
 }
 
-static const char *const task_names[] = {"LIST", "VOLUMES", "INSTANCE", "SEQUENTIAL",
-                                          "UNATTACHED", "SERVICE"};
+static const char *const task_names[] = {"LIST",       "VOLUMES",  "INSTANCE", "SEQUENTIAL",
+                                          "UNATTACHED", "ATTACHED", "SERVICE"};
 
 /* At log level debug, each task's start and end in ms from its job's start: the timeline of a
  * fan-out (how long the listing took, when volume work started, where the time went). */
@@ -548,8 +555,8 @@ static bool take_records(struct task *t, int type, const char *data, size_t len)
         job->ntags += kept_tags;
         if (t->kind == T_INSTANCE)
             job->instance_seen = job->ninst > 0;
-        else if (t->kind == T_LIST && t->own_volumes)
-            job->dispatched = job->ninst; /* the lister fetches these volumes itself */
+        else if (t->kind == T_LIST && (t->own_volumes || job->volume_shares))
+            job->dispatched = job->ninst; /* the lister itself, or the shares, list them */
         else if (t->kind == T_LIST)
             enqueue_volume_groups(job);
         return true;
@@ -675,8 +682,9 @@ static int task_main(int fd, void *arg)
     const struct task *t = arg;
     if (t->kind == T_SERVICE)
         return t->svc.fn(fd, t->svc.arg);
-    static const enum worker_kind kinds[] = {WORKER_LIST, WORKER_VOLUMES, WORKER_INSTANCE,
-                                             WORKER_SEQUENTIAL, WORKER_UNATTACHED};
+    static const enum worker_kind kinds[] = {WORKER_LIST,       WORKER_VOLUMES,
+                                             WORKER_INSTANCE,   WORKER_SEQUENTIAL,
+                                             WORKER_UNATTACHED, WORKER_ATTACHED};
     const struct worker_task wt = {
         .kind = kinds[t->kind],
         .target = &t->job->q.target,
@@ -970,37 +978,44 @@ static void kick(void)
 
 /* ---------------------------------------------------------------- what listings found */
 
-static size_t *seen_slot(const struct target *t, bool create)
+static struct seen *seen_slot(const struct target *t, bool create)
 {
     for (unsigned i = 0; i < g.nseen; i++)
         if (target_equal(&g.seen[i].target, t))
-            return &g.seen[i].instances;
+            return &g.seen[i];
     if (!create)
         return NULL;
     unsigned i = g.nseen < sizeof g.seen / sizeof g.seen[0] ? g.nseen++ : 0;
-    g.seen[i].target = *t;
-    g.seen[i].instances = 0;
-    return &g.seen[i].instances;
+    g.seen[i] = (struct seen){.target = *t};
+    return &g.seen[i];
 }
 
-static size_t seen_count(const struct target *t)
+static struct seen last_seen(const struct target *t)
 {
-    const size_t *seen = seen_slot(t, false);
-    return seen ? *seen : 0;
+    const struct seen *seen = seen_slot(t, false);
+    return seen ? *seen : (struct seen){0};
 }
 
 /* Remembers what a complete listing found. A split listing that found nothing where the last
  * one found instances suggests an endpoint without filter wildcards: split no more. */
 static void listing_seen(const struct engine_job *job)
 {
-    size_t *seen = seen_slot(&job->q.target, true);
-    if (job->partitions > 1 && job->ninst == 0 && *seen > 0) {
+    struct seen *seen = seen_slot(&job->q.target, true);
+    if (job->partitions > 1 && job->ninst == 0 && seen->instances > 0) {
         g.partitions_off = true;
         log_warn("fanout", "a listing split %u ways found no instances in %s where the last "
                  "one found %zu: listing unsplit from now on (fanout.list_partitions: 1 "
-                 "makes this the rule)", job->partitions, job->q.target.region, *seen);
+                 "makes this the rule)", job->partitions, job->q.target.region, seen->instances);
     }
-    *seen = job->ninst;
+    if (job->volume_shares > 1 && job->nvols == 0 && seen->volumes > 0) {
+        g.volume_split_off = true;
+        log_warn("fanout", "attached volumes listed in %u shares were none in %s where the "
+                 "last listing found %zu: one share from now on (fanout.volume_shares: 1 "
+                 "makes this the rule)", job->volume_shares, job->q.target.region,
+                 seen->volumes);
+    }
+    seen->instances = job->ninst;
+    seen->volumes = job->nvols;
     if (g.on_seen)
         g.on_seen(&job->q.target, job->ninst);
 }
@@ -1012,9 +1027,9 @@ void engine_set_seen_fn(engine_seen_fn fn)
 
 void engine_seen_hint(const struct target *t, size_t instances)
 {
-    if (seen_count(t) > 0)
+    if (last_seen(t).instances > 0)
         return; /* a listing of this process found it: fresher than any hint */
-    *seen_slot(t, true) = instances;
+    seen_slot(t, true)->instances = instances;
 }
 
 /* ---------------------------------------------------------------- public API */
@@ -1049,22 +1064,34 @@ struct engine_job *engine_start(const struct engine_query *q, int64_t deadline,
         enqueue(job, T_INSTANCE, a, 1);
         enqueue(job, T_VOLUMES, b, 1);
     } else {
-        size_t seen = seen_count(&q->target);
+        struct seen last = last_seen(&q->target);
+        size_t seen = last.instances;
+        size_t ipage = g.instance_page ? g.instance_page : 1000;
+        size_t vpage = g.volume_page ? g.volume_page : 500;
+        job->volume_shares =
+            q->sequential ? 0
+                          : plan_volume_shares(g.volume_shares, g.volume_split_off, seen,
+                                               last.volumes, vpage);
         unsigned parts =
-            q->sequential ? 1 : plan_listers(g.list_partitions, g.partitions_off, seen);
+            q->sequential ? 1
+                          : plan_share_listers(g.list_partitions, g.partitions_off, seen,
+                                               last.volumes, job->volume_shares, ipage, vpage);
         job->partitions = parts;
         job->group_size = plan_group_size(g.group_size, seen, g.max_children, parts,
                                           EC2_MAX_IDS);
         job->listing = parts;
-        bool own = !q->sequential &&
-                   plan_listers_own_volumes(seen, parts, job->group_size,
-                                            g.instance_page ? g.instance_page : 1000,
-                                            EC2_MAX_IDS);
+        bool own = !q->sequential && !job->volume_shares &&
+                   plan_listers_own_volumes(seen, parts, job->group_size, ipage, EC2_MAX_IDS);
         for (unsigned i = 0; i < parts; i++) {
             struct task *t = enqueue(job, q->sequential ? T_SEQUENTIAL : T_LIST, NULL, 0);
             t->part = i;
             t->nparts = parts;
             t->own_volumes = own;
+        }
+        for (unsigned i = 0; i < job->volume_shares; i++) {
+            struct task *t = enqueue(job, T_ATTACHED, NULL, 0);
+            t->part = i;
+            t->nparts = job->volume_shares;
         }
     }
     kick(); /* workers are forked from the loop, so done never runs inside engine_start */
@@ -1139,6 +1166,10 @@ void engine_init(struct loop *l, const struct config *cfg, engine_gate_fn gate)
     g.max_children = cfg->max_children;
     g.group_size = cfg->group_size ? cfg->group_size : 100;
     g.list_partitions = cfg->list_partitions;
+    uint32_t shares = 0; /* validated with the config */
+    (void)config_volume_shares_parse(cfg->fanout_volume_shares, &shares);
+    g.volume_shares = shares;
+    g.volume_page = cfg->volume_page_size;
     g.queue_timeout_ms = cfg->queue_timeout_ms;
     g.worker_nice = cfg->worker_nice;
     g.instance_page = cfg->instance_page_size;

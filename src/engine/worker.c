@@ -49,17 +49,24 @@ void worker_prepare(void)
         sigv4_signed_free(&out);
 }
 
+/* Every page of the volumes of a group of instance ids (ids), of one share of the attached
+ * volumes (share: its part of nparts) or, with neither, of the unattached ones. */
 static ebsd_status worker_volumes(int fd, struct ec2_client *c, const char *const *ids, size_t n,
-                                  int64_t deadline, const struct wire_tag_pick *pick,
-                                  struct ec2_error *err)
+                                  const struct worker_task *share, int64_t deadline,
+                                  const struct wire_tag_pick *pick, struct ec2_error *err)
 {
     struct ec2_pager pg;
     ec2_pager_init(&pg);
     ebsd_status st = EBSD_OK;
     for (;;) {
         struct ec2_volume_page p = {0};
-        st = ids ? ec2_describe_volumes(c, ids, n, pg.token, deadline, &p, err)
-                 : ec2_describe_unattached_volumes(c, pg.token, deadline, &p, err);
+        if (ids)
+            st = ec2_describe_volumes(c, ids, n, pg.token, deadline, &p, err);
+        else if (share)
+            st = ec2_describe_attached_part(c, share->part, share->nparts, pg.token, deadline,
+                                            &p, err);
+        else
+            st = ec2_describe_unattached_volumes(c, pg.token, deadline, &p, err);
         if (st != EBSD_OK)
             break;
         st = wire_put_volumes(fd, &p, pick);
@@ -95,14 +102,14 @@ static ebsd_status worker_list(int fd, struct ec2_client *c, const struct worker
                 size_t n = p.n - i < EC2_MAX_IDS ? p.n - i : EC2_MAX_IDS;
                 for (size_t k = 0; k < n; k++)
                     ids[k] = p.items[i + k].id;
-                st = worker_volumes(fd, c, ids, n, deadline, &t->tags, err);
+                st = worker_volumes(fd, c, ids, n, NULL, deadline, &t->tags, err);
             }
         }
         if (st == EBSD_OK && sequential) {
             /* the seed: one DescribeVolumes call (and its pages) per instance */
             for (size_t i = 0; i < p.n && st == EBSD_OK; i++) {
                 const char *one = p.items[i].id;
-                st = worker_volumes(fd, c, &one, 1, deadline, &t->tags, err);
+                st = worker_volumes(fd, c, &one, 1, NULL, deadline, &t->tags, err);
             }
         }
         bool more = st == EBSD_OK && ec2_pager_next(&pg, &p.next_token, err, &st);
@@ -182,10 +189,13 @@ int worker_main(int fd, const struct worker_task *t)
         st = worker_list(fd, c, t, &err);
         break;
     case WORKER_VOLUMES:
-        st = worker_volumes(fd, c, ids, n, t->deadline, &t->tags, &err);
+        st = worker_volumes(fd, c, ids, n, NULL, t->deadline, &t->tags, &err);
+        break;
+    case WORKER_ATTACHED:
+        st = worker_volumes(fd, c, NULL, 0, t, t->deadline, &t->tags, &err);
         break;
     case WORKER_UNATTACHED: /* ids NULL: the status filter instead of attachment ids */
-        st = worker_volumes(fd, c, NULL, 0, t->deadline, &t->tags, &err);
+        st = worker_volumes(fd, c, NULL, 0, NULL, t->deadline, &t->tags, &err);
         break;
     case WORKER_INSTANCE: {
         struct ec2_instance_page p = {0};

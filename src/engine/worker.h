@@ -15,7 +15,8 @@ enum worker_kind {
     WORKER_VOLUMES,     /* DescribeVolumes for a group of instance ids */
     WORKER_INSTANCE,    /* DescribeInstances InstanceId.1 */
     WORKER_SEQUENTIAL,  /* the seed: list, then one DescribeVolumes per instance */
-    WORKER_UNATTACHED   /* DescribeVolumes status=available|creating, paginated */
+    WORKER_UNATTACHED,  /* DescribeVolumes status=available|creating, paginated */
+    WORKER_ATTACHED     /* DescribeVolumes of one share of the attached volumes, paginated */
 };
 
 struct worker_task {
@@ -23,7 +24,7 @@ struct worker_task {
     const struct target *target;
     const char (*ids)[WIRE_ID_LEN];
     size_t nids;
-    unsigned part, nparts;     /* WORKER_LIST: this lister's share of the listing */
+    unsigned part, nparts;     /* WORKER_LIST, WORKER_ATTACHED: this worker's share */
     bool own_volumes;          /* WORKER_LIST: also fetch the volumes of what it lists */
     int64_t deadline;          /* monotonic ms every EC2 call (and retry) must respect */
     struct wire_tag_pick tags; /* which tags go into the records */

@@ -29,11 +29,25 @@ def split_calls(n):
     return min(p, 16)
 
 
-def config(path):
-    return ("fanout:\n  state_file: %s\n  list_partitions: 0\n"
+def config(path, volume_shares="off"):
+    # volume_shares off: the volumes by instance ids, so the listers are plan_listers' alone
+    return ("fanout:\n  state_file: %s\n  list_partitions: 0\n  volume_shares: %s\n"
             "cache:\n  min_refresh_s: 0\n"
             "refresh:\n  interval_s: 0\n"
-            "ec2:\n  rate_limit: 0\n" % path)   # no budget: back-to-back cold listings
+            "ec2:\n  rate_limit: 0\n" % (path, volume_shares))   # no budget: back-to-back
+
+
+def share_plan(n):
+    """Listers and volume shares of a fleet of n instances known only by its size (a hint):
+    2.5 volumes an instance, shares of nine tenths of a 500-volume page, at most 16; the
+    fewest listers whose 1,000-instance pages are no more than a share's (plan.c)."""
+    vols = n * 25 // 10
+    shares = min(16, -(-vols // 450))
+    pages = -(-(-(-vols // shares)) // 500)
+    listers = 1
+    while listers < 16 and -(-n // listers) > 1000 * pages:
+        listers *= 2
+    return listers, shares
 
 
 def first_listing(e, sim, redis=None):
@@ -85,6 +99,30 @@ def test_first_request_after_restart_is_split():
         e = Ebsd(config=config(path), sim=sim)
         assert logged(e, "read fanout.state_file"), e.lines[-10:]
         assert first_listing(e, sim) == split_calls(FLEET)
+        e.stop()
+    finally:
+        sim.stop()
+        shutil.rmtree(d)
+
+
+def test_first_request_after_restart_lists_volume_shares():
+    """With volume shares (auto), the hint sizes them too: the first request after a restart
+    lists the volumes side by side with the instances, not by instance ids after them."""
+    d = tempfile.mkdtemp(prefix="ebsd-sizehint-")
+    path = os.path.join(d, "hint.json")
+    sim = Sim("--instances", str(FLEET), "--seed", "19")
+    try:
+        e = Ebsd(config=config(path, "auto"), sim=sim)
+        assert first_listing(e, sim) == unsplit_calls(FLEET)  # by ids: nothing known yet
+        e.stop()
+        e = Ebsd(config=config(path, "auto"), sim=sim)
+        assert logged(e, "read fanout.state_file"), e.lines[-10:]
+        listers, shares = share_plan(FLEET)
+        sim.reset()
+        st, _, doc = e.get_json("/volumes/total?timeout_ms=29000", headers=NO_CACHE)
+        assert st == 200, doc
+        assert doc["volume_count"] == sim.truth()["volume_count"]
+        assert doc["source"]["children"] == listers + shares, (listers, shares, doc["source"])
         e.stop()
     finally:
         sim.stop()
@@ -168,7 +206,8 @@ def test_new_replica_starts_split_from_redis():
     is ignored with a log line."""
     srv = RedisServer()
     sim = Sim("--instances", str(FLEET), "--seed", "19")
-    cfg = ("fanout:\n  list_partitions: 0\ncache:\n  min_refresh_s: 0\n"
+    cfg = ("fanout:\n  list_partitions: 0\n  volume_shares: \"off\"\n"
+           "cache:\n  min_refresh_s: 0\n"
            "refresh:\n  interval_s: 0\nec2:\n  rate_limit: 0\n"
            "redis:\n  url: \"redis://127.0.0.1:%d\"\n  key_prefix: \"t19:\"\n"
            "  command_timeout_ms: %d\n" % (srv.port, int(400 * SLOW)))

@@ -97,6 +97,7 @@ static void check_defaults(const struct config *c)
     CHECK_INT(c->max_children, 32);
     CHECK_INT(c->group_size, 200);
     CHECK_INT(c->list_partitions, 0);
+    CHECK_STR(c->fanout_volume_shares, "auto");
     CHECK_INT(c->worker_nice, 10);
     CHECK_INT(c->queue_timeout_ms, 2000);
     CHECK_INT(c->cache_max_entries, 10000);
@@ -400,6 +401,14 @@ static void test_out_of_range(void)
                  "value 1001 out of range 1..1000");
     expect_error("fanout:\n  list_partitions: 17\n", EBSD_EINVAL, 2, "fanout.list_partitions",
                  "value 17 out of range 0..16");
+    static const char *const bad_shares[] = {"0", "257", "-1", "many", "08", "4x", "\"\""};
+    for (size_t i = 0; i < sizeof bad_shares / sizeof bad_shares[0]; i++) {
+        char text[64], want[96];
+        snprintf(text, sizeof text, "fanout:\n  volume_shares: %s\n", bad_shares[i]);
+        snprintf(want, sizeof want, "'%s' is not auto, off or a number from 1 to 256",
+                 strcmp(bad_shares[i], "\"\"") == 0 ? "" : bad_shares[i]);
+        expect_error(text, EBSD_EINVAL, 2, "fanout.volume_shares", want);
+    }
     expect_error("cache:\n  min_refresh_s: 86401\n", EBSD_EINVAL, 2, "cache.min_refresh_s",
                  "value 86401 out of range 0..86400");
     expect_error("fanout:\n  worker_nice: 20\n", EBSD_EINVAL, 2, "fanout.worker_nice",
@@ -730,6 +739,21 @@ static void test_fanout_state_file(void)
     CHECK_STR(c.fanout_state_file, "/var/lib/ebsd/sizehint.json");
     CHECK_INT(c.list_partitions, 0); /* the other fanout keys keep their defaults */
     config_free(&c);
+    /* fanout.volume_shares: auto, off or a count */
+    static const struct {
+        const char *text;
+        uint32_t want;
+    } shares[] = {{"auto", 0}, {"off", CONFIG_VOLUME_SHARES_OFF}, {"1", 1}, {"256", 256},
+                  {"\"12\"", 12}};
+    for (size_t i = 0; i < sizeof shares / sizeof shares[0]; i++) {
+        char text[64];
+        uint32_t got = 7;
+        snprintf(text, sizeof text, "fanout:\n  volume_shares: %s\n", shares[i].text);
+        CHECK_INT(load_text(text, &c, &err, path), EBSD_OK);
+        CHECK(config_volume_shares_parse(c.fanout_volume_shares, &got));
+        CHECK_INT(got, shares[i].want);
+        config_free(&c);
+    }
     CHECK_INT(load_text("fanout:\n  state_file: \"\"\n", &c, &err, path), EBSD_OK);
     CHECK_STR(c.fanout_state_file, "");
     config_free(&c);

@@ -149,6 +149,37 @@ static void test_bodies(void)
     CHECK_INT(ec2_instances_part_body(4, 4, NULL, 1000, &b), EBSD_EINVAL);
     CHECK(b == NULL);
 
+    /* the attached volumes in shares: one hex digit up to 16, two beyond */
+#define ATTACHED "Action=DescribeVolumes&Version=2016-11-15&Filter.1.Name=attachment.status" \
+                 "&Filter.1.Value.1=attaching&Filter.1.Value.2=attached" \
+                 "&Filter.1.Value.3=detaching"
+    CHECK_INT(ec2_attached_part_body(0, 1, NULL, 500, &b), EBSD_OK);
+    CHECK_STR(b, ATTACHED "&MaxResults=500");
+    free(b);
+    CHECK_INT(ec2_attached_part_body(5, 8, "t/2", 0, &b), EBSD_OK); /* 0: the default page */
+    CHECK_STR(b, ATTACHED "&Filter.2.Name=volume-id&Filter.2.Value.1=%2A5"
+                 "&Filter.2.Value.2=%2Ad&MaxResults=500&NextToken=t%2F2");
+    free(b);
+    CHECK_INT(ec2_attached_part_body(33, 64, NULL, 500, &b), EBSD_OK);
+    CHECK_STR(b, ATTACHED "&Filter.2.Name=volume-id&Filter.2.Value.1=%2A21"
+                 "&Filter.2.Value.2=%2A61&Filter.2.Value.3=%2Aa1&Filter.2.Value.4=%2Ae1"
+                 "&MaxResults=500");
+    free(b);
+    CHECK_INT(ec2_attached_part_body(255, 256, NULL, 500, &b), EBSD_OK);
+    CHECK_STR(b, ATTACHED "&Filter.2.Name=volume-id&Filter.2.Value.1=%2Aff&MaxResults=500");
+    free(b);
+#undef ATTACHED
+    /* 3 does not divide 16: the last two digits, x % 3 == part of 0..255 (86, 85, 85) */
+    CHECK_INT(ec2_attached_part_body(2, 3, NULL, 500, &b), EBSD_OK);
+    CHECK(strstr(b, "&Filter.2.Value.1=%2A02&Filter.2.Value.2=%2A05&") != NULL);
+    CHECK(strstr(b, "&Filter.2.Value.85=%2Afe&MaxResults=500") != NULL);
+    free(b);
+    b = NULL;
+    CHECK_INT(ec2_attached_part_body(0, 512, NULL, 500, &b), EBSD_EINVAL);
+    CHECK_INT(ec2_attached_part_body(0, 0, NULL, 500, &b), EBSD_EINVAL);
+    CHECK_INT(ec2_attached_part_body(8, 8, NULL, 500, &b), EBSD_EINVAL);
+    CHECK(b == NULL);
+
     CHECK_INT(ec2_volumes_body(NULL, 0, NULL, 0, &b), EBSD_OK);
     CHECK_STR(b, "Action=DescribeVolumes&Version=2016-11-15&MaxResults=500");
     free(b);

@@ -201,6 +201,45 @@ static void test_total_matches_truth(void)
     CHECK_INT(engine_stats()->queued, 0);
 }
 
+static void set_volume_shares(const char *v)
+{
+    free(cfg.fanout_volume_shares);
+    cfg.fanout_volume_shares = xstrdup(v);
+}
+
+/* The attached volumes listed in shares beside the listers, once the target's size is known:
+ * every instance and every volume, each volume once, from a lister and the shares. */
+static void test_volume_shares_match_truth(void)
+{
+    static const struct {
+        const char *setting;
+        unsigned shares; /* on the second listing; the first has no size yet under auto */
+    } cases[] = {{"auto", 1}, {"4", 4}, {"3", 3}, {"20", 20}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        set_volume_shares(cases[i].setting);
+        engine_setup();
+        sim_faults("{}");
+        for (int round = 0; round < 2; round++) {
+            struct seen s = {0};
+            struct engine_query q = query(ENGINE_TOTAL);
+            engine_start(&q, clock_now_ms() + 5000, on_done, &s);
+            run_for(1, 8000);
+            CHECK_INT(s.status, EBSD_OK);
+            CHECK_INT(s.ninst, (long long)truth_num("instance_count"));
+            CHECK_INT(s.nvols, (long long)truth_num("volume_count")); /* each once */
+            CHECK_INT(s.distinct_vols, (long long)truth_num("volume_count"));
+            if (round == 1) {
+                CHECK_INT(s.children, 1 + cases[i].shares); /* 40 instances: one lister */
+                CHECK_INT(s.ec2_calls, 1 + cases[i].shares);
+            }
+        }
+    }
+    set_volume_shares("off");
+    engine_setup();
+    settle(200);
+    CHECK_INT(engine_stats()->running, 0);
+}
+
 /* An ENGINE_INSTANCE query for the fleet's first instance. */
 static struct engine_query first_instance_query(void)
 {
@@ -738,6 +777,9 @@ static void setup_all(void)
     free(cfg.ec2_endpoint);
     cfg.ec2_endpoint = xstrdup(sim.url);
     cfg.max_children = 32;
+    /* the volumes by instance ids: these tests count workers of that plan (the shares have
+     * theirs, test_volume_shares_match_truth) */
+    set_volume_shares("off");
     if (loop_new(&L) != EBSD_OK)
         exit(1);
     sig_fd = harness_sigchld_watch(L);
@@ -769,7 +811,8 @@ static void test_teardown(void)
     teardown_all();
 }
 
-TEST_MAIN(T(test_setup), T(test_total_matches_truth), T(test_instance_job),
+TEST_MAIN(T(test_setup), T(test_total_matches_truth), T(test_volume_shares_match_truth),
+          T(test_instance_job),
           T(test_deadline_kills), T(test_extend), T(test_extend_running),
           T(test_deadline_leaves_a_finished_worker_to_sigchld),
           T(test_queue_waits_for_slot), T(test_queue_timeout_same_turn), T(test_cancel),

@@ -49,5 +49,42 @@ static void test_last_groups(void)
     CHECK_INT(plan_last_groups(250, 100), 84);
 }
 
+static void test_volume_shares(void)
+{
+    /* unknown size: the volumes by instance ids, as many calls as the old plan */
+    CHECK_INT(plan_volume_shares(0, false, 0, 0, 500), 0);
+    /* the last listing's volumes, nine tenths of a page a share */
+    CHECK_INT(plan_volume_shares(0, false, 100, 232, 500), 1);
+    CHECK_INT(plan_volume_shares(0, false, 1000, 2324, 500), 6);
+    CHECK_INT(plan_volume_shares(0, false, 10000, 23242, 500), 16); /* at most 16 on auto */
+    /* a size hint without volumes: 2.5 an instance */
+    CHECK_INT(plan_expected_volumes(1000, 0), 2500);
+    CHECK_INT(plan_expected_volumes(1000, 7), 7);
+    CHECK_INT(plan_volume_shares(0, false, 1000, 0, 500), 6);
+    CHECK_INT(plan_volume_shares(0, false, 1000, 2324, 100), 16);  /* smaller pages */
+    /* configured: as given, first listing included, at most 256 */
+    CHECK_INT(plan_volume_shares(5, false, 0, 0, 500), 5);
+    CHECK_INT(plan_volume_shares(1000, false, 0, 0, 500), 256);
+    /* an endpoint that ignored the split: one share, or by ids while the size is unknown */
+    CHECK_INT(plan_volume_shares(8, true, 0, 0, 500), 1);
+    CHECK_INT(plan_volume_shares(0, true, 1000, 2324, 500), 1);
+    CHECK_INT(plan_volume_shares(0, true, 0, 0, 500), 0);
+}
+
+static void test_share_listers(void)
+{
+    /* 1,000 instances, 6 shares of one page: one lister's page of 1,000 keeps up */
+    CHECK_INT(plan_share_listers(0, false, 1000, 2324, 6, 1000, 500), 1);
+    /* 10,000 instances, 16 shares of 3 pages: 4 listers of 2,500 (3 pages each) */
+    CHECK_INT(plan_share_listers(0, false, 10000, 23242, 16, 1000, 500), 4);
+    /* 100,000 instances: shares of 30 pages, 4 listers of 25 pages; never more than 16 */
+    CHECK_INT(plan_share_listers(0, false, 100000, 232420, 16, 1000, 500), 4);
+    CHECK_INT(plan_share_listers(0, false, 100000, 100, 16, 1000, 500), 16);
+    /* configured, split off, or no shares: plan_listers */
+    CHECK_INT(plan_share_listers(2, false, 10000, 23242, 16, 1000, 500), 2);
+    CHECK_INT(plan_share_listers(0, true, 10000, 23242, 16, 1000, 500), 1);
+    CHECK_INT(plan_share_listers(0, false, 10000, 23242, 0, 1000, 500), 16);
+}
+
 TEST_MAIN(T(test_listers), T(test_group_size), T(test_listers_own_volumes),
-          T(test_last_groups))
+          T(test_last_groups), T(test_volume_shares), T(test_share_listers))
