@@ -244,6 +244,21 @@ def test_parameter_errors():
     assert c.describe_volumes(VolumeIds=[vid])["Volumes"][0]["VolumeId"] == vid
     assert c.describe_volumes(Filters=[{"Name": "volume-id", "Values": [vid]}])["Volumes"][0]["VolumeId"] == vid
     expect_error(lambda: c.describe_volumes(VolumeIds=["vol-0123456789abcdef0"]), "InvalidVolume.NotFound", 400)
+    # wildcards on volume ids, as ebsd's volume shares send them: "*a" ends in a (the suffix
+    # fast path), "*a?" and "vol-*" take the general matcher; shares are disjoint and cover
+    every = {v["VolumeId"] for v in c.get_paginator("describe_volumes").paginate().build_full_result()["Volumes"]}
+    assert len(every) == truth["volumes_total"]
+
+    def ids(*values):
+        pages = c.get_paginator("describe_volumes").paginate(
+            Filters=[{"Name": "volume-id", "Values": list(values)}])
+        return {v["VolumeId"] for v in pages.build_full_result()["Volumes"]}
+    shares = [ids("*%x" % d) for d in range(16)]
+    assert all(v.endswith("%x" % d) for d, share in enumerate(shares) for v in share)
+    assert sum(len(x) for x in shares) == len(every) and set().union(*shares) == every
+    assert ids("*a?") == {v for v in every if v[-2] == "a"}
+    assert ids("vol-*") == every and ids("*") == every
+    assert ids("*" + vid[-5:]) == {v for v in every if v.endswith(vid[-5:])}
     sim.stop()
 
 
