@@ -59,6 +59,7 @@ struct engine_job {
     size_t group_size;         /* instance ids per VOLUMES task (plan_group_size) */
     unsigned volume_shares;    /* ATTACHED tasks listing the volumes beside the listers (0:
                                 * the volumes are listed by the listed instance ids) */
+    bool relisted, revolumed;  /* a split that found nothing, done again unsplit */
     struct loop_timer *deadline_timer, *queue_timer;
     struct wire_inst *inst;
     size_t ninst, capinst;
@@ -484,6 +485,7 @@ static void enqueue_volume_groups(struct engine_job *job)
 }
 
 static void task_done(struct task *t);
+static bool retry_unsplit(struct engine_job *job);
 static void listing_seen(const struct engine_job *job);
 
 /* Adds a worker's EC2 call counts to its job and to the process totals. */
@@ -936,8 +938,11 @@ static void job_maybe_finish(struct engine_job *job)
                  job->q.target.region);
         return;
     }
-    if (job->q.kind == ENGINE_TOTAL)
+    if (job->q.kind == ENGINE_TOTAL) {
+        if (retry_unsplit(job))
+            return;
         listing_seen(job);
+    }
     struct engine_outcome out = {
         .status = EBSD_OK,
         .inst = job->inst,
@@ -996,23 +1001,54 @@ static struct seen last_seen(const struct target *t)
     return seen ? *seen : (struct seen){0};
 }
 
-/* Remembers what a complete listing found. A split listing that found nothing where the last
- * one found instances suggests an endpoint without filter wildcards: split no more. */
+/* A split listing (or volume listing) that found nothing where the target's last listing
+ * found something: an endpoint without filter wildcards, or a fleet that is gone. Either way
+ * the job asks once more, unsplit, before it answers (listing_seen tells which it was).
+ * True when it did. */
+static bool retry_unsplit(struct engine_job *job)
+{
+    struct seen last = last_seen(&job->q.target);
+    bool again = false;
+    if (job->partitions > 1 && job->ninst == 0 && last.instances > 0 && !job->relisted) {
+        job->relisted = true;
+        job->partitions = 1;
+        job->listing = 1;
+        struct task *t = enqueue(job, T_LIST, NULL, 0);
+        t->part = 0;
+        t->nparts = 1;
+        again = true;
+    }
+    if (job->volume_shares > 1 && job->nvols == 0 && last.volumes > 0 && !job->revolumed) {
+        job->revolumed = true;
+        job->volume_shares = 1;
+        struct task *t = enqueue(job, T_ATTACHED, NULL, 0);
+        t->part = 0;
+        t->nparts = 1;
+        again = true;
+    }
+    if (again)
+        schedule();
+    return again;
+}
+
+/* Remembers what a complete listing found. A split that found nothing where the same listing
+ * unsplit found something means an endpoint without filter wildcards: split no more. */
 static void listing_seen(const struct engine_job *job)
 {
     struct seen *seen = seen_slot(&job->q.target, true);
-    if (job->partitions > 1 && job->ninst == 0 && seen->instances > 0) {
+    if (job->relisted && job->ninst > 0) {
         g.partitions_off = true;
-        log_warn("fanout", "a listing split %u ways found no instances in %s where the last "
-                 "one found %zu: listing unsplit from now on (fanout.list_partitions: 1 "
-                 "makes this the rule)", job->partitions, job->q.target.region, seen->instances);
+        log_warn("fanout", "a split listing found no instances in %s where the same listing "
+                 "unsplit found %zu (no filter wildcards?): listing unsplit from now on "
+                 "(fanout.list_partitions: 1 makes this the rule)", job->q.target.region,
+                 job->ninst);
     }
-    if (job->volume_shares > 1 && job->nvols == 0 && seen->volumes > 0) {
+    if (job->revolumed && job->nvols > 0) {
         g.volume_split_off = true;
-        log_warn("fanout", "attached volumes listed in %u shares were none in %s where the "
-                 "last listing found %zu: one share from now on (fanout.volume_shares: 1 "
-                 "makes this the rule)", job->volume_shares, job->q.target.region,
-                 seen->volumes);
+        log_warn("fanout", "volume shares found no attached volume in %s where one unsplit "
+                 "share found %zu (no filter wildcards?): one share from now on "
+                 "(fanout.volume_shares: 1 makes this the rule)", job->q.target.region,
+                 job->nvols);
     }
     seen->instances = job->ninst;
     seen->volumes = job->nvols;

@@ -221,6 +221,37 @@ def test_volume_shares_beside_the_listing():
     sim.stop()
 
 
+def test_split_falls_back_without_filter_wildcards():
+    """Against an endpoint without filter wildcards (ec2sim --no-wildcards) the split listing
+    and the volume shares find nothing: the request asks once more unsplit and answers the
+    truth, and later requests are unsplit from the start."""
+    sim = Sim("--instances", "2500", "--seed", "8", "--no-wildcards")
+    e = Ebsd(config=NO_REFRESH_BOUND, sim=sim)
+    check_listing(e, sim, 3)  # size unknown: unsplit, volumes by instance ids (exact values)
+    truth = sim.truth()
+    pages = -(-truth["volume_count"] // 500)
+    for split in (True, False):
+        sim.reset()
+        st, _, doc = fresh(e, "/volumes/total?detail=instances&timeout_ms=29000")
+        assert st == 200, (st, doc)
+        assert doc["total_gib"] == truth["total_gib"]
+        assert doc["volume_count"] == truth["volume_count"]
+        assert {i["instance_id"]: i["total_gib"] for i in doc["instances"]} == truth["instances"]
+        calls = sim.stats()["calls"]
+        if split:   # 4 listers and the shares found nothing, then 3 pages and one share
+            assert calls.get("DescribeInstances") == 4 + 3, calls
+            shares = doc["source"]["children"] - 4 - 2
+            assert shares > 1 and calls.get("DescribeVolumes") == shares + pages, (doc, calls)
+            e.wait_line(lambda l: "one share from now on" in l)
+            warned = [l["msg"] for l in e.json_lines() if "no filter wildcards?" in l.get("msg", "")]
+            assert len(warned) == 2 and "listing unsplit from now on" in warned[0], warned
+        else:       # unsplit from the start: one lister, one share
+            assert calls == {"DescribeInstances": 3, "DescribeVolumes": pages}, calls
+            assert doc["source"]["children"] == 2, doc["source"]
+    e.stop()
+    sim.stop()
+
+
 def test_without_detail_has_no_instances_and_conforms():
     sim = Sim("--instances", "30")
     e = Ebsd(sim=sim)

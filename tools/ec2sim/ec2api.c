@@ -153,9 +153,16 @@ static int cmp_str(const void *a, const void *b)
  * 50 DescribeVolumes calls of 200 attachment.instance-id values over 28,000 volumes would
  * otherwise cost the simulator more CPU than the client it measures. The request's own order
  * of values is kept for the page-token hash. */
+static bool g_literal; /* --no-wildcards: filter values match only themselves */
+
+void ec2api_set_literal_filters(bool on)
+{
+    g_literal = on;
+}
+
 static void prepare_exact(struct filter *f)
 {
-    for (size_t i = 0; i < f->nvalues; i++)
+    for (size_t i = 0; i < f->nvalues && !g_literal; i++)
         if (strpbrk(f->values[i], "*?\\"))
             return;
     f->exact = xmalloc(f->nvalues * sizeof *f->exact);

@@ -25,6 +25,10 @@ struct ec2_response {
 void ec2api_handle(const struct fleet *f, const struct query *q, const char *request_id,
                    const unsigned char token_key[32], struct ec2_response *out);
 
+/* With on, filter values are compared as they are, '*' and '?' included: an EC2 look-alike
+ * without filter wildcards (--no-wildcards). */
+void ec2api_set_literal_filters(bool on);
+
 /* Fills *out with EC2's error envelope. */
 void ec2api_error(struct ec2_response *out, int status, const char *code, const char *message,
                   const char *request_id);

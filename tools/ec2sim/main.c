@@ -47,6 +47,7 @@ struct options {
     const char *fleet_file;
     const char *tls_cert, *tls_key;
     bool no_auth;
+    bool no_wildcards;
     int max_skew;
     cJSON *faults; /* settings from flags, applied like POST /_sim/faults */
     cJSON *sts;    /* role settings from flags, applied like POST /_sim/sts */
@@ -609,7 +610,8 @@ static void usage(FILE *out)
           "              [--deny-role ARN|ACCOUNT]... [--role-external-id ARN=ID]...\n"
           "              [--sts-max-duration SECONDS] [--clock-offset SECONDS]\n"
           "              [--accounts ID1,ID2,...]\n"
-          "              [--max-skew SECONDS] [--no-auth] [--tls-cert PEM --tls-key PEM]\n"
+          "              [--max-skew SECONDS] [--no-auth] [--no-wildcards]\n"
+          "              [--tls-cert PEM --tls-key PEM]\n"
           "See docs/ec2sim.md.\n",
           out);
 }
@@ -678,6 +680,9 @@ static bool parse_args(int argc, char **argv, struct options *o)
             exit(0);
         } else if (strcmp(a, "--no-auth") == 0) {
             o->no_auth = true;
+            continue;
+        } else if (strcmp(a, "--no-wildcards") == 0) {
+            o->no_wildcards = true;
             continue;
         }
         if (!v) {
@@ -873,6 +878,7 @@ int main(int argc, char **argv)
     if (!parse_args(argc, argv, &o))
         goto out;
     g_no_auth = o.no_auth;
+    ec2api_set_literal_filters(o.no_wildcards);
     g_max_skew = o.max_skew;
     struct fleet_params fp;
     fleet_params_default(&fp);
