@@ -566,23 +566,29 @@ static int64_t effective_deadline(int64_t deadline)
     return deadline ? deadline : clock_now_ms() + DEFAULT_DEADLINE_MS;
 }
 
-/* Sends a DescribeInstances body that building (st) produced; bad says what was invalid
- * when it did not. Takes the body. */
-static ebsd_status describe_instances(struct ec2_client *c, ebsd_status st, char *body,
-                                      const char *bad, int64_t deadline,
-                                      struct ec2_instance_page *out, struct ec2_error *err)
+/* Sends a DescribeInstances (volumes false) or DescribeVolumes body that building (st)
+ * produced; bad says what was invalid when it did not. Takes the body; *out (a struct
+ * ec2_instance_page or ec2_volume_page) is written only on success. */
+static ebsd_status describe(struct ec2_client *c, ebsd_status st, char *body, const char *bad,
+                            int64_t deadline, bool volumes, void *out, struct ec2_error *err)
 {
-    struct ec2_instance_page page = {0};
+    union {
+        struct ec2_instance_page inst;
+        struct ec2_volume_page vol;
+    } page;
+    memset(&page, 0, sizeof page);
     if (err)
         memset(err, 0, sizeof *err);
     if (st != EBSD_OK) {
         if (err)
             snprintf(err->message, sizeof err->message, "%s", bad);
     } else {
-        st = perform(c, body, &c->stats.describe_instances, effective_deadline(deadline),
-                     parse_instances_cb, &page, err);
+        st = perform(c, body,
+                     volumes ? &c->stats.describe_volumes : &c->stats.describe_instances,
+                     effective_deadline(deadline), volumes ? parse_volumes_cb : parse_instances_cb,
+                     &page, err);
         if (st == EBSD_OK)
-            *out = page;
+            memcpy(out, &page, volumes ? sizeof page.vol : sizeof page.inst);
     }
     free(body);
     return st;
@@ -594,7 +600,7 @@ ebsd_status ec2_describe_instances(struct ec2_client *c, const char *const *ids,
 {
     char *body = NULL;
     ebsd_status st = ec2_instances_body(ids, nids, next_token, c->instance_page, &body);
-    return describe_instances(c, st, body, "invalid instance ids", deadline, out, err);
+    return describe(c, st, body, "invalid instance ids", deadline, false, out, err);
 }
 
 ebsd_status ec2_describe_instances_part(struct ec2_client *c, unsigned part, unsigned nparts,
@@ -603,29 +609,7 @@ ebsd_status ec2_describe_instances_part(struct ec2_client *c, unsigned part, uns
 {
     char *body = NULL;
     ebsd_status st = ec2_instances_part_body(part, nparts, next_token, c->instance_page, &body);
-    return describe_instances(c, st, body, "invalid listing partition", deadline, out, err);
-}
-
-/* Sends a DescribeVolumes body that building (st) produced; bad says what was invalid when
- * it did not. Takes the body. */
-static ebsd_status describe_volumes(struct ec2_client *c, ebsd_status st, char *body,
-                                    const char *bad, int64_t deadline,
-                                    struct ec2_volume_page *out, struct ec2_error *err)
-{
-    struct ec2_volume_page page = {0};
-    if (err)
-        memset(err, 0, sizeof *err);
-    if (st != EBSD_OK) {
-        if (err)
-            snprintf(err->message, sizeof err->message, "%s", bad);
-    } else {
-        st = perform(c, body, &c->stats.describe_volumes, effective_deadline(deadline),
-                     parse_volumes_cb, &page, err);
-        if (st == EBSD_OK)
-            *out = page;
-    }
-    free(body);
-    return st;
+    return describe(c, st, body, "invalid listing partition", deadline, false, out, err);
 }
 
 ebsd_status ec2_describe_volumes(struct ec2_client *c, const char *const *instance_ids,
@@ -634,7 +618,7 @@ ebsd_status ec2_describe_volumes(struct ec2_client *c, const char *const *instan
 {
     char *body = NULL;
     ebsd_status st = ec2_volumes_body(instance_ids, nids, next_token, c->volume_page, &body);
-    return describe_volumes(c, st, body, "invalid instance ids", deadline, out, err);
+    return describe(c, st, body, "invalid instance ids", deadline, true, out, err);
 }
 
 ebsd_status ec2_describe_attached_part(struct ec2_client *c, unsigned part, unsigned nparts,
@@ -643,7 +627,7 @@ ebsd_status ec2_describe_attached_part(struct ec2_client *c, unsigned part, unsi
 {
     char *body = NULL;
     ebsd_status st = ec2_attached_part_body(part, nparts, next_token, c->volume_page, &body);
-    return describe_volumes(c, st, body, "invalid volume listing share", deadline, out, err);
+    return describe(c, st, body, "invalid volume listing share", deadline, true, out, err);
 }
 
 ebsd_status ec2_describe_unattached_volumes(struct ec2_client *c, const char *next_token,
@@ -652,7 +636,7 @@ ebsd_status ec2_describe_unattached_volumes(struct ec2_client *c, const char *ne
 {
     char *body = NULL;
     ebsd_status st = ec2_unattached_body(next_token, c->volume_page, &body);
-    return describe_volumes(c, st, body, "invalid request", deadline, out, err);
+    return describe(c, st, body, "invalid request", deadline, true, out, err);
 }
 
 /* ---- pagination ------------------------------------------------------------------------- */

@@ -90,8 +90,9 @@ def test_multi_attach_volume_on_16_instances_counts_in_each():
     sim.stop()
 
 
-def check_listing(e, sim, want_calls):
-    """A fresh total equals the truth, made with want_calls DescribeInstances calls."""
+def fresh_total_is_truth(e, sim):
+    """A fresh total with detail, checked against the truth (totals, counts, each instance's
+    total and volume count); returns it, the truth and the EC2 calls it made."""
     truth = sim.truth()
     sim.reset()
     st, _, doc = fresh(e, "/volumes/total?detail=instances&timeout_ms=29000")
@@ -101,7 +102,14 @@ def check_listing(e, sim, want_calls):
     assert doc["instance_count"] == truth["instance_count"]
     assert doc["volume_count"] == truth["volume_count"]
     assert {i["instance_id"]: i["total_gib"] for i in doc["instances"]} == truth["instances"]
-    calls = sim.stats()["calls"]
+    assert ({i["instance_id"]: i["volume_count"] for i in doc["instances"]} ==
+            truth["instance_volumes"])
+    return doc, truth, sim.stats()["calls"]
+
+
+def check_listing(e, sim, want_calls):
+    """A fresh total equals the truth, made with want_calls DescribeInstances calls."""
+    doc, truth, calls = fresh_total_is_truth(e, sim)
     assert calls.get("DescribeInstances") == want_calls, calls
     # every instance's volumes asked for once, in groups of at most 200 ids
     n = truth["instance_count"]
@@ -176,18 +184,7 @@ def check_shares(e, sim, listers, shares, list_calls=None):
     shares side by side (shares: a count, or a range when the count is estimated), each share
     paging on its own: at most one partial page a share."""
     lo, hi = shares if isinstance(shares, tuple) else (shares, shares)
-    truth = sim.truth()
-    sim.reset()
-    st, _, doc = fresh(e, "/volumes/total?detail=instances&timeout_ms=29000")
-    assert st == 200, (st, doc)
-    validate(doc, "VolumesTotal")
-    assert doc["total_gib"] == truth["total_gib"]
-    assert doc["instance_count"] == truth["instance_count"]
-    assert doc["volume_count"] == truth["volume_count"]
-    assert {i["instance_id"]: i["total_gib"] for i in doc["instances"]} == truth["instances"]
-    assert ({i["instance_id"]: i["volume_count"] for i in doc["instances"]} ==
-            truth["instance_volumes"])
-    calls = sim.stats()["calls"]
+    doc, truth, calls = fresh_total_is_truth(e, sim)
     assert calls.get("DescribeInstances") == (list_calls or listers), calls
     shares = doc["source"]["children"] - listers
     assert lo <= shares <= hi, (shares, doc["source"])
@@ -231,13 +228,7 @@ def test_split_falls_back_without_filter_wildcards():
     truth = sim.truth()
     pages = -(-truth["volume_count"] // 500)
     for split in (True, False):
-        sim.reset()
-        st, _, doc = fresh(e, "/volumes/total?detail=instances&timeout_ms=29000")
-        assert st == 200, (st, doc)
-        assert doc["total_gib"] == truth["total_gib"]
-        assert doc["volume_count"] == truth["volume_count"]
-        assert {i["instance_id"]: i["total_gib"] for i in doc["instances"]} == truth["instances"]
-        calls = sim.stats()["calls"]
+        doc, _, calls = fresh_total_is_truth(e, sim)
         if split:   # 4 listers and the shares found nothing, then 3 pages and one share
             assert calls.get("DescribeInstances") == 4 + 3, calls
             shares = doc["source"]["children"] - 4 - 2
