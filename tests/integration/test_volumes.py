@@ -240,6 +240,11 @@ def test_split_falls_back_without_filter_wildcards():
             assert calls == {"DescribeInstances": 3, "DescribeVolumes": pages}, calls
             assert doc["source"]["children"] == 2, doc["source"]
     e.stop()
+    # the same with the volumes by instance ids: 8 listers find nothing, then 3 pages
+    e = Ebsd(config="fanout:\n" + BY_IDS + NO_REFRESH_BOUND, sim=sim)
+    for want_calls in (3, 8 + 3, 3):
+        check_listing(e, sim, want_calls)
+    e.stop()
     sim.stop()
 
 
