@@ -146,11 +146,8 @@ static ebsd_status read_token_file(const char *path, const char *source, char **
     size_t len = 0;
     struct file_error fe;
     ebsd_status st = file_read(path, MAX_TOKEN_FILE, FILE_SECRET, &data, &len, NULL, &fe);
-    if (st == EBSD_ENOTFOUND) {
-        fe.op = "open";
-        fe.err_no = ENOENT;
-        st = EBSD_EIO;
-    }
+    if (st == EBSD_ENOTFOUND)
+        st = EBSD_EIO; /* fe says open: ENOENT */
     if (st == EBSD_ETOOBIG) {
         set_err(err, source, "%s: %s is larger than %u bytes", source, path, MAX_TOKEN_FILE);
         return st;

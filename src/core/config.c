@@ -1471,8 +1471,6 @@ ebsd_status config_load(const char *path, struct config *cfg, struct config_erro
     size_t len = 0;
     struct file_error fe;
     ebsd_status st = file_read(path, CONFIG_MAX_FILE, 0, &data, &len, NULL, &fe);
-    if (st == EBSD_ENOTFOUND)
-        return fail_at(&ld, EBSD_EIO, 0, "", "open: %s", strerror(ENOENT));
     if (st == EBSD_ETOOBIG)
         return fail_at(&ld, EBSD_ETOOBIG, 0, "", "file is larger than %d bytes", CONFIG_MAX_FILE);
     if (st != EBSD_OK)

@@ -12,7 +12,7 @@
 static ebsd_status failed(struct file_error *err, const char *op, ebsd_status st)
 {
     err->op = op;
-    err->err_no = st == EBSD_EIO ? errno : 0;
+    err->err_no = st == EBSD_EIO || st == EBSD_ENOTFOUND ? errno : 0;
     return st;
 }
 
@@ -34,7 +34,7 @@ ebsd_status file_read(const char *path, size_t max, unsigned flags, char **data,
         oflags |= O_NONBLOCK; /* a FIFO must not block the open: fstat refuses it next */
     int fd = open(path, oflags);
     if (fd < 0)
-        return errno == ENOENT ? EBSD_ENOTFOUND : failed(err, "open", EBSD_EIO);
+        return failed(err, "open", errno == ENOENT ? EBSD_ENOTFOUND : EBSD_EIO);
     ebsd_status st;
     char *buf = NULL;
     size_t cap = 0, n = 0;

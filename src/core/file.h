@@ -17,12 +17,14 @@ enum {
 
 struct file_error {
     const char *op; /* "open", "fstat" or "read"; "" when the file itself was refused */
-    int err_no;     /* errno of that step; 0 for EBSD_EINVAL and EBSD_ETOOBIG */
+    int err_no;     /* errno of that step (ENOENT for EBSD_ENOTFOUND); 0 for EBSD_EINVAL and
+                     * EBSD_ETOOBIG */
 };
 
 /* Reads path into *data (NUL-terminated, *len bytes before the NUL; caller frees; NULL on
  * failure). sb (may be NULL) gets fstat's answer. Returns EBSD_OK; EBSD_ENOTFOUND when path
- * does not exist; EBSD_EIO when a step failed (err says which); EBSD_EINVAL with
+ * does not exist (err says "open", ENOENT, so a caller that treats it as any failure needs
+ * no case of its own); EBSD_EIO when a step failed (err says which); EBSD_EINVAL with
  * FILE_REGULAR and not a regular file; EBSD_ETOOBIG when the file is longer than max bytes,
  * by fstat or by what was read (a file that grows while read is caught too). */
 EBSD_MUST_CHECK ebsd_status file_read(const char *path, size_t max, unsigned flags, char **data,

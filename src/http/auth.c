@@ -97,10 +97,8 @@ ebsd_status auth_load(const char *path, struct auth **out, char *msg, size_t msg
     struct file_error fe;
     ebsd_status st = file_read(path, AUTH_MAX_FILE, FILE_REGULAR | FILE_SECRET, &data, &len, &sb,
                                &fe);
-    if (st == EBSD_ENOTFOUND) {
-        snprintf(msg, msglen, "%s: open: %s", path, strerror(ENOENT));
-        return EBSD_EIO;
-    }
+    if (st == EBSD_ENOTFOUND)
+        st = EBSD_EIO; /* fe says open: ENOENT */
     if (st == EBSD_EINVAL)
         snprintf(msg, msglen, "%s: not a regular file", path);
     else if (st == EBSD_ETOOBIG)

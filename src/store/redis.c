@@ -1131,11 +1131,8 @@ ebsd_status redis_password_load(const char *path, char **out)
     size_t len = 0;
     struct file_error fe;
     ebsd_status st = file_read(path, REDIS_MAX_SECRET + 2, FILE_SECRET, &data, &len, NULL, &fe);
-    if (st == EBSD_ENOTFOUND) {
-        fe.op = "open";
-        fe.err_no = ENOENT;
-        st = EBSD_EIO;
-    }
+    if (st == EBSD_ENOTFOUND)
+        st = EBSD_EIO; /* fe says open: ENOENT */
     if (st == EBSD_EIO)
         log_error("redis", "%s(%s): %s", fe.op, path, strerror(fe.err_no));
     if (st != EBSD_OK)

@@ -66,6 +66,8 @@ static void test_refusals_name_the_step(void)
     struct file_error fe;
     CHECK_INT(file_read(at("missing"), 10, 0, &data, &len, NULL, &fe), EBSD_ENOTFOUND);
     CHECK(data == NULL);
+    CHECK_STR(fe.op, "open");
+    CHECK_INT(fe.err_no, ENOENT);
     CHECK_INT(mkfifo(at("fifo"), 0600), 0);
     /* FILE_REGULAR never blocks on a FIFO with no writer */
     CHECK_INT(file_read(at("fifo"), 10, FILE_REGULAR, &data, &len, NULL, &fe), EBSD_EINVAL);
