@@ -1061,13 +1061,13 @@ static ebsd_status validate(struct load *ld, const struct config *c)
     st = validate_redis(ld, c);
     if (st != EBSD_OK)
         return st;
-    /* the size hint's file is written beside a temporary of the same name: a directory
-     * path or a relative one (the working directory is / under systemd) is a mistake */
     uint32_t shares;
     if (!config_volume_shares_parse(c->fanout_volume_shares, &shares))
         return fail_key(ld, EBSD_EINVAL, "fanout.volume_shares",
                         "'%.64s' is not auto, off or a number from 1 to 256",
                         c->fanout_volume_shares);
+    /* the size hint's file is written beside a temporary of the same name: a directory
+     * path or a relative one (the working directory is / under systemd) is a mistake */
     if (*c->fanout_state_file && (c->fanout_state_file[0] != '/' ||
                                   c->fanout_state_file[strlen(c->fanout_state_file) - 1] == '/'))
         return fail_key(ld, EBSD_EINVAL, "fanout.state_file",

@@ -126,12 +126,13 @@ struct config_error {
                                 * "FILE:LINE: what" with no key, "FILE: what" with no line */
 };
 
-/* Fills cfg with every default (regions from AWS_REGION/AWS_DEFAULT_REGION, else us-east-1).
- * Caller frees with config_free. */
 /* fanout.volume_shares, the attached-volume shares listed beside the instance listers:
  * "auto" (0: sized from the last listing), "off" (CONFIG_VOLUME_SHARES_OFF: the volumes by
  * instance ids) or 1..256. False for anything else. */
 bool config_volume_shares_parse(const char *s, uint32_t *out);
+
+/* Fills cfg with every default (regions from AWS_REGION/AWS_DEFAULT_REGION, else us-east-1).
+ * Caller frees with config_free. */
 void config_defaults(struct config *cfg);
 
 /* Loads path over the defaults and applies environment overrides (AWS_REGION,
