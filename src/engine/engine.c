@@ -208,14 +208,18 @@ static void account_unfinished(struct task *t)
 
 /* A worker's peak memory: wait4's once it is reaped, else its VmHWM, else (it has exited
  * but is not reaped: a zombie has no VmHWM) the peak it recorded before its last EC2 call. */
+/* kb, or the peak the worker last recorded before an EC2 call when that is higher. */
+static long with_recorded_peak(const struct task *t, long kb)
+{
+    long recorded = t->calls ? (long)atomic_load(&t->calls[2]) : 0;
+    return recorded > kb ? recorded : kb;
+}
+
 static long task_peak_rss(const struct task *t)
 {
     if (t->reaped)
         return t->exit.maxrss_kb;
-    long rss = proc_peak_rss_kb(t->pid);
-    if (t->calls && (long)atomic_load(&t->calls[2]) > rss)
-        rss = (long)atomic_load(&t->calls[2]);
-    return rss;
+    return with_recorded_peak(t, proc_peak_rss_kb(t->pid));
 }
 
 /* Kills the job's workers and reaps them at once (a SIGKILLed process is gone within a few
@@ -458,6 +462,16 @@ static struct task *enqueue(struct engine_job *job, enum task_kind kind, char (*
     return t;
 }
 
+/* Queues a worker of job on share part of nparts (T_LIST, T_SEQUENTIAL, T_ATTACHED). */
+static struct task *enqueue_share(struct engine_job *job, enum task_kind kind, unsigned part,
+                                  unsigned nparts)
+{
+    struct task *t = enqueue(job, kind, NULL, 0);
+    t->part = part;
+    t->nparts = nparts;
+    return t;
+}
+
 /* Starts the volume work for the instances listed so far and not yet given out: full groups
  * of group_size ids while listers are still at work (a partial group waits for more ids),
  * and once the listing is complete whatever is left, in groups of equal size. Each group is
@@ -489,20 +503,6 @@ static bool retry_unsplit(struct engine_job *job);
 static void listing_seen(const struct engine_job *job);
 
 /* Adds a worker's EC2 call counts to its job and to the process totals. */
-static void account_stats(struct engine_job *job, const struct wire_stats *s);
-
-/* A worker that has answered (DONE or ERROR) is no longer asked for its peak memory until it
- * is reaped, and its job may be answered before that: its peak goes to the job now, what
- * it said, else what it last recorded before an EC2 call. */
-static void note_peak(struct engine_job *job, const struct task *t, long said_kb)
-{
-    long rss = said_kb;
-    if (t->calls && (long)atomic_load(&t->calls[2]) > rss)
-        rss = (long)atomic_load(&t->calls[2]);
-    if (rss > job->max_rss_kb)
-        job->max_rss_kb = rss;
-}
-
 static void account_stats(struct engine_job *job, const struct wire_stats *s)
 {
     job->ec2_calls += s->calls;
@@ -511,6 +511,16 @@ static void account_stats(struct engine_job *job, const struct wire_stats *s)
         g.stats.retry_quota = s->retry_quota;
     if (s->clock_offset_set) /* later workers inherit it (skew.h) */
         skew_adopt(s->clock_offset_ms);
+}
+
+/* A worker that has answered (DONE or ERROR) is no longer asked for its peak memory until it
+ * is reaped, and its job may be answered before that: its peak goes to the job now, what
+ * it said, else what it last recorded before an EC2 call. */
+static void note_peak(struct engine_job *job, const struct task *t, long said_kb)
+{
+    long rss = with_recorded_peak(t, said_kb);
+    if (rss > job->max_rss_kb)
+        job->max_rss_kb = rss;
 }
 
 /* Counts an EC2 call of job that failed after retries, by code, in its target's counters. */
@@ -1013,17 +1023,13 @@ static bool retry_unsplit(struct engine_job *job)
         job->relisted = true;
         job->partitions = 1;
         job->listing = 1;
-        struct task *t = enqueue(job, T_LIST, NULL, 0);
-        t->part = 0;
-        t->nparts = 1;
+        enqueue_share(job, T_LIST, 0, 1);
         again = true;
     }
     if (job->volume_shares > 1 && job->nvols == 0 && last.volumes > 0 && !job->revolumed) {
         job->revolumed = true;
         job->volume_shares = 1;
-        struct task *t = enqueue(job, T_ATTACHED, NULL, 0);
-        t->part = 0;
-        t->nparts = 1;
+        enqueue_share(job, T_ATTACHED, 0, 1);
         again = true;
     }
     if (again)
@@ -1118,17 +1124,11 @@ struct engine_job *engine_start(const struct engine_query *q, int64_t deadline,
         job->listing = parts;
         bool own = !q->sequential && !job->volume_shares &&
                    plan_listers_own_volumes(seen, parts, job->group_size, ipage, EC2_MAX_IDS);
-        for (unsigned i = 0; i < parts; i++) {
-            struct task *t = enqueue(job, q->sequential ? T_SEQUENTIAL : T_LIST, NULL, 0);
-            t->part = i;
-            t->nparts = parts;
-            t->own_volumes = own;
-        }
-        for (unsigned i = 0; i < job->volume_shares; i++) {
-            struct task *t = enqueue(job, T_ATTACHED, NULL, 0);
-            t->part = i;
-            t->nparts = job->volume_shares;
-        }
+        enum task_kind lister = q->sequential ? T_SEQUENTIAL : T_LIST;
+        for (unsigned i = 0; i < parts; i++)
+            enqueue_share(job, lister, i, parts)->own_volumes = own;
+        for (unsigned i = 0; i < job->volume_shares; i++)
+            enqueue_share(job, T_ATTACHED, i, job->volume_shares);
     }
     kick(); /* workers are forked from the loop, so done never runs inside engine_start */
     return job;
