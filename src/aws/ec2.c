@@ -359,25 +359,18 @@ const char *ec2_client_endpoint(const struct ec2_client *c)
 
 /* ---- one attempt ------------------------------------------------------------------------ */
 
-typedef ebsd_status (*parse_fn)(const char *xml, size_t len, bool tags, void *out,
-                                struct ec2_error *err);
-
-static ebsd_status parse_instances_cb(const char *xml, size_t len, bool tags, void *out,
-                                      struct ec2_error *err)
+static bool to_parser(void *arg, const char *piece, size_t n)
 {
-    return ec2_parse_instances(xml, len, tags, out, err);
-}
-
-static ebsd_status parse_volumes_cb(const char *xml, size_t len, bool tags, void *out,
-                                    struct ec2_error *err)
-{
-    return ec2_parse_volumes(xml, len, tags, out, err);
+    return ec2xml_stream_feed(arg, piece, n) == EBSD_OK;
 }
 
 /* Signs and sends body once. Returns the outcome of this attempt; *cls says whether it is
- * worth retrying. On EBSD_OK the parsed page is in out. */
+ * worth retrying. On EBSD_OK the parsed page (volumes: a struct ec2_volume_page, else a
+ * struct ec2_instance_page) is in out. A 2xx answer is parsed as it arrives, never kept
+ * whole: the body of a 1,000-instance page is megabytes, and its buffer's page faults and
+ * unmapping cost more CPU than parsing it. */
 static ebsd_status attempt_once(struct ec2_client *c, const char *body, int64_t deadline,
-                                parse_fn parse, void *out, struct ec2_error *err,
+                                bool volumes, void *out, struct ec2_error *err,
                                 enum retry_class *cls)
 {
     ebsd_status st;
@@ -386,6 +379,7 @@ static ebsd_status attempt_once(struct ec2_client *c, const char *body, int64_t 
     char *hdr[8] = {0};
     struct httpc_response resp;
     bool have_resp = false;
+    struct ec2xml_stream *xs = NULL;
     size_t blen = strlen(body);
     *cls = RETRY_NONE;
     memset(err, 0, sizeof *err);
@@ -420,7 +414,9 @@ static ebsd_status attempt_once(struct ec2_client *c, const char *body, int64_t 
                                .max_response = c->max_response,
                                .ca_bundle = c->ca_bundle,
                                .connect_timeout_ms = c->connect_timeout_ms,
-                               .read_timeout_ms = c->read_timeout_ms};
+                               .read_timeout_ms = c->read_timeout_ms,
+                               .sink = to_parser,
+                               .sink_arg = xs = ec2xml_stream_new(volumes, c->tags)};
     c->stats.calls++;
     ebsd_status tr = httpc_perform(c->http, &hr, &resp);
     have_resp = true;
@@ -434,7 +430,7 @@ static ebsd_status attempt_once(struct ec2_client *c, const char *body, int64_t 
     }
     err->http_status = resp.status;
     if (resp.status >= 200 && resp.status < 300) {
-        st = parse(resp.body.data ? resp.body.data : "", resp.body.len, c->tags, out, err);
+        st = ec2xml_stream_end(xs, out, err);
         err->http_status = resp.status;
         if (st == EBSD_EPARSE) {
             *cls = RETRY_TRANSIENT; /* a cut or garbled answer: try again */
@@ -469,6 +465,7 @@ out:
         sigv4_signed_free(&sig);
     if (have_resp)
         httpc_response_free(&resp);
+    ec2xml_stream_free(xs);
     return st;
 }
 
@@ -513,7 +510,7 @@ static const char *send_refused(struct ec2_client *c, const unsigned *action_cou
 
 /* One operation: attempts with SDK standard-mode retries, never past deadline. */
 static ebsd_status perform(struct ec2_client *c, const char *body, unsigned *action_counter,
-                           int64_t deadline, parse_fn parse, void *out, struct ec2_error *err)
+                           int64_t deadline, bool volumes, void *out, struct ec2_error *err)
 {
     ebsd_status st = EBSD_OK;
     struct ec2_error e;
@@ -531,7 +528,7 @@ static ebsd_status perform(struct ec2_client *c, const char *body, unsigned *act
         }
         enum retry_class cls;
         (*action_counter)++;
-        st = attempt_once(c, body, deadline, parse, out, &e, &cls);
+        st = attempt_once(c, body, deadline, volumes, out, &e, &cls);
         if (c->adaptive)
             retry_adaptive_update(&c->ad, (double)clock_now_us() / 1e6,
                                   cls == RETRY_THROTTLE);
@@ -585,8 +582,7 @@ static ebsd_status describe(struct ec2_client *c, ebsd_status st, char *body, co
     } else {
         st = perform(c, body,
                      volumes ? &c->stats.describe_volumes : &c->stats.describe_instances,
-                     effective_deadline(deadline), volumes ? parse_volumes_cb : parse_instances_cb,
-                     &page, err);
+                     effective_deadline(deadline), volumes, &page, err);
         if (st == EBSD_OK)
             memcpy(out, &page, volumes ? sizeof page.vol : sizeof page.inst);
     }

@@ -185,6 +185,7 @@ struct px {
 
     struct ec2_error e;
     int nerrors;             /* <Error> elements closed (only the first is kept) */
+    size_t fed;              /* bytes of the document so far */
 };
 
 static void fail(struct px *x, ebsd_status st, const char *why)
@@ -633,8 +634,8 @@ static void px_free(struct px *x)
         XML_ParserFree(x->p);
 }
 
-/* Runs the parser over the document; x->st tells the outcome (root checks are the caller's). */
-static void px_run(struct px *x, enum doc_kind want, bool tags, const char *xml, size_t len)
+/* Sets x up for a document of the kind want; fed by px_feed. */
+static void px_begin(struct px *x, enum doc_kind want, bool tags)
 {
     memset(x, 0, sizeof *x);
     x->want = want;
@@ -646,25 +647,33 @@ static void px_run(struct px *x, enum doc_kind want, bool tags, const char *xml,
         fprintf(stderr, "ebsd: XML_ParserCreate failed\n");
         abort(); /* expat allocates with malloc: failure here is OOM, fatal by policy */
     }
-    if (len > EC2XML_MAX_BYTES) {
-        x->st = EBSD_ETOOBIG;
-        snprintf(x->why, sizeof x->why, "document larger than %u bytes", EC2XML_MAX_BYTES);
-        return;
-    }
     XML_SetUserData(x->p, x);
     XML_SetElementHandler(x->p, on_start, on_end);
     XML_SetCharacterDataHandler(x->p, on_text);
     XML_SetStartDoctypeDeclHandler(x->p, on_doctype);
     XML_SetEntityDeclHandler(x->p, on_entity_decl);
     XML_SetParamEntityParsing(x->p, XML_PARAM_ENTITY_PARSING_NEVER);
+}
 
-    /* Fed in slices, as a network stream would be; memory stays bounded by the caps. */
+/* The next len bytes of the document (final: the last ones); x->st tells the outcome so far
+ * (root checks are the caller's). After a failure the rest is not looked at. */
+static void px_feed(struct px *x, const char *xml, size_t len, bool final)
+{
+    if (x->st != EBSD_OK)
+        return;
+    if (len > EC2XML_MAX_BYTES - x->fed) {
+        x->st = EBSD_ETOOBIG;
+        snprintf(x->why, sizeof x->why, "document larger than %u bytes", EC2XML_MAX_BYTES);
+        return;
+    }
+    x->fed += len;
+    /* in slices of at most 64 KiB, whatever the caller's pieces */
     const size_t slice = 64 * 1024;
     size_t off = 0;
     do {
         size_t n = len - off < slice ? len - off : slice;
-        int final = off + n == len;
-        if (XML_Parse(x->p, xml + off, (int)n, final) != XML_STATUS_OK) {
+        int last = final && off + n == len;
+        if (XML_Parse(x->p, xml + off, (int)n, last) != XML_STATUS_OK) {
             if (x->st == EBSD_OK) {
                 x->st = EBSD_EPARSE;
                 snprintf(x->why, sizeof x->why, "XML error at line %lu: %s",
@@ -675,6 +684,13 @@ static void px_run(struct px *x, enum doc_kind want, bool tags, const char *xml,
         }
         off += n;
     } while (off < len);
+}
+
+/* Runs the parser over a whole document. */
+static void px_run(struct px *x, enum doc_kind want, bool tags, const char *xml, size_t len)
+{
+    px_begin(x, want, tags);
+    px_feed(x, xml, len, true);
 }
 
 static void parse_failed(const struct px *x, struct ec2_error *err)
@@ -700,14 +716,12 @@ static ebsd_status envelope_result(struct px *x, struct ec2_error *err)
     return EBSD_EUPSTREAM;
 }
 
-/* Parses one Describe document into x (caller frees x with px_free). EBSD_OK when x holds
- * the document's items; otherwise the parse failure or EC2's error envelope, with *err set. */
-static ebsd_status parse_describe(struct px *x, enum doc_kind doc, bool tags, const char *xml,
-                                  size_t len, struct ec2_error *err)
+/* The outcome of a Describe document fed whole to x: EBSD_OK when x holds its items;
+ * otherwise the parse failure or EC2's error envelope, with *err set. */
+static ebsd_status describe_result(struct px *x, struct ec2_error *err)
 {
     if (err)
         memset(err, 0, sizeof *err);
-    px_run(x, doc, tags, xml, len);
     if (x->st != EBSD_OK) {
         parse_failed(x, err);
         return x->st;
@@ -717,38 +731,83 @@ static ebsd_status parse_describe(struct px *x, enum doc_kind doc, bool tags, co
     return EBSD_OK;
 }
 
+/* Moves x's items into out (a struct ec2_instance_page or ec2_volume_page). */
+static void take_page(struct px *x, void *out)
+{
+    if (x->want == DOC_VOLUMES) {
+        struct ec2_volume_page *p = out;
+        p->items = x->vol;
+        p->n = x->nvol;
+        p->next_token = x->next_token;
+        x->vol = NULL;
+        x->nvol = 0;
+    } else {
+        struct ec2_instance_page *p = out;
+        p->items = x->inst;
+        p->n = x->ninst;
+        p->next_token = x->next_token;
+        x->inst = NULL;
+        x->ninst = 0;
+    }
+    x->next_token = NULL;
+}
+
+static ebsd_status parse_page(enum doc_kind doc, const char *xml, size_t len, bool tags,
+                              void *out, struct ec2_error *err)
+{
+    struct px x;
+    px_run(&x, doc, tags, xml, len);
+    ebsd_status st = describe_result(&x, err);
+    if (st == EBSD_OK)
+        take_page(&x, out);
+    px_free(&x);
+    return st;
+}
+
 ebsd_status ec2_parse_instances(const char *xml, size_t len, bool tags,
                                 struct ec2_instance_page *out, struct ec2_error *err)
 {
-    struct px x;
-    ebsd_status st = parse_describe(&x, DOC_INSTANCES, tags, xml, len, err);
-    if (st == EBSD_OK) {
-        out->items = x.inst;
-        out->n = x.ninst;
-        out->next_token = x.next_token;
-        x.inst = NULL;
-        x.ninst = 0;
-        x.next_token = NULL;
-    }
-    px_free(&x);
-    return st;
+    return parse_page(DOC_INSTANCES, xml, len, tags, out, err);
 }
 
 ebsd_status ec2_parse_volumes(const char *xml, size_t len, bool tags,
                               struct ec2_volume_page *out, struct ec2_error *err)
 {
+    return parse_page(DOC_VOLUMES, xml, len, tags, out, err);
+}
+
+struct ec2xml_stream {
     struct px x;
-    ebsd_status st = parse_describe(&x, DOC_VOLUMES, tags, xml, len, err);
-    if (st == EBSD_OK) {
-        out->items = x.vol;
-        out->n = x.nvol;
-        out->next_token = x.next_token;
-        x.vol = NULL;
-        x.nvol = 0;
-        x.next_token = NULL;
-    }
-    px_free(&x);
+};
+
+struct ec2xml_stream *ec2xml_stream_new(bool volumes, bool tags)
+{
+    struct ec2xml_stream *s = xmalloc(sizeof *s);
+    px_begin(&s->x, volumes ? DOC_VOLUMES : DOC_INSTANCES, tags);
+    return s;
+}
+
+ebsd_status ec2xml_stream_feed(struct ec2xml_stream *s, const char *piece, size_t n)
+{
+    px_feed(&s->x, piece, n, false);
+    return s->x.st;
+}
+
+ebsd_status ec2xml_stream_end(struct ec2xml_stream *s, void *out, struct ec2_error *err)
+{
+    px_feed(&s->x, "", 0, true);
+    ebsd_status st = describe_result(&s->x, err);
+    if (st == EBSD_OK)
+        take_page(&s->x, out);
     return st;
+}
+
+void ec2xml_stream_free(struct ec2xml_stream *s)
+{
+    if (!s)
+        return;
+    px_free(&s->x);
+    free(s);
 }
 
 ebsd_status ec2_parse_error(const char *xml, size_t len, struct ec2_error *err)

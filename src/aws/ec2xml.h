@@ -17,6 +17,7 @@
  * On any failure no partial result is returned and all memory is released. */
 #ifndef EBSD_EC2XML_H
 #define EBSD_EC2XML_H
+#include <stdbool.h>
 #include <stddef.h>
 #include "ec2.h"
 #include "status.h"
@@ -39,6 +40,19 @@ EBSD_MUST_CHECK ebsd_status ec2_parse_instances(const char *xml, size_t len, boo
 EBSD_MUST_CHECK ebsd_status ec2_parse_volumes(const char *xml, size_t len, bool tags,
                                               struct ec2_volume_page *out,
                                               struct ec2_error *err);
+/* The same parse over a document that arrives in pieces (a response body as the network
+ * gives it), so that no copy of the whole document is ever kept: new, feed each piece as it
+ * comes, end (the outcome and *out exactly as ec2_parse_instances / ec2_parse_volumes give
+ * them for the whole document), free. A feed returns the first failure so far (EBSD_OK while
+ * the document may still be good); after one, later pieces are not looked at. out is a
+ * struct ec2_volume_page (volumes) or struct ec2_instance_page. */
+struct ec2xml_stream;
+struct ec2xml_stream *ec2xml_stream_new(bool volumes, bool tags);
+ebsd_status ec2xml_stream_feed(struct ec2xml_stream *s, const char *piece, size_t n);
+EBSD_MUST_CHECK ebsd_status ec2xml_stream_end(struct ec2xml_stream *s, void *out,
+                                              struct ec2_error *err);
+void ec2xml_stream_free(struct ec2xml_stream *s);
+
 EBSD_MUST_CHECK ebsd_status ec2_parse_error(const char *xml, size_t len, struct ec2_error *err);
 
 #endif

@@ -21,6 +21,11 @@ struct httpc {
 
 struct xfer {
     struct httpc_response *resp;
+    const struct httpc_request *req;
+    CURL *curl;
+    int to_sink;         /* -1 not decided yet (no body byte so far), 0 into resp->body, 1
+                          * to req->sink */
+    size_t sunk;         /* bytes given to the sink */
     int too_big;
     bool sent;           /* connected (or reused) and the request on its way */
     bool got_bytes;      /* some of the answer (headers or body) arrived */
@@ -59,6 +64,24 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
     size_t n = size * nmemb;
     x->last_byte = clock_now_ms();
     x->got_bytes = true;
+    if (x->to_sink < 0) { /* the first body byte: the headers, and so the status, are in */
+        long code = 0;
+        curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &code);
+        x->to_sink = x->req->sink && code >= 200 && code < 300;
+        x->resp->streamed = x->to_sink == 1;
+    }
+    if (x->to_sink) {
+        if (n > x->resp->body.max - x->sunk) {
+            x->too_big = 1;
+            return 0;
+        }
+        x->sunk += n;
+        if (!x->req->sink(x->req->sink_arg, p, n)) {
+            x->resp->sink_stopped = true;
+            return 0; /* makes curl abort with CURLE_WRITE_ERROR */
+        }
+        return n;
+    }
     if (buf_append(&x->resp->body, p, n) != EBSD_OK) {
         x->too_big = 1;
         return 0; /* makes curl abort with CURLE_WRITE_ERROR */
@@ -176,7 +199,7 @@ ebsd_status httpc_perform(struct httpc *h, const struct httpc_request *req,
 
     CURL *c = h->curl;
     curl_easy_reset(c);
-    struct xfer x = {.resp = resp};
+    struct xfer x = {.resp = resp, .req = req, .curl = c, .to_sink = -1};
     curl_easy_setopt(c, CURLOPT_URL, req->url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     int64_t connect_ms =
@@ -227,7 +250,8 @@ ebsd_status httpc_perform(struct httpc *h, const struct httpc_request *req,
         st = clock_remaining_ms(deadline) <= 0 ? EBSD_ETIMEDOUT : EBSD_ENETWORK;
         goto out;
     }
-    if (rc == CURLE_OK) {
+    if (rc == CURLE_OK || resp->sink_stopped) {
+        /* a sink that stopped the transfer has the answer it refused: the caller asks it */
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
         char *ct = NULL;
         curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);

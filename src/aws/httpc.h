@@ -27,6 +27,14 @@ struct httpc_request {
     int64_t read_timeout_ms;         /* longest wait for the first byte of the answer once the
                                       * request is on its way, and for each next byte after
                                       * that (a stall); 0 = no bound but the deadline */
+    /* Optional: a 2xx answer's body goes to sink piece by piece as it arrives, and is never
+     * kept whole (resp->streamed); any other status's body is kept in resp->body as without
+     * a sink (an error envelope). max_response bounds the bytes sunk too. sink returns false
+     * to stop the transfer: then httpc_perform returns EBSD_OK with resp->sink_stopped and
+     * the status, and the connection is closed. A transfer cut after some pieces (a timeout,
+     * a reset) returns its error as without a sink: what the sink has is not an answer. */
+    bool (*sink)(void *arg, const char *piece, size_t n);
+    void *sink_arg;
 };
 
 struct httpc_response {
@@ -39,6 +47,8 @@ struct httpc_response {
     bool timed_out;                  /* the deadline, or a connect or read timeout, cut the
                                       * transfer */
     bool connect_failed;
+    bool streamed;                   /* the body went to the request's sink, not to body */
+    bool sink_stopped;               /* ... and the sink stopped the transfer */
 };
 
 /* Creates a client (global curl init is done once by httpc_global_init). Never NULL. */

@@ -375,15 +375,18 @@ def test_deadline_kills_children_and_answers_504():
 
 
 def test_memory_limit_trips():
-    # 40 instances with 200 KB tags: one DescribeInstances page is about 8 MB, which a
-    # worker limited to 4 MB cannot hold
+    # 400 instances with 50 tags each, kept because the query groups by one: a worker holds
+    # about 10 MB of tag records for one DescribeInstances page, which a worker limited to
+    # 4 MB cannot (the body itself is parsed as it arrives, never held whole)
     fleet = {"region": "us-east-1", "instances": [
-        {"id": "i-%017x" % (i + 1), "state": "running", "tags": {"Blob": "x" * 200000}}
-        for i in range(40)], "volumes": []}
+        {"id": "i-%017x" % (i + 1), "state": "running",
+         "tags": {"k%02d" % k: "v%d" % i for k in range(50)}}
+        for i in range(400)], "volumes": []}
     path = write_config(json.dumps(fleet), suffix=".json")
     sim = Sim("--fleet", path)
+    q = "/volumes/total?group_by=instance_tag:k00"
     e = Ebsd(config="routes:\n  volumes_total:\n    memory_mb: 4\n", sim=sim)
-    st, _, doc = e.get_json("/volumes/total")
+    st, _, doc = e.get_json(q)
     assert st == 502, (st, doc)
     validate(doc, "Error")
     assert doc["error"]["code"] == "MemoryLimitExceeded", doc
@@ -392,8 +395,8 @@ def test_memory_limit_trips():
     st, _, _ = e.get_json("/healthz")
     assert st == 200
     e2 = Ebsd(config="routes:\n  volumes_total:\n    memory_mb: 128\n", sim=sim)
-    st, _, doc = e2.get_json("/volumes/total")
-    assert st == 200 and doc["instance_count"] == 40, (st, doc)
+    st, _, doc = e2.get_json(q)
+    assert st == 200 and doc["instance_count"] == 400, (st, doc)
     e.stop()
     e2.stop()
     sim.stop()

@@ -145,6 +145,59 @@ static char *run_digest(enum want w, const char *xml, size_t len)
     return d;
 }
 
+/* The same document fed to a stream in pieces of `piece` bytes. */
+static char *stream_digest(enum want w, const char *xml, size_t len, size_t piece)
+{
+    struct ec2xml_stream *xs = ec2xml_stream_new(w == W_VOL, true);
+    ebsd_status fed = EBSD_OK;
+    for (size_t off = 0; off < len && fed == EBSD_OK; off += piece) {
+        size_t n = len - off < piece ? len - off : piece;
+        char *cut = xmalloc(n); /* exact size: ASan sees any overread */
+        memcpy(cut, xml + off, n);
+        fed = ec2xml_stream_feed(xs, cut, n);
+        free(cut);
+    }
+    struct ec2_error e;
+    char *d;
+    if (w == W_VOL) {
+        struct ec2_volume_page p = {0};
+        ebsd_status st = ec2xml_stream_end(xs, &p, &e);
+        CHECK(fed == EBSD_OK || st == fed); /* a feed's failure is the outcome */
+        d = digest_volumes(st, &p, &e);
+        if (st == EBSD_OK)
+            ec2_volume_page_free(&p);
+    } else {
+        struct ec2_instance_page p = {0};
+        ebsd_status st = ec2xml_stream_end(xs, &p, &e);
+        CHECK(fed == EBSD_OK || st == fed);
+        d = digest_instances(st, &p, &e);
+        if (st == EBSD_OK)
+            ec2_instance_page_free(&p);
+    }
+    ec2xml_stream_free(xs);
+    return d;
+}
+
+/* Fed in pieces of any size, a document gives what it gives whole (as a response body
+ * arrives from the network). */
+static void check_pieces(const char *path, const char *xml, size_t len)
+{
+    static const size_t pieces[] = {1, 2, 3, 7, 64, 1000, 4096, 65537};
+    for (enum want w = W_INST; w <= W_VOL; w++) {
+        char *full = run_digest(w, xml, len);
+        for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++) {
+            if (pieces[i] < 64 && len > 200000)
+                continue; /* byte by byte through a big file proves nothing more */
+            char *d = stream_digest(w, xml, len, pieces[i]);
+            if (strcmp(d, full) != 0)
+                fprintf(stderr, "%s: pieces of %zu gave %.200s\n", path, pieces[i], d);
+            CHECK_STR(d, full);
+            free(d);
+        }
+        free(full);
+    }
+}
+
 /* Every prefix (sampled for big files) parses to a clean EBSD_EPARSE or to the full result,
  * never to a partial one. */
 static void check_prefixes(const char *path, enum want w, const char *xml, size_t len)
@@ -324,6 +377,7 @@ static void check_fixture(const char *path)
     ebsd_status sti = ec2_parse_instances(xml, len, true, &ip, &e);
     ebsd_status stv = ec2_parse_volumes(xml, len, true, &vp, &e2);
     ebsd_status ste = ec2_parse_error(xml, len, &e3);
+    check_pieces(path, xml, len);
 
     switch (fx->want) {
     case W_INST:
@@ -842,6 +896,39 @@ static void test_tags_and_breakdown_fields(void)
     ec2_instance_page_free(&p);
 }
 
-TEST_MAIN(T(test_every_fixture), T(test_fields), T(test_namespaces), T(test_error_envelope),
+/* A stream is bounded like a whole document, counted over its pieces, and a failure in one
+ * piece is the outcome whatever comes after. */
+static void test_stream_bounds(void)
+{
+    static const char head[] = "<DescribeVolumesResponse><volumeSet>";
+    struct ec2xml_stream *xs = ec2xml_stream_new(true, false);
+    CHECK_INT(ec2xml_stream_feed(xs, head, sizeof head - 1), EBSD_OK);
+    /* past the cap: refused on its length, before a byte of it is read */
+    CHECK_INT(ec2xml_stream_feed(xs, head, EC2XML_MAX_BYTES), EBSD_ETOOBIG);
+    struct ec2_volume_page p = {0};
+    struct ec2_error e;
+    CHECK_INT(ec2xml_stream_end(xs, &p, &e), EBSD_ETOOBIG);
+    CHECK(strstr(e.message, "larger than") != NULL);
+    CHECK(p.items == NULL);
+    ec2xml_stream_free(xs);
+
+    static const char bad[] = "<DescribeVolumesResponse><volumeSet></item>";
+    static const char rest[] = "</volumeSet></DescribeVolumesResponse>";
+    xs = ec2xml_stream_new(true, false);
+    CHECK_INT(ec2xml_stream_feed(xs, bad, sizeof bad - 1), EBSD_EPARSE);
+    CHECK_INT(ec2xml_stream_feed(xs, rest, sizeof rest - 1), EBSD_EPARSE);
+    CHECK_INT(ec2xml_stream_end(xs, &p, &e), EBSD_EPARSE);
+    CHECK(strstr(e.message, "mismatched tag") != NULL);
+    ec2xml_stream_free(xs);
+
+    /* nothing fed: no document, as the whole-document parser says of "" */
+    xs = ec2xml_stream_new(false, false);
+    struct ec2_instance_page ip = {0};
+    CHECK_INT(ec2xml_stream_end(xs, &ip, &e), EBSD_EPARSE);
+    ec2xml_stream_free(xs);
+    ec2xml_stream_free(NULL);
+}
+
+TEST_MAIN(T(test_every_fixture), T(test_stream_bounds), T(test_fields), T(test_namespaces), T(test_error_envelope),
           T(test_malformed), T(test_hostile), T(test_many_volumes),
           T(test_tags_and_breakdown_fields))

@@ -2,7 +2,8 @@
  * (forked): a server that never answers and one that stalls mid-body hit the read timeout
  * long before the deadline; a slow but steady answer does not; the deadline still wins
  * when it comes first; a listener that never completes the handshake hits the connect
- * timeout; the Date header is kept. */
+ * timeout; the Date header is kept; a sink gets a 2xx body piece by piece and never a
+ * non-2xx one, can stop the transfer, and is bounded by the response cap. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -18,7 +19,7 @@
 #include "harness.h"
 #include "httpc.h"
 
-enum mode { SILENT, STALL, TRICKLE, DATE };
+enum mode { SILENT, STALL, TRICKLE, DATE, ERROR503, HUNDRED };
 
 static void sleep_ms(long ms)
 {
@@ -69,6 +70,14 @@ static pid_t serve(enum mode m, int *port)
                 put(fd, "x");
             }
             break;
+        case ERROR503:
+            put(fd, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 9\r\n\r\n<Error/>\n");
+            break;
+        case HUNDRED:
+            put(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+            for (int i = 0; i < 10; i++)
+                put(fd, "0123456789");
+            break;
         case DATE:
             put(fd, "HTTP/1.1 200 OK\r\nDate: Wed, 02 Dec 2026 17:19:33 GMT\r\n"
                     "Content-Length: 2\r\n\r\nok");
@@ -89,21 +98,52 @@ static void finish(pid_t pid)
     waitpid(pid, NULL, 0);
 }
 
-/* One GET to the port with the given bounds; *ms receives the time it took. */
-static ebsd_status get(int port, int64_t deadline_ms, int64_t connect_ms, int64_t read_ms,
-                       struct httpc_response *resp, int64_t *ms)
+/* What a test's sink received; it refuses more than stop_after bytes (0: no bound). */
+struct sunk {
+    char data[256];
+    size_t len;
+    int pieces;
+    size_t stop_after;
+};
+
+static bool sink(void *arg, const char *piece, size_t n)
+{
+    struct sunk *k = arg;
+    k->pieces++;
+    if (k->stop_after && k->len + n > k->stop_after)
+        return false;
+    if (n > sizeof k->data - k->len)
+        n = sizeof k->data - k->len;
+    memcpy(k->data + k->len, piece, n);
+    k->len += n;
+    return true;
+}
+
+/* One GET to the port with the given bounds, the body to k when given; *ms receives the
+ * time it took. */
+static ebsd_status get_into(int port, int64_t deadline_ms, int64_t connect_ms, int64_t read_ms,
+                            struct sunk *k, size_t max_response, struct httpc_response *resp,
+                            int64_t *ms)
 {
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
     struct httpc *h = httpc_new();
     struct httpc_request req = {.method = "GET", .url = url,
                                 .deadline = clock_now_ms() + deadline_ms,
-                                .connect_timeout_ms = connect_ms, .read_timeout_ms = read_ms};
+                                .connect_timeout_ms = connect_ms, .read_timeout_ms = read_ms,
+                                .max_response = max_response,
+                                .sink = k ? sink : NULL, .sink_arg = k};
     int64_t t0 = clock_now_ms();
     ebsd_status st = httpc_perform(h, &req, resp);
     *ms = clock_now_ms() - t0;
     httpc_free(h);
     return st;
+}
+
+static ebsd_status get(int port, int64_t deadline_ms, int64_t connect_ms, int64_t read_ms,
+                       struct httpc_response *resp, int64_t *ms)
+{
+    return get_into(port, deadline_ms, connect_ms, read_ms, NULL, 0, resp, ms);
 }
 
 static void test_no_answer_read_timeout(void)
@@ -205,6 +245,75 @@ static void test_date_header(void)
     finish(pid);
 }
 
+static void test_sink_takes_a_2xx_body_as_it_comes(void)
+{
+    int port;
+    pid_t pid = serve(TRICKLE, &port);
+    struct sunk k = {0};
+    struct httpc_response r;
+    int64_t ms;
+    CHECK_INT(get_into(port, 5000, 0, 1000, &k, 0, &r, &ms), EBSD_OK);
+    CHECK_INT(r.status, 200);
+    CHECK(r.streamed);
+    CHECK(!r.sink_stopped);
+    CHECK_INT(r.body.len, 0); /* never kept whole */
+    CHECK_INT(k.len, 10);
+    CHECK(memcmp(k.data, "xxxxxxxxxx", 10) == 0);
+    CHECK(k.pieces >= 2); /* one byte every 100 ms: given as they came */
+    httpc_response_free(&r);
+    finish(pid);
+}
+
+static void test_sink_never_gets_an_error_body(void)
+{
+    int port;
+    pid_t pid = serve(ERROR503, &port);
+    struct sunk k = {0};
+    struct httpc_response r;
+    int64_t ms;
+    CHECK_INT(get_into(port, 5000, 0, 1000, &k, 0, &r, &ms), EBSD_OK);
+    CHECK_INT(r.status, 503);
+    CHECK(!r.streamed);
+    CHECK_INT(k.pieces, 0);
+    CHECK_INT(r.body.len, 9);
+    CHECK(memcmp(r.body.data, "<Error/>\n", 9) == 0);
+    httpc_response_free(&r);
+    finish(pid);
+}
+
+static void test_sink_stops_the_transfer(void)
+{
+    int port;
+    pid_t pid = serve(HUNDRED, &port);
+    struct sunk k = {.stop_after = 5};
+    struct httpc_response r;
+    int64_t ms;
+    CHECK_INT(get_into(port, 5000, 0, 1000, &k, 0, &r, &ms), EBSD_OK);
+    CHECK_INT(r.status, 200);
+    CHECK(r.streamed);
+    CHECK(r.sink_stopped);
+    CHECK_INT(k.len, 0);
+    CHECK(ms < 1000);
+    httpc_response_free(&r);
+    finish(pid);
+}
+
+static void test_sink_is_bounded_by_the_cap(void)
+{
+    int port;
+    pid_t pid = serve(HUNDRED, &port);
+    struct sunk k = {0};
+    struct httpc_response r;
+    int64_t ms;
+    CHECK_INT(get_into(port, 5000, 0, 1000, &k, 50, &r, &ms), EBSD_ETOOBIG);
+    CHECK(k.len <= 50);
+    CHECK(strstr(r.error, "larger than 50 bytes") != NULL);
+    httpc_response_free(&r);
+    finish(pid);
+}
+
 TEST_MAIN(T(test_no_answer_read_timeout), T(test_stalled_body_read_timeout),
           T(test_steady_answer_is_not_cut), T(test_deadline_before_read_timeout),
-          T(test_connect_timeout), T(test_date_header))
+          T(test_connect_timeout), T(test_date_header),
+          T(test_sink_takes_a_2xx_body_as_it_comes), T(test_sink_never_gets_an_error_body),
+          T(test_sink_stops_the_transfer), T(test_sink_is_bounded_by_the_cap))
