@@ -13,6 +13,18 @@
 /* The first buffer; doubled as needed up to one maximum frame. */
 #define FRAME_FIRST_CAP 4096
 
+/* The buffers of freed readers, kept for the next ones: the parent reads from dozens of
+ * workers per cold request, and a fresh buffer grows page by page (each growth a mremap,
+ * each new page a fault) only to be unmapped when its worker ends. At most POOL_MAX buffers
+ * of at most POOL_KEEP bytes each are kept (private mappings, never inherited by a fork). */
+#define POOL_MAX 16
+#define POOL_KEEP ((size_t)1 << 20)
+static struct {
+    unsigned char *buf[POOL_MAX];
+    size_t cap[POOL_MAX];
+    unsigned n;
+} pool;
+
 ebsd_status frame_write(int fd, uint8_t type, const void *data, size_t len)
 {
     if (type == 0 || len > FRAME_MAX_LIMIT || (len && !data))
@@ -57,13 +69,32 @@ void frame_reader_init(struct frame_reader *r, size_t max_payload)
     if (max_payload > FRAME_MAX_LIMIT)
         max_payload = FRAME_MAX_LIMIT;
     r->max_payload = max_payload;
+    /* the largest kept buffer within this reader's bound (one maximum frame) */
+    unsigned best = POOL_MAX;
+    for (unsigned i = 0; i < pool.n; i++)
+        if (pool.cap[i] <= FRAME_HEADER_LEN + max_payload &&
+            (best == POOL_MAX || pool.cap[i] > pool.cap[best]))
+            best = i;
+    if (best < POOL_MAX) {
+        r->buf = pool.buf[best];
+        r->cap = pool.cap[best];
+        pool.n--;
+        pool.buf[best] = pool.buf[pool.n];
+        pool.cap[best] = pool.cap[pool.n];
+    }
 }
 
 void frame_reader_set_type_check(struct frame_reader *r, frame_type_ok_fn ok) { r->type_ok = ok; }
 
 void frame_reader_free(struct frame_reader *r)
 {
-    xprivate_free(r->buf);
+    if (r->buf && r->cap <= POOL_KEEP && pool.n < POOL_MAX) {
+        pool.buf[pool.n] = r->buf;
+        pool.cap[pool.n] = r->cap;
+        pool.n++;
+    } else {
+        xprivate_free(r->buf);
+    }
     r->buf = NULL;
     r->cap = r->start = r->end = 0;
 }

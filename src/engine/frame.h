@@ -40,11 +40,13 @@ struct frame_reader {
 };
 
 /* Prepares an empty reader whose frames may carry up to max_payload bytes (0 = the default;
- * capped at FRAME_MAX_LIMIT). Allocates nothing yet. */
+ * capped at FRAME_MAX_LIMIT). Takes the buffer of a freed reader when one is kept, else
+ * allocates nothing yet. */
 void frame_reader_init(struct frame_reader *r, size_t max_payload);
 /* Sets (or clears with NULL) the type check hook. */
 void frame_reader_set_type_check(struct frame_reader *r, frame_type_ok_fn ok);
-/* Frees the buffer; r may be initialised again. Does not close any descriptor. */
+/* Gives the buffer up (kept for the next reader while up to 16 of at most 1 MiB are, else
+ * freed); r may be initialised again. Does not close any descriptor. */
 void frame_reader_free(struct frame_reader *r);
 
 /* Reads what non-blocking fd has (EAGAIN ends the read, it is not an error) until the

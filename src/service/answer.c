@@ -41,6 +41,17 @@ static bool attach_counts(const char *state)
            strcmp(state, "detaching") == 0 || state[0] == '\0';
 }
 
+static int cmp_id_inst(const void *id, const void *b)
+{
+    return strcmp(id, ((const struct wire_inst *)b)->id);
+}
+
+/* The instance of id in inst (sorted), or NULL. */
+static struct wire_inst *find_inst(struct wire_inst *inst, size_t ninst, const char *id)
+{
+    return ninst ? bsearch(id, inst, ninst, sizeof *inst, cmp_id_inst) : NULL;
+}
+
 cJSON *answer_total(const char *region, struct wire_inst *inst, size_t ninst,
                     struct wire_vol *vols, size_t nvols, const struct wire_attach *atts)
 {
@@ -57,10 +68,7 @@ cJSON *answer_total(const char *region, struct wire_inst *inst, size_t ninst,
         for (unsigned k = 0; k < v->nattach; k++) {
             if (!attach_counts(va[k].state))
                 continue;
-            struct wire_inst key;
-            snprintf(key.id, sizeof key.id, "%s", va[k].instance_id);
-            struct wire_inst *in =
-                ninst ? bsearch(&key, inst, ninst, sizeof *inst, cmp_inst) : NULL;
+            struct wire_inst *in = find_inst(inst, ninst, va[k].instance_id);
             if (!in)
                 continue;
             in->nvol++;
@@ -138,13 +146,6 @@ cJSON *answer_instance(const char *region, const char *instance_id, const char *
 }
 
 /* ---------------------------------------------------------------- breakdowns */
-
-static struct wire_inst *find_inst(struct wire_inst *inst, size_t ninst, const char *id)
-{
-    struct wire_inst key;
-    snprintf(key.id, sizeof key.id, "%s", id);
-    return ninst ? bsearch(&key, inst, ninst, sizeof *inst, cmp_inst) : NULL;
-}
 
 /* One key's value for a counted volume and the instance it is grouped with; NULL: untagged. */
 static const char *group_value(const struct wire_vol *v, const struct wire_inst *in,

@@ -292,5 +292,45 @@ static void test_bounded_memory(void)
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
-TEST_MAIN(T(test_roundtrip), T(test_write_rejects), T(test_partial), T(test_truncated_at_eof),
+/* A freed reader's buffer goes to the next reader, which reads into it from the start;
+ * a reader with a smaller bound never takes a buffer past it. */
+static void test_buffer_reused(void)
+{
+    int p[2];
+    nb_pipe(p);
+    CHECK(frame_write(p[1], 1, "first", 5) == EBSD_OK);
+    struct frame_reader r;
+    frame_reader_init(&r, 0);
+    bool eof = false;
+    CHECK(frame_reader_feed(&r, p[0], &eof) == EBSD_OK);
+    unsigned char *buf = r.buf;
+    size_t cap = r.cap;
+    CHECK(buf != NULL && cap >= FRAME_HEADER_LEN + 5);
+    frame_reader_free(&r);
+    CHECK(r.buf == NULL);
+
+    struct frame_reader small;
+    frame_reader_init(&small, cap - FRAME_HEADER_LEN - 1);
+    CHECK(small.buf != buf); /* over its bound: not taken */
+    frame_reader_init(&r, 0);
+    CHECK(r.buf == buf);
+    CHECK_INT(r.cap, cap);
+    CHECK(frame_write(p[1], 2, "second", 6) == EBSD_OK);
+    close(p[1]);
+    CHECK(frame_reader_feed(&r, p[0], &eof) == EBSD_OK);
+    uint8_t type;
+    const char *data;
+    size_t len;
+    CHECK(frame_reader_next(&r, &type, &data, &len) == EBSD_OK);
+    CHECK_INT(type, 2);
+    CHECK_INT(len, 6);
+    CHECK(memcmp(data, "second", 6) == 0);
+    CHECK(frame_reader_next(&r, &type, &data, &len) == EBSD_ENOTFOUND);
+    CHECK(eof);
+    frame_reader_free(&r);
+    frame_reader_free(&small);
+    close(p[0]);
+}
+
+TEST_MAIN(T(test_buffer_reused), T(test_roundtrip), T(test_write_rejects), T(test_partial), T(test_truncated_at_eof),
           T(test_garbage), T(test_large_interrupted), T(test_bounded_memory))
