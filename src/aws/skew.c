@@ -90,6 +90,14 @@ void skew_adopt(int64_t offset_ms)
     skew_announce();
 }
 
+void skew_inherit(int64_t offset_ms)
+{
+    g.offset_ms = offset_ms;
+    g.known = true;
+    g.warned = true;
+    g.warned_ms = offset_ms;
+}
+
 void skew_announce(void)
 {
     if (!g.known || (g.warned && abs64(g.offset_ms - g.warned_ms) < SKEW_CHANGE_MS))

@@ -52,6 +52,9 @@ bool skew_correct_from_date(const char *date);
 /* Parent: adopts an offset a worker learned. Ignored when within SKEW_CHANGE_MS of the one
  * already known; otherwise set, and skew_announce warns. */
 void skew_adopt(int64_t offset_ms);
+/* Worker: takes the offset the parent knew when it started the worker (as a fork would
+ * have), without a warning of its own: the parent gave it. */
+void skew_inherit(int64_t offset_ms);
 /* Writes one warning to the log when the offset was set or moved by SKEW_CHANGE_MS or more
  * since the last warning (in this process or the parent it was forked from). */
 void skew_announce(void);

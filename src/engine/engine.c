@@ -20,10 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <stddef.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "clock.h"
+#include "credentials.h"
 #include "ec2.h"
 #include "frame.h"
 #include "limiter.h"
@@ -37,6 +39,8 @@ enum task_kind { T_LIST, T_VOLUMES, T_INSTANCE, T_SEQUENTIAL, T_UNATTACHED, T_AT
                  T_SERVICE };
 
 #define ID_LEN WIRE_ID_LEN
+/* Call counter slots: more than fanout.max_children's bound of 1,024 running workers. */
+#define COUNTERS 1100
 /* The job's own kill comes just after its deadline: the waiters' timers, set for the same
  * millisecond, answer first (504), and a flight left with no waiter is cancelled then. */
 #define DEADLINE_GRACE_MS 1
@@ -84,7 +88,8 @@ struct task {
     bool own_volumes;          /* T_LIST: also fetches the volumes of what it lists */
     int64_t deadline;
     int64_t queued_ms;         /* when it was queued: the budget wait is bounded from here */
-    _Atomic unsigned *calls;   /* shared with the worker: its EC2 calls by action, as it goes */
+    _Atomic unsigned *calls;   /* shared with the worker: its EC2 calls by action, as it goes
+                                * (a slot of g.counters) */
     bool calls_counted;        /* ...added to the job's and the process's counts */
     bool killed;               /* by the engine (deadline, failed job), not from outside */
     pid_t pid;
@@ -128,10 +133,17 @@ static struct {
     /* EC2 calls per target (the configured targets only: the table is bounded by config) */
     struct engine_target_calls *calls;
     size_t ncalls, calls_cap;
+    /* The workers' shared call counters (task.calls): one mapping, made before the zygote
+     * is forked so that every worker inherits it, a slot a running task; NULL when it could
+     * not be mapped (then calls are counted from DONE only). */
+    _Atomic unsigned (*counters)[3];
+    bool counter_used[COUNTERS];
+    unsigned counter_next;
 } g;
 
 static void schedule(void);
 static void kick(void);
+static int task_msg_main(int fd, const void *msg, size_t len);
 static void job_fail_budget(struct engine_job *job);
 static void wake_at(int64_t at);
 static void job_maybe_finish(struct engine_job *job);
@@ -251,10 +263,32 @@ static void kill_and_count(struct engine_job *job)
     }
 }
 
+static _Atomic unsigned *counter_take(void)
+{
+    if (!g.counters)
+        return NULL;
+    for (unsigned n = 0; n < COUNTERS; n++) {
+        unsigned i = (g.counter_next + n) % COUNTERS;
+        if (g.counter_used[i])
+            continue;
+        g.counter_used[i] = true;
+        g.counter_next = (i + 1) % COUNTERS;
+        for (unsigned k = 0; k < 3; k++)
+            atomic_store(&g.counters[i][k], 0);
+        return g.counters[i];
+    }
+    return NULL;
+}
+
+static void counter_give(_Atomic unsigned *c)
+{
+    if (c && g.counters)
+        g.counter_used[(c - g.counters[0]) / 3] = false;
+}
+
 static void task_free(struct task *t)
 {
-    if (t->calls)
-        munmap((void *)t->calls, sizeof(_Atomic unsigned) * 3);
+    counter_give(t->calls);
     free(t->ids);
     free(t);
 }
@@ -688,27 +722,96 @@ static void on_task_readable(struct loop *l, int fd, uint32_t events, void *arg)
     }
 }
 
-/* In the worker: the task's body. */
+/* In a service worker: its body. */
 static int task_main(int fd, void *arg)
 {
     const struct task *t = arg;
-    if (t->kind == T_SERVICE)
-        return t->svc.fn(fd, t->svc.arg);
+    return t->svc.fn(fd, t->svc.arg);
+}
+
+/* A job task's worker input, as the bytes a worker is started with (proc.h): all it needs of
+ * the parent's state at that moment. The ids come last, and only nids of them are sent. */
+struct task_msg {
+    uint8_t kind; /* enum task_kind */
+    bool own_volumes, background, have_creds, skew_known, all_tags;
+    struct target target;
+    unsigned part, nparts, ntags;
+    int calls_slot; /* -1: not counted */
+    int64_t deadline, skew_offset_ms;
+    char tags[WIRE_PICK_KEYS][256];
+    struct creds creds;
+    size_t nids;
+    char ids[EC2_MAX_IDS][ID_LEN];
+};
+
+/* Writes t's message into m; returns its length. */
+static size_t task_msg_fill(struct task_msg *m, const struct task *t)
+{
+    memset(m, 0, offsetof(struct task_msg, ids));
+    const struct engine_query *q = &t->job->q;
+    m->kind = (uint8_t)t->kind;
+    m->own_volumes = t->own_volumes;
+    m->background = q->background;
+    /* strings by value, never whole arrays: no byte past a string's end is sent */
+    snprintf(m->target.account, sizeof m->target.account, "%s", q->target.account);
+    snprintf(m->target.region, sizeof m->target.region, "%s", q->target.region);
+    m->part = t->part;
+    m->nparts = t->nparts;
+    m->deadline = t->deadline;
+    m->calls_slot = t->calls ? (int)((t->calls - g.counters[0]) / 3) : -1;
+    m->skew_known = skew_offset_known();
+    m->skew_offset_ms = skew_offset_ms();
+    struct wire_tag_pick pick = engine_tag_pick(q);
+    m->all_tags = pick.all;
+    for (unsigned i = 0; i < pick.nkeys && i < WIRE_PICK_KEYS; i++)
+        snprintf(m->tags[m->ntags++], sizeof m->tags[0], "%s", pick.keys[i]);
+    const struct creds *c = worker_creds(&q->target);
+    if (c) {
+        struct creds *d = &m->creds;
+        snprintf(d->access_key_id, sizeof d->access_key_id, "%s", c->access_key_id);
+        snprintf(d->secret_access_key, sizeof d->secret_access_key, "%s", c->secret_access_key);
+        snprintf(d->session_token, sizeof d->session_token, "%s", c->session_token);
+        snprintf(d->source, sizeof d->source, "%s", c->source);
+        d->expiration = c->expiration;
+        m->have_creds = true;
+    }
+    m->nids = t->nids < EC2_MAX_IDS ? t->nids : EC2_MAX_IDS;
+    memset(m->ids, 0, m->nids * sizeof m->ids[0]);
+    for (size_t i = 0; i < m->nids; i++)
+        snprintf(m->ids[i], sizeof m->ids[i], "%s", t->ids[i]);
+    return offsetof(struct task_msg, ids) + m->nids * sizeof m->ids[0];
+}
+
+/* In a job's worker: its body, from its message. */
+static int task_msg_main(int fd, const void *msg, size_t len)
+{
     static const enum worker_kind kinds[] = {WORKER_LIST,       WORKER_VOLUMES,
                                              WORKER_INSTANCE,   WORKER_SEQUENTIAL,
                                              WORKER_UNATTACHED, WORKER_ATTACHED};
+    const struct task_msg *m = msg;
+    if (len < offsetof(struct task_msg, ids) || m->nids > EC2_MAX_IDS ||
+        len != offsetof(struct task_msg, ids) + m->nids * sizeof m->ids[0] ||
+        m->kind >= sizeof kinds / sizeof kinds[0] || m->ntags > WIRE_PICK_KEYS ||
+        m->calls_slot >= COUNTERS)
+        return PROC_EXIT_SETUP;
+    if (m->skew_known)
+        skew_inherit(m->skew_offset_ms);
+    struct wire_tag_pick pick = {.nkeys = m->ntags, .all = m->all_tags};
+    for (unsigned i = 0; i < m->ntags; i++)
+        pick.keys[i] = m->tags[i];
     const struct worker_task wt = {
-        .kind = kinds[t->kind],
-        .target = &t->job->q.target,
-        .ids = (const char(*)[ID_LEN])t->ids,
-        .nids = t->nids,
-        .part = t->part,
-        .nparts = t->nparts,
-        .own_volumes = t->own_volumes,
-        .deadline = t->deadline,
-        .tags = engine_tag_pick(&t->job->q),
-        .background = t->job->q.background,
-        .calls = t->calls,
+        .kind = kinds[m->kind],
+        .target = &m->target,
+        .ids = m->ids,
+        .nids = m->nids,
+        .part = m->part,
+        .nparts = m->nparts,
+        .own_volumes = m->own_volumes,
+        .deadline = m->deadline,
+        .tags = pick,
+        .background = m->background,
+        .calls = m->calls_slot >= 0 && g.counters ? g.counters[m->calls_slot] : NULL,
+        .creds = m->have_creds ? &m->creds : NULL,
     };
     return worker_main(fd, &wt);
 }
@@ -725,15 +828,21 @@ static void spawn(struct task *t)
         .mem_limit_bytes = t->job ? (size_t)t->job->q.memory_mb << 20 : 0,
         .nice = g.worker_nice,
     };
+    /* a job's worker starts from its message, forked by the zygote (proc.h) */
+    static struct task_msg msg;
     if (t->job) {
-        void *p = mmap(NULL, sizeof(_Atomic unsigned) * 3, PROT_READ | PROT_WRITE,
-                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        t->calls = p == MAP_FAILED ? NULL : p; /* zero-filled */
+        t->calls = counter_take();
+        spec.name = "ebsd-worker";
+        spec.fn = NULL;
+        spec.msg = &msg;
+        spec.msg_len = task_msg_fill(&msg, t);
     }
     struct proc_child pc;
     fflush(stdout);
     fflush(stderr);
     ebsd_status st = proc_spawn(&spec, &pc);
+    if (t->job)
+        explicit_bzero(&msg.creds, sizeof msg.creds); /* no copy of a secret stays here */
     if (st != EBSD_OK) {
         if (t->job) {
             t->job->tasks--;
@@ -928,8 +1037,10 @@ void engine_on_sigchld(void)
         struct task *t = g.running;
         while (t && t->pid != ex.pid)
             t = t->next;
-        if (!t)
-            continue; /* not ours (should not happen) */
+        if (!t) {
+            (void)proc_zygote_gone(ex.pid); /* the zygote, or an orphan we adopted */
+            continue;
+        }
         t->exit = ex;
         t->reaped = true;
         if (t->eof)
@@ -1210,6 +1321,14 @@ void engine_init(struct loop *l, const struct config *cfg, engine_gate_fn gate)
     g.worker_nice = cfg->worker_nice;
     g.instance_page = cfg->instance_page_size;
     limiter_configure(cfg->rate_limit, cfg->rate_burst, clock_now_us());
+    if (!g.counters) {
+        void *p = mmap(NULL, sizeof(_Atomic unsigned[3]) * COUNTERS, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        g.counters = p == MAP_FAILED ? NULL : p;
+    }
+    /* after everything the workers inherit is set (the limiter and the counters above,
+     * worker_configure's settings, the log's): a new zygote at each (re)configuration */
+    (void)proc_zygote_start(task_msg_main);
     if (!g.ready) {
         g.ready = true;
         /* No fastbins in the parent: glibc leaves small freed chunks there unmerged, and the
@@ -1282,6 +1401,7 @@ void engine_shutdown(void)
     if (g.trim)
         loop_timer_stop(g.loop, g.trim);
     g.trim = NULL;
+    proc_zygote_stop();
     limiter_reset();
     free(g.calls);
     g.calls = NULL;

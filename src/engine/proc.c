@@ -9,7 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <poll.h>
+#include <sched.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -226,11 +229,296 @@ static int fd_above_stdio(int *fd)
     return 0;
 }
 
+/* ------------------------------------------------------------------ the zygote (proc.h) */
+
+/* What the zygote is sent with each worker's message, and what it answers. */
+struct zy_req {
+    uint64_t seq;
+    uint64_t mem_limit_bytes;
+    uint32_t cpu_limit_s;
+    uint32_t nice;
+    char name[16];
+};
+
+struct zy_rep {
+    uint64_t seq;
+    int32_t pid;    /* the worker's, or -1 */
+    int32_t err;    /* errno of the failed fork */
+};
+
+static struct {
+    proc_msg_fn fn;
+    pid_t pid;          /* the running zygote, 0 when none */
+    int sock;           /* the parent's end, -1 when none */
+    uint64_t seq;
+    int64_t started_ms; /* the last start attempt, for the once-a-second restart */
+} zy = {.sock = -1};
+
+/* A message and its length, as a proc_fn's argument. */
+struct msg_arg {
+    const void *msg;
+    size_t len;
+};
+
+static int run_msg(int fd, void *arg)
+{
+    const struct msg_arg *m = arg;
+    return zy.fn(fd, m->msg, m->len);
+}
+
+/* Sends r to the parent (the intermediate process or the zygote). */
+static void zy_answer(int sock, uint64_t seq, pid_t pid, int err)
+{
+    struct zy_rep r = {seq, pid, err};
+    (void)send(sock, &r, sizeof r, MSG_NOSIGNAL);
+}
+
+/* The worker, in the zygote's child (which is the parent's: CLONE_PARENT): the set-up of any
+ * worker (child_run), on its copy of the message. */
+static void zy_worker(const struct zy_req *h, const void *msg, size_t len, int wfd,
+                      pid_t parent)
+{
+    struct msg_arg m = {msg, len};
+    struct proc_spec spec = {.fn = run_msg,
+                             .arg = &m,
+                             .mem_limit_bytes = (size_t)h->mem_limit_bytes,
+                             .cpu_limit_s = h->cpu_limit_s,
+                             .name = h->name[0] ? h->name : NULL,
+                             .nice = h->nice};
+    child_run(&spec, wfd, parent);
+}
+
+/* fork(2) with CLONE_PARENT: the child is the caller's parent's child. The raw system call:
+ * glibc has no such fork. That skips what glibc's fork does besides the system call, which
+ * the zygote does not need: it is single-threaded (no lock can be held by another thread)
+ * and runs nothing between its forks; the fork handlers ran when the zygote itself was
+ * forked (log.c's put it in the workers' write-at-once mode), and the libraries that keep
+ * random state across a fork (OpenSSL, GnuTLS) tell a new process by its pid. */
+static pid_t fork_sibling(void)
+{
+    return (pid_t)syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), 0UL, 0UL, 0UL,
+                          0UL);
+}
+
+/* The zygote's loop: one datagram, one worker; ends when the parent closes its end. */
+static void zy_main(int sock, pid_t parent)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != parent)
+        _exit(0);
+    child_signals();
+    /* a stop signal sent to every process of ebsd's group or cgroup is the parent's to act
+     * on (it drains, and may start workers meanwhile); the zygote ends with the parent */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    if (sock != PROC_CHILD_FD) {
+        if (dup2(sock, PROC_CHILD_FD) < 0)
+            _exit(PROC_EXIT_SETUP);
+        sock = PROC_CHILD_FD;
+    }
+    int rc = -1;
+#if defined(SYS_close_range)
+    rc = (int)syscall(SYS_close_range, PROC_CHILD_FD + 1, ~0U, 0U);
+#endif
+    if (rc != 0)
+        close_from_proc(PROC_CHILD_FD + 1);
+    (void)prctl(PR_SET_NAME, "ebsd-zygote", 0, 0, 0);
+    static unsigned char buf[sizeof(struct zy_req) + PROC_MSG_MAX];
+    for (;;) {
+        union {
+            struct cmsghdr h;
+            char space[CMSG_SPACE(sizeof(int))];
+        } ctl;
+        struct iovec iov = {buf, sizeof buf};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.space,
+                            .msg_controllen = sizeof ctl.space};
+        ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+        if (n == 0)
+            _exit(0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            _exit(1);
+        }
+        int wfd = -1;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+            c->cmsg_len == CMSG_LEN(sizeof(int)))
+            memcpy(&wfd, CMSG_DATA(c), sizeof wfd);
+        struct zy_req h;
+        memset(&h, 0, sizeof h);
+        if ((size_t)n >= sizeof h)
+            memcpy(&h, buf, sizeof h);
+        if (wfd < 0 || (size_t)n < sizeof h || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+            if (wfd >= 0)
+                close(wfd);
+            zy_answer(sock, h.seq, -1, EINVAL);
+            continue;
+        }
+        h.name[sizeof h.name - 1] = '\0';
+        pid_t w = fork_sibling();
+        if (w == 0)
+            zy_worker(&h, buf + sizeof h, (size_t)n - sizeof h, wfd, parent);
+        int err = errno;
+        close(wfd);
+        /* the message may hold credentials: the worker has its copy, the zygote keeps none */
+        explicit_bzero(buf, (size_t)n);
+        zy_answer(sock, h.seq, w > 0 ? w : -1, w > 0 ? 0 : err);
+    }
+}
+
+/* Ends the running zygote (if any): its socket closed, then killed and reaped here, so no
+ * zombie of it is left to the caller's reaping. */
+static void zy_end(void)
+{
+    if (zy.sock >= 0)
+        close(zy.sock);
+    zy.sock = -1;
+    if (zy.pid > 0) {
+        proc_kill(zy.pid);
+        int status;
+        while (waitpid(zy.pid, &status, 0) < 0 && errno == EINTR)
+            ;
+    }
+    zy.pid = 0;
+}
+
+static ebsd_status zy_fork(void)
+{
+    int sv[2];
+    zy.started_ms = clock_now_ms();
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        log_error("proc", "socketpair: %s", strerror(errno));
+        return EBSD_EIO;
+    }
+    /* the zygote's message datagrams are up to 88 KiB */
+    int sz = (int)(sizeof(struct zy_req) + PROC_MSG_MAX) * 2;
+    (void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    (void)setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+    if (fd_above_stdio(&sv[0]) != 0 || fd_above_stdio(&sv[1]) != 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return EBSD_EIO;
+    }
+    pid_t parent = getpid();
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("proc", "fork (zygote): %s", strerror(errno));
+        close(sv[0]);
+        close(sv[1]);
+        return EBSD_EIO;
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        zy_main(sv[1], parent); /* never returns */
+    }
+    close(sv[1]);
+    zy.sock = sv[0];
+    zy.pid = pid;
+    return EBSD_OK;
+}
+
+ebsd_status proc_zygote_start(proc_msg_fn fn)
+{
+    zy.fn = fn;
+    zy_end();
+    return zy_fork();
+}
+
+void proc_zygote_stop(void)
+{
+    zy_end();
+    zy.started_ms = INT64_MAX / 2; /* never again */
+}
+
+pid_t proc_zygote_pid(void) { return zy.pid; }
+
+bool proc_zygote_gone(pid_t pid)
+{
+    if (pid <= 0 || pid != zy.pid)
+        return false;
+    zy.pid = 0; /* already reaped: zy_end must not wait for it */
+    zy_end();
+    log_warn("proc", "the zygote (pid %d) ended; workers are forked from this process until "
+                     "it is started again", (int)pid);
+    return true;
+}
+
+/* Has the zygote fork the worker for spec with wfd as its pipe. EBSD_OK with *pid; EBSD_EBUSY
+ * or EBSD_EIO when the zygote's fork failed (as a fork here would have); EBSD_ENOTFOUND when
+ * the zygote itself failed (then it is ended: the caller forks here). */
+static ebsd_status zy_spawn(const struct proc_spec *spec, int wfd, pid_t *pid)
+{
+    struct zy_req h = {.seq = ++zy.seq,
+                       .mem_limit_bytes = spec->mem_limit_bytes,
+                       .cpu_limit_s = spec->cpu_limit_s,
+                       .nice = spec->nice};
+    if (spec->name)
+        snprintf(h.name, sizeof h.name, "%s", spec->name);
+    struct iovec iov[2] = {{&h, sizeof h}, {(void *)spec->msg, spec->msg_len}};
+    union {
+        struct cmsghdr c;
+        char space[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2, .msg_control = ctl.space,
+                        .msg_controllen = sizeof ctl.space};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &wfd, sizeof wfd);
+    ssize_t n;
+    do {
+        n = sendmsg(zy.sock, &mh, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    const char *why = NULL;
+    if (n != (ssize_t)(sizeof h + spec->msg_len)) {
+        why = "cannot send it a worker";
+        goto failed;
+    }
+    int64_t until = clock_now_ms() + 1000;
+    for (;;) {
+        int64_t left = until - clock_now_ms();
+        struct pollfd pf = {zy.sock, POLLIN, 0};
+        int pr = left > 0 ? poll(&pf, 1, (int)left) : 0;
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0) {
+            why = "no answer within 1 s";
+            goto failed;
+        }
+        struct zy_rep r;
+        ssize_t got = recv(zy.sock, &r, sizeof r, 0);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got != (ssize_t)sizeof r) {
+            why = "its answer was cut";
+            goto failed;
+        }
+        if (r.seq != h.seq)
+            continue; /* an answer to an earlier worker, given up on */
+        if (r.pid > 0) {
+            *pid = r.pid;
+            return EBSD_OK;
+        }
+        log_error("proc", "fork (in the zygote): %s", strerror(r.err));
+        return r.err == EAGAIN ? EBSD_EBUSY : EBSD_EIO;
+    }
+failed:
+    log_error("proc", "the zygote (pid %d) failed: %s; ending it", (int)zy.pid, why);
+    zy_end();
+    return EBSD_ENOTFOUND;
+}
+
 ebsd_status proc_spawn(const struct proc_spec *spec, struct proc_child *out)
 {
     ebsd_status st = EBSD_EIO;
     int p[2] = {-1, -1};
-    if (!spec || !spec->fn || !out)
+    if (!spec || !out || (!spec->fn && !spec->msg) || (spec->msg && !zy.fn) ||
+        spec->msg_len > PROC_MSG_MAX)
         return EBSD_EINVAL;
     if (pipe2(p, O_CLOEXEC) != 0) {
         st = (errno == EMFILE || errno == ENFILE) ? EBSD_EBUSY : EBSD_EIO;
@@ -247,16 +535,32 @@ ebsd_status proc_spawn(const struct proc_spec *spec, struct proc_child *out)
         log_error("proc", "fcntl(O_NONBLOCK): %s", strerror(errno));
         goto out;
     }
-    pid_t parent = getpid();
     int64_t start = clock_now_ms();
-    pid_t pid = fork();
-    if (pid < 0) {
-        st = errno == EAGAIN ? EBSD_EBUSY : EBSD_EIO;
-        log_error("proc", "fork: %s", strerror(errno));
-        goto out;
+    pid_t pid = 0;
+    if (spec->msg && zy.pid <= 0 && start - zy.started_ms >= 1000)
+        (void)zy_fork(); /* the zygote ended or failed: again, at most once a second */
+    if (spec->msg && zy.pid > 0) {
+        st = zy_spawn(spec, p[1], &pid);
+        if (st != EBSD_OK && st != EBSD_ENOTFOUND)
+            goto out;
     }
-    if (pid == 0)
-        child_run(spec, p[1], parent); /* never returns */
+    if (pid == 0) {
+        struct msg_arg m = {spec->msg, spec->msg_len};
+        struct proc_spec direct = *spec;
+        if (spec->msg) {
+            direct.fn = run_msg;
+            direct.arg = &m;
+        }
+        pid_t parent = getpid();
+        pid = fork();
+        if (pid < 0) {
+            st = errno == EAGAIN ? EBSD_EBUSY : EBSD_EIO;
+            log_error("proc", "fork: %s", strerror(errno));
+            goto out;
+        }
+        if (pid == 0)
+            child_run(&direct, p[1], parent); /* never returns */
+    }
     close(p[1]);
     p[1] = -1;
     out->pid = pid;

@@ -62,6 +62,11 @@
 /* Runs in the child. out_fd is the pipe's write end (blocking); returns the exit status
  * (0..255; EBSD_EXIT_OOM is reserved for allocation failure). */
 typedef int (*proc_fn)(int out_fd, void *arg);
+/* Runs in a child started from a message (proc_spec.msg): its own copy of the bytes. */
+typedef int (*proc_msg_fn)(int out_fd, const void *msg, size_t len);
+
+/* The largest message a child can be started with. */
+#define PROC_MSG_MAX (64u * 1024)
 
 struct proc_spec {
     proc_fn fn;
@@ -70,6 +75,12 @@ struct proc_spec {
     unsigned cpu_limit_s;     /* RLIMIT_CPU seconds (SIGKILL when passed); 0 = no limit */
     const char *name;         /* process name shown by ps/top (15 chars kept); NULL = keep */
     unsigned nice;            /* nice increment over the parent (capped at 19); 0 = same */
+    /* Instead of fn and arg: the child runs proc_zygote_start's function on a copy of these
+     * bytes (at most PROC_MSG_MAX), forked from the zygote while it runs, else from the
+     * parent. Such a child must need nothing of the parent's memory but what the zygote
+     * inherited at its start and the message. */
+    const void *msg;
+    size_t msg_len;
 };
 
 struct proc_child {
@@ -99,7 +110,8 @@ struct proc_exit {
 };
 
 
-/* Forks a child that runs spec->fn (see the model above). On success fills *out; the caller
+/* Forks a child that runs spec->fn, or the zygote's function on spec->msg (see the model
+ * above). On success fills *out; the caller
  * owns out->fd (close it after EOF) and must reap out->pid. EBSD_EBUSY if fork hit a process
  * limit (EAGAIN), EBSD_EIO for other failures (logged); nothing is left behind on failure.
  * Caller flushes stdio first. */
@@ -121,6 +133,37 @@ EBSD_MUST_CHECK ebsd_status proc_reap_any(struct proc_exit *out);
 /* Waits for pid to end, up to timeout_ms (polling every millisecond). BLOCKS: for shutdown
  * and tests only, never on the loop. EBSD_ETIMEDOUT if still running at the end. */
 EBSD_MUST_CHECK ebsd_status proc_wait(pid_t pid, int64_t timeout_ms, struct proc_exit *out);
+
+/* The zygote. Forking a worker from the parent costs the parent the copy of its page tables,
+ * then a page copy (and on a virtual machine a TLB shootdown on the other CPUs) for every
+ * page it writes while the worker lives, and the worker the teardown of the parent's whole
+ * image when it exits. So workers started with a message are forked from the zygote
+ * instead: a small helper forked from the parent at start-up, before the parent's heap grows
+ * with caches and results, that does nothing but fork.
+ *
+ * How a worker is started: the parent makes the pipe and sends the zygote one datagram on a
+ * SOCK_SEQPACKET socket pair (a sequence number, the limits and the message, with the pipe's
+ * write end as SCM_RIGHTS). The zygote forks the worker with CLONE_PARENT (a raw clone: see
+ * fork_sibling in proc.c for why that is safe there), so the worker is the parent's own child:
+ * the parent reaps it with wait4 and its rusage, and kills it by pid with no risk of reuse,
+ * exactly as a worker it forked itself; the worker sets up as in the model above. The
+ * zygote answers with the worker's pid, and wipes the message it kept. It dies with the
+ * parent, and ends when the parent closes its end of the socket.
+ *
+ * The parent blocks for the answer (one fork of a small process, well under a millisecond;
+ * its own fork blocked it longer). A zygote that does not answer within a second, or is gone,
+ * is ended and started again at the next spawn (at most once a second); meanwhile workers are
+ * forked from the parent as before, running the same function on the same message.
+ *
+ * proc_zygote_start(fn) sets the function every message runs (in either case) and forks a
+ * new zygote, ending the one before: call it again whenever the state the workers inherit
+ * changes (a reload). proc_zygote_stop ends it for good (shutdown). proc_zygote_pid is its
+ * pid (0 when none runs), and proc_zygote_gone tells proc that a pid the caller reaped and
+ * does not know may be the zygote's: true when it was. */
+ebsd_status proc_zygote_start(proc_msg_fn fn);
+void proc_zygote_stop(void);
+pid_t proc_zygote_pid(void);
+bool proc_zygote_gone(pid_t pid);
 
 /* Megabytes for a REPORT line's "Max Memory Used": KiB rounded up to whole MiB. */
 long proc_kb_to_mb(long kb);

@@ -37,6 +37,11 @@ void worker_configure(const struct config *cfg, worker_creds_fn creds)
     snprintf(g.ca_bundle, sizeof g.ca_bundle, "%s", cfg->ca_bundle ? cfg->ca_bundle : "");
 }
 
+const struct creds *worker_creds(const struct target *t)
+{
+    return g.creds ? g.creds(t) : NULL;
+}
+
 void worker_prepare(void)
 {
     const struct sigv4_header h[] = {{"Host", "ec2.us-east-1.amazonaws.com"}};
@@ -160,7 +165,7 @@ int worker_main(int fd, const struct worker_task *t)
         .region = t->target->region,
         .endpoint = g.endpoint[0] ? g.endpoint : NULL,
         .ca_bundle = g.ca_bundle[0] ? g.ca_bundle : NULL,
-        .creds = g.creds ? g.creds(t->target) : NULL,
+        .creds = t->creds,
         .max_attempts = (int)g.max_attempts,
         .instance_page_size = (int)g.instance_page,
         .volume_page_size = (int)g.volume_page,

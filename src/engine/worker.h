@@ -35,6 +35,8 @@ struct worker_task {
                                 * calls are counted even if the worker is killed; [2] its
                                 * peak RSS in KiB as of its last attempt (for a REPORT of a
                                 * worker not reaped yet); NULL: not counted */
+    const struct creds *creds; /* the target's credentials (worker_creds at the start); NULL:
+                                * none yet */
 };
 
 /* A target's current credentials (NULL: none), as the credentials service hands them. */
@@ -44,6 +46,10 @@ typedef const struct creds *(*worker_creds_fn)(const struct target *t);
  * and where the credentials come from; call in the parent, before forking and after each
  * reload. */
 void worker_configure(const struct config *cfg, worker_creds_fn creds);
+
+/* The target's credentials now (NULL: none yet), from the function worker_configure was
+ * given: in the parent, when a worker is started. */
+const struct creds *worker_creds(const struct target *t);
 
 /* Signs a dummy request once in the parent, so OpenSSL's algorithm fetches are inherited
  * instead of redone in every worker. */

@@ -50,9 +50,10 @@ static void configure(struct daemon *d, const struct config *cfg, bool first)
     if (first)
         telemetry_init();
     worker_configure(cfg, credsvc_current);
+    if (first)
+        worker_prepare(); /* before engine_init forks the zygote, which inherits it */
     engine_init(d->loop, cfg, credsvc_ready);
     if (first) {
-        worker_prepare();
         credsvc_configure(cfg);
         credsvc_init(d->loop);
     }

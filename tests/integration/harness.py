@@ -311,16 +311,18 @@ def proc_fds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
-def proc_children(pid):
-    """Pids whose parent is pid (zombies included)."""
+def proc_children(pid, zygote=False):
+    """(pid, state) of the processes whose parent is pid (zombies included): ebsd's workers.
+    Its zygote, a helper that lives as long as ebsd, only when zygote is true."""
     kids = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
             with open("/proc/%s/stat" % d) as f:
-                parts = f.read().rsplit(")", 1)[1].split()
-            if int(parts[1]) == pid:
+                comm, rest = f.read().split(" (", 1)[1].rsplit(")", 1)
+            parts = rest.split()
+            if int(parts[1]) == pid and (zygote or comm != "ebsd-zygote"):
                 kids.append((int(d), parts[0]))
         except (OSError, IndexError, ValueError):
             pass

@@ -168,7 +168,7 @@ static size_t worker_pids(pid_t *out, size_t cap)
         long pid = strtol(p, &end, 10);
         if (end == p)
             break;
-        if (pid != sim.pid)
+        if (pid != sim.pid && pid != proc_zygote_pid())
             out[n++] = (pid_t)pid;
         p = end;
     }
@@ -801,6 +801,85 @@ static void teardown_all(void)
     config_free(&cfg);
 }
 
+/* A field of /proc/PID/status in KiB (VmSize, VmRSS), or -1. */
+static long status_field_kb(pid_t pid, const char *field)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    size_t len = 0;
+    char *txt = harness_read_file(path, &len);
+    if (!txt)
+        return -1;
+    const char *p = strstr(txt, field);
+    long kb = p ? strtol(p + strlen(field), NULL, 10) : -1;
+    free(txt);
+    return kb;
+}
+
+/* A job's workers are forked by the zygote, not by this process: they are this process's
+ * children all the same (reaped here, PPid ours), yet none of them holds memory this
+ * process took after the zygote started; the job's answer is the truth. */
+static void test_workers_come_from_the_zygote(void)
+{
+    engine_setup();
+    pid_t zy = proc_zygote_pid();
+    CHECK(zy > 0);
+    CHECK_INT(status_field_kb(zy, "PPid:"), getpid());
+    /* 96 MiB taken and touched after the zygote's start: a worker forked from here would
+     * have all of it in its address space */
+    size_t big = (size_t)96 << 20;
+    char *mem = xmalloc(big);
+    memset(mem, 1, big);
+    sim_faults("{\"latency\": {\"DescribeInstances\": 600}}");
+    struct seen s = {0};
+    struct engine_query q = query(ENGINE_TOTAL);
+    engine_start(&q, clock_now_ms() + 8000, on_done, &s);
+    settle(300);
+    pid_t pids[8];
+    size_t n = worker_pids(pids, 8);
+    CHECK(n >= 1);
+    long mine = status_field_kb(getpid(), "VmSize:");
+    for (size_t i = 0; i < n; i++) {
+        long vm = status_field_kb(pids[i], "VmSize:");
+        CHECK(vm > 0 && vm < mine - (64 << 10));
+        CHECK_INT(status_field_kb(pids[i], "PPid:"), getpid());
+    }
+    run_for(1, 8000);
+    CHECK_INT(s.status, EBSD_OK);
+    CHECK_INT(s.ninst, (long long)truth_num("instance_count"));
+    CHECK_INT(s.distinct_vols, (long long)truth_num("volume_count"));
+    free(mem);
+    settle(200);
+    CHECK_INT(engine_stats()->running, 0); /* every worker reaped here */
+    CHECK_INT(proc_zygote_pid(), zy);
+}
+
+/* A zygote that dies is reaped like any child; jobs go on (their workers forked from here
+ * meanwhile), and a new zygote is started a second later. */
+static void test_zygote_restarts(void)
+{
+    engine_setup();
+    sim_faults("{}");
+    pid_t zy = proc_zygote_pid();
+    CHECK(zy > 0);
+    CHECK(kill(zy, SIGKILL) == 0);
+    settle(100);
+    CHECK_INT(proc_zygote_pid(), 0);
+    for (int round = 0; round < 2; round++) {
+        struct seen s = {0};
+        struct engine_query q = query(ENGINE_TOTAL);
+        engine_start(&q, clock_now_ms() + 5000, on_done, &s);
+        run_for(1, 8000);
+        CHECK_INT(s.status, EBSD_OK);
+        CHECK_INT(s.ninst, (long long)truth_num("instance_count"));
+        if (round == 0)
+            settle(1100); /* the restart waits a second */
+    }
+    CHECK(proc_zygote_pid() > 0 && proc_zygote_pid() != zy);
+    settle(200);
+    CHECK_INT(engine_stats()->running, 0);
+}
+
 static void test_setup(void)
 {
     setup_all();
@@ -811,7 +890,8 @@ static void test_teardown(void)
     teardown_all();
 }
 
-TEST_MAIN(T(test_setup), T(test_total_matches_truth), T(test_volume_shares_match_truth),
+TEST_MAIN(T(test_setup), T(test_total_matches_truth), T(test_workers_come_from_the_zygote),
+          T(test_zygote_restarts), T(test_volume_shares_match_truth),
           T(test_instance_job),
           T(test_deadline_kills), T(test_extend), T(test_extend_running),
           T(test_deadline_leaves_a_finished_worker_to_sigchld),
