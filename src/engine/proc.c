@@ -311,17 +311,8 @@ static void zy_main(int sock, pid_t parent)
     signal(SIGTERM, SIG_IGN);
     signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
-    if (sock != PROC_CHILD_FD) {
-        if (dup2(sock, PROC_CHILD_FD) < 0)
-            _exit(PROC_EXIT_SETUP);
-        sock = PROC_CHILD_FD;
-    }
-    int rc = -1;
-#if defined(SYS_close_range)
-    rc = (int)syscall(SYS_close_range, PROC_CHILD_FD + 1, ~0U, 0U);
-#endif
-    if (rc != 0)
-        close_from_proc(PROC_CHILD_FD + 1);
+    child_fds(sock); /* the socket alone, as descriptor 3, and stdio */
+    sock = PROC_CHILD_FD;
     (void)prctl(PR_SET_NAME, "ebsd-zygote", 0, 0, 0);
     static unsigned char buf[sizeof(struct zy_req) + PROC_MSG_MAX];
     for (;;) {
