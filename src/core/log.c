@@ -33,6 +33,12 @@ void log_setup(enum log_format fmt, enum log_level min_level)
     g_min = min_level;
 }
 
+void log_settings(enum log_format *fmt, enum log_level *min_level)
+{
+    *fmt = g_format;
+    *min_level = g_min;
+}
+
 int log_level_parse(const char *s)
 {
     for (int i = 0; i < 4; i++)

@@ -11,6 +11,8 @@ enum log_level { LOGL_DEBUG = 0, LOGL_INFO, LOGL_WARN, LOGL_ERROR };
 enum log_format { LOG_FORMAT_JSON = 0, LOG_FORMAT_TEXT };
 
 void log_setup(enum log_format fmt, enum log_level min_level);
+/* The format and level log_setup set (a worker's message carries them). */
+void log_settings(enum log_format *fmt, enum log_level *min_level);
 /* Parses "debug|info|warn|error" / "json|text"; return -1 if unknown. */
 int log_level_parse(const char *s);
 int log_format_parse(const char *s);

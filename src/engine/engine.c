@@ -138,6 +138,7 @@ static struct {
      * not be mapped (then calls are counted from DONE only). */
     _Atomic unsigned (*counters)[3];
     bool counter_used[COUNTERS];
+    bool zygote_tried;         /* proc_zygote_start called (proc restarts it if it ends) */
     unsigned counter_next;
 } g;
 
@@ -734,6 +735,8 @@ static int task_main(int fd, void *arg)
 struct task_msg {
     uint8_t kind; /* enum task_kind */
     bool own_volumes, background, have_creds, skew_known, all_tags;
+    uint8_t log_format, log_level; /* as log_setup has them now */
+    struct worker_settings settings;
     struct target target;
     unsigned part, nparts, ntags;
     int calls_slot; /* -1: not counted */
@@ -750,6 +753,12 @@ static size_t task_msg_fill(struct task_msg *m, const struct task *t)
     memset(m, 0, offsetof(struct task_msg, ids));
     const struct engine_query *q = &t->job->q;
     m->kind = (uint8_t)t->kind;
+    enum log_format fmt;
+    enum log_level lvl;
+    log_settings(&fmt, &lvl);
+    m->log_format = (uint8_t)fmt;
+    m->log_level = (uint8_t)lvl;
+    m->settings = *worker_settings(); /* zeroed whole by worker_configure, strings included */
     m->own_volumes = t->own_volumes;
     m->background = q->background;
     /* strings by value, never whole arrays: no byte past a string's end is sent */
@@ -794,6 +803,11 @@ static int task_msg_main(int fd, const void *msg, size_t len)
         m->kind >= sizeof kinds / sizeof kinds[0] || m->ntags > WIRE_PICK_KEYS ||
         m->calls_slot >= COUNTERS)
         return PROC_EXIT_SETUP;
+    if (m->log_format > LOG_FORMAT_TEXT || m->log_level > LOGL_ERROR)
+        return PROC_EXIT_SETUP;
+    /* what a reload may have changed since the zygote started */
+    log_setup((enum log_format)m->log_format, (enum log_level)m->log_level);
+    worker_settings_adopt(&m->settings);
     if (m->skew_known)
         skew_inherit(m->skew_offset_ms);
     struct wire_tag_pick pick = {.nkeys = m->ntags, .all = m->all_tags};
@@ -1326,9 +1340,12 @@ void engine_init(struct loop *l, const struct config *cfg, engine_gate_fn gate)
                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         g.counters = p == MAP_FAILED ? NULL : p;
     }
-    /* after everything the workers inherit is set (the limiter and the counters above,
-     * worker_configure's settings, the log's): a new zygote at each (re)configuration */
-    (void)proc_zygote_start(task_msg_main);
+    /* once, after what the workers inherit for good is set (the limiter's and the counters'
+     * shared mappings above): what a reload changes comes in each worker's message */
+    if (proc_zygote_pid() == 0 && !g.zygote_tried) {
+        g.zygote_tried = true;
+        (void)proc_zygote_start(task_msg_main);
+    }
     if (!g.ready) {
         g.ready = true;
         /* No fastbins in the parent: glibc leaves small freed chunks there unmerged, and the
@@ -1402,6 +1419,7 @@ void engine_shutdown(void)
         loop_timer_stop(g.loop, g.trim);
     g.trim = NULL;
     proc_zygote_stop();
+    g.zygote_tried = false;
     limiter_reset();
     free(g.calls);
     g.calls = NULL;

@@ -156,8 +156,8 @@ EBSD_MUST_CHECK ebsd_status proc_wait(pid_t pid, int64_t timeout_ms, struct proc
  * forked from the parent as before, running the same function on the same message.
  *
  * proc_zygote_start(fn) sets the function every message runs (in either case) and forks a
- * new zygote, ending the one before: call it again whenever the state the workers inherit
- * changes (a reload). proc_zygote_stop ends it for good (shutdown). proc_zygote_pid is its
+ * new zygote, ending the one before. The zygote keeps what the parent had at that moment, so
+ * what may change later (a reload) belongs in the messages. proc_zygote_stop ends it for good (shutdown). proc_zygote_pid is its
  * pid (0 when none runs), and proc_zygote_gone tells proc that a pid the caller reaped and
  * does not know may be the zygote's: true when it was. */
 ebsd_status proc_zygote_start(proc_msg_fn fn);

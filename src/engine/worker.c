@@ -17,25 +17,27 @@
 
 static struct {
     worker_creds_fn creds;
-    unsigned max_attempts, instance_page, volume_page;
-    unsigned connect_timeout_ms, read_timeout_ms; /* per EC2 attempt */
-    unsigned budget_wait_ms; /* fanout.queue_timeout_ms: longest wait for a budget token */
-    char endpoint[512];
-    char ca_bundle[512];
+    struct worker_settings set;
 } g;
 
 void worker_configure(const struct config *cfg, worker_creds_fn creds)
 {
     g.creds = creds;
-    g.max_attempts = cfg->max_attempts;
-    g.instance_page = cfg->instance_page_size;
-    g.volume_page = cfg->volume_page_size;
-    g.connect_timeout_ms = cfg->connect_timeout_ms;
-    g.read_timeout_ms = cfg->read_timeout_ms;
-    g.budget_wait_ms = cfg->queue_timeout_ms;
-    snprintf(g.endpoint, sizeof g.endpoint, "%s", cfg->ec2_endpoint ? cfg->ec2_endpoint : "");
-    snprintf(g.ca_bundle, sizeof g.ca_bundle, "%s", cfg->ca_bundle ? cfg->ca_bundle : "");
+    struct worker_settings *s = &g.set;
+    memset(s, 0, sizeof *s); /* whole: the settings travel in workers' messages */
+    s->max_attempts = cfg->max_attempts;
+    s->instance_page = cfg->instance_page_size;
+    s->volume_page = cfg->volume_page_size;
+    s->connect_timeout_ms = cfg->connect_timeout_ms;
+    s->read_timeout_ms = cfg->read_timeout_ms;
+    s->budget_wait_ms = cfg->queue_timeout_ms;
+    snprintf(s->endpoint, sizeof s->endpoint, "%s", cfg->ec2_endpoint ? cfg->ec2_endpoint : "");
+    snprintf(s->ca_bundle, sizeof s->ca_bundle, "%s", cfg->ca_bundle ? cfg->ca_bundle : "");
 }
+
+const struct worker_settings *worker_settings(void) { return &g.set; }
+
+void worker_settings_adopt(const struct worker_settings *s) { g.set = *s; }
 
 const struct creds *worker_creds(const struct target *t)
 {
@@ -133,7 +135,7 @@ static ebsd_status take_budget(void *arg, int volumes, int64_t deadline_ms)
 {
     const struct worker_task *t = arg;
     int64_t now = clock_now_us();
-    int64_t max_wait = (int64_t)g.budget_wait_ms * 1000;
+    int64_t max_wait = (int64_t)g.set.budget_wait_ms * 1000;
     if (deadline_ms && deadline_ms * 1000 - now < max_wait)
         max_wait = deadline_ms * 1000 - now;
     int64_t wait = limiter_take(t->target, LIMITER_DESCRIBE, now, max_wait < 0 ? 0 : max_wait,
@@ -163,17 +165,17 @@ int worker_main(int fd, const struct worker_task *t)
     struct ec2_error err = {0};
     struct ec2_options opt = {
         .region = t->target->region,
-        .endpoint = g.endpoint[0] ? g.endpoint : NULL,
-        .ca_bundle = g.ca_bundle[0] ? g.ca_bundle : NULL,
+        .endpoint = g.set.endpoint[0] ? g.set.endpoint : NULL,
+        .ca_bundle = g.set.ca_bundle[0] ? g.set.ca_bundle : NULL,
         .creds = t->creds,
-        .max_attempts = (int)g.max_attempts,
-        .instance_page_size = (int)g.instance_page,
-        .volume_page_size = (int)g.volume_page,
+        .max_attempts = (int)g.set.max_attempts,
+        .instance_page_size = (int)g.set.instance_page,
+        .volume_page_size = (int)g.set.volume_page,
         /* every worker, the sequential one too, takes a token of the shared budget per call */
         .budget = take_budget,
         .budget_arg = (void *)t,
-        .connect_timeout_ms = (int)g.connect_timeout_ms,
-        .read_timeout_ms = (int)g.read_timeout_ms,
+        .connect_timeout_ms = (int)g.set.connect_timeout_ms,
+        .read_timeout_ms = (int)g.set.read_timeout_ms,
         /* tags cost parse time and memory in every record: only a query that uses some */
         .tags = t->tags.nkeys > 0 || t->tags.all,
     };

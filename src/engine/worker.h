@@ -42,6 +42,20 @@ struct worker_task {
 /* A target's current credentials (NULL: none), as the credentials service hands them. */
 typedef const struct creds *(*worker_creds_fn)(const struct target *t);
 
+/* The EC2 client settings a worker runs with (from the config, worker_configure). */
+struct worker_settings {
+    unsigned max_attempts, instance_page, volume_page;
+    unsigned connect_timeout_ms, read_timeout_ms; /* per EC2 attempt */
+    unsigned budget_wait_ms; /* fanout.queue_timeout_ms: longest wait for a budget token */
+    char endpoint[512];
+    char ca_bundle[512];
+};
+
+/* The settings as configured now (parent), to send in a worker's message; and, in the
+ * worker, the ones its message brought (the zygote's copy is from its start). */
+const struct worker_settings *worker_settings(void);
+void worker_settings_adopt(const struct worker_settings *s);
+
 /* Takes the EC2 client settings from cfg (endpoint, CA bundle, attempts, page sizes, rate)
  * and where the credentials come from; call in the parent, before forking and after each
  * reload. */

@@ -8,7 +8,7 @@ import subprocess
 import threading
 import time
 
-from harness import EBSD_BIN, Ebsd, Sim, proc_threads, run, write_config
+from harness import EBSD_BIN, Ebsd, Sim, proc_children, proc_threads, run, write_config
 
 
 def error_shape(body, code):
@@ -172,6 +172,47 @@ def test_sighup_reload_good_and_bad():
     st, _, body = e.get("/volumes/total?region=eu-west-1&timeout_ms=200")
     assert st != 400, (st, body)  # the good config is still running
     e.stop()
+
+
+def test_reload_reaches_workers_through_the_same_zygote():
+    # the workers are forked by a zygote started once; what a reload changes (here the EC2
+    # endpoint and the log level) reaches them in their messages
+    a = Sim("--instances", "30", "--seed", "1")
+    b = Sim("--instances", "70", "--seed", "2")
+    cold = "routes:\n  volumes_total:\n    cache_ttl_s: 0\n"
+    e = Ebsd(config="ec2:\n  endpoint: %s\nlog:\n  level: info\n%s" % (a.url, cold))
+    zygote = [p for p, _ in proc_children(e.pid, zygote=True)]
+    assert len(zygote) == 1, zygote
+    hdrs = {"Cache-Control": "no-cache"}
+    st, _, doc = e.get_json("/volumes/total", headers=hdrs)
+    assert st == 200 and doc["instance_count"] == a.truth()["instance_count"], (st, doc)
+    e.reload("ec2:\n  endpoint: %s\nlog:\n  level: debug\n%s" % (b.url, cold))
+    # b's clock an hour ahead: the first worker learns the offset from a refused call, and
+    # says so at debug level (a line only a worker writes)
+    b.post_json("/_sim/clock", {"offset_s": 3600})
+
+    def skew_lines(start):
+        return [l for l in e.lines[start:] if '"clock_skew"' in l and '"debug"' in l]
+    n = len(e.lines)
+    st, _, doc = e.get_json("/volumes/total", headers=hdrs)
+    assert st == 200 and doc["instance_count"] == b.truth()["instance_count"], (st, doc)
+    assert doc["volume_count"] == b.truth()["volume_count"], doc
+    e.wait_line(lambda l: '"clock_skew"' in l and '"debug"' in l, start=n)
+    first_calls = doc["source"]["ec2_calls"]
+    # the parent adopted the offset: the next workers get it in their messages, sign right
+    # at once, and learn nothing
+    time.sleep(0.2)
+    n = len(e.lines)
+    st, _, doc = e.get_json("/volumes/total", headers=hdrs)
+    assert st == 200 and doc["instance_count"] == b.truth()["instance_count"], (st, doc)
+    assert doc["source"]["ec2_calls"] < first_calls, (doc["source"], first_calls)
+    time.sleep(0.2)
+    assert skew_lines(n) == [], skew_lines(n)
+    assert [p for p, _ in proc_children(e.pid, zygote=True)
+            if p not in [w for w, _ in proc_children(e.pid)]] == zygote
+    e.stop()
+    a.stop()
+    b.stop()
 
 
 def test_sigterm_drains_in_flight_then_exits():
