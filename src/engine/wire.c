@@ -64,24 +64,33 @@ ebsd_status wire_put_done(int fd, const struct ec2_stats *s, long rss_kb)
 #define INST_HEAD sizeof(struct wire_inst)
 #define VOL_HEAD sizeof(struct wire_vol)
 
-/* A worker's record array: zeroed; past 64 KiB a private mapping in one huge page or more,
- * since each 4 KiB page of a fresh heap area would be a page fault of its own. */
+/* A worker's frame buffer: past 64 KiB a private mapping in one huge page or more, since each
+ * 4 KiB page of a fresh heap area would be a page fault of its own; and kept for the worker's
+ * next page, since a fresh mapping per page cost zeroing its huge page, faulting it in and
+ * unmapping it (a TLB flush) again for every page of the listing. Not zeroed: every byte a
+ * frame sends is written first. */
+static struct {
+    char *a;
+    size_t cap;
+} scratch;
+
 static bool records_private(size_t bytes) { return bytes > (64u << 10); }
 
-static void *records_new(size_t n, size_t size)
+static char *records_new(size_t bytes)
 {
-    size_t bytes = (n ? n : 1) * size;
     if (!records_private(bytes))
-        return xcalloc(1, bytes);
-    size_t huge = xprivate_huge_size();
-    return xprivate_realloc(NULL, bytes > huge ? bytes : huge);
+        return xmalloc(bytes ? bytes : 1);
+    if (scratch.cap < bytes) {
+        size_t huge = xprivate_huge_size();
+        scratch.a = xprivate_realloc(scratch.a, bytes > huge ? bytes : huge);
+        scratch.cap = bytes > huge ? bytes : huge;
+    }
+    return scratch.a;
 }
 
-static void records_free(void *a, size_t n, size_t size)
+static void records_free(char *a)
 {
-    if (records_private((n ? n : 1) * size))
-        xprivate_free(a);
-    else
+    if (a != scratch.a)
         free(a);
 }
 
@@ -159,7 +168,7 @@ ebsd_status wire_put_instances(int fd, const struct ec2_instance_page *p,
                                const struct wire_tag_pick *pick)
 {
     size_t cap = p->n * (INST_HEAD + pick_max(pick) * sizeof(struct wire_tag));
-    char *a = records_new(cap, 1), *at = a;
+    char *a = records_new(cap), *at = a;
     for (size_t i = 0; i < p->n; i++) {
         struct wire_inst o;
         struct wire_tag tags[WIRE_MAX_TAGS];
@@ -173,7 +182,7 @@ ebsd_status wire_put_instances(int fd, const struct ec2_instance_page *p,
         put_tags(&at, tags, o.ntags);
     }
     ebsd_status st = frame_write(fd, WIRE_INSTANCES, a, (size_t)(at - a));
-    records_free(a, cap, 1);
+    records_free(a);
     return st;
 }
 
@@ -191,7 +200,7 @@ ebsd_status wire_put_volumes(int fd, const struct ec2_volume_page *p,
     for (size_t i = 0; i < p->n; i++)
         cap += VOL_HEAD + attach_count(&p->items[i]) * sizeof(struct wire_attach) +
                pick_max(pick) * sizeof(struct wire_tag);
-    char *a = records_new(cap, 1), *at = a;
+    char *a = records_new(cap), *at = a;
     for (size_t i = 0; i < p->n; i++) {
         const struct ec2_volume *v = &p->items[i];
         struct wire_vol o;
@@ -224,7 +233,7 @@ ebsd_status wire_put_volumes(int fd, const struct ec2_volume_page *p,
         put_tags(&at, tags, o.ntags);
     }
     ebsd_status st = frame_write(fd, WIRE_VOLUMES, a, (size_t)(at - a));
-    records_free(a, cap, 1);
+    records_free(a);
     return st;
 }
 
