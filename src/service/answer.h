@@ -22,15 +22,18 @@ struct answer {
     int64_t fetched_at;        /* wall ms when the fetch finished */
 };
 
-/* The answer to query q given its job's outcome (aggregated, or mapped to an error). */
-void answer_from_outcome(const struct engine_query *q, struct engine_outcome *o,
+/* The answer to query q given its job's outcome (aggregated, or mapped to an error).
+ * instances: a total lists its instances (?detail=instances); else the list is not built. */
+void answer_from_outcome(const struct engine_query *q, struct engine_outcome *o, bool instances,
                          struct answer *out);
 
 /* /volumes/total: instances and volumes sorted by id (in place); a volume reported twice
  * (multi-attach, two groups) counts once in total_gib and once in each listed instance it
- * is attached to; a volume attached to no listed instance is not counted. Caller deletes. */
+ * is attached to; a volume attached to no listed instance is not counted. With instances, an
+ * "instances" array lists each instance's count and total. Caller deletes. */
 cJSON *answer_total(const char *region, struct wire_inst *inst, size_t ninst,
-                    struct wire_vol *vols, size_t nvols, const struct wire_attach *atts);
+                    struct wire_vol *vols, size_t nvols, const struct wire_attach *atts,
+                    bool instances);
 /* The groups of a breakdown of /volumes/total by keys (route_group_key_valid ones, nkeys
  * 1..2), as the simulator's truth defines them (docs/ec2sim.md): the counted volumes (as in
  * answer_total) partitioned by their values, volume keys from the volume, instance keys from

@@ -32,7 +32,7 @@ struct once_state {
 static void once_done(void *arg, struct engine_outcome *out)
 {
     struct once_state *os = arg;
-    answer_from_outcome(&os->q, out, &os->res);
+    answer_from_outcome(&os->q, out, true, &os->res); /* --once prints the instances */
     os->done = true;
     loop_stop(os->loop);
 }

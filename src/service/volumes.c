@@ -40,7 +40,7 @@ struct fetch {
     bool background;          /* refresh ahead: nobody waits, never cancelled for that */
     unsigned ttl_s;
     bool is_instance;
-    bool strip_instances;     /* a total without ?detail=instances */
+    bool strip_instances;     /* a total without ?detail=instances: no instance list */
     int64_t started_ms;       /* monotonic */
     int64_t bound_ms;         /* the route's timeout: how long it may run once nobody waits */
 };
@@ -508,7 +508,7 @@ static void fetch_done(void *arg, struct engine_outcome *out)
                            out->atts, out->fetched_at);
     else if (out->status == EBSD_OK && f->q.kind == ENGINE_UNATTACHED)
         storage_note_unattached(&f->q.target, out->vols, out->nvols, out->fetched_at);
-    answer_from_outcome(&f->q, out, res);
+    answer_from_outcome(&f->q, out, !f->strip_instances, res);
     struct flight *fl = f->flight;
     const char *key = flight_key(fl);
     int64_t now = clock_now_ms();
@@ -519,8 +519,6 @@ static void fetch_done(void *arg, struct engine_outcome *out)
         char *txt;
         unsigned ttl_s = f->ttl_s;
         if (res->http_status == 200) {
-            if (f->strip_instances)
-                cJSON_DeleteItemFromObjectCaseSensitive(res->data, "instances");
             /* which account answered (issue 16); its id once the credentials taught it */
             cJSON_AddStringToObject(res->data, "account", f->q.target.account);
             cJSON_AddStringToObject(res->data, "account_id",

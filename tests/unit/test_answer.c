@@ -71,7 +71,7 @@ static void test_total_counts_all_16_attachments(void)
     attach(&v[2], 17, "attached");
     vol(&v[3], "vol-elsewhere", 1000);
     attach(&v[3], 99, "attached"); /* attached to an instance not listed */
-    cJSON *o = answer_total("us-east-1", in, 17, v, 4, atts);
+    cJSON *o = answer_total("us-east-1", in, 17, v, 4, atts, true);
     CHECK_INT(num(o, "total_gib"), 58);
     CHECK_INT(num(o, "volume_count"), 2);
     CHECK_INT(num(o, "instance_count"), 17);
@@ -86,6 +86,13 @@ static void test_total_counts_all_16_attachments(void)
     CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(first, "instance_id")),
               "i-00000000000000001");
     cJSON_Delete(o);
+    /* without the list: the same totals, no "instances" built */
+    o = answer_total("us-east-1", in, 17, v, 4, atts, false);
+    CHECK_INT(num(o, "total_gib"), 58);
+    CHECK_INT(num(o, "volume_count"), 2);
+    CHECK_INT(num(o, "instance_count"), 17);
+    CHECK(cJSON_GetObjectItemCaseSensitive(o, "instances") == NULL);
+    cJSON_Delete(o);
 }
 
 static void test_total_skips_detached(void)
@@ -98,7 +105,7 @@ static void test_total_skips_detached(void)
     attach(&v[0], 1, "detached");
     vol(&v[1], "vol-b", 20);
     attach(&v[1], 2, "detaching"); /* still counts, as EC2 still bills it there */
-    cJSON *o = answer_total("eu-west-1", in, 2, v, 2, atts);
+    cJSON *o = answer_total("eu-west-1", in, 2, v, 2, atts, true);
     CHECK_INT(num(o, "total_gib"), 20);
     CHECK_INT(num(instance_of(o, 1), "volume_count"), 0);
     CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "region")), "eu-west-1");
@@ -129,7 +136,7 @@ static void mapped(ebsd_status st, bool from_ec2, const char *code, long http,
     snprintf(o.ec2_code, sizeof o.ec2_code, "%s", code);
     snprintf(o.message, sizeof o.message, "detail");
     struct answer a;
-    answer_from_outcome(&q, &o, &a);
+    answer_from_outcome(&q, &o, true, &a);
     CHECK_INT(a.http_status, want_status);
     CHECK_STR(a.code, want_code);
     CHECK(a.data == NULL);
@@ -157,10 +164,10 @@ static void test_outcome_mapping(void)
     struct engine_outcome o = {.status = EBSD_EUPSTREAM, .from_ec2 = true, .ec2_http = 500};
     snprintf(o.message, sizeof o.message, "We encountered an internal error");
     struct answer a;
-    answer_from_outcome(&q, &o, &a);
+    answer_from_outcome(&q, &o, true, &a);
     CHECK_STR(a.message, "EC2 answered HTTP 500: We encountered an internal error");
     o = (struct engine_outcome){.status = EBSD_ENOTFOUND};
-    answer_from_outcome(&q, &o, &a);
+    answer_from_outcome(&q, &o, true, &a);
     CHECK_STR(a.message, "instance i-0123456789abcdef0 does not exist in us-east-1");
 }
 
@@ -172,7 +179,7 @@ static void test_outcome_ok(void)
     struct engine_outcome o = {.status = EBSD_OK, .inst = in, .ninst = 1, .children = 3,
                                .ec2_calls = 4, .fetched_at = 1234};
     struct answer a;
-    answer_from_outcome(&q, &o, &a);
+    answer_from_outcome(&q, &o, true, &a);
     CHECK_INT(a.http_status, 200);
     CHECK(a.data != NULL);
     CHECK_INT(a.children, 3);
