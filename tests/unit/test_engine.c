@@ -153,6 +153,18 @@ static double truth_num(const char *key)
     return cJSON_IsNumber(v) ? v->valuedouble : -1;
 }
 
+/* Runs one total job to its end: its outcome, whose status and instances were checked. */
+static struct seen total_job(void)
+{
+    struct seen s = {0};
+    struct engine_query q = query(ENGINE_TOTAL);
+    engine_start(&q, clock_now_ms() + 5000, on_done, &s);
+    run_for(1, 8000);
+    CHECK_INT(s.status, EBSD_OK);
+    CHECK_INT(s.ninst, (long long)truth_num("instance_count"));
+    return s;
+}
+
 /* This process's children other than the simulator: the engine's workers. */
 static size_t worker_pids(pid_t *out, size_t cap)
 {
@@ -220,12 +232,7 @@ static void test_volume_shares_match_truth(void)
         engine_setup();
         sim_faults("{}");
         for (int round = 0; round < 2; round++) {
-            struct seen s = {0};
-            struct engine_query q = query(ENGINE_TOTAL);
-            engine_start(&q, clock_now_ms() + 5000, on_done, &s);
-            run_for(1, 8000);
-            CHECK_INT(s.status, EBSD_OK);
-            CHECK_INT(s.ninst, (long long)truth_num("instance_count"));
+            struct seen s = total_job();
             CHECK_INT(s.nvols, (long long)truth_num("volume_count")); /* each once */
             CHECK_INT(s.distinct_vols, (long long)truth_num("volume_count"));
             if (round == 1) {
@@ -866,12 +873,7 @@ static void test_zygote_restarts(void)
     settle(100);
     CHECK_INT(proc_zygote_pid(), 0);
     for (int round = 0; round < 2; round++) {
-        struct seen s = {0};
-        struct engine_query q = query(ENGINE_TOTAL);
-        engine_start(&q, clock_now_ms() + 5000, on_done, &s);
-        run_for(1, 8000);
-        CHECK_INT(s.status, EBSD_OK);
-        CHECK_INT(s.ninst, (long long)truth_num("instance_count"));
+        (void)total_job();
         if (round == 0)
             settle(1100); /* the restart waits a second */
     }
