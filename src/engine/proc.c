@@ -266,7 +266,7 @@ static int run_msg(int fd, void *arg)
     return zy.fn(fd, m->msg, m->len);
 }
 
-/* Sends r to the parent (the intermediate process or the zygote). */
+/* The zygote's answer to the parent about the worker of request seq. */
 static void zy_answer(int sock, uint64_t seq, pid_t pid, int err)
 {
     struct zy_rep r = {seq, pid, err};
@@ -313,6 +313,11 @@ static void zy_main(int sock, pid_t parent)
     signal(SIGHUP, SIG_IGN);
     child_fds(sock); /* the socket alone, as descriptor 3, and stdio */
     sock = PROC_CHILD_FD;
+    /* stdio open, to /dev/null if the parent runs without: a worker's pipe received into
+     * descriptor 1 would take its log lines as frames */
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
+            _exit(PROC_EXIT_SETUP);
     (void)prctl(PR_SET_NAME, "ebsd-zygote", 0, 0, 0);
     static unsigned char buf[sizeof(struct zy_req) + PROC_MSG_MAX];
     for (;;) {
@@ -504,28 +509,45 @@ failed:
     return EBSD_ENOTFOUND;
 }
 
-ebsd_status proc_spawn(const struct proc_spec *spec, struct proc_child *out)
+/* The worker's pipe: p[0] the parent's end (non-blocking), p[1] the worker's; both above
+ * stdio and close-on-exec. */
+static ebsd_status open_pipe(int p[2])
 {
-    ebsd_status st = EBSD_EIO;
-    int p[2] = {-1, -1};
-    if (!spec || !out || (!spec->fn && !spec->msg) || (spec->msg && !zy.fn) ||
-        spec->msg_len > PROC_MSG_MAX)
-        return EBSD_EINVAL;
+    p[0] = p[1] = -1;
     if (pipe2(p, O_CLOEXEC) != 0) {
-        st = (errno == EMFILE || errno == ENFILE) ? EBSD_EBUSY : EBSD_EIO;
         log_error("proc", "pipe2: %s", strerror(errno));
-        goto out;
+        return (errno == EMFILE || errno == ENFILE) ? EBSD_EBUSY : EBSD_EIO;
     }
     if (fd_above_stdio(&p[0]) != 0 || fd_above_stdio(&p[1]) != 0) {
         log_error("proc", "fcntl(F_DUPFD_CLOEXEC): %s", strerror(errno));
-        goto out;
+        return EBSD_EIO;
     }
     /* Only the parent's end is non-blocking; the child writes with plain blocking writes. */
     int fl = fcntl(p[0], F_GETFL);
     if (fl < 0 || fcntl(p[0], F_SETFL, fl | O_NONBLOCK) != 0) {
         log_error("proc", "fcntl(O_NONBLOCK): %s", strerror(errno));
-        goto out;
+        return EBSD_EIO;
     }
+    return EBSD_OK;
+}
+
+static void close_pipe(int p[2])
+{
+    for (int i = 0; i < 2; i++)
+        if (p[i] >= 0)
+            close(p[i]);
+    p[0] = p[1] = -1;
+}
+
+ebsd_status proc_spawn(const struct proc_spec *spec, struct proc_child *out)
+{
+    int p[2] = {-1, -1};
+    if (!spec || !out || (!spec->fn && !spec->msg) || (spec->msg && !zy.fn) ||
+        spec->msg_len > PROC_MSG_MAX)
+        return EBSD_EINVAL;
+    ebsd_status st = open_pipe(p);
+    if (st != EBSD_OK)
+        goto out;
     int64_t start = clock_now_ms();
     pid_t pid = 0;
     if (spec->msg && zy.pid <= 0 && start - zy.started_ms >= 1000)
@@ -534,6 +556,14 @@ ebsd_status proc_spawn(const struct proc_spec *spec, struct proc_child *out)
         st = zy_spawn(spec, p[1], &pid);
         if (st != EBSD_OK && st != EBSD_ENOTFOUND)
             goto out;
+        if (st == EBSD_ENOTFOUND) {
+            /* the zygote may have started a worker on this pipe before it failed: a fresh
+             * pipe for the worker forked here, so no two ever write to one */
+            close_pipe(p);
+            st = open_pipe(p);
+            if (st != EBSD_OK)
+                goto out;
+        }
     }
     if (pid == 0) {
         struct msg_arg m = {spec->msg, spec->msg_len};
@@ -560,10 +590,7 @@ ebsd_status proc_spawn(const struct proc_spec *spec, struct proc_child *out)
     p[0] = -1;
     st = EBSD_OK;
 out:
-    if (p[0] >= 0)
-        close(p[0]);
-    if (p[1] >= 0)
-        close(p[1]);
+    close_pipe(p);
     return st;
 }
 

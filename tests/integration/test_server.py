@@ -8,7 +8,8 @@ import subprocess
 import threading
 import time
 
-from harness import EBSD_BIN, Ebsd, Sim, proc_children, proc_threads, run, write_config
+from harness import (EBSD_BIN, Ebsd, Sim, free_port, http_request, proc_children, proc_threads, run,
+                     sim_env, write_config)
 
 
 def error_shape(body, code):
@@ -213,6 +214,39 @@ def test_reload_reaches_workers_through_the_same_zygote():
     e.stop()
     a.stop()
     b.stop()
+
+
+def test_workers_answer_with_stdout_closed():
+    # a daemon may run with stdout and stderr closed: a worker's pipe must never land in its
+    # stdout slot, where its log lines would be read as frames (here a worker logs at debug
+    # level, as it learns the simulator's clock offset)
+    sim = Sim("--instances", "40", "--seed", "3")
+    sim.post_json("/_sim/clock", {"offset_s": 3600})
+    port = free_port()
+    cfg = write_config("log:\n  level: debug\n")
+    argv = ["sh", "-c", 'exec "$0" "$@" 1>&- 2>&-', EBSD_BIN, "--config", cfg, "--listen",
+            "127.0.0.1:%d" % port]
+    if os.geteuid() == 0:
+        argv.append("--allow-root")
+    p = subprocess.Popen(argv, env=sim_env(sim), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                if http_request(port, "GET", "/healthz", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        st, _, body = http_request(port, "GET", "/volumes/total")
+        doc = json.loads(body)
+        assert st == 200, (st, doc)
+        assert doc["instance_count"] == sim.truth()["instance_count"], doc
+        assert doc["volume_count"] == sim.truth()["volume_count"], doc
+    finally:
+        p.terminate()
+        p.wait(30)
+        sim.stop()
 
 
 def test_sigterm_drains_in_flight_then_exits():
