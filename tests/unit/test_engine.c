@@ -882,6 +882,25 @@ static void test_zygote_restarts(void)
     CHECK_INT(engine_stats()->running, 0);
 }
 
+/* A zygote that stops answering (here: stopped) is given a second per worker, then ended;
+ * that worker and the rest are forked here, on fresh pipes, and the job answers the truth. */
+static void test_zygote_that_hangs_is_replaced(void)
+{
+    engine_setup();
+    sim_faults("{}");
+    pid_t zy = proc_zygote_pid();
+    CHECK(zy > 0);
+    CHECK(kill(zy, SIGSTOP) == 0);
+    int64_t t0 = clock_now_ms();
+    struct seen s = total_job();
+    CHECK(clock_now_ms() - t0 >= 1000); /* the one second it was given */
+    CHECK_INT(s.distinct_vols, (long long)truth_num("volume_count"));
+    CHECK(proc_zygote_pid() != zy);
+    CHECK(kill(zy, 0) != 0); /* killed and reaped */
+    settle(200);
+    CHECK_INT(engine_stats()->running, 0);
+}
+
 static void test_setup(void)
 {
     setup_all();
@@ -893,7 +912,7 @@ static void test_teardown(void)
 }
 
 TEST_MAIN(T(test_setup), T(test_total_matches_truth), T(test_workers_come_from_the_zygote),
-          T(test_zygote_restarts), T(test_volume_shares_match_truth),
+          T(test_zygote_restarts), T(test_zygote_that_hangs_is_replaced), T(test_volume_shares_match_truth),
           T(test_instance_job),
           T(test_deadline_kills), T(test_extend), T(test_extend_running),
           T(test_deadline_leaves_a_finished_worker_to_sigchld),
