@@ -16,11 +16,11 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <stddef.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -138,8 +138,8 @@ static struct {
      * not be mapped (then calls are counted from DONE only). */
     _Atomic unsigned (*counters)[3];
     bool counter_used[COUNTERS];
-    bool zygote_tried;         /* proc_zygote_start called (proc restarts it if it ends) */
     unsigned counter_next;
+    bool zygote_tried;         /* proc_zygote_start called (proc restarts it if it ends) */
 } g;
 
 static void schedule(void);
@@ -219,8 +219,6 @@ static void account_unfinished(struct task *t)
     count_calls(job, di, dv, 0, 0);
 }
 
-/* A worker's peak memory: wait4's once it is reaped, else its VmHWM, else (it has exited
- * but is not reaped: a zombie has no VmHWM) the peak it recorded before its last EC2 call. */
 /* kb, or the peak the worker last recorded before an EC2 call when that is higher. */
 static long with_recorded_peak(const struct task *t, long kb)
 {
@@ -228,6 +226,8 @@ static long with_recorded_peak(const struct task *t, long kb)
     return recorded > kb ? recorded : kb;
 }
 
+/* A worker's peak memory: wait4's once it is reaped, else its VmHWM, else (it has exited
+ * but is not reaped: a zombie has no VmHWM) the peak it recorded before its last EC2 call. */
 static long task_peak_rss(const struct task *t)
 {
     if (t->reaped)
@@ -1052,7 +1052,7 @@ void engine_on_sigchld(void)
         while (t && t->pid != ex.pid)
             t = t->next;
         if (!t) {
-            (void)proc_zygote_gone(ex.pid); /* the zygote, or an orphan we adopted */
+            (void)proc_zygote_gone(ex.pid); /* the zygote is the one child no task owns */
             continue;
         }
         t->exit = ex;
@@ -1342,7 +1342,7 @@ void engine_init(struct loop *l, const struct config *cfg, engine_gate_fn gate)
     }
     /* once, after what the workers inherit for good is set (the limiter's and the counters'
      * shared mappings above): what a reload changes comes in each worker's message */
-    if (proc_zygote_pid() == 0 && !g.zygote_tried) {
+    if (!g.zygote_tried) {
         g.zygote_tried = true;
         (void)proc_zygote_start(task_msg_main);
     }

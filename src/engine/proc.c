@@ -387,7 +387,7 @@ static ebsd_status zy_fork(void)
         log_error("proc", "socketpair: %s", strerror(errno));
         return EBSD_EIO;
     }
-    /* the zygote's message datagrams are up to 88 KiB */
+    /* room for two datagrams of the largest message (PROC_MSG_MAX and the header) */
     int sz = (int)(sizeof(struct zy_req) + PROC_MSG_MAX) * 2;
     (void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
     (void)setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);

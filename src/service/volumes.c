@@ -40,7 +40,8 @@ struct fetch {
     bool background;          /* refresh ahead: nobody waits, never cancelled for that */
     unsigned ttl_s;
     bool is_instance;
-    bool strip_instances;     /* a total without ?detail=instances: no instance list */
+    bool list_instances;      /* not a total without ?detail=instances: its answer lists the
+                               * instances */
     int64_t started_ms;       /* monotonic */
     int64_t bound_ms;         /* the route's timeout: how long it may run once nobody waits */
 };
@@ -508,7 +509,7 @@ static void fetch_done(void *arg, struct engine_outcome *out)
                            out->atts, out->fetched_at);
     else if (out->status == EBSD_OK && f->q.kind == ENGINE_UNATTACHED)
         storage_note_unattached(&f->q.target, out->vols, out->nvols, out->fetched_at);
-    answer_from_outcome(&f->q, out, !f->strip_instances, res);
+    answer_from_outcome(&f->q, out, f->list_instances, res);
     struct flight *fl = f->flight;
     const char *key = flight_key(fl);
     int64_t now = clock_now_ms();
@@ -673,7 +674,7 @@ static struct fetch *fetch_start(const char *key, const struct engine_query *q, 
     f->q = *q;
     f->q.background = background; /* its EC2 calls leave the budget's reserve to requests */
     f->is_instance = q->kind == ENGINE_INSTANCE;
-    f->strip_instances = q->kind == ENGINE_TOTAL && !detail;
+    f->list_instances = q->kind != ENGINE_TOTAL || detail;
     f->started_ms = clock_now_ms();
     f->bound_ms = bound_ms;
     f->deadline = deadline;

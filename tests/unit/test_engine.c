@@ -861,15 +861,22 @@ static void test_workers_come_from_the_zygote(void)
     CHECK_INT(proc_zygote_pid(), zy);
 }
 
-/* A zygote that dies is reaped like any child; jobs go on (their workers forked from here
- * meanwhile), and a new zygote is started a second later. */
-static void test_zygote_restarts(void)
+/* A fresh engine whose zygote was just sent sig; its pid. */
+static pid_t zygote_signalled(int sig)
 {
     engine_setup();
     sim_faults("{}");
     pid_t zy = proc_zygote_pid();
     CHECK(zy > 0);
-    CHECK(kill(zy, SIGKILL) == 0);
+    CHECK(kill(zy, sig) == 0);
+    return zy;
+}
+
+/* A zygote that dies is reaped like any child; jobs go on (their workers forked from here
+ * meanwhile), and a new zygote is started a second later. */
+static void test_zygote_restarts(void)
+{
+    pid_t zy = zygote_signalled(SIGKILL);
     settle(100);
     CHECK_INT(proc_zygote_pid(), 0);
     for (int round = 0; round < 2; round++) {
@@ -886,11 +893,7 @@ static void test_zygote_restarts(void)
  * that worker and the rest are forked here, on fresh pipes, and the job answers the truth. */
 static void test_zygote_that_hangs_is_replaced(void)
 {
-    engine_setup();
-    sim_faults("{}");
-    pid_t zy = proc_zygote_pid();
-    CHECK(zy > 0);
-    CHECK(kill(zy, SIGSTOP) == 0);
+    pid_t zy = zygote_signalled(SIGSTOP);
     int64_t t0 = clock_now_ms();
     struct seen s = total_job();
     CHECK(clock_now_ms() - t0 >= 1000); /* the one second it was given */
