@@ -9,6 +9,7 @@
 #include <expat.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,61 +70,88 @@ enum kind {
     K_E_CODE,
     K_E_MSG,
     K_E_REQID,
+    K_COUNT
 };
 
 struct transition {
     enum kind parent;
+    unsigned char len;       /* strlen(name): most names are told apart without reading them */
     const char *name;
     enum kind child;
 };
 
+#define T(parent, name, child) {parent, sizeof name - 1, name, child}
+
 static const struct transition transitions[] = {
-    {K_DI_ROOT, "reservationSet", K_RESSET},
-    {K_DI_ROOT, "nextToken", K_NEXT},
-    {K_RESSET, "item", K_RES},
-    {K_RES, "instancesSet", K_INSTSET},
-    {K_INSTSET, "item", K_INST},
-    {K_INST, "instanceId", K_I_ID},
-    {K_INST, "instanceType", K_I_TYPE},
-    {K_INST, "instanceState", K_I_STATE},
-    {K_INST, "placement", K_I_PLACEMENT},
-    {K_I_STATE, "name", K_I_STATE_NAME},
-    {K_I_PLACEMENT, "availabilityZone", K_I_AZ},
-    {K_INST, "tagSet", K_I_TAGSET},
-    {K_I_TAGSET, "item", K_I_TAG},
-    {K_I_TAG, "key", K_TAG_KEY},
-    {K_I_TAG, "value", K_TAG_VALUE},
-    {K_VOL, "tagSet", K_V_TAGSET},
-    {K_V_TAGSET, "item", K_V_TAG},
-    {K_V_TAG, "key", K_TAG_KEY},
-    {K_V_TAG, "value", K_TAG_VALUE},
-    {K_VOL, "availabilityZone", K_V_AZ},
-    {K_VOL, "createTime", K_V_CTIME},
-    {K_DV_ROOT, "volumeSet", K_VOLSET},
-    {K_DV_ROOT, "nextToken", K_NEXT},
-    {K_VOLSET, "item", K_VOL},
-    {K_VOL, "volumeId", K_V_ID},
-    {K_VOL, "size", K_V_SIZE},
-    {K_VOL, "volumeType", K_V_TYPE},
-    {K_VOL, "iops", K_V_IOPS},
-    {K_VOL, "throughput", K_V_TPUT},
-    {K_VOL, "status", K_V_STATUS},
-    {K_VOL, "encrypted", K_V_ENC},
-    {K_VOL, "multiAttachEnabled", K_V_MULTI},
-    {K_VOL, "attachmentSet", K_V_ATTSET},
-    {K_V_ATTSET, "item", K_ATT},
-    {K_ATT, "instanceId", K_A_INST},
-    {K_ATT, "device", K_A_DEV},
-    {K_ATT, "status", K_A_STATUS},
-    {K_ATT, "deleteOnTermination", K_A_DOT},
-    {K_ERR_ROOT, "Errors", K_ERRORS},
-    {K_ERR_ROOT, "RequestID", K_E_REQID},
-    {K_ERR_ROOT, "RequestId", K_E_REQID},
-    {K_ERR_ROOT, "requestId", K_E_REQID},
-    {K_ERRORS, "Error", K_ERROR},
-    {K_ERROR, "Code", K_E_CODE},
-    {K_ERROR, "Message", K_E_MSG},
+    T(K_DI_ROOT, "reservationSet", K_RESSET),
+    T(K_DI_ROOT, "nextToken", K_NEXT),
+    T(K_RESSET, "item", K_RES),
+    T(K_RES, "instancesSet", K_INSTSET),
+    T(K_INSTSET, "item", K_INST),
+    T(K_INST, "instanceId", K_I_ID),
+    T(K_INST, "instanceType", K_I_TYPE),
+    T(K_INST, "instanceState", K_I_STATE),
+    T(K_INST, "placement", K_I_PLACEMENT),
+    T(K_I_STATE, "name", K_I_STATE_NAME),
+    T(K_I_PLACEMENT, "availabilityZone", K_I_AZ),
+    T(K_INST, "tagSet", K_I_TAGSET),
+    T(K_I_TAGSET, "item", K_I_TAG),
+    T(K_I_TAG, "key", K_TAG_KEY),
+    T(K_I_TAG, "value", K_TAG_VALUE),
+    T(K_VOL, "tagSet", K_V_TAGSET),
+    T(K_V_TAGSET, "item", K_V_TAG),
+    T(K_V_TAG, "key", K_TAG_KEY),
+    T(K_V_TAG, "value", K_TAG_VALUE),
+    T(K_VOL, "availabilityZone", K_V_AZ),
+    T(K_VOL, "createTime", K_V_CTIME),
+    T(K_DV_ROOT, "volumeSet", K_VOLSET),
+    T(K_DV_ROOT, "nextToken", K_NEXT),
+    T(K_VOLSET, "item", K_VOL),
+    T(K_VOL, "volumeId", K_V_ID),
+    T(K_VOL, "size", K_V_SIZE),
+    T(K_VOL, "volumeType", K_V_TYPE),
+    T(K_VOL, "iops", K_V_IOPS),
+    T(K_VOL, "throughput", K_V_TPUT),
+    T(K_VOL, "status", K_V_STATUS),
+    T(K_VOL, "encrypted", K_V_ENC),
+    T(K_VOL, "multiAttachEnabled", K_V_MULTI),
+    T(K_VOL, "attachmentSet", K_V_ATTSET),
+    T(K_V_ATTSET, "item", K_ATT),
+    T(K_ATT, "instanceId", K_A_INST),
+    T(K_ATT, "device", K_A_DEV),
+    T(K_ATT, "status", K_A_STATUS),
+    T(K_ATT, "deleteOnTermination", K_A_DOT),
+    T(K_ERR_ROOT, "Errors", K_ERRORS),
+    T(K_ERR_ROOT, "RequestID", K_E_REQID),
+    T(K_ERR_ROOT, "RequestId", K_E_REQID),
+    T(K_ERR_ROOT, "requestId", K_E_REQID),
+    T(K_ERRORS, "Error", K_ERROR),
+    T(K_ERROR, "Code", K_E_CODE),
+    T(K_ERROR, "Message", K_E_MSG),
 };
+#undef T
+
+#define NTRANSITIONS (sizeof transitions / sizeof transitions[0])
+
+/* Each parent's transitions, by index into transitions[]: an element is matched against its
+ * parent's few names only (an instance has about 40 children, of which 6 are ours). */
+static struct {
+    unsigned char n;
+    unsigned char at[16];
+} by_parent[K_COUNT];
+static pthread_once_t by_parent_once = PTHREAD_ONCE_INIT;
+
+static void index_transitions(void)
+{
+    for (size_t i = 0; i < NTRANSITIONS; i++) {
+        enum kind p = transitions[i].parent;
+        if (by_parent[p].n == sizeof by_parent[p].at) {
+            fprintf(stderr, "ebsd: ec2xml: too many transitions from one parent\n");
+            abort(); /* a fault in the table above, caught by every test that parses */
+        }
+        by_parent[p].at[by_parent[p].n++] = (unsigned char)i;
+    }
+}
 
 static bool is_leaf(enum kind k)
 {
@@ -198,13 +226,18 @@ static void fail(struct px *x, ebsd_status st, const char *why)
     XML_StopParser(x->p, XML_FALSE);
 }
 
-static const char *local_name(const char *name)
+/* The name past any namespace prefix; *len is its length. */
+static const char *local_name(const char *name, size_t *len)
 {
-    const char *colon = strrchr(name, ':');
-    return colon ? colon + 1 : name;
+    const char *start = name, *p = name;
+    for (; *p; p++)
+        if (*p == ':')
+            start = p + 1;
+    *len = (size_t)(p - start);
+    return start;
 }
 
-static enum kind child_kind(struct px *x, enum kind parent, const char *name)
+static enum kind child_kind(struct px *x, enum kind parent, const char *name, size_t len)
 {
     if (parent == K_OTHER)
         return K_OTHER;
@@ -218,15 +251,16 @@ static enum kind child_kind(struct px *x, enum kind parent, const char *name)
         fail(x, EBSD_EPARSE, "unexpected root element");
         return K_OTHER;
     }
-    for (size_t i = 0; i < sizeof transitions / sizeof transitions[0]; i++)
-        if (transitions[i].parent == parent && transitions[i].name[0] == name[0] &&
-            strcmp(transitions[i].name, name) == 0) {
-            enum kind k = transitions[i].child;
+    for (unsigned j = 0; j < by_parent[parent].n; j++) {
+        const struct transition *t = &transitions[by_parent[parent].at[j]];
+        if (t->len == len && memcmp(t->name, name, len) == 0) {
+            enum kind k = t->child;
             /* a query that needs no tag skips the tag sets like any subtree not ours */
             if (!x->tags && (k == K_I_TAGSET || k == K_V_TAGSET))
                 return K_OTHER;
             return k;
         }
+    }
     return K_OTHER;
 }
 
@@ -545,7 +579,12 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
     }
     enum kind parent = x->stack[x->depth];
     /* most of an instance's elements sit inside ones we skip: no name to look at there */
-    enum kind k = parent == K_OTHER ? K_OTHER : child_kind(x, parent, local_name(name));
+    enum kind k = K_OTHER;
+    if (parent != K_OTHER) {
+        size_t len;
+        const char *local = local_name(name, &len);
+        k = child_kind(x, parent, local, len);
+    }
     if (x->st != EBSD_OK)
         return;
     if (x->depth == 0)
@@ -637,6 +676,7 @@ static void px_free(struct px *x)
 /* Sets x up for a document of the kind want; fed by px_feed. */
 static void px_begin(struct px *x, enum doc_kind want, bool tags)
 {
+    pthread_once(&by_parent_once, index_transitions);
     memset(x, 0, sizeof *x);
     x->want = want;
     x->tags = tags;
