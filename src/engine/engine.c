@@ -126,7 +126,7 @@ static struct {
     struct seen {
         struct target target;
         size_t instances;
-        size_t volumes;        /* 0 when only a hint (sizehint.c) gave the instances */
+        size_t volumes;        /* 0 when not known (a hint without them, sizehint.c) */
     } seen[16];
     unsigned nseen;
     engine_seen_fn on_seen;    /* sizehint.c keeps the counts across restarts */
@@ -1190,7 +1190,7 @@ static void listing_seen(const struct engine_job *job)
     seen->instances = job->ninst;
     seen->volumes = job->nvols;
     if (g.on_seen)
-        g.on_seen(&job->q.target, job->ninst);
+        g.on_seen(&job->q.target, job->ninst, job->nvols);
 }
 
 void engine_set_seen_fn(engine_seen_fn fn)
@@ -1198,11 +1198,13 @@ void engine_set_seen_fn(engine_seen_fn fn)
     g.on_seen = fn;
 }
 
-void engine_seen_hint(const struct target *t, size_t instances)
+void engine_seen_hint(const struct target *t, size_t instances, size_t volumes)
 {
     if (last_seen(t).instances > 0)
         return; /* a listing of this process found it: fresher than any hint */
-    seen_slot(t, true)->instances = instances;
+    struct seen *seen = seen_slot(t, true);
+    seen->instances = instances;
+    seen->volumes = volumes;
 }
 
 /* ---------------------------------------------------------------- public API */

@@ -111,14 +111,16 @@ struct engine_service {
 };
 void engine_run_service(const struct engine_service *svc);
 
-/* The instances each complete listing of a target found, for the size hint that survives
- * restarts (src/service/sizehint.c). fn (NULL: none) is called from the loop after every
- * complete listing; t is valid during the call only. */
-typedef void (*engine_seen_fn)(const struct target *t, size_t instances);
+/* The instances and attached volumes each complete listing of a target found, for the size
+ * hint that survives restarts (src/service/sizehint.c). fn (NULL: none) is called from the
+ * loop after every complete listing; t is valid during the call only. */
+typedef void (*engine_seen_fn)(const struct target *t, size_t instances, size_t volumes);
 void engine_set_seen_fn(engine_seen_fn fn);
-/* Seeds t's instance count from a hint (a state file, Redis) so the first listing after
- * start is split as a later one would be; a count a listing of t already found wins. */
-void engine_seen_hint(const struct target *t, size_t instances);
+/* Seeds t's counts from a hint (a state file, Redis) so the first listing after start is
+ * split as a later one would be: its listers by the instances, its volume shares by the
+ * volumes (0: not known, 2.5 an instance is assumed). Counts a listing of t already found
+ * win. */
+void engine_seen_hint(const struct target *t, size_t instances, size_t volumes);
 
 /* Reaps exited workers (call on SIGCHLD). */
 void engine_on_sigchld(void);

@@ -1,5 +1,5 @@
-/* sizehint.c - per-target instance counts kept across restarts (file and Redis), so the
- * first listing after a start is split like the later ones (sizehint.h). */
+/* sizehint.c - per-target instance and volume counts kept across restarts (file and Redis),
+ * so the first listing after a start is split like the later ones (sizehint.h). */
 #include "sizehint.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -82,7 +82,29 @@ ebsd_status sizehint_parse(const char *text, size_t len, struct sizehint_entry *
         }
         out[*n].target = t;
         out[*n].instances = (size_t)v;
+        out[*n].volumes = 0;
         (*n)++;
+    }
+    const cJSON *volumes = cJSON_GetObjectItemCaseSensitive(doc, "volumes");
+    if (volumes && !cJSON_IsObject(volumes)) {
+        *n = 0;
+        goto out;
+    }
+    cJSON_ArrayForEach(e, volumes)
+    {
+        struct target t;
+        double v = cJSON_IsNumber(e) ? e->valuedouble : -1;
+        size_t i = 0;
+        bool ok = e->string && name_parse(e->string, &t) && v >= 0 &&
+                  v <= SIZEHINT_MAX_VOLUMES && (double)(size_t)v == v;
+        while (ok && i < *n && !target_equal(&out[i].target, &t))
+            i++;
+        if (!ok || i == *n || out[i].volumes) { /* no such target, or a repeated name */
+            if (skipped)
+                (*skipped)++;
+            continue;
+        }
+        out[i].volumes = (size_t)v;
     }
     st = EBSD_OK;
 out:
@@ -99,10 +121,15 @@ char *sizehint_format(const struct sizehint_entry *e, size_t n)
     cJSON_AddItemToObject(doc, "targets", targets);
     if (!cJSON_AddNumberToObject(doc, "version", SIZEHINT_VERSION))
         abort();
+    cJSON *volumes = NULL;
     for (size_t i = 0; i < n; i++) {
         char name[sizeof e->target.account + sizeof e->target.region + 1];
         snprintf(name, sizeof name, "%s/%s", e[i].target.account, e[i].target.region);
         if (!cJSON_AddNumberToObject(targets, name, (double)e[i].instances))
+            abort();
+        if (e[i].volumes && !volumes && !(volumes = cJSON_AddObjectToObject(doc, "volumes")))
+            abort();
+        if (e[i].volumes && !cJSON_AddNumberToObject(volumes, name, (double)e[i].volumes))
             abort();
     }
     char *text = cJSON_PrintUnformatted(doc);
@@ -184,8 +211,8 @@ static struct {
     bool on;
     char *path;                /* "" = no file */
     struct sizehint_entry e[SIZEHINT_MAX_TARGETS]; /* the configured targets */
-    size_t written[SIZEHINT_MAX_TARGETS];          /* what the file holds */
-    size_t published[SIZEHINT_MAX_TARGETS];        /* what Redis was last given */
+    struct sizehint_entry written[SIZEHINT_MAX_TARGETS];   /* what the file holds */
+    struct sizehint_entry published[SIZEHINT_MAX_TARGETS]; /* what Redis was last given */
     bool from_file[SIZEHINT_MAX_TARGETS];
     size_t n;
     bool dirty;
@@ -195,12 +222,18 @@ static struct {
 } g;
 
 /* A count worth writing down: more than a tenth away from the last one, or to or from 0. */
-static bool material(size_t before, size_t now)
+static bool material_count(size_t before, size_t now)
 {
     if ((before == 0) != (now == 0))
         return true;
     size_t d = before > now ? before - now : now - before;
     return d > before / 10;
+}
+
+static bool material(const struct sizehint_entry *before, const struct sizehint_entry *now)
+{
+    return material_count(before->instances, now->instances) ||
+           material_count(before->volumes, now->volumes);
 }
 
 static void write_now(void)
@@ -213,7 +246,7 @@ static void write_now(void)
         return;
     }
     for (size_t i = 0; i < g.n; i++)
-        g.written[i] = g.e[i].instances;
+        g.written[i] = g.e[i];
 }
 
 static void on_write_timer(struct loop *l, void *arg)
@@ -225,10 +258,11 @@ static void on_write_timer(struct loop *l, void *arg)
         write_now();
 }
 
-static char *hint_key(const struct target *t)
+/* PREFIX{A:R}:hint (the instances), or PREFIX{A:R}:hint:volumes; NULL when Redis is off */
+static char *hint_key(const struct target *t, const char *name)
 {
     const char *prefix = redisshare_prefix();
-    return prefix ? redisstate_key(prefix, t->account, t->region, "hint", NULL) : NULL;
+    return prefix ? redisstate_key(prefix, t->account, t->region, "hint", name) : NULL;
 }
 
 static void on_set_reply(struct redis *r, const redisReply *reply, ebsd_status st, void *arg)
@@ -239,30 +273,39 @@ static void on_set_reply(struct redis *r, const redisReply *reply, ebsd_status s
         log_debug("sizehint", "storing a size hint in Redis failed: %s", status_str(st));
 }
 
+/* SET key count EX a day; true when sent */
+static bool publish_count(struct redis *r, const char *key, size_t count)
+{
+    char text[24], ttl[24];
+    snprintf(text, sizeof text, "%zu", count);
+    snprintf(ttl, sizeof ttl, "%d", SIZEHINT_REDIS_TTL_S);
+    const char *argv[] = {"SET", key, text, "EX", ttl};
+    return redis_command(r, 5, argv, NULL, on_set_reply, NULL) == EBSD_OK;
+}
+
+/* Two keys, so that a replica of a build before the volumes reads its one key unchanged. */
 static void publish(size_t i)
 {
     struct redis *r = redisshare_connection();
-    char *key = r ? hint_key(&g.e[i].target) : NULL;
-    if (!key)
-        return;
-    char count[24], ttl[24];
-    snprintf(count, sizeof count, "%zu", g.e[i].instances);
-    snprintf(ttl, sizeof ttl, "%d", SIZEHINT_REDIS_TTL_S);
-    const char *argv[] = {"SET", key, count, "EX", ttl};
-    if (redis_command(r, 5, argv, NULL, on_set_reply, NULL) == EBSD_OK)
-        g.published[i] = g.e[i].instances;
+    char *key = r ? hint_key(&g.e[i].target, NULL) : NULL;
+    char *vkey = key ? hint_key(&g.e[i].target, "volumes") : NULL;
+    if (vkey && publish_count(r, key, g.e[i].instances) &&
+        (!g.e[i].volumes || publish_count(r, vkey, g.e[i].volumes)))
+        g.published[i] = g.e[i];
     free(key);
+    free(vkey);
 }
 
-static void on_seen(const struct target *t, size_t instances)
+static void on_seen(const struct target *t, size_t instances, size_t volumes)
 {
     for (size_t i = 0; i < g.n; i++) {
         if (!target_equal(&g.e[i].target, t))
             continue;
         g.e[i].instances = instances;
-        if (material(g.published[i], instances))
+        g.e[i].volumes = volumes;
+        if (material(&g.published[i], &g.e[i]))
             publish(i);
-        if (!*g.path || !material(g.written[i], instances))
+        if (!*g.path || !material(&g.written[i], &g.e[i]))
             return;
         g.dirty = true;
         if (!g.write_timer) {
@@ -273,30 +316,48 @@ static void on_seen(const struct target *t, size_t instances)
     }
 }
 
-/* A GET reply: a whole number within bounds seeds the engine; anything else is ignored. */
-static void on_get_reply(struct redis *r, const redisReply *reply, ebsd_status st, void *arg)
+/* A count in a reply: a whole number in 0..max; false for anything else (nil included). */
+static bool reply_count(const redisReply *reply, unsigned long long max, size_t *out)
 {
-    (void)r;
-    size_t i = (size_t)(uintptr_t)arg;
-    if (!g.on || i >= g.n || st != EBSD_OK || !reply || reply->type != REDIS_REPLY_STRING)
-        return;
     char text[24];
-    if (reply->len == 0 || reply->len >= sizeof text)
-        return;
+    if (reply->type != REDIS_REPLY_STRING || reply->len == 0 || reply->len >= sizeof text)
+        return false;
     memcpy(text, reply->str, reply->len);
     text[reply->len] = '\0';
     char *end = NULL;
     errno = 0;
     unsigned long long v = strtoull(text, &end, 10);
-    if (errno || *end || text[0] < '0' || text[0] > '9' || v > SIZEHINT_MAX_COUNT) {
+    if (errno || *end || text[0] < '0' || text[0] > '9' || v > max)
+        return false;
+    *out = (size_t)v;
+    return true;
+}
+
+/* An MGET reply of the instances and the volumes: the instances, a whole number within
+ * bounds, seed the engine (with the volumes when they are one too); anything else is
+ * ignored. */
+static void on_get_reply(struct redis *r, const redisReply *reply, ebsd_status st, void *arg)
+{
+    (void)r;
+    size_t i = (size_t)(uintptr_t)arg;
+    if (!g.on || i >= g.n || st != EBSD_OK || !reply || reply->type != REDIS_REPLY_ARRAY ||
+        reply->elements != 2 || reply->element[0]->type == REDIS_REPLY_NIL)
+        return;
+    struct sizehint_entry got = {.target = g.e[i].target};
+    if (!reply_count(reply->element[0], SIZEHINT_MAX_COUNT, &got.instances)) {
         log_warn("sizehint", "ignoring a malformed size hint in Redis for %s/%s",
                  g.e[i].target.account, g.e[i].target.region);
         return;
     }
-    engine_seen_hint(&g.e[i].target, (size_t)v);
-    g.published[i] = (size_t)v;
-    log_info("sizehint", "%s/%s: %llu instances at the last listing (from Redis)",
-             g.e[i].target.account, g.e[i].target.region, v);
+    if (reply->element[1]->type != REDIS_REPLY_NIL &&
+        !reply_count(reply->element[1], SIZEHINT_MAX_VOLUMES, &got.volumes))
+        log_warn("sizehint", "ignoring a malformed volume count in Redis for %s/%s",
+                 g.e[i].target.account, g.e[i].target.region);
+    engine_seen_hint(&got.target, got.instances, got.volumes);
+    g.published[i] = got;
+    log_info("sizehint", "%s/%s: %zu instances and %zu attached volumes (0: not known) at "
+             "the last listing (from Redis)", got.target.account, got.target.region,
+             got.instances, got.volumes);
 }
 
 static void on_redis_timer(struct loop *l, void *arg)
@@ -313,13 +374,14 @@ static void on_redis_timer(struct loop *l, void *arg)
         return;
     }
     for (size_t i = 0; i < g.n; i++) {
-        char *key = g.from_file[i] ? NULL : hint_key(&g.e[i].target);
-        if (!key)
-            continue;
-        const char *argv[] = {"GET", key};
-        if (redis_command(r, 2, argv, NULL, on_get_reply, (void *)(uintptr_t)i) != EBSD_OK)
+        char *key = g.from_file[i] ? NULL : hint_key(&g.e[i].target, NULL);
+        char *vkey = key ? hint_key(&g.e[i].target, "volumes") : NULL;
+        const char *argv[] = {"MGET", key, vkey}; /* one hash slot: {ACCOUNT:REGION} */
+        if (vkey && redis_command(r, 3, argv, NULL, on_get_reply, (void *)(uintptr_t)i) !=
+                        EBSD_OK)
             log_debug("sizehint", "asking Redis for a size hint was refused");
         free(key);
+        free(vkey);
     }
 }
 
@@ -351,9 +413,9 @@ static void load_file(void)
             unknown++; /* a target no longer configured */
             continue;
         }
-        g.e[i].instances = g.written[i] = got[k].instances;
+        g.e[i] = g.written[i] = got[k];
         g.from_file[i] = true;
-        engine_seen_hint(&got[k].target, got[k].instances);
+        engine_seen_hint(&got[k].target, got[k].instances, got[k].volumes);
     }
     log_info("sizehint", "read fanout.state_file %s: %zu targets, %u unknown, %u skipped as "
              "malformed", g.path, n - unknown, unknown, skipped);
@@ -370,7 +432,7 @@ void sizehint_start(struct loop *l, const struct config *cfg)
     while (g.n < SIZEHINT_MAX_TARGETS && target_next(cfg, &c, &t)) {
         memset(&g.e[g.n], 0, sizeof g.e[g.n]);
         g.e[g.n].target = t;
-        g.written[g.n] = g.published[g.n] = 0;
+        g.written[g.n] = g.published[g.n] = g.e[g.n];
         g.from_file[g.n] = false;
         g.n++;
     }

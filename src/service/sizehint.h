@@ -1,12 +1,17 @@
-/* sizehint.h - the size hint that survives restarts (issue 19): how many instances each
- * target's last listing found, kept in a small state file (fanout.state_file) and, with
- * Redis, under PREFIX{ACCOUNT:REGION}:hint for a day, so the first listing after a start
- * (or on a new replica) is split as the later ones are. The engine sizes its split from
- * these counts (engine_seen_hint); plan.c stays a pure function of them.
+/* sizehint.h - the size hint that survives restarts (issue 19): how many instances and
+ * attached volumes each target's last listing found, kept in a small state file
+ * (fanout.state_file) and, with Redis, under PREFIX{ACCOUNT:REGION}:hint (instances) and
+ * PREFIX{ACCOUNT:REGION}:hint:volumes for a day, so the first listing after a start (or on a
+ * new replica) is split as the later ones are: its listers by the instances, its volume
+ * shares by the volumes. The engine sizes its split from these counts (engine_seen_hint);
+ * plan.c stays a pure function of them.
  *
- * The file is JSON: {"version":1,"targets":{"ACCOUNT/REGION": N, ...}}. It is untrusted
- * input: at most SIZEHINT_MAX_BYTES, a regular file; a structural fault rejects it whole,
- * an entry with a bad name or count is skipped. It holds counts only: no credential. */
+ * The file is JSON: {"version":1,"targets":{"ACCOUNT/REGION": N, ...},
+ * "volumes":{"ACCOUNT/REGION": V, ...}}. "volumes" is optional (files written before it
+ * existed, and older builds, which ignore it, read the same file). It is untrusted input: at
+ * most SIZEHINT_MAX_BYTES, a regular file; a structural fault rejects it whole, an entry
+ * with a bad name or count (or volumes for a target not in "targets") is skipped. It holds
+ * counts only: no credential. */
 #ifndef EBSD_SIZEHINT_H
 #define EBSD_SIZEHINT_H
 #include <stddef.h>
@@ -20,12 +25,14 @@
 #define SIZEHINT_MAX_TARGETS 64      /* targets with a hint: the first 64 configured (target_next
                                      * order); more entries in a file are skipped */
 #define SIZEHINT_MAX_COUNT 1000000u  /* more instances than this in one target is absurd */
+#define SIZEHINT_MAX_VOLUMES 16000000u /* and more attached volumes than 16 an instance */
 #define SIZEHINT_WRITE_EVERY_MS 5000 /* the file is written at most this often */
 #define SIZEHINT_REDIS_TTL_S 86400   /* a hint in Redis expires after a day */
 
 struct sizehint_entry {
     struct target target;
     size_t instances;
+    size_t volumes; /* attached volumes; 0 = not known */
 };
 
 /* Parses len bytes of text (a state file's content; no NUL needed) into out (cap entries),

@@ -79,6 +79,26 @@ def read_state(path):
         return json.load(f)
 
 
+def attached(truth):
+    """The volumes a listing of attached volumes pages through: every volume with an
+    attachment (one attached to an instance the answer does not count too)."""
+    return truth["volumes_total"] - truth["unattached_volumes"]
+
+
+def check_state(path, sim):
+    """The file a complete listing of sim's fleet leaves: its instances, and the attached
+    volumes the listing paged through. Listed by instance ids (volume_shares: off), a
+    multi-attach volume whose instances fall in two groups is listed in both, so that count
+    may pass the fleet's by the few such volumes (under 1 %); listed in shares, it is exact."""
+    truth = sim.truth()
+    state = read_state(path)
+    volumes = state.get("volumes", {}).get(TARGET)
+    assert state["version"] == 1 and state["targets"] == {TARGET: truth["instance_count"]}, state
+    assert set(state) == {"version", "targets", "volumes"}, state
+    assert attached(truth) <= volumes <= attached(truth) * 1.01, (state, attached(truth))
+    return volumes
+
+
 def test_first_request_after_restart_is_split():
     d = tempfile.mkdtemp(prefix="ebsd-sizehint-")
     path = os.path.join(d, "hint.json")
@@ -92,7 +112,7 @@ def test_first_request_after_restart_is_split():
         e.stop()
         st = os.stat(path)
         assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600, oct(st.st_mode)
-        assert read_state(path) == {"version": 1, "targets": {TARGET: FLEET}}
+        check_state(path, sim)
         assert not os.path.exists(path + ".tmp")
 
         # a new process: its first listing is split from the start
@@ -129,6 +149,50 @@ def test_first_request_after_restart_lists_volume_shares():
         shutil.rmtree(d)
 
 
+def test_volume_count_sizes_the_first_shares():
+    """The file keeps the attached volumes too, so the first request after a restart has as
+    many volume shares as the later ones even when a fleet has far more than the 2.5 volumes
+    an instance that a count of instances alone makes ebsd assume: 400 instances with 6
+    volumes each want 6 shares (2,400 / 450), the assumption 3 (1,000 / 450)."""
+    d = tempfile.mkdtemp(prefix="ebsd-sizehint-")
+    path = os.path.join(d, "hint.json")
+    fleet = os.path.join(d, "fleet.json")
+    instances = ["i-%017x" % (0x5000 + i) for i in range(400)]
+    with open(fleet, "w") as f:
+        json.dump({"instances": [{"id": i, "state": "running"} for i in instances],
+                   "volumes": [{"size": 10 + k, "attachments": [{"instance": i}]}
+                               for i in instances for k in range(6)]}, f)
+    sim = Sim("--fleet", fleet)
+    try:
+        assert sim.truth()["volume_count"] == 2400
+        e = Ebsd(config=config(path, "auto"), sim=sim)
+        first_listing(e, sim)  # by instance ids: nothing known yet
+        e.stop()
+        assert check_state(path, sim) == 2400
+
+        def children(e):
+            sim.reset()
+            st, _, doc = e.get_json("/volumes/total?timeout_ms=29000", headers=NO_CACHE)
+            assert st == 200 and doc["volume_count"] == 2400, doc
+            return doc["source"]["children"], sim.stats()["calls"].get("DescribeVolumes")
+
+        e = Ebsd(config=config(path, "auto"), sim=sim)
+        first, later = children(e), children(e)
+        e.stop()
+        assert first == later == (1 + 6, 6), (first, later)
+        # a file with the instances alone (as written before the volumes were kept): the
+        # assumption sizes the first shares, and the later ones are sized by what was found
+        with open(path, "w") as f:
+            json.dump({"version": 1, "targets": {TARGET: 400}}, f)
+        e = Ebsd(config=config(path, "auto"), sim=sim)
+        assert children(e)[0] == 1 + 3
+        assert children(e) == (1 + 6, 6)
+        e.stop()
+    finally:
+        sim.stop()
+        shutil.rmtree(d)
+
+
 def test_bad_files_are_ignored():
     d = tempfile.mkdtemp(prefix="ebsd-sizehint-")
     path = os.path.join(d, "hint.json")
@@ -149,7 +213,7 @@ def test_bad_files_are_ignored():
             assert first_listing(e, sim) == unsplit_calls(FLEET), why
             e.stop()
             # the listing's count replaced the bad file
-            assert read_state(path) == {"version": 1, "targets": {TARGET: FLEET}}, why
+            check_state(path, sim)
         # absurd counts and unknown targets are skipped, not believed
         with open(path, "w") as f:
             json.dump({"version": 1, "targets": {TARGET: -5, "default/mars-north-1": 9000,
@@ -191,7 +255,8 @@ def test_small_fleet_keeps_one_lister():
         e = Ebsd(config=config(path), sim=sim)
         assert first_listing(e, sim) == 1
         e.stop()
-        assert read_state(path) == {"version": 1, "targets": {TARGET: 300}}
+        check_state(path, sim)
+        assert read_state(path)["targets"][TARGET] == 300
         e = Ebsd(config=config(path), sim=sim)
         assert first_listing(e, sim) == 1   # a hint below 500 instances costs no extra call
         e.stop()
@@ -219,10 +284,15 @@ def test_new_replica_starts_split_from_redis():
         # a stopped replica leaves no single-flight lock behind (b would wait on it)
         assert ":flight:" not in srv.cli("KEYS", "*"), srv.cli("KEYS", "*")
         assert srv.cli("GET", key).strip() == str(FLEET)
-        ttl = int(srv.cli("TTL", key).strip())
-        assert 86000 < ttl <= 86400, ttl
+        volumes = int(srv.cli("GET", key + ":volumes").strip())
+        assert attached(sim.truth()) <= volumes <= attached(sim.truth()) * 1.01, volumes
+        for k in (key, key + ":volumes"):
+            ttl = int(srv.cli("TTL", k).strip())
+            assert 86000 < ttl <= 86400, (k, ttl)
         b = Ebsd(config=cfg, sim=sim)
-        b.wait_line(lambda l: '"sizehint"' in l and "from Redis" in l, timeout=10 * SLOW)
+        line = b.wait_line(lambda l: '"sizehint"' in l and "from Redis" in l,
+                           timeout=10 * SLOW)
+        assert "%d instances and %d attached volumes" % (FLEET, volumes) in line, line
         assert first_listing(b, sim, srv) == split_calls(FLEET)
         b.stop()
         srv.cli("SET", key, "12e9")
@@ -231,6 +301,14 @@ def test_new_replica_starts_split_from_redis():
                     timeout=10 * SLOW)
         assert first_listing(c, sim, srv) == unsplit_calls(FLEET)
         c.stop()
+        # a malformed volume count is ignored alone: the instances still split the listing
+        srv.cli("SET", key, str(FLEET))
+        srv.cli("SET", key + ":volumes", "-3")
+        d = Ebsd(config=cfg, sim=sim)
+        d.wait_line(lambda l: '"sizehint"' in l and "malformed volume count" in l,
+                    timeout=10 * SLOW)
+        assert first_listing(d, sim, srv) == split_calls(FLEET)
+        d.stop()
     finally:
         sim.stop()
         srv.stop()

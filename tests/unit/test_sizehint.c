@@ -23,19 +23,26 @@ static size_t parse(const char *text, ebsd_status want, unsigned want_skipped,
 static void test_round_trip(void)
 {
     struct sizehint_entry e[3] = {
-        {.target = target_make(NULL, "eu-west-1"), .instances = 10000},
+        {.target = target_make(NULL, "eu-west-1"), .instances = 10000, .volumes = 26000},
         {.target = target_make("prod", "us-east-1"), .instances = 0},
-        {.target = target_make("prod", "ap-south-1"), .instances = SIZEHINT_MAX_COUNT},
+        {.target = target_make("prod", "ap-south-1"), .instances = SIZEHINT_MAX_COUNT,
+         .volumes = SIZEHINT_MAX_VOLUMES},
     };
     char *text = sizehint_format(e, 3);
     CHECK_STR(text, "{\"targets\":{\"default/eu-west-1\":10000,\"prod/us-east-1\":0,"
-                    "\"prod/ap-south-1\":1000000},\"version\":1}");
+                    "\"prod/ap-south-1\":1000000},\"version\":1,\"volumes\":{"
+                    "\"default/eu-west-1\":26000,\"prod/ap-south-1\":16000000}}");
     struct sizehint_entry got[SIZEHINT_MAX_TARGETS];
     CHECK_INT(parse(text, EBSD_OK, 0, got), 3);
     for (size_t i = 0; i < 3; i++) {
         CHECK(target_equal(&got[i].target, &e[i].target));
         CHECK_INT(got[i].instances, e[i].instances);
+        CHECK_INT(got[i].volumes, e[i].volumes);
     }
+    free(text);
+    /* no volume known: no "volumes" member, as the files before it */
+    text = sizehint_format(e + 1, 1);
+    CHECK_STR(text, "{\"targets\":{\"prod/us-east-1\":0},\"version\":1}");
     free(text);
 
     char dir[] = "/tmp/test_sizehint.XXXXXX";
@@ -119,6 +126,29 @@ static void test_counts(void)
     CHECK_INT(got[1].instances, 0);
 }
 
+/* "volumes" is optional and additive: a file without it reads as before (0: not known); its
+ * bad entries are skipped like the targets' (volumes of a target not in "targets" too); a
+ * "volumes" that is not an object is a structural fault. */
+static void test_volumes(void)
+{
+    struct sizehint_entry got[SIZEHINT_MAX_TARGETS];
+    CHECK_INT(parse("{\"version\":1,\"targets\":{\"a/r1\":10}}", EBSD_OK, 0, got), 1);
+    CHECK_INT(got[0].volumes, 0);
+    size_t n = parse("{\"volumes\":{\"a/r1\":25,\"a/r2\":-1,\"a/r3\":2.5,\"a/r4\":\"7\","
+                     "\"a/r5\":16000001,\"a/r9\":5,\"a/r1\":99,\"a r6\":1,\"a/r6\":16000000},"
+                     "\"version\":1,\"targets\":{\"a/r1\":10,\"a/r2\":20,\"a/r3\":30,"
+                     "\"a/r4\":40,\"a/r5\":50,\"a/r6\":60}}",
+                     EBSD_OK, 7, got);
+    CHECK_INT(n, 6);
+    CHECK_INT(got[0].volumes, 25); /* repeated: the first wins */
+    for (size_t i = 1; i < 5; i++)
+        CHECK_INT(got[i].volumes, 0);
+    CHECK_INT(got[5].volumes, SIZEHINT_MAX_VOLUMES);
+    CHECK_INT(got[5].instances, 60);
+    parse("{\"version\":1,\"targets\":{\"a/r1\":10},\"volumes\":[25]}", EBSD_EINVAL, 0, got);
+    parse("{\"version\":1,\"targets\":{\"a/r1\":10},\"volumes\":3}", EBSD_EINVAL, 0, got);
+}
+
 static void test_oversized(void)
 {
     struct sizehint_entry got[SIZEHINT_MAX_TARGETS];
@@ -166,4 +196,4 @@ static void test_oversized(void)
 }
 
 TEST_MAIN(T(test_round_trip), T(test_corrupted), T(test_wrong_types), T(test_counts),
-          T(test_oversized))
+          T(test_volumes), T(test_oversized))
