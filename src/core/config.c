@@ -1536,27 +1536,6 @@ bool config_accounts_equal(const struct config *a, const struct config *b)
     return true;
 }
 
-ebsd_status config_keep_accounts(struct config *next, const struct config *cur,
-                                 const char **region)
-{
-    for (size_t i = 0; i < cur->naccounts; i++)
-        for (size_t r = 0; r < cur->accounts[i].nregions; r++)
-            if (!config_region_allowed(next, cur->accounts[i].regions[r])) {
-                *region = cur->accounts[i].regions[r];
-                return EBSD_EINVAL;
-            }
-    accounts_free(next);
-    next->accounts = xcalloc(cur->naccounts ? cur->naccounts : 1, sizeof *next->accounts);
-    for (size_t i = 0; i < cur->naccounts; i++) {
-        const struct config_account *c = &cur->accounts[i];
-        account_fill(&next->accounts[i], c->name, c->role_arn, c->external_id,
-                     c->session_name, c->duration_s, c->regions, c->nregions);
-    }
-    next->naccounts = cur->naccounts;
-    next->accounts_given = cur->accounts_given;
-    return EBSD_OK;
-}
-
 void config_free(struct config *cfg)
 {
     free(cfg->listen);

@@ -166,12 +166,6 @@ bool config_region_allowed(const struct config *cfg, const char *region);
  * ids, session names, durations and regions. */
 bool config_accounts_equal(const struct config *a, const struct config *b);
 
-/* A reload keeps the running accounts (their credentials are fetched and refreshed from
- * start): replaces next's accounts with copies of cur's. EBSD_EINVAL, next unchanged and
- * *region set to it, when one of cur's accounts names a region next's regions no longer
- * has. */
-EBSD_MUST_CHECK ebsd_status config_keep_accounts(struct config *next, const struct config *cur,
-                                                 const char **region);
 
 void config_free(struct config *cfg);
 

@@ -26,6 +26,8 @@ struct acct {
     bool have_creds;
     char account_id[13];
     bool refreshing;
+    bool retired;             /* dropped by a reload while its refresh ran: freed at its end */
+    struct acct *next_retired;
     struct loop_timer *timer;
     char last_outcome[64];
     char last_message[256];
@@ -33,19 +35,22 @@ struct acct {
     unsigned long long refreshes, failures;
 };
 
+/* Each account is its own allocation: a refresh in flight and its timer hold a pointer to
+ * it, which a reload that adds or drops other accounts must not move. */
 static struct {
     struct loop *loop;
     bool ready;
-    struct acct *accts;
+    struct acct **accts;
     size_t n;
+    struct acct *retired; /* dropped, their refresh still running */
 } g;
 
 static void schedule_refresh(struct acct *a);
 
-static void acct_set(struct acct *a, const char *name, const char *role, const char *ext,
-                     const char *session, int duration, const char *region, bool want_id)
+static struct acct *acct_new(const char *name, const char *role, const char *ext,
+                             const char *session, int duration, const char *region, bool want_id)
 {
-    memset(a, 0, sizeof *a);
+    struct acct *a = xcalloc(1, sizeof *a);
     str_copy(a->name, sizeof a->name, name);
     a->role_arn = xstrdup(role ? role : "");
     a->external_id = xstrdup(ext ? ext : "");
@@ -53,26 +58,53 @@ static void acct_set(struct acct *a, const char *name, const char *role, const c
     a->duration_s = duration;
     str_copy(a->region, sizeof a->region, region ? region : "us-east-1");
     a->want_id = want_id;
+    return a;
+}
+
+/* Whether a and b fetch the same credentials: the same name and the same spec. */
+static bool acct_same(const struct acct *a, const struct acct *b)
+{
+    return strcmp(a->name, b->name) == 0 && strcmp(a->role_arn, b->role_arn) == 0 &&
+           strcmp(a->external_id, b->external_id) == 0 &&
+           strcmp(a->session_name, b->session_name) == 0 && a->duration_s == b->duration_s &&
+           strcmp(a->region, b->region) == 0 && a->want_id == b->want_id;
+}
+
+static void acct_free(struct acct *a)
+{
+    if (a->timer)
+        loop_timer_stop(g.loop, a->timer);
+    creds_wipe(&a->creds);
+    free(a->role_arn);
+    free(a->external_id);
+    free(a->session_name);
+    free(a);
+}
+
+/* cfg's accounts, none of them fetched yet; *n gets their number (at least 1). */
+static struct acct **accounts_of(const struct config *cfg, size_t *n)
+{
+    *n = cfg->naccounts ? cfg->naccounts : 1;
+    struct acct **v = xcalloc(*n, sizeof *v);
+    if (!cfg->naccounts) {
+        v[0] = acct_new(TARGET_DEFAULT_ACCOUNT, NULL, NULL, NULL, 0, cfg->regions[0], false);
+        return v;
+    }
+    for (size_t i = 0; i < cfg->naccounts; i++) {
+        const struct config_account *c = &cfg->accounts[i];
+        /* without `accounts:` nothing changes: no STS call for the chain's account id */
+        v[i] = acct_new(c->name, c->role_arn, c->external_id, c->session_name,
+                        (int)c->duration_s, c->nregions ? c->regions[0] : cfg->regions[0],
+                        cfg->accounts_given);
+    }
+    return v;
 }
 
 void credsvc_configure(const struct config *cfg)
 {
     if (g.accts)
         return;
-    g.n = cfg->naccounts ? cfg->naccounts : 1;
-    g.accts = xcalloc(g.n, sizeof *g.accts);
-    if (!cfg->naccounts) {
-        acct_set(&g.accts[0], TARGET_DEFAULT_ACCOUNT, NULL, NULL, NULL, 0, cfg->regions[0],
-                 false);
-        return;
-    }
-    for (size_t i = 0; i < cfg->naccounts; i++) {
-        const struct config_account *c = &cfg->accounts[i];
-        /* without `accounts:` nothing changes: no STS call for the chain's account id */
-        acct_set(&g.accts[i], c->name, c->role_arn, c->external_id, c->session_name,
-                 (int)c->duration_s, c->nregions ? c->regions[0] : cfg->regions[0],
-                 cfg->accounts_given);
-    }
+    g.accts = accounts_of(cfg, &g.n);
 }
 
 static void ensure_accounts(void)
@@ -81,7 +113,7 @@ static void ensure_accounts(void)
         return;
     g.n = 1;
     g.accts = xcalloc(1, sizeof *g.accts);
-    acct_set(&g.accts[0], TARGET_DEFAULT_ACCOUNT, NULL, NULL, NULL, 0, "us-east-1", false);
+    g.accts[0] = acct_new(TARGET_DEFAULT_ACCOUNT, NULL, NULL, NULL, 0, "us-east-1", false);
 }
 
 /* The account of target t; an unknown name (the default account's callers) is the first. */
@@ -89,9 +121,9 @@ static struct acct *find(const char *name)
 {
     ensure_accounts();
     for (size_t i = 0; name && i < g.n; i++)
-        if (strcmp(g.accts[i].name, name) == 0)
-            return &g.accts[i];
-    return &g.accts[0];
+        if (strcmp(g.accts[i]->name, name) == 0)
+            return g.accts[i];
+    return g.accts[0];
 }
 
 bool credsvc_ready(const struct target *t)
@@ -133,7 +165,7 @@ bool credsvc_account_at(size_t i, struct credsvc_account *out)
     ensure_accounts();
     if (i >= g.n)
         return false;
-    const struct acct *a = &g.accts[i];
+    const struct acct *a = g.accts[i];
     *out = (struct credsvc_account){
         .name = a->name,
         .role_arn = a->role_arn,
@@ -157,8 +189,8 @@ const char *credsvc_account_id(const char *name)
 {
     ensure_accounts();
     for (size_t i = 0; name && i < g.n; i++)
-        if (strcmp(g.accts[i].name, name) == 0)
-            return g.accts[i].account_id;
+        if (strcmp(g.accts[i]->name, name) == 0)
+            return g.accts[i]->account_id;
     return "";
 }
 
@@ -241,6 +273,8 @@ static int refresh_main(int fd, void *arg)
 static void on_refresh_frame(void *arg, int type, const char *data, size_t len)
 {
     struct acct *a = arg;
+    if (a->retired)
+        return; /* fetched for a spec a reload dropped */
     if (type == WIRE_CREDS && len == sizeof(struct acctcreds_result)) {
         struct acctcreds_result res;
         memcpy(&res, data, sizeof res);
@@ -259,7 +293,16 @@ static void on_refresh_end(void *arg)
 {
     struct acct *a = arg;
     a->refreshing = false;
-    schedule_refresh(a);
+    if (!a->retired) {
+        schedule_refresh(a);
+        return;
+    }
+    struct acct **pp = &g.retired;
+    while (*pp && *pp != a)
+        pp = &(*pp)->next_retired;
+    if (*pp)
+        *pp = a->next_retired;
+    acct_free(a);
 }
 
 static void on_timer(struct loop *l, void *arg)
@@ -303,7 +346,7 @@ void credsvc_init(struct loop *l)
     ensure_accounts();
     int64_t deadline = clock_now_ms() + 5000;
     for (size_t i = 0; i < g.n; i++) {
-        struct acct *a = &g.accts[i];
+        struct acct *a = g.accts[i];
         struct acctcreds_result res;
         struct creds_error ce = {0};
         if (fetch(a, deadline, &res, &ce) == EBSD_OK)
@@ -315,16 +358,84 @@ void credsvc_init(struct loop *l)
     }
 }
 
+/* Takes a out of service: now, or at the end of its refresh in flight. */
+static void retire(struct acct *a)
+{
+    if (a->timer)
+        loop_timer_stop(g.loop, a->timer);
+    a->timer = NULL;
+    creds_wipe(&a->creds);
+    a->have_creds = false;
+    if (!a->refreshing) {
+        acct_free(a);
+        return;
+    }
+    a->retired = true;
+    a->next_retired = g.retired;
+    g.retired = a;
+}
+
+void credsvc_reconfigure(const struct config *cfg, credsvc_forget_fn forget)
+{
+    ensure_accounts();
+    size_t n;
+    struct acct **next = accounts_of(cfg, &n);
+    unsigned kept = 0, added = 0, changed = 0, removed = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < g.n && (!g.accts[j] || strcmp(g.accts[j]->name, next[i]->name) != 0))
+            j++;
+        struct acct *old = j < g.n ? g.accts[j] : NULL;
+        if (old && acct_same(old, next[i])) {
+            acct_free(next[i]);
+            next[i] = old; /* its credentials and its refresh go on */
+            kept++;
+        } else {
+            if (old) {
+                log_info("credentials", "account %s changed: its credentials are fetched anew "
+                         "and its cached answers dropped", old->name);
+                if (forget)
+                    forget(old->name);
+                retire(old);
+                changed++;
+            } else {
+                added++;
+            }
+            /* fetched in a worker at once, never on the loop; until then its targets answer
+             * CredentialsUnavailable */
+            if (g.loop)
+                next[i]->timer = loop_timer_start(g.loop, clock_now_ms(), on_timer, next[i]);
+        }
+        if (old)
+            g.accts[j] = NULL;
+    }
+    for (size_t j = 0; j < g.n; j++) {
+        if (!g.accts[j])
+            continue;
+        log_info("credentials", "account %s removed: its credentials are wiped and its cached "
+                 "answers dropped", g.accts[j]->name);
+        if (forget)
+            forget(g.accts[j]->name);
+        retire(g.accts[j]);
+        removed++;
+    }
+    free(g.accts);
+    g.accts = next;
+    g.n = n;
+    if (added || changed || removed)
+        log_info("credentials", "accounts reloaded: %u kept, %u added, %u changed, %u removed",
+                 kept, added, changed, removed);
+}
+
 void credsvc_shutdown(void)
 {
-    for (size_t i = 0; i < g.n; i++) {
-        struct acct *a = &g.accts[i];
-        if (a->timer)
-            loop_timer_stop(g.loop, a->timer);
-        creds_wipe(&a->creds);
-        free(a->role_arn);
-        free(a->external_id);
-        free(a->session_name);
+    /* after engine_shutdown: no refresh ends any more, the retired ones included */
+    for (size_t i = 0; i < g.n; i++)
+        acct_free(g.accts[i]);
+    while (g.retired) {
+        struct acct *a = g.retired;
+        g.retired = a->next_retired;
+        acct_free(a);
     }
     free(g.accts);
     g.accts = NULL;

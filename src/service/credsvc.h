@@ -16,13 +16,23 @@
 #include "target.h"
 
 /* Takes the accounts of cfg (copied; call before credsvc_init). Without this call the
- * service has the one account "default". A later call (reload) is ignored: accounts are
- * fixed for the life of the process. */
+ * service has the one account "default". A later call is ignored: a reload goes through
+ * credsvc_reconfigure. */
 void credsvc_configure(const struct config *cfg);
+/* Called for an account whose credentials a reload changed or removed: what was fetched
+ * with the old ones is no longer the account's. */
+typedef void (*credsvc_forget_fn)(const char *name);
+/* A reload's accounts (cfg's, copied), matched by name: an account whose role, external id,
+ * session name, duration and STS region are unchanged keeps its credentials and refresh
+ * schedule; a new one, or a changed one, is fetched in a worker at once (its targets answer
+ * CredentialsUnavailable until that lands: the loop never blocks on STS); a removed one is
+ * wiped (a refresh in flight finishes and is discarded). forget (may be NULL) is called
+ * with the name of each changed or removed account. */
+void credsvc_reconfigure(const struct config *cfg, credsvc_forget_fn forget);
 /* Resolves every account's credentials on the first call (blocking, at most 5 s in all; a
  * failure is logged and retried in the background), then schedules the refreshes on l. */
 void credsvc_init(struct loop *l);
-/* Stops the refresh timers and wipes the credentials. */
+/* Stops the refresh timers and wipes the credentials (after engine_shutdown). */
 void credsvc_shutdown(void);
 
 /* Whether usable credentials are loaded for target t's account (the engine's gate). An

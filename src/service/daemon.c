@@ -21,6 +21,7 @@
 #include "redis.h"
 #include "redisshare.h"
 #include "sizehint.h"
+#include "storage.h"
 #include "sdnotify.h"
 #include "server.h"
 #include "telemetry.h"
@@ -88,6 +89,13 @@ static void start_drain(struct daemon *d, const char *why)
     server_quiesce(d->srv);
 }
 
+/* What ebsd knows of an account whose credentials a reload changed or removed. */
+static void forget_account(const char *name)
+{
+    volumes_forget_account(name);
+    storage_forget_account(name);
+}
+
 static void reload(struct daemon *d)
 {
     if (!d->config_path) {
@@ -103,23 +111,6 @@ static void reload(struct daemon *d)
         notify(sdnotify_ready());
         return;
     }
-    /* accounts: is fixed for the process's life: credsvc fetches and refreshes the
-     * credentials of the accounts ebsd started with, and a name it does not know must not
-     * pass the router */
-    const struct config *cur = server_config(d->srv);
-    if (!config_accounts_equal(cur, next)) {
-        const char *region = NULL;
-        if (config_keep_accounts(next, cur, &region) != EBSD_OK) {
-            log_error("reload", "keeping the running configuration: changes to accounts: need "
-                      "a restart, and a running account uses region %s, which the new "
-                      "regions: no longer has", region);
-            config_free(next);
-            free(next);
-            notify(sdnotify_ready());
-            return;
-        }
-        log_warn("reload", "changes to accounts: need a restart; keeping the running accounts");
-    }
     struct auth *auth = NULL;
     if (next->auth_tokens_file[0]) {
         char msg[600];
@@ -131,12 +122,19 @@ static void reload(struct daemon *d)
             return;
         }
     }
+    bool accounts_changed = !config_accounts_equal(server_config(d->srv), next);
     server_reconfigure(d->srv, next, auth);
     const struct config *cfg = server_config(d->srv);
     log_setup(log_format_parse(cfg->log_format), log_level_parse(cfg->log_level));
     configure(d, cfg, false);
     redisshare_reload(cfg);
     budgetshare_configure(cfg);
+    if (accounts_changed) {
+        /* the router already takes the new names; credsvc fetches what is new or changed
+         * in workers, and the answers of a changed or removed account are dropped */
+        credsvc_reconfigure(cfg, forget_account);
+        sizehint_start(d->loop, cfg); /* the new targets' hints, from the file or Redis */
+    }
     log_info("reload", "configuration reloaded from %s", d->config_path);
     notify(sdnotify_ready());
 }

@@ -143,6 +143,15 @@ void storage_page_fill(const struct target *t, cJSON *obj)
 
 void storage_reset(void) { memset(&g, 0, sizeof g); }
 
+void storage_forget_account(const char *account)
+{
+    unsigned kept = 0;
+    for (unsigned i = 0; i < g.n; i++)
+        if (strcmp(g.s[i].target.account, account) != 0)
+            g.s[kept++] = g.s[i]; /* in order: the series keep their order */
+    g.n = kept;
+}
+
 /* A label value in the text format: backslash, quote and newline escaped. */
 static ebsd_status put_label(struct buf *b, const char *name, const char *v)
 {

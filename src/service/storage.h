@@ -36,5 +36,8 @@ EBSD_MUST_CHECK ebsd_status storage_render(struct buf *out, int64_t now);
 void storage_page_fill(const struct target *t, cJSON *obj);
 /* Forgets every target (tests, shutdown). */
 void storage_reset(void);
+/* Forgets the targets of account (a reload removed it, or changed its credentials): its
+ * series leave the next scrape until a fetch of the account's new spec keeps them again. */
+void storage_forget_account(const char *account);
 
 #endif

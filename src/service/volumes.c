@@ -111,6 +111,25 @@ void volumes_shutdown(void)
     g.flights = NULL;
 }
 
+/* Whether cache key (target_key, then "|...") belongs to account arg. */
+static bool key_of_account(const char *key, void *arg)
+{
+    const char *account = arg, *bar = strchr(key, '|');
+    size_t tk = bar ? (size_t)(bar - key) : strlen(key);
+    const char *slash = memchr(key, '/', tk);
+    if (strcmp(account, TARGET_DEFAULT_ACCOUNT) == 0)
+        return !slash; /* the default account's keys are the region alone */
+    return slash && (size_t)(slash - key) == strlen(account) &&
+           memcmp(key, account, (size_t)(slash - key)) == 0;
+}
+
+void volumes_forget_account(const char *account)
+{
+    size_t n = g.cache ? cache_remove_matching(g.cache, key_of_account, (void *)account) : 0;
+    if (n)
+        log_info("reload", "dropped %zu cached answers of account %s", n, account);
+}
+
 void volumes_get_stats(struct volumes_stats *out)
 {
     *out = g.st;

@@ -17,6 +17,10 @@
  * its bounds do not change. */
 void volumes_configure(struct server *s, const struct config *cfg);
 void volumes_shutdown(void);
+/* Drops the locally cached answers of account (a reload removed it or changed its
+ * credentials). A fetch already running for it still lands; Redis' shared copies expire
+ * with their TTL. */
+void volumes_forget_account(const char *account);
 
 /* GET /volumes/total (instance_id NULL) and GET /instances/{id}/volumes (id validated). */
 void volumes_handle(struct request *r, const char *instance_id);

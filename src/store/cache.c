@@ -247,6 +247,20 @@ bool cache_remove(struct cache *c, const char *key)
     return true;
 }
 
+size_t cache_remove_matching(struct cache *c, bool (*match)(const char *key, void *arg),
+                             void *arg)
+{
+    size_t n = 0;
+    struct cache_entry *e, *tmp;
+    HASH_ITER(hh, c->table, e, tmp) {
+        if (match(e->key, arg)) {
+            entry_drop(c, e);
+            n++;
+        }
+    }
+    return n;
+}
+
 size_t cache_expire(struct cache *c, int64_t now_ms)
 {
     size_t n = 0;

@@ -100,6 +100,9 @@ EBSD_MUST_CHECK ebsd_status cache_attach(struct cache *c, const char *key, const
 
 /* Removes key's entry. Returns true if there was one. */
 bool cache_remove(struct cache *c, const char *key);
+/* Removes every entry whose key match(key, arg) accepts (O(entries)). Returns how many. */
+size_t cache_remove_matching(struct cache *c, bool (*match)(const char *key, void *arg),
+                             void *arg);
 
 /* Removes every entry that no window can use any more at now_ms (O(entries); call it from
  * a periodic timer). Returns how many were removed. */

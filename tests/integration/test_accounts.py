@@ -329,40 +329,73 @@ def test_ec2_calls_are_counted_per_target():
                          r'code="InternalError"\} [1-9]', m, re.M), m
 
 
-def test_reload_keeps_the_running_accounts():
-    """SIGHUP re-reads the file, but `accounts:` is fixed for the process's life (the
-    credentials of the accounts ebsd started with are the ones fetched and refreshed): a
-    reload that adds an account says so and keeps the running accounts, so the new name is
-    an InvalidAccount (before, it passed the router and was answered with the first
-    account's credentials), while the file's other changes apply; a reload that would leave
-    a running account with a region no longer in `regions:` is refused as a whole."""
+def accounts_when(e, ready, timeout=15):
+    """GET /accounts once ready(by name) holds (a reload's new credentials land in a worker)."""
+    until = time.monotonic() + timeout
+    while True:
+        st, doc, _ = get(e, "/accounts")
+        assert st == 200, doc
+        by = {a["name"]: a for a in doc["accounts"]}
+        if ready(by):
+            return by
+        assert time.monotonic() < until, by
+        time.sleep(0.1)
+
+
+def test_reload_applies_account_changes():
+    """SIGHUP re-reads `accounts:` too. An unchanged account keeps its credentials (no new
+    fetch); a new one is fetched in a worker and answers once its credentials land; a
+    changed one (here dev's role now in another account) is fetched anew and its cached
+    answers are dropped, so the old role's data is never served under its name; a removed
+    one is an InvalidAccount and leaves /accounts and the metrics. A reload the config
+    refuses changes nothing."""
     with started(denied=True, extra="refresh:\n  interval_s: 0\n") as (sim, e):
+        st, doc, _ = get(e, "/volumes/total", account="dev", region="eu-west-1")
+        assert st == 200 and doc["account_id"] == DEV, doc
+        home_before = accounts_when(e, lambda by: True)["home"]
         later = ("  - name: later\n"
                  "    role_arn: \"arn:aws:iam::%s:role/ebsd-read\"\n"
                  "    external_id: \"ext-1\"\n" % EXT)
-        # one more account, and one more region
-        _, n = e.reload(config(denied=True, extra=later).replace(
-            "ap-southeast-2]", "ap-southeast-2, sa-east-1]", 1))
-        assert any("changes to accounts: need a restart" in l for l in e.lines[n:]), e.lines[n:]
-        st, doc, _ = get(e, "/volumes/total", account="later")
+        text = config(extra=later).replace(
+            "    role_arn: \"arn:aws:iam::%s:role/ebsd-read\"\n    duration_s" % DEV,
+            "    role_arn: \"arn:aws:iam::%s:role/ebsd-read\"\n    external_id: \"ext-1\"\n"
+            "    duration_s" % EXT, 1)
+        assert text.count(EXT) == 3, text
+        _, n = e.reload(text)
+        assert any("accounts reloaded: 2 kept, 1 added, 1 changed, 1 removed" in l
+                   for l in e.lines[n:]), e.lines[n:]
+        by = accounts_when(e, lambda by: by.get("later", {}).get("account_id") == EXT and
+                           by["dev"]["account_id"] == EXT)
+        assert list(by) == ["home", "dev", "ext", "later"], by
+        assert by["home"] == {**home_before, "credentials": by["home"]["credentials"]}, \
+            (home_before, by["home"])  # not fetched again
+        assert by["later"]["credentials"]["source"] == "assume-role:later"
+        for name in ("later", "dev"):
+            for region in ("us-east-1", "eu-west-1"):
+                # no Cache-Control: a cached answer of dev's old role would be served here
+                st, doc, _ = get(e, "/volumes/total", account=name, region=region)
+                assert st == 200 and doc["account_id"] == EXT, doc
+                assert [doc["total_gib"], doc["instance_count"], doc["volume_count"]] == \
+                    sums(sim, [(EXT, region)]), (name, region, doc)
+        st, doc, _ = get(e, "/volumes/total", account="denied")
         assert st == 400 and doc["error"]["code"] == "InvalidAccount", doc
-        st, doc, _ = get(e, "/accounts")
-        assert st == 200 and [a["name"] for a in doc["accounts"]] == \
-            ["home", "dev", "ext", "denied"], doc
-        st, doc, _ = get(e, "/volumes/total", account="dev", region="eu-west-1")
-        assert st == 200 and doc["account_id"] == DEV, doc
-        # the new region applies (dev has no regions of its own): no longer a 400
-        st, doc, _ = get(e, "/volumes/total", account="dev", region="sa-east-1", timeout_ms=300)
-        assert st != 400, doc
-        # denied's own regions name eu-west-1, which this file drops: the whole reload is
-        # refused, and eu-west-1 still answers
-        line, _ = e.reload("regions: [us-east-1, ap-southeast-2]\naccounts:\n  - name: home\n",
-                           until="keeping the running configuration")
-        assert "eu-west-1" in line and "accounts:" in line, line
+        m = e.get("/metrics")[2].decode()
+        assert 'account="denied"' not in m and 'account="later"' in m
+        assert TEST_SECRET_KEY not in "\n".join(e.lines)
+        # a config refused as a whole (a repeated account name) changes nothing
+        line, _ = e.reload(text + "  - name: later\n", until="keeping the running configuration")
+        assert "later" in line, line
+        st, doc, _ = get(e, "/volumes/total", account="later", region="us-east-1")
+        assert st == 200 and doc["account_id"] == EXT, doc
+        # fewer regions and accounts at once: what is gone is a 400, what is left answers
+        e.reload("regions: [us-east-1, ap-southeast-2]\naccounts:\n  - name: home\n")
         st, doc, _ = get(e, "/volumes/total", account="home", region="eu-west-1")
-        assert st == 200, doc
-        assert [doc["total_gib"], doc["instance_count"], doc["volume_count"]] == \
-            sums(sim, [(HOME, "eu-west-1")])
+        assert st == 400 and doc["error"]["code"] == "InvalidRegion", doc
+        st, doc, _ = get(e, "/volumes/total", account="ext")
+        assert st == 400 and doc["error"]["code"] == "InvalidAccount", doc
+        st, doc, _ = get(e, "/volumes/total", account="home", region="ap-southeast-2")
+        assert st == 200 and [doc["total_gib"], doc["instance_count"], doc["volume_count"]] == \
+            sums(sim, [(HOME, "ap-southeast-2")]), doc
 
 
 def test_refused_role_gives_a_partial_answer():

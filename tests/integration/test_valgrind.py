@@ -29,7 +29,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SANITIZE, Ebsd, Sim, run  # noqa: E402
+from harness import SANITIZE, Ebsd, Sim, run, sim_env  # noqa: E402
 
 CONFIG = """\
 routes:
@@ -72,7 +72,9 @@ def test_memcheck_mixed_run_clean():
     assert shutil.which("valgrind"), "valgrind is not installed (apt-get install valgrind)"
     logdir = tempfile.mkdtemp(prefix="ebsd-valgrind-")
     sim = Sim("--instances", "40", "--seed", "5", "--latency-ms", "5")
-    e = Ebsd(CONFIG, sim=sim, wrapper=valgrind_argv(logdir), first_line_timeout=90)
+    # STS through the simulator too: a reload below adds accounts
+    e = Ebsd(CONFIG, sim=sim, env=sim_env(sim, {"AWS_ENDPOINT_URL_STS": sim.url}),
+             wrapper=valgrind_argv(logdir), first_line_timeout=90)
     ids = sorted(sim.truth()["instances"])
     T = "timeout_ms=20000"
     seen = []
@@ -125,6 +127,19 @@ def test_memcheck_mixed_run_clean():
     e.signal(signal.SIGHUP)
     e.wait_line(lambda l: "reload" in l, timeout=30, start=n)
     get("/volumes/total?" + T, headers={"Cache-Control": "no-cache"}, want={200})
+    # a reload that changes the accounts: "default" now learns its id (changed: fetched anew,
+    # its answers dropped) and "second" is new; both are fetched in workers
+    n = len(e.lines)
+    with open(e.config_path, "a") as f:
+        f.write("accounts:\n  - name: default\n  - name: second\n")
+    e.signal(signal.SIGHUP)
+    e.wait_line(lambda l: "accounts reloaded" in l, timeout=30, start=n)
+    until = time.monotonic() + 60
+    while b'"ready":true' not in get("/accounts", want={200})[1].split(b'"second"')[-1]:
+        assert time.monotonic() < until, seen[-1]
+        time.sleep(0.5)
+    get("/volumes/total?account=second&" + T, want={200})
+    get("/volumes/total?" + T, want={200})
     get("/metrics", want={200})
     get("/readyz", want={200})
     get("/healthz", want={200})

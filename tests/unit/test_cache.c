@@ -284,6 +284,33 @@ static void stats_and_remove(void)
     cache_free(c);
 }
 
+static bool starts_with_prod(const char *key, void *arg)
+{
+    (void)arg;
+    return strncmp(key, "prod/", 5) == 0;
+}
+
+/* A reload that changes an account drops that account's entries and no other's. */
+static void remove_matching(void)
+{
+    struct cache *c = cache_new(10, BIG, 100, 100);
+    struct cache_view v;
+    struct cache_stats st;
+    CHECK(put(c, "prod/us-east-1|total|-", "{}", 0, 10) == EBSD_OK);
+    CHECK(put(c, "prod/eu-west-1|instance|i-1", "{}", 0, 10) == EBSD_OK);
+    CHECK(put(c, "production/us-east-1|total|-", "{}", 0, 10) == EBSD_OK);
+    CHECK(put(c, "us-east-1|total|-", "{\"x\":1}", 0, 10) == EBSD_OK);
+    CHECK_INT(cache_remove_matching(c, starts_with_prod, NULL), 2);
+    CHECK(cache_lookup(c, "prod/us-east-1|total|-", 5, &v) == CACHE_MISS);
+    CHECK(cache_lookup(c, "production/us-east-1|total|-", 5, &v) == CACHE_FRESH);
+    CHECK(cache_lookup(c, "us-east-1|total|-", 5, &v) == CACHE_FRESH);
+    cache_get_stats(c, &st);
+    CHECK_INT(st.entries, 2);
+    CHECK_INT(st.bytes, (28 + 2 + CACHE_ENTRY_OVERHEAD) + (17 + 7 + CACHE_ENTRY_OVERHEAD));
+    CHECK_INT(cache_remove_matching(c, starts_with_prod, NULL), 0);
+    cache_free(c);
+}
+
 static void views_survive_lookups(void)
 {
     /* A view stays valid across lookups (even ones that find the entry expired). */
@@ -368,5 +395,5 @@ static void attached_representation(void)
 
 TEST_MAIN(T(ttl_states), T(swr_longer_than_sie), T(lru_order_entry_bound), T(byte_bound),
           T(oversized_refused), T(bad_arguments), T(etags), T(negative_entries),
-          T(stats_and_remove), T(views_survive_lookups), T(many_keys),
+          T(stats_and_remove), T(remove_matching), T(views_survive_lookups), T(many_keys),
           T(attached_representation))

@@ -224,6 +224,99 @@ static void test_failed_refresh_keeps_credentials(void)
     CHECK(c && strcmp(c->access_key_id, kept) != 0);
 }
 
+static char forgotten[8][32];
+static unsigned nforgotten;
+
+static void on_forget(const char *name)
+{
+    if (nforgotten < 8)
+        snprintf(forgotten[nforgotten], sizeof forgotten[0], "%s", name);
+    nforgotten++;
+}
+
+static void load_text(const char *text, struct config *out)
+{
+    char path[] = "/tmp/test_credsvc_cfg_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+    struct config_error err;
+    CHECK_INT(config_load(path, out, &err), EBSD_OK);
+    unlink(path);
+}
+
+/* The reload's accounts: base as at start, prod with another duration, later new (its
+ * last lines later_extra). */
+static void load_reload(const char *later_extra, struct config *out)
+{
+    char text[512];
+    snprintf(text, sizeof text,
+             "regions: [us-east-1, eu-west-1]\n"
+             "accounts:\n"
+             "  - name: base\n"
+             "  - name: prod\n"
+             "    role_arn: \"" PROD_ROLE "\"\n"
+             "    duration_s: 1200\n"
+             "  - name: later\n"
+             "    role_arn: \"" PROD_ROLE "\"\n%s", later_extra);
+    load_text(text, out);
+}
+
+static bool prod_and_later_ready(void)
+{
+    return account("prod").ready && account("later").ready;
+}
+
+static bool a_worker_started(void) { return engine_stats()->running > 0; }
+static bool no_worker_left(void) { return engine_stats()->running == 0; }
+
+/* A reload's accounts: base unchanged (kept, not fetched again), prod changed (its
+ * duration: fetched anew), denied removed, later added; the forget callback names the
+ * changed and removed ones. Then an account removed while its fetch is in flight (the
+ * simulator stopped under it): the fetch's answer is discarded, and its entry freed when
+ * its worker ends (the Sanitize build checks that nothing leaks or is used after free). */
+static void test_reconfigure(void)
+{
+    struct credsvc_account base0 = account("base");
+    struct config next, last;
+    load_reload("", &next);
+    nforgotten = 0;
+    credsvc_reconfigure(&next, on_forget);
+    CHECK_INT(credsvc_count(), 3);
+    struct credsvc_account a;
+    CHECK(credsvc_account_at(0, &a) && strcmp(a.name, "base") == 0);
+    CHECK(credsvc_account_at(2, &a) && strcmp(a.name, "later") == 0);
+    CHECK_INT(nforgotten, 2);
+    CHECK_STR(forgotten[0], "prod");
+    CHECK_STR(forgotten[1], "denied");
+    CHECK(!account("prod").ready && !account("later").ready); /* until their workers land */
+    CHECK(account("base").ready);
+    CHECK_INT(account("base").refreshes, base0.refreshes);
+    CHECK(run_until(prod_and_later_ready, 4000));
+    CHECK_STR(account("later").source, "assume-role:later");
+    CHECK_STR(account("prod").account_id, "111122223333");
+    CHECK_INT(account("base").refreshes, base0.refreshes); /* never fetched again */
+    const struct target tl = target_make("later", "eu-west-1");
+    CHECK(credsvc_current(&tl) != NULL);
+
+    /* removed while its fetch runs */
+    CHECK(no_worker_left() || run_until(no_worker_left, 4000));
+    CHECK_INT(kill(sim.pid, SIGSTOP), 0);
+    load_reload("    session_name: \"other\"\n", &last);
+    nforgotten = 0;
+    credsvc_reconfigure(&last, on_forget); /* later changed: fetched anew, in a worker */
+    CHECK(run_until(a_worker_started, 2000));
+    credsvc_reconfigure(&next, on_forget); /* and changed back while that fetch hangs */
+    CHECK_INT(nforgotten, 2);
+    CHECK(!account("later").ready);
+    CHECK_INT(kill(sim.pid, SIGCONT), 0);
+    CHECK(run_until(prod_and_later_ready, 6000));
+    CHECK(run_until(no_worker_left, 6000));
+    CHECK_STR(account("later").source, "assume-role:later");
+    config_free(&next);
+    config_free(&last);
+}
+
 static void test_setup(void)
 {
     static const char *const args[] = {"--instances", "5", "--sts-max-duration", "3",
@@ -282,4 +375,4 @@ static void test_teardown(void)
 }
 
 TEST_MAIN(T(test_setup), T(test_accounts), T(test_refresh_ahead_of_expiry),
-          T(test_failed_refresh_keeps_credentials), T(test_teardown))
+          T(test_failed_refresh_keeps_credentials), T(test_reconfigure), T(test_teardown))

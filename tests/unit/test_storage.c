@@ -108,4 +108,29 @@ static void test_bounded_labels(void)
     storage_reset();
 }
 
-TEST_MAIN(T(test_figures_and_age), T(test_bounded_labels))
+/* An account a reload changed or removed leaves the series; the others keep theirs, in order. */
+static void test_forget_account(void)
+{
+    storage_reset();
+    const char *accounts[] = {"prod", "dev", "prod", "default"};
+    const char *regions[] = {"us-east-1", "us-east-1", "eu-west-1", "us-east-1"};
+    for (int i = 0; i < 4; i++) {
+        struct target x = target_make(accounts[i], regions[i]);
+        storage_note_unattached(&x, NULL, 0, 0);
+    }
+    storage_forget_account("prod");
+    struct buf b;
+    char *t = render(&b, 0);
+    CHECK(strstr(t, "account=\"prod\"") == NULL);
+    const char *dev = strstr(t, "account=\"dev\",region=\"us-east-1\"");
+    const char *def = strstr(t, "account=\"default\",region=\"us-east-1\"");
+    CHECK(dev && def && dev < def);
+    buf_free(&b);
+    storage_forget_account("nosuch"); /* nothing to forget */
+    t = render(&b, 0);
+    CHECK(strstr(t, "account=\"dev\"") != NULL);
+    buf_free(&b);
+    storage_reset();
+}
+
+TEST_MAIN(T(test_figures_and_age), T(test_bounded_labels), T(test_forget_account))
