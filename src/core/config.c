@@ -1160,6 +1160,8 @@ static void account_fill(struct config_account *a, const char *name, const char 
 {
     a->name = xstrdup(name ? name : "");
     a->role_arn = xstrdup(role_arn ? role_arn : "");
+    if (!a->role_arn[0] || !awsid_role_arn_valid(a->role_arn, a->role_account, NULL))
+        a->role_account[0] = '\0'; /* a malformed ARN fails validation (config error) */
     a->external_id = xstrdup(external_id ? external_id : "");
     a->session_name = xstrdup(session_name ? session_name : "");
     a->duration_s = duration_s;

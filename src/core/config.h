@@ -19,6 +19,7 @@
 struct config_account {
     char *name;                /* [a-z0-9][a-z0-9-]{0,31}, unique */
     char *role_arn;            /* "" = the credential chain itself */
+    char role_account[13];     /* the role's AWS account id (from role_arn), "" without one */
     char *external_id;         /* "" = none */
     char *session_name;        /* "" = "ebsd-<hostname>" */
     uint32_t duration_s;       /* 900..43200, default 3600 */

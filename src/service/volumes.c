@@ -169,17 +169,33 @@ static void volumes_l1_update(const char *key, const struct redis_value *rv)
         (void)cache_remove(g.cache, key); /* too big here: the replica fetches for itself */
 }
 
+/* The head of target t's cache and flight keys: target_key, then, for an account reached
+ * through a role, "|@" and the role's AWS account id. A reload that points an account's name
+ * at another AWS account then never finds, joins or (through Redis) shares what was fetched
+ * for the old one: its keys are others, here and on every replica. */
+static void key_head(const struct target *t, char *out, size_t len)
+{
+    char tk[80];
+    target_key(t, tk, sizeof tk);
+    const struct config_account *a =
+        g.srv ? config_account_find(server_config(g.srv), t->account) : NULL;
+    if (a && a->role_account[0])
+        snprintf(out, len, "%s|@%s", tk, a->role_account);
+    else
+        snprintf(out, len, "%s", tk);
+}
+
 bool volumes_latest(const struct target *t, struct cache_view *out)
 {
     static const char *const kinds[] = {"-|parallel", "detail|parallel", "-|sequential",
                                         "detail|sequential"};
-    char tk[80], key[128];
-    target_key(t, tk, sizeof tk);
+    char head[96], key[160];
+    key_head(t, head, sizeof head);
     bool found = false;
     int64_t now = clock_now_ms();
     for (size_t i = 0; g.cache && i < sizeof kinds / sizeof kinds[0]; i++) {
         struct cache_view v;
-        snprintf(key, sizeof key, "%s|total|%s", tk, kinds[i]);
+        snprintf(key, sizeof key, "%s|total|%s", head, kinds[i]);
         if (cache_lookup(g.cache, key, now, &v) != CACHE_MISS && v.status == 200 &&
             (!found || v.fetched_at_wall_ms > out->fetched_at_wall_ms)) {
             *out = v;
@@ -707,8 +723,8 @@ static struct fetch *fetch_start(const char *key, const struct engine_query *q, 
 /* The cache and flight key of q: everything that changes its answer. */
 static void query_key(const struct engine_query *q, bool detail, char *key, size_t len)
 {
-    char tk[80];
-    target_key(&q->target, tk, sizeof tk);
+    char tk[96];
+    key_head(&q->target, tk, sizeof tk);
     if (q->kind == ENGINE_INSTANCE) {
         snprintf(key, len, "%s|instance|%s", tk, q->instance_id);
     } else if (q->kind == ENGINE_UNATTACHED) {

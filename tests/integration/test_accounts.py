@@ -12,7 +12,7 @@ import time
 import urllib.parse
 
 import schema
-from harness import Ebsd, Sim, TEST_SECRET_KEY, run, sim_env
+from harness import SLOW, Ebsd, RedisServer, Sim, TEST_SECRET_KEY, run, sim_env
 
 REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
 HOME = "123456789012"
@@ -396,6 +396,50 @@ def test_reload_applies_account_changes():
         st, doc, _ = get(e, "/volumes/total", account="home", region="ap-southeast-2")
         assert st == 200 and [doc["total_gib"], doc["instance_count"], doc["volume_count"]] == \
             sums(sim, [(HOME, "ap-southeast-2")]), doc
+
+
+def test_replicas_that_name_another_account_share_nothing():
+    """Two replicas share Redis, and both have an account `dev`, but one reaches it through a
+    role in 111122223333 and the other through a role in 222233334444 (a rolling config
+    change). A role's AWS account is part of the cache and flight keys, so neither is served
+    what the other fetched: each answers its own account's truth, while a role-less account
+    (home, the same on both) is still fetched once and shared."""
+    srv = RedisServer()
+    sim = start_sim()
+    es = []
+    try:
+        redis = ("redis:\n  url: \"redis://127.0.0.1:%d\"\n  command_timeout_ms: %d\n"
+                 % (srv.port, int(400 * SLOW)))
+        other = config().replace(
+            "    role_arn: \"arn:aws:iam::%s:role/ebsd-read\"\n    duration_s" % DEV,
+            "    role_arn: \"arn:aws:iam::%s:role/ebsd-read\"\n    external_id: \"ext-1\"\n"
+            "    duration_s" % EXT, 1)
+        for text in (config(), other):
+            es.append(Ebsd(text + redis, env=sim_env(sim, {"AWS_ENDPOINT_URL_STS": sim.url})))
+        for e in es:
+            until = time.monotonic() + 10 * SLOW
+            while get(e, "/readyz")[1].get("redis") != "up":
+                assert time.monotonic() < until, get(e, "/readyz")
+                time.sleep(0.1)
+        for e, acct in zip(es, (DEV, EXT)):
+            st, doc, _ = get(e, "/volumes/total", account="dev", region="us-east-1")
+            assert st == 200 and doc["account_id"] == acct, doc
+            assert [doc["total_gib"], doc["instance_count"], doc["volume_count"]] == \
+                sums(sim, [(acct, "us-east-1")]), doc
+        keys = srv.cli("KEYS", "*:cache:*").split()
+        assert sorted(k for k in keys if "{dev:" in k) == [
+            "ebsd:{dev:us-east-1}:cache:@%s|total|-|parallel" % a for a in (DEV, EXT)], keys
+        st, a, _ = get(es[0], "/volumes/total", account="home", region="us-east-1")
+        st, b, _ = get(es[1], "/volumes/total", account="home", region="us-east-1")
+        assert a["account_id"] == b["account_id"] == HOME and a["source"]["fetched_at"] == \
+            b["source"]["fetched_at"], (a, b)  # one fetch, shared
+        for e in es:
+            assert e.stop() == 0, e.lines[-20:]
+    finally:
+        for e in es:
+            e.stop()
+        sim.stop()
+        srv.stop()
 
 
 def test_refused_role_gives_a_partial_answer():

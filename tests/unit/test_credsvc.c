@@ -189,6 +189,9 @@ static void test_refresh_ahead_of_expiry(void)
     CHECK_INT(account("base").refreshes, 1);
 }
 
+static bool a_worker_started(void) { return engine_stats()->running > 0; }
+static bool no_worker_left(void) { return engine_stats()->running == 0; }
+
 static void test_failed_refresh_keeps_credentials(void)
 {
     const struct target tp = target_make("prod", "us-east-1");
@@ -198,6 +201,10 @@ static void test_failed_refresh_keeps_credentials(void)
         return;
     char kept[128];
     snprintf(kept, sizeof kept, "%s", c->access_key_id);
+    /* no refresh in flight: one STS already answered would land after the deny below */
+    CHECK(no_worker_left() || run_until(no_worker_left, 4000));
+    c = credsvc_current(&tp);
+    snprintf(kept, sizeof kept, "%s", c ? c->access_key_id : "");
     sts_settings("{\"deny\": [\"" PROD_ROLE "\"]}");
     struct credsvc_account before = account("prod");
     prod_failures0 = before.failures;
@@ -267,8 +274,6 @@ static bool prod_and_later_ready(void)
     return account("prod").ready && account("later").ready;
 }
 
-static bool a_worker_started(void) { return engine_stats()->running > 0; }
-static bool no_worker_left(void) { return engine_stats()->running == 0; }
 
 /* A reload's accounts: base unchanged (kept, not fetched again), prod changed (its
  * duration: fetched anew), denied removed, later added; the forget callback names the
