@@ -4,6 +4,7 @@ malformed bodies are retried the SDK standard way (calls = successes + retries, 
 a deadline stops retries cleanly; a wrong secret fails at once without retries."""
 import json
 import os
+import socket
 import subprocess
 import time
 
@@ -226,16 +227,21 @@ def test_client_rate_limit_paces_calls():
 
 
 def test_unreachable_endpoint():
-    # nothing listens on port 9 of loopback: connection errors are retried, then ENETWORK
-    s = Sim("--instances", "1")
-    url = s.url
-    s.stop()
+    # a loopback port held bound but not listening: every connection is refused, and no other
+    # test's server (they run side by side) can take the port meanwhile, as one did once
+    # with the port of a stopped simulator; connection errors are retried, then ENETWORK
+    hold = socket.socket()
+    hold.bind(("127.0.0.1", 0))
+    url = "http://127.0.0.1:%d" % hold.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["AWS_ACCESS_KEY_ID"] = TEST_ACCESS_KEY
     env["AWS_SECRET_ACCESS_KEY"] = TEST_SECRET_KEY
-    p = subprocess.run([PROBE, "--endpoint", url, "--region", "us-east-1", "--list-instances",
-                        "--deterministic", "--max-attempts", "2"], env=env,
-                       capture_output=True, text=True, timeout=60)
+    try:
+        p = subprocess.run([PROBE, "--endpoint", url, "--region", "us-east-1",
+                            "--list-instances", "--deterministic", "--max-attempts", "2"],
+                           env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        hold.close()
     out = json.loads(p.stdout)
     assert not out["ok"] and out["status"] == "network error", out
     assert out["stats"]["calls"] == 2 and out["stats"]["retries"] == 1, out
