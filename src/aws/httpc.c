@@ -181,6 +181,9 @@ static CURLcode run_transfer(struct httpc *h, struct xfer *x, int64_t read_ms,
     return rc;
 }
 
+/* How close to the deadline a curl timeout counts as the deadline's (see below). */
+#define DEADLINE_SLACK_MS 5
+
 ebsd_status httpc_perform(struct httpc *h, const struct httpc_request *req,
                           struct httpc_response *resp)
 {
@@ -267,7 +270,10 @@ ebsd_status httpc_perform(struct httpc *h, const struct httpc_request *req,
         st = EBSD_ETOOBIG;
     } else if (rc == CURLE_OPERATION_TIMEDOUT) {
         resp->timed_out = true;
-        st = clock_remaining_ms(deadline) <= 0 ? EBSD_ETIMEDOUT : EBSD_ENETWORK;
+        /* curl's own clock may call the deadline (CURLOPT_TIMEOUT_MS) a millisecond before
+         * ours does: within DEADLINE_SLACK_MS of it, it was the deadline, not the connect
+         * timeout (seen in CI as a deadline answered ENETWORK) */
+        st = clock_remaining_ms(deadline) <= DEADLINE_SLACK_MS ? EBSD_ETIMEDOUT : EBSD_ENETWORK;
     } else {
         resp->connect_failed = (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST);
         st = EBSD_ENETWORK;
