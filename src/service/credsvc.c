@@ -81,13 +81,19 @@ static void acct_free(struct acct *a)
     free(a);
 }
 
+/* The one account there is without `accounts:`: the chain's own, no STS call for its id. */
+static struct acct *default_acct(const char *region)
+{
+    return acct_new(TARGET_DEFAULT_ACCOUNT, NULL, NULL, NULL, 0, region, false);
+}
+
 /* cfg's accounts, none of them fetched yet; *n gets their number (at least 1). */
 static struct acct **accounts_of(const struct config *cfg, size_t *n)
 {
     *n = cfg->naccounts ? cfg->naccounts : 1;
     struct acct **v = xcalloc(*n, sizeof *v);
     if (!cfg->naccounts) {
-        v[0] = acct_new(TARGET_DEFAULT_ACCOUNT, NULL, NULL, NULL, 0, cfg->regions[0], false);
+        v[0] = default_acct(cfg->regions[0]);
         return v;
     }
     for (size_t i = 0; i < cfg->naccounts; i++) {
@@ -113,7 +119,7 @@ static void ensure_accounts(void)
         return;
     g.n = 1;
     g.accts = xcalloc(1, sizeof *g.accts);
-    g.accts[0] = acct_new(TARGET_DEFAULT_ACCOUNT, NULL, NULL, NULL, 0, "us-east-1", false);
+    g.accts[0] = default_acct("us-east-1");
 }
 
 /* The account of target t; an unknown name (the default account's callers) is the first. */

@@ -369,8 +369,8 @@ static void test_setup(void)
 
 static void test_teardown(void)
 {
+    engine_shutdown(); /* first, as credsvc.h asks: no refresh ends after credsvc_shutdown */
     credsvc_shutdown();
-    engine_shutdown();
     CHECK_INT(credsvc_count(), 1); /* after shutdown: the one default account again */
     loop_del_fd(L, sig_fd);
     close(sig_fd);
