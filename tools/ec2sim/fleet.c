@@ -91,10 +91,23 @@ static int cmp_vol_id(const void *a, const void *b, void *ctx)
     return strcmp(f->volumes[*(const size_t *)a].id, f->volumes[*(const size_t *)b].id);
 }
 
+static void free_xml(_Atomic(struct fleet_xml *) *slots, size_t n)
+{
+    for (size_t i = 0; slots && i < n; i++)
+        free(atomic_load(&slots[i]));
+    free(slots);
+}
+
 void fleet_index(struct fleet *f)
 {
     free(f->inst_by_id);
     free(f->vol_by_id);
+    free_xml(f->inst_xml, f->ninst_xml);
+    free_xml(f->vol_xml, f->nvol_xml);
+    f->inst_xml = xcalloc(f->ninstances + 1, sizeof *f->inst_xml);
+    f->vol_xml = xcalloc(f->nvolumes + 1, sizeof *f->vol_xml);
+    f->ninst_xml = f->ninstances;
+    f->nvol_xml = f->nvolumes;
     f->inst_by_id = xmalloc((f->ninstances + 1) * sizeof(size_t));
     f->vol_by_id = xmalloc((f->nvolumes + 1) * sizeof(size_t));
     for (size_t i = 0; i < f->ninstances; i++)
@@ -183,6 +196,8 @@ void fleet_free(struct fleet *f)
     free(f->volumes);
     free(f->inst_by_id);
     free(f->vol_by_id);
+    free_xml(f->inst_xml, f->ninst_xml);
+    free_xml(f->vol_xml, f->nvol_xml);
     free(f);
 }
 

@@ -4,6 +4,7 @@
  * without locks. */
 #ifndef EC2SIM_FLEET_H
 #define EC2SIM_FLEET_H
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -102,6 +103,19 @@ struct fleet {
     /* Sorted indexes for id lookup. */
     size_t *inst_by_id;
     size_t *vol_by_id;
+    /* Each record's <item> as the simulated EC2 writes it, rendered by ec2api.c on first use
+     * and kept, since the record never changes: a page is then copies of its records, and
+     * the simulator spends on a 10,000-instance listing a fraction of the CPU it took to
+     * write each page anew (CPU of the machine that times ebsd's answer). One slot per
+     * record, set once (compare and swap); freed with the fleet. */
+    _Atomic(struct fleet_xml *) *inst_xml;
+    _Atomic(struct fleet_xml *) *vol_xml;
+    size_t ninst_xml, nvol_xml; /* the slots' counts */
+};
+
+struct fleet_xml {
+    size_t len;
+    char data[];
 };
 
 /* What the generator builds. fleet_params_default gives today's fleets: a default fleet

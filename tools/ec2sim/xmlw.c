@@ -2,6 +2,7 @@
 #include "xmlw.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "clock.h"
 #include "markup.h"
@@ -12,20 +13,26 @@ void xw_puts(struct xw *w, const char *s)
         w->st = buf_puts(&w->b, s);
 }
 
+void xw_raw(struct xw *w, const char *s, size_t len)
+{
+    if (w->st == EBSD_OK)
+        w->st = buf_append(&w->b, s, len);
+}
+
 void xw_text(struct xw *w, const char *s)
 {
-    const char *run = s;
-    for (; *s; s++) {
-        const char *rep = markup_entity(*s, "&apos;");
-        if (rep) {
-            if (w->st == EBSD_OK && s > run)
-                w->st = buf_append(&w->b, run, (size_t)(s - run));
-            xw_puts(w, rep);
-            run = s + 1;
-        }
+    /* runs between the characters that need an entity, found with strcspn, not one
+     * character at a time (names and ids have none) */
+    for (;;) {
+        size_t n = strcspn(s, "&<>\"'");
+        if (w->st == EBSD_OK && n)
+            w->st = buf_append(&w->b, s, n);
+        s += n;
+        if (!*s)
+            return;
+        xw_puts(w, markup_entity(*s, "&apos;"));
+        s++;
     }
-    if (w->st == EBSD_OK && s > run)
-        w->st = buf_append(&w->b, run, (size_t)(s - run));
 }
 
 /* "<" name ">" (or "</" name ">", "<" name "/>") without printf: a 1,000-instance page is

@@ -4,6 +4,7 @@
 #ifndef EC2SIM_XMLW_H
 #define EC2SIM_XMLW_H
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -16,6 +17,8 @@ struct xw {
 
 /* Appends s as is (markup). */
 void xw_puts(struct xw *w, const char *s);
+/* Appends len bytes of markup as they are. */
+void xw_raw(struct xw *w, const char *s, size_t len);
 /* Appends s with &, <, >, " and ' escaped. */
 void xw_text(struct xw *w, const char *s);
 /* Appends open, name, close ("<", "item", ">"). */
