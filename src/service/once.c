@@ -99,8 +99,8 @@ int once_run(const struct config *cfg, const char *query, const char *instance_i
     }
     q->memory_mb = route->memory_mb;
     worker_configure(cfg, credsvc_current);
+    worker_prepare(); /* before engine_init forks the zygote, which inherits it */
     engine_init(os.loop, cfg, credsvc_ready);
-    worker_prepare();
     credsvc_configure(cfg);
     credsvc_init(os.loop);
     started = true;
