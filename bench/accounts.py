@@ -9,7 +9,10 @@ same machine noise. Prints a Markdown table (medians of --repeat), with the CPU 
 request cost ebsd (parent and its reaped children) and ec2sim: on a small machine the
 aggregate's floor is its CPU divided by the cores, whatever the concurrency.
 
-Usage: bench/accounts.py [--instances 1000] [--latency 50] [--repeat 5]
+With a list of fleet sizes (--instances 20,1000) it shows where the aggregate stops being
+bound by the round trips and becomes bound by CPU.
+
+Usage: bench/accounts.py [--instances 1000[,N...]] [--latency 50] [--repeat 5]
 Needs a build (build/ebsd, build/tools/ec2sim/ec2sim). Only loopback traffic; every process
 it starts is stopped at exit."""
 import argparse
@@ -27,6 +30,8 @@ from harness import Ebsd, Sim, sim_env  # noqa: E402
 
 REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
 ACCOUNTS = {"home": "123456789012", "dev": "111122223333", "ops": "222233334444"}
+ONE = "/volumes/total?account=home&region=us-east-1"
+ALL = "/volumes/total?account=all&region=all"
 
 
 def cpu_s(pid):
@@ -36,33 +41,27 @@ def cpu_s(pid):
     return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--instances", type=int, default=1000, help="per target")
-    ap.add_argument("--latency", type=int, default=50, help="ms per EC2 call")
-    ap.add_argument("--repeat", type=int, default=5)
-    a = ap.parse_args()
-    sim = Sim("--instances", str(a.instances), "--seed", "42", "--latency-ms", str(a.latency),
+def measure(n, a):
+    """(one target's time, the aggregate's, {path: (ebsd CPU, ec2sim CPU)}) for fleets of n."""
+    sim = Sim("--instances", str(n), "--seed", "42", "--latency-ms", str(a.latency),
               "--regions", ",".join(REGIONS), "--accounts", ",".join(ACCOUNTS.values()))
     config = ("regions: [%s]\n" % ", ".join(REGIONS) +
               "ec2:\n  rate_limit: 0\n"
               "routes:\n  volumes_total:\n    cache_ttl_s: 0\n    timeout_ms: 29000\n"
               "accounts:\n  - name: home\n" +
-              "".join("  - name: %s\n    role_arn: \"arn:aws:iam::%s:role/ebsd-read\"\n" % (n, i)
-                      for n, i in ACCOUNTS.items() if n != "home"))
+              "".join("  - name: %s\n    role_arn: \"arn:aws:iam::%s:role/ebsd-read\"\n" % (m, i)
+                      for m, i in ACCOUNTS.items() if m != "home"))
     e = Ebsd(config, env=sim_env(sim, {"AWS_ENDPOINT_URL_STS": sim.url}))
-    one_path = "/volumes/total?account=home&region=us-east-1"
-    all_path = "/volumes/total?account=all&region=all"
     try:
         # the first fetch of each target lists it unsplit (its size is not known yet)
-        for path in (one_path, all_path):
+        for path in (ONE, ALL):
             st, _, doc = e.get_json(path, timeout=120)
             assert st == 200 and doc.get("complete", True), (st, doc)
-        times = {one_path: [], all_path: []}
-        cpu = {one_path: [], all_path: []}
+        times = {ONE: [], ALL: []}
+        cpu = {ONE: [], ALL: []}
         want = {}
         for _ in range(a.repeat):
-            for path in (one_path, all_path):
+            for path in (ONE, ALL):
                 c0 = (cpu_s(e.p.pid), cpu_s(sim.p.pid))
                 t0 = time.time()
                 st, _, doc = e.get_json(path, timeout=120)
@@ -73,28 +72,38 @@ def main():
                 assert st == 200 and doc.get("complete", True), (st, doc)
                 want.setdefault(path, doc["total_gib"])
                 assert doc["total_gib"] == want[path], (path, doc["total_gib"], want[path])
-        one, agg = statistics.median(times[one_path]), statistics.median(times[all_path])
         med = {p: (statistics.median(c[0] for c in cpu[p]), statistics.median(c[1] for c in cpu[p]))
                for p in cpu}
-        print("## cold /volumes/total, %d instances per target, %d ms per EC2 call, median of %d"
-              % (a.instances, a.latency, a.repeat))
-        print()
-        print("| request | targets | seconds | vs one target | ebsd CPU s | ec2sim CPU s |")
-        print("|---|---:|---:|---:|---:|---:|")
-        print("| `account=home&region=us-east-1` | 1 | %.3f | 1.00x | %.3f | %.3f |"
-              % ((one,) + med[one_path]))
-        print("| `account=all&region=all` | %d | %.3f | %.2fx | %.3f | %.3f |"
-              % ((len(ACCOUNTS) * len(REGIONS), agg, agg / one) + med[all_path]))
-        ncpu = os.cpu_count() or 1
-        floor = (med[all_path][0] + med[all_path][1]) / ncpu
-        print()
-        print("CPU floor of the aggregate on %d cores: %.3f s (%.2fx of one target's time)"
-              % (ncpu, floor, floor / one))
-        print()
-        print("goal (within 1.5x of one target): %s" % ("met" if agg <= 1.5 * one else "missed"))
+        return statistics.median(times[ONE]), statistics.median(times[ALL]), med
     finally:
         e.stop()
         sim.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--instances", default="1000",
+                    help="per target; a comma-separated list gives a pair of rows for each")
+    ap.add_argument("--latency", type=int, default=50, help="ms per EC2 call")
+    ap.add_argument("--repeat", type=int, default=5)
+    a = ap.parse_args()
+    sizes = [int(x) for x in a.instances.split(",")]
+    ncpu = os.cpu_count() or 1
+    print("## cold /volumes/total, %d ms per EC2 call, median of %d; %d cores"
+          % (a.latency, a.repeat, ncpu))
+    print()
+    print("| instances per target | request | targets | seconds | vs one target | ebsd CPU s "
+          "| ec2sim CPU s | CPU floor on %d cores | goal (1.5x) |" % ncpu)
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---|")
+    for n in sizes:
+        one, agg, med = measure(n, a)
+        print("| %d | `account=home&region=us-east-1` | 1 | %.3f | 1.00x | %.3f | %.3f | | |"
+              % ((n, one) + med[ONE]))
+        floor = (med[ALL][0] + med[ALL][1]) / ncpu
+        print("| %d | `account=all&region=all` | %d | %.3f | %.2fx | %.3f | %.3f | %.3f s (%.2fx) "
+              "| %s |" % ((n, len(ACCOUNTS) * len(REGIONS), agg, agg / one) + med[ALL] +
+                          (floor, floor / one, "met" if agg <= 1.5 * one else "missed")),
+              flush=True)
 
 
 if __name__ == "__main__":
