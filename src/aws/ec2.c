@@ -13,7 +13,7 @@
  * deadline), so a hung attempt is abandoned and retried like a transient error while time
  * remains. Requests are signed with skew_now(): a clock-skew error whose Date header shows
  * our clock far from AWS's corrects the offset and the attempt is re-signed and retried at
- * once (skew.h). */
+ * once (skew.h); so does one signed before another client of the process corrected it. */
 #include "ec2.h"
 
 #include <errno.h>
@@ -388,6 +388,9 @@ static ebsd_status attempt_once(struct ec2_client *c, const char *body, int64_t 
     struct sigv4_request req = {"POST", c->path, NULL, h, 2, body, blen};
     struct sigv4_credentials cr = {c->creds->access_key_id, c->creds->secret_access_key,
                                    c->creds->session_token[0] ? c->creds->session_token : NULL};
+    /* the offset this attempt is signed with: a worker's other client (the share a lister
+     * carries, in another thread) may correct it while this one is in flight */
+    int64_t signed_offset = skew_offset_ms();
     struct sigv4_params sp = {.creds = &cr,
                               .region = c->region,
                               .service = "ec2",
@@ -448,7 +451,8 @@ static ebsd_status attempt_once(struct ec2_client *c, const char *body, int64_t 
     }
     err->http_status = resp.status;
     *cls = retry_classify(EBSD_OK, false, resp.status, err->code);
-    if (retry_is_clock_skew_code(err->code) && skew_correct_from_date(resp.date)) {
+    if (retry_is_clock_skew_code(err->code) &&
+        (skew_correct_from_date(resp.date) || skew_offset_ms() != signed_offset)) {
         *cls = RETRY_CLOCK_SKEW;
         c->stats.clock_offset_set = true;
         c->stats.clock_offset_ms = skew_offset_ms();

@@ -2,14 +2,17 @@
 #include "skew.h"
 
 #include <curl/curl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "clock.h"
 #include "log.h"
 
+/* offset_ms and known are atomic: a worker's two clients (a lister and the volume share it
+ * carries, worker.c) may learn an offset in one thread while the other signs. */
 static struct {
-    int64_t offset_ms;   /* AWS's clock minus the host's (clock_aws_wall_ms) */
-    bool known;
+    _Atomic int64_t offset_ms; /* AWS's clock minus the host's (clock_aws_wall_ms) */
+    _Atomic bool known;
     int64_t warned_ms;   /* the offset the last warning gave */
     bool warned;
 } g;

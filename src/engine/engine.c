@@ -86,6 +86,8 @@ struct task {
     size_t nids;
     unsigned part, nparts;     /* T_LIST, T_ATTACHED: this worker's share of the listing */
     bool own_volumes;          /* T_LIST: also fetches the volumes of what it lists */
+    unsigned vol_part, vol_nparts; /* T_LIST: also lists this volume share, in a thread of
+                                    * its worker (0 shares: none) */
     int64_t deadline;
     int64_t queued_ms;         /* when it was queued: the budget wait is bounded from here */
     _Atomic unsigned *calls;   /* shared with the worker: its EC2 calls by action, as it goes
@@ -468,8 +470,9 @@ static void trace_task(const struct task *t, const char *what)
 {
     if (!t->job || !log_enabled(LOGL_DEBUG))
         return;
-    log_debug("fanout", "job %p: %s %s (%zu ids, share %u/%u) at +%.1f ms", (void *)t->job,
+    log_debug("fanout", "job %p: %s %s (%zu ids, share %u/%u%s) at +%.1f ms", (void *)t->job,
               task_names[t->kind], what, t->nids, t->part, t->nparts,
+              t->vol_nparts ? ", and volume share 0" : "",
               (double)(clock_now_us() - t->job->started_us) / 1000.0);
 }
 
@@ -745,6 +748,7 @@ struct task_msg {
     struct worker_settings settings;
     struct target target;
     unsigned part, nparts, ntags;
+    unsigned vol_part, vol_nparts; /* a volume share the lister carries (0 shares: none) */
     int calls_slot; /* -1: not counted */
     int64_t deadline, skew_offset_ms;
     char tags[WIRE_PICK_KEYS][256];
@@ -772,6 +776,8 @@ static size_t task_msg_fill(struct task_msg *m, const struct task *t)
     snprintf(m->target.region, sizeof m->target.region, "%s", q->target.region);
     m->part = t->part;
     m->nparts = t->nparts;
+    m->vol_part = t->vol_part;
+    m->vol_nparts = t->vol_nparts;
     m->deadline = t->deadline;
     m->calls_slot = t->calls ? (int)((t->calls - g.counters[0]) / 3) : -1;
     m->skew_known = skew_offset_known();
@@ -827,6 +833,8 @@ static int task_msg_main(int fd, const void *msg, size_t len)
         .part = m->part,
         .nparts = m->nparts,
         .own_volumes = m->own_volumes,
+        .vol_part = m->vol_part,
+        .vol_nparts = m->vol_part < m->vol_nparts ? m->vol_nparts : 0,
         .deadline = m->deadline,
         .tags = pick,
         .background = m->background,
@@ -1258,9 +1266,17 @@ struct engine_job *engine_start(const struct engine_query *q, int64_t deadline,
         bool own = !q->sequential && !job->volume_shares &&
                    plan_listers_own_volumes(seen, parts, job->group_size, ipage, EC2_MAX_IDS);
         enum task_kind lister = q->sequential ? T_SEQUENTIAL : T_LIST;
-        for (unsigned i = 0; i < parts; i++)
-            enqueue_share(job, lister, i, parts)->own_volumes = own;
-        for (unsigned i = 0; i < job->volume_shares; i++)
+        /* A lone lister carries the first volume share in a thread of its own worker: one
+         * fork, one client and one exit less per cold request (half the workers of a small
+         * target, which an aggregate over many targets pays for each) */
+        bool carry = lister == T_LIST && parts == 1 && job->volume_shares > 0;
+        for (unsigned i = 0; i < parts; i++) {
+            struct task *lt = enqueue_share(job, lister, i, parts);
+            lt->own_volumes = own;
+            if (carry)
+                lt->vol_nparts = job->volume_shares; /* share 0 */
+        }
+        for (unsigned i = carry ? 1 : 0; i < job->volume_shares; i++)
             enqueue_share(job, T_ATTACHED, i, job->volume_shares);
     }
     kick(); /* workers are forked from the loop, so done never runs inside engine_start */

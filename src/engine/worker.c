@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,6 +57,28 @@ void worker_prepare(void)
         sigv4_signed_free(&out);
 }
 
+/* A lister that carries a volume share writes frames from two threads: each frame is written
+ * whole under this lock, so the two never interleave on the pipe. */
+static pthread_mutex_t frame_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static ebsd_status put_volumes(int fd, const struct ec2_volume_page *p,
+                               const struct wire_tag_pick *pick)
+{
+    pthread_mutex_lock(&frame_lock);
+    ebsd_status st = wire_put_volumes(fd, p, pick);
+    pthread_mutex_unlock(&frame_lock);
+    return st;
+}
+
+static ebsd_status put_instances(int fd, const struct ec2_instance_page *p,
+                                 const struct wire_tag_pick *pick)
+{
+    pthread_mutex_lock(&frame_lock);
+    ebsd_status st = wire_put_instances(fd, p, pick);
+    pthread_mutex_unlock(&frame_lock);
+    return st;
+}
+
 /* Every page of the volumes of a group of instance ids (ids), of one share of the attached
  * volumes (share: its part of nparts) or, with neither, of the unattached ones. */
 static ebsd_status worker_volumes(int fd, struct ec2_client *c, const char *const *ids, size_t n,
@@ -76,7 +99,7 @@ static ebsd_status worker_volumes(int fd, struct ec2_client *c, const char *cons
             st = ec2_describe_unattached_volumes(c, pg.token, deadline, &p, err);
         if (st != EBSD_OK)
             break;
-        st = wire_put_volumes(fd, &p, pick);
+        st = put_volumes(fd, &p, pick);
         bool more = st == EBSD_OK && ec2_pager_next(&pg, &p.next_token, err, &st);
         ec2_volume_page_free(&p);
         if (!more)
@@ -100,7 +123,7 @@ static ebsd_status worker_list(int fd, struct ec2_client *c, const struct worker
                                          deadline, &p, err);
         if (st != EBSD_OK)
             break;
-        st = wire_put_instances(fd, &p, &t->tags);
+        st = put_instances(fd, &p, &t->tags);
         if (st == EBSD_OK && t->own_volumes && p.n > 0) {
             /* this lister's share fits one page: its volumes come from here, with no
              * worker of their own to fork and no round trip through the parent */
@@ -156,16 +179,9 @@ static ebsd_status take_budget(void *arg, int volumes, int64_t deadline_ms)
     return EBSD_OK;
 }
 
-int worker_main(int fd, const struct worker_task *t)
+/* The EC2 client of task t (budget and counters t's). */
+static ebsd_status client_for(const struct worker_task *t, struct ec2_client **c)
 {
-    /* A worker forked by the zygote inherits a heap of a few free chunks: its parsed pages
-     * come from the heap's own growth and stay there for the next page (no trim, no mapping
-     * per large array), so a listing faults its pages in once, not once a page, and unmaps
-     * nothing until it exits (about 45 ms less CPU per cold 10,000-instance request than a
-     * mapping per array of 64 KiB or more). */
-    (void)mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    (void)mallopt(M_TRIM_THRESHOLD, 256 << 20);
-    struct ec2_error err = {0};
     struct ec2_options opt = {
         .region = t->target->region,
         .endpoint = g.set.endpoint[0] ? g.set.endpoint : NULL,
@@ -182,11 +198,87 @@ int worker_main(int fd, const struct worker_task *t)
         /* tags cost parse time and memory in every record: only a query that uses some */
         .tags = t->tags.nkeys > 0 || t->tags.all,
     };
+    return ec2_client_new(&opt, c);
+}
+
+/* A volume share carried by a lister (worker_task.vol_nparts), listed by a thread of the
+ * lister's process with a client of its own: one fork, one client set-up and one exit less
+ * than a worker of its own, and the share still runs beside the listing. */
+struct carried {
+    int fd;
+    struct worker_task task; /* the share as a task: WORKER_ATTACHED, part of nparts */
+    struct ec2_client *c;
+    struct ec2_error err;
+    ebsd_status st;
+};
+
+static void *carried_main(void *arg)
+{
+    struct carried *k = arg;
+    k->st = worker_volumes(k->fd, k->c, NULL, 0, &k->task, k->task.deadline, &k->task.tags,
+                           &k->err);
+    return NULL;
+}
+
+/* Adds b's counts to a (a worker's two clients make one DONE or ERROR). */
+static void stats_add(struct ec2_stats *a, const struct ec2_stats *b)
+{
+    a->calls += b->calls;
+    a->describe_instances += b->describe_instances;
+    a->describe_volumes += b->describe_volumes;
+    a->retries += b->retries;
+    a->throttled += b->throttled;
+    a->errors += b->errors;
+    a->timeouts += b->timeouts;
+    a->skew_retries += b->skew_retries;
+    if (b->retry_quota < a->retry_quota)
+        a->retry_quota = b->retry_quota;
+    if (b->clock_offset_set && !a->clock_offset_set) {
+        a->clock_offset_set = true;
+        a->clock_offset_ms = b->clock_offset_ms;
+    }
+}
+
+/* worker.h: a task's calls, its frames, then DONE or ERROR for the whole worker. */
+int worker_main(int fd, const struct worker_task *t)
+{
+    /* A worker forked by the zygote inherits a heap of a few free chunks: its parsed pages
+     * come from the heap's own growth and stay there for the next page (no trim, no mapping
+     * per large array), so a listing faults its pages in once, not once a page, and unmaps
+     * nothing until it exits (about 45 ms less CPU per cold 10,000-instance request than a
+     * mapping per array of 64 KiB or more). */
+    (void)mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    (void)mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    struct ec2_error err = {0};
     struct ec2_client *c = NULL;
-    ebsd_status st = ec2_client_new(&opt, &c);
+    ebsd_status st = client_for(t, &c);
+    struct carried k = {.fd = fd, .st = EBSD_OK};
+    bool carry = false;
+    pthread_t thread;
+    if (st == EBSD_OK && t->kind == WORKER_LIST && t->vol_nparts > 0) {
+        k.task = *t;
+        k.task.kind = WORKER_ATTACHED;
+        k.task.part = t->vol_part;
+        k.task.nparts = t->vol_nparts;
+        k.task.own_volumes = false;
+        k.task.vol_nparts = 0;
+        st = client_for(&k.task, &k.c);
+        /* one heap for both threads, grown and kept as above: a second arena would reserve
+         * 64 MiB of address space, which the memory limit (memory_mb) counts */
+        (void)mallopt(M_ARENA_MAX, 1);
+        pthread_attr_t attr;
+        if (st == EBSD_OK && pthread_attr_init(&attr) == 0) {
+            /* a stack of 2 MiB, not 8: the same limit counts it */
+            (void)pthread_attr_setstacksize(&attr, 2u << 20);
+            carry = pthread_create(&thread, &attr, carried_main, &k) == 0;
+            pthread_attr_destroy(&attr);
+        }
+    }
     if (st != EBSD_OK) {
         snprintf(err.message, sizeof err.message, "cannot create the EC2 client: %s",
                  status_str(st));
+        ec2_client_free(c);
+        ec2_client_free(k.c);
         return wire_put_error(fd, st, &err, NULL, 0) == EBSD_OK ? 0 : 1;
     }
     const char *ids[EC2_MAX_IDS];
@@ -211,7 +303,7 @@ int worker_main(int fd, const struct worker_task *t)
         struct ec2_instance_page p = {0};
         st = ec2_describe_instances(c, ids, n, NULL, t->deadline, &p, &err);
         if (st == EBSD_OK) {
-            st = wire_put_instances(fd, &p, &t->tags);
+            st = put_instances(fd, &p, &t->tags);
             ec2_instance_page_free(&p);
         }
         break;
@@ -220,17 +312,29 @@ int worker_main(int fd, const struct worker_task *t)
         st = EBSD_EINVAL;
         break;
     }
-    const struct ec2_stats *s = ec2_client_stats(c);
+    struct ec2_stats s = *ec2_client_stats(c);
+    if (k.c) {
+        if (carry)
+            (void)pthread_join(thread, NULL);
+        else if (st == EBSD_OK) /* no thread to be had: the share after the listing */
+            carried_main(&k);
+        if (st == EBSD_OK && k.st != EBSD_OK) {
+            st = k.st;
+            err = k.err;
+        }
+        stats_add(&s, ec2_client_stats(k.c));
+    }
     /* the worker's peak so far, which is its peak: nothing big is allocated after DONE or
      * ERROR, and the parent's REPORT may be written before this worker is reaped */
     struct rusage ru;
     long rss = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0;
     if (st == EBSD_OK) {
-        if (wire_put_done(fd, s, rss) != EBSD_OK)
+        if (wire_put_done(fd, &s, rss) != EBSD_OK)
             st = EBSD_EIO;
-    } else if (wire_put_error(fd, st, &err, s, rss) != EBSD_OK) {
+    } else if (wire_put_error(fd, st, &err, &s, rss) != EBSD_OK) {
         st = EBSD_EIO;
     }
     ec2_client_free(c);
+    ec2_client_free(k.c);
     return st == EBSD_EIO ? 1 : 0;
 }

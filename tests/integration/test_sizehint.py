@@ -142,7 +142,9 @@ def test_first_request_after_restart_lists_volume_shares():
         st, _, doc = e.get_json("/volumes/total?timeout_ms=29000", headers=NO_CACHE)
         assert st == 200, doc
         assert doc["volume_count"] == sim.truth()["volume_count"]
-        assert doc["source"]["children"] == listers + shares, (listers, shares, doc["source"])
+        # a lone lister carries the first share in a thread of its own worker (engine.c)
+        workers = listers + shares - (1 if listers == 1 else 0)
+        assert doc["source"]["children"] == workers, (listers, shares, doc["source"])
         e.stop()
     finally:
         sim.stop()
@@ -179,14 +181,15 @@ def test_volume_count_sizes_the_first_shares():
         e = Ebsd(config=config(path, "auto"), sim=sim)
         first, later = children(e), children(e)
         e.stop()
-        assert first == later == (1 + 6, 6), (first, later)
+        # one lister carrying the first of 6 shares, and 5 more shares
+        assert first == later == (6, 6), (first, later)
         # a file with the instances alone (as written before the volumes were kept): the
         # assumption sizes the first shares, and the later ones are sized by what was found
         with open(path, "w") as f:
             json.dump({"version": 1, "targets": {TARGET: 400}}, f)
         e = Ebsd(config=config(path, "auto"), sim=sim)
-        assert children(e)[0] == 1 + 3
-        assert children(e) == (1 + 6, 6)
+        assert children(e)[0] == 3
+        assert children(e) == (6, 6)
         e.stop()
     finally:
         sim.stop()

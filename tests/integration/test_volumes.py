@@ -186,7 +186,8 @@ def check_shares(e, sim, listers, shares, list_calls=None):
     lo, hi = shares if isinstance(shares, tuple) else (shares, shares)
     doc, truth, calls = fresh_total_is_truth(e, sim)
     assert calls.get("DescribeInstances") == (list_calls or listers), calls
-    shares = doc["source"]["children"] - listers
+    # a lone lister carries the first share in a thread of its own worker (engine.c)
+    shares = doc["source"]["children"] - listers + (1 if listers == 1 else 0)
     assert lo <= shares <= hi, (shares, doc["source"])
     pages = -(-truth["volume_count"] // 500)
     assert pages <= calls.get("DescribeVolumes", 0) <= pages + shares, (pages, calls)
@@ -218,6 +219,61 @@ def test_volume_shares_beside_the_listing():
     sim.stop()
 
 
+def test_lone_lister_carries_the_first_share():
+    """A request with one lister lists the first volume share in a thread of the lister's
+    own worker: one process fewer, the same answer; the share's pages are its own (here the
+    only share pages through every attached volume while the lister pages once); its failure
+    is the request's; and at the deadline the two-threaded worker is killed like any."""
+    sim = Sim("--instances", "300", "--seed", "12")
+    e = Ebsd(config="ec2:\n  max_attempts: 1\n  read_timeout_ms: 400\n" + NO_REFRESH_BOUND,
+             sim=sim)
+    check_listing(e, sim, 1)  # size unknown: by instance ids
+    doc, truth, calls = fresh_total_is_truth(e, sim)
+    # shares of nine tenths of a page of what the first listing counted (by instance ids: a
+    # multi-attach volume once per instance), each one page; no worker of the lister's own
+    want = -(-truth["volume_count"] // 450)
+    shares = doc["source"]["children"]
+    assert 2 <= want <= shares <= want + 1, (want, doc["source"])
+    assert calls == {"DescribeInstances": 1, "DescribeVolumes": shares}, calls
+    e.stop()
+
+    no_stale = "  stale_if_error_s: 0\n"  # under cache:, after NO_REFRESH_BOUND
+    e = Ebsd(config="ec2:\n  max_attempts: 1\n  read_timeout_ms: 400\n  volume_page_size: 100\n"
+             "fanout:\n  volume_shares: 1\n" + NO_REFRESH_BOUND + no_stale, sim=sim)
+    for _ in range(2):
+        doc, truth, calls = fresh_total_is_truth(e, sim)
+        assert doc["source"]["children"] == 1, doc["source"]
+        pages = -(-truth["volume_count"] // 100)
+        assert calls == {"DescribeInstances": 1, "DescribeVolumes": pages}, (pages, calls)
+
+    # the carried share's calls time out: the listing's success does not hide it
+    sim.faults(latency={"DescribeVolumes": 1500})
+    st, _, doc = fresh(e, "/volumes/total?timeout_ms=8000")
+    assert st in (502, 504) and "error" in doc, (st, doc)
+    assert sim.stats()["calls"].get("DescribeInstances", 0) >= 1
+
+    # a deadline before the share's answer: answered at the deadline, the worker killed
+    sim.faults(latency={"DescribeVolumes": 6000})
+    e2 = Ebsd(config="ec2:\n  max_attempts: 1\n  read_timeout_ms: 9000\nfanout:\n"
+              "  volume_shares: 1\n" + NO_REFRESH_BOUND + "  max_entries: 0\n", sim=sim)
+    fresh(e2, "/volumes/total?timeout_ms=20000")  # the size, for the next plan (no cache)
+    t0 = time.monotonic()
+    st, _, doc = fresh(e2, "/volumes/total?timeout_ms=1000")
+    took = time.monotonic() - t0
+    assert st == 504 and took < 3, (st, took, doc)
+    deadline = time.monotonic() + 5
+    while proc_children(e2.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc_children(e2.pid) == [], proc_children(e2.pid)
+
+    sim.faults(clear=True)
+    doc, _, _ = fresh_total_is_truth(e, sim)
+    assert doc["source"]["children"] == 1, doc["source"]
+    e.stop()
+    e2.stop()
+    sim.stop()
+
+
 def test_split_falls_back_without_filter_wildcards():
     """Against an endpoint without filter wildcards (ec2sim --no-wildcards) the split listing
     and the volume shares find nothing: the request asks once more unsplit and answers the
@@ -236,9 +292,9 @@ def test_split_falls_back_without_filter_wildcards():
             e.wait_line(lambda l: "one share from now on" in l)
             warned = [l["msg"] for l in e.json_lines() if "no filter wildcards?" in l.get("msg", "")]
             assert len(warned) == 2 and "listing unsplit from now on" in warned[0], warned
-        else:       # unsplit from the start: one lister, one share
+        else:       # unsplit from the start: one lister, carrying the one share
             assert calls == {"DescribeInstances": 3, "DescribeVolumes": pages}, calls
-            assert doc["source"]["children"] == 2, doc["source"]
+            assert doc["source"]["children"] == 1, doc["source"]
     e.stop()
     # the same with the volumes by instance ids: 8 listers find nothing, then 3 pages
     e = Ebsd(config="fanout:\n" + BY_IDS + NO_REFRESH_BOUND, sim=sim)
