@@ -64,8 +64,9 @@ static void fetch_algs(void)
     algs.hmac = mac ? EVP_MAC_CTX_new(mac) : NULL;
     EVP_MAC_free(mac); /* the context holds its own reference */
     char digest[] = "SHA256";
-    const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                                 OSSL_PARAM_construct_end()};
+    const OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+        OSSL_PARAM_construct_end()};
     if (!algs.sha256 || !algs.hmac || !EVP_MAC_CTX_set_params(algs.hmac, params))
         crypto_fail("fetching SHA-256 and HMAC");
 }
