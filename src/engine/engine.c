@@ -86,8 +86,8 @@ struct task {
     size_t nids;
     unsigned part, nparts;     /* T_LIST, T_ATTACHED: this worker's share of the listing */
     bool own_volumes;          /* T_LIST: also fetches the volumes of what it lists */
-    unsigned vol_part, vol_nparts; /* T_LIST: also lists this volume share, in a thread of
-                                    * its worker (0 shares: none) */
+    unsigned vol_nparts;       /* T_LIST: also lists share 0 of this many volume shares, in
+                                * a thread of its worker (0: none) */
     int64_t deadline;
     int64_t queued_ms;         /* when it was queued: the budget wait is bounded from here */
     _Atomic unsigned *calls;   /* shared with the worker: its EC2 calls by action, as it goes
@@ -748,7 +748,7 @@ struct task_msg {
     struct worker_settings settings;
     struct target target;
     unsigned part, nparts, ntags;
-    unsigned vol_part, vol_nparts; /* a volume share the lister carries (0 shares: none) */
+    unsigned vol_nparts; /* the lister carries share 0 of this many volume shares (0: none) */
     int calls_slot; /* -1: not counted */
     int64_t deadline, skew_offset_ms;
     char tags[WIRE_PICK_KEYS][256];
@@ -776,7 +776,6 @@ static size_t task_msg_fill(struct task_msg *m, const struct task *t)
     snprintf(m->target.region, sizeof m->target.region, "%s", q->target.region);
     m->part = t->part;
     m->nparts = t->nparts;
-    m->vol_part = t->vol_part;
     m->vol_nparts = t->vol_nparts;
     m->deadline = t->deadline;
     m->calls_slot = t->calls ? (int)((t->calls - g.counters[0]) / 3) : -1;
@@ -833,8 +832,7 @@ static int task_msg_main(int fd, const void *msg, size_t len)
         .part = m->part,
         .nparts = m->nparts,
         .own_volumes = m->own_volumes,
-        .vol_part = m->vol_part,
-        .vol_nparts = m->vol_part < m->vol_nparts ? m->vol_nparts : 0,
+        .vol_nparts = m->vol_nparts,
         .deadline = m->deadline,
         .tags = pick,
         .background = m->background,
@@ -1274,7 +1272,7 @@ struct engine_job *engine_start(const struct engine_query *q, int64_t deadline,
             struct task *lt = enqueue_share(job, lister, i, parts);
             lt->own_volumes = own;
             if (carry)
-                lt->vol_nparts = job->volume_shares; /* share 0 */
+                lt->vol_nparts = job->volume_shares;
         }
         for (unsigned i = carry ? 1 : 0; i < job->volume_shares; i++)
             enqueue_share(job, T_ATTACHED, i, job->volume_shares);

@@ -2,6 +2,7 @@
 #include "frame.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -25,19 +26,14 @@ static struct {
     unsigned n;
 } pool;
 
-ebsd_status frame_write(int fd, uint8_t type, const void *data, size_t len)
+/* Frames are written whole, one at a time in a process: a worker's two threads (a lister and
+ * the volume share it carries, worker.c) share its pipe, and a frame larger than PIPE_BUF may
+ * go out in several writes. */
+static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Writes the nv buffers of v whole (blocking; EINTR and short writes resumed). */
+static ebsd_status write_all(int fd, struct iovec *v, int nv)
 {
-    if (type == 0 || len > FRAME_MAX_LIMIT || (len && !data))
-        return EBSD_EINVAL;
-    unsigned char hdr[FRAME_HEADER_LEN];
-    hdr[0] = type;
-    hdr[1] = (unsigned char)(len >> 24);
-    hdr[2] = (unsigned char)(len >> 16);
-    hdr[3] = (unsigned char)(len >> 8);
-    hdr[4] = (unsigned char)len;
-    struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)data, len}};
-    struct iovec *v = iov;
-    int nv = len ? 2 : 1;
     while (nv > 0) {
         ssize_t n = writev(fd, v, nv);
         if (n < 0) {
@@ -59,6 +55,23 @@ ebsd_status frame_write(int fd, uint8_t type, const void *data, size_t len)
         }
     }
     return EBSD_OK;
+}
+
+ebsd_status frame_write(int fd, uint8_t type, const void *data, size_t len)
+{
+    if (type == 0 || len > FRAME_MAX_LIMIT || (len && !data))
+        return EBSD_EINVAL;
+    unsigned char hdr[FRAME_HEADER_LEN];
+    hdr[0] = type;
+    hdr[1] = (unsigned char)(len >> 24);
+    hdr[2] = (unsigned char)(len >> 16);
+    hdr[3] = (unsigned char)(len >> 8);
+    hdr[4] = (unsigned char)len;
+    struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)data, len}};
+    pthread_mutex_lock(&write_lock);
+    ebsd_status st = write_all(fd, iov, len ? 2 : 1);
+    pthread_mutex_unlock(&write_lock);
+    return st;
 }
 
 void frame_reader_init(struct frame_reader *r, size_t max_payload)

@@ -68,8 +68,9 @@ ebsd_status wire_put_done(int fd, const struct ec2_stats *s, long rss_kb)
  * 4 KiB page of a fresh heap area would be a page fault of its own; and kept for the worker's
  * next page, since a fresh mapping per page cost zeroing its huge page, faulting it in and
  * unmapping it (a TLB flush) again for every page of the listing. Not zeroed: every byte a
- * frame sends is written first. */
-static struct {
+ * frame sends is written first. One per thread: a lister and the volume share it carries
+ * build their frames side by side (worker.c). */
+static _Thread_local struct {
     char *a;
     size_t cap;
 } scratch;

@@ -57,28 +57,6 @@ void worker_prepare(void)
         sigv4_signed_free(&out);
 }
 
-/* A lister that carries a volume share writes frames from two threads: each frame is written
- * whole under this lock, so the two never interleave on the pipe. */
-static pthread_mutex_t frame_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static ebsd_status put_volumes(int fd, const struct ec2_volume_page *p,
-                               const struct wire_tag_pick *pick)
-{
-    pthread_mutex_lock(&frame_lock);
-    ebsd_status st = wire_put_volumes(fd, p, pick);
-    pthread_mutex_unlock(&frame_lock);
-    return st;
-}
-
-static ebsd_status put_instances(int fd, const struct ec2_instance_page *p,
-                                 const struct wire_tag_pick *pick)
-{
-    pthread_mutex_lock(&frame_lock);
-    ebsd_status st = wire_put_instances(fd, p, pick);
-    pthread_mutex_unlock(&frame_lock);
-    return st;
-}
-
 /* Every page of the volumes of a group of instance ids (ids), of one share of the attached
  * volumes (share: its part of nparts) or, with neither, of the unattached ones. */
 static ebsd_status worker_volumes(int fd, struct ec2_client *c, const char *const *ids, size_t n,
@@ -99,7 +77,7 @@ static ebsd_status worker_volumes(int fd, struct ec2_client *c, const char *cons
             st = ec2_describe_unattached_volumes(c, pg.token, deadline, &p, err);
         if (st != EBSD_OK)
             break;
-        st = put_volumes(fd, &p, pick);
+        st = wire_put_volumes(fd, &p, pick);
         bool more = st == EBSD_OK && ec2_pager_next(&pg, &p.next_token, err, &st);
         ec2_volume_page_free(&p);
         if (!more)
@@ -123,7 +101,7 @@ static ebsd_status worker_list(int fd, struct ec2_client *c, const struct worker
                                          deadline, &p, err);
         if (st != EBSD_OK)
             break;
-        st = put_instances(fd, &p, &t->tags);
+        st = wire_put_instances(fd, &p, &t->tags);
         if (st == EBSD_OK && t->own_volumes && p.n > 0) {
             /* this lister's share fits one page: its volumes come from here, with no
              * worker of their own to fork and no round trip through the parent */
@@ -201,9 +179,10 @@ static ebsd_status client_for(const struct worker_task *t, struct ec2_client **c
     return ec2_client_new(&opt, c);
 }
 
-/* A volume share carried by a lister (worker_task.vol_nparts), listed by a thread of the
- * lister's process with a client of its own: one fork, one client set-up and one exit less
- * than a worker of its own, and the share still runs beside the listing. */
+/* The volume share a lister carries (share 0 of worker_task.vol_nparts), listed by a thread
+ * of the lister's process with a client of its own: one fork, one client set-up and one exit
+ * less than a worker of its own, and the share still runs beside the listing. Both threads
+ * write to the one pipe; frame_write writes each frame whole. */
 struct carried {
     int fd;
     struct worker_task task; /* the share as a task: WORKER_ATTACHED, part of nparts */
@@ -258,7 +237,7 @@ int worker_main(int fd, const struct worker_task *t)
     if (st == EBSD_OK && t->kind == WORKER_LIST && t->vol_nparts > 0) {
         k.task = *t;
         k.task.kind = WORKER_ATTACHED;
-        k.task.part = t->vol_part;
+        k.task.part = 0;
         k.task.nparts = t->vol_nparts;
         k.task.own_volumes = false;
         k.task.vol_nparts = 0;
@@ -303,7 +282,7 @@ int worker_main(int fd, const struct worker_task *t)
         struct ec2_instance_page p = {0};
         st = ec2_describe_instances(c, ids, n, NULL, t->deadline, &p, &err);
         if (st == EBSD_OK) {
-            st = put_instances(fd, &p, &t->tags);
+            st = wire_put_instances(fd, &p, &t->tags);
             ec2_instance_page_free(&p);
         }
         break;

@@ -26,9 +26,9 @@ struct worker_task {
     size_t nids;
     unsigned part, nparts;     /* WORKER_LIST, WORKER_ATTACHED: this worker's share */
     bool own_volumes;          /* WORKER_LIST: also fetch the volumes of what it lists */
-    unsigned vol_part, vol_nparts; /* WORKER_LIST: also list share vol_part of vol_nparts of
-                                    * the attached volumes, beside the listing in a thread of
-                                    * this process (0 shares: none) */
+    unsigned vol_nparts;       /* WORKER_LIST: also list share 0 of vol_nparts of the attached
+                                * volumes, beside the listing in a thread of this process (0:
+                                * none) */
     int64_t deadline;          /* monotonic ms every EC2 call (and retry) must respect */
     struct wire_tag_pick tags; /* which tags go into the records */
     bool background;           /* nobody waits (refresh ahead): the budget's reserve is not

@@ -312,12 +312,12 @@ struct token {
  * match, so the order changes no answer; but a listing share's id filter rules out most
  * records at once, and trying it before the status filter spares the simulator a search per
  * record and share (its CPU is the benchmark machine's, which ebsd's answer is timed on). */
-static void filter_order(size_t n, const int *rank, size_t *order)
+static void filter_order(size_t n, const bool *first, size_t *order)
 {
     size_t k = 0;
-    for (int r = 0; r <= 1; r++)
+    for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < n; i++)
-            if ((rank[i] == 0) == (r == 0))
+            if (first[i] == (pass == 0))
                 order[k++] = i;
 }
 
@@ -652,11 +652,11 @@ static void describe_instances(const struct fleet *f, const struct call *c,
                  c->filters[i].name);
             return;
         }
-    int rank[MAX_FILTERS];
+    bool first[MAX_FILTERS];
     size_t order[MAX_FILTERS];
     for (size_t i = 0; i < c->nfilters; i++)
-        rank[i] = kinds[i] == IF_ID ? 0 : 1;
-    filter_order(c->nfilters, rank, order);
+        first[i] = kinds[i] == IF_ID;
+    filter_order(c->nfilters, first, order);
     size_t start, limit;
     if (!paging(c, 'i', 5, 1000, false, f->ninstances, key, &start, &limit, e))
         return;
@@ -866,11 +866,11 @@ static void describe_volumes(const struct fleet *f, const struct call *c, const 
                  c->filters[i].name);
             return;
         }
-    int rank[MAX_FILTERS];
+    bool first[MAX_FILTERS];
     size_t order[MAX_FILTERS];
     for (size_t i = 0; i < c->nfilters; i++)
-        rank[i] = kinds[i] == VF_ID || kinds[i] == VF_ATT_INSTANCE ? 0 : 1;
-    filter_order(c->nfilters, rank, order);
+        first[i] = kinds[i] == VF_ID || kinds[i] == VF_ATT_INSTANCE;
+    filter_order(c->nfilters, first, order);
     size_t start, limit;
     if (!paging(c, 'v', 5, 500, true, f->nvolumes, key, &start, &limit, e))
         return;
