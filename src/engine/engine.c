@@ -86,8 +86,9 @@ struct task {
     size_t nids;
     unsigned part, nparts;     /* T_LIST, T_ATTACHED: this worker's share of the listing */
     bool own_volumes;          /* T_LIST: also fetches the volumes of what it lists */
-    unsigned vol_nparts;       /* T_LIST: also lists share 0 of this many volume shares, in
-                                * a thread of its worker (0: none) */
+    unsigned vol_nparts;       /* T_LIST: also lists its shares of this many volume shares
+                                * (worker_carried_share), each in a thread of its worker (0:
+                                * none) */
     int64_t deadline;
     int64_t queued_ms;         /* when it was queued: the budget wait is bounded from here */
     _Atomic unsigned *calls;   /* shared with the worker: its EC2 calls by action, as it goes
@@ -470,9 +471,12 @@ static void trace_task(const struct task *t, const char *what)
 {
     if (!t->job || !log_enabled(LOGL_DEBUG))
         return;
-    log_debug("fanout", "job %p: %s %s (%zu ids, share %u/%u%s) at +%.1f ms", (void *)t->job,
-              task_names[t->kind], what, t->nids, t->part, t->nparts,
-              t->vol_nparts ? ", and volume share 0" : "",
+    unsigned carried = 0;
+    while (worker_carried_share(t->part, t->nparts, t->vol_nparts, carried) >= 0)
+        carried++;
+    log_debug("fanout", "job %p: %s %s (%zu ids, share %u/%u, %u volume shares of %u carried) "
+              "at +%.1f ms", (void *)t->job, task_names[t->kind], what, t->nids, t->part,
+              t->nparts, carried, t->vol_nparts,
               (double)(clock_now_us() - t->job->started_us) / 1000.0);
 }
 
@@ -748,7 +752,7 @@ struct task_msg {
     struct worker_settings settings;
     struct target target;
     unsigned part, nparts, ntags;
-    unsigned vol_nparts; /* the lister carries share 0 of this many volume shares (0: none) */
+    unsigned vol_nparts; /* the lister carries its shares of this many (0: none) */
     int calls_slot; /* -1: not counted */
     int64_t deadline, skew_offset_ms;
     char tags[WIRE_PICK_KEYS][256];
@@ -1264,17 +1268,18 @@ struct engine_job *engine_start(const struct engine_query *q, int64_t deadline,
         bool own = !q->sequential && !job->volume_shares &&
                    plan_listers_own_volumes(seen, parts, job->group_size, ipage, EC2_MAX_IDS);
         enum task_kind lister = q->sequential ? T_SEQUENTIAL : T_LIST;
-        /* A lone lister carries the first volume share in a thread of its own worker: one
-         * fork, one client and one exit less per cold request (half the workers of a small
-         * target, which an aggregate over many targets pays for each) */
-        bool carry = lister == T_LIST && parts == 1 && job->volume_shares > 0;
+        /* The listers carry the volume shares, each in a thread of its worker (share s is
+         * lister s mod parts's, worker_carried_share): a fork, a client set-up and an exit
+         * less per share, about 6 ms of CPU each, which an aggregate over many targets pays
+         * for every target. Shares past what the listers carry get workers of their own. */
+        bool carry = lister == T_LIST && job->volume_shares > 0;
         for (unsigned i = 0; i < parts; i++) {
             struct task *lt = enqueue_share(job, lister, i, parts);
             lt->own_volumes = own;
             if (carry)
                 lt->vol_nparts = job->volume_shares;
         }
-        for (unsigned i = carry ? 1 : 0; i < job->volume_shares; i++)
+        for (unsigned i = carry ? parts * WORKER_MAX_CARRIED : 0; i < job->volume_shares; i++)
             enqueue_share(job, T_ATTACHED, i, job->volume_shares);
     }
     kick(); /* workers are forked from the loop, so done never runs inside engine_start */

@@ -64,15 +64,19 @@ ebsd_status wire_put_done(int fd, const struct ec2_stats *s, long rss_kb)
 #define INST_HEAD sizeof(struct wire_inst)
 #define VOL_HEAD sizeof(struct wire_vol)
 
-/* A worker's frame buffer: past 64 KiB a private mapping in one huge page or more, since each
- * 4 KiB page of a fresh heap area would be a page fault of its own; and kept for the worker's
- * next page, since a fresh mapping per page cost zeroing its huge page, faulting it in and
- * unmapping it (a TLB flush) again for every page of the listing. Not zeroed: every byte a
- * frame sends is written first. One per thread: a lister and the volume share it carries
- * build their frames side by side (worker.c). */
+/* A worker's frame buffer, kept for the thread's next frame (past 64 KiB: a fresh array per
+ * page would be faulted in and given back again for every page of the listing). Up to half a
+ * huge page it comes from the heap, which a worker never trims (worker.c), so only the pages
+ * a frame touches are faulted in: a 500-volume page's frame is about 100 KiB, and a huge page
+ * zeroed for it cost 2 MiB of zeroing in every thread of every worker. Larger (a page of
+ * 1,000 instances with tags) a private mapping in huge pages, since each 4 KiB page of a
+ * fresh heap area would be a page fault of its own. Not zeroed: every byte a frame sends is
+ * written first. One per thread: a lister and the volume shares it carries build their
+ * frames side by side (worker.c). */
 static _Thread_local struct {
     char *a;
     size_t cap;
+    bool mapped; /* xprivate_realloc's, else the heap's */
 } scratch;
 
 static bool records_private(size_t bytes) { return bytes > (64u << 10); }
@@ -81,11 +85,21 @@ static char *records_new(size_t bytes)
 {
     if (!records_private(bytes))
         return xmalloc(bytes ? bytes : 1);
-    if (scratch.cap < bytes) {
-        size_t huge = xprivate_huge_size();
-        scratch.a = xprivate_realloc(scratch.a, bytes > huge ? bytes : huge);
-        scratch.cap = bytes > huge ? bytes : huge;
+    if (scratch.cap >= bytes)
+        return scratch.a;
+    size_t huge = xprivate_huge_size();
+    if (bytes < huge / 2) { /* then the buffer is on the heap still: a mapped one is larger */
+        scratch.a = xrealloc(scratch.a, bytes);
+        scratch.cap = bytes;
+        return scratch.a;
     }
+    if (!scratch.mapped) {
+        free(scratch.a);
+        scratch.a = NULL;
+        scratch.mapped = true;
+    }
+    scratch.a = xprivate_realloc(scratch.a, bytes > huge ? bytes : huge);
+    scratch.cap = bytes > huge ? bytes : huge;
     return scratch.a;
 }
 

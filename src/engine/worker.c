@@ -179,26 +179,6 @@ static ebsd_status client_for(const struct worker_task *t, struct ec2_client **c
     return ec2_client_new(&opt, c);
 }
 
-/* The volume share a lister carries (share 0 of worker_task.vol_nparts), listed by a thread
- * of the lister's process with a client of its own: one fork, one client set-up and one exit
- * less than a worker of its own, and the share still runs beside the listing. Both threads
- * write to the one pipe; frame_write writes each frame whole. */
-struct carried {
-    int fd;
-    struct worker_task task; /* the share as a task: WORKER_ATTACHED, part of nparts */
-    struct ec2_client *c;
-    struct ec2_error err;
-    ebsd_status st;
-};
-
-static void *carried_main(void *arg)
-{
-    struct carried *k = arg;
-    k->st = worker_volumes(k->fd, k->c, NULL, 0, &k->task, k->task.deadline, &k->task.tags,
-                           &k->err);
-    return NULL;
-}
-
 /* Adds b's counts to a (a worker's two clients make one DONE or ERROR). */
 static void stats_add(struct ec2_stats *a, const struct ec2_stats *b)
 {
@@ -218,6 +198,85 @@ static void stats_add(struct ec2_stats *a, const struct ec2_stats *b)
     }
 }
 
+/* A volume share a lister carries (worker_carried_share), listed by a thread of the lister's
+ * process with a client of its own: one fork, one client set-up and one exit less than a
+ * worker of its own, and the share still runs beside the listing and the other shares. Every
+ * thread writes to the one pipe; frame_write writes each frame whole. */
+struct carried {
+    int fd;
+    struct worker_task task; /* the share as a task: WORKER_ATTACHED, part of nparts */
+    struct ec2_client *c;
+    struct ec2_error err;
+    ebsd_status st;
+    bool threaded; /* running in a thread of its own (else after the listing, in this one) */
+    pthread_t thread;
+};
+
+static void *carried_main(void *arg)
+{
+    struct carried *k = arg;
+    k->st = worker_volumes(k->fd, k->c, NULL, 0, &k->task, k->task.deadline, &k->task.tags,
+                           &k->err);
+    return NULL;
+}
+
+/* Starts the shares lister t carries, each with a client of its own, in k (*nk of them). A
+ * share whose thread cannot be had runs after the listing (carried_end). EBSD_OK, or the
+ * status of a client that could not be made. */
+static ebsd_status carried_start(int fd, const struct worker_task *t, struct carried *k,
+                                 unsigned *nk)
+{
+    *nk = 0;
+    if (t->kind != WORKER_LIST || t->vol_nparts == 0)
+        return EBSD_OK;
+    /* one heap for every thread, grown and kept as in worker_main: an arena per thread would
+     * reserve 64 MiB of address space each, which the memory limit (memory_mb) counts */
+    (void)mallopt(M_ARENA_MAX, 1);
+    pthread_attr_t attr;
+    bool attr_ok = pthread_attr_init(&attr) == 0;
+    /* a stack of 1 MiB, not 8: the same limit counts each (16 shares: 16 MiB) */
+    if (attr_ok)
+        (void)pthread_attr_setstacksize(&attr, 1u << 20);
+    ebsd_status st = EBSD_OK;
+    for (int s; st == EBSD_OK &&
+                (s = worker_carried_share(t->part, t->nparts, t->vol_nparts, *nk)) >= 0;) {
+        struct carried *x = &k[(*nk)++];
+        *x = (struct carried){.fd = fd, .task = *t, .st = EBSD_OK};
+        x->task.kind = WORKER_ATTACHED;
+        x->task.part = (unsigned)s;
+        x->task.nparts = t->vol_nparts;
+        x->task.own_volumes = false;
+        x->task.vol_nparts = 0;
+        st = client_for(&x->task, &x->c);
+        if (st == EBSD_OK && attr_ok)
+            x->threaded = pthread_create(&x->thread, &attr, carried_main, x) == 0;
+    }
+    if (attr_ok)
+        pthread_attr_destroy(&attr);
+    return st;
+}
+
+/* Waits for the carried shares (running the unthreaded ones now, while *st is EBSD_OK), adds
+ * their counts to *s and their first failure to *st and *err, and frees their clients. */
+static void carried_end(struct carried *k, unsigned nk, ebsd_status *st, struct ec2_error *err,
+                        struct ec2_stats *s)
+{
+    for (unsigned i = 0; i < nk; i++) {
+        if (k[i].threaded)
+            (void)pthread_join(k[i].thread, NULL);
+        else if (*st == EBSD_OK && k[i].c) /* no thread to be had: after the listing */
+            carried_main(&k[i]);
+        if (*st == EBSD_OK && k[i].st != EBSD_OK) {
+            *st = k[i].st;
+            *err = k[i].err;
+        }
+        if (k[i].c)
+            stats_add(s, ec2_client_stats(k[i].c));
+        ec2_client_free(k[i].c);
+        k[i].c = NULL;
+    }
+}
+
 /* worker.h: a task's calls, its frames, then DONE or ERROR for the whole worker. */
 int worker_main(int fd, const struct worker_task *t)
 {
@@ -230,34 +289,15 @@ int worker_main(int fd, const struct worker_task *t)
     (void)mallopt(M_TRIM_THRESHOLD, 256 << 20);
     struct ec2_error err = {0};
     struct ec2_client *c = NULL;
+    struct carried k[WORKER_MAX_CARRIED];
+    unsigned nk = 0;
     ebsd_status st = client_for(t, &c);
-    struct carried k = {.fd = fd, .st = EBSD_OK};
-    bool carry = false;
-    pthread_t thread;
-    if (st == EBSD_OK && t->kind == WORKER_LIST && t->vol_nparts > 0) {
-        k.task = *t;
-        k.task.kind = WORKER_ATTACHED;
-        k.task.part = 0;
-        k.task.nparts = t->vol_nparts;
-        k.task.own_volumes = false;
-        k.task.vol_nparts = 0;
-        st = client_for(&k.task, &k.c);
-        /* one heap for both threads, grown and kept as above: a second arena would reserve
-         * 64 MiB of address space, which the memory limit (memory_mb) counts */
-        (void)mallopt(M_ARENA_MAX, 1);
-        pthread_attr_t attr;
-        if (st == EBSD_OK && pthread_attr_init(&attr) == 0) {
-            /* a stack of 2 MiB, not 8: the same limit counts it */
-            (void)pthread_attr_setstacksize(&attr, 2u << 20);
-            carry = pthread_create(&thread, &attr, carried_main, &k) == 0;
-            pthread_attr_destroy(&attr);
-        }
-    }
+    if (st == EBSD_OK)
+        st = carried_start(fd, t, k, &nk);
     if (st != EBSD_OK) {
         snprintf(err.message, sizeof err.message, "cannot create the EC2 client: %s",
                  status_str(st));
-        ec2_client_free(c);
-        ec2_client_free(k.c);
+        /* shares already started end with this process (_exit), which the ERROR ends too */
         return wire_put_error(fd, st, &err, NULL, 0) == EBSD_OK ? 0 : 1;
     }
     const char *ids[EC2_MAX_IDS];
@@ -292,17 +332,7 @@ int worker_main(int fd, const struct worker_task *t)
         break;
     }
     struct ec2_stats s = *ec2_client_stats(c);
-    if (k.c) {
-        if (carry)
-            (void)pthread_join(thread, NULL);
-        else if (st == EBSD_OK) /* no thread to be had: the share after the listing */
-            carried_main(&k);
-        if (st == EBSD_OK && k.st != EBSD_OK) {
-            st = k.st;
-            err = k.err;
-        }
-        stats_add(&s, ec2_client_stats(k.c));
-    }
+    carried_end(k, nk, &st, &err, &s);
     /* the worker's peak so far, which is its peak: nothing big is allocated after DONE or
      * ERROR, and the parent's REPORT may be written before this worker is reaped */
     struct rusage ru;
@@ -314,6 +344,5 @@ int worker_main(int fd, const struct worker_task *t)
         st = EBSD_EIO;
     }
     ec2_client_free(c);
-    ec2_client_free(k.c);
     return st == EBSD_EIO ? 1 : 0;
 }

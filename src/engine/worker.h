@@ -26,9 +26,10 @@ struct worker_task {
     size_t nids;
     unsigned part, nparts;     /* WORKER_LIST, WORKER_ATTACHED: this worker's share */
     bool own_volumes;          /* WORKER_LIST: also fetch the volumes of what it lists */
-    unsigned vol_nparts;       /* WORKER_LIST: also list share 0 of vol_nparts of the attached
-                                * volumes, beside the listing in a thread of this process (0:
-                                * none) */
+    unsigned vol_nparts;       /* WORKER_LIST: also list the shares of vol_nparts of the
+                                * attached volumes that are this lister's
+                                * (worker_carried_share), beside the listing, each in a thread
+                                * of this process (0: none) */
     int64_t deadline;          /* monotonic ms every EC2 call (and retry) must respect */
     struct wire_tag_pick tags; /* which tags go into the records */
     bool background;           /* nobody waits (refresh ahead): the budget's reserve is not
@@ -41,6 +42,20 @@ struct worker_task {
     const struct creds *creds; /* the target's credentials (worker_creds at the start); NULL:
                                 * none yet */
 };
+
+/* The most volume shares one lister carries in threads of its worker; shares past listers
+ * times this are workers of their own. */
+#define WORKER_MAX_CARRIED 16
+
+/* The i-th volume share (from 0) that lister part of nparts carries of vol_nparts shares:
+ * part, part + nparts, ..., at most WORKER_MAX_CARRIED of them; -1 past its last. The engine
+ * plans with the same function, so every share is listed exactly once. */
+static inline int worker_carried_share(unsigned part, unsigned nparts, unsigned vol_nparts,
+                                       unsigned i)
+{
+    unsigned s = part + i * nparts;
+    return nparts > 0 && i < WORKER_MAX_CARRIED && s < vol_nparts ? (int)s : -1;
+}
 
 /* A target's current credentials (NULL: none), as the credentials service hands them. */
 typedef const struct creds *(*worker_creds_fn)(const struct target *t);

@@ -99,6 +99,8 @@ def test_boto3_small_and_default_pages_1000():
     assert gp3["Iops"] >= 3000 and gp3["Throughput"] >= 125 and "Encrypted" in gp3
     stats = sim.stats()
     assert stats["calls"]["DescribeInstances"] >= 200 and stats["calls"]["DescribeVolumes"] >= 400
+    # a listing counts one first page (no NextToken), whatever its pages: three of each
+    assert stats["first_pages"] == {"DescribeInstances": 3, "DescribeVolumes": 3}, stats
     sim.stop()
 
 

@@ -142,9 +142,9 @@ def test_first_request_after_restart_lists_volume_shares():
         st, _, doc = e.get_json("/volumes/total?timeout_ms=29000", headers=NO_CACHE)
         assert st == 200, doc
         assert doc["volume_count"] == sim.truth()["volume_count"]
-        # a lone lister carries the first share in a thread of its own worker (engine.c)
-        workers = listers + shares - (1 if listers == 1 else 0)
-        assert doc["source"]["children"] == workers, (listers, shares, doc["source"])
+        # each share listed from its first page, by the threads of the listers' workers
+        assert sim.stats()["first_pages"].get("DescribeVolumes") == shares, sim.stats()
+        assert doc["source"]["children"] == listers, (listers, shares, doc["source"])
         e.stop()
     finally:
         sim.stop()
@@ -172,24 +172,27 @@ def test_volume_count_sizes_the_first_shares():
         e.stop()
         assert check_state(path, sim) == 2400
 
-        def children(e):
+        def shares(e):
+            """(volume shares, DescribeVolumes calls, workers) of a fresh total"""
             sim.reset()
             st, _, doc = e.get_json("/volumes/total?timeout_ms=29000", headers=NO_CACHE)
             assert st == 200 and doc["volume_count"] == 2400, doc
-            return doc["source"]["children"], sim.stats()["calls"].get("DescribeVolumes")
+            stats = sim.stats()
+            return (stats["first_pages"].get("DescribeVolumes"),
+                    stats["calls"].get("DescribeVolumes"), doc["source"]["children"])
 
         e = Ebsd(config=config(path, "auto"), sim=sim)
-        first, later = children(e), children(e)
+        first, later = shares(e), shares(e)
         e.stop()
-        # one lister carrying the first of 6 shares, and 5 more shares
-        assert first == later == (6, 6), (first, later)
+        # one lister, carrying the 6 shares in threads of its worker
+        assert first == later == (6, 6, 1), (first, later)
         # a file with the instances alone (as written before the volumes were kept): the
         # assumption sizes the first shares, and the later ones are sized by what was found
         with open(path, "w") as f:
             json.dump({"version": 1, "targets": {TARGET: 400}}, f)
         e = Ebsd(config=config(path, "auto"), sim=sim)
-        assert children(e)[0] == 3
-        assert children(e) == (6, 6)
+        assert shares(e)[0] == 3
+        assert shares(e) == (6, 6, 1)
         e.stop()
     finally:
         sim.stop()

@@ -186,9 +186,10 @@ def check_shares(e, sim, listers, shares, list_calls=None):
     lo, hi = shares if isinstance(shares, tuple) else (shares, shares)
     doc, truth, calls = fresh_total_is_truth(e, sim)
     assert calls.get("DescribeInstances") == (list_calls or listers), calls
-    # a lone lister carries the first share in a thread of its own worker (engine.c)
-    shares = doc["source"]["children"] - listers + (1 if listers == 1 else 0)
+    shares = sim.stats()["first_pages"].get("DescribeVolumes", 0)
     assert lo <= shares <= hi, (shares, doc["source"])
+    # the listers carry the shares, each in a thread of its worker (engine.c)
+    assert doc["source"]["children"] == listers, (listers, shares, doc["source"])
     pages = -(-truth["volume_count"] // 500)
     assert pages <= calls.get("DescribeVolumes", 0) <= pages + shares, (pages, calls)
     assert doc["source"]["ec2_calls"] == sum(calls.values()), (doc["source"], calls)
@@ -219,11 +220,12 @@ def test_volume_shares_beside_the_listing():
     sim.stop()
 
 
-def test_lone_lister_carries_the_first_share():
-    """A request with one lister lists the first volume share in a thread of the lister's
-    own worker: one process fewer, the same answer; the share's pages are its own (here the
-    only share pages through every attached volume while the lister pages once); its failure
-    is the request's; and at the deadline the two-threaded worker is killed like any."""
+def test_listers_carry_the_volume_shares():
+    """A lister lists its volume shares in threads of its own worker: one process for the
+    whole cold request, the same answer; a share's pages are its own (here the only share
+    pages through every attached volume while the lister pages once); a share's failure is
+    the request's; at the deadline the many-threaded worker is killed like any; and shares
+    past 16 a lister get workers of their own."""
     sim = Sim("--instances", "300", "--seed", "12")
     e = Ebsd(config="ec2:\n  max_attempts: 1\n  read_timeout_ms: 400\n" + NO_REFRESH_BOUND,
              sim=sim)
@@ -232,9 +234,18 @@ def test_lone_lister_carries_the_first_share():
     # shares of nine tenths of a page of what the first listing counted (by instance ids: a
     # multi-attach volume once per instance), each one page; no worker of the lister's own
     want = -(-truth["volume_count"] // 450)
-    shares = doc["source"]["children"]
-    assert 2 <= want <= shares <= want + 1, (want, doc["source"])
+    shares = sim.stats()["first_pages"].get("DescribeVolumes")
+    assert 2 <= want <= shares <= want + 1, (want, sim.stats())
     assert calls == {"DescribeInstances": 1, "DescribeVolumes": shares}, calls
+    assert doc["source"]["children"] == 1, doc["source"]
+    e.stop()
+
+    # 20 shares: the lister carries 16, the other 4 are workers of their own
+    e = Ebsd(config="fanout:\n  volume_shares: 20\n" + NO_REFRESH_BOUND, sim=sim)
+    for _ in range(2):
+        doc, truth, calls = fresh_total_is_truth(e, sim)
+        assert sim.stats()["first_pages"].get("DescribeVolumes") == 20, sim.stats()
+        assert doc["source"]["children"] == 1 + 4, doc["source"]
     e.stop()
 
     no_stale = "  stale_if_error_s: 0\n"  # under cache:, after NO_REFRESH_BOUND
@@ -287,7 +298,9 @@ def test_split_falls_back_without_filter_wildcards():
         doc, _, calls = fresh_total_is_truth(e, sim)
         if split:   # 4 listers and the shares found nothing, then 3 pages and one share
             assert calls.get("DescribeInstances") == 4 + 3, calls
-            shares = doc["source"]["children"] - 4 - 2
+            # the listers carried the shares; then one lister and one share, unsplit
+            assert doc["source"]["children"] == 4 + 2, doc["source"]
+            shares = sim.stats()["first_pages"].get("DescribeVolumes") - 1
             assert shares > 1 and calls.get("DescribeVolumes") == shares + pages, (doc, calls)
             e.wait_line(lambda l: "one share from now on" in l)
             warned = [l["msg"] for l in e.json_lines() if "no filter wildcards?" in l.get("msg", "")]

@@ -334,6 +334,8 @@ static enum MHD_Result handle_api(struct MHD_Connection *conn, struct req *r, co
     }
     const char *action = query_get(&q, "Action");
     stats_call(action);
+    if (action && !query_get(&q, "NextToken"))
+        stats_first_page(action);
 
     /* Who signed it, for which region and service; STS's unsigned calls skip the check. */
     struct header_list hl = {.n = 0};

@@ -19,7 +19,7 @@ struct table {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct table calls, errors, targets;
+static struct table calls, firsts, errors, targets;
 static unsigned long long requests, faults[FAULT_NKINDS];
 static long in_flight, peak;
 
@@ -65,6 +65,13 @@ void stats_call(const char *action)
     pthread_mutex_unlock(&lock);
 }
 
+void stats_first_page(const char *action)
+{
+    pthread_mutex_lock(&lock);
+    bump(&firsts, action);
+    pthread_mutex_unlock(&lock);
+}
+
 void stats_target(const char *account, const char *region)
 {
     char key[NAME_LEN];
@@ -92,6 +99,7 @@ void stats_reset(void)
 {
     pthread_mutex_lock(&lock);
     memset(&calls, 0, sizeof calls);
+    memset(&firsts, 0, sizeof firsts);
     memset(&errors, 0, sizeof errors);
     memset(&targets, 0, sizeof targets);
     memset(faults, 0, sizeof faults);
@@ -114,6 +122,7 @@ cJSON *stats_to_json(void)
     cJSON *o = cJSON_CreateObject();
     pthread_mutex_lock(&lock);
     add_table(o, "calls", &calls);
+    add_table(o, "first_pages", &firsts);
     cJSON_AddNumberToObject(o, "requests", (double)requests);
     add_table(o, "errors", &errors);
     add_table(o, "targets", &targets);
