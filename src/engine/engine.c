@@ -846,46 +846,34 @@ static int task_msg_main(int fd, const void *msg, size_t len)
     return worker_main(fd, &wt);
 }
 
-static void spawn(struct task *t)
+/* Fills spec (and m, for a job's worker) to start t with. */
+static void spawn_prepare(struct task *t, struct proc_spec *spec, struct task_msg *m)
 {
     /* a worker is given its job's deadline as it stands now: its EC2 calls and retries end
      * by it (the child's copy of t is taken at fork) */
     if (t->job)
         t->deadline = t->job->deadline;
-    struct proc_spec spec = {
+    *spec = (struct proc_spec){
         .fn = task_main,
         .arg = t,
         .mem_limit_bytes = t->job ? (size_t)t->job->q.memory_mb << 20 : 0,
         .nice = g.worker_nice,
     };
     /* a job's worker starts from its message, forked by the zygote (proc.h) */
-    static struct task_msg msg;
     if (t->job) {
         t->calls = counter_take();
-        spec.name = "ebsd-worker";
-        spec.fn = NULL;
-        spec.msg = &msg;
-        spec.msg_len = task_msg_fill(&msg, t);
+        spec->name = "ebsd-worker";
+        spec->fn = NULL;
+        spec->msg = m;
+        spec->msg_len = task_msg_fill(m, t);
     }
-    struct proc_child pc;
-    fflush(stdout);
-    fflush(stderr);
-    ebsd_status st = proc_spawn(&spec, &pc);
-    if (t->job)
-        explicit_bzero(&msg.creds, sizeof msg.creds); /* no copy of a secret stays here */
-    if (st != EBSD_OK) {
-        if (t->job) {
-            t->job->tasks--;
-            job_fail(t->job, EBSD_EBUSY, "cannot start a worker process: %s", status_str(st));
-            job_release(t->job);
-        } else if (t->svc.on_end) {
-            t->svc.on_end(t->svc.arg);
-        }
-        task_free(t);
-        return;
-    }
-    t->pid = pc.pid;
-    t->fd = pc.fd;
+}
+
+/* t's worker runs as pc: watched, counted, its job's. */
+static void spawn_started(struct task *t, const struct proc_child *pc)
+{
+    t->pid = pc->pid;
+    t->fd = pc->fd;
     if (t->job)
         t->job->budget_wait = false;
     trace_task(t, "started");
@@ -907,6 +895,59 @@ static void spawn(struct task *t)
         close(t->fd);
         t->fd = -1;
     }
+}
+
+static void spawn_failed(struct task *t, ebsd_status st)
+{
+    if (t->job) {
+        t->job->tasks--;
+        job_fail(t->job, EBSD_EBUSY, "cannot start a worker process: %s", status_str(st));
+        job_release(t->job);
+    } else if (t->svc.on_end) {
+        t->svc.on_end(t->svc.arg);
+    }
+    task_free(t);
+}
+
+/* The most workers started in one proc_spawn_many. */
+#define SPAWN_BATCH 16
+
+/* Starts the n (at most SPAWN_BATCH) tasks of ts at once: the zygote is sent every message
+ * before any answer is awaited, so it forks them back to back (an aggregate over nine targets
+ * had its nine listers forked one round trip with the zygote after another). Every worker
+ * started is registered before any failure is handled: a failed job kills its workers. */
+static void spawn_many(struct task **ts, size_t n)
+{
+    static struct task_msg msgs[SPAWN_BATCH];
+    struct proc_spec specs[SPAWN_BATCH];
+    struct proc_child pcs[SPAWN_BATCH];
+    ebsd_status sts[SPAWN_BATCH];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct engine_job *job = ts[i]->job;
+        if (job && job->finished) { /* failed since it was taken from the queue */
+            job->tasks--;
+            task_free(ts[i]);
+            job_release(job);
+            continue;
+        }
+        ts[k] = ts[i];
+        spawn_prepare(ts[k], &specs[k], &msgs[k]);
+        k++;
+    }
+    n = k;
+    fflush(stdout);
+    fflush(stderr);
+    proc_spawn_many(specs, n, pcs, sts);
+    for (size_t i = 0; i < n; i++) {
+        if (ts[i]->job)
+            explicit_bzero(&msgs[i].creds, sizeof msgs[i].creds); /* no copy of a secret */
+        if (sts[i] == EBSD_OK)
+            spawn_started(ts[i], &pcs[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (sts[i] != EBSD_OK)
+            spawn_failed(ts[i], sts[i]);
 }
 
 enum budget_verdict { BUDGET_GO, BUDGET_WAIT, BUDGET_REFUSED };
@@ -955,7 +996,9 @@ static void schedule(void)
         unsigned n;
     } pass[8];
     unsigned npass = 0;
-    while (t && g.nrunning < g.max_children) {
+    struct task *batch[SPAWN_BATCH];
+    size_t nbatch = 0;
+    while (t && g.nrunning + nbatch < g.max_children) {
         if (t->kind != T_SERVICE && t->job && !t->job->finished) {
             unsigned ahead = 0, k = 0;
             for (; k < npass; k++)
@@ -994,10 +1037,16 @@ static void schedule(void)
             task_free(t);
             job_release(job);
         } else {
-            spawn(t);
+            batch[nbatch++] = t;
+            if (nbatch == SPAWN_BATCH) {
+                spawn_many(batch, nbatch);
+                nbatch = 0;
+            }
         }
         t = next;
     }
+    if (nbatch)
+        spawn_many(batch, nbatch);
     /* Out of slots: a job none of whose workers has started gets its queue timeout from
      * when it was queued. engine_start arms it only when the slots are already taken, and
      * jobs started in the same loop turn (forked from the loop) all see them free. */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -300,6 +301,30 @@ static pid_t fork_sibling(void)
                           0UL);
 }
 
+static void *zy_nothing(void *arg) { return arg; }
+
+/* Threads started and joined before the zygote forks anything: what glibc binds lazily on
+ * pthread_create's paths (_dl_allocate_tls, _dl_allocate_tls_init: each looked up through
+ * the hash tables of every loaded library, a page fault apiece in a fresh process, about a
+ * third of a millisecond of every worker that starts a thread) is bound here, in memory the
+ * workers inherit, and a stack is left in glibc's stack cache, where a worker's first thread
+ * finds it instead of mapping one. The zygote is single-threaded again before its first
+ * fork. */
+static void zy_warm_threads(void)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    if (pthread_attr_init(&attr) != 0)
+        return;
+    (void)pthread_attr_setstacksize(&attr, PROC_THREAD_STACK);
+    /* twice: the second takes the first's stack from the cache, which binds what that path
+     * calls (_dl_allocate_tls_init) as well */
+    for (int i = 0; i < 2; i++)
+        if (pthread_create(&t, &attr, zy_nothing, NULL) == 0)
+            (void)pthread_join(t, NULL);
+    pthread_attr_destroy(&attr);
+}
+
 /* The zygote's loop: one datagram, one worker; ends when the parent closes its end. */
 static void zy_main(int sock, pid_t parent)
 {
@@ -319,6 +344,7 @@ static void zy_main(int sock, pid_t parent)
         if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
             _exit(PROC_EXIT_SETUP);
     (void)prctl(PR_SET_NAME, "ebsd-zygote", 0, 0, 0);
+    zy_warm_threads();
     static unsigned char buf[sizeof(struct zy_req) + PROC_MSG_MAX];
     for (;;) {
         union {
@@ -442,73 +468,6 @@ bool proc_zygote_gone(pid_t pid)
     return true;
 }
 
-/* Has the zygote fork the worker for spec with wfd as its pipe. EBSD_OK with *pid; EBSD_EBUSY
- * or EBSD_EIO when the zygote's fork failed (as a fork here would have); EBSD_ENOTFOUND when
- * the zygote itself failed (then it is ended: the caller forks here). */
-static ebsd_status zy_spawn(const struct proc_spec *spec, int wfd, pid_t *pid)
-{
-    struct zy_req h = {.seq = ++zy.seq,
-                       .mem_limit_bytes = spec->mem_limit_bytes,
-                       .cpu_limit_s = spec->cpu_limit_s,
-                       .nice = spec->nice};
-    if (spec->name)
-        snprintf(h.name, sizeof h.name, "%s", spec->name);
-    struct iovec iov[2] = {{&h, sizeof h}, {(void *)spec->msg, spec->msg_len}};
-    union {
-        struct cmsghdr c;
-        char space[CMSG_SPACE(sizeof(int))];
-    } ctl;
-    memset(&ctl, 0, sizeof ctl);
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2, .msg_control = ctl.space,
-                        .msg_controllen = sizeof ctl.space};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &wfd, sizeof wfd);
-    ssize_t n;
-    do {
-        n = sendmsg(zy.sock, &mh, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    const char *why = NULL;
-    if (n != (ssize_t)(sizeof h + spec->msg_len)) {
-        why = "cannot send it a worker";
-        goto failed;
-    }
-    int64_t until = clock_now_ms() + 1000;
-    for (;;) {
-        int64_t left = until - clock_now_ms();
-        struct pollfd pf = {zy.sock, POLLIN, 0};
-        int pr = left > 0 ? poll(&pf, 1, (int)left) : 0;
-        if (pr < 0 && errno == EINTR)
-            continue;
-        if (pr <= 0) {
-            why = "no answer within 1 s";
-            goto failed;
-        }
-        struct zy_rep r;
-        ssize_t got = recv(zy.sock, &r, sizeof r, 0);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got != (ssize_t)sizeof r) {
-            why = "its answer was cut";
-            goto failed;
-        }
-        if (r.seq != h.seq)
-            continue; /* an answer to an earlier worker, given up on */
-        if (r.pid > 0) {
-            *pid = r.pid;
-            return EBSD_OK;
-        }
-        log_error("proc", "fork (in the zygote): %s", strerror(r.err));
-        return r.err == EAGAIN ? EBSD_EBUSY : EBSD_EIO;
-    }
-failed:
-    log_error("proc", "the zygote (pid %d) failed: %s; ending it", (int)zy.pid, why);
-    zy_end();
-    return EBSD_ENOTFOUND;
-}
-
 /* The worker's pipe: p[0] the parent's end (non-blocking), p[1] the worker's; both above
  * stdio and close-on-exec. */
 static ebsd_status open_pipe(int p[2])
@@ -539,58 +498,193 @@ static void close_pipe(int p[2])
     p[0] = p[1] = -1;
 }
 
+/* One child of a proc_spawn_many batch. */
+struct slot {
+    int p[2];     /* its pipe: p[0] the parent's end */
+    uint64_t seq; /* the zygote's request for it, 0 when none was sent */
+    pid_t pid;    /* 0 until forked */
+};
+
+/* Sends the zygote the worker of spec, with wfd as its pipe, without waiting (flags:
+ * MSG_DONTWAIT). 0 with *seq; -EAGAIN when the socket takes nothing more now; -1 when the
+ * zygote cannot be sent to. */
+static int zy_send(const struct proc_spec *spec, int wfd, uint64_t *seq)
+{
+    struct zy_req h = {.seq = zy.seq + 1,
+                       .mem_limit_bytes = spec->mem_limit_bytes,
+                       .cpu_limit_s = spec->cpu_limit_s,
+                       .nice = spec->nice};
+    if (spec->name)
+        snprintf(h.name, sizeof h.name, "%s", spec->name);
+    struct iovec iov[2] = {{&h, sizeof h}, {(void *)spec->msg, spec->msg_len}};
+    union {
+        struct cmsghdr c;
+        char space[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2, .msg_control = ctl.space,
+                        .msg_controllen = sizeof ctl.space};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &wfd, sizeof wfd);
+    ssize_t n;
+    do {
+        n = sendmsg(zy.sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return -EAGAIN;
+    if (n != (ssize_t)(sizeof h + spec->msg_len))
+        return -1;
+    *seq = ++zy.seq;
+    return 0;
+}
+
+/* Has the zygote fork the workers of the batch's message specs (sts[i] EBSD_OK so far), all
+ * sent before any answer is awaited, so it forks them back to back instead of once per round
+ * trip with this process: s[i].pid for each it forked, sts[i] EBSD_EBUSY or EBSD_EIO where its
+ * fork failed (as a fork here would have). When the zygote itself fails it is ended, and the
+ * workers it did not answer for keep pid 0 (the caller forks them here). Answers are read
+ * while messages are still sent: the zygote blocks on an answer this process does not read
+ * (a socket queue holds 10 datagrams), so sending alone could wait for ever. */
+static void zy_spawn_many(const struct proc_spec *specs, struct slot *s, ebsd_status *sts,
+                          size_t n)
+{
+    size_t next = 0, waiting = 0;
+    const char *why = NULL;
+    int64_t until = clock_now_ms() + 1000; /* a second without progress: the zygote failed */
+    for (;;) {
+        for (; next < n; next++) {
+            if (sts[next] != EBSD_OK || !specs[next].msg)
+                continue;
+            int r = zy_send(&specs[next], s[next].p[1], &s[next].seq);
+            if (r == -EAGAIN)
+                break;
+            if (r != 0) {
+                why = "cannot send it a worker";
+                goto failed;
+            }
+            waiting++;
+        }
+        if (next == n && waiting == 0)
+            return;
+        int64_t left = until - clock_now_ms();
+        struct pollfd pf = {zy.sock, (short)(POLLIN | (next < n ? POLLOUT : 0)), 0};
+        int pr = left > 0 ? poll(&pf, 1, (int)left) : 0;
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0) {
+            why = "no answer within 1 s";
+            goto failed;
+        }
+        if (!(pf.revents & POLLIN)) {
+            if (pf.revents & (POLLERR | POLLHUP | POLLNVAL)) {
+                why = "its socket failed";
+                goto failed;
+            }
+            continue; /* room to send more */
+        }
+        struct zy_rep r;
+        ssize_t got = recv(zy.sock, &r, sizeof r, MSG_DONTWAIT);
+        if (got < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+            continue;
+        if (got != (ssize_t)sizeof r) {
+            why = "its answer was cut";
+            goto failed;
+        }
+        size_t i = 0;
+        while (i < n && !(s[i].seq == r.seq && s[i].pid == 0 && sts[i] == EBSD_OK))
+            i++;
+        if (i == n)
+            continue; /* an answer to an earlier worker, given up on */
+        waiting--;
+        until = clock_now_ms() + 1000;
+        if (r.pid > 0) {
+            s[i].pid = r.pid;
+        } else {
+            log_error("proc", "fork (in the zygote): %s", strerror(r.err));
+            sts[i] = r.err == EAGAIN ? EBSD_EBUSY : EBSD_EIO;
+        }
+    }
+failed:
+    log_error("proc", "the zygote (pid %d) failed: %s; ending it", (int)zy.pid, why);
+    zy_end();
+}
+
+/* Forks the child of spec here, on the pipe p (the function on the message when spec has
+ * one). */
+static ebsd_status fork_here(const struct proc_spec *spec, int p[2], pid_t *pid)
+{
+    struct msg_arg m = {spec->msg, spec->msg_len};
+    struct proc_spec direct = *spec;
+    if (spec->msg) {
+        direct.fn = run_msg;
+        direct.arg = &m;
+    }
+    pid_t parent = getpid();
+    *pid = fork();
+    if (*pid < 0) {
+        log_error("proc", "fork: %s", strerror(errno));
+        *pid = 0;
+        return errno == EAGAIN ? EBSD_EBUSY : EBSD_EIO;
+    }
+    if (*pid == 0)
+        child_run(&direct, p[1], parent); /* never returns */
+    return EBSD_OK;
+}
+
+static bool spec_valid(const struct proc_spec *spec)
+{
+    return spec && (spec->fn || spec->msg) && (!spec->msg || zy.fn) &&
+           spec->msg_len <= PROC_MSG_MAX;
+}
+
+void proc_spawn_many(const struct proc_spec *specs, size_t n, struct proc_child *outs,
+                     ebsd_status *sts)
+{
+    struct slot *s = xcalloc(n ? n : 1, sizeof *s);
+    int64_t start = clock_now_ms();
+    size_t by_zygote = 0;
+    for (size_t i = 0; i < n; i++) {
+        s[i].p[0] = s[i].p[1] = -1;
+        sts[i] = spec_valid(&specs[i]) ? open_pipe(s[i].p) : EBSD_EINVAL;
+        if (sts[i] == EBSD_OK && specs[i].msg)
+            by_zygote++;
+    }
+    if (by_zygote && zy.pid <= 0 && start - zy.started_ms >= 1000)
+        (void)zy_fork(); /* the zygote ended or failed: again, at most once a second */
+    if (by_zygote && zy.pid > 0)
+        zy_spawn_many(specs, s, sts, n);
+    for (size_t i = 0; i < n; i++) {
+        if (sts[i] == EBSD_OK && s[i].pid == 0) {
+            if (s[i].seq) {
+                /* the zygote may have started a worker on this pipe before it failed: a
+                 * fresh pipe for the worker forked here, so no two ever write to one */
+                close_pipe(s[i].p);
+                sts[i] = open_pipe(s[i].p);
+            }
+            if (sts[i] == EBSD_OK)
+                sts[i] = fork_here(&specs[i], s[i].p, &s[i].pid);
+        }
+        if (sts[i] != EBSD_OK) {
+            close_pipe(s[i].p);
+            continue;
+        }
+        close(s[i].p[1]);
+        outs[i].pid = s[i].pid;
+        outs[i].fd = s[i].p[0];
+        outs[i].start_ms = start;
+    }
+    free(s);
+}
+
 ebsd_status proc_spawn(const struct proc_spec *spec, struct proc_child *out)
 {
-    int p[2] = {-1, -1};
-    if (!spec || !out || (!spec->fn && !spec->msg) || (spec->msg && !zy.fn) ||
-        spec->msg_len > PROC_MSG_MAX)
+    if (!spec || !out)
         return EBSD_EINVAL;
-    ebsd_status st = open_pipe(p);
-    if (st != EBSD_OK)
-        goto out;
-    int64_t start = clock_now_ms();
-    pid_t pid = 0;
-    if (spec->msg && zy.pid <= 0 && start - zy.started_ms >= 1000)
-        (void)zy_fork(); /* the zygote ended or failed: again, at most once a second */
-    if (spec->msg && zy.pid > 0) {
-        st = zy_spawn(spec, p[1], &pid);
-        if (st != EBSD_OK && st != EBSD_ENOTFOUND)
-            goto out;
-        if (st == EBSD_ENOTFOUND) {
-            /* the zygote may have started a worker on this pipe before it failed: a fresh
-             * pipe for the worker forked here, so no two ever write to one */
-            close_pipe(p);
-            st = open_pipe(p);
-            if (st != EBSD_OK)
-                goto out;
-        }
-    }
-    if (pid == 0) {
-        struct msg_arg m = {spec->msg, spec->msg_len};
-        struct proc_spec direct = *spec;
-        if (spec->msg) {
-            direct.fn = run_msg;
-            direct.arg = &m;
-        }
-        pid_t parent = getpid();
-        pid = fork();
-        if (pid < 0) {
-            st = errno == EAGAIN ? EBSD_EBUSY : EBSD_EIO;
-            log_error("proc", "fork: %s", strerror(errno));
-            goto out;
-        }
-        if (pid == 0)
-            child_run(&direct, p[1], parent); /* never returns */
-    }
-    close(p[1]);
-    p[1] = -1;
-    out->pid = pid;
-    out->fd = p[0];
-    out->start_ms = start;
-    p[0] = -1;
-    st = EBSD_OK;
-out:
-    close_pipe(p);
+    ebsd_status st;
+    proc_spawn_many(spec, 1, out, &st);
     return st;
 }
 

@@ -68,6 +68,10 @@ typedef int (*proc_msg_fn)(int out_fd, const void *msg, size_t len);
 /* The largest message a child can be started with. */
 #define PROC_MSG_MAX (64u * 1024)
 
+/* The stack of a worker's threads (worker.c): 1 MiB, not glibc's 8, since the memory limit
+ * counts it. The zygote starts and joins one such thread before its first fork (proc.c). */
+#define PROC_THREAD_STACK ((size_t)1 << 20)
+
 struct proc_spec {
     proc_fn fn;
     void *arg;                /* passed to fn in the child (a copy of the parent's memory) */
@@ -116,6 +120,13 @@ struct proc_exit {
  * limit (EAGAIN), EBSD_EIO for other failures (logged); nothing is left behind on failure.
  * Caller flushes stdio first. */
 EBSD_MUST_CHECK ebsd_status proc_spawn(const struct proc_spec *spec, struct proc_child *out);
+
+/* proc_spawn for n children at once: sts[i] is specs[i]'s status and outs[i] its child
+ * (when EBSD_OK). The zygote is sent every message before any answer is awaited, so it forks
+ * the workers back to back rather than one per round trip with this process (an aggregate
+ * starts a worker for each of its targets in one pass). Caller flushes stdio first. */
+void proc_spawn_many(const struct proc_spec *specs, size_t n, struct proc_child *outs,
+                     ebsd_status *sts);
 
 /* Sends SIGKILL to pid. Safe on a child that already exited but is not reaped yet; refuses
  * pid <= 0 (never signals a process group). Reap it afterwards. */

@@ -83,8 +83,9 @@ void worker_configure(const struct config *cfg, worker_creds_fn creds);
  * given: in the parent, when a worker is started. */
 const struct creds *worker_creds(const struct target *t);
 
-/* Signs a dummy request once in the parent, so OpenSSL's algorithm fetches are inherited
- * instead of redone in every worker. */
+/* Signs a dummy request and parses a dummy page once in the parent, so OpenSSL's algorithm
+ * fetches and the symbols expat binds lazily are inherited instead of redone in every
+ * worker. */
 void worker_prepare(void);
 
 /* Runs task t in the child, writing frames to fd: INSTANCES / VOLUMES frames, then DONE,

@@ -908,6 +908,42 @@ static void test_zygote_that_hangs_is_replaced(void)
     CHECK_INT(engine_stats()->running, 0);
 }
 
+/* Twenty jobs started in one loop turn: their workers are sent to the zygote in batches
+ * (proc_spawn_many), more messages than a socket queue holds (10 datagrams each way), so
+ * answers are read while messages are still sent; no batch ever waits for the one-second
+ * failure bound (the zygote is never given up on), every job answers the truth, and every
+ * worker is reaped. */
+static void test_many_workers_start_in_one_pass(void)
+{
+    double rate = cfg.rate_limit;
+    cfg.rate_limit = 0; /* no budget wait: every worker is started in the same pass */
+    engine_setup();
+    sim_faults("{}");
+    (void)total_job(); /* the size: each job is then one lister, carrying its shares */
+    pid_t zy = proc_zygote_pid();
+    uint64_t forked0 = engine_stats()->forked;
+    enum { JOBS = 20 };
+    struct seen s[JOBS];
+    memset(s, 0, sizeof s);
+    int64_t t0 = clock_now_ms();
+    for (int i = 0; i < JOBS; i++) {
+        struct engine_query q = query(ENGINE_TOTAL);
+        engine_start(&q, t0 + 8000, on_done, &s[i]);
+    }
+    run_for(JOBS, 8000);
+    for (int i = 0; i < JOBS; i++) {
+        CHECK_INT(s[i].calls, 1);
+        CHECK_INT(s[i].status, EBSD_OK);
+        CHECK_INT(s[i].ninst, (long long)truth_num("instance_count"));
+        CHECK_INT(s[i].distinct_vols, (long long)truth_num("volume_count"));
+    }
+    CHECK_INT(engine_stats()->forked - forked0, JOBS);
+    CHECK_INT(proc_zygote_pid(), zy);
+    settle(200);
+    CHECK_INT(engine_stats()->running, 0);
+    cfg.rate_limit = rate;
+}
+
 static void test_setup(void)
 {
     setup_all();
@@ -919,7 +955,8 @@ static void test_teardown(void)
 }
 
 TEST_MAIN(T(test_setup), T(test_total_matches_truth), T(test_workers_come_from_the_zygote),
-          T(test_zygote_restarts), T(test_zygote_that_hangs_is_replaced), T(test_volume_shares_match_truth),
+          T(test_zygote_restarts), T(test_zygote_that_hangs_is_replaced),
+          T(test_many_workers_start_in_one_pass), T(test_volume_shares_match_truth),
           T(test_instance_job),
           T(test_deadline_kills), T(test_extend), T(test_extend_running),
           T(test_deadline_leaves_a_finished_worker_to_sigchld),
