@@ -89,12 +89,15 @@ void log_flush(void)
 
 static void write_line(const char *line, size_t len)
 {
-    if (g_batch && __fpending(out()) + len + 1 > sizeof g_batch_buf)
-        fflush(out());
-    fwrite(line, 1, len, out());
-    fputc('\n', out());
+    FILE *f = out();
+    flockfile(f); /* a worker's threads (the volume shares a lister carries) may log at once */
+    if (g_batch && __fpending(f) + len + 1 > sizeof g_batch_buf)
+        fflush(f);
+    fwrite(line, 1, len, f);
+    fputc('\n', f);
     if (!g_batch)
-        fflush(out());
+        fflush(f);
+    funlockfile(f);
 }
 
 void log_line(const char *line) { write_line(line, strlen(line)); }
