@@ -893,19 +893,35 @@ static void test_zygote_restarts(void)
     CHECK_INT(engine_stats()->running, 0);
 }
 
-/* A zygote that stops answering (here: stopped) is given a second per worker, then ended;
- * that worker and the rest are forked here, on fresh pipes, and the job answers the truth. */
+/* A zygote that stops answering (here: stopped) is given a second, then ended; the workers
+ * of the batch it was sent are forked here, those it may have received on fresh pipes, and
+ * every job answers the truth. Twelve jobs at once: more messages than its socket queues (10),
+ * so some of the batch were never sent. */
 static void test_zygote_that_hangs_is_replaced(void)
 {
+    double rate = cfg.rate_limit;
+    cfg.rate_limit = 0; /* every job's workers in the first pass */
     pid_t zy = zygote_signalled(SIGSTOP);
     int64_t t0 = clock_now_ms();
-    struct seen s = total_job();
+    enum { JOBS = 12 };
+    struct seen s[JOBS];
+    memset(s, 0, sizeof s);
+    for (int i = 0; i < JOBS; i++) {
+        struct engine_query q = query(ENGINE_TOTAL);
+        engine_start(&q, t0 + 8000, on_done, &s[i]);
+    }
+    run_for(JOBS, 8000);
     CHECK(clock_now_ms() - t0 >= 1000); /* the one second it was given */
-    CHECK_INT(s.distinct_vols, (long long)truth_num("volume_count"));
+    for (int i = 0; i < JOBS; i++) {
+        CHECK_INT(s[i].status, EBSD_OK);
+        CHECK_INT(s[i].ninst, (long long)truth_num("instance_count"));
+        CHECK_INT(s[i].distinct_vols, (long long)truth_num("volume_count"));
+    }
     CHECK(proc_zygote_pid() != zy);
     CHECK(kill(zy, 0) != 0); /* killed and reaped */
     settle(200);
     CHECK_INT(engine_stats()->running, 0);
+    cfg.rate_limit = rate;
 }
 
 /* Twenty jobs started in one loop turn: their workers are sent to the zygote in batches
