@@ -325,6 +325,8 @@ static void on_trim(struct loop *l, void *arg)
     (void)malloc_trim(0);
 }
 
+static void array_free(void *arr, size_t cap, size_t size);
+
 static void job_free(struct engine_job *job)
 {
     if ((job->ninst >= 1000 || job->nvols >= 1000) && !g.trim && g.loop)
@@ -333,10 +335,10 @@ static void job_free(struct engine_job *job)
         loop_timer_stop(g.loop, job->deadline_timer);
     if (job->queue_timer)
         loop_timer_stop(g.loop, job->queue_timer);
-    xprivate_free(job->inst);
-    xprivate_free(job->vols);
-    xprivate_free(job->atts);
-    xprivate_free(job->tags);
+    array_free(job->inst, job->capinst, sizeof *job->inst);
+    array_free(job->vols, job->capvols, sizeof *job->vols);
+    array_free(job->atts, job->capatts, sizeof *job->atts);
+    array_free(job->tags, job->captags, sizeof *job->tags);
     free(job);
 }
 
@@ -582,20 +584,47 @@ static void count_error_code(const struct engine_job *job, const char *code)
     }
 }
 
-/* Room for n more records of size in a parent-private array of *cap records, *len used.
- * An array past 64 KiB starts as a whole huge page, so it never holds small pages that would
- * keep its first 2 MiB from being one: filling a 10,000-instance job's arrays page by page
- * was about 1,200 faults (17-20 ms of the parent's CPU) per request. */
+/* A job's record arrays up to this size live on the heap; larger ones in private mappings. */
+#define ARRAY_SMALL ((size_t)64 << 10)
+
+/* Room for n more records of size in an array of *cap records, *len used. A small array
+ * (ARRAY_SMALL) is the heap's: a private mapping for it cost a map, a page fault and an
+ * unmap with its TLB flush for every array of every job, a fifth of the parent's CPU on an
+ * aggregate over small targets. Past that it is a private mapping (parent-only, never
+ * inherited by a fork) that starts as a whole huge page, so it never holds small pages that
+ * would keep its first 2 MiB from being one: filling a 10,000-instance job's arrays page by
+ * page was about 1,200 faults (17-20 ms of the parent's CPU) per request. */
 static void *room_for(void *arr, size_t *cap, size_t len, size_t n, size_t size)
 {
     if (len + n > *cap) {
         size_t want = (len + n) * 2, huge = xprivate_huge_size() / size;
-        if (want * size > (64u << 10) && want < huge)
-            want = huge;
+        if (want * size <= ARRAY_SMALL) {
+            arr = xrealloc(arr, want * size);
+        } else {
+            if (want < huge)
+                want = huge;
+            if (*cap * size <= ARRAY_SMALL) { /* from the heap to a mapping */
+                void *big = xprivate_realloc(NULL, want * size);
+                if (len)
+                    memcpy(big, arr, len * size);
+                free(arr);
+                arr = big;
+            } else {
+                arr = xprivate_realloc(arr, want * size);
+            }
+        }
         *cap = want;
-        arr = xprivate_realloc(arr, *cap * size);
     }
     return arr;
+}
+
+/* Frees an array of room_for's. */
+static void array_free(void *arr, size_t cap, size_t size)
+{
+    if (cap * size <= ARRAY_SMALL)
+        free(arr);
+    else
+        xprivate_free(arr);
 }
 
 /* Appends an INSTANCES or VOLUMES frame's records to the job; false if the frame is not a
