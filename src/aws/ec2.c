@@ -388,8 +388,8 @@ static ebsd_status attempt_once(struct ec2_client *c, const char *body, int64_t 
     struct sigv4_request req = {"POST", c->path, NULL, h, 2, body, blen};
     struct sigv4_credentials cr = {c->creds->access_key_id, c->creds->secret_access_key,
                                    c->creds->session_token[0] ? c->creds->session_token : NULL};
-    /* the offset this attempt is signed with: a worker's other client (the share a lister
-     * carries, in another thread) may correct it while this one is in flight */
+    /* the offset this attempt is signed with: another client of the worker (a share its
+     * lister carries, in another thread) may correct it while this one is in flight */
     int64_t signed_offset = skew_offset_ms();
     struct sigv4_params sp = {.creds = &cr,
                               .region = c->region,

@@ -8,8 +8,8 @@
 #include "clock.h"
 #include "log.h"
 
-/* offset_ms and known are atomic: a worker's two clients (a lister and the volume share it
- * carries, worker.c) may learn an offset in one thread while the other signs. */
+/* offset_ms and known are atomic: a worker's clients (a lister and the volume shares it
+ * carries, worker.c) may learn an offset in one thread while another signs. */
 static struct {
     _Atomic int64_t offset_ms; /* AWS's clock minus the host's (clock_aws_wall_ms) */
     _Atomic bool known;

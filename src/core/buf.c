@@ -2,6 +2,7 @@
 #include "buf.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,16 +15,19 @@ void buf_init(struct buf *b, size_t max)
     b->len = 0;
     b->cap = 0;
     b->max = max;
-    b->large = 0;
+    b->large = false;
 }
 
 void buf_init_large(struct buf *b, size_t max)
 {
     buf_init(b, max);
-    b->large = 1;
+    b->large = true;
 }
 
 #define LARGE_FROM ((size_t)64 << 10)
+
+/* Where a buffer's data may stay on the heap (xtiered_grow): a large one up to 64 KiB. */
+static size_t heap_max(const struct buf *b) { return b->large ? LARGE_FROM : SIZE_MAX; }
 
 static ebsd_status reserve(struct buf *b, size_t extra)
 {
@@ -35,23 +39,7 @@ static ebsd_status reserve(struct buf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need)
         cap *= 2;
-    if (b->large && cap > LARGE_FROM) {
-        if (b->large == 1) { /* move to a private mapping, one huge page to start with */
-            if (cap < xprivate_huge_size())
-                cap = xprivate_huge_size();
-            char *d = xprivate_realloc(NULL, cap);
-            if (b->len)
-                memcpy(d, b->data, b->len + 1);
-            free(b->data);
-            b->data = d;
-            b->large = 2;
-        } else {
-            b->data = xprivate_realloc(b->data, cap);
-        }
-    } else {
-        b->data = xrealloc(b->data, cap);
-    }
-    b->cap = cap;
+    b->data = xtiered_grow(b->data, &b->cap, cap, b->len ? b->len + 1 : 0, heap_max(b));
     return EBSD_OK;
 }
 
@@ -96,11 +84,10 @@ void buf_reset(struct buf *b)
 
 char *buf_steal(struct buf *b)
 {
-    if (b->large == 2) {
+    if (xtiered_mapped(b->cap, heap_max(b))) {
         char *p = xmalloc(b->len + 1);
         memcpy(p, b->data, b->len + 1);
         buf_free(b);
-        b->large = 1;
         return p;
     }
     char *p = b->data ? b->data : xstrdup("");
@@ -111,12 +98,7 @@ char *buf_steal(struct buf *b)
 
 void buf_free(struct buf *b)
 {
-    if (b->large == 2) {
-        xprivate_free(b->data);
-        b->large = 1;
-    } else {
-        free(b->data);
-    }
+    xtiered_free(b->data, b->cap, heap_max(b));
     b->data = NULL;
     b->len = b->cap = 0;
 }

@@ -2,6 +2,7 @@
  * from outside input is created with a maximum, and passing it is a clean EBSD_ETOOBIG. */
 #ifndef EBSD_BUF_H
 #define EBSD_BUF_H
+#include <stdbool.h>
 #include <stddef.h>
 #include "status.h"
 
@@ -10,7 +11,7 @@ struct buf {
     size_t len;
     size_t cap;
     size_t max;  /* hard cap on len */
-    int large;   /* buf_init_large: 1, 2 once data is a private mapping (mem.h) */
+    bool large;  /* buf_init_large: past 64 KiB the data is a private mapping (xtiered_grow) */
 };
 
 /* Prepares an empty buffer that may grow to max bytes. Allocates nothing yet. */

@@ -126,6 +126,36 @@ void *xprivate_realloc(void *p, size_t n)
     return base + PRIVATE_HDR;
 }
 
+void *xtiered_grow(void *p, size_t *cap, size_t want, size_t keep, size_t heap_max)
+{
+    if (want <= *cap)
+        return p;
+    if (want <= heap_max) {
+        *cap = want;
+        return xrealloc(p, want);
+    }
+    size_t len = want > xprivate_huge_size() ? want : xprivate_huge_size();
+    if (xtiered_mapped(*cap, heap_max)) {
+        p = xprivate_realloc(p, len);
+    } else { /* from the heap to a mapping */
+        void *m = xprivate_realloc(NULL, len);
+        if (keep)
+            memcpy(m, p, keep);
+        free(p);
+        p = m;
+    }
+    *cap = len;
+    return p;
+}
+
+void xtiered_free(void *p, size_t cap, size_t heap_max)
+{
+    if (xtiered_mapped(cap, heap_max))
+        xprivate_free(p);
+    else
+        free(p);
+}
+
 void xprivate_free(void *p)
 {
     if (!p)

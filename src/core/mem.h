@@ -32,6 +32,17 @@ void xprivate_free(void *p);
  * start at this size (from 1 MiB on, private buffers come in 2 MiB huge pages). */
 size_t xprivate_huge_size(void);
 
+/* A buffer that grows on the heap while it is small and moves to a private mapping
+ * (xprivate_realloc) of at least one huge page once it passes heap_max bytes, so a large one
+ * never fills its first 2 MiB page by page, each 4 KiB a fault of its own, and a small one
+ * costs no map, fault and unmap of its own. *cap is its size in bytes (0 when p is NULL);
+ * keep is how many leading bytes to carry over when it moves. Returns it grown to at least
+ * want bytes (as it is when already that large), *cap updated. A buffer is freed with
+ * xtiered_free, and is a mapping exactly when its cap is past heap_max (xtiered_mapped). */
+void *xtiered_grow(void *p, size_t *cap, size_t want, size_t keep, size_t heap_max);
+void xtiered_free(void *p, size_t cap, size_t heap_max);
+static inline int xtiered_mapped(size_t cap, size_t heap_max) { return cap > heap_max; }
+
 /* Called once in a forked child: from then on allocation failure exits with EBSD_EXIT_OOM. */
 void mem_set_child_mode(void);
 

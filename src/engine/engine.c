@@ -297,6 +297,20 @@ static void task_free(struct task *t)
     free(t);
 }
 
+static void job_release(struct engine_job *job);
+
+/* Frees t, a task without a running worker; its job counts it no more, and is freed once it
+ * is finished and has no task left. */
+static void task_drop(struct task *t)
+{
+    struct engine_job *job = t->job;
+    task_free(t);
+    if (job) {
+        job->tasks--;
+        job_release(job);
+    }
+}
+
 static void drop_queued(struct engine_job *job)
 {
     struct task **pp = &g.queue_head;
@@ -587,33 +601,19 @@ static void count_error_code(const struct engine_job *job, const char *code)
 /* A job's record arrays up to this size live on the heap; larger ones in private mappings. */
 #define ARRAY_SMALL ((size_t)64 << 10)
 
-/* Room for n more records of size in an array of *cap records, *len used. A small array
- * (ARRAY_SMALL) is the heap's: a private mapping for it cost a map, a page fault and an
- * unmap with its TLB flush for every array of every job, a fifth of the parent's CPU on an
- * aggregate over small targets. Past that it is a private mapping (parent-only, never
- * inherited by a fork) that starts as a whole huge page, so it never holds small pages that
- * would keep its first 2 MiB from being one: filling a 10,000-instance job's arrays page by
- * page was about 1,200 faults (17-20 ms of the parent's CPU) per request. */
+/* Room for n more records of size in an array of *cap records, *len used (xtiered_grow). A
+ * small array is the heap's: a private mapping for it cost a map, a page fault and an unmap
+ * with its TLB flush for every array of every job, a fifth of the parent's CPU on an
+ * aggregate over small targets. Past ARRAY_SMALL it is a private mapping (parent-only, never
+ * inherited by a fork) of a whole huge page or more, so it never holds small pages that would
+ * keep its first 2 MiB from being one: filling a 10,000-instance job's arrays page by page
+ * was about 1,200 faults (17-20 ms of the parent's CPU) per request. */
 static void *room_for(void *arr, size_t *cap, size_t len, size_t n, size_t size)
 {
     if (len + n > *cap) {
-        size_t want = (len + n) * 2, huge = xprivate_huge_size() / size;
-        if (want * size <= ARRAY_SMALL) {
-            arr = xrealloc(arr, want * size);
-        } else {
-            if (want < huge)
-                want = huge;
-            if (*cap * size <= ARRAY_SMALL) { /* from the heap to a mapping */
-                void *big = xprivate_realloc(NULL, want * size);
-                if (len)
-                    memcpy(big, arr, len * size);
-                free(arr);
-                arr = big;
-            } else {
-                arr = xprivate_realloc(arr, want * size);
-            }
-        }
-        *cap = want;
+        size_t bytes = *cap * size;
+        arr = xtiered_grow(arr, &bytes, (len + n) * 2 * size, len * size, ARRAY_SMALL);
+        *cap = bytes / size;
     }
     return arr;
 }
@@ -621,10 +621,7 @@ static void *room_for(void *arr, size_t *cap, size_t len, size_t n, size_t size)
 /* Frees an array of room_for's. */
 static void array_free(void *arr, size_t cap, size_t size)
 {
-    if (cap * size <= ARRAY_SMALL)
-        free(arr);
-    else
-        xprivate_free(arr);
+    xtiered_free(arr, cap * size, ARRAY_SMALL);
 }
 
 /* Appends an INSTANCES or VOLUMES frame's records to the job; false if the frame is not a
@@ -929,12 +926,13 @@ static void spawn_started(struct task *t, const struct proc_child *pc)
 static void spawn_failed(struct task *t, ebsd_status st)
 {
     if (t->job) {
-        t->job->tasks--;
+        /* t still counts while the job fails, so the job outlives job_fail */
         job_fail(t->job, EBSD_EBUSY, "cannot start a worker process: %s", status_str(st));
-        job_release(t->job);
-    } else if (t->svc.on_end) {
-        t->svc.on_end(t->svc.arg);
+        task_drop(t);
+        return;
     }
+    if (t->svc.on_end)
+        t->svc.on_end(t->svc.arg);
     task_free(t);
 }
 
@@ -953,11 +951,8 @@ static void spawn_many(struct task **ts, size_t n)
     ebsd_status sts[SPAWN_BATCH];
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        struct engine_job *job = ts[i]->job;
-        if (job && job->finished) { /* failed since it was taken from the queue */
-            job->tasks--;
-            task_free(ts[i]);
-            job_release(job);
+        if (ts[i]->job && ts[i]->job->finished) { /* failed since it left the queue */
+            task_drop(ts[i]);
             continue;
         }
         ts[k] = ts[i];
@@ -1061,10 +1056,7 @@ static void schedule(void)
         t->next = NULL;
         g.nqueued--;
         if (t->job && (t->job->finished || clock_remaining_ms(t->job->deadline) == 0)) {
-            struct engine_job *job = t->job;
-            job->tasks--;
-            task_free(t);
-            job_release(job);
+            task_drop(t);
         } else {
             batch[nbatch++] = t;
             if (nbatch == SPAWN_BATCH) {
@@ -1357,8 +1349,10 @@ struct engine_job *engine_start(const struct engine_query *q, int64_t deadline,
             if (carry)
                 lt->vol_nparts = job->volume_shares;
         }
-        for (unsigned i = carry ? parts * WORKER_MAX_CARRIED : 0; i < job->volume_shares; i++)
-            enqueue_share(job, T_ATTACHED, i, job->volume_shares);
+        for (unsigned s = 0; s < job->volume_shares; s++)
+            if (!carry || worker_carried_share(s % parts, parts, job->volume_shares,
+                                               s / parts) < 0)
+                enqueue_share(job, T_ATTACHED, s, job->volume_shares);
     }
     kick(); /* workers are forked from the loop, so done never runs inside engine_start */
     return job;
@@ -1463,16 +1457,13 @@ void engine_init(struct loop *l, const struct config *cfg, engine_gate_fn gate)
 }
 
 /* Frees a task at shutdown, and its job once no task refers to it (nobody waits any more). */
-static void task_drop(struct task *t)
+static void task_drop_at_shutdown(struct task *t)
 {
-    struct engine_job *job = t->job;
-    task_free(t);
-    if (job) {
-        job->tasks--;
-        job->finished = true;
-        job->done = NULL;
-        job_release(job);
+    if (t->job) {
+        t->job->finished = true;
+        t->job->done = NULL;
     }
+    task_drop(t);
 }
 
 void engine_shutdown(void)
@@ -1500,7 +1491,7 @@ void engine_shutdown(void)
                     close(t->fd);
                 }
                 frame_reader_free(&t->rd);
-                task_drop(t);
+                task_drop_at_shutdown(t);
                 continue;
             }
             pp = &t->next;
@@ -1513,7 +1504,7 @@ void engine_shutdown(void)
     while (g.queue_head) {
         struct task *t = g.queue_head;
         g.queue_head = t->next;
-        task_drop(t);
+        task_drop_at_shutdown(t);
     }
     g.queue_tail = NULL;
     g.nqueued = 0;

@@ -26,9 +26,9 @@ static struct {
     unsigned n;
 } pool;
 
-/* Frames are written whole, one at a time in a process: a worker's two threads (a lister and
- * the volume share it carries, worker.c) share its pipe, and a frame larger than PIPE_BUF may
- * go out in several writes. */
+/* Frames are written whole, one at a time in a process: a worker's threads (a lister and the
+ * volume shares it carries, worker.c) share its pipe, and a frame larger than PIPE_BUF may go
+ * out in several writes. */
 static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Writes the nv buffers of v whole (blocking; EINTR and short writes resumed). */

@@ -69,7 +69,7 @@ typedef int (*proc_msg_fn)(int out_fd, const void *msg, size_t len);
 #define PROC_MSG_MAX (64u * 1024)
 
 /* The stack of a worker's threads (worker.c): 1 MiB, not glibc's 8, since the memory limit
- * counts it. The zygote starts and joins one such thread before its first fork (proc.c). */
+ * counts it. The zygote starts and joins two such threads before its first fork (proc.c). */
 #define PROC_THREAD_STACK ((size_t)1 << 20)
 
 struct proc_spec {

@@ -64,49 +64,24 @@ ebsd_status wire_put_done(int fd, const struct ec2_stats *s, long rss_kb)
 #define INST_HEAD sizeof(struct wire_inst)
 #define VOL_HEAD sizeof(struct wire_vol)
 
-/* A worker's frame buffer, kept for the thread's next frame (past 64 KiB: a fresh array per
- * page would be faulted in and given back again for every page of the listing). Up to half a
- * huge page it comes from the heap, which a worker never trims (worker.c), so only the pages
- * a frame touches are faulted in: a 500-volume page's frame is about 100 KiB, and a huge page
- * zeroed for it cost 2 MiB of zeroing in every thread of every worker. Larger (a page of
- * 1,000 instances with tags) a private mapping in huge pages, since each 4 KiB page of a
- * fresh heap area would be a page fault of its own. Not zeroed: every byte a frame sends is
- * written first. One per thread: a lister and the volume shares it carries build their
+/* A worker's frame buffer, kept for the thread's next frame: a fresh one per page would be
+ * faulted in and given back again for every page of the listing. Up to half a huge page it
+ * is the heap's, which a worker never trims (worker.c), so only the pages a frame touches are
+ * faulted in (a 500-volume page's frame is about 100 KiB, and a huge page zeroed for it was
+ * 2 MiB of zeroing in every thread of every worker); larger (a page of 1,000 instances with
+ * tags) a private mapping in huge pages (xtiered_grow). Not zeroed: every byte a frame sends
+ * is written first. One per thread: a lister and the volume shares it carries build their
  * frames side by side (worker.c). */
 static _Thread_local struct {
     char *a;
     size_t cap;
-    bool mapped; /* xprivate_realloc's, else the heap's */
 } scratch;
-
-static bool records_private(size_t bytes) { return bytes > (64u << 10); }
 
 static char *records_new(size_t bytes)
 {
-    if (!records_private(bytes))
-        return xmalloc(bytes ? bytes : 1);
-    if (scratch.cap >= bytes)
-        return scratch.a;
-    size_t huge = xprivate_huge_size();
-    if (bytes < huge / 2) { /* then the buffer is on the heap still: a mapped one is larger */
-        scratch.a = xrealloc(scratch.a, bytes);
-        scratch.cap = bytes;
-        return scratch.a;
-    }
-    if (!scratch.mapped) {
-        free(scratch.a);
-        scratch.a = NULL;
-        scratch.mapped = true;
-    }
-    scratch.a = xprivate_realloc(scratch.a, bytes > huge ? bytes : huge);
-    scratch.cap = bytes > huge ? bytes : huge;
+    scratch.a = xtiered_grow(scratch.a, &scratch.cap, bytes ? bytes : 1, 0,
+                             xprivate_huge_size() / 2);
     return scratch.a;
-}
-
-static void records_free(char *a)
-{
-    if (a != scratch.a)
-        free(a);
 }
 
 /* A copy cut at dstlen - 1 bytes, on a UTF-8 boundary. */
@@ -197,7 +172,6 @@ ebsd_status wire_put_instances(int fd, const struct ec2_instance_page *p,
         put_tags(&at, tags, o.ntags);
     }
     ebsd_status st = frame_write(fd, WIRE_INSTANCES, a, (size_t)(at - a));
-    records_free(a);
     return st;
 }
 
@@ -248,7 +222,6 @@ ebsd_status wire_put_volumes(int fd, const struct ec2_volume_page *p,
         put_tags(&at, tags, o.ntags);
     }
     ebsd_status st = frame_write(fd, WIRE_VOLUMES, a, (size_t)(at - a));
-    records_free(a);
     return st;
 }
 

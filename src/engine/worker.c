@@ -195,7 +195,8 @@ static ebsd_status client_for(const struct worker_task *t, struct ec2_client **c
     return ec2_client_new(&opt, c);
 }
 
-/* Adds b's counts to a (a worker's two clients make one DONE or ERROR). */
+/* Adds b's counts to a (a worker's clients, the lister's and its shares', make one DONE or
+ * ERROR). */
 static void stats_add(struct ec2_stats *a, const struct ec2_stats *b)
 {
     a->calls += b->calls;
@@ -245,8 +246,9 @@ static ebsd_status carried_start(int fd, const struct worker_task *t, struct car
     *nk = 0;
     if (t->kind != WORKER_LIST || t->vol_nparts == 0)
         return EBSD_OK;
-    /* one heap for every thread, grown and kept as in worker_main: an arena per thread would
-     * reserve 64 MiB of address space each, which the memory limit (memory_mb) counts */
+    /* one heap for every thread, the one worker_main grows and keeps (its thresholds are the
+     * main heap's): an arena per thread is a 64 MiB reservation of its own, grown page by page
+     * apart from it */
     (void)mallopt(M_ARENA_MAX, 1);
     pthread_attr_t attr;
     bool attr_ok = pthread_attr_init(&attr) == 0;
