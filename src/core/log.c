@@ -90,13 +90,15 @@ void log_flush(void)
 static void write_line(const char *line, size_t len)
 {
     FILE *f = out();
-    flockfile(f); /* a worker's threads (the volume shares a lister carries) may log at once */
+    /* one lock for the whole line (a worker's threads, the volume shares a lister carries,
+     * may log at once), and no lock per call within it */
+    flockfile(f);
     if (g_batch && __fpending(f) + len + 1 > sizeof g_batch_buf)
-        fflush(f);
-    fwrite(line, 1, len, f);
-    fputc('\n', f);
+        fflush_unlocked(f);
+    fwrite_unlocked(line, 1, len, f);
+    fputc_unlocked('\n', f);
     if (!g_batch)
-        fflush(f);
+        fflush_unlocked(f);
     funlockfile(f);
 }
 
