@@ -6,6 +6,7 @@
 #include "httpc.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,7 @@ void httpc_global_init(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-struct httpc *httpc_new(void)
+static struct httpc *httpc_make(void)
 {
     struct httpc *h = xcalloc(1, sizeof *h);
     h->curl = curl_easy_init();
@@ -47,6 +48,31 @@ struct httpc *httpc_new(void)
         abort(); /* allocation failure: the OOM policy of mem.h */
     }
     return h;
+}
+
+/* Handles made ahead by httpc_warm, in this process, for httpc_new to hand out first. */
+static struct {
+    pthread_mutex_t lock;
+    struct httpc *h[HTTPC_WARM_MAX];
+    unsigned n;
+} warm = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+void httpc_warm(unsigned n)
+{
+    pthread_mutex_lock(&warm.lock);
+    while (warm.n < n && warm.n < HTTPC_WARM_MAX)
+        warm.h[warm.n++] = httpc_make();
+    pthread_mutex_unlock(&warm.lock);
+}
+
+struct httpc *httpc_new(void)
+{
+    struct httpc *h = NULL;
+    pthread_mutex_lock(&warm.lock);
+    if (warm.n > 0)
+        h = warm.h[--warm.n];
+    pthread_mutex_unlock(&warm.lock);
+    return h ? h : httpc_make();
 }
 
 void httpc_free(struct httpc *h)

@@ -53,6 +53,11 @@ struct httpc_response {
 
 /* Creates a client (global curl init is done once by httpc_global_init). Never NULL. */
 struct httpc *httpc_new(void);
+/* Makes up to n handles (at most HTTPC_WARM_MAX) ahead, in this process, which httpc_new
+ * hands out before it makes any: a spare worker (proc_spares) makes the handles its
+ * clients will take, their allocations and first writes done before its request. */
+#define HTTPC_WARM_MAX 4
+void httpc_warm(unsigned n);
 void httpc_free(struct httpc *h);
 /* curl_global_init; call once at start in the parent, before any fork. */
 void httpc_global_init(void);

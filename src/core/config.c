@@ -60,6 +60,7 @@ struct doc_server {
 };
 struct doc_fanout {
     uint32_t *max_children, *group_size, *list_partitions, *queue_timeout_ms, *worker_nice;
+    uint32_t *spare_workers;
     char *state_file, *volume_shares;
 };
 struct doc_cache {
@@ -165,6 +166,7 @@ static const cyaml_schema_field_t fanout_fields[] = {
     STR("volume_shares", struct doc_fanout, volume_shares),
     CYAML_FIELD_UINT_PTR("queue_timeout_ms", OPT, struct doc_fanout, queue_timeout_ms),
     CYAML_FIELD_UINT_PTR("worker_nice", OPT, struct doc_fanout, worker_nice),
+    CYAML_FIELD_UINT_PTR("spare_workers", OPT, struct doc_fanout, spare_workers),
     STR("state_file", struct doc_fanout, state_file),
     CYAML_FIELD_END,
 };
@@ -859,6 +861,7 @@ static const struct range ranges[] = {
     R("fanout.list_partitions", list_partitions, 0, 16),
     R("fanout.queue_timeout_ms", queue_timeout_ms, 0, 900000),
     R("fanout.worker_nice", worker_nice, 0, 19),
+    R("fanout.spare_workers", spare_workers, 0, 64),
     R("cache.max_entries", cache_max_entries, 0, 10000000),
     R("cache.stale_if_error_s", stale_if_error_s, 0, 86400),
     R("cache.stale_while_revalidate_s", stale_while_revalidate_s, 0, 3600),
@@ -1227,6 +1230,7 @@ static void merge(struct config *c, const struct doc *d, bool regions_given)
         set_str(&c->fanout_volume_shares, d->fanout->volume_shares);
         SET(c->queue_timeout_ms, d->fanout->queue_timeout_ms);
         SET(c->worker_nice, d->fanout->worker_nice);
+        SET(c->spare_workers, d->fanout->spare_workers);
         set_str(&c->fanout_state_file, d->fanout->state_file);
     }
     if (d->cache) {
@@ -1327,6 +1331,7 @@ void config_defaults(struct config *c)
     c->fanout_volume_shares = xstrdup("auto");
     c->queue_timeout_ms = 2000;
     c->worker_nice = 10;
+    c->spare_workers = 16;
     c->cache_max_entries = 10000;
     c->cache_max_bytes = 67108864;
     c->stale_if_error_s = 300;

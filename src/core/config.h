@@ -72,6 +72,7 @@ struct config {
     char *fanout_volume_shares; /* auto, off or 1..256 (config_volume_shares_parse) */
     uint32_t queue_timeout_ms; /* 2000: wait for child capacity before 503 */
     uint32_t worker_nice;      /* 10: children's nice increment over the parent */
+    uint32_t spare_workers;    /* 16: workers forked ahead, while nothing runs (proc_spares) */
     char *fanout_state_file;   /* "" = off: per-target instance counts kept across restarts */
 
     /* cache */

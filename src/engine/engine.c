@@ -113,6 +113,7 @@ static struct {
     unsigned volume_shares;    /* 0: sized from the last count; 1: one share, unsplit */
     unsigned volume_page;
     unsigned worker_nice;
+    unsigned spare_workers;    /* kept ready by the zygote while nothing runs */
     unsigned instance_page;
     bool partitions_off;       /* a split listing came back empty: do not split again */
     bool volume_split_off;     /* ...and the same for the attached volumes */
@@ -1128,6 +1129,10 @@ static void task_done(struct task *t)
     frame_reader_free(&t->rd);
     task_free(t);
     schedule();
+    /* nothing runs any more: the spares the workers just used are forked again now, while
+     * the machine is idle, rather than on the next request's path */
+    if (g.nrunning == 0 && g.nqueued == 0)
+        proc_spares(g.spare_workers);
 }
 
 void engine_on_sigchld(void)
@@ -1432,6 +1437,9 @@ void engine_init(struct loop *l, const struct config *cfg, engine_gate_fn gate)
     g.volume_page = cfg->volume_page_size;
     g.queue_timeout_ms = cfg->queue_timeout_ms;
     g.worker_nice = cfg->worker_nice;
+    /* no more spares than workers may run at once */
+    g.spare_workers = cfg->spare_workers < cfg->max_children ? cfg->spare_workers
+                                                             : cfg->max_children;
     g.instance_page = cfg->instance_page_size;
     limiter_configure(cfg->rate_limit, cfg->rate_burst, clock_now_us());
     if (!g.counters) {
@@ -1443,6 +1451,7 @@ void engine_init(struct loop *l, const struct config *cfg, engine_gate_fn gate)
      * shared mappings above): what a reload changes comes in each worker's message */
     if (!g.zygote_tried) {
         g.zygote_tried = true;
+        proc_spares_warm(worker_spare_warm);
         (void)proc_zygote_start(task_msg_main);
     }
     if (!g.ready) {
@@ -1454,6 +1463,8 @@ void engine_init(struct loop *l, const struct config *cfg, engine_gate_fn gate)
         (void)mallopt(M_MXFAST, 0);
     }
     schedule();
+    if (g.nrunning == 0)
+        proc_spares(g.spare_workers); /* a reload may ask for more, or fewer */
 }
 
 /* Frees a task at shutdown, and its job once no task refers to it (nobody waits any more). */

@@ -194,12 +194,22 @@ static void child_priority(unsigned nice)
     (void)setpriority(PRIO_PROCESS, 0, want);
 }
 
-static void child_run(const struct proc_spec *spec, int wfd, pid_t parent)
+/* The child's set-up and spec->fn. ready: a spare whose set-up without the spec (death with
+ * the parent, signals) is done. */
+static void child_run(const struct proc_spec *spec, int wfd, pid_t parent, bool ready)
 {
     child_priority(spec->nice);
-    child_parent_death(parent);
-    child_signals();
-    child_fds(wfd);
+    if (ready) {
+        /* a spare closed what it inherited when it started: what is open above the pipe now
+         * is its own (the handles it made ahead, zy.warm) */
+        if (dup2(wfd, PROC_CHILD_FD) < 0)
+            child_die();
+        close(wfd);
+    } else {
+        child_parent_death(parent);
+        child_signals();
+        child_fds(wfd);
+    }
     child_limits(spec);
     if (spec->name) {
         char name[16];
@@ -232,12 +242,18 @@ static int fd_above_stdio(int *fd)
 
 /* ------------------------------------------------------------------ the zygote (proc.h) */
 
-/* What the zygote is sent with each worker's message, and what it answers. */
+/* What the zygote is sent with each worker's message (ZY_WORKER, with the pipe's write end),
+ * or to keep spares ready (ZY_SPARES: spares of them, no descriptor, no answer); and what it
+ * answers a ZY_WORKER. */
+enum { ZY_WORKER = 0, ZY_SPARES = 1 };
+
 struct zy_req {
     uint64_t seq;
     uint64_t mem_limit_bytes;
     uint32_t cpu_limit_s;
     uint32_t nice;
+    uint32_t op;
+    uint32_t spares;
     char name[16];
 };
 
@@ -249,6 +265,7 @@ struct zy_rep {
 
 static struct {
     proc_msg_fn fn;
+    void (*warm)(void); /* run by each spare before it waits (proc_spares_warm) */
     pid_t pid;          /* the running zygote, 0 when none */
     int sock;           /* the parent's end, -1 when none */
     uint64_t seq;
@@ -277,7 +294,7 @@ static void zy_answer(int sock, uint64_t seq, pid_t pid, int err)
 /* The worker, in the zygote's child (which is the parent's: CLONE_PARENT): the set-up of any
  * worker (child_run), on its copy of the message. */
 static void zy_worker(const struct zy_req *h, const void *msg, size_t len, int wfd,
-                      pid_t parent)
+                      pid_t parent, bool ready)
 {
     struct msg_arg m = {msg, len};
     struct proc_spec spec = {.fn = run_msg,
@@ -286,7 +303,7 @@ static void zy_worker(const struct zy_req *h, const void *msg, size_t len, int w
                              .cpu_limit_s = h->cpu_limit_s,
                              .name = h->name[0] ? h->name : NULL,
                              .nice = h->nice};
-    child_run(&spec, wfd, parent);
+    child_run(&spec, wfd, parent, ready);
 }
 
 /* fork(2) with CLONE_PARENT: the child is the caller's parent's child. The raw system call:
@@ -325,6 +342,167 @@ static void zy_warm_threads(void)
     pthread_attr_destroy(&attr);
 }
 
+/* Sends the datagram of iov (n parts) on sock with fd attached (SCM_RIGHTS), without
+ * waiting: sendmsg's result. */
+static ssize_t send_with_fd(int sock, struct iovec *iov, size_t n, int fd)
+{
+    union {
+        struct cmsghdr c;
+        char space[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n, .msg_control = ctl.space,
+                        .msg_controllen = sizeof ctl.space};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    ssize_t sent;
+    do {
+        sent = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (sent < 0 && errno == EINTR);
+    return sent;
+}
+
+/* Room for one datagram of the largest message on each side of a zygote's socket pair. */
+static void zy_buffers(int send_fd, int recv_fd, int datagrams)
+{
+    int sz = (int)(sizeof(struct zy_req) + PROC_MSG_MAX) * datagrams;
+    (void)setsockopt(send_fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    (void)setsockopt(recv_fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+}
+
+/* One datagram of at most cap bytes into buf, with the descriptor it carries in *fd (-1 when
+ * none). The datagram's length; 0 when the sender has closed its end; -1 on an error. */
+static ssize_t zy_recv(int sock, unsigned char *buf, size_t cap, int *fd, bool *cut)
+{
+    union {
+        struct cmsghdr h;
+        char space[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    ssize_t n;
+    struct msghdr mh;
+    do {
+        struct iovec iov = {buf, cap};
+        mh = (struct msghdr){.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.space,
+                             .msg_controllen = sizeof ctl.space};
+        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    *fd = -1;
+    if (n < 0)
+        return -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+        c->cmsg_len == CMSG_LEN(sizeof(int)))
+        memcpy(fd, CMSG_DATA(c), sizeof *fd);
+    *cut = (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0;
+    return n;
+}
+
+/* Spare workers (proc_spares): forked by the zygote while ebsd is idle, each waiting on a
+ * socket of its own for the message of one worker, which the zygote passes on with the
+ * pipe's write end. The fork and the set-up that needs no message are done before the
+ * request that uses the worker. */
+#define ZY_SPARES_MAX 64
+
+struct zy_spare {
+    pid_t pid;
+    int sock; /* the zygote's end */
+};
+
+static struct {
+    struct zy_spare s[ZY_SPARES_MAX];
+    unsigned n;
+} zs;
+
+/* A spare's life: the set-up any worker does (signals, death with the parent) done ahead,
+ * then one message, then the worker (zy_worker, which also closes this socket). Ends when
+ * the zygote closes its end (a zygote that ends or has fewer spares to keep). */
+static void zy_spare_main(int sock, pid_t parent, unsigned char *buf, size_t cap)
+{
+    child_parent_death(parent);
+    child_signals();
+    child_fds(sock); /* this socket alone, as descriptor 3, and stdio */
+    (void)prctl(PR_SET_NAME, "ebsd-spare", 0, 0, 0);
+    if (zy.warm)
+        zy.warm();
+    int wfd;
+    bool cut = false;
+    ssize_t n = zy_recv(PROC_CHILD_FD, buf, cap, &wfd, &cut);
+    struct zy_req h;
+    if (n < (ssize_t)sizeof h || wfd < 0 || cut)
+        _exit(0); /* the zygote closed its end, or sent nothing usable */
+    memcpy(&h, buf, sizeof h);
+    h.name[sizeof h.name - 1] = '\0';
+    zy_worker(&h, buf + sizeof h, (size_t)n - sizeof h, wfd, parent, true);
+}
+
+/* Lets go of the spares that have ended (killed from outside, say): a waiting spare never
+ * writes, so anything its socket has to say (a hang-up, an error) means it is gone. */
+static void zy_spares_prune(void)
+{
+    struct pollfd pf[ZY_SPARES_MAX];
+    for (unsigned i = 0; i < zs.n; i++)
+        pf[i] = (struct pollfd){zs.s[i].sock, POLLIN, 0};
+    if (zs.n == 0 || poll(pf, zs.n, 0) <= 0)
+        return;
+    unsigned kept = 0;
+    for (unsigned i = 0; i < zs.n; i++) {
+        if (pf[i].revents)
+            close(zs.s[i].sock);
+        else
+            zs.s[kept++] = zs.s[i];
+    }
+    zs.n = kept;
+}
+
+/* Forks spares until want are ready (at most ZY_SPARES_MAX), or lets the ones past want go.
+ * A worker asked for meanwhile comes first: the forks stop, and the next request to keep
+ * spares (the parent's next idle moment) forks the rest. */
+static void zy_spares_keep(int sock, unsigned want, pid_t parent, unsigned char *buf,
+                           size_t cap)
+{
+    if (want > ZY_SPARES_MAX)
+        want = ZY_SPARES_MAX;
+    zy_spares_prune();
+    while (zs.n > want)
+        close(zs.s[--zs.n].sock);
+    while (zs.n < want) {
+        struct pollfd pf = {sock, POLLIN, 0};
+        if (poll(&pf, 1, 0) != 0)
+            return; /* a message waits (or the socket failed: the loop sees to it) */
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+            return;
+        zy_buffers(sv[0], sv[1], 1);
+        pid_t w = fork_sibling();
+        if (w == 0)
+            zy_spare_main(sv[1], parent, buf, cap); /* never returns */
+        close(sv[1]);
+        if (w < 0) {
+            close(sv[0]);
+            return;
+        }
+        zs.s[zs.n++] = (struct zy_spare){w, sv[0]};
+    }
+}
+
+/* Hands the datagram in buf (n bytes) and wfd to a spare: its pid, or 0 when none took it
+ * (a spare that has ended is let go, and the next one tried). */
+static pid_t zy_spare_take(const unsigned char *buf, size_t n, int wfd)
+{
+    while (zs.n > 0) {
+        struct zy_spare sp = zs.s[--zs.n];
+        struct iovec iov = {(void *)buf, n};
+        ssize_t sent = send_with_fd(sp.sock, &iov, 1, wfd);
+        close(sp.sock);
+        if (sent == (ssize_t)n)
+            return sp.pid;
+    }
+    return 0;
+}
+
 /* The zygote's loop: one datagram, one worker; ends when the parent closes its end. */
 static void zy_main(int sock, pid_t parent)
 {
@@ -347,40 +525,35 @@ static void zy_main(int sock, pid_t parent)
     zy_warm_threads();
     static unsigned char buf[sizeof(struct zy_req) + PROC_MSG_MAX];
     for (;;) {
-        union {
-            struct cmsghdr h;
-            char space[CMSG_SPACE(sizeof(int))];
-        } ctl;
-        struct iovec iov = {buf, sizeof buf};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.space,
-                            .msg_controllen = sizeof ctl.space};
-        ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+        int wfd;
+        bool cut = false;
+        ssize_t n = zy_recv(sock, buf, sizeof buf, &wfd, &cut);
         if (n == 0)
             _exit(0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
+        if (n < 0)
             _exit(1);
-        }
-        int wfd = -1;
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-            c->cmsg_len == CMSG_LEN(sizeof(int)))
-            memcpy(&wfd, CMSG_DATA(c), sizeof wfd);
         struct zy_req h;
         memset(&h, 0, sizeof h);
         if ((size_t)n >= sizeof h)
             memcpy(&h, buf, sizeof h);
-        if (wfd < 0 || (size_t)n < sizeof h || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+        if (h.op == ZY_SPARES && wfd < 0 && (size_t)n == sizeof h && !cut) {
+            zy_spares_keep(sock, h.spares, parent, buf, sizeof buf);
+            continue;
+        }
+        if (wfd < 0 || (size_t)n < sizeof h || cut || h.op != ZY_WORKER) {
             if (wfd >= 0)
                 close(wfd);
             zy_answer(sock, h.seq, -1, EINVAL);
             continue;
         }
         h.name[sizeof h.name - 1] = '\0';
-        pid_t w = fork_sibling();
-        if (w == 0)
-            zy_worker(&h, buf + sizeof h, (size_t)n - sizeof h, wfd, parent);
+        /* a spare if one is ready, else a fork now */
+        pid_t w = zy_spare_take(buf, (size_t)n, wfd);
+        if (w == 0) {
+            w = fork_sibling();
+            if (w == 0)
+                zy_worker(&h, buf + sizeof h, (size_t)n - sizeof h, wfd, parent, false);
+        }
         int err = errno;
         close(wfd);
         /* the message may hold credentials: the worker has its copy, the zygote keeps none */
@@ -414,9 +587,7 @@ static ebsd_status zy_fork(void)
         return EBSD_EIO;
     }
     /* room for two datagrams of the largest message (PROC_MSG_MAX and the header) */
-    int sz = (int)(sizeof(struct zy_req) + PROC_MSG_MAX) * 2;
-    (void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
-    (void)setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+    zy_buffers(sv[0], sv[1], 2);
     if (fd_above_stdio(&sv[0]) != 0 || fd_above_stdio(&sv[1]) != 0) {
         close(sv[0]);
         close(sv[1]);
@@ -456,6 +627,20 @@ void proc_zygote_stop(void)
 }
 
 pid_t proc_zygote_pid(void) { return zy.pid; }
+
+void proc_spares_warm(void (*fn)(void)) { zy.warm = fn; }
+
+void proc_spares(unsigned n)
+{
+    if (zy.pid <= 0 || zy.sock < 0)
+        return;
+    struct zy_req h = {.op = ZY_SPARES, .spares = n};
+    ssize_t sent;
+    do {
+        sent = send(zy.sock, &h, sizeof h, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (sent < 0 && errno == EINTR);
+    /* a full socket (the zygote busy with workers) or a failed zygote: no spares this time */
+}
 
 bool proc_zygote_gone(pid_t pid)
 {
@@ -517,22 +702,7 @@ static int zy_send(const struct proc_spec *spec, int wfd, uint64_t *seq)
     if (spec->name)
         snprintf(h.name, sizeof h.name, "%s", spec->name);
     struct iovec iov[2] = {{&h, sizeof h}, {(void *)spec->msg, spec->msg_len}};
-    union {
-        struct cmsghdr c;
-        char space[CMSG_SPACE(sizeof(int))];
-    } ctl;
-    memset(&ctl, 0, sizeof ctl);
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2, .msg_control = ctl.space,
-                        .msg_controllen = sizeof ctl.space};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &wfd, sizeof wfd);
-    ssize_t n;
-    do {
-        n = sendmsg(zy.sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
+    ssize_t n = send_with_fd(zy.sock, iov, 2, wfd);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return -EAGAIN;
     if (n != (ssize_t)(sizeof h + spec->msg_len))
@@ -630,7 +800,7 @@ static ebsd_status fork_here(const struct proc_spec *spec, int p[2], pid_t *pid)
         return errno == EAGAIN ? EBSD_EBUSY : EBSD_EIO;
     }
     if (*pid == 0)
-        child_run(&direct, p[1], parent); /* never returns */
+        child_run(&direct, p[1], parent, false); /* never returns */
     return EBSD_OK;
 }
 

@@ -172,6 +172,20 @@ EBSD_MUST_CHECK ebsd_status proc_wait(pid_t pid, int64_t timeout_ms, struct proc
  * pid (0 when none runs), and proc_zygote_gone tells proc that a pid the caller reaped and
  * does not know may be the zygote's: true when it was. */
 ebsd_status proc_zygote_start(proc_msg_fn fn);
+/* Spare workers: asks the zygote to keep n of them ready (at most 64; 0: none), forking the
+ * ones missing now. A spare is forked ahead of its request and has done the set-up that
+ * needs no message (its signals, death with the parent; named "ebsd-spare"); the zygote
+ * hands the next worker's message and pipe to a spare, if one is ready, instead of forking,
+ * and answers with the spare's pid. So a request's workers skip the fork and part of their
+ * set-up, which on a small machine contend with the other workers of an aggregate.
+ * A spare is this process's child (CLONE_PARENT) before it is a worker: reap it like any
+ * (it ends when the zygote ends or keeps fewer). Call it when nothing runs: the forks cost
+ * CPU. Does nothing without a zygote; nothing is answered. */
+void proc_spares(unsigned n);
+/* What each spare runs before it waits for its message (worker_spare_warm): set before
+ * proc_zygote_start, whose zygote inherits it. The descriptors it opens stay open in the
+ * worker (a spare closed what it inherited before it ran fn). */
+void proc_spares_warm(void (*fn)(void));
 void proc_zygote_stop(void);
 pid_t proc_zygote_pid(void);
 bool proc_zygote_gone(pid_t pid);

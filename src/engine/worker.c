@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "ec2.h"
 #include "ec2xml.h"
+#include "httpc.h"
 #include "limiter.h"
 #include "mem.h"
 #include "proc.h"
@@ -71,6 +72,14 @@ void worker_prepare(void)
     struct ec2_error err;
     if (ec2_parse_volumes(page, sizeof page - 1, true, &p, &err) == EBSD_OK)
         ec2_volume_page_free(&p);
+}
+
+void worker_spare_warm(void)
+{
+    /* a lister and the volume share it carries: the two clients of a small target's worker */
+    httpc_warm(2);
+    /* ...and what each worker signs and parses first (worker_prepare) */
+    worker_prepare();
 }
 
 /* Every page of the volumes of a group of instance ids (ids), of one share of the attached

@@ -88,6 +88,10 @@ const struct creds *worker_creds(const struct target *t);
  * worker. */
 void worker_prepare(void);
 
+/* Run by each spare worker before it waits for its message (proc_spares_warm): makes the
+ * HTTP handles of a small target's clients ahead (httpc_warm). */
+void worker_spare_warm(void);
+
 /* Runs task t in the child, writing frames to fd: INSTANCES / VOLUMES frames, then DONE,
  * or ERROR. Returns the child's exit status (0, or 1 when the pipe failed). */
 int worker_main(int fd, const struct worker_task *t);

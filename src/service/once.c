@@ -100,7 +100,10 @@ int once_run(const struct config *cfg, const char *query, const char *instance_i
     q->memory_mb = route->memory_mb;
     worker_configure(cfg, credsvc_current);
     worker_prepare(); /* before engine_init forks the zygote, which inherits it */
-    engine_init(os.loop, cfg, credsvc_ready);
+    /* one query and out: no spare workers (they serve the next request, and there is none) */
+    struct config run = *cfg;
+    run.spare_workers = 0;
+    engine_init(os.loop, &run, credsvc_ready);
     credsvc_configure(cfg);
     credsvc_init(os.loop);
     started = true;

@@ -311,9 +311,11 @@ def proc_fds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
-def proc_children(pid, zygote=False):
+def proc_children(pid, zygote=False, spares=False):
     """(pid, state) of the processes whose parent is pid (zombies included): ebsd's workers.
-    Its zygote, a helper that lives as long as ebsd, only when zygote is true."""
+    Its zygote, a helper that lives as long as ebsd, only when zygote is true; its spare
+    workers (fanout.spare_workers: forked ahead, waiting for a request) only when spares is
+    true."""
     kids = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -322,7 +324,8 @@ def proc_children(pid, zygote=False):
             with open("/proc/%s/stat" % d) as f:
                 comm, rest = f.read().split(" (", 1)[1].rsplit(")", 1)
             parts = rest.split()
-            if int(parts[1]) == pid and (zygote or comm != "ebsd-zygote"):
+            if int(parts[1]) == pid and (zygote or comm != "ebsd-zygote") and \
+                    (spares or comm != "ebsd-spare"):
                 kids.append((int(d), parts[0]))
         except (OSError, IndexError, ValueError):
             pass

@@ -99,6 +99,7 @@ static void check_defaults(const struct config *c)
     CHECK_INT(c->list_partitions, 0);
     CHECK_STR(c->fanout_volume_shares, "auto");
     CHECK_INT(c->worker_nice, 10);
+    CHECK_INT(c->spare_workers, 16);
     CHECK_INT(c->queue_timeout_ms, 2000);
     CHECK_INT(c->cache_max_entries, 10000);
     CHECK_INT(c->cache_max_bytes, 67108864);
@@ -199,7 +200,8 @@ static const char full_yaml[] =
     "    timeout_ms: 5000\n"
     "    memory_mb: 64\n"
     "    cache_ttl_s: 120\n"
-    "fanout: {max_children: 8, group_size: 200, queue_timeout_ms: 0, worker_nice: 3}\n"
+    "fanout: {max_children: 8, group_size: 200, queue_timeout_ms: 0, worker_nice: 3,\n"
+    "         spare_workers: 0}\n"
     "cache:\n"
     "  max_entries: 0\n"
     "  max_bytes: 8589934592\n"
@@ -257,6 +259,7 @@ static void test_full_file(void)
     CHECK_INT(c.group_size, 200);
     CHECK_INT(c.queue_timeout_ms, 0);
     CHECK_INT(c.worker_nice, 3);
+    CHECK_INT(c.spare_workers, 0);
     CHECK_INT(c.cache_max_entries, 0);
     CHECK_INT(c.cache_max_bytes, 8589934592LL);
     CHECK_INT(c.stale_if_error_s, 0);
@@ -413,6 +416,8 @@ static void test_out_of_range(void)
                  "value 86401 out of range 0..86400");
     expect_error("fanout:\n  worker_nice: 20\n", EBSD_EINVAL, 2, "fanout.worker_nice",
                  "value 20 out of range 0..19");
+    expect_error("fanout:\n  spare_workers: 65\n", EBSD_EINVAL, 2, "fanout.spare_workers",
+                 "value 65 out of range 0..64");
     expect_error("server:\n  drain_timeout_s: 301\n", EBSD_EINVAL, 2, "server.drain_timeout_s",
                  "value 301 out of range 0..300");
     expect_error("listen: localhost\n", EBSD_EINVAL, 1, "listen",

@@ -165,7 +165,20 @@ static struct seen total_job(void)
     return s;
 }
 
-/* This process's children other than the simulator: the engine's workers. */
+/* A spare worker waiting for its message (proc_spares): not a worker of any job yet. */
+static bool is_spare(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+    size_t len = 0;
+    char *comm = harness_read_file(path, &len);
+    bool spare = comm && strncmp(comm, "ebsd-spare", 10) == 0;
+    free(comm);
+    return spare;
+}
+
+/* This process's children other than the simulator, the zygote and the spares: the
+ * engine's workers. */
 static size_t worker_pids(pid_t *out, size_t cap)
 {
     char path[64];
@@ -180,7 +193,7 @@ static size_t worker_pids(pid_t *out, size_t cap)
         long pid = strtol(p, &end, 10);
         if (end == p)
             break;
-        if (pid != sim.pid && pid != proc_zygote_pid())
+        if (pid != sim.pid && pid != proc_zygote_pid() && !is_spare((pid_t)pid))
             out[n++] = (pid_t)pid;
         p = end;
     }
