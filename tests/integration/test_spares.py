@@ -1,7 +1,10 @@
 """Spare workers (fanout.spare_workers) with the real ebsd and ec2sim: forked ahead while
 nothing runs, a cold request's workers are former spares, the spares are forked again once
 the request is done; the count is capped by fanout.max_children, follows a reload, is 0 when
-off; a spare killed from outside is reaped, and the next requests still answer the truth."""
+off; a spare killed from outside is reaped, and the next requests still answer the truth.
+And a worker starts warm: nothing is bound lazily by the dynamic linker in a spare or a
+worker (each such lookup walks every loaded library's hash tables, page faults in a fresh
+process): what they call was bound before the zygote was forked."""
 import os
 import signal
 import sys
@@ -9,7 +12,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Ebsd, Sim, proc_children, run  # noqa: E402
+from harness import SANITIZE, Ebsd, Sim, proc_children, run, sim_env  # noqa: E402
 
 COLD = "routes:\n  volumes_total:\n    cache_ttl_s: 0\n"
 
@@ -121,6 +124,39 @@ def test_a_spare_killed_from_outside_is_reaped():
         # they end with ebsd
         e.stop()
         assert settled(lambda: [p for p in now if comm(p) == "ebsd-spare"], lambda v: not v) == []
+    finally:
+        e.stop()
+        sim.stop()
+
+
+def test_nothing_is_bound_lazily_in_spares_or_workers():
+    if SANITIZE:
+        print("skipped: the sanitizer runtime binds its own symbols as it goes")
+        return
+    regions = ["us-east-1", "eu-west-1"]
+    sim = Sim("--instances", "20", "--seed", "8", "--regions", ",".join(regions),
+              "--accounts", "123456789012,111122223333")
+    cfg = ("regions: [%s]\n" % ", ".join(regions) + COLD +
+           "accounts:\n  - name: home\n  - name: dev\n"
+           "    role_arn: \"arn:aws:iam::111122223333:role/ebsd-read\"\n")
+    e = Ebsd(config=cfg, env=sim_env(sim, {"AWS_ENDPOINT_URL_STS": sim.url,
+                                           "LD_DEBUG": "bindings"}))
+    try:
+        wait_spares(e, 16)
+        zygote = [p for p, _ in proc_children(e.pid, zygote=True) if comm(p) == "ebsd-zygote"]
+        for _ in range(3):  # the first runs on spares, the later ones on their successors
+            st, _, doc = e.get_json("/volumes/total?account=all&region=all")
+            assert st == 200 and doc["complete"], (st, doc)
+            wait_spares(e, 16)
+        e.stop()
+        pids = {}
+        for line in e.lines:
+            head, _, rest = line.partition(":")
+            if "binding file" in rest and head.strip().isdigit():
+                pids.setdefault(int(head), []).append(rest.strip())
+        assert e.pid in pids, "LD_DEBUG gave no binding line at all: the check checks nothing"
+        others = {p: v for p, v in pids.items() if p != e.pid and p not in zygote}
+        assert not others, others
     finally:
         e.stop()
         sim.stop()
