@@ -114,6 +114,7 @@ static struct {
     unsigned volume_page;
     unsigned worker_nice;
     unsigned spare_workers;    /* kept ready by the zygote while nothing runs */
+    bool draining;             /* engine_drain: no spares any more, whatever a reload says */
     unsigned instance_page;
     bool partitions_off;       /* a split listing came back empty: do not split again */
     bool volume_split_off;     /* ...and the same for the attached volumes */
@@ -1438,8 +1439,9 @@ void engine_init(struct loop *l, const struct config *cfg, engine_gate_fn gate)
     g.queue_timeout_ms = cfg->queue_timeout_ms;
     g.worker_nice = cfg->worker_nice;
     /* no more spares than workers may run at once */
-    g.spare_workers = cfg->spare_workers < cfg->max_children ? cfg->spare_workers
-                                                             : cfg->max_children;
+    g.spare_workers = g.draining                            ? 0
+                      : cfg->spare_workers < cfg->max_children ? cfg->spare_workers
+                                                               : cfg->max_children;
     g.instance_page = cfg->instance_page_size;
     limiter_configure(cfg->rate_limit, cfg->rate_burst, clock_now_us());
     if (!g.counters) {
@@ -1465,6 +1467,13 @@ void engine_init(struct loop *l, const struct config *cfg, engine_gate_fn gate)
     schedule();
     if (g.nrunning == 0)
         proc_spares(g.spare_workers); /* a reload may ask for more, or fewer */
+}
+
+void engine_drain(void)
+{
+    g.draining = true;
+    g.spare_workers = 0;
+    proc_spares(0);
 }
 
 /* Frees a task at shutdown, and its job once no task refers to it (nobody waits any more). */

@@ -84,6 +84,9 @@ typedef bool (*engine_gate_fn)(const struct target *t);
 void engine_init(struct loop *l, const struct config *cfg, engine_gate_fn gate);
 /* Kills and reaps every worker, drops every queued task; jobs are not called back. */
 void engine_shutdown(void);
+/* Draining (SIGTERM): no request will come that a spare worker could serve, so the ready
+ * spares are let go now and none is forked any more (fanout.spare_workers, proc_spares). */
+void engine_drain(void);
 
 /* Starts a job; done is called exactly once (unless engine_cancel comes first), from the
  * loop, never from inside engine_start. deadline is monotonic ms: the job's workers are

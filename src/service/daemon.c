@@ -79,6 +79,7 @@ static void start_drain(struct daemon *d, const char *why)
         return;
     d->draining = true;
     refresh_shutdown(); /* no new background work while draining */
+    engine_drain();     /* and no spare workers */
     notify(sdnotify_stopping());
     const struct config *cfg = server_config(d->srv);
     log_info("drain", "%s: no longer accepting connections; draining %u in-flight requests "

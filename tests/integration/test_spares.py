@@ -129,6 +129,30 @@ def test_a_spare_killed_from_outside_is_reaped():
         sim.stop()
 
 
+def test_draining_lets_the_spares_go():
+    # SIGTERM: no request will come that a spare could serve; the one in flight still
+    # finishes (on a worker), and no spare is forked when the engine is idle after it
+    sim = Sim("--instances", "40", "--seed", "9", "--latency-ms", "1500")
+    e = Ebsd(config=COLD, sim=sim)
+    try:
+        wait_spares(e, 16)
+        res = []
+        t = threading.Thread(target=lambda: res.append(e.get_json("/volumes/total")))
+        t.start()
+        settled(lambda: [p for p, st in proc_children(e.pid) if st != "Z"], bool)
+        e.signal(signal.SIGTERM)
+        wait_spares(e, 0, timeout=1)
+        assert t.is_alive(), "the request ended before the spares were let go"
+        t.join()
+        st, _, doc = res[0]
+        assert st == 200 and doc["instance_count"] == sim.truth()["instance_count"], (st, doc)
+        assert spares(e) == []
+        assert e.p.wait(10) == 0
+    finally:
+        e.stop()
+        sim.stop()
+
+
 def test_nothing_is_bound_lazily_in_spares_or_workers():
     if SANITIZE:
         print("skipped: the sanitizer runtime binds its own symbols as it goes")
