@@ -39,17 +39,21 @@ static void flight_free(struct flight *f)
     free(f);
 }
 
-void flight_table_free(struct flight_table *t)
+void flight_table_free_with(struct flight_table *t, void (*free_data)(void *data))
 {
     if (!t)
         return;
     struct flight *f, *tmp;
     HASH_ITER(hh, t->flights, f, tmp) {
         HASH_DELETE(hh, t->flights, f);
+        if (free_data && flight_data(f))
+            free_data(flight_data(f));
         flight_free(f);
     }
     free(t);
 }
+
+void flight_table_free(struct flight_table *t) { flight_table_free_with(t, NULL); }
 
 struct flight *flight_find(const struct flight_table *t, const char *key)
 {

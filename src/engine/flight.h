@@ -26,6 +26,9 @@ struct flight_table *flight_table_new(void);
 
 /* Frees the table and every flight still in it; waiters are left alone. NULL is a no-op. */
 void flight_table_free(struct flight_table *t);
+/* The same, with free_data called on each flight's data (flight_set_data) that is not NULL:
+ * at shutdown, the owner's state of the flights still running. */
+void flight_table_free_with(struct flight_table *t, void (*free_data)(void *data));
 
 /* Returns the flight in progress for key, or NULL. Owned by the table. */
 struct flight *flight_find(const struct flight_table *t, const char *key);

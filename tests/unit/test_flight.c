@@ -1,4 +1,5 @@
 /* test_flight.c - single-flight table: start/find, waiters in order, removal, hand-out. */
+#include <stdlib.h>
 #include "flight.h"
 #include "harness.h"
 
@@ -118,4 +119,30 @@ static void many_flights(void)
     flight_table_free(t);
 }
 
-TEST_MAIN(T(start_find_finish), T(waiters), T(finish_with_waiters_left), T(many_flights))
+static int freed;
+static void count_free(void *data)
+{
+    freed++;
+    free(data);
+}
+
+/* At shutdown the owner's data of the flights still running goes with them; a flight with
+ * none is passed over. */
+static void free_with_data(void)
+{
+    struct flight_table *t = flight_table_new();
+    flight_set_data(flight_start(t, "a"), malloc(16));
+    flight_set_data(flight_start(t, "b"), malloc(16));
+    (void)flight_start(t, "c");
+    struct flight *done = flight_start(t, "d");
+    flight_set_data(done, NULL);
+    flight_finish(t, done);
+    freed = 0;
+    flight_table_free_with(t, count_free);
+    CHECK_INT(freed, 2);
+    flight_table_free_with(NULL, count_free);
+    CHECK_INT(freed, 2);
+}
+
+TEST_MAIN(T(start_find_finish), T(waiters), T(finish_with_waiters_left), T(many_flights),
+          T(free_with_data))
