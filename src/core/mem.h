@@ -5,6 +5,7 @@
  * redis' zmalloc. Callers never check for NULL. */
 #ifndef EBSD_MEM_H
 #define EBSD_MEM_H
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Exit status a forked child uses when an allocation fails (its memory limit was hit). */
@@ -41,7 +42,7 @@ size_t xprivate_huge_size(void);
  * xtiered_free, and is a mapping exactly when its cap is past heap_max (xtiered_mapped). */
 void *xtiered_grow(void *p, size_t *cap, size_t want, size_t keep, size_t heap_max);
 void xtiered_free(void *p, size_t cap, size_t heap_max);
-static inline int xtiered_mapped(size_t cap, size_t heap_max) { return cap > heap_max; }
+static inline bool xtiered_mapped(size_t cap, size_t heap_max) { return cap > heap_max; }
 
 /* Called once in a forked child: from then on allocation failure exits with EBSD_EXIT_OOM. */
 void mem_set_child_mode(void);

@@ -113,7 +113,7 @@ static struct {
     unsigned volume_shares;    /* 0: sized from the last count; 1: one share, unsplit */
     unsigned volume_page;
     unsigned worker_nice;
-    unsigned spare_workers;    /* kept ready by the zygote while nothing runs */
+    unsigned spare_workers;    /* kept ready by the zygote while nothing runs (keep_spares) */
     bool draining;             /* engine_drain: no spares any more, whatever a reload says */
     unsigned instance_page;
     bool partitions_off;       /* a split listing came back empty: do not split again */
@@ -1081,6 +1081,15 @@ static void schedule(void)
     }
 }
 
+/* When nothing runs, has the zygote keep the spares (none while draining): the ones the last
+ * workers used are forked again now, while the machine is idle, rather than on the next
+ * request's path. */
+static void keep_spares(void)
+{
+    if (g.nrunning == 0 && g.nqueued == 0)
+        proc_spares(g.draining ? 0 : g.spare_workers);
+}
+
 static void task_done(struct task *t)
 {
     struct task **pp = &g.running;
@@ -1130,10 +1139,7 @@ static void task_done(struct task *t)
     frame_reader_free(&t->rd);
     task_free(t);
     schedule();
-    /* nothing runs any more: the spares the workers just used are forked again now, while
-     * the machine is idle, rather than on the next request's path */
-    if (g.nrunning == 0 && g.nqueued == 0)
-        proc_spares(g.spare_workers);
+    keep_spares();
 }
 
 void engine_on_sigchld(void)
@@ -1439,9 +1445,8 @@ void engine_init(struct loop *l, const struct config *cfg, engine_gate_fn gate)
     g.queue_timeout_ms = cfg->queue_timeout_ms;
     g.worker_nice = cfg->worker_nice;
     /* no more spares than workers may run at once */
-    g.spare_workers = g.draining                            ? 0
-                      : cfg->spare_workers < cfg->max_children ? cfg->spare_workers
-                                                               : cfg->max_children;
+    g.spare_workers =
+        cfg->spare_workers < cfg->max_children ? cfg->spare_workers : cfg->max_children;
     g.instance_page = cfg->instance_page_size;
     limiter_configure(cfg->rate_limit, cfg->rate_burst, clock_now_us());
     if (!g.counters) {
@@ -1465,15 +1470,13 @@ void engine_init(struct loop *l, const struct config *cfg, engine_gate_fn gate)
         (void)mallopt(M_MXFAST, 0);
     }
     schedule();
-    if (g.nrunning == 0)
-        proc_spares(g.spare_workers); /* a reload may ask for more, or fewer */
+    keep_spares(); /* a reload may ask for more, or fewer */
 }
 
 void engine_drain(void)
 {
     g.draining = true;
-    g.spare_workers = 0;
-    proc_spares(0);
+    proc_spares(0); /* whatever runs: the ready ones are let go now */
 }
 
 /* Frees a task at shutdown, and its job once no task refers to it (nobody waits any more). */

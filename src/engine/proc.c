@@ -151,14 +151,21 @@ static void close_from_proc(int from)
     closedir(d);
 }
 
-static void child_fds(int wfd)
+/* wfd becomes PROC_CHILD_FD. With inherited, every other descriptor above stdio is closed
+ * (what the child inherited); without, only wfd's old number (a spare closed what it
+ * inherited when it started, and what it opened since is its own: proc_spares_warm). */
+static void child_fds(int wfd, bool inherited)
 {
     if (wfd != PROC_CHILD_FD) {
         if (dup2(wfd, PROC_CHILD_FD) < 0)
             child_die();
+        if (!inherited)
+            close(wfd);
     } else if (fcntl(wfd, F_SETFD, 0) < 0) {
         child_die();
     }
+    if (!inherited)
+        return;
     int rc = -1;
 #if defined(SYS_close_range)
     rc = (int)syscall(SYS_close_range, PROC_CHILD_FD + 1, ~0U, 0U);
@@ -199,17 +206,11 @@ static void child_priority(unsigned nice)
 static void child_run(const struct proc_spec *spec, int wfd, pid_t parent, bool ready)
 {
     child_priority(spec->nice);
-    if (ready) {
-        /* a spare closed what it inherited when it started: what is open above the pipe now
-         * is its own (the handles it made ahead, zy.warm) */
-        if (dup2(wfd, PROC_CHILD_FD) < 0)
-            child_die();
-        close(wfd);
-    } else {
+    if (!ready) {
         child_parent_death(parent);
         child_signals();
-        child_fds(wfd);
     }
+    child_fds(wfd, !ready);
     child_limits(spec);
     if (spec->name) {
         char name[16];
@@ -423,7 +424,7 @@ static void zy_spare_main(int sock, pid_t parent, unsigned char *buf, size_t cap
 {
     child_parent_death(parent);
     child_signals();
-    child_fds(sock); /* this socket alone, as descriptor 3, and stdio */
+    child_fds(sock, true); /* this socket alone, as descriptor 3, and stdio */
     (void)prctl(PR_SET_NAME, "ebsd-spare", 0, 0, 0);
     if (zy.warm)
         zy.warm();
@@ -514,7 +515,7 @@ static void zy_main(int sock, pid_t parent)
     signal(SIGTERM, SIG_IGN);
     signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
-    child_fds(sock); /* the socket alone, as descriptor 3, and stdio */
+    child_fds(sock, true); /* the socket alone, as descriptor 3, and stdio */
     sock = PROC_CHILD_FD;
     /* stdio open, to /dev/null if the parent runs without: a worker's pipe received into
      * descriptor 1 would take its log lines as frames */

@@ -171,8 +171,7 @@ ebsd_status wire_put_instances(int fd, const struct ec2_instance_page *p,
         at += INST_HEAD;
         put_tags(&at, tags, o.ntags);
     }
-    ebsd_status st = frame_write(fd, WIRE_INSTANCES, a, (size_t)(at - a));
-    return st;
+    return frame_write(fd, WIRE_INSTANCES, a, (size_t)(at - a));
 }
 
 static unsigned attach_count(const struct ec2_volume *v)
@@ -221,8 +220,7 @@ ebsd_status wire_put_volumes(int fd, const struct ec2_volume_page *p,
         }
         put_tags(&at, tags, o.ntags);
     }
-    ebsd_status st = frame_write(fd, WIRE_VOLUMES, a, (size_t)(at - a));
-    return st;
+    return frame_write(fd, WIRE_VOLUMES, a, (size_t)(at - a));
 }
 
 /* ================================================================ the parent side */

@@ -89,7 +89,9 @@ const struct creds *worker_creds(const struct target *t);
 void worker_prepare(void);
 
 /* Run by each spare worker before it waits for its message (proc_spares_warm): makes the
- * HTTP handles of a small target's clients ahead (httpc_warm). */
+ * HTTP handles of a small target's two clients ahead (httpc_warm) and redoes
+ * worker_prepare's signing and parsing, so the page writes they cost are the spare's, not
+ * the request's. */
 void worker_spare_warm(void);
 
 /* Runs task t in the child, writing frames to fd: INSTANCES / VOLUMES frames, then DONE,

@@ -73,7 +73,7 @@ def test_a_cold_request_runs_on_spares_forked_before_it():
         after = wait_spares(e, 16)
         assert set(after) - set(before), (before, after)
         assert not set(workers) & set(after)
-        # the REPORT still counts the request's workers as its children
+        # the request still wrote its REPORT line
         rep = [l for l in e.lines if "REPORT" in l]
         assert rep, "no REPORT line"
     finally:

@@ -147,6 +147,16 @@ static bool has(const pid_t *v, int n, pid_t pid)
     return false;
 }
 
+/* Ends the zygote and reaps the n spares it kept (each ends when its socket closes). */
+static void stop_and_reap(const pid_t *v, int n)
+{
+    proc_zygote_stop();
+    for (int i = 0; i < n; i++) {
+        struct proc_exit ex;
+        CHECK_INT(proc_wait(v[i], 2000, &ex), EBSD_OK);
+    }
+}
+
 static void start(void)
 {
     proc_spares_warm(warm);
@@ -213,11 +223,7 @@ static void test_fewer_spares_let_the_rest_go(void)
     pid_t now[8];
     CHECK_INT(wait_spares(2, now, 8), 2);
     CHECK(has(now, 2, left[0]));
-    proc_zygote_stop();
-    for (int i = 0; i < 2; i++) {
-        struct proc_exit ex;
-        CHECK_INT(proc_wait(now[i], 2000, &ex), EBSD_OK);
-    }
+    stop_and_reap(now, 2);
 }
 
 static void test_a_dead_spare_is_passed_over(void)
@@ -247,9 +253,7 @@ static void test_a_dead_spare_is_passed_over(void)
     pid_t now[8];
     CHECK_INT(wait_spares(2, now, 8), 2);
     CHECK(has(now, 2, sp[0]) && !has(now, 2, sp[1]));
-    proc_zygote_stop();
-    for (int i = 0; i < 2; i++)
-        CHECK_INT(proc_wait(now[i], 2000, &ex), EBSD_OK);
+    stop_and_reap(now, 2);
 }
 
 static void test_spares_end_with_the_zygote(void)
@@ -286,11 +290,7 @@ static void test_zero_spares(void)
     proc_spares(70); /* past the bound: 64 at most */
     pid_t many[80];
     CHECK_INT(wait_spares(64, many, 80), 64);
-    proc_zygote_stop();
-    for (int i = 0; i < 64; i++) {
-        struct proc_exit ex;
-        CHECK_INT(proc_wait(many[i], 2000, &ex), EBSD_OK);
-    }
+    stop_and_reap(many, 64);
 }
 
 TEST_MAIN(T(test_workers_come_from_the_spares_then_from_forks),
