@@ -121,6 +121,7 @@ static struct {
     struct loop_timer *wake;   /* runs schedule() from the loop: now, or when the budget */
     int64_t wake_at;           /* has a token again */
     struct loop_timer *trim;   /* malloc_trim once a large job's memory is freed */
+    struct loop_timer *spares_timer; /* keep_spares: when nothing has run for a while */
     /* The EC2 budget (limiter.c) is taken by the workers, a token per EC2 call; the engine
      * only looks at it before forking (budget_check). */
     struct task *queue_head, *queue_tail;
@@ -1081,13 +1082,30 @@ static void schedule(void)
     }
 }
 
-/* When nothing runs, has the zygote keep the spares (none while draining): the ones the last
- * workers used are forked again now, while the machine is idle, rather than on the next
- * request's path. */
-static void keep_spares(void)
+/* How long nothing must have run before the spares are forked again. Their forks and
+ * warm-ups cost CPU: right after a request they would compete with the next one when
+ * requests come back to back (bench/cold_total.py's cold requests were 5-7 % slower so). */
+#define SPARES_IDLE_MS 100
+
+static void on_spares(struct loop *l, void *arg)
 {
+    (void)l;
+    (void)arg;
+    g.spares_timer = NULL;
     if (g.nrunning == 0 && g.nqueued == 0)
         proc_spares(g.draining ? 0 : g.spare_workers);
+}
+
+/* When nothing runs, has the zygote keep the spares (none while draining) once nothing has
+ * run for SPARES_IDLE_MS: the ones the last workers used are forked again while the machine
+ * is idle, rather than on the next request's path. */
+static void keep_spares(void)
+{
+    if (g.nrunning || g.nqueued || !g.loop)
+        return;
+    if (g.spares_timer)
+        loop_timer_stop(g.loop, g.spares_timer);
+    g.spares_timer = loop_timer_start(g.loop, clock_now_ms() + SPARES_IDLE_MS, on_spares, NULL);
 }
 
 static void task_done(struct task *t)
@@ -1537,6 +1555,9 @@ void engine_shutdown(void)
     if (g.trim)
         loop_timer_stop(g.loop, g.trim);
     g.trim = NULL;
+    if (g.spares_timer)
+        loop_timer_stop(g.loop, g.spares_timer);
+    g.spares_timer = NULL;
     proc_zygote_stop();
     g.zygote_tried = false;
     limiter_reset();
